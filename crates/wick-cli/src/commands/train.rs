@@ -1,0 +1,222 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use wick_core::data::{MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
+use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
+use wick_core::package::save_package;
+use wick_core::train::{train_images, train_table, CancelToken, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
+
+use crate::dataset::{self, Dataset};
+use crate::output::{print_json, print_metrics};
+use crate::progress::ProgressBars;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModelKind {
+    Linear,
+    Ridge,
+    Poly,
+    Logistic,
+    Mlp,
+    Cnn,
+    Transfer,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A CSV/Parquet/NDJSON table, an image folder (one sub-folder per class) or an image CSV (path,label).
+    pub data: PathBuf,
+    /// The column to predict (tables only).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Feature columns, comma-separated (default: every usable column but the target).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Option<Vec<String>>,
+    /// Override task detection.
+    #[arg(long, value_parser = ["regression", "classification"])]
+    pub task: Option<String>,
+    /// Model template (default: linear for numbers, logistic for classes, cnn for images).
+    #[arg(long, value_enum, conflicts_with = "spec")]
+    pub model: Option<ModelKind>,
+    /// A ModelSpec JSON file instead of a template.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Polynomial degree (poly).
+    #[arg(long, default_value_t = 2)]
+    pub degree: u32,
+    /// Ridge penalty (ridge, poly).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Hidden layer sizes (mlp), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64,32")]
+    pub hidden: Vec<usize>,
+    /// Dropout rate (mlp).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Backbone weights, a ResNet safetensors file (transfer).
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
+    /// Image side length for CNN/transfer inputs (default: from the data, at most 64).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// How to handle missing values: drop, mean, median, most-frequent.
+    #[arg(long, default_value = "mean")]
+    pub missing: String,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: OptimizerKind,
+    /// Epochs without a better validation loss before stopping (0 = never stop early).
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Fraction of rows held out for validation and for test.
+    #[arg(long, default_value_t = 0.15)]
+    pub valid_fraction: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub test_fraction: f64,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Model name stored in the package (default: the output file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the model package (a .wick folder).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
+    let data = dataset::open(&args.data)?;
+    let mut config = TrainConfig {
+        seed: args.seed,
+        optimizer: args.optimizer,
+        device: args.device,
+        early_stopping_patience: (args.patience > 0).then_some(args.patience),
+        split: SplitFractions { valid: args.valid_fraction, test: args.test_fraction },
+        ..TrainConfig::default()
+    };
+    let mut bars = ProgressBars::new(json);
+    let cancel = CancelToken::new();
+    let outcome: TrainOutcome = match &data {
+        Dataset::Table(df) => {
+            let Some(target) = args.target.clone() else {
+                let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+                bail!("choose the column to predict with --target; the columns are: {}", names.join(", "));
+            };
+            let task = args.task.as_deref().map(|t| if t == "regression" { Task::Regression } else { Task::Classification });
+            let missing = match args.missing.as_str() {
+                "drop" => MissingPolicy::Drop,
+                "mean" => MissingPolicy::Mean,
+                "median" => MissingPolicy::Median,
+                "most-frequent" | "most_frequent" => MissingPolicy::MostFrequent,
+                other => bail!("--missing {other:?} is not known; use drop, mean, median or most-frequent"),
+            };
+            let request = TabularRequest { target, features: args.features.clone(), task, options: PreprocessOptions { missing, ..Default::default() } };
+            let detected = match task {
+                Some(t) => t,
+                None => {
+                    let col = df.column(&request.target).with_context(|| format!("column `{}` is not in {}", request.target, args.data.display()))?;
+                    wick_core::data::detect_task(col.as_materialized_series())
+                }
+            };
+            let spec = table_spec(args, detected)?;
+            apply_defaults(&mut config, args, 100, 32, 3e-3);
+            train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
+        }
+        Dataset::Images(index) => {
+            if args.target.is_some() {
+                eprintln!("note: --target is ignored for image datasets; the class is the sub-folder name");
+            }
+            let mut shape = index.default_shape(64);
+            if let Some(side) = args.image_size {
+                shape.height = side;
+                shape.width = side;
+            }
+            let spec = image_spec(args, shape)?;
+            apply_defaults(&mut config, args, 15, 32, 2e-3);
+            train_images(index, &spec, &config, &mut bars, &cancel)?
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into())
+    });
+    let manifest = save_package(&outcome.model, &outcome.report, &name, &args.out)
+        .with_context(|| format!("saving the model to {}", args.out.display()))?;
+    if json {
+        return print_json(&serde_json::json!({
+            "package": args.out,
+            "name": manifest.name,
+            "task": manifest.target.task,
+            "metrics": outcome.report.test,
+            "epochs_run": outcome.report.epochs_run,
+            "best_epoch": outcome.report.best_epoch,
+            "duration_secs": outcome.report.duration_secs,
+            "device": outcome.report.device,
+            "rows": outcome.report.rows,
+            "warnings": outcome.report.warnings,
+        }));
+    }
+    for w in &outcome.report.warnings {
+        eprintln!("note: {w}");
+    }
+    let rows = outcome.report.rows;
+    println!(
+        "model `{}` ({:?}, target `{}`) — {} train / {} valid / {} test rows, {} epochs on {}",
+        manifest.name, manifest.target.task, manifest.target.name, rows.train, rows.valid, rows.test, outcome.report.epochs_run, outcome.report.device
+    );
+    println!("test metrics:");
+    print_metrics(&outcome.report.test);
+    println!("saved to {}", args.out.display());
+    Ok(())
+}
+
+fn apply_defaults(config: &mut TrainConfig, args: &TrainArgs, epochs: usize, batch: usize, lr: f64) {
+    config.epochs = args.epochs.unwrap_or(epochs);
+    config.batch_size = args.batch.unwrap_or(batch);
+    config.lr = args.lr.unwrap_or(lr);
+}
+
+fn read_spec(path: &PathBuf) -> Result<ModelSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid model spec", path.display()))
+}
+
+fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
+    if let Some(path) = &args.spec {
+        return read_spec(path);
+    }
+    let kind = args.model.unwrap_or(match task {
+        Task::Regression => ModelKind::Linear,
+        Task::Classification => ModelKind::Logistic,
+    });
+    Ok(match kind {
+        ModelKind::Linear => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
+        ModelKind::Ridge => ModelSpec::Linear { ridge_alpha: args.alpha, poly_degree: 1 },
+        ModelKind::Poly => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: args.degree },
+        ModelKind::Logistic => ModelSpec::Logistic,
+        ModelKind::Mlp => ModelSpec::Mlp { hidden: args.hidden.clone(), activation: Activation::Relu, dropout: args.dropout },
+        ModelKind::Cnn | ModelKind::Transfer => bail!("--model cnn and transfer need an image folder, not a table"),
+    })
+}
+
+fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape) -> Result<ModelSpec> {
+    if let Some(path) = &args.spec {
+        return read_spec(path);
+    }
+    Ok(match args.model.unwrap_or(ModelKind::Cnn) {
+        ModelKind::Cnn => ModelSpec::Cnn { input: shape, layers: default_cnn_layers() },
+        ModelKind::Transfer => {
+            let Some(weights) = args.backbone.clone() else {
+                bail!("--model transfer needs --backbone PATH, a ResNet-18 .safetensors file");
+            };
+            ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input: wick_core::data::ImageShape { channels: 3, ..shape } } }
+        }
+        _ => bail!("an image dataset needs --model cnn or --model transfer"),
+    })
+}

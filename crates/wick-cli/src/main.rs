@@ -1,0 +1,74 @@
+//! `wick`: Wick's engine, headless — inspect, train, evaluate, predict, benchmark.
+
+mod commands;
+mod dataset;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "wick", version, about = "Train, evaluate and run machine-learning models from the command line")]
+struct Cli {
+    /// Print machine-readable JSON instead of tables and progress bars.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a dataset's schema, statistics and preview (a table file or an image folder).
+    Inspect {
+        data: PathBuf,
+        /// Print this process's peak memory to stderr afterwards (used by `wick bench`).
+        #[arg(long, hide = true)]
+        peak_rss: bool,
+    },
+    /// Train a model and save it as a package.
+    Train(commands::train::TrainArgs),
+    /// Score a saved model on labelled data.
+    Eval { model: PathBuf, data: PathBuf },
+    /// Predict with a saved model: a table file, image files, or a folder of images.
+    Predict {
+        model: PathBuf,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Also write the predictions to this CSV file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Measure Wick against pandas, numpy and PyTorch on this machine.
+    Bench(commands::bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { data, peak_rss } => {
+            let result = commands::inspect::run(&data, cli.json);
+            if let (true, Some(kb)) = (peak_rss, commands::bench::own_peak_rss_kb()) {
+                eprintln!("peak_rss_kb={kb}");
+            }
+            result
+        }
+        Command::Train(args) => commands::train::run(&args, cli.json),
+        Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
+        Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
+        Command::Bench(args) => commands::bench::run(&args, cli.json),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

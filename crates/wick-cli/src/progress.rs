@@ -1,0 +1,77 @@
+//! Progress bars drawn from the trainer's events (one consumer of the event stream among several).
+
+use indicatif::{ProgressBar, ProgressStyle};
+use wick_core::train::{SplitName, TrainEvent, TrainObserver};
+
+pub struct ProgressBars {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: usize,
+    line: Vec<String>,
+}
+
+impl ProgressBars {
+    pub fn new(quiet: bool) -> Self {
+        Self { bar: None, quiet, epochs: 0, line: Vec::new() }
+    }
+}
+
+impl TrainObserver for ProgressBars {
+    fn on_event(&mut self, event: TrainEvent) {
+        if self.quiet {
+            return;
+        }
+        match event {
+            TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, valid_rows, test_rows } => {
+                eprintln!("training on {device}: {train_rows} train / {valid_rows} validation / {test_rows} test rows");
+                self.epochs = epochs;
+                let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} steps  {elapsed_precise} (eta {eta})  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                self.bar = Some(bar);
+            }
+            TrainEvent::Step { epoch, loss, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                    bar.set_message(format!("epoch {epoch}/{}  loss {loss:.4}", self.epochs));
+                }
+            }
+            TrainEvent::Metric { split, name, value, .. } => {
+                let split = match split {
+                    SplitName::Train => "train",
+                    SplitName::Valid => "valid",
+                    SplitName::Test => "test",
+                };
+                self.line.push(format!("{split} {name} {value:.4}"));
+            }
+            TrainEvent::EpochFinished { epoch, samples_per_sec, .. } => {
+                let text = format!("epoch {epoch:>3}: {}  ({samples_per_sec:.0} samples/s)", self.line.join("  "));
+                match &self.bar {
+                    Some(bar) => bar.println(text),
+                    None => eprintln!("{text}"),
+                }
+                self.line.clear();
+            }
+            TrainEvent::EarlyStopped { epoch, best_epoch } => {
+                eprintln!("stopped early at epoch {epoch}: validation loss has not improved since epoch {best_epoch}");
+            }
+            TrainEvent::Finished { duration_secs, .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                if !self.line.is_empty() {
+                    eprintln!("{}", self.line.join("  "));
+                    self.line.clear();
+                }
+                eprintln!("trained in {duration_secs:.1} s");
+            }
+            TrainEvent::Failed { .. } | TrainEvent::Cancelled => {
+                if let Some(bar) = self.bar.take() {
+                    bar.abandon();
+                }
+            }
+        }
+    }
+}

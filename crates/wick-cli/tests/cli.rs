@@ -1,0 +1,101 @@
+//! The `wick` binary, run as a user would: each sample dataset trained, evaluated and predicted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data").join(name)
+}
+
+fn wick(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wick")).args(args).output().unwrap()
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = wick(args);
+    assert!(out.status.success(), "wick {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("wick {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn inspect_a_table_and_an_image_folder() {
+    let weather = sample("seattle-weather.csv");
+    let v = ok_json(&["--json", "inspect", s(&weather)]);
+    assert_eq!(v["rows"], 1461);
+    assert_eq!(v["columns"].as_array().unwrap().len(), 7);
+    let out = wick(&["inspect", s(&weather)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1461 rows × 7 columns") && text.contains("temp_max"), "{text}");
+    let v = ok_json(&["--json", "inspect", s(&sample("digits"))]);
+    assert_eq!(v["images"], 1797);
+    assert_eq!(v["classes"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn train_predict_and_eval_the_regression_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("weather.wick");
+    let data = sample("seattle-weather.csv");
+    let v = ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--out", s(&model)]);
+    assert_eq!(v["task"], "regression");
+    assert!(v["metrics"]["r2"].as_f64().unwrap() > 0.8, "{v}");
+    let v = ok_json(&["--json", "eval", s(&model), s(&data)]);
+    assert!(v["metrics"]["r2"].as_f64().unwrap() > 0.8);
+    let input = dir.path().join("new-days.csv");
+    std::fs::write(&input, "month,precipitation,temp_min,wind,weather\n7,0.0,15.6,2.1,sun\n1,8.1,1.1,5.0,rain\n").unwrap();
+    let out_csv = dir.path().join("predictions.csv");
+    let v = ok_json(&["--json", "predict", s(&model), s(&input), "--out", s(&out_csv)]);
+    let july = v[0]["prediction"]["value"].as_f64().unwrap();
+    let january = v[1]["prediction"]["value"].as_f64().unwrap();
+    assert!(july > january + 10.0, "a July day is warmer: {july} vs {january}");
+    let written = std::fs::read_to_string(&out_csv).unwrap();
+    assert!(written.starts_with("input,temp_max,confidence\nrow 1,"), "{written}");
+}
+
+#[test]
+fn train_predict_and_eval_the_classification_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("cancer.wick");
+    let data = sample("breast-cancer.csv");
+    let v = ok_json(&["--json", "train", s(&data), "--target", "diagnosis", "--model", "mlp", "--epochs", "30", "--out", s(&model)]);
+    assert_eq!(v["task"], "classification");
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    let out = wick(&["eval", s(&model), s(&data)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("malignant") && text.contains("precision"), "{text}");
+    let v = ok_json(&["--json", "predict", s(&model), s(&data)]);
+    assert_eq!(v.as_array().unwrap().len(), 569);
+    assert!(v[0]["prediction"]["label"].is_string());
+}
+
+#[test]
+fn train_and_predict_the_image_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("digits.wick");
+    let data = sample("digits");
+    let v = ok_json(&["--json", "train", s(&data), "--epochs", "8", "--out", s(&model)]);
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    let img = data.join("3").join(std::fs::read_dir(data.join("3")).unwrap().next().unwrap().unwrap().file_name());
+    let v = ok_json(&["--json", "predict", s(&model), s(&img)]);
+    assert!(v[0]["prediction"]["probabilities"].as_array().unwrap().len() == 10);
+}
+
+#[test]
+fn failures_exit_non_zero_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.wick");
+    let data = sample("seattle-weather.csv");
+    let out = wick(&["train", s(&data), "--target", "nope", "--out", s(&model)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("column `nope`") && err.contains("temp_max"), "{err}");
+    let out = wick(&["train", s(&data), "--out", s(&model)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target"));
+    let out = wick(&["predict", s(&dir.path().join("missing.wick")), s(&data)]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("missing.wick"));
+    assert!(!model.exists(), "nothing written on failure");
+}

@@ -1,0 +1,35 @@
+//! Datasets: tables (CSV, Parquet, NDJSON) and image folders, their statistics, splits and preprocessing.
+
+pub mod images;
+pub mod split;
+pub mod summary;
+pub mod table;
+pub mod tabular;
+
+pub use images::{index_image_csv, index_image_folder, load_image, ImageIndex, ImageShape, SkippedFile};
+pub use split::{split_rows, Split, SplitFractions};
+pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
+pub use table::{read_table, TableFormat};
+pub use tabular::{
+    detect_task, prepare_tabular, FeatureEncoder, MissingPolicy, PreprocessOptions, Preprocessor, RawColumn,
+    TabularDataset, TabularRequest, Task, TargetValues,
+};
+
+/// What kind of dataset a path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    Table,
+    Images,
+}
+
+impl DatasetKind {
+    /// A folder is an image dataset (or a CSV named `*images*.csv` with path,label); anything else a table.
+    pub fn of(path: &std::path::Path) -> Self {
+        if path.is_dir() {
+            Self::Images
+        } else {
+            Self::Table
+        }
+    }
+}

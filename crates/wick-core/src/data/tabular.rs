@@ -1,0 +1,469 @@
+//! From a polars frame to model-ready numbers: choosing features, task detection, imputation,
+//! one-hot encoding and standardisation. Fitted on the training rows only and stored with the model.
+
+use std::collections::BTreeSet;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::summary::{top_values, ColumnKind};
+use crate::error::{Result, WickError};
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Regression,
+    Classification,
+}
+
+/// A numeric target with more distinct values than this is treated as regression.
+const REGRESSION_MIN_DISTINCT: usize = 20;
+
+/// Regression for a numeric column with many distinct values, classification otherwise.
+pub fn detect_task(series: &Series) -> Task {
+    let distinct = series.drop_nulls().n_unique().unwrap_or(0);
+    let numeric = ColumnKind::of(series.dtype()) == ColumnKind::Numeric;
+    if numeric && distinct > REGRESSION_MIN_DISTINCT {
+        Task::Regression
+    } else {
+        Task::Classification
+    }
+}
+
+/// How missing values are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// Drop rows with a missing feature.
+    Drop,
+    /// Numeric: column mean; text: most frequent value.
+    Mean,
+    /// Numeric: column median; text: most frequent value.
+    Median,
+    /// The most frequent value, for every column.
+    MostFrequent,
+}
+
+/// Preprocessing choices, with the defaults a user would expect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreprocessOptions {
+    pub missing: MissingPolicy,
+    pub standardize: bool,
+    /// Text columns with more distinct values than this are not one-hot encoded.
+    pub max_categories: usize,
+}
+
+impl Default for PreprocessOptions {
+    fn default() -> Self {
+        Self { missing: MissingPolicy::Mean, standardize: true, max_categories: 50 }
+    }
+}
+
+/// What to learn from a table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TabularRequest {
+    pub target: String,
+    /// Feature columns; `None` means every usable column but the target.
+    pub features: Option<Vec<String>>,
+    /// Overrides task detection.
+    pub task: Option<Task>,
+    pub options: PreprocessOptions,
+}
+
+/// One feature column's raw values.
+#[derive(Debug, Clone)]
+pub enum RawColumn {
+    Numeric(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+/// The target's values.
+#[derive(Debug, Clone)]
+pub enum TargetValues {
+    Regression(Vec<f64>),
+    Classification { labels: Vec<String>, classes: Vec<usize> },
+}
+
+impl TargetValues {
+    pub fn task(&self) -> Task {
+        match self {
+            Self::Regression(_) => Task::Regression,
+            Self::Classification { .. } => Task::Classification,
+        }
+    }
+
+    pub fn class_indices(&self) -> Option<&[usize]> {
+        match self {
+            Self::Classification { classes, .. } => Some(classes),
+            Self::Regression(_) => None,
+        }
+    }
+}
+
+/// A table reduced to typed feature columns and a target, before any fitting.
+#[derive(Debug, Clone)]
+pub struct TabularDataset {
+    pub features: Vec<(String, RawColumn)>,
+    pub target_name: String,
+    pub target: TargetValues,
+    /// Things the user should know (dropped rows, skipped columns).
+    pub warnings: Vec<String>,
+}
+
+impl TabularDataset {
+    pub fn rows(&self) -> usize {
+        match &self.target {
+            TargetValues::Regression(v) => v.len(),
+            TargetValues::Classification { classes, .. } => classes.len(),
+        }
+    }
+}
+
+/// Picks features and target from `df` and checks them.
+pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<TabularDataset> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let target_col = df.column(&request.target).map_err(|_| {
+        WickError::column(&request.target, format!("is not in the table; the columns are: {}", names.join(", ")))
+    })?;
+    let target_series = target_col.as_materialized_series();
+    if target_series.null_count() == target_series.len() {
+        return Err(WickError::column(&request.target, "is empty (every value is missing): choose another target"));
+    }
+    let distinct = target_series.drop_nulls().n_unique().map_err(|e| WickError::polars("target", e))?;
+    if distinct < 2 {
+        return Err(WickError::column(
+            &request.target,
+            "has the same value in every row, so there is nothing to learn: choose another target",
+        ));
+    }
+    let task = request.task.unwrap_or_else(|| detect_task(target_series));
+    let mut warnings = Vec::new();
+
+    let explicit = request.features.is_some();
+    let feature_names: Vec<String> = match &request.features {
+        Some(f) => f.clone(),
+        None => names.iter().filter(|n| **n != request.target).cloned().collect(),
+    };
+    if feature_names.is_empty() {
+        return Err(WickError::InvalidSpec("no feature columns: the table needs at least one column besides the target".into()));
+    }
+
+    let mut features = Vec::new();
+    for name in &feature_names {
+        if *name == request.target {
+            return Err(WickError::column(name, "is the target; it can't also be a feature"));
+        }
+        let col = df.column(name).map_err(|_| {
+            WickError::column(name, format!("is not in the table; the columns are: {}", names.join(", ")))
+        })?;
+        match raw_column(col.as_materialized_series(), request.options.max_categories) {
+            Ok(raw) => features.push((name.clone(), raw)),
+            Err(err) if !explicit => warnings.push(format!("skipped {err}")),
+            Err(err) => return Err(err),
+        }
+    }
+    if features.is_empty() {
+        return Err(WickError::InvalidSpec(format!(
+            "none of the columns can be used as a feature ({}).",
+            warnings.join("; ")
+        )));
+    }
+
+    // Rows without a target can't train; rows with missing features may be dropped by policy.
+    let target_missing: Vec<bool> = (0..df.height()).map(|i| target_series.get(i).map_or(true, |v| v.is_null())).collect();
+    let mut keep: Vec<bool> = target_missing.iter().map(|m| !m).collect();
+    let n_missing_target = target_missing.iter().filter(|m| **m).count();
+    if n_missing_target > 0 {
+        warnings.push(format!("dropped {n_missing_target} rows whose target `{}` is missing", request.target));
+    }
+    if request.options.missing == MissingPolicy::Drop {
+        let before = keep.iter().filter(|k| **k).count();
+        for (_, raw) in &features {
+            for (row, k) in keep.iter_mut().enumerate() {
+                if raw.is_missing(row) {
+                    *k = false;
+                }
+            }
+        }
+        let dropped = before - keep.iter().filter(|k| **k).count();
+        if dropped > 0 {
+            warnings.push(format!("dropped {dropped} rows with a missing feature value"));
+        }
+    }
+    let rows: Vec<usize> = (0..df.height()).filter(|&i| keep[i]).collect();
+    if rows.len() < 4 {
+        return Err(WickError::InvalidSpec(format!(
+            "only {} usable rows remain after removing missing values: training needs more data",
+            rows.len()
+        )));
+    }
+    let features = features.into_iter().map(|(n, raw)| (n, raw.select(&rows))).collect();
+    let target = target_values(target_series, task, &rows)?;
+    Ok(TabularDataset { features, target_name: request.target.clone(), target, warnings })
+}
+
+impl RawColumn {
+    fn is_missing(&self, row: usize) -> bool {
+        match self {
+            Self::Numeric(v) => v[row].is_none(),
+            Self::Text(v) => v[row].is_none(),
+        }
+    }
+
+    fn select(&self, rows: &[usize]) -> Self {
+        match self {
+            Self::Numeric(v) => Self::Numeric(rows.iter().map(|&r| v[r]).collect()),
+            Self::Text(v) => Self::Text(rows.iter().map(|&r| v[r].clone()).collect()),
+        }
+    }
+}
+
+/// Reads a feature column; NaN/inf and un-encodable text are errors naming the column.
+fn raw_column(series: &Series, max_categories: usize) -> Result<RawColumn> {
+    let name = series.name().to_string();
+    match ColumnKind::of(series.dtype()) {
+        ColumnKind::Numeric | ColumnKind::Boolean => {
+            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+            let values: Vec<Option<f64>> = values.f64().map_err(|e| WickError::polars(format!("column `{name}`"), e))?.into_iter().collect();
+            if let Some(row) = values.iter().position(|v| v.is_some_and(|x| !x.is_finite())) {
+                return Err(WickError::column(
+                    &name,
+                    format!(
+                        "row {} holds {} (not a finite number). Replace NaN/inf values with real numbers or leave the cell empty so it is treated as missing",
+                        row + 1,
+                        values[row].unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(RawColumn::Numeric(values))
+        }
+        ColumnKind::Text => {
+            let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+            let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+            let values: Vec<Option<String>> = text.into_iter().map(|v| v.map(str::to_string)).collect();
+            let distinct: BTreeSet<&str> = values.iter().flatten().map(String::as_str).collect();
+            if distinct.len() > max_categories {
+                return Err(WickError::column(
+                    &name,
+                    format!(
+                        "is text with {} distinct values, too many to one-hot encode (limit {max_categories}). \
+                         Leave it out of the features, or convert it to numbers",
+                        distinct.len()
+                    ),
+                ));
+            }
+            Ok(RawColumn::Text(values))
+        }
+        ColumnKind::Temporal | ColumnKind::Other => Err(WickError::column(
+            &name,
+            format!("has type {} which can't be a feature; convert it to numbers or text", series.dtype()),
+        )),
+    }
+}
+
+fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetValues> {
+    let name = series.name().to_string();
+    match task {
+        Task::Regression => {
+            if ColumnKind::of(series.dtype()) != ColumnKind::Numeric {
+                return Err(WickError::column(&name, "is not numeric, so it can't be a regression target; choose classification"));
+            }
+            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let values = values.f64().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for &r in rows {
+                let v = values.get(r).unwrap_or(f64::NAN);
+                if !v.is_finite() {
+                    return Err(WickError::column(&name, format!("row {} holds {v}: a target must be a finite number", r + 1)));
+                }
+                out.push(v);
+            }
+            Ok(TargetValues::Regression(out))
+        }
+        Task::Classification => {
+            let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let text = text.str().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let values: Vec<String> = rows.iter().map(|&r| text.get(r).unwrap_or_default().to_string()).collect();
+            let labels: Vec<String> = values.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+            if labels.len() > 1000 {
+                return Err(WickError::column(
+                    &name,
+                    format!("has {} distinct values: too many classes. Did you mean regression?", labels.len()),
+                ));
+            }
+            let classes = values.iter().map(|v| labels.binary_search(v).unwrap_or(0)).collect();
+            Ok(TargetValues::Classification { labels, classes })
+        }
+    }
+}
+
+/// How one feature column becomes model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "encoding", rename_all = "snake_case")]
+pub enum FeatureEncoder {
+    Numeric { name: String, fill: f64, mean: f64, std: f64 },
+    OneHot { name: String, categories: Vec<String>, fill: String },
+}
+
+impl FeatureEncoder {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Numeric { name, .. } | Self::OneHot { name, .. } => name,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        match self {
+            Self::Numeric { .. } => 1,
+            Self::OneHot { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// Fitted preprocessing: one encoder per feature column, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub encoders: Vec<FeatureEncoder>,
+}
+
+impl Preprocessor {
+    /// Fits imputation values, categories and scaling on `rows` (the training split) only.
+    pub fn fit(dataset: &TabularDataset, rows: &[usize], options: &PreprocessOptions) -> Result<Self> {
+        let mut encoders = Vec::new();
+        for (name, raw) in &dataset.features {
+            match raw {
+                RawColumn::Numeric(values) => {
+                    let mut present: Vec<f64> = rows.iter().filter_map(|&r| values[r]).collect();
+                    if present.is_empty() {
+                        return Err(WickError::column(name, "has no values in the training rows; leave it out"));
+                    }
+                    let fill = match options.missing {
+                        MissingPolicy::Mean | MissingPolicy::Drop => mean(&present),
+                        MissingPolicy::Median => median(&mut present),
+                        MissingPolicy::MostFrequent => most_frequent_f64(&present),
+                    };
+                    let filled: Vec<f64> = rows.iter().map(|&r| values[r].unwrap_or(fill)).collect();
+                    let (m, s) = if options.standardize { (mean(&filled), std_dev(&filled)) } else { (0.0, 1.0) };
+                    // A constant column scales by 1 so it stays finite (its value is then 0 after centring).
+                    let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
+                    encoders.push(FeatureEncoder::Numeric { name: name.clone(), fill, mean: m, std: s });
+                }
+                RawColumn::Text(values) => {
+                    let present = rows.iter().filter_map(|&r| values[r].as_deref());
+                    let fill = top_values(present, 1).into_iter().next().map(|(v, _)| v).unwrap_or_default();
+                    let categories: BTreeSet<String> = rows.iter().map(|&r| values[r].clone().unwrap_or_else(|| fill.clone())).collect();
+                    encoders.push(FeatureEncoder::OneHot { name: name.clone(), categories: categories.into_iter().collect(), fill });
+                }
+            }
+        }
+        Ok(Self { encoders })
+    }
+
+    /// Number of model inputs after encoding.
+    pub fn width(&self) -> usize {
+        self.encoders.iter().map(FeatureEncoder::width).sum()
+    }
+
+    /// Names of the encoded inputs (`column` or `column=category`).
+    pub fn input_names(&self) -> Vec<String> {
+        self.encoders
+            .iter()
+            .flat_map(|e| match e {
+                FeatureEncoder::Numeric { name, .. } => vec![name.clone()],
+                FeatureEncoder::OneHot { name, categories, .. } => categories.iter().map(|c| format!("{name}={c}")).collect(),
+            })
+            .collect()
+    }
+
+    /// Encodes `rows` of the dataset as a row-major matrix of `self.width()` columns.
+    pub fn transform(&self, dataset: &TabularDataset, rows: &[usize]) -> Result<Vec<f64>> {
+        let columns: Vec<&RawColumn> = dataset.features.iter().map(|(_, raw)| raw).collect();
+        self.encode(&columns, rows.iter().copied(), rows.len())
+    }
+
+    /// Encodes every row of a frame, reading the feature columns by name (for prediction).
+    pub fn transform_frame(&self, df: &DataFrame) -> Result<Vec<f64>> {
+        let mut columns = Vec::new();
+        for enc in &self.encoders {
+            let col = df.column(enc.name()).map_err(|_| {
+                WickError::column(enc.name(), "is missing from the input; the model needs every feature it was trained on")
+            })?;
+            let raw = match enc {
+                FeatureEncoder::Numeric { .. } => raw_column(col.as_materialized_series(), usize::MAX)?,
+                FeatureEncoder::OneHot { .. } => {
+                    let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
+                    let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
+                    RawColumn::Text(text.into_iter().map(|v| v.map(str::to_string)).collect())
+                }
+            };
+            columns.push(raw);
+        }
+        let refs: Vec<&RawColumn> = columns.iter().collect();
+        self.encode(&refs, 0..df.height(), df.height())
+    }
+
+    fn encode(&self, columns: &[&RawColumn], rows: impl Iterator<Item = usize>, n_rows: usize) -> Result<Vec<f64>> {
+        let width = self.width();
+        let mut out = vec![0.0; n_rows * width];
+        for (i, row) in rows.enumerate() {
+            let mut offset = i * width;
+            for (enc, raw) in self.encoders.iter().zip(columns) {
+                match (enc, raw) {
+                    (FeatureEncoder::Numeric { fill, mean, std, .. }, RawColumn::Numeric(v)) => {
+                        out[offset] = (v[row].unwrap_or(*fill) - mean) / std;
+                    }
+                    (FeatureEncoder::OneHot { categories, fill, .. }, RawColumn::Text(v)) => {
+                        let value = v[row].as_deref().unwrap_or(fill);
+                        // Categories never seen in training encode as all zeros.
+                        if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(value)) {
+                            out[offset + k] = 1.0;
+                        }
+                    }
+                    (enc, _) => {
+                        return Err(WickError::column(
+                            enc.name(),
+                            "has a different type than when the model was trained (numbers vs text)",
+                        ))
+                    }
+                }
+                offset += enc.width();
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn std_dev(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn most_frequent_f64(v: &[f64]) -> f64 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (mut best, mut best_n, mut i) = (sorted[0], 0, 0);
+    while i < sorted.len() {
+        let j = sorted[i..].iter().position(|x| *x != sorted[i]).map_or(sorted.len(), |p| i + p);
+        if j - i > best_n {
+            best = sorted[i];
+            best_n = j - i;
+        }
+        i = j;
+    }
+    best
+}

@@ -1,0 +1,16 @@
+//! Wick's engine: datasets, models, training, metrics and model packages. No UI.
+//!
+//! The flow: open data ([`data`]) → choose a [`model::ModelSpec`] → train ([`train`]), which emits
+//! [`train::TrainEvent`]s → save a [`package`] → load it and predict with [`model::Model`].
+
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod model;
+pub mod package;
+pub mod train;
+
+pub use error::{Result, WickError};
+/// The polars version Wick is built with, for callers that handle frames.
+pub use polars;

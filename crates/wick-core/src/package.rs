@@ -1,0 +1,332 @@
+//! Model packages: a `.wick` directory holding `model.safetensors`, the `wick.json` manifest and a
+//! `README.md` model card. Saving is atomic: the package is written beside its destination and
+//! renamed into place, so a crash leaves either the old package or the new one, never half of one.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, WickError};
+use crate::metrics::Metrics;
+use crate::model::spec::dense_layers;
+use crate::model::transfer::FrozenBackbone;
+use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
+use crate::train::{TrainConfig, TrainReport};
+use crate::data::{FeatureEncoder, Task};
+
+pub const MANIFEST_FILE: &str = "wick.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CARD_FILE: &str = "README.md";
+pub const BACKBONE_FILE: &str = "backbone.safetensors";
+/// Bumped when the manifest changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Identifies the data a model was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetFingerprint {
+    /// File or folder name (not the full path, which may hold a user name).
+    pub source: String,
+    pub sha256: String,
+    pub rows: usize,
+}
+
+/// An input or output tensor as an inference server describes it (Open Inference Protocol names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    /// `FP32`, `FP64`, `UINT8`, `BYTES`, …
+    pub datatype: String,
+    /// `-1` is a variable dimension (the batch).
+    pub shape: Vec<i64>,
+}
+
+/// The `wick.json` manifest: everything needed to use the weights, readable without Wick.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub wick_version: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub name: String,
+    pub spec: ModelSpec,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// Preprocessing parameters (tabular encoders or the image shape).
+    pub preprocessing: ModelInput,
+    pub target: TargetInfo,
+    pub metrics: Metrics,
+    pub history: Vec<crate::train::MetricPoint>,
+    pub dataset: DatasetFingerprint,
+    pub seed: u64,
+    pub train_config: TrainConfig,
+    pub weights_sha256: String,
+}
+
+/// Hashes a data file.
+pub fn fingerprint_file(path: &Path, rows: usize) -> Result<DatasetFingerprint> {
+    let mut hasher = Sha256::new();
+    hash_file(path, &mut hasher)?;
+    Ok(DatasetFingerprint { source: file_name(path), sha256: hex::encode(hasher.finalize()), rows })
+}
+
+/// Hashes a set of files (an image dataset): each file's path relative to `root`, then its bytes.
+pub fn fingerprint_files(root: &Path, paths: &[PathBuf]) -> Result<DatasetFingerprint> {
+    let mut sorted: Vec<&PathBuf> = paths.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for p in sorted {
+        let rel = p.strip_prefix(root).unwrap_or(p);
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0u8]);
+        hash_file(p, &mut hasher)?;
+    }
+    Ok(DatasetFingerprint { source: file_name(root), sha256: hex::encode(hasher.finalize()), rows: paths.len() })
+}
+
+fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<()> {
+    let mut file = std::fs::File::open(path).map_err(|e| WickError::io(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| WickError::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string())
+}
+
+/// Input tensors as a server would expose them.
+pub fn input_specs(input: &ModelInput) -> Vec<TensorSpec> {
+    match input {
+        ModelInput::Tabular { preprocessor } => preprocessor
+            .encoders
+            .iter()
+            .map(|e| TensorSpec {
+                name: e.name().to_string(),
+                datatype: match e {
+                    FeatureEncoder::Numeric { .. } => "FP64".into(),
+                    FeatureEncoder::OneHot { .. } => "BYTES".into(),
+                },
+                shape: vec![-1],
+            })
+            .collect(),
+        ModelInput::Image { shape } => vec![TensorSpec {
+            name: "image".into(),
+            datatype: "UINT8".into(),
+            shape: vec![-1, shape.height as i64, shape.width as i64, shape.channels as i64],
+        }],
+    }
+}
+
+/// Output tensors as a server would expose them.
+pub fn output_specs(target: &TargetInfo) -> Vec<TensorSpec> {
+    match target.task {
+        Task::Regression => vec![TensorSpec { name: target.name.clone(), datatype: "FP64".into(), shape: vec![-1] }],
+        Task::Classification => vec![
+            TensorSpec { name: target.name.clone(), datatype: "BYTES".into(), shape: vec![-1] },
+            TensorSpec { name: "probabilities".into(), datatype: "FP32".into(), shape: vec![-1, target.labels.len() as i64] },
+        ],
+    }
+}
+
+/// Writes `model` as a package directory at `path`, replacing any package already there.
+pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path) -> Result<Manifest> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| WickError::io(&parent, e))?;
+    if path.exists() && !path.join(MANIFEST_FILE).exists() {
+        return Err(WickError::package(
+            path,
+            "exists and is not a Wick package; choose another output path so nothing of yours is overwritten",
+        ));
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name(path)))
+        .suffix(".partial")
+        .tempdir_in(&parent)
+        .map_err(|e| WickError::io(&parent, e))?;
+    let dir = staging.path();
+
+    let mut spec = model.spec.clone();
+    let tensors: HashMap<String, Tensor> = match &model.weights {
+        Weights::Linear(fit) => HashMap::from([
+            ("linear.coefficients".to_string(), Tensor::from_slice(&fit.coefficients, fit.coefficients.len(), &Device::Cpu)?),
+            ("linear.intercept".to_string(), Tensor::from_slice(&[fit.intercept], 1, &Device::Cpu)?),
+        ]),
+        Weights::Network(net) => net.tensors()?,
+        Weights::Transfer { head, .. } => {
+            if let ModelSpec::Transfer { backbone } = &mut spec {
+                let dest = dir.join(BACKBONE_FILE);
+                std::fs::copy(&backbone.weights, &dest).map_err(|e| WickError::io(&backbone.weights, e))?;
+                backbone.weights = PathBuf::from(BACKBONE_FILE);
+            }
+            head.tensors()?
+        }
+    };
+    let tensors: HashMap<String, Tensor> = tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    candle_core::safetensors::save(&tensors, &weights_path)?;
+    let mut hasher = Sha256::new();
+    hash_file(&weights_path, &mut hasher)?;
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        wick_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at: chrono::Utc::now(),
+        name: name.to_string(),
+        spec,
+        inputs: input_specs(&model.input),
+        outputs: output_specs(&model.target),
+        preprocessing: model.input.clone(),
+        target: model.target.clone(),
+        metrics: report.test.clone(),
+        history: report.history.clone(),
+        dataset: report.dataset.clone(),
+        seed: report.config.seed,
+        train_config: report.config.clone(),
+        weights_sha256: hex::encode(hasher.finalize()),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| WickError::package(path, format!("manifest: {e}")))?;
+    write_synced(&dir.join(MANIFEST_FILE), &json)?;
+    write_synced(&dir.join(CARD_FILE), model_card(&manifest).as_bytes())?;
+
+    // Swap into place: move any old package aside, rename the new one in, then delete the old one.
+    let staged = staging.keep();
+    let backup = parent.join(format!(".{}.old-{}", file_name(path), std::process::id()));
+    let had_old = path.exists();
+    if had_old {
+        std::fs::rename(path, &backup).map_err(|e| WickError::io(path, e))?;
+    }
+    if let Err(e) = std::fs::rename(&staged, path) {
+        if had_old {
+            let _ = std::fs::rename(&backup, path);
+        }
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(WickError::io(path, e));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&backup);
+    }
+    Ok(manifest)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(|e| WickError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| WickError::io(path, e))?;
+    f.sync_all().map_err(|e| WickError::io(path, e))
+}
+
+/// Reads a package's manifest only.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let manifest_path = path.join(MANIFEST_FILE);
+    if !path.is_dir() {
+        return Err(WickError::package(path, "is not a model package folder (it should contain wick.json and model.safetensors)"));
+    }
+    let bytes = std::fs::read(&manifest_path).map_err(|e| WickError::io(&manifest_path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| WickError::package(path, format!("wick.json is not a valid manifest ({e}); the package may be from another Wick version or damaged")))?;
+    if manifest.format_version > FORMAT_VERSION {
+        return Err(WickError::package(
+            path,
+            format!("was written by a newer Wick (format {}, this Wick reads up to {FORMAT_VERSION}); update Wick", manifest.format_version),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Loads a package onto the CPU.
+pub fn load_package(path: &Path) -> Result<(Model, Manifest)> {
+    load_package_on(path, &Device::Cpu)
+}
+
+/// Loads a package onto `device`.
+pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)> {
+    let manifest = read_manifest(path)?;
+    let weights_path = path.join(WEIGHTS_FILE);
+    let mut hasher = Sha256::new();
+    hash_file(&weights_path, &mut hasher)?;
+    if hex::encode(hasher.finalize()) != manifest.weights_sha256 {
+        return Err(WickError::package(path, "model.safetensors does not match the checksum in wick.json: the package is damaged; export it again"));
+    }
+    let tensors = candle_core::safetensors::load(&weights_path, device)
+        .map_err(|e| WickError::package(path, format!("model.safetensors can't be read ({e})")))?;
+    let n_out = match manifest.target.task {
+        Task::Classification => manifest.target.labels.len(),
+        Task::Regression => 1,
+    };
+    let input_dims = match &manifest.preprocessing {
+        ModelInput::Tabular { preprocessor } => vec![preprocessor.width()],
+        ModelInput::Image { shape } => vec![shape.channels, shape.height, shape.width],
+    };
+    let mut spec = manifest.spec.clone();
+    let weights = match &mut spec {
+        ModelSpec::Linear { .. } => {
+            let get = |name: &str| -> Result<Vec<f64>> {
+                let t = tensors.get(name).ok_or_else(|| WickError::package(path, format!("model.safetensors has no `{name}`")))?;
+                Ok(t.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()?)
+            };
+            let intercept = get("linear.intercept")?.first().copied().unwrap_or_default();
+            Weights::Linear(LinearFit { coefficients: get("linear.coefficients")?, intercept })
+        }
+        ModelSpec::Logistic | ModelSpec::Mlp { .. } => {
+            Weights::Network(Network::from_tensors(&input_dims, &dense_layers(&manifest.spec), n_out, &tensors, device)?)
+        }
+        ModelSpec::Cnn { layers, .. } => Weights::Network(Network::from_tensors(&input_dims, layers, n_out, &tensors, device)?),
+        ModelSpec::Transfer { backbone } => {
+            backbone.weights = path.join(&backbone.weights);
+            let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, device)?;
+            let head = Network::from_tensors(&[backbone.arch.feature_len()], &[], n_out, &tensors, device)?;
+            Weights::Transfer { backbone: frozen, head }
+        }
+    };
+    let model = Model { spec, input: manifest.preprocessing.clone(), target: manifest.target.clone(), weights };
+    Ok((model, manifest))
+}
+
+/// A human-readable model card.
+fn model_card(m: &Manifest) -> String {
+    let mut s = format!("# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n", m.name, kind_name(&m.spec), m.target.name, m.target.task);
+    s.push_str("## Inputs\n\n| name | datatype | shape |\n|---|---|---|\n");
+    for t in &m.inputs {
+        s.push_str(&format!("| {} | {} | {:?} |\n", t.name, t.datatype, t.shape));
+    }
+    s.push_str("\n## Outputs\n\n| name | datatype | shape |\n|---|---|---|\n");
+    for t in &m.outputs {
+        s.push_str(&format!("| {} | {} | {:?} |\n", t.name, t.datatype, t.shape));
+    }
+    if !m.target.labels.is_empty() {
+        s.push_str(&format!("\nClasses: {}\n", m.target.labels.join(", ")));
+    }
+    s.push_str("\n## Test metrics\n\n");
+    for (name, value) in m.metrics.scalars() {
+        s.push_str(&format!("- {name}: {value:.4}\n"));
+    }
+    s.push_str(&format!(
+        "\n## Training\n\n- data: `{}` ({} rows, sha256 {})\n- seed: {}\n- epochs: {}, batch size: {}, learning rate: {}, optimiser: {:?}\n- created: {} with Wick {}\n\nThe weights are `model.safetensors`; `wick.json` holds the preprocessing needed to use them.\n",
+        m.dataset.source, m.dataset.rows, m.dataset.sha256, m.seed, m.train_config.epochs, m.train_config.batch_size, m.train_config.lr,
+        m.train_config.optimizer, m.created_at.to_rfc3339(), m.wick_version
+    ));
+    s
+}
+
+fn kind_name(spec: &ModelSpec) -> &'static str {
+    match spec {
+        ModelSpec::Linear { ridge_alpha, poly_degree } if *poly_degree > 1 && *ridge_alpha > 0.0 => "polynomial ridge regression",
+        ModelSpec::Linear { poly_degree, .. } if *poly_degree > 1 => "polynomial regression",
+        ModelSpec::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => "ridge regression",
+        ModelSpec::Linear { .. } => "linear regression",
+        ModelSpec::Logistic => "logistic regression",
+        ModelSpec::Mlp { .. } => "MLP",
+        ModelSpec::Cnn { .. } => "CNN",
+        ModelSpec::Transfer { .. } => "transfer learning",
+    }
+}

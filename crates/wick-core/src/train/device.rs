@@ -1,0 +1,87 @@
+//! Choosing the compute device.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, WickError};
+
+/// The device the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// CUDA if built with `cuda` and a GPU answers, else Metal likewise, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = WickError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "metal" => Ok(Self::Metal),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => match other.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+                Some(i) => Ok(Self::Cuda(i)),
+                None => Err(WickError::Device(format!("unknown device {s:?}; use auto, cpu, cuda, cuda:N or metal"))),
+            },
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// Opens the device. A GPU counts as present only when it can really be opened.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(i) => open_cuda(i),
+            Self::Metal => open_metal(),
+            Self::Auto => Ok(open_cuda(0).or_else(|_| open_metal()).unwrap_or(Device::Cpu)),
+        }
+    }
+}
+
+fn open_cuda(i: usize) -> Result<Device> {
+    if !cfg!(feature = "cuda") {
+        return Err(WickError::Device("this build of Wick has no CUDA support; rebuild with `--features cuda`, or use --device cpu".into()));
+    }
+    Device::new_cuda(i).map_err(|e| WickError::Device(format!("CUDA device {i} could not be opened ({e}); use --device cpu")))
+}
+
+fn open_metal() -> Result<Device> {
+    if !cfg!(feature = "metal") {
+        return Err(WickError::Device("this build of Wick has no Metal support; rebuild with `--features metal`, or use --device cpu".into()));
+    }
+    Device::new_metal(0).map_err(|e| WickError::Device(format!("the Metal device could not be opened ({e}); use --device cpu")))
+}
+
+/// A short human name for a device.
+pub fn describe(device: &Device) -> String {
+    match device {
+        Device::Cpu => format!("CPU ({} threads)", candle_core::utils::get_num_threads()),
+        Device::Cuda(_) => "CUDA GPU".into(),
+        Device::Metal(_) => "Metal GPU".into(),
+    }
+}
+
+/// Devices this build can use right now, for pickers: always CPU, plus each GPU that opens.
+pub fn available_devices() -> Vec<DeviceChoice> {
+    let mut out = vec![DeviceChoice::Cpu];
+    if cfg!(feature = "cuda") {
+        for i in 0..16 {
+            if open_cuda(i).is_err() {
+                break;
+            }
+            out.push(DeviceChoice::Cuda(i));
+        }
+    }
+    if open_metal().is_ok() {
+        out.push(DeviceChoice::Metal);
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! The gradient-descent loop shared by logistic regression, MLPs, CNNs and transfer-learning heads.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Result, WickError};
+use crate::model::Network;
+use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
+use crate::train::optim::Optimizer;
+use crate::train::TrainConfig;
+
+/// Targets of a network: class indices, or standardised regression values.
+pub(crate) enum NetTargets {
+    Classes(Vec<u32>),
+    Values(Vec<f32>),
+}
+
+/// Encoded samples for a network: `rows` samples of `sample_dims` f32 values each.
+pub(crate) struct NetData {
+    pub x: Vec<f32>,
+    pub sample_dims: Vec<usize>,
+    pub y: NetTargets,
+}
+
+impl NetData {
+    pub fn rows(&self) -> usize {
+        match &self.y {
+            NetTargets::Classes(v) => v.len(),
+            NetTargets::Values(v) => v.len(),
+        }
+    }
+
+    fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
+        let mut dims = vec![self.rows()];
+        dims.extend(&self.sample_dims);
+        let x = Tensor::from_slice(&self.x, dims, device)?;
+        let y = match &self.y {
+            NetTargets::Classes(c) => Tensor::from_slice(c, c.len(), device)?,
+            NetTargets::Values(v) => Tensor::from_slice(v, (v.len(), 1), device)?,
+        };
+        Ok((x, y))
+    }
+}
+
+pub(crate) struct FitSummary {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+}
+
+fn loss_of(output: &Tensor, y: &Tensor, classification: bool) -> Result<Tensor> {
+    Ok(if classification { candle_nn::loss::cross_entropy(output, y)? } else { candle_nn::loss::mse(output, y)? })
+}
+
+/// Trains `net` in place; on return it holds the weights of the best validation epoch.
+pub(crate) fn fit_network(
+    net: &mut Network,
+    train: &NetData,
+    valid: Option<&NetData>,
+    config: &TrainConfig,
+    rng: &mut ChaCha8Rng,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<FitSummary> {
+    if config.batch_size == 0 || config.epochs == 0 {
+        return Err(WickError::InvalidSpec("epochs and batch size must be at least 1".into()));
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        return Err(WickError::InvalidSpec(format!("learning rate must be a positive number, got {}", config.lr)));
+    }
+    let device = net.device().clone();
+    let classification = matches!(train.y, NetTargets::Classes(_));
+    let (x_train, y_train) = train.tensors(&device)?;
+    let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
+    let mut optimizer = Optimizer::new(config.optimizer, net.trainable_vars(), config.lr, config.momentum, config.weight_decay)?;
+
+    let n = train.rows();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut best: Option<(f64, usize, HashMap<String, Tensor>)> = None;
+    let mut epochs_run = 0;
+    for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        order.shuffle(rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (step, batch) in order.chunks(config.batch_size).enumerate() {
+            if cancel.is_cancelled() {
+                observer.on_event(TrainEvent::Cancelled);
+                return Err(WickError::Cancelled);
+            }
+            let idx = Tensor::from_slice(batch, batch.len(), &device)?;
+            let xb = x_train.index_select(&idx, 0)?;
+            let yb = y_train.index_select(&idx, 0)?;
+            let output = net.forward(&xb, true, Some(rng))?;
+            let loss = loss_of(&output, &yb, classification)?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                let err = WickError::Diverged { epoch, step: step + 1, loss: loss_value, lr: config.lr };
+                observer.on_event(TrainEvent::Failed { message: err.to_string() });
+                return Err(err);
+            }
+            optimizer.backward_step(&loss)?;
+            loss_sum += loss_value * batch.len() as f64;
+            seen += batch.len();
+            if classification {
+                let predicted = output.argmax(1)?.to_vec1::<u32>()?;
+                let actual = yb.to_vec1::<u32>()?;
+                correct += predicted.iter().zip(&actual).filter(|(p, a)| p == a).count();
+            }
+            observer.on_event(TrainEvent::Step { epoch, step: step + 1, loss: loss_value });
+        }
+        epochs_run = epoch;
+        let metric = |split, name: &str, value| TrainEvent::Metric { epoch, split, name: name.to_string(), value };
+        observer.on_event(metric(SplitName::Train, "loss", loss_sum / seen.max(1) as f64));
+        if classification {
+            observer.on_event(metric(SplitName::Train, "accuracy", correct as f64 / seen.max(1) as f64));
+        }
+        let valid_loss = match &valid_tensors {
+            Some((xv, yv)) => {
+                let (loss, score) = evaluate(net, xv, yv, classification, config.batch_size.max(256))?;
+                observer.on_event(metric(SplitName::Valid, "loss", loss));
+                observer.on_event(metric(SplitName::Valid, if classification { "accuracy" } else { "r2" }, score));
+                Some(loss)
+            }
+            None => None,
+        };
+        let duration_secs = started.elapsed().as_secs_f64();
+        observer.on_event(TrainEvent::EpochFinished { epoch, duration_secs, samples_per_sec: n as f64 / duration_secs.max(1e-9) });
+
+        let tracked = valid_loss.unwrap_or(loss_sum / seen.max(1) as f64);
+        let improved = best.as_ref().is_none_or(|(b, _, _)| tracked < *b);
+        if improved {
+            best = Some((tracked, epoch, net.snapshot()?));
+        }
+        if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping_patience, &best) {
+            if valid_loss.is_some() && epoch - best_epoch >= patience {
+                observer.on_event(TrainEvent::EarlyStopped { epoch, best_epoch: *best_epoch });
+                break;
+            }
+        }
+    }
+    let best_epoch = match best {
+        Some((_, e, snapshot)) => {
+            net.restore(&snapshot)?;
+            e
+        }
+        None => epochs_run,
+    };
+    Ok(FitSummary { epochs_run, best_epoch })
+}
+
+/// Mean loss and accuracy (classification) or R² (regression) in evaluation mode.
+fn evaluate(net: &Network, x: &Tensor, y: &Tensor, classification: bool, batch: usize) -> Result<(f64, f64)> {
+    let n = x.dim(0)?;
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let (mut actual_all, mut predicted_all) = (Vec::new(), Vec::new());
+    for start in (0..n).step_by(batch) {
+        let len = batch.min(n - start);
+        let (xb, yb) = (x.narrow(0, start, len)?, y.narrow(0, start, len)?);
+        let output = net.forward(&xb, false, None)?;
+        loss_sum += loss_of(&output, &yb, classification)?.to_scalar::<f32>()? as f64 * len as f64;
+        if classification {
+            let p = output.argmax(1)?.to_vec1::<u32>()?;
+            let a = yb.to_vec1::<u32>()?;
+            correct += p.iter().zip(&a).filter(|(p, a)| p == a).count();
+        } else {
+            actual_all.extend(yb.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
+            predicted_all.extend(output.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
+        }
+    }
+    let score = if classification {
+        correct as f64 / n.max(1) as f64
+    } else {
+        crate::metrics::regression_metrics(&actual_all, &predicted_all).r2
+    };
+    Ok((loss_sum / n.max(1) as f64, score))
+}

@@ -1,0 +1,72 @@
+//! Training: configuration, devices, optimisers, the event stream and the training loops.
+
+pub mod device;
+pub mod events;
+mod fit;
+pub mod optim;
+mod pipeline;
+pub mod throughput;
+
+use serde::{Deserialize, Serialize};
+
+pub use device::{available_devices, describe as describe_device, DeviceChoice};
+pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
+pub use optim::OptimizerKind;
+pub use pipeline::{train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
+
+use crate::data::{Split, SplitFractions};
+
+/// Settings of one training run. Defaults suit the sample datasets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    /// Stop after this many epochs without a better validation loss; `None` trains every epoch.
+    pub early_stopping_patience: Option<usize>,
+    pub split: SplitFractions,
+    /// Use these rows instead of a random split (e.g. a split the user keeps in a column).
+    pub fixed_split: Option<Split>,
+}
+
+impl TrainConfig {
+    /// The rows of each split: the fixed split if one is set (checked against `n` rows), else a seeded
+    /// random split, stratified when `classes` are given.
+    pub fn split_rows(&self, n: usize, classes: Option<&[usize]>) -> crate::Result<Split> {
+        match &self.fixed_split {
+            Some(split) => {
+                let all = split.train.iter().chain(&split.valid).chain(&split.test);
+                if let Some(bad) = all.clone().find(|&&r| r >= n) {
+                    return Err(crate::WickError::InvalidSpec(format!("the fixed split names row {bad}, but the data has {n} rows")));
+                }
+                Ok(split.clone())
+            }
+            None => Ok(crate::data::split_rows(n, classes, self.split, self.seed)),
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 32,
+            lr: 1e-3,
+            optimizer: OptimizerKind::AdamW,
+            weight_decay: 1e-4,
+            momentum: 0.9,
+            seed: 42,
+            device: DeviceChoice::Auto,
+            early_stopping_patience: Some(5),
+            split: SplitFractions::default(),
+            fixed_split: None,
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Whole training runs: from a table or an image index to a trained [`Model`] and its report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use polars::prelude::DataFrame;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::images::load_image;
+use crate::data::{prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues, Task};
+use crate::error::{Result, WickError};
+use crate::metrics::{classification_metrics, regression_metrics, Metrics};
+use crate::model::spec::dense_layers;
+use crate::model::transfer::FrozenBackbone;
+use crate::model::{fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction, TargetInfo, Weights};
+use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
+use crate::train::device::describe;
+use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
+use crate::train::fit::{fit_network, NetData, NetTargets};
+use crate::train::TrainConfig;
+
+/// A metric's value at the end of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    pub epoch: usize,
+    pub split: SplitName,
+    pub name: String,
+    pub value: f64,
+}
+
+/// The true value of a test sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Actual {
+    Value(f64),
+    Class(usize),
+}
+
+/// One test-split sample with its prediction, kept for plots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSample {
+    /// The table row (1-based) or the image path.
+    pub source: String,
+    pub actual: Actual,
+    pub predicted: Prediction,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub test: Metrics,
+    pub history: Vec<MetricPoint>,
+    #[serde(skip)]
+    pub test_samples: Vec<TestSample>,
+    pub warnings: Vec<String>,
+    pub dataset: DatasetFingerprint,
+    pub config: TrainConfig,
+    pub device: String,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub duration_secs: f64,
+    pub rows: SplitSizes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitSizes {
+    pub train: usize,
+    pub valid: usize,
+    pub test: usize,
+}
+
+impl From<&Split> for SplitSizes {
+    fn from(s: &Split) -> Self {
+        Self { train: s.train.len(), valid: s.valid.len(), test: s.test.len() }
+    }
+}
+
+pub struct TrainOutcome {
+    pub model: Model,
+    pub report: TrainReport,
+}
+
+/// Records metric events into the history while passing every event on.
+struct Recorder<'a> {
+    inner: &'a mut dyn TrainObserver,
+    history: Vec<MetricPoint>,
+}
+
+impl TrainObserver for Recorder<'_> {
+    fn on_event(&mut self, event: TrainEvent) {
+        if let TrainEvent::Metric { epoch, split, name, value } = &event {
+            self.history.push(MetricPoint { epoch: *epoch, split: *split, name: name.clone(), value: *value });
+        }
+        self.inner.on_event(event);
+    }
+}
+
+/// Trains a model on a table. `source` is the file the frame was read from (for the fingerprint).
+pub fn train_table(
+    df: &DataFrame,
+    source: &Path,
+    request: &TabularRequest,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let result = train_table_inner(df, source, request, spec, config, observer, cancel);
+    report_failure(result, observer)
+}
+
+fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObserver) -> Result<T> {
+    match &result {
+        Err(WickError::Cancelled) | Err(WickError::Diverged { .. }) | Ok(_) => {}
+        Err(e) => observer.on_event(TrainEvent::Failed { message: e.to_string() }),
+    }
+    result
+}
+
+fn train_table_inner(
+    df: &DataFrame,
+    source: &Path,
+    request: &TabularRequest,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let dataset = prepare_tabular(df, request)?;
+    let task = dataset.target.task();
+    check_spec_fits_task(spec, task)?;
+    let split = config.split_rows(dataset.rows(), dataset.target.class_indices())?;
+    if split.test.is_empty() || split.train.len() < 2 {
+        return Err(WickError::InvalidSpec(format!(
+            "{} rows are too few to split into training and test sets; add rows or lower the test fraction",
+            dataset.rows()
+        )));
+    }
+    let preprocessor = Preprocessor::fit(&dataset, &split.train, &request.options)?;
+    let width = preprocessor.width();
+    let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
+    let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
+    let labels = match &dataset.target {
+        TargetValues::Classification { labels, .. } => labels.clone(),
+        TargetValues::Regression(_) => Vec::new(),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut recorder = Recorder { inner: observer, history: Vec::new() };
+    let fingerprint = fingerprint_file(source, dataset.rows())?;
+    let input = ModelInput::Tabular { preprocessor: preprocessor.clone() };
+
+    let (model, epochs_run, best_epoch, device_name) = match spec {
+        ModelSpec::Linear { ridge_alpha, poly_degree } => {
+            let TargetValues::Regression(y) = &dataset.target else { unreachable_task()? };
+            recorder.on_event(started_event("CPU (f64 least squares)".into(), 1, 1, &split));
+            let y_train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
+            let (px, cols) = polynomial_features(&x_train, width, *poly_degree);
+            let fit = fit_least_squares(&px, cols, &y_train, *ridge_alpha)?;
+            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
+            let model = Model { spec: spec.clone(), input, target, weights: Weights::Linear(fit) };
+            for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
+                if rows.is_empty() {
+                    continue;
+                }
+                let predicted = values(&model.predict_encoded(x, rows.len())?);
+                let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+                let m = regression_metrics(&actual, &predicted);
+                for (name, value) in [("loss", m.mse), ("r2", m.r2)] {
+                    recorder.on_event(TrainEvent::Metric { epoch: 1, split: split_name, name: name.into(), value });
+                }
+            }
+            (model, 1, 1, "CPU".to_string())
+        }
+        ModelSpec::Logistic | ModelSpec::Mlp { .. } => {
+            let device = config.device.open()?;
+            let device_name = describe(&device);
+            let n_out = if task == Task::Classification { labels.len() } else { 1 };
+            let (net_targets, scale) = targets_for(&dataset.target, &split)?;
+            let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
+            let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let train = NetData { x: to_f32(&x_train), sample_dims: vec![width], y: net_targets.0 };
+            let valid = NetData { x: to_f32(&x_valid), sample_dims: vec![width], y: net_targets.1 };
+            recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), &split));
+            let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale };
+            let model = Model { spec: spec.clone(), input, target, weights: Weights::Network(net) };
+            (model, summary.epochs_run, summary.best_epoch, device_name)
+        }
+        ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => {
+            return Err(WickError::InvalidSpec("CNN and transfer-learning models take images; open an image folder instead of a table".into()))
+        }
+    };
+
+    let predictions = model.predict_encoded(&x_test, split.test.len())?;
+    let (test, test_samples) = score(&dataset.target, &split.test, &predictions, &model.target.labels, |r| format!("row {}", r + 1));
+    let duration_secs = started.elapsed().as_secs_f64();
+    recorder.on_event(TrainEvent::Finished { epochs_run, best_epoch, duration_secs });
+    let report = TrainReport {
+        test,
+        history: recorder.history,
+        test_samples,
+        warnings: dataset.warnings.clone(),
+        dataset: fingerprint,
+        config: config.clone(),
+        device: device_name,
+        epochs_run,
+        best_epoch,
+        duration_secs,
+        rows: SplitSizes::from(&split),
+    };
+    Ok(TrainOutcome { model, report })
+}
+
+fn unreachable_task<T>() -> Result<T> {
+    Err(WickError::InvalidSpec("linear regression needs a numeric target".into()))
+}
+
+fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
+    match (spec, task) {
+        (ModelSpec::Linear { .. }, Task::Classification) => Err(WickError::InvalidSpec(
+            "linear regression predicts numbers but this target has classes; choose logistic regression or an MLP".into(),
+        )),
+        (ModelSpec::Logistic, Task::Regression) => Err(WickError::InvalidSpec(
+            "logistic regression predicts classes but this target is numeric; choose linear regression or an MLP (or set the task to classification)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn started_event(device: String, epochs: usize, steps_per_epoch: usize, split: &Split) -> TrainEvent {
+    TrainEvent::Started {
+        device,
+        epochs,
+        steps_per_epoch,
+        train_rows: split.train.len(),
+        valid_rows: split.valid.len(),
+        test_rows: split.test.len(),
+    }
+}
+
+/// Network targets for the train and validation rows; regression targets are standardised on the
+/// training rows and the scale is returned.
+fn targets_for(target: &TargetValues, split: &Split) -> Result<((NetTargets, NetTargets), Option<(f64, f64)>)> {
+    Ok(match target {
+        TargetValues::Classification { classes, .. } => {
+            let pick = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
+            ((pick(&split.train), pick(&split.valid)), None)
+        }
+        TargetValues::Regression(y) => {
+            let train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
+            let mean = train.iter().sum::<f64>() / train.len().max(1) as f64;
+            let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / train.len().max(1) as f64).sqrt();
+            let std = if std > 0.0 { std } else { 1.0 };
+            let pick = |rows: &[usize]| NetTargets::Values(rows.iter().map(|&r| ((y[r] - mean) / std) as f32).collect());
+            ((pick(&split.train), pick(&split.valid)), Some((mean, std)))
+        }
+    })
+}
+
+fn values(predictions: &[Prediction]) -> Vec<f64> {
+    predictions
+        .iter()
+        .map(|p| match p {
+            Prediction::Value { value } => *value,
+            Prediction::Class { class_index, .. } => *class_index as f64,
+        })
+        .collect()
+}
+
+fn classes_of(predictions: &[Prediction]) -> Vec<usize> {
+    predictions
+        .iter()
+        .map(|p| match p {
+            Prediction::Class { class_index, .. } => *class_index,
+            Prediction::Value { value } => value.round().max(0.0) as usize,
+        })
+        .collect()
+}
+
+fn score(
+    target: &TargetValues,
+    rows: &[usize],
+    predictions: &[Prediction],
+    labels: &[String],
+    source: impl Fn(usize) -> String,
+) -> (Metrics, Vec<TestSample>) {
+    match target {
+        TargetValues::Regression(y) => {
+            let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+            let samples = rows
+                .iter()
+                .zip(predictions)
+                .map(|(&r, p)| TestSample { source: source(r), actual: Actual::Value(y[r]), predicted: p.clone() })
+                .collect();
+            (Metrics::Regression(regression_metrics(&actual, &values(predictions))), samples)
+        }
+        TargetValues::Classification { classes, .. } => {
+            let actual: Vec<usize> = rows.iter().map(|&r| classes[r]).collect();
+            let samples = rows
+                .iter()
+                .zip(predictions)
+                .map(|(&r, p)| TestSample { source: source(r), actual: Actual::Class(classes[r]), predicted: p.clone() })
+                .collect();
+            (Metrics::Classification(classification_metrics(labels, &actual, &classes_of(predictions))), samples)
+        }
+    }
+}
+
+/// Trains a CNN or a transfer-learning head on an image dataset.
+pub fn train_images(
+    index: &ImageIndex,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let result = train_images_inner(index, spec, config, observer, cancel);
+    report_failure(result, observer)
+}
+
+fn train_images_inner(
+    index: &ImageIndex,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let shape = match spec {
+        ModelSpec::Cnn { input, .. } => *input,
+        ModelSpec::Transfer { backbone } => ImageShape { channels: 3, ..backbone.input },
+        _ => {
+            return Err(WickError::InvalidSpec(
+                "an image dataset needs a CNN or a transfer-learning model; linear, logistic and MLP models take tables".into(),
+            ))
+        }
+    };
+    let samples = index.samples()?;
+    let paths: Vec<PathBuf> = samples.iter().map(|(p, _)| p.clone()).collect();
+    let classes: Vec<usize> = samples.iter().map(|(_, c)| *c).collect();
+    let labels = index.classes.clone();
+    let split = config.split_rows(samples.len(), Some(&classes))?;
+    let pixels = load_images_parallel(&paths, shape)?;
+    let fingerprint = fingerprint_files(&index.root, &paths)?;
+    let device = config.device.open()?;
+    let device_name = describe(&device);
+    let per = shape.len();
+    let gather = |rows: &[usize]| -> Vec<f32> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
+    let targets = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut recorder = Recorder { inner: observer, history: Vec::new() };
+    let image_dims = vec![shape.channels, shape.height, shape.width];
+
+    let (weights, feature_dims) = match spec {
+        ModelSpec::Cnn { layers, .. } => {
+            crate::model::infer_shapes(shape, layers, labels.len())?;
+            (None, image_dims.clone())
+        }
+        ModelSpec::Transfer { backbone } => {
+            let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, &device)?;
+            (Some(frozen), vec![backbone.arch.feature_len()])
+        }
+        _ => unreachable_task()?,
+    };
+    // The backbone is frozen, so each image's features are computed once, not every epoch.
+    let features = |rows: &[usize]| -> Result<Vec<f32>> {
+        let x = gather(rows);
+        match &weights {
+            None => Ok(x),
+            Some(b) => backbone_features(b, &x, rows.len(), &image_dims, &device),
+        }
+    };
+    let train = NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train) };
+    let valid = NetData { x: features(&split.valid)?, sample_dims: feature_dims.clone(), y: targets(&split.valid) };
+    let layers = match spec {
+        ModelSpec::Cnn { layers, .. } => layers.clone(),
+        _ => Vec::new(),
+    };
+    let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
+    recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), &split));
+    let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+    let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
+    let weights = match weights {
+        None => Weights::Network(net),
+        Some(backbone) => Weights::Transfer { backbone, head: net },
+    };
+    let model = Model { spec: spec.clone(), input: ModelInput::Image { shape }, target, weights };
+
+    let test_pixels = gather(&split.test);
+    let predictions = model.predict_pixels(&test_pixels, split.test.len())?;
+    let target_values = TargetValues::Classification { labels: labels.clone(), classes: classes.clone() };
+    let (test, test_samples) = score(&target_values, &split.test, &predictions, &labels, |r| paths[r].display().to_string());
+    let duration_secs = started.elapsed().as_secs_f64();
+    recorder.on_event(TrainEvent::Finished { epochs_run: summary.epochs_run, best_epoch: summary.best_epoch, duration_secs });
+    let warnings = if index.skipped.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("skipped {} files that are not readable images", index.skipped.len())]
+    };
+    let report = TrainReport {
+        test,
+        history: recorder.history,
+        test_samples,
+        warnings,
+        dataset: fingerprint,
+        config: config.clone(),
+        device: device_name,
+        epochs_run: summary.epochs_run,
+        best_epoch: summary.best_epoch,
+        duration_secs,
+        rows: SplitSizes::from(&split),
+    };
+    Ok(TrainOutcome { model, report })
+}
+
+fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usize], device: &candle_core::Device) -> Result<Vec<f32>> {
+    let per: usize = dims.iter().product();
+    let mut out = Vec::new();
+    for start in (0..n).step_by(64) {
+        let len = 64.min(n - start);
+        let mut shape = vec![len];
+        shape.extend(dims);
+        let batch = candle_core::Tensor::from_slice(&x[start * per..(start + len) * per], shape, device)?;
+        out.extend(backbone.features(&batch)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Decodes images on every core; the first unreadable image is an error naming it.
+fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<Vec<f32>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len() * shape.len());
+                    for p in part {
+                        out.extend(load_image(p, shape)?);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(WickError::InvalidSpec("image decoding panicked".into())))).collect()
+    });
+    let mut pixels = Vec::with_capacity(paths.len() * shape.len());
+    for part in parts {
+        pixels.extend(part?);
+    }
+    Ok(pixels)
+}

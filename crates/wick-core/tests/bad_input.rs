@@ -1,0 +1,147 @@
+//! Every kind of bad input gets an error that names the file, row or column and says what to do.
+
+mod common;
+
+use std::path::Path;
+
+use image::GrayImage;
+use tempfile::TempDir;
+use wick_core::data::{index_image_folder, load_image, prepare_tabular, read_table, ImageShape, TabularRequest};
+use wick_core::model::ModelSpec;
+use wick_core::train::{train_table, CancelToken, TrainConfig};
+
+fn read_err(dir: &TempDir, name: &str, contents: &[u8]) -> String {
+    let path = common::write_temp(dir, name, contents);
+    read_table(&path).unwrap_err().to_string()
+}
+
+fn prepare_err(csv: &[u8], target: &str, features: Option<Vec<&str>>) -> String {
+    let dir = TempDir::new().unwrap();
+    let path = common::write_temp(&dir, "t.csv", csv);
+    let df = read_table(&path).unwrap();
+    let req = TabularRequest { target: target.into(), features: features.map(|f| f.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    prepare_tabular(&df, &req).unwrap_err().to_string()
+}
+
+#[test]
+fn empty_file() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "empty.csv", b"");
+    assert!(e.contains("empty.csv") && e.contains("empty (0 bytes)"), "{e}");
+    let e = read_err(&dir, "blank.csv", b"\n\n  \n");
+    assert!(e.contains("blank lines"), "{e}");
+}
+
+#[test]
+fn header_only() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "h.csv", b"a,b,c\n");
+    assert!(e.contains("h.csv") && e.contains("no rows"), "{e}");
+}
+
+#[test]
+fn ragged_rows() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "r.csv", b"a,b,c\n1,2,3\n4,5,6,7,8\n9,10,11\n");
+    assert!(e.contains("r.csv") && e.contains("row 2 has 5 fields but the header has 3"), "{e}");
+}
+
+#[test]
+fn non_utf8_bytes() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "latin1.csv", b"name,value\ncaf\xe9,1\nb,2\n");
+    assert!(e.contains("latin1.csv") && e.contains("not UTF-8") && e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn mixed_separators() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "mixed.csv", b"a,b;c\n1,2;3\n");
+    assert!(e.contains("mixed.csv") && e.contains("separator"), "{e}");
+}
+
+#[test]
+fn unknown_extension() {
+    let dir = TempDir::new().unwrap();
+    let e = read_err(&dir, "data.xlsx", b"PK\x03\x04");
+    assert!(e.contains(".csv") && e.contains("data.xlsx"), "{e}");
+}
+
+#[test]
+fn target_missing_constant_or_empty() {
+    let csv = b"x,y,c,n\n1,2,k,\n2,4,k,\n3,6,k,\n4,8,k,\n5,10,k,\n";
+    let e = prepare_err(csv, "z", None);
+    assert!(e.contains("column `z`") && e.contains("x, y, c, n"), "{e}");
+    let e = prepare_err(csv, "c", None);
+    assert!(e.contains("column `c`") && e.contains("same value in every row"), "{e}");
+    let e = prepare_err(csv, "n", None);
+    assert!(e.contains("column `n`") && e.contains("every value is missing"), "{e}");
+}
+
+#[test]
+fn text_feature_that_cannot_be_encoded() {
+    let mut csv = String::from("id,y\n");
+    for i in 0..80 {
+        csv.push_str(&format!("user{i},{}\n", i % 7));
+    }
+    let e = prepare_err(csv.as_bytes(), "y", Some(vec!["id"]));
+    assert!(e.contains("column `id`") && e.contains("80 distinct values") && e.contains("one-hot"), "{e}");
+}
+
+#[test]
+fn nan_and_inf_values() {
+    let e = prepare_err(b"x,y\n1,2\nNaN,3\n3,4\n4,5\n5,6\n", "y", None);
+    assert!(e.contains("column `x`") && e.contains("row 2") && e.contains("NaN"), "{e}");
+    let e = prepare_err(b"x,y\n1,2\n2,inf\n3,4\n4,5\n5,6\n", "y", Some(vec!["x"]));
+    assert!(e.contains("`y`") && e.contains("row 2"), "{e}");
+}
+
+#[test]
+fn wrong_model_for_the_task() {
+    let path = common::sample("breast-cancer.csv");
+    let df = read_table(&path).unwrap();
+    let req = TabularRequest { target: "diagnosis".into(), ..Default::default() };
+    let spec = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
+    let e = train_table(&df, &path, &req, &spec, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
+    assert!(e.contains("logistic regression"), "{e}");
+}
+
+#[test]
+fn corrupt_and_zero_byte_images() {
+    let dir = TempDir::new().unwrap();
+    let broken = common::write_temp(&dir, "broken.png", b"\x89PNG\r\n\x1a\ngarbage");
+    let empty = common::write_temp(&dir, "empty.jpg", b"");
+    let shape = ImageShape { height: 8, width: 8, channels: 1 };
+    for p in [broken, empty] {
+        let e = load_image(&p, shape).unwrap_err().to_string();
+        assert!(e.contains(p.file_name().unwrap().to_str().unwrap()), "{e}");
+    }
+}
+
+fn folder_with(counts: &[(&str, usize)]) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for (class, n) in counts {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        for i in 0..*n {
+            GrayImage::from_pixel(4, 4, image::Luma([i as u8])).save(dir.path().join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn class_folder_with_fewer_than_two_images() {
+    let dir = folder_with(&[("a", 3), ("b", 1)]);
+    let e = index_image_folder(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("class `b` has 1 image") && e.contains("at least 2"), "{e}");
+}
+
+#[test]
+fn image_folder_without_class_folders() {
+    let dir = TempDir::new().unwrap();
+    GrayImage::new(2, 2).save(dir.path().join("x.png")).unwrap();
+    let e = index_image_folder(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("sub-folder"), "{e}");
+    let e = index_image_folder(Path::new("/no/such/folder")).unwrap_err().to_string();
+    assert!(e.contains("/no/such/folder"), "{e}");
+}

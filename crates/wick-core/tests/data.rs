@@ -1,0 +1,107 @@
+//! Opening tables and image folders, their statistics, and what happens with bad input.
+
+mod common;
+
+use image::{GrayImage, RgbImage};
+use tempfile::TempDir;
+use wick_core::data::{index_image_folder, inspect_table, prepare_tabular, read_table, ColumnKind, TabularRequest, Task};
+use wick_core::polars::prelude::*;
+
+/// Reference: pandas 3.1.1 on seattle-weather.csv: temp_max mean 16.43908281998631,
+/// std (ddof=1) 7.349758097360177, min -1.6, max 35.6, 67 distinct; weather top: sun 714, fog 411.
+#[test]
+fn csv_statistics_match_pandas() {
+    let (_, s) = inspect_table(&common::sample("seattle-weather.csv")).unwrap();
+    assert_eq!(s.rows, 1461);
+    assert_eq!(s.columns.len(), 7);
+    let t = s.columns.iter().find(|c| c.name == "temp_max").unwrap();
+    assert_eq!(t.kind, ColumnKind::Numeric);
+    assert!((t.mean.unwrap() - 16.43908281998631).abs() < 1e-9);
+    assert!((t.std.unwrap() - 7.349758097360177).abs() < 1e-9);
+    assert_eq!((t.min, t.max, t.distinct, t.missing), (Some(-1.6), Some(35.6), 67, 0));
+    let w = s.columns.iter().find(|c| c.name == "weather").unwrap();
+    assert_eq!(w.kind, ColumnKind::Text);
+    assert_eq!(w.top_values[..2], [("sun".to_string(), 714), ("fog".to_string(), 411)]);
+    assert_eq!(s.preview.len(), 10);
+    assert_eq!(s.preview[0][0], "2012-01-01");
+}
+
+#[test]
+fn parquet_and_ndjson_open_like_csv() {
+    let dir = TempDir::new().unwrap();
+    let mut df = read_table(&common::sample("seattle-weather.csv")).unwrap();
+    let pq = dir.path().join("w.parquet");
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    let nd = dir.path().join("w.ndjson");
+    JsonWriter::new(std::fs::File::create(&nd).unwrap()).with_json_format(JsonFormat::JsonLines).finish(&mut df).unwrap();
+    for path in [pq, nd] {
+        let (back, summary) = inspect_table(&path).unwrap();
+        assert_eq!(back.shape(), (1461, 7), "{}", path.display());
+        let t = summary.columns.iter().find(|c| c.name == "temp_max").unwrap();
+        assert!((t.mean.unwrap() - 16.43908281998631).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn semicolon_separated_files_are_detected() {
+    let dir = TempDir::new().unwrap();
+    let p = common::write_temp(&dir, "semi.csv", b"a;b;c\n1;2;x\n3;4;y\n");
+    let df = read_table(&p).unwrap();
+    assert_eq!(df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+}
+
+#[test]
+fn task_detection_and_override() {
+    let df = read_table(&common::sample("seattle-weather.csv")).unwrap();
+    let req = |target: &str, task| TabularRequest { target: target.into(), task, ..Default::default() };
+    assert_eq!(prepare_tabular(&df, &req("temp_max", None)).unwrap().target.task(), Task::Regression);
+    assert_eq!(prepare_tabular(&df, &req("weather", None)).unwrap().target.task(), Task::Classification);
+    assert_eq!(prepare_tabular(&df, &req("month", None)).unwrap().target.task(), Task::Classification, "12 distinct values");
+    assert_eq!(prepare_tabular(&df, &req("month", Some(Task::Regression))).unwrap().target.task(), Task::Regression);
+    // `date` is text with 1461 distinct values: skipped with a note when features are not chosen.
+    let d = prepare_tabular(&df, &req("temp_max", None)).unwrap();
+    assert!(d.features.iter().all(|(n, _)| n != "date"));
+    assert!(d.warnings.iter().any(|w| w.contains("`date`")), "{:?}", d.warnings);
+}
+
+#[test]
+fn image_folder_index_counts_classes_and_shapes() {
+    let index = index_image_folder(&common::sample("digits")).unwrap();
+    assert_eq!(index.len(), 1797);
+    assert_eq!(index.classes, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    let counts = index.class_counts();
+    assert_eq!(counts[0], ("0".to_string(), 178));
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 1797);
+    let shape = index.default_shape(64);
+    assert_eq!((shape.height, shape.width, shape.channels), (8, 8, 1));
+    assert_eq!(index.frame.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["path", "label", "width", "height", "channels"]);
+}
+
+#[test]
+fn mixed_image_sizes_and_channels_are_converted_and_odd_files_skipped() {
+    let dir = TempDir::new().unwrap();
+    for class in ["cat", "dog"] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+    }
+    GrayImage::from_pixel(10, 12, image::Luma([200])).save(dir.path().join("cat/a.png")).unwrap();
+    RgbImage::from_pixel(30, 20, image::Rgb([10, 20, 30])).save(dir.path().join("cat/b.jpg")).unwrap();
+    RgbImage::from_pixel(16, 16, image::Rgb([255, 0, 0])).save(dir.path().join("dog/c.bmp")).unwrap();
+    GrayImage::from_pixel(16, 16, image::Luma([0])).save(dir.path().join("dog/d.png")).unwrap();
+    std::fs::write(dir.path().join("dog/notes.txt"), "not an image").unwrap();
+    std::fs::write(dir.path().join("dog/empty.png"), b"").unwrap();
+    std::fs::write(dir.path().join("dog/broken.png"), b"\x89PNG\r\n\x1a\nthis is not a png body").unwrap();
+    let index = index_image_folder(dir.path()).unwrap();
+    assert_eq!(index.len(), 4);
+    assert_eq!(index.skipped.len(), 3);
+    let reason = |name: &str| index.skipped.iter().find(|s| s.path.ends_with(name)).unwrap().reason.clone();
+    assert!(reason("notes.txt").contains("unsupported"), "{}", reason("notes.txt"));
+    assert!(reason("empty.png").contains("empty"), "{}", reason("empty.png"));
+    assert!(reason("broken.png").contains("corrupt"), "{}", reason("broken.png"));
+    let shape = index.default_shape(64);
+    assert_eq!(shape.channels, 3, "colour images present → RGB input");
+    for (path, _) in index.samples().unwrap() {
+        let px = wick_core::data::load_image(&path, shape).unwrap();
+        assert_eq!(px.len(), shape.len());
+        assert!(px.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+}

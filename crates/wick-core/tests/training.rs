@@ -1,0 +1,237 @@
+//! Training runs end to end: events, cancellation, divergence, reproducibility, the sample digits CNN,
+//! and save → load → predict giving identical outputs.
+
+mod common;
+
+use std::sync::mpsc;
+
+use tempfile::TempDir;
+use wick_core::data::{index_image_folder, read_table, TabularRequest};
+use wick_core::metrics::Metrics;
+use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec, Prediction};
+use wick_core::package::{load_package, read_manifest, save_package};
+use wick_core::train::{train_images, train_table, CancelToken, TrainConfig, TrainEvent, TrainOutcome};
+use wick_core::WickError;
+
+fn weather(spec: &ModelSpec, config: &TrainConfig, events: &mut Vec<TrainEvent>) -> wick_core::Result<TrainOutcome> {
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    let req = TabularRequest { target: "temp_max".into(), ..Default::default() };
+    train_table(&df, &path, &req, spec, config, &mut |e: TrainEvent| events.push(e), &CancelToken::new())
+}
+
+fn mlp() -> ModelSpec {
+    ModelSpec::Mlp { hidden: vec![16, 8], activation: Activation::Relu, dropout: 0.1 }
+}
+
+#[test]
+fn events_arrive_in_order_through_a_channel() {
+    let (tx, rx) = mpsc::channel();
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    let req = TabularRequest { target: "temp_max".into(), ..Default::default() };
+    let config = TrainConfig { epochs: 3, early_stopping_patience: None, ..TrainConfig::default() };
+    let mut tx_observer = tx;
+    train_table(&df, &path, &req, &mlp(), &config, &mut tx_observer, &CancelToken::new()).unwrap();
+    drop(tx_observer);
+    let events: Vec<TrainEvent> = rx.iter().collect();
+    assert!(matches!(events[0], TrainEvent::Started { epochs: 3, .. }), "{:?}", events[0]);
+    assert!(matches!(events.last(), Some(TrainEvent::Finished { epochs_run: 3, .. })));
+    let steps = events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count();
+    let TrainEvent::Started { steps_per_epoch, .. } = events[0] else { unreachable!() };
+    assert_eq!(steps, 3 * steps_per_epoch);
+    let valid_r2: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Metric { split: wick_core::train::SplitName::Valid, name, value, .. } if name == "r2" => Some(*value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(valid_r2.len(), 3);
+    assert_eq!(events.iter().filter(|e| matches!(e, TrainEvent::EpochFinished { .. })).count(), 3);
+}
+
+#[test]
+fn linear_regression_on_sample_data_fits_well() {
+    let mut events = Vec::new();
+    let out = weather(&ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, &TrainConfig::default(), &mut events).unwrap();
+    let Metrics::Regression(m) = &out.report.test else { panic!() };
+    assert!(m.r2 > 0.8, "temp_max from temp_min etc.: r2 {}", m.r2);
+    assert_eq!(out.report.test_samples.len(), out.report.rows.test);
+}
+
+#[test]
+fn cancelling_stops_training() {
+    let cancel = CancelToken::new();
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    let req = TabularRequest { target: "temp_max".into(), ..Default::default() };
+    let mut seen = Vec::new();
+    let c = cancel.clone();
+    let mut observer = |e: TrainEvent| {
+        if matches!(e, TrainEvent::Step { step: 5, .. }) {
+            c.cancel();
+        }
+        seen.push(e);
+    };
+    let err = train_table(&df, &path, &req, &mlp(), &TrainConfig::default(), &mut observer, &cancel).err().unwrap();
+    assert!(matches!(err, WickError::Cancelled));
+    assert!(matches!(seen.last(), Some(TrainEvent::Cancelled)));
+    assert_eq!(seen.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count(), 5);
+}
+
+#[test]
+fn divergence_stops_with_advice() {
+    let mut events = Vec::new();
+    let config = TrainConfig { lr: 1e12, optimizer: wick_core::train::OptimizerKind::Sgd, ..TrainConfig::default() };
+    let err = weather(&mlp(), &config, &mut events).err().unwrap();
+    assert!(matches!(err, WickError::Diverged { .. }), "{err}");
+    assert!(err.to_string().contains("Lower the learning rate"), "{err}");
+    assert!(matches!(events.last(), Some(TrainEvent::Failed { .. })));
+}
+
+#[test]
+fn same_seed_same_model_other_seed_other_model() {
+    let config = TrainConfig { epochs: 4, ..TrainConfig::default() };
+    let run = |seed| {
+        let out = weather(&mlp(), &TrainConfig { seed, ..config.clone() }, &mut Vec::new()).unwrap();
+        out.report.test_samples.iter().map(|s| s.predicted.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn every_optimiser_learns() {
+    for optimizer in [wick_core::train::OptimizerKind::Sgd, wick_core::train::OptimizerKind::Adam, wick_core::train::OptimizerKind::AdamW] {
+        let lr = if optimizer == wick_core::train::OptimizerKind::Sgd { 0.01 } else { 3e-3 };
+        let config = TrainConfig { epochs: 15, lr, optimizer, ..TrainConfig::default() };
+        let out = weather(&mlp(), &config, &mut Vec::new()).unwrap();
+        let Metrics::Regression(m) = &out.report.test else { panic!() };
+        assert!(m.r2 > 0.7, "{optimizer:?}: r2 {}", m.r2);
+    }
+}
+
+fn assert_identical(a: &[Prediction], b: &[Prediction]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        match (x, y) {
+            (Prediction::Value { value: v1 }, Prediction::Value { value: v2 }) => assert_eq!(v1.to_bits(), v2.to_bits()),
+            (Prediction::Class { probabilities: p1, class_index: c1, .. }, Prediction::Class { probabilities: p2, class_index: c2, .. }) => {
+                assert_eq!(c1, c2);
+                assert!(p1.iter().zip(p2).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+            _ => panic!("different prediction kinds"),
+        }
+    }
+}
+
+#[test]
+fn save_load_predict_is_identical_for_tabular_models() {
+    let dir = TempDir::new().unwrap();
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    let specs = [
+        ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
+        ModelSpec::Linear { ridge_alpha: 1.0, poly_degree: 3 },
+        mlp(),
+    ];
+    for (i, spec) in specs.iter().enumerate() {
+        let config = TrainConfig { epochs: 3, ..TrainConfig::default() };
+        let out = weather(spec, &config, &mut Vec::new()).unwrap();
+        let pkg = dir.path().join(format!("m{i}.wick"));
+        save_package(&out.model, &out.report, "weather", &pkg).unwrap();
+        let (loaded, manifest) = load_package(&pkg).unwrap();
+        assert_eq!(manifest.spec, *spec);
+        assert_eq!(manifest.dataset.rows, 1461);
+        assert_eq!(manifest.seed, 42);
+        assert!(pkg.join("README.md").exists());
+        assert_identical(&out.model.predict_frame(&df).unwrap(), &loaded.predict_frame(&df).unwrap());
+    }
+    // Classification with one-hot features, predicted from JSON rows.
+    let req = TabularRequest { target: "weather".into(), features: Some(vec!["month".into(), "precipitation".into(), "temp_min".into(), "temp_max".into(), "wind".into()]), ..Default::default() };
+    let out = train_table(&df, &path, &req, &ModelSpec::Logistic, &TrainConfig { epochs: 5, ..TrainConfig::default() }, &mut |_| {}, &CancelToken::new()).unwrap();
+    let pkg = dir.path().join("weather-class.wick");
+    save_package(&out.model, &out.report, "weather", &pkg).unwrap();
+    let (loaded, _) = load_package(&pkg).unwrap();
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(
+        r#"[{"month": 7, "precipitation": 0.0, "temp_min": 15.0, "temp_max": 30.1, "wind": 2.0},
+            {"month": "1", "precipitation": 12.5, "temp_min": 2.0, "temp_max": 6.0, "wind": 5.5}]"#,
+    )
+    .unwrap();
+    let p = loaded.predict_rows(&rows).unwrap();
+    assert_identical(&out.model.predict_rows(&rows).unwrap(), &p);
+    let Prediction::Class { label, probabilities, .. } = &p[0] else { panic!() };
+    assert!(["sun", "fog", "rain", "drizzle", "snow"].contains(&label.as_str()));
+    assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    let err = loaded.predict_rows(&serde_json::from_str(r#"[{"month": "July"}]"#).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("`month` must be a number"), "{err}");
+}
+
+#[test]
+fn saving_over_a_package_replaces_it_and_never_touches_other_files() {
+    let dir = TempDir::new().unwrap();
+    let out = weather(&ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, &TrainConfig::default(), &mut Vec::new()).unwrap();
+    let pkg = dir.path().join("m.wick");
+    save_package(&out.model, &out.report, "first", &pkg).unwrap();
+    save_package(&out.model, &out.report, "second", &pkg).unwrap();
+    assert_eq!(read_manifest(&pkg).unwrap().name, "second");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no temp or backup folders left: {leftovers:?}");
+    let precious = dir.path().join("notes");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("keep.txt"), "mine").unwrap();
+    let err = save_package(&out.model, &out.report, "x", &precious).unwrap_err().to_string();
+    assert!(err.contains("not a Wick package"), "{err}");
+    assert_eq!(std::fs::read_to_string(precious.join("keep.txt")).unwrap(), "mine");
+    // A damaged weights file is detected on load.
+    std::fs::write(pkg.join("model.safetensors"), b"garbage").unwrap();
+    let err = load_package(&pkg).err().unwrap().to_string();
+    assert!(err.contains("damaged"), "{err}");
+}
+
+/// The default CNN on the sample digits (8×8 grey): at least 95% test accuracy, well under a minute.
+#[test]
+fn default_cnn_learns_the_sample_digits() {
+    let index = index_image_folder(&common::sample("digits")).unwrap();
+    let spec = ModelSpec::Cnn { input: index.default_shape(64), layers: default_cnn_layers() };
+    let config = TrainConfig { epochs: 15, lr: 2e-3, batch_size: 32, device: wick_core::train::DeviceChoice::Cpu, ..TrainConfig::default() };
+    let started = std::time::Instant::now();
+    let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let Metrics::Classification(m) = &out.report.test else { panic!() };
+    assert!(m.accuracy >= 0.95, "test accuracy {}", m.accuracy);
+    eprintln!("digits CNN: accuracy {:.4} in {secs:.1} s, {} epochs", m.accuracy, out.report.epochs_run);
+
+    let dir = TempDir::new().unwrap();
+    let pkg = dir.path().join("digits.wick");
+    save_package(&out.model, &out.report, "digits", &pkg).unwrap();
+    let (loaded, manifest) = load_package(&pkg).unwrap();
+    assert_eq!(manifest.inputs[0].shape, vec![-1, 8, 8, 1]);
+    let paths: Vec<_> = out.report.test_samples.iter().take(50).map(|s| std::path::PathBuf::from(&s.source)).collect();
+    assert_identical(&out.model.predict_image_paths(&paths).unwrap(), &loaded.predict_image_paths(&paths).unwrap());
+}
+
+#[test]
+fn cnn_with_batchnorm_and_dropout_round_trips() {
+    let index = index_image_folder(&common::sample("digits")).unwrap();
+    let layers = vec![
+        Layer::Conv2d { filters: 8, kernel: 3, stride: 1, padding: wick_core::model::Padding::Same },
+        Layer::BatchNorm,
+        Layer::Activation { function: Activation::Relu },
+        Layer::AvgPool2d { size: 2 },
+        Layer::Dropout { rate: 0.2 },
+        Layer::Flatten,
+        Layer::Dense { units: 16 },
+        Layer::Activation { function: Activation::Gelu },
+    ];
+    let spec = ModelSpec::Cnn { input: index.default_shape(64), layers };
+    let config = TrainConfig { epochs: 2, device: wick_core::train::DeviceChoice::Cpu, ..TrainConfig::default() };
+    let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+    let dir = TempDir::new().unwrap();
+    let pkg = dir.path().join("bn.wick");
+    save_package(&out.model, &out.report, "bn", &pkg).unwrap();
+    let (loaded, _) = load_package(&pkg).unwrap();
+    let pixels: Vec<u8> = (0..64 * 3).map(|i| (i * 7 % 256) as u8).collect();
+    assert_identical(&out.model.predict_hwc_u8(&pixels, 3).unwrap(), &loaded.predict_hwc_u8(&pixels, 3).unwrap());
+}

@@ -1,0 +1,74 @@
+//! Transfer learning with a real candle-transformers ResNet-18 loaded from a safetensors file. The test
+//! builds a randomly initialised backbone file itself, so the loading code is exercised offline.
+
+mod common;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use tempfile::TempDir;
+use wick_core::data::{index_image_folder, ImageShape};
+use wick_core::model::{Backbone, BackboneArch, ModelSpec, Prediction};
+use wick_core::package::{load_package, save_package, BACKBONE_FILE};
+use wick_core::train::{train_images, CancelToken, SplitName, TrainConfig, TrainEvent};
+
+#[test]
+fn resnet18_backbone_with_a_trained_head() {
+    let dir = TempDir::new().unwrap();
+    let weights = dir.path().join("resnet18.safetensors");
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+    varmap.save(&weights).unwrap();
+
+    // Three digit classes, 12 images each.
+    let data = dir.path().join("digits3");
+    for class in ["0", "1", "7"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(common::sample("digits").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(12) {
+            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let index = index_image_folder(&data).unwrap();
+    let input = ImageShape { height: 32, width: 32, channels: 3 };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input } };
+    let config = TrainConfig { epochs: 8, lr: 1e-2, early_stopping_patience: None, ..TrainConfig::default() };
+    let mut train_loss = Vec::new();
+    let out = train_images(&index, &spec, &config, &mut |e: TrainEvent| {
+        if let TrainEvent::Metric { split: SplitName::Train, name, value, .. } = e {
+            if name == "loss" {
+                train_loss.push(value);
+            }
+        }
+    }, &CancelToken::new())
+    .unwrap();
+    assert_eq!(train_loss.len(), 8);
+    assert!(train_loss[7] < train_loss[0], "the head learns: {train_loss:?}");
+
+    let pkg = dir.path().join("t.wick");
+    save_package(&out.model, &out.report, "transfer", &pkg).unwrap();
+    assert!(pkg.join(BACKBONE_FILE).exists(), "the package carries its backbone");
+    std::fs::remove_file(&weights).unwrap();
+    let (loaded, manifest) = load_package(&pkg).unwrap();
+    assert_eq!(manifest.inputs[0].shape, vec![-1, 32, 32, 3]);
+    let paths: Vec<_> = index.samples().unwrap().into_iter().map(|(p, _)| p).take(6).collect();
+    let a = out.model.predict_image_paths(&paths).unwrap();
+    let b = loaded.predict_image_paths(&paths).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let (Prediction::Class { probabilities: p, .. }, Prediction::Class { probabilities: q, .. }) = (x, y) else { panic!() };
+        assert!(p.iter().zip(q).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn a_backbone_file_that_is_not_resnet_is_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    let weights = common::write_temp(&dir, "bad.safetensors", b"not safetensors at all");
+    let index = index_image_folder(&common::sample("digits")).unwrap();
+    let input = ImageShape { height: 16, width: 16, channels: 3 };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
+    let config = TrainConfig { epochs: 1, ..TrainConfig::default() };
+    let err = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
+    assert!(err.contains("bad.safetensors") && err.contains("safetensors"), "{err}");
+}

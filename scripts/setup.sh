@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Wick needs on a fresh Debian/Ubuntu machine: a Rust toolchain and a C compiler.
+# Python packages for `wick bench` references are optional: pass --bench to install them too.
+set -euo pipefail
+need_sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v cc >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    need_sudo apt-get update -qq
+    need_sudo apt-get install -y -qq build-essential pkg-config curl
+  fi
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+if [ "${1:-}" = "--bench" ]; then
+  python3 -m pip install --quiet pandas numpy
+  echo "PyTorch (CPU) is optional for the CNN reference: python3 -m pip install torch"
+fi
