@@ -19,7 +19,7 @@ pub fn evaluate_table(model: &Model, df: &DataFrame) -> Result<(Metrics, Vec<Pre
             let actual = column.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
             let actual = actual.f64().map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
             let (mut a, mut p) = (Vec::new(), Vec::new());
-            for (v, pred) in actual.into_iter().zip(&predictions) {
+            for (v, pred) in actual.iter().zip(&predictions) {
                 if let (Some(v), Prediction::Value { value }) = (v, pred) {
                     a.push(v);
                     p.push(*value);
@@ -32,7 +32,7 @@ pub fn evaluate_table(model: &Model, df: &DataFrame) -> Result<(Metrics, Vec<Pre
             let actual = actual.str().map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
             let labels = &model.target.labels;
             let (mut a, mut p) = (Vec::new(), Vec::new());
-            for (v, pred) in actual.into_iter().zip(&predictions) {
+            for (v, pred) in actual.iter().zip(&predictions) {
                 let (Some(v), Prediction::Class { class_index, .. }) = (v, pred) else { continue };
                 // A label never seen in training counts as a miss (index past the known classes).
                 a.push(labels.iter().position(|l| l == v).unwrap_or(labels.len()));

@@ -164,7 +164,7 @@ fn save_load_predict_is_identical_for_tabular_models() {
     let Prediction::Class { label, probabilities, .. } = &p[0] else { panic!() };
     assert!(["sun", "fog", "rain", "drizzle", "snow"].contains(&label.as_str()));
     assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    let err = loaded.predict_rows(&serde_json::from_str(r#"[{"month": "July"}]"#).unwrap()).unwrap_err().to_string();
+    let err = loaded.predict_rows(&serde_json::from_str::<Vec<_>>(r#"[{"month": "July"}]"#).unwrap()).unwrap_err().to_string();
     assert!(err.contains("`month` must be a number"), "{err}");
 }
 

@@ -63,7 +63,7 @@ impl ImageIndex {
     pub fn class_counts(&self) -> Vec<(String, usize)> {
         let mut counts: BTreeMap<String, usize> = self.classes.iter().map(|c| (c.clone(), 0)).collect();
         if let Ok(labels) = self.frame.column("label").and_then(|c| c.str().cloned()) {
-            for label in labels.into_iter().flatten() {
+            for label in labels.iter().flatten() {
                 *counts.entry(label.to_string()).or_default() += 1;
             }
         }
@@ -84,8 +84,8 @@ impl ImageIndex {
         let paths = self.frame.column("path").and_then(|c| c.str().cloned()).map_err(ctx)?;
         let labels = self.frame.column("label").and_then(|c| c.str().cloned()).map_err(ctx)?;
         paths
-            .into_iter()
-            .zip(labels.into_iter())
+            .iter()
+            .zip(labels.iter())
             .map(|(p, l)| {
                 let (p, l) = (p.unwrap_or_default(), l.unwrap_or_default());
                 let class = self.classes.iter().position(|c| c == l).ok_or_else(|| {
@@ -104,7 +104,7 @@ impl ImageIndex {
                 .column(name)
                 .and_then(|c| c.cast(&DataType::UInt32))
                 .ok()
-                .and_then(|c| c.u32().ok().map(|ca| ca.into_iter().flatten().collect()))
+                .and_then(|c| c.u32().ok().map(|ca| ca.iter().flatten().collect()))
                 .unwrap_or_default()
         };
         let (widths, heights, channels) = (col("width"), col("height"), col("channels"));
@@ -168,7 +168,7 @@ pub fn index_image_csv(csv: &Path) -> Result<ImageIndex> {
     let (paths, labels) = (paths.str().map_err(|e| WickError::polars("path", e))?, labels.str().map_err(|e| WickError::polars("label", e))?);
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
-    for (row, (p, l)) in paths.into_iter().zip(labels.into_iter()).enumerate() {
+    for (row, (p, l)) in paths.iter().zip(labels.iter()).enumerate() {
         let (Some(p), Some(l)) = (p, l) else {
             return Err(WickError::data(csv, format!("row {} has an empty path or label", row + 1)));
         };

@@ -118,7 +118,7 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
         ColumnKind::Text | ColumnKind::Boolean => {
             let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx("cast"), e))?;
             let text = text.str().map_err(|e| WickError::polars(ctx("text"), e))?;
-            summary.top_values = top_values(text.into_iter().flatten(), TOP_VALUES);
+            summary.top_values = top_values(text.iter().flatten(), TOP_VALUES);
         }
         ColumnKind::Temporal | ColumnKind::Other => {}
     }

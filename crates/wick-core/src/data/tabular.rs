@@ -225,7 +225,7 @@ fn raw_column(series: &Series, max_categories: usize) -> Result<RawColumn> {
     match ColumnKind::of(series.dtype()) {
         ColumnKind::Numeric | ColumnKind::Boolean => {
             let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-            let values: Vec<Option<f64>> = values.f64().map_err(|e| WickError::polars(format!("column `{name}`"), e))?.into_iter().collect();
+            let values: Vec<Option<f64>> = values.f64().map_err(|e| WickError::polars(format!("column `{name}`"), e))?.iter().collect();
             if let Some(row) = values.iter().position(|v| v.is_some_and(|x| !x.is_finite())) {
                 return Err(WickError::column(
                     &name,
@@ -241,7 +241,7 @@ fn raw_column(series: &Series, max_categories: usize) -> Result<RawColumn> {
         ColumnKind::Text => {
             let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
             let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-            let values: Vec<Option<String>> = text.into_iter().map(|v| v.map(str::to_string)).collect();
+            let values: Vec<Option<String>> = text.iter().map(|v| v.map(str::to_string)).collect();
             let distinct: BTreeSet<&str> = values.iter().flatten().map(String::as_str).collect();
             if distinct.len() > max_categories {
                 return Err(WickError::column(
@@ -394,7 +394,7 @@ impl Preprocessor {
                 FeatureEncoder::OneHot { .. } => {
                     let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
-                    RawColumn::Text(text.into_iter().map(|v| v.map(str::to_string)).collect())
+                    RawColumn::Text(text.iter().map(|v| v.map(str::to_string)).collect())
                 }
             };
             columns.push(raw);

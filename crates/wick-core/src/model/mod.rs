@@ -97,7 +97,7 @@ impl Model {
         let mut columns = Vec::new();
         for enc in &preprocessor.encoders {
             let name = enc.name();
-            let values = rows.iter().enumerate().map(|(i, row)| match row.get(name) {
+            let values = rows.iter().enumerate().map(|(_, row)| match row.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(v) => Ok(Some(v.clone())),
             });
@@ -251,7 +251,8 @@ impl Model {
         }
     }
 
-    pub(crate) fn device(&self) -> Device {
+    /// The device the model computes on.
+    pub fn device(&self) -> Device {
         match &self.weights {
             Weights::Network(net) | Weights::Transfer { head: net, .. } => net.device().clone(),
             Weights::Linear(_) => Device::Cpu,
