@@ -33,7 +33,7 @@ fn resnet18_backbone_with_a_trained_head() {
     let index = index_image_folder(&data).unwrap();
     let input = ImageShape { height: 32, width: 32, channels: 3 };
     let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input } };
-    let config = TrainConfig { epochs: 8, lr: 1e-2, early_stopping_patience: None, ..TrainConfig::default() };
+    let config = TrainConfig { epochs: 8, lr: 1e-3, early_stopping_patience: None, ..TrainConfig::default() };
     let mut train_loss = Vec::new();
     let out = train_images(&index, &spec, &config, &mut |e: TrainEvent| {
         if let TrainEvent::Metric { split: SplitName::Train, name, value, .. } = e {

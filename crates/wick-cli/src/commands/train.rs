@@ -121,7 +121,10 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             let detected = match task {
                 Some(t) => t,
                 None => {
-                    let col = df.column(&request.target).with_context(|| format!("column `{}` is not in {}", request.target, args.data.display()))?;
+                    let Ok(col) = df.column(&request.target) else {
+                        let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+                        bail!("column `{}` is not in {}; the columns are: {}", request.target, args.data.display(), names.join(", "));
+                    };
                     wick_core::data::detect_task(col.as_materialized_series())
                 }
             };

