@@ -41,6 +41,25 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Publish a model package to an endpoint as a new version.
+    Publish(commands::remote::PublishArgs),
+    /// List the models and versions on an endpoint.
+    Models(commands::remote::EndpointArgs),
+    /// Make an older (or newer) version the default of a model on an endpoint.
+    Rollback {
+        name: String,
+        version: u64,
+        #[command(flatten)]
+        endpoint: commands::remote::EndpointArgs,
+    },
+    /// Run the endpoint server (same as `wick-serve`).
+    Serve {
+        /// Configuration file (TOML); WICK_SERVE_* environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the compute devices this build of Wick can use.
+    Devices,
     /// Measure Wick against pandas, numpy and PyTorch on this machine.
     Bench(commands::bench::BenchArgs),
 }
@@ -62,6 +81,11 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
         Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
+        Command::Publish(args) => commands::remote::publish(&args, cli.json),
+        Command::Models(args) => commands::remote::models(&args, cli.json),
+        Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),
+        Command::Serve { config } => commands::serve(config.as_deref()),
+        Command::Devices => commands::devices::run(cli.json),
         Command::Bench(args) => commands::bench::run(&args, cli.json),
     };
     match result {

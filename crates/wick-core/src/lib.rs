@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod model;
 pub mod package;
+pub mod publish;
 pub mod train;
 
 pub use error::{Result, WickError};

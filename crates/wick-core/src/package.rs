@@ -292,6 +292,51 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
     Ok((model, manifest))
 }
 
+/// Packs a package folder into one uncompressed tar archive (for uploading or sharing as one file).
+/// The archive holds the package's files at its root, in a fixed order with fixed metadata, so the
+/// same package always gives the same bytes (and the same sha256).
+pub fn pack_package(path: &Path) -> Result<Vec<u8>> {
+    read_manifest(path)?;
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| WickError::io(path, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    let mut builder = tar::Builder::new(Vec::new());
+    for name in names {
+        let bytes = std::fs::read(path.join(&name)).map_err(|e| WickError::io(path.join(&name), e))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, &name, bytes.as_slice()).map_err(|e| WickError::io(path, e))?;
+    }
+    builder.into_inner().map_err(|e| WickError::io(path, e))
+}
+
+/// Unpacks an archive made by [`pack_package`] into `dest` (created; must not exist yet) and checks
+/// that it is a readable package. Only plain files at the archive's root are accepted.
+pub fn unpack_package(archive: &[u8], dest: &Path) -> Result<Manifest> {
+    std::fs::create_dir_all(dest).map_err(|e| WickError::io(dest, e))?;
+    let mut tar = tar::Archive::new(archive);
+    let entries = tar.entries().map_err(|e| WickError::package(dest, format!("is not a Wick package archive ({e})")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| WickError::package(dest, format!("archive is damaged ({e})")))?;
+        let name = entry.path().map_err(|e| WickError::package(dest, format!("archive entry has a bad name ({e})")))?.to_path_buf();
+        let plain = entry.header().entry_type().is_file() && name.components().count() == 1 && !name.to_string_lossy().starts_with('.');
+        if !plain {
+            return Err(WickError::package(dest, format!("archive entry {} is not a plain file at the top level", name.display())));
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| WickError::io(dest.join(&name), e))?;
+        write_synced(&dest.join(&name), &bytes)?;
+    }
+    read_manifest(dest)
+}
+
 /// A human-readable model card.
 fn model_card(m: &Manifest) -> String {
     let mut s = format!("# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n", m.name, kind_name(&m.spec), m.target.name, m.target.task);

@@ -105,3 +105,18 @@ fn mixed_image_sizes_and_channels_are_converted_and_odd_files_skipped() {
         assert!(px.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
+
+#[test]
+fn image_csv_with_relative_paths() {
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir(dir.path().join("imgs")).unwrap();
+    for i in 0..4u8 {
+        GrayImage::from_pixel(5, 5, image::Luma([i * 40])).save(dir.path().join(format!("imgs/{i}.png"))).unwrap();
+    }
+    let csv = common::write_temp(&dir, "list.csv", b"path,label\nimgs/0.png,a\nimgs/1.png,a\nimgs/2.png,b\nimgs/3.png,b\nimgs/missing.png,b\n");
+    let index = wick_core::data::index_image_csv(&csv).unwrap();
+    assert_eq!(index.len(), 4);
+    assert_eq!(index.classes, ["a", "b"]);
+    assert_eq!(index.skipped.len(), 1, "the missing file is skipped and reported");
+    assert!(index.skipped[0].path.ends_with("imgs/missing.png"));
+}

@@ -1,5 +1,15 @@
 pub mod bench;
+pub mod devices;
 pub mod eval;
 pub mod inspect;
 pub mod predict;
 pub mod train;
+pub mod remote;
+
+/// Runs the endpoint server in the foreground.
+pub fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = wick_serve::ServeConfig::load(config).context("loading the server configuration")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(wick_serve::run(config)).context("serving")
+}

@@ -15,21 +15,3 @@ pub use tabular::{
     TabularDataset, TabularRequest, Task, TargetValues,
 };
 
-/// What kind of dataset a path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetKind {
-    Table,
-    Images,
-}
-
-impl DatasetKind {
-    /// A folder is an image dataset (or a CSV named `*images*.csv` with path,label); anything else a table.
-    pub fn of(path: &std::path::Path) -> Self {
-        if path.is_dir() {
-            Self::Images
-        } else {
-            Self::Table
-        }
-    }
-}

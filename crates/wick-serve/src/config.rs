@@ -1,0 +1,123 @@
+//! Server configuration: defaults, a TOML file, then `WICK_SERVE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServeError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on. Loopback by default: exposing a server is a deliberate choice.
+    pub listen: SocketAddr,
+    /// Model store: a local folder, or `s3://bucket/prefix` (credentials and endpoint from the usual
+    /// `AWS_*` variables) shared by several replicas.
+    pub store: String,
+    /// Where tokens and unpacked model caches live.
+    pub data_dir: PathBuf,
+    /// Token file (hashes only); defaults to `<data_dir>/tokens.json`.
+    pub tokens_file: Option<PathBuf>,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Most tensor elements in one inference request (413 above).
+    pub max_tensor_elements: usize,
+    pub request_timeout_secs: u64,
+    /// Requests processed at once; more are answered 503 with Retry-After.
+    pub max_concurrent_requests: usize,
+    /// How often the store is re-read for versions published by other replicas.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let data_dir = directories::ProjectDirs::from("dev", "Wick", "wick")
+            .map(|d| d.data_dir().join("serve"))
+            .unwrap_or_else(|| PathBuf::from("wick-serve-data"));
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: data_dir.join("models").to_string_lossy().to_string(),
+            data_dir,
+            tokens_file: None,
+            max_body_bytes: 256 * 1024 * 1024,
+            max_tensor_elements: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 256,
+            refresh_interval_secs: 2,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Defaults, overridden by `file` (if given) and then by environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ServeError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ServeError::Io { path: path.to_path_buf(), source: e })?;
+                toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
+        fn parse<T: std::str::FromStr>(key: &str, value: String) -> Result<T, ServeError> {
+            value.parse().map_err(|_| ServeError::Config(format!("{key}={value:?} is not valid")))
+        }
+        if let Some(v) = get("WICK_SERVE_LISTEN") {
+            self.listen = parse("WICK_SERVE_LISTEN", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_STORE") {
+            self.store = v;
+        }
+        if let Some(v) = get("WICK_SERVE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("WICK_SERVE_TOKENS_FILE") {
+            self.tokens_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("WICK_SERVE_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("WICK_SERVE_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_MAX_TENSOR_ELEMENTS") {
+            self.max_tensor_elements = parse("WICK_SERVE_MAX_TENSOR_ELEMENTS", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_REQUEST_TIMEOUT_SECS") {
+            self.request_timeout_secs = parse("WICK_SERVE_REQUEST_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_MAX_CONCURRENT_REQUESTS") {
+            self.max_concurrent_requests = parse("WICK_SERVE_MAX_CONCURRENT_REQUESTS", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_REFRESH_INTERVAL_SECS") {
+            self.refresh_interval_secs = parse("WICK_SERVE_REFRESH_INTERVAL_SECS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn tokens_path(&self) -> PathBuf {
+        self.tokens_file.clone().unwrap_or_else(|| self.data_dir.join("tokens.json"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 1000\n").unwrap();
+        let mut c: ServeConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        c.apply_env(|k| (k == "WICK_SERVE_MAX_BODY_BYTES").then(|| "2000".to_string())).unwrap();
+        assert_eq!(c.max_body_bytes, 2000);
+        let err = c.apply_env(|k| (k == "WICK_SERVE_LISTEN").then(|| "nope".to_string())).unwrap_err();
+        assert!(err.to_string().contains("WICK_SERVE_LISTEN"));
+        let err = toml::from_str::<ServeConfig>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"));
+    }
+}

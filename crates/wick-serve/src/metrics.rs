@@ -1,0 +1,92 @@
+//! Prometheus metrics and per-token usage metering.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InferLabels {
+    pub model: String,
+    pub version: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub infer_requests: Family<InferLabels, Counter>,
+    pub infer_latency: Family<ModelLabels, Histogram>,
+    pub http_requests: Family<RouteLabels, Counter>,
+    usage: Mutex<BTreeMap<(String, String), UsageCounts>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UsageCounts {
+    pub requests: u64,
+    pub rows: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageRow {
+    pub token: String,
+    pub model: String,
+    #[serde(flatten)]
+    pub counts: UsageCounts,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("wick");
+        let infer_requests = Family::<InferLabels, Counter>::default();
+        let infer_latency =
+            Family::<ModelLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+        let http_requests = Family::<RouteLabels, Counter>::default();
+        registry.register("infer_requests", "Inference requests by model, version and HTTP status", infer_requests.clone());
+        registry.register("infer_latency_seconds", "Inference latency by model and version", infer_latency.clone());
+        registry.register("http_requests", "All HTTP requests by status", http_requests.clone());
+        Self { registry, infer_requests, infer_latency, http_requests, usage: Mutex::new(BTreeMap::new()) }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts one inference call for a token (or "public") on a model.
+    pub fn meter(&self, token: &str, model: &str, rows: u64, ok: bool) {
+        if let Ok(mut usage) = self.usage.lock() {
+            let entry = usage.entry((token.to_string(), model.to_string())).or_default();
+            entry.requests += 1;
+            entry.rows += rows;
+            entry.errors += u64::from(!ok);
+        }
+    }
+
+    pub fn usage(&self) -> Vec<UsageRow> {
+        self.usage
+            .lock()
+            .map(|u| u.iter().map(|((t, m), c)| UsageRow { token: t.clone(), model: m.clone(), counts: c.clone() }).collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,343 @@
+//! The model registry: immutable numbered versions in an object store, a default version per model,
+//! and the loaded models this replica serves.
+//!
+//! Store layout (all keys under the store's prefix):
+//! - `models/<name>/blobs/<sha256>.tar` — a package archive, content-addressed;
+//! - `models/<name>/versions/<n>.json` — a version record. Written last and only if absent, so a
+//!   version exists exactly when its record does, and two publishers can't take the same number;
+//! - `models/<name>/settings.json` — the default version and whether the model is public.
+//!
+//! A crash mid-upload leaves at most an unreferenced blob: never a visible partial version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use wick_core::model::Model;
+use wick_core::package::{load_package, unpack_package, Manifest};
+
+use crate::error::ServeError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: u64,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ModelSettings {
+    pub default_version: Option<u64>,
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// A version loaded and ready to answer.
+pub struct LoadedVersion {
+    pub record: VersionRecord,
+    pub manifest: Manifest,
+    pub model: Model,
+}
+
+#[derive(Default)]
+struct ModelState {
+    settings: ModelSettings,
+    versions: BTreeMap<u64, Arc<LoadedVersion>>,
+}
+
+/// What `publish` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Published {
+    pub name: String,
+    pub version: u64,
+    pub sha256: String,
+    /// True when identical bytes were already published: the existing version is returned.
+    pub existing: bool,
+}
+
+/// A model as listed to clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelListing {
+    pub name: String,
+    pub default_version: Option<u64>,
+    pub public: bool,
+    pub versions: Vec<VersionRecord>,
+}
+
+pub struct Registry {
+    store: Arc<dyn ObjectStore>,
+    cache_dir: PathBuf,
+    models: RwLock<HashMap<String, ModelState>>,
+}
+
+/// Model names become store keys and URL segments: keep them simple.
+pub fn check_model_name(name: &str) -> Result<(), ServeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServeError::Invalid(format!(
+            "model name {name:?} is not allowed: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )))
+    }
+}
+
+fn key(parts: &[&str]) -> StorePath {
+    StorePath::from_iter(parts.iter().copied())
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn ObjectStore>, cache_dir: PathBuf) -> Self {
+        Self { store, cache_dir, models: RwLock::new(HashMap::new()) }
+    }
+
+    /// Opens a local folder or an `s3://bucket/prefix` URL.
+    pub fn open_store(url: &str) -> Result<Arc<dyn ObjectStore>, ServeError> {
+        if url.starts_with("s3://") {
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_allow_http(true)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+                .build()?;
+            let prefix = url.trim_start_matches("s3://").split_once('/').map(|(_, p)| p.trim_matches('/')).unwrap_or("");
+            if prefix.is_empty() {
+                return Ok(Arc::new(store));
+            }
+            return Ok(Arc::new(object_store::prefix::PrefixStore::new(store, prefix)));
+        }
+        std::fs::create_dir_all(url).map_err(|e| ServeError::Io { path: url.into(), source: e })?;
+        Ok(Arc::new(object_store::local::LocalFileSystem::new_with_prefix(url)?))
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &StorePath) -> Result<Option<T>, ServeError> {
+        match self.store.get(path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| ServeError::Invalid(format!("{path}: {e}")))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put_json(&self, path: &StorePath, value: &impl Serialize, mode: PutMode) -> Result<(), ServeError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| ServeError::Invalid(e.to_string()))?;
+        self.store.put_opts(path, PutPayload::from(bytes), PutOptions { mode, ..Default::default() }).await?;
+        Ok(())
+    }
+
+    async fn list_names(&self) -> Result<Vec<String>, ServeError> {
+        let listing = self.store.list_with_delimiter(Some(&key(&["models"]))).await?;
+        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+    }
+
+    async fn version_records(&self, name: &str) -> Result<Vec<VersionRecord>, ServeError> {
+        let prefix = key(&["models", name, "versions"]);
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut records = Vec::new();
+        for o in objects {
+            if o.location.extension() == Some("json") {
+                if let Some(r) = self.get_json::<VersionRecord>(&o.location).await? {
+                    records.push(r);
+                }
+            }
+        }
+        records.sort_by_key(|r| r.version);
+        Ok(records)
+    }
+
+    /// Stores a package archive as a new version (or returns the version with identical bytes).
+    /// The archive must unpack to a loadable package before any version record is written.
+    pub async fn publish(&self, name: &str, archive: Bytes, expected_sha256: Option<&str>, notes: &str) -> Result<Published, ServeError> {
+        check_model_name(name)?;
+        let sha256 = hex::encode(Sha256::digest(&archive));
+        if let Some(expected) = expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(ServeError::Invalid(format!("upload damaged in transit: sha256 is {sha256}, the client sent {expected}")));
+            }
+        }
+        let existing = self.version_records(name).await?;
+        if let Some(r) = existing.iter().find(|r| r.sha256 == sha256) {
+            return Ok(Published { name: name.into(), version: r.version, sha256, existing: true });
+        }
+        // Check it loads before it can become visible.
+        let staging = tempfile::tempdir_in(self.ensure_cache()?).map_err(|e| ServeError::Io { path: self.cache_dir.clone(), source: e })?;
+        let unpack_dir = staging.path().join("package");
+        let archive_for_check = archive.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
+            unpack_package(&archive_for_check, &unpack_dir)?;
+            load_package(&unpack_dir)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| ServeError::Invalid(format!("package check failed: {e}")))??;
+
+        let size_bytes = archive.len() as u64;
+        self.store.put(&key(&["models", name, "blobs", &format!("{sha256}.tar")]), PutPayload::from(archive)).await?;
+        let mut version = existing.last().map_or(1, |r| r.version + 1);
+        loop {
+            let record = VersionRecord { version, sha256: sha256.clone(), size_bytes, created_at: chrono::Utc::now(), notes: notes.to_string() };
+            let path = key(&["models", name, "versions", &format!("{version}.json")]);
+            match self.put_json(&path, &record, PutMode::Create).await {
+                Ok(()) => break,
+                Err(ServeError::Store(object_store::Error::AlreadyExists { .. })) => version += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        // A new version becomes the default: publishing is deploying. Roll back to undo.
+        let settings_path = key(&["models", name, "settings.json"]);
+        let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
+        if settings.default_version.is_none_or(|d| d < version) {
+            settings.default_version = Some(version);
+            self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        }
+        self.refresh_model(name).await?;
+        Ok(Published { name: name.into(), version, sha256, existing: false })
+    }
+
+    /// Makes `version` the default (rollback or roll forward).
+    pub async fn set_default(&self, name: &str, version: u64) -> Result<(), ServeError> {
+        check_model_name(name)?;
+        let records = self.version_records(name).await?;
+        if !records.iter().any(|r| r.version == version) {
+            return Err(ServeError::Invalid(format!("model `{name}` has no version {version}")));
+        }
+        let settings_path = key(&["models", name, "settings.json"]);
+        let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
+        settings.default_version = Some(version);
+        self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        self.refresh_model(name).await
+    }
+
+    pub async fn set_public(&self, name: &str, public: bool) -> Result<(), ServeError> {
+        check_model_name(name)?;
+        let settings_path = key(&["models", name, "settings.json"]);
+        let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
+        settings.public = public;
+        self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        self.refresh_model(name).await
+    }
+
+    /// Deletes a version. The default version can't be deleted: roll back first.
+    pub async fn delete_version(&self, name: &str, version: u64) -> Result<(), ServeError> {
+        check_model_name(name)?;
+        let settings: ModelSettings = self.get_json(&key(&["models", name, "settings.json"])).await?.unwrap_or_default();
+        if settings.default_version == Some(version) {
+            return Err(ServeError::Invalid(format!("version {version} is the default of `{name}`; make another version the default first")));
+        }
+        let path = key(&["models", name, "versions", &format!("{version}.json")]);
+        let Some(record) = self.get_json::<VersionRecord>(&path).await? else {
+            return Err(ServeError::Invalid(format!("model `{name}` has no version {version}")));
+        };
+        self.store.delete(&path).await?;
+        let still_used = self.version_records(name).await?.iter().any(|r| r.sha256 == record.sha256);
+        if !still_used {
+            let _ = self.store.delete(&key(&["models", name, "blobs", &format!("{}.tar", record.sha256)])).await;
+        }
+        self.refresh_model(name).await
+    }
+
+    /// Re-reads every model from the store (new versions from other replicas, rollbacks, deletions).
+    pub async fn refresh(&self) -> Result<(), ServeError> {
+        let names = self.list_names().await?;
+        for name in &names {
+            if let Err(e) = self.refresh_model(name).await {
+                tracing::warn!(model = %name, error = %e, "could not refresh model");
+            }
+        }
+        let mut models = self.models.write().await;
+        models.retain(|n, _| names.contains(n));
+        Ok(())
+    }
+
+    async fn refresh_model(&self, name: &str) -> Result<(), ServeError> {
+        let settings: ModelSettings = self.get_json(&key(&["models", name, "settings.json"])).await?.unwrap_or_default();
+        let records = self.version_records(name).await?;
+        let known: Vec<u64> = {
+            let models = self.models.read().await;
+            models.get(name).map(|m| m.versions.keys().copied().collect()).unwrap_or_default()
+        };
+        let mut loaded = Vec::new();
+        for r in records.iter().filter(|r| !known.contains(&r.version)) {
+            match self.load_version(name, r).await {
+                Ok(v) => loaded.push(v),
+                Err(e) => tracing::warn!(model = %name, version = r.version, error = %e, "version could not be loaded; not serving it"),
+            }
+        }
+        let mut models = self.models.write().await;
+        let state = models.entry(name.to_string()).or_default();
+        state.settings = settings;
+        state.versions.retain(|v, _| records.iter().any(|r| r.version == *v));
+        for v in loaded {
+            state.versions.insert(v.record.version, Arc::new(v));
+        }
+        Ok(())
+    }
+
+    fn ensure_cache(&self) -> Result<&PathBuf, ServeError> {
+        std::fs::create_dir_all(&self.cache_dir).map_err(|e| ServeError::Io { path: self.cache_dir.clone(), source: e })?;
+        Ok(&self.cache_dir)
+    }
+
+    async fn load_version(&self, name: &str, record: &VersionRecord) -> Result<LoadedVersion, ServeError> {
+        let blob = self.store.get(&key(&["models", name, "blobs", &format!("{}.tar", record.sha256)])).await?.bytes().await?;
+        let actual = hex::encode(Sha256::digest(&blob));
+        if actual != record.sha256 {
+            return Err(ServeError::Invalid(format!("blob of {name} v{} is damaged (sha256 {actual})", record.version)));
+        }
+        let dir = tempfile::tempdir_in(self.ensure_cache()?).map_err(|e| ServeError::Io { path: self.cache_dir.clone(), source: e })?;
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || -> Result<LoadedVersion, ServeError> {
+            let package = dir.path().join("package");
+            unpack_package(&blob, &package)?;
+            let (model, manifest) = load_package(&package)?;
+            Ok(LoadedVersion { record, manifest, model })
+        })
+        .await
+        .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?
+    }
+
+    /// The version to serve: `version` if given, else the model's default.
+    pub async fn resolve(&self, name: &str, version: Option<u64>) -> Option<(Arc<LoadedVersion>, bool)> {
+        let models = self.models.read().await;
+        let state = models.get(name)?;
+        let v = version.or(state.settings.default_version)?;
+        state.versions.get(&v).map(|l| (l.clone(), state.settings.public))
+    }
+
+    pub async fn is_public(&self, name: &str) -> bool {
+        self.models.read().await.get(name).is_some_and(|m| m.settings.public)
+    }
+
+    pub async fn versions_of(&self, name: &str) -> Option<Vec<u64>> {
+        self.models.read().await.get(name).map(|m| m.versions.keys().copied().collect())
+    }
+
+    pub async fn list(&self) -> Vec<ModelListing> {
+        let models = self.models.read().await;
+        let mut out: Vec<ModelListing> = models
+            .iter()
+            .map(|(name, m)| ModelListing {
+                name: name.clone(),
+                default_version: m.settings.default_version,
+                public: m.settings.public,
+                versions: m.versions.values().map(|v| v.record.clone()).collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}

@@ -1,0 +1,284 @@
+//! The HTTP server: Open Inference Protocol routes, Wick's registry routes, limits and metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Scope, TokenStore};
+use crate::config::ServeConfig;
+use crate::error::{ApiError, ServeError};
+use crate::metrics::{InferLabels, Metrics, ModelLabels, RouteLabels};
+use crate::registry::{LoadedVersion, Registry};
+use crate::tensors::{to_call, to_outputs, InferRequest, InferResponse};
+
+pub struct AppState {
+    pub config: ServeConfig,
+    pub registry: Registry,
+    pub tokens: TokenStore,
+    pub metrics: Metrics,
+    permits: Arc<Semaphore>,
+}
+
+type Shared = State<Arc<AppState>>;
+
+impl AppState {
+    pub async fn new(config: ServeConfig) -> Result<Arc<Self>, ServeError> {
+        let store = Registry::open_store(&config.store)?;
+        let registry = Registry::new(store, config.data_dir.join("cache"));
+        registry.refresh().await?;
+        let tokens = TokenStore::open(&config.tokens_path());
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+        Ok(Arc::new(Self { config, registry, tokens, metrics: Metrics::default(), permits }))
+    }
+}
+
+/// Builds the router with every route and layer.
+pub fn router(state: Arc<AppState>) -> Router {
+    let oip = Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata_v))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/v2/wick/models", get(list_models))
+        .route("/v2/wick/models/{name}/versions", post(publish))
+        .route("/v2/wick/models/{name}/versions/{version}", delete(delete_version))
+        .route("/v2/wick/models/{name}/default", post(set_default))
+        .route("/v2/wick/models/{name}/public", post(set_public))
+        .route("/v2/wick/usage", get(usage));
+    let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
+    Router::new()
+        .merge(oip)
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Answers 503 with Retry-After instead of queueing without bound.
+async fn limit_concurrency(State(state): Shared, request: Request, next: Next) -> Response {
+    let response = match state.permits.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::Overloaded.into_response(),
+    };
+    state.metrics.http_requests.get_or_create(&RouteLabels { status: response.status().as_u16() }).inc();
+    response
+}
+
+async fn server_metadata() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "name": "wick-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["wick_registry"] }))
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "live": true }))
+}
+
+async fn ready() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ready": true }))
+}
+
+async fn metrics(State(state): Shared) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+}
+
+fn auth_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+fn parse_version(version: &str) -> Result<u64, ApiError> {
+    version.parse().map_err(|_| ApiError::NotFound(format!("version {version:?} is not a version number")))
+}
+
+async fn lookup(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>) -> Result<(Arc<LoadedVersion>, Option<String>), ApiError> {
+    let public = state.registry.is_public(name).await;
+    let token = state.tokens.authorize(auth_header(headers), Scope::Infer, Some(name), public)?;
+    let (loaded, _) = state.registry.resolve(name, version).await.ok_or_else(|| match version {
+        Some(v) => ApiError::NotFound(format!("model `{name}` version {v} not found")),
+        None => ApiError::NotFound(format!("model `{name}` not found")),
+    })?;
+    Ok((loaded, token.map(|t| t.name)))
+}
+
+async fn metadata(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (loaded, _) = lookup(state, headers, name, version).await?;
+    let versions: Vec<String> = state.registry.versions_of(name).await.unwrap_or_default().iter().map(u64::to_string).collect();
+    let m = &loaded.manifest;
+    Ok(Json(serde_json::json!({
+        "name": name,
+        "versions": versions,
+        "platform": "wick",
+        "inputs": m.inputs,
+        "outputs": m.outputs,
+        "parameters": { "version": loaded.record.version.to_string(), "task": m.target.task, "labels": m.target.labels },
+    })))
+}
+
+async fn model_metadata(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    metadata(&state, &headers, &name, None).await
+}
+
+async fn model_metadata_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+    metadata(&state, &headers, &name, Some(parse_version(&version)?)).await
+}
+
+async fn model_ready(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    lookup(&state, &headers, &name, None).await?;
+    Ok(Json(serde_json::json!({ "name": name, "ready": true })))
+}
+
+async fn model_ready_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+    lookup(&state, &headers, &name, Some(parse_version(&version)?)).await?;
+    Ok(Json(serde_json::json!({ "name": name, "ready": true })))
+}
+
+async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
+    run_inference(&state, &headers, &name, None, &body).await
+}
+
+async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
+    run_inference(&state, &headers, &name, Some(parse_version(&version)?), &body).await
+}
+
+async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: &[u8]) -> Result<Json<InferResponse>, ApiError> {
+    let started = Instant::now();
+    let (loaded, token) = lookup(state, headers, name, version).await?;
+    let version_label = loaded.record.version.to_string();
+    let result = async {
+        let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
+        let call = to_call(&loaded.model, &request, state.config.max_tensor_elements)?;
+        let rows = call.rows();
+        let model = loaded.clone();
+        let predictions = tokio::task::spawn_blocking(move || call.run(&model.model))
+            .await
+            .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
+        Ok::<_, ApiError>((InferResponse { model_name: name.to_string(), model_version: version_label.clone(), id: request.id, outputs }, rows))
+    }
+    .await;
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status().as_u16(),
+    };
+    let labels = InferLabels { model: name.to_string(), version: version_label.clone(), status };
+    state.metrics.infer_requests.get_or_create(&labels).inc();
+    state.metrics.infer_latency.get_or_create(&ModelLabels { model: name.to_string(), version: version_label }).observe(started.elapsed().as_secs_f64());
+    let rows = result.as_ref().map(|(_, r)| *r as u64).unwrap_or(0);
+    state.metrics.meter(token.as_deref().unwrap_or("public"), name, rows, result.is_ok());
+    result.map(|(r, _)| Json(r))
+}
+
+#[derive(Deserialize)]
+struct PublishQuery {
+    #[serde(default)]
+    notes: String,
+}
+
+async fn publish(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<PublishQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let expected = headers.get("x-wick-sha256").and_then(|v| v.to_str().ok());
+    let published = state.registry.publish(&name, body, expected, &query.notes).await?;
+    let status = if published.existing { StatusCode::OK } else { StatusCode::CREATED };
+    tracing::info!(model = %name, version = published.version, existing = published.existing, "published");
+    Ok((status, Json(published)).into_response())
+}
+
+async fn list_models(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Infer, None, false).or_else(|_| state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false))?;
+    let models: Vec<_> = state
+        .registry
+        .list()
+        .await
+        .into_iter()
+        .filter(|m| token.as_ref().is_none_or(|t| t.models.as_ref().is_none_or(|allowed| allowed.contains(&m.name))))
+        .collect();
+    Ok(Json(serde_json::json!({ "models": models })))
+}
+
+#[derive(Deserialize)]
+struct DefaultBody {
+    version: u64,
+}
+
+async fn set_default(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<DefaultBody>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    state.registry.set_default(&name, body.version).await.map_err(not_found_or)?;
+    Ok(Json(serde_json::json!({ "name": name, "default_version": body.version })))
+}
+
+#[derive(Deserialize)]
+struct PublicBody {
+    public: bool,
+}
+
+async fn set_public(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<PublicBody>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    if state.registry.versions_of(&name).await.is_none() {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    }
+    state.registry.set_public(&name, body.public).await?;
+    Ok(Json(serde_json::json!({ "name": name, "public": body.public })))
+}
+
+async fn delete_version(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let version = parse_version(&version)?;
+    state.registry.delete_version(&name, version).await.map_err(not_found_or)?;
+    Ok(Json(serde_json::json!({ "name": name, "deleted": version })))
+}
+
+fn not_found_or(e: ServeError) -> ApiError {
+    match e {
+        ServeError::Invalid(m) if m.contains("has no version") => ApiError::NotFound(m),
+        ServeError::Invalid(m) if m.contains("is the default") => ApiError::Conflict(m),
+        other => other.into(),
+    }
+}
+
+async fn usage(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false)?;
+    Ok(Json(serde_json::json!({ "usage": state.metrics.usage() })))
+}
+
+/// Serves until `shutdown` resolves; re-reads the store every `refresh_interval_secs`.
+pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let refresher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(state.config.refresh_interval_secs.max(1)));
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.registry.refresh().await {
+                    tracing::warn!(error = %e, "store refresh failed");
+                }
+            }
+        })
+    };
+    let app = router(state);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    result.map_err(|e| ServeError::Invalid(format!("server error: {e}")))
+}

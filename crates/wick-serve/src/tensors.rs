@@ -1,0 +1,251 @@
+//! Open Inference Protocol tensors: request and response shapes, and their conversion to and from
+//! a Wick model's inputs and predictions.
+
+use serde::{Deserialize, Serialize};
+use wick_core::data::FeatureEncoder;
+use wick_core::model::{Model, ModelInput, Prediction};
+use wick_core::polars::prelude::{Column, DataFrame};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferInput {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub datatype: String,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestedOutput {
+    pub name: String,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+    pub inputs: Vec<InferInput>,
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferOutput {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub datatype: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub outputs: Vec<InferOutput>,
+}
+
+/// What the model will be called with.
+pub enum ModelCall {
+    Table(DataFrame),
+    ImagesU8 { pixels: Vec<u8>, n: usize },
+    ImagesF32 { chw: Vec<f32>, n: usize },
+}
+
+impl ModelCall {
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Table(df) => df.height(),
+            Self::ImagesU8 { n, .. } | Self::ImagesF32 { n, .. } => *n,
+        }
+    }
+
+    pub fn run(self, model: &Model) -> wick_core::Result<Vec<Prediction>> {
+        match self {
+            Self::Table(df) => model.predict_frame(&df),
+            Self::ImagesU8 { pixels, n } => model.predict_hwc_u8(&pixels, n),
+            Self::ImagesF32 { chw, n } => model.predict_pixels(&chw, n),
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+/// Flattens a tensor's `data` (which may be nested) into a list of JSON values.
+fn flat(data: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match data {
+        serde_json::Value::Array(items) => items.iter().for_each(|v| flat(v, out)),
+        v => out.push(v.clone()),
+    }
+}
+
+fn element_count(shape: &[i64], name: &str) -> Result<usize, ApiError> {
+    shape.iter().try_fold(1usize, |acc, &d| {
+        if d < 0 {
+            Err(bad(format!("input `{name}` has a negative dimension in shape {shape:?}")))
+        } else {
+            acc.checked_mul(d as usize).ok_or_else(|| bad(format!("input `{name}` shape {shape:?} is too large")))
+        }
+    })
+}
+
+fn numbers(input: &InferInput, values: &[serde_json::Value]) -> Result<Vec<f64>, ApiError> {
+    const NUMERIC: &[&str] = &["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8", "BOOL"];
+    if !NUMERIC.contains(&input.datatype.as_str()) {
+        return Err(bad(format!("input `{}` has datatype {} but must be numeric (e.g. FP32, FP64, INT64)", input.name, input.datatype)));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            serde_json::Value::Number(n) => n.as_f64().ok_or_else(|| bad(format!("input `{}` element {i} is not a number", input.name))),
+            serde_json::Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+            other => Err(bad(format!("input `{}` element {i} is {other}, not a number", input.name))),
+        })
+        .collect()
+}
+
+/// Turns the request's tensors into a model call, checking names, shapes, datatypes and the size cap.
+pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Result<ModelCall, ApiError> {
+    if request.inputs.is_empty() {
+        return Err(bad("the request has no inputs"));
+    }
+    let mut total = 0usize;
+    for input in &request.inputs {
+        total = total.saturating_add(element_count(&input.shape, &input.name)?);
+    }
+    if total > max_elements {
+        return Err(ApiError::TooLarge(format!("the request holds {total} tensor elements; the limit is {max_elements}. Send fewer rows per request")));
+    }
+    let flat_data = |input: &InferInput| -> Result<Vec<serde_json::Value>, ApiError> {
+        let mut v = Vec::new();
+        flat(&input.data, &mut v);
+        let expected = element_count(&input.shape, &input.name)?;
+        if v.len() != expected {
+            return Err(bad(format!("input `{}` has {} values but its shape {:?} needs {expected}", input.name, v.len(), input.shape)));
+        }
+        Ok(v)
+    };
+    match &model.input {
+        ModelInput::Tabular { preprocessor } => {
+            let encoders = &preprocessor.encoders;
+            // One 2-D numeric tensor whose columns are the features in order.
+            let first = &request.inputs[0];
+            let is_matrix = request.inputs.len() == 1 && first.shape.len() == 2 && !(encoders.len() == 1 && first.name == encoders[0].name());
+            if is_matrix {
+                let input = &request.inputs[0];
+                let (n, width) = (input.shape[0] as usize, input.shape[1] as usize);
+                if width != encoders.len() {
+                    return Err(bad(format!("input `{}` has {width} columns but the model has {} features: {}", input.name, encoders.len(), names(encoders))));
+                }
+                if let Some(e) = encoders.iter().find(|e| matches!(e, FeatureEncoder::OneHot { .. })) {
+                    return Err(bad(format!("feature `{}` is text; send one tensor per feature instead of a 2-D tensor", e.name())));
+                }
+                let values = numbers(input, &flat_data(input)?)?;
+                let columns = encoders
+                    .iter()
+                    .enumerate()
+                    .map(|(j, e)| Column::new(e.name().into(), (0..n).map(|i| values[i * width + j]).collect::<Vec<f64>>()))
+                    .collect();
+                return DataFrame::new(n, columns).map(ModelCall::Table).map_err(|e| bad(e.to_string()));
+            }
+            let mut columns = Vec::new();
+            let mut rows = None;
+            for e in encoders {
+                let input = request.inputs.iter().find(|i| i.name == e.name()).ok_or_else(|| {
+                    bad(format!("input `{}` is missing; this model needs one tensor per feature ({}) or one 2-D FP32/FP64 tensor", e.name(), names(encoders)))
+                })?;
+                let values = flat_data(input)?;
+                let n = values.len();
+                if input.shape.first().copied().unwrap_or(0) as usize != n && !(input.shape.len() == 2 && input.shape[1] == 1) {
+                    return Err(bad(format!("input `{}` must have shape [N] or [N, 1], got {:?}", input.name, input.shape)));
+                }
+                if *rows.get_or_insert(n) != n {
+                    return Err(bad(format!("input `{}` has {n} rows but other inputs have {}", input.name, rows.unwrap_or(0))));
+                }
+                let column = match e {
+                    FeatureEncoder::Numeric { .. } => Column::new(e.name().into(), numbers(input, &values)?),
+                    FeatureEncoder::OneHot { .. } => {
+                        if input.datatype != "BYTES" {
+                            return Err(bad(format!("input `{}` is text: send it with datatype BYTES, not {}", input.name, input.datatype)));
+                        }
+                        let texts: Vec<String> = values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+                        Column::new(e.name().into(), texts)
+                    }
+                };
+                columns.push(column);
+            }
+            let n = rows.unwrap_or(0);
+            DataFrame::new(n, columns).map(ModelCall::Table).map_err(|e| bad(e.to_string()))
+        }
+        ModelInput::Image { shape } => {
+            let [input] = request.inputs.as_slice() else {
+                return Err(bad("this image model takes one input tensor of shape [N, H, W, C]"));
+            };
+            let expected = [shape.height as i64, shape.width as i64, shape.channels as i64];
+            if input.shape.len() != 4 || input.shape[1..] != expected {
+                return Err(bad(format!("input `{}` must have shape [N, {}, {}, {}], got {:?}", input.name, expected[0], expected[1], expected[2], input.shape)));
+            }
+            let n = input.shape[0] as usize;
+            let values = flat_data(input)?;
+            match input.datatype.as_str() {
+                "UINT8" => {
+                    let pixels = values
+                        .iter()
+                        .map(|v| v.as_u64().filter(|x| *x <= 255).map(|x| x as u8).ok_or_else(|| bad(format!("input `{}` holds {v}, not a 0-255 pixel", input.name))))
+                        .collect::<Result<Vec<u8>, _>>()?;
+                    Ok(ModelCall::ImagesU8 { pixels, n })
+                }
+                "FP32" | "FP64" => {
+                    let hwc = numbers(input, &values)?;
+                    let plane = shape.height * shape.width;
+                    let mut chw = vec![0f32; hwc.len()];
+                    for img in 0..n {
+                        for i in 0..plane {
+                            for c in 0..shape.channels {
+                                chw[img * plane * shape.channels + c * plane + i] = hwc[img * plane * shape.channels + i * shape.channels + c] as f32;
+                            }
+                        }
+                    }
+                    Ok(ModelCall::ImagesF32 { chw, n })
+                }
+                other => Err(bad(format!("input `{}` has datatype {other}; images must be UINT8 (0-255) or FP32 (0-1)", input.name))),
+            }
+        }
+    }
+}
+
+fn names(encoders: &[FeatureEncoder]) -> String {
+    encoders.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds the response tensors from predictions.
+pub fn to_outputs(model: &Model, predictions: &[Prediction], requested: Option<&[RequestedOutput]>) -> Vec<InferOutput> {
+    let n = predictions.len() as i64;
+    let target = model.target.name.clone();
+    let mut outputs = Vec::new();
+    if predictions.iter().all(|p| matches!(p, Prediction::Value { .. })) {
+        let data: Vec<f64> = predictions.iter().map(|p| if let Prediction::Value { value } = p { *value } else { f64::NAN }).collect();
+        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "FP64".into(), data: serde_json::json!(data) });
+    } else {
+        let labels: Vec<String> = predictions.iter().map(|p| if let Prediction::Class { label, .. } = p { label.clone() } else { String::new() }).collect();
+        let k = model.target.labels.len() as i64;
+        let probs: Vec<f32> = predictions.iter().flat_map(|p| if let Prediction::Class { probabilities, .. } = p { probabilities.clone() } else { Vec::new() }).collect();
+        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "BYTES".into(), data: serde_json::json!(labels) });
+        outputs.push(InferOutput { name: "probabilities".into(), shape: vec![n, k], datatype: "FP32".into(), data: serde_json::json!(probs) });
+    }
+    if let Some(requested) = requested.filter(|r| !r.is_empty()) {
+        outputs.retain(|o| requested.iter().any(|r| r.name == o.name));
+    }
+    outputs
+}

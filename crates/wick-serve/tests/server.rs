@@ -1,0 +1,409 @@
+//! wick-serve over real HTTP on loopback: publish, metadata, inference, versions, auth, limits,
+//! metrics, replicas sharing a store, and a SIGKILL in the middle of an upload.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{json, Value};
+use wick_core::data::{index_image_folder, read_table, TabularRequest};
+use wick_core::model::{default_cnn_layers, ModelSpec, Prediction};
+use wick_core::package::{load_package, save_package};
+use wick_core::publish::{Endpoint, PublishError};
+use wick_core::train::{train_images, train_table, CancelToken, TrainConfig};
+use wick_serve::auth::{create_token, Scope};
+use wick_serve::{AppState, ServeConfig};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data").join(name)
+}
+
+/// Packages trained once per test binary: two linear models (different features) and a small CNN.
+struct Packages {
+    _dir: tempfile::TempDir,
+    linear_a: PathBuf,
+    linear_b: PathBuf,
+    cnn: PathBuf,
+}
+
+fn packages() -> &'static Packages {
+    static P: OnceLock<Packages> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample("seattle-weather.csv");
+        let df = read_table(&data).unwrap();
+        let linear = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
+        let mut paths = Vec::new();
+        for (i, features) in [vec!["temp_min", "wind", "weather"], vec!["temp_min", "month"]].into_iter().enumerate() {
+            let request = TabularRequest { target: "temp_max".into(), features: Some(features.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+            let out = train_table(&df, &data, &request, &linear, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+            let path = dir.path().join(format!("weather-{i}.wick"));
+            save_package(&out.model, &out.report, "weather", &path).unwrap();
+            paths.push(path);
+        }
+        let index = index_image_folder(&sample("digits")).unwrap();
+        let spec = ModelSpec::Cnn { input: index.default_shape(64), layers: default_cnn_layers() };
+        let out = train_images(&index, &spec, &TrainConfig { epochs: 2, ..TrainConfig::default() }, &mut |_| {}, &CancelToken::new()).unwrap();
+        let cnn = dir.path().join("digits.wick");
+        save_package(&out.model, &out.report, "digits", &cnn).unwrap();
+        Packages { linear_a: paths[0].clone(), linear_b: paths[1].clone(), cnn, _dir: dir }
+    })
+}
+
+struct Server {
+    url: String,
+    publish_token: String,
+    infer_token: String,
+    _runtime: tokio::runtime::Runtime,
+    dir: Arc<tempfile::TempDir>,
+}
+
+fn config_in(dir: &Path, store: &Path) -> ServeConfig {
+    ServeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store: store.to_string_lossy().to_string(),
+        data_dir: dir.join("data"),
+        tokens_file: Some(dir.join("tokens.json")),
+        max_body_bytes: 8 * 1024 * 1024,
+        max_tensor_elements: 10_000,
+        refresh_interval_secs: 1,
+        ..ServeConfig::default()
+    }
+}
+
+fn start_with(config: ServeConfig, dir: Arc<tempfile::TempDir>, tokens: (String, String)) -> Server {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let url = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(config).await.unwrap();
+        tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
+        format!("http://{addr}")
+    });
+    Server { url, publish_token: tokens.0, infer_token: tokens.1, _runtime: runtime, dir }
+}
+
+fn start() -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let tokens_file = dir.path().join("tokens.json");
+    let (publish, _) = create_token(&tokens_file, "publisher", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let (infer, _) = create_token(&tokens_file, "caller", vec![Scope::Infer], Some(vec!["weather".into(), "digits".into()])).unwrap();
+    let config = config_in(dir.path(), &dir.path().join("store"));
+    start_with(config, dir, (publish, infer))
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = client().post(url).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn weather_body(rows: &[(f64, f64, &str)]) -> Value {
+    json!({
+        "id": "t1",
+        "inputs": [
+            { "name": "temp_min", "shape": [rows.len()], "datatype": "FP64", "data": rows.iter().map(|r| r.0).collect::<Vec<_>>() },
+            { "name": "wind", "shape": [rows.len()], "datatype": "FP32", "data": rows.iter().map(|r| r.1).collect::<Vec<_>>() },
+            { "name": "weather", "shape": [rows.len()], "datatype": "BYTES", "data": rows.iter().map(|r| r.2).collect::<Vec<_>>() }
+        ]
+    })
+}
+
+#[test]
+fn publish_metadata_infer_round_trip_matches_local_predict() {
+    let s = start();
+    let p = packages();
+    let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    let published = endpoint.publish(&p.linear_a, None, "first").unwrap();
+    assert_eq!((published.name.as_str(), published.version, published.existing), ("weather", 1, false));
+
+    assert_eq!(get(&format!("{}/v2/health/live", s.url), None).0, 200);
+    assert_eq!(get(&format!("{}/v2/health/ready", s.url), None).0, 200);
+    let (status, server) = get(&format!("{}/v2", s.url), None);
+    assert_eq!(status, 200);
+    assert_eq!(server["name"], "wick-serve");
+
+    let (status, meta) = get(&format!("{}/v2/models/weather", s.url), Some(&s.infer_token));
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["versions"], json!(["1"]));
+    assert_eq!(meta["inputs"][0], json!({ "name": "temp_min", "datatype": "FP64", "shape": [-1] }));
+    assert_eq!(meta["outputs"][0]["name"], "temp_max");
+    assert_eq!(get(&format!("{}/v2/models/weather/ready", s.url), Some(&s.infer_token)).0, 200);
+    assert_eq!(get(&format!("{}/v2/models/weather/versions/1/ready", s.url), Some(&s.infer_token)).0, 200);
+
+    let rows = [(10.0, 3.0, "rain"), (15.5, 1.2, "sun"), (0.5, 6.0, "snow")];
+    let (status, answer) = post(&format!("{}/v2/models/weather/infer", s.url), Some(&s.infer_token), &weather_body(&rows));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model_name"], "weather");
+    assert_eq!(answer["model_version"], "1");
+    assert_eq!(answer["id"], "t1");
+    let served: Vec<f64> = serde_json::from_value(answer["outputs"][0]["data"].clone()).unwrap();
+
+    let (model, _) = load_package(&p.linear_a).unwrap();
+    let local_rows: Vec<serde_json::Map<String, Value>> = rows
+        .iter()
+        .map(|r| serde_json::from_value(json!({ "temp_min": r.0, "wind": r.1, "weather": r.2 })).unwrap())
+        .collect();
+    let local: Vec<f64> = model.predict_rows(&local_rows).unwrap().iter().map(|p| match p { Prediction::Value { value } => *value, _ => panic!() }).collect();
+    assert_eq!(served, local, "served predictions equal local ones");
+
+    // The same model called with tensors that are text-free as one 2-D tensor is refused (text feature).
+    let matrix = json!({ "inputs": [{ "name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[1.0, 2.0, 3.0]] }] });
+    let (status, err) = post(&format!("{}/v2/models/weather/infer", s.url), Some(&s.infer_token), &matrix);
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("`weather` is text"), "{err}");
+}
+
+#[test]
+fn versions_rollback_identical_bytes_and_deletion() {
+    let s = start();
+    let p = packages();
+    let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    assert_eq!(endpoint.publish(&p.linear_a, None, "").unwrap().version, 1);
+    assert_eq!(endpoint.publish(&p.linear_b, None, "").unwrap().version, 2);
+    let again = endpoint.publish(&p.linear_a, None, "").unwrap();
+    assert!(again.existing && again.version == 1, "identical bytes return the existing version");
+
+    // Version 2 (temp_min, month) is the default now: a 2-D tensor works for it.
+    let matrix = json!({ "inputs": [{ "name": "input", "shape": [2, 2], "datatype": "FP64", "data": [10.0, 7.0, 0.0, 1.0] }] });
+    let (status, a) = post(&format!("{}/v2/models/weather/infer", s.url), Some(&s.infer_token), &matrix);
+    assert_eq!((status, a["model_version"].as_str()), (200, Some("2")), "{a}");
+    let (status, a) = post(&format!("{}/v2/models/weather/versions/1/infer", s.url), Some(&s.infer_token), &weather_body(&[(1.0, 2.0, "sun")]));
+    assert_eq!((status, a["model_version"].as_str()), (200, Some("1")), "{a}");
+
+    endpoint.set_default("weather", 1).unwrap();
+    let (_, meta) = get(&format!("{}/v2/models/weather", s.url), Some(&s.infer_token));
+    assert_eq!(meta["parameters"]["version"], "1");
+    let models = endpoint.models().unwrap();
+    assert_eq!(models[0].default_version, Some(1));
+    assert_eq!(models[0].versions.len(), 2);
+
+    let del = client().delete(format!("{}/v2/wick/models/weather/versions/1", s.url)).bearer_auth(&s.publish_token).send().unwrap();
+    assert_eq!(del.status().as_u16(), 409, "the default can't be deleted");
+    let del = client().delete(format!("{}/v2/wick/models/weather/versions/2", s.url)).bearer_auth(&s.publish_token).send().unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(get(&format!("{}/v2/models/weather/versions/2", s.url), Some(&s.infer_token)).0, 404);
+    let err = endpoint.set_default("weather", 9).unwrap_err();
+    assert!(matches!(err, PublishError::Server { status: 404, .. }), "{err}");
+}
+
+#[test]
+fn tokens_scopes_and_public_models() {
+    let s = start();
+    let p = packages();
+    let url = format!("{}/v2/models/weather/infer", s.url);
+    let body = weather_body(&[(5.0, 1.0, "fog")]);
+    let caller = Endpoint::new(&s.url, &s.infer_token).unwrap();
+    assert!(matches!(caller.publish(&p.linear_a, None, ""), Err(PublishError::Forbidden { .. })), "infer scope can't publish");
+    let wrong = Endpoint::new(&s.url, "wick_nope_0000").unwrap();
+    assert!(matches!(wrong.publish(&p.linear_a, None, ""), Err(PublishError::Unauthorized { .. })));
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "").unwrap();
+
+    let (status, err) = post(&url, None, &body);
+    assert_eq!(status, 401, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("bearer token"));
+    assert_eq!(post(&url, Some("wick_abc_def"), &body).0, 401);
+    // The caller token is limited to weather and digits; a publisher-only check on another model:
+    let (status, _) = post(&format!("{}/v2/models/other/infer", s.url), Some(&s.infer_token), &body);
+    assert_eq!(status, 403);
+
+    Endpoint::new(&s.url, &s.publish_token).unwrap().set_public("weather", true).unwrap();
+    let (status, answer) = post(&url, None, &body);
+    assert_eq!(status, 200, "public model, no token: {answer}");
+
+    let (status, usage) = get(&format!("{}/v2/wick/usage", s.url), Some(&s.publish_token));
+    assert_eq!(status, 200);
+    let rows = usage["usage"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["token"] == "public" && r["model"] == "weather" && r["requests"] == 1), "{usage}");
+    assert_eq!(get(&format!("{}/v2/wick/usage", s.url), Some(&s.infer_token)).0, 403);
+    let tokens = std::fs::read_to_string(s.dir.path().join("tokens.json")).unwrap();
+    assert!(!tokens.contains(&s.infer_token) && !tokens.contains(&s.publish_token));
+}
+
+#[test]
+fn bad_requests_get_the_right_status() {
+    let s = start();
+    let p = packages();
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let url = format!("{}/v2/models/weather/infer", s.url);
+    let t = Some(s.infer_token.as_str());
+    let raw = client().post(&url).bearer_auth(&s.infer_token).body("{not json").send().unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    let err: Value = raw.json().unwrap();
+    assert!(err["error"].as_str().unwrap().contains("not a valid inference request"), "{err}");
+
+    let mut wrong_shape = weather_body(&[(1.0, 2.0, "sun")]);
+    wrong_shape["inputs"][0]["shape"] = json!([2]);
+    let (status, err) = post(&url, t, &wrong_shape);
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("shape"), "{err}");
+
+    let mut wrong_type = weather_body(&[(1.0, 2.0, "sun")]);
+    wrong_type["inputs"][0]["datatype"] = json!("BYTES");
+    let (status, err) = post(&url, t, &wrong_type);
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("numeric"), "{err}");
+
+    let mut missing = weather_body(&[(1.0, 2.0, "sun")]);
+    missing["inputs"].as_array_mut().unwrap().remove(1);
+    let (status, err) = post(&url, t, &missing);
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("`wind` is missing"), "{err}");
+
+    assert_eq!(post(&format!("{}/v2/models/nope/infer", s.url), Some(&s.publish_token), &missing).0, 404);
+    assert_eq!(post(&format!("{}/v2/models/weather/versions/7/infer", s.url), t, &missing).0, 404);
+    assert_eq!(get(&format!("{}/v2/models/weather/versions/x", s.url), t).0, 404);
+
+    let too_many = json!({ "inputs": [{ "name": "temp_min", "shape": [20000], "datatype": "FP64", "data": vec![1.0; 20000] }] });
+    let (status, err) = post(&url, t, &too_many);
+    assert_eq!(status, 413, "{err}");
+    let huge = vec![b' '; 9 * 1024 * 1024];
+    let resp = client().post(&url).bearer_auth(&s.infer_token).body(huge).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+}
+
+#[test]
+fn image_model_takes_uint8_and_fp32_batches() {
+    let s = start();
+    let p = packages();
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.cnn, None, "").unwrap();
+    let pixels: Vec<u8> = (0..2 * 64).map(|i| (i * 37 % 256) as u8).collect();
+    let body = json!({ "inputs": [{ "name": "image", "shape": [2, 8, 8, 1], "datatype": "UINT8", "data": pixels }] });
+    let (status, a) = post(&format!("{}/v2/models/digits/infer", s.url), Some(&s.infer_token), &body);
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["outputs"][0]["shape"], json!([2]));
+    assert_eq!(a["outputs"][1]["shape"], json!([2, 10]));
+    let (model, _) = load_package(&p.cnn).unwrap();
+    let local = model.predict_hwc_u8(&pixels, 2).unwrap();
+    let Prediction::Class { label, .. } = &local[0] else { panic!() };
+    assert_eq!(a["outputs"][0]["data"][0], json!(label));
+    let floats: Vec<f32> = pixels.iter().map(|&v| v as f32 / 255.0).collect();
+    let body = json!({ "inputs": [{ "name": "image", "shape": [2, 8, 8, 1], "datatype": "FP32", "data": floats }], "outputs": [{ "name": "probabilities" }] });
+    let (status, b) = post(&format!("{}/v2/models/digits/infer", s.url), Some(&s.infer_token), &body);
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["outputs"].as_array().unwrap().len(), 1, "only the requested output");
+    let (status, err) = post(&format!("{}/v2/models/digits/infer", s.url), Some(&s.infer_token), &json!({ "inputs": [{ "name": "image", "shape": [1, 9, 9, 1], "datatype": "UINT8", "data": vec![0; 81] }] }));
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("[N, 8, 8, 1]"), "{err}");
+
+    let metrics = client().get(format!("{}/metrics", s.url)).send().unwrap().text().unwrap();
+    assert!(metrics.contains("wick_infer_requests_total{model=\"digits\",version=\"1\",status=\"200\"} 2"), "{metrics}");
+    assert!(metrics.contains("wick_infer_latency_seconds_bucket"), "{metrics}");
+}
+
+#[test]
+fn concurrent_publishes_get_distinct_versions() {
+    let s = start();
+    let p = packages();
+    let handles: Vec<_> = [&p.linear_a, &p.linear_b]
+        .into_iter()
+        .map(|pkg| {
+            let (url, token, pkg) = (s.url.clone(), s.publish_token.clone(), pkg.clone());
+            std::thread::spawn(move || Endpoint::new(&url, &token).unwrap().publish(&pkg, Some("race"), "").unwrap().version)
+        })
+        .collect();
+    let mut versions: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    versions.sort();
+    assert_eq!(versions, vec![1, 2]);
+}
+
+#[test]
+fn a_second_replica_sees_new_versions_and_rollbacks() {
+    let a = start();
+    let p = packages();
+    let config_b = ServeConfig { data_dir: a.dir.path().join("data-b"), ..config_in(a.dir.path(), &a.dir.path().join("store")) };
+    let b = start_with(config_b, a.dir.clone(), (a.publish_token.clone(), a.infer_token.clone()));
+    let endpoint = Endpoint::new(&a.url, &a.publish_token).unwrap();
+    endpoint.publish(&p.linear_a, None, "").unwrap();
+    endpoint.publish(&p.linear_b, None, "").unwrap();
+    let version_on_b = || get(&format!("{}/v2/models/weather", b.url), Some(&a.infer_token)).1["parameters"]["version"].clone();
+    let wait_for = |want: &str| {
+        for _ in 0..50 {
+            if version_on_b() == json!(want) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("replica b never served version {want}");
+    };
+    wait_for("2");
+    endpoint.set_default("weather", 1).unwrap();
+    wait_for("1");
+}
+
+#[test]
+fn sigkill_during_upload_leaves_the_previous_version_serving() {
+    let p = packages();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let port = free_port();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
+            .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("WICK_SERVE_STORE", dir.path().join("store"))
+            .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+            .env("WICK_SERVE_TOKENS_FILE", &tokens)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let wait_ready = || {
+        for _ in 0..100 {
+            if client().get(format!("{url}/v2/health/ready")).send().is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("server did not start");
+    };
+    let mut server = spawn();
+    wait_ready();
+    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+
+    // Start uploading version 2 but stop halfway, then kill the server.
+    let archive = wick_core::package::pack_package(&p.linear_b).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "POST /v2/wick/models/weather/versions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n", archive.len()).unwrap();
+    stream.write_all(&archive[..archive.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+
+    let mut server = spawn();
+    wait_ready();
+    let (status, meta) = get(&format!("{url}/v2/models/weather"), Some(&token));
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["versions"], json!(["1"]), "no partial version is visible");
+    let (status, _) = post(&format!("{url}/v2/models/weather/infer"), Some(&token), &weather_body(&[(3.0, 2.0, "rain")]));
+    assert_eq!(status, 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
