@@ -7,6 +7,14 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/cache/wick-target ]; then
   export CARGO_TARGET_DIR=/var/cache/wick-target
 fi
 start=$(date +%s)
+# Python with the stock Open Inference Protocol client, for the tritonclient compatibility test.
+pyenv_dir="${CARGO_TARGET_DIR:-target}/test-python"
+if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http" 2>/dev/null; then
+  python3 -m venv "$pyenv_dir"
+  "$pyenv_dir/bin/pip" install --quiet "tritonclient[http]" numpy
+fi
+export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
+case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 if [ "${WICK_SKIP_CUDA_CHECK:-0}" != "1" ]; then

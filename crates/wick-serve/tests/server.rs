@@ -407,3 +407,31 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// The stock `tritonclient[http]` Python client works unchanged. `scripts/test.sh` installs it and
+/// sets WICK_PYTHON; without it this test fails and says how to run it.
+#[test]
+fn tritonclient_http_works_unchanged() {
+    let python = std::env::var("WICK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python).args(["-c", "import tritonclient.http"]).output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} can't import tritonclient.http: run scripts/test.sh, or `pip install 'tritonclient[http]'` and set WICK_PYTHON"
+    );
+    let s = start();
+    let p = packages();
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/triton_client.py");
+    let out = std::process::Command::new(&python).arg(script).arg(s.url.trim_start_matches("http://")).arg(&s.infer_token).output().unwrap();
+    assert!(out.status.success(), "tritonclient failed: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["ready"], true);
+    assert_eq!(answer["inputs"], json!(["temp_min", "wind", "weather"]));
+    let (model, _) = load_package(&p.linear_a).unwrap();
+    let rows: Vec<serde_json::Map<String, Value>> = [(10.0, 3.0, "rain"), (15.5, 1.2, "sun")]
+        .iter()
+        .map(|r| serde_json::from_value(json!({ "temp_min": r.0, "wind": r.1, "weather": r.2 })).unwrap())
+        .collect();
+    let local: Vec<f64> = model.predict_rows(&rows).unwrap().iter().map(|p| match p { Prediction::Value { value } => *value, _ => panic!() }).collect();
+    assert_eq!(answer["prediction"], json!(local));
+}
