@@ -7,11 +7,11 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/cache/wick-target ]; then
   export CARGO_TARGET_DIR=/var/cache/wick-target
 fi
 start=$(date +%s)
-# Python with the stock Open Inference Protocol client, for the tritonclient compatibility test.
+# Python for two tests: the stock tritonclient (OIP compatibility) and moto (an S3-compatible store).
 pyenv_dir="${CARGO_TARGET_DIR:-target}/test-python"
-if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http" 2>/dev/null; then
+if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http, moto" 2>/dev/null; then
   python3 -m venv "$pyenv_dir"
-  "$pyenv_dir/bin/pip" install --quiet "tritonclient[http]" numpy
+  "$pyenv_dir/bin/pip" install --quiet "tritonclient[http]" numpy "moto[server]"
 fi
 export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
 case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac

@@ -1,0 +1,108 @@
+//! The S3 store path against a real S3-compatible server (moto) on loopback: publish through one
+//! replica, infer through another that shares the bucket. `scripts/test.sh` installs moto and sets
+//! WICK_PYTHON; this binary holds one test because it sets the AWS_* environment for object_store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+use wick_core::data::{read_table, TabularRequest};
+use wick_core::model::ModelSpec;
+use wick_core::package::save_package;
+use wick_core::publish::Endpoint;
+use wick_core::train::{train_table, CancelToken, TrainConfig};
+use wick_serve::auth::{create_token, Scope};
+use wick_serve::{AppState, ServeConfig};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn s3_store_round_trip_and_a_second_replica() {
+    let python = std::env::var("WICK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let port = free_port();
+    let moto = Command::new(&python)
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python} -m moto.server: {e}; run scripts/test.sh or `pip install 'moto[server]'`"));
+    let _moto = KillOnDrop(moto);
+    let s3 = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.put(format!("{s3}/wick-models")).send().is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "moto did not start on {s3} (is `moto[server]` installed for {python}?)");
+    // SAFETY-free in edition 2021: this test binary has a single test, set before any thread reads them.
+    std::env::set_var("AWS_ENDPOINT_URL", &s3);
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/seattle-weather.csv");
+    let df = read_table(&data).unwrap();
+    let request = TabularRequest { target: "temp_max".into(), features: Some(vec!["temp_min".into(), "month".into()]), ..Default::default() };
+    let out = train_table(&df, &data, &request, &ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+    let package = dir.path().join("w.wick");
+    save_package(&out.model, &out.report, "weather", &package).unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let start = |data_dir: &str| {
+        let config = ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store: "s3://wick-models/team-a".into(),
+            data_dir: dir.path().join(data_dir),
+            tokens_file: Some(tokens.clone()),
+            refresh_interval_secs: 1,
+            ..ServeConfig::default()
+        };
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = AppState::new(config).await.unwrap();
+            tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
+            format!("http://{addr}")
+        })
+    };
+    let a = start("a");
+    let b = start("b");
+    let published = Endpoint::new(&a, &token).unwrap().publish(&package, None, "via S3").unwrap();
+    assert_eq!(published.version, 1);
+    let keys = http.get(format!("{s3}/wick-models?list-type=2&prefix=team-a/")).send().unwrap().text().unwrap();
+    assert!(keys.contains("team-a/models/weather/versions/1.json"), "{keys}");
+
+    let body = json!({ "inputs": [{ "name": "x", "shape": [1, 2], "datatype": "FP64", "data": [12.0, 6.0] }] });
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        let resp = http.post(format!("{b}/v2/models/weather/infer")).bearer_auth(&token).json(&body).send().unwrap();
+        if resp.status().is_success() {
+            answer = resp.json().unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(answer["model_version"], "1", "replica b serves the version published through a: {answer}");
+    let row: serde_json::Map<String, Value> = serde_json::from_value(json!({ "temp_min": 12.0, "month": 6 })).unwrap();
+    let wick_core::model::Prediction::Value { value } = out.model.predict_rows(&[row]).unwrap()[0].clone() else { panic!() };
+    assert_eq!(answer["outputs"][0]["data"][0].as_f64().unwrap(), value);
+}
