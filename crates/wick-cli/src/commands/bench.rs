@@ -41,6 +41,18 @@ pub struct BenchArgs {
     pub python: String,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Instead: load-test wick-serve beside a Python (FastAPI + PyTorch) server.
+    #[arg(long)]
+    pub serve: bool,
+    /// Seconds per load-test cell (--serve).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration_secs: f64,
+    /// Most requests per load-test cell (--serve).
+    #[arg(long, default_value_t = 200_000)]
+    pub max_requests: usize,
+    /// The sample-data folder (--serve trains its models from it).
+    #[arg(long, default_value = "sample-data")]
+    pub samples: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -55,6 +67,9 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
+    if args.serve {
+        return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
+    }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let csv = args.data_dir.join(format!("bench-{}.csv", args.csv_rows));
     if !csv.exists() {

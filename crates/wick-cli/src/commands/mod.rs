@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_serve;
 pub mod devices;
 pub mod eval;
 pub mod inspect;
