@@ -28,6 +28,9 @@ pub struct ServeConfig {
     pub max_concurrent_requests: usize,
     /// How often the store is re-read for versions published by other replicas.
     pub refresh_interval_secs: u64,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +48,8 @@ impl Default for ServeConfig {
             request_timeout_secs: 30,
             max_concurrent_requests: 256,
             refresh_interval_secs: 2,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -90,6 +95,12 @@ impl ServeConfig {
         }
         if let Some(v) = get("WICK_SERVE_MAX_CONCURRENT_REQUESTS") {
             self.max_concurrent_requests = parse("WICK_SERVE_MAX_CONCURRENT_REQUESTS", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("WICK_SERVE_TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
         }
         if let Some(v) = get("WICK_SERVE_REFRESH_INTERVAL_SECS") {
             self.refresh_interval_secs = parse("WICK_SERVE_REFRESH_INTERVAL_SECS", v)?;

@@ -10,18 +10,31 @@ pub mod server;
 pub mod tensors;
 
 pub use config::ServeConfig;
-pub use server::{router, serve, AppState};
+pub use server::{router, serve, serve_tls, AppState};
 
-/// Starts a server on `config.listen` and runs until Ctrl-C / SIGTERM.
+/// Starts a server on `config.listen` (HTTPS when a certificate and key are configured) and runs until
+/// Ctrl-C / SIGTERM.
 pub async fn run(config: ServeConfig) -> Result<(), error::ServeError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| error::ServeError::Io { path: config.listen.to_string().into(), source: e })?;
-    let addr = listener.local_addr().map_err(|e| error::ServeError::Io { path: "listener".into(), source: e })?;
+    let listen = config.listen.to_string();
+    let io = |e| error::ServeError::Io { path: listen.clone().into(), source: e };
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => return Err(error::ServeError::Config("set both tls_cert and tls_key, or neither".into())),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, store = %config.store, "wick-serve listening");
-    eprintln!("wick-serve listening on http://{addr} (store: {})", config.store);
+    eprintln!("wick-serve listening on {scheme}://{addr} (store: {})", config.store);
     let state = AppState::new(config).await?;
-    serve(state, listener, shutdown_signal()).await
+    match tls {
+        Some((cert, key)) => {
+            let std_listener = listener.into_std().map_err(io)?;
+            server::serve_tls(state, std_listener, &cert, &key, shutdown_signal()).await
+        }
+        None => serve(state, listener, shutdown_signal()).await,
+    }
 }
 
 async fn shutdown_signal() {

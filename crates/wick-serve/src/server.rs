@@ -263,22 +263,49 @@ async fn usage(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_js
     Ok(Json(serde_json::json!({ "usage": state.metrics.usage() })))
 }
 
-/// Serves until `shutdown` resolves; re-reads the store every `refresh_interval_secs`.
-pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    let refresher = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(state.config.refresh_interval_secs.max(1)));
-            loop {
-                tick.tick().await;
-                if let Err(e) = state.registry.refresh().await {
-                    tracing::warn!(error = %e, "store refresh failed");
-                }
+/// Re-reads the store every `refresh_interval_secs` until dropped.
+fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(state.config.refresh_interval_secs.max(1)));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.registry.refresh().await {
+                tracing::warn!(error = %e, "store refresh failed");
             }
-        })
-    };
-    let app = router(state);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        }
+    })
+}
+
+/// Serves plain HTTP on `listener` until `shutdown` resolves.
+pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let refresher = spawn_refresher(state.clone());
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     refresher.abort();
     result.map_err(|e| ServeError::Invalid(format!("server error: {e}")))
+}
+
+/// Serves HTTPS (rustls) on `listener` with the PEM certificate chain and key, until `shutdown` resolves.
+pub async fn serve_tls(
+    state: Arc<AppState>,
+    listener: std::net::TcpListener,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    // Several crates could pick a rustls crypto provider; name ours once. A second call is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| ServeError::Config(format!("TLS certificate {} / key {}: {e}", cert.display(), key.display())))?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let refresher = spawn_refresher(state.clone());
+    let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| ServeError::Io { path: "listener".into(), source: e })?;
+    let result = server.handle(handle).serve(router(state).into_make_service()).await;
+    refresher.abort();
+    result.map_err(|e| ServeError::Io { path: "server".into(), source: e })
 }

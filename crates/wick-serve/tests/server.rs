@@ -435,3 +435,41 @@ fn tritonclient_http_works_unchanged() {
     let local: Vec<f64> = model.predict_rows(&rows).unwrap().iter().map(|p| match p { Prediction::Value { value } => *value, _ => panic!() }).collect();
     assert_eq!(answer["prediction"], json!(local));
 }
+
+#[test]
+fn tls_serves_https_and_an_untrusted_certificate_is_a_clear_client_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let config = config_in(dir.path(), &dir.path().join("store"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(async move {
+        let state = AppState::new(config).await.unwrap();
+        wick_serve::serve_tls(state, listener, &cert_path, &key_path, std::future::pending()).await.unwrap();
+    });
+    let url = format!("https://localhost:{port}");
+    let trusting = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        if trusting.get(format!("{url}/v2/health/live")).send().is_ok_and(|r| r.status().is_success()) {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok, "HTTPS health check");
+    let err = Endpoint::new(&url, "wick_x_y").unwrap().models().unwrap_err();
+    assert!(matches!(err, PublishError::Tls { .. }), "{err}");
+    let err = Endpoint::new(&format!("http://localhost:{port}"), "t").unwrap().models().unwrap_err();
+    assert!(matches!(err, PublishError::Unreachable { .. } | PublishError::NotWick { .. }), "{err}");
+    let err = Endpoint::new(&format!("http://127.0.0.1:{}", free_port()), "t").unwrap().models().unwrap_err();
+    assert!(matches!(err, PublishError::Unreachable { .. }) && err.to_string().contains("can't be reached"), "{err}");
+}
