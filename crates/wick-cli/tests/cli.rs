@@ -99,3 +99,74 @@ fn failures_exit_non_zero_with_a_clear_message() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("missing.wick"));
     assert!(!model.exists(), "nothing written on failure");
 }
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `wick serve`, then `wick publish`, `wick models` and `wick rollback` against it, as processes.
+#[test]
+fn serve_publish_models_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = wick_serve::auth::create_token(&tokens, "me", vec![wick_serve::auth::Scope::Publish, wick_serve::auth::Scope::Infer], None).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_wick"))
+        .arg("serve")
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.path().join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_TOKENS_FILE", &tokens)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = KillOnDrop(server);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let data = sample("seattle-weather.csv");
+    let (m1, m2) = (dir.path().join("a.wick"), dir.path().join("b.wick"));
+    ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--features", "temp_min,wind", "--name", "weather", "--out", s(&m1)]);
+    ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--features", "temp_min,month", "--name", "weather", "--out", s(&m2)]);
+
+    let publish = |model: &Path| Command::new(env!("CARGO_BIN_EXE_wick")).args(["publish", s(model), "--endpoint", &endpoint]).env("WICK_TOKEN", &token).output().unwrap();
+    let out = publish(&m1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("`weather` version 1") && text.contains("curl -s -X POST") && text.contains("tritonclient"), "{text}");
+    assert!(!text.contains(&token), "the token is never printed");
+    // The printed curl body is a valid request for this model.
+    let body = text.lines().find_map(|l| l.trim().strip_prefix("-d '")).unwrap().trim_end_matches('\'');
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{endpoint}/v2/models/weather/versions/1/infer"))
+        .bearer_auth(&token)
+        .body(body.to_string())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(answer["outputs"][0]["data"][0].is_number(), "{answer}");
+    assert!(publish(&m2).status.success());
+
+    let models = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(args).args(["--endpoint", &endpoint]).env("WICK_TOKEN", &token).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(models(&["--json", "models"])[0]["default_version"], 2);
+    models(&["--json", "rollback", "weather", "1"]);
+    assert_eq!(models(&["--json", "models"])[0]["default_version"], 1);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(["publish", s(&m1), "--endpoint", &endpoint, "--token", "wick_bad_token"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token (401)"));
+}
