@@ -71,7 +71,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let csv = args.data_dir.join(format!("bench-{}.csv", args.csv_rows));
+    let csv = args.data_dir.join(format!("bench-v2-{}.csv", args.csv_rows));
     if !csv.exists() {
         eprintln!("writing {} ({} rows)…", csv.display(), args.csv_rows);
         write_bench_csv(&csv, args.csv_rows)?;
@@ -227,9 +227,9 @@ fn write_bench_csv(path: &Path, rows: usize) -> Result<()> {
         let month = 1 + (i / 28) % 12;
         write!(w, "{i},2024-{month:02}-{day:02},{}", cats[rng.random_range(0..cats.len())])?;
         for _ in 0..8 {
-            write!(w, ",{:.6}", rng.random_range(-1000.0..1000.0f64))?;
+            write!(w, ",{:.7}", rng.random_range(-1000.0..1000.0f64))?;
         }
-        writeln!(w, ",{:.4}", rng.random_range(0.0..100.0f64))?;
+        writeln!(w, ",{:.6}", rng.random_range(0.0..100.0f64))?;
     }
     w.flush()?;
     drop(w);

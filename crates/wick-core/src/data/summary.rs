@@ -1,6 +1,5 @@
 //! Schema, preview rows and per-column statistics of a table.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -44,7 +43,7 @@ pub struct ColumnSummary {
     pub kind: ColumnKind,
     pub missing: usize,
     pub distinct: usize,
-    /// True when `distinct` is a HyperLogLog estimate (columns longer than [`EXACT_DISTINCT_MAX_ROWS`]).
+    /// True when `distinct` is a HyperLogLog estimate (numeric columns longer than [`EXACT_DISTINCT_MAX_ROWS`]).
     pub distinct_approximate: bool,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -66,8 +65,8 @@ pub struct TableSummary {
 }
 
 const PREVIEW_ROWS: usize = 10;
-/// Up to this many rows distinct values are counted exactly; above it, estimated (about 1% error),
-/// because exact counting of a million floats costs more than reading them.
+/// Up to this many rows distinct numbers are counted exactly; above it, estimated (about 1% error),
+/// because exact counting of a million floats costs more than reading them. Text is always exact.
 pub const EXACT_DISTINCT_MAX_ROWS: usize = 100_000;
 const TOP_VALUES: usize = 5;
 
@@ -100,20 +99,13 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
     let name = series.name().to_string();
     let kind = ColumnKind::of(series.dtype());
     let ctx = |what: &str| format!("statistics of column `{name}` ({what})");
-    let distinct_approximate = series.len() > EXACT_DISTINCT_MAX_ROWS;
-    let distinct = if distinct_approximate {
-        series.approx_n_unique().map(|n| n as usize)
-    } else {
-        series.n_unique()
-    }
-    .map_err(|e| WickError::polars(ctx("distinct"), e))?;
     let mut summary = ColumnSummary {
         name: name.clone(),
         dtype: series.dtype().to_string(),
         kind,
         missing: series.null_count(),
-        distinct,
-        distinct_approximate,
+        distinct: 0,
+        distinct_approximate: false,
         min: None,
         max: None,
         mean: None,
@@ -121,31 +113,136 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
         top_values: Vec::new(),
     };
     match kind {
-        ColumnKind::Numeric => {
-            summary.min = series.min::<f64>().map_err(|e| WickError::polars(ctx("min"), e))?;
-            summary.max = series.max::<f64>().map_err(|e| WickError::polars(ctx("max"), e))?;
-            summary.mean = series.mean();
-            summary.std = series.std(1);
-        }
         ColumnKind::Text | ColumnKind::Boolean => {
+            // One pass gives both the exact distinct count and the most frequent values.
             let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx("cast"), e))?;
             let text = text.str().map_err(|e| WickError::polars(ctx("text"), e))?;
-            summary.top_values = top_values(text.iter().flatten(), TOP_VALUES);
+            let counts = value_counts(text.iter().flatten());
+            summary.distinct = counts.len() + usize::from(summary.missing > 0);
+            summary.top_values = top_of(counts, TOP_VALUES);
         }
-        ColumnKind::Temporal | ColumnKind::Other => {}
+        ColumnKind::Numeric => {
+            summary.distinct_approximate = series.len() > EXACT_DISTINCT_MAX_ROWS;
+            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(ctx("cast"), e))?;
+            let values = values.f64().map_err(|e| WickError::polars(ctx("values"), e))?;
+            summary.distinct = if summary.distinct_approximate {
+                approx_distinct_f64(values)
+            } else {
+                series.n_unique().map_err(|e| WickError::polars(ctx("distinct"), e))?
+            };
+            let moments = Moments::of(values);
+            if moments.n > 0 {
+                summary.min = Some(moments.min);
+                summary.max = Some(moments.max);
+                summary.mean = Some(moments.mean);
+                summary.std = (moments.n > 1).then(|| (moments.m2 / (moments.n - 1) as f64).sqrt());
+            }
+        }
+        ColumnKind::Temporal | ColumnKind::Other => {
+            summary.distinct = series.n_unique().map_err(|e| WickError::polars(ctx("distinct"), e))?;
+        }
     }
     Ok(summary)
 }
 
-/// The `k` most frequent values, most frequent first, ties broken by value for stable output.
-pub(crate) fn top_values<'a>(values: impl Iterator<Item = &'a str>, k: usize) -> Vec<(String, usize)> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+/// Min, max, mean and the sum of squared deviations, in two vectorisable passes (no per-value division),
+/// skipping nulls and NaN.
+struct Moments {
+    n: usize,
+    min: f64,
+    max: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn of(values: &Float64Chunked) -> Self {
+        let no_nulls = values.null_count() == 0;
+        let each = |f: &mut dyn FnMut(f64)| {
+            for array in values.downcast_iter() {
+                if no_nulls {
+                    array.values().iter().for_each(|&x| f(x));
+                } else {
+                    array.iter().flatten().for_each(|&x| f(x));
+                }
+            }
+        };
+        let (mut n, mut sum, mut min, mut max) = (0usize, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        each(&mut |x| {
+            if !x.is_nan() {
+                n += 1;
+                sum += x;
+                min = min.min(x);
+                max = max.max(x);
+            }
+        });
+        let mean = if n > 0 { sum / n as f64 } else { 0.0 };
+        let mut m2 = 0.0;
+        each(&mut |x| {
+            if !x.is_nan() {
+                m2 += (x - mean) * (x - mean);
+            }
+        });
+        Self { n, min, max, mean, m2 }
+    }
+}
+
+/// HyperLogLog distinct count of a numeric column (2^14 registers, about 0.8% standard error).
+/// polars' own `approx_n_unique` took 6 ms per million floats here, more than reading them; hashing
+/// the f64 bits with foldhash takes about a third of that.
+fn approx_distinct_f64(values: &Float64Chunked) -> usize {
+    use std::hash::BuildHasher;
+    const P: u32 = 14;
+    const M: usize = 1 << P;
+    let hasher = foldhash::quality::FixedState::with_seed(0x5eed);
+    let mut registers = vec![0u8; M];
+    let mut add = |x: f64| {
+        // One bit pattern per value: -0.0 is 0.0, every NaN is the same NaN.
+        let bits = if x == 0.0 { 0u64 } else if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() };
+        let h = hasher.hash_one(bits);
+        let index = (h >> (64 - P)) as usize;
+        let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
+        if registers[index] < rank {
+            registers[index] = rank;
+        }
+    };
+    let saw_null = values.null_count() > 0;
+    for array in values.downcast_iter() {
+        if saw_null {
+            array.iter().flatten().for_each(|&x| add(x));
+        } else {
+            array.values().iter().for_each(|&x| add(x));
+        }
+    }
+    let m = M as f64;
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let sum: f64 = registers.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+    let raw = alpha * m * m / sum;
+    let zeros = registers.iter().filter(|&&r| r == 0).count();
+    let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+    estimate.round() as usize + usize::from(saw_null)
+}
+
+type FastMap<'a> = std::collections::HashMap<&'a str, usize, foldhash::fast::RandomState>;
+
+fn value_counts<'a>(values: impl Iterator<Item = &'a str>) -> FastMap<'a> {
+    let mut counts = FastMap::default();
     for v in values {
         *counts.entry(v).or_default() += 1;
     }
+    counts
+}
+
+/// The `k` most frequent values, most frequent first, ties broken by value for stable output.
+fn top_of(counts: FastMap<'_>, k: usize) -> Vec<(String, usize)> {
     let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     counts.into_iter().take(k).map(|(v, n)| (v.to_string(), n)).collect()
+}
+
+/// The `k` most frequent values of a sequence.
+pub(crate) fn top_values<'a>(values: impl Iterator<Item = &'a str>, k: usize) -> Vec<(String, usize)> {
+    top_of(value_counts(values), k)
 }
 
 fn preview_rows(df: &DataFrame, n: usize) -> Vec<Vec<String>> {
@@ -163,4 +260,29 @@ fn preview_rows(df: &DataFrame, n: usize) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hyperloglog_is_close_and_exact_enough_when_small() {
+        let many = Float64Chunked::from_vec("x".into(), (0..1_000_000).map(|i| i as f64 * 0.37).collect());
+        let estimate = approx_distinct_f64(&many) as f64;
+        assert!((estimate / 1e6 - 1.0).abs() < 0.03, "{estimate}");
+        let few = Float64Chunked::from_vec("x".into(), (0..300_000).map(|i| (i % 12) as f64).collect());
+        assert_eq!(approx_distinct_f64(&few), 12);
+        let signed_zero = Float64Chunked::from_vec("x".into(), vec![0.0, -0.0, 1.0]);
+        assert_eq!(approx_distinct_f64(&signed_zero), 2);
+    }
+
+    #[test]
+    fn moments_match_the_textbook_formulas() {
+        let v = Float64Chunked::from_slice_options("x".into(), &[Some(1.0), None, Some(2.0), Some(4.0), Some(f64::NAN)]);
+        let m = Moments::of(&v);
+        assert_eq!((m.n, m.min, m.max), (3, 1.0, 4.0));
+        assert!((m.mean - 7.0 / 3.0).abs() < 1e-12);
+        assert!((m.m2 / 2.0 - 7.0 / 3.0).abs() < 1e-12, "sample variance of 1, 2, 4 is 7/3");
+    }
 }
