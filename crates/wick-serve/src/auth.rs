@@ -57,7 +57,12 @@ impl TokenRecord {
 pub struct TokenStore {
     path: PathBuf,
     state: RwLock<(Option<std::time::SystemTime>, Vec<TokenRecord>)>,
+    /// When the file's modification time was last looked at: at most every [`RECHECK`].
+    checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How stale a revocation may be: the token file is looked at no more often than this.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -65,12 +70,18 @@ fn hash(token: &str) -> String {
 
 impl TokenStore {
     pub fn open(path: &Path) -> Self {
-        let store = Self { path: path.to_path_buf(), state: RwLock::new((None, Vec::new())) };
+        let store = Self { path: path.to_path_buf(), state: RwLock::new((None, Vec::new())), checked: std::sync::Mutex::new(None) };
         store.reload_if_changed();
         store
     }
 
     fn reload_if_changed(&self) {
+        if let Ok(mut checked) = self.checked.lock() {
+            if checked.is_some_and(|t| t.elapsed() < RECHECK) {
+                return;
+            }
+            *checked = Some(std::time::Instant::now());
+        }
         let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         let stale = self.state.read().map(|s| s.0 != modified).unwrap_or(true);
         if !stale {
@@ -194,9 +205,10 @@ mod tests {
         assert!(matches!(store.authorize(Some(&forged), Scope::Infer, Some("iris"), false), Err(ApiError::Unauthorized)));
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(revoke_token(&path, "ci").unwrap());
-        // Force a different mtime even on coarse file systems.
+        // Force a different mtime even on coarse file systems, and wait out the re-check interval.
         let f = std::fs::File::options().append(true).open(&path).unwrap();
         f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+        std::thread::sleep(RECHECK + std::time::Duration::from_millis(50));
         assert!(matches!(store.authorize(Some(&header), Scope::Infer, Some("iris"), false), Err(ApiError::Unauthorized)));
     }
 }

@@ -32,6 +32,9 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
+/// Requests up to this many input values run on the async worker; larger ones on the blocking pool.
+const INLINE_MAX_ELEMENTS: usize = 4096;
+
 impl AppState {
     pub async fn new(config: ServeConfig) -> Result<Arc<Self>, ServeError> {
         let store = Registry::open_store(&config.store)?;
@@ -164,11 +167,16 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
         let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
         let call = to_call(&loaded.model, &request, state.config.max_tensor_elements)?;
         let rows = call.rows();
-        let model = loaded.clone();
-        let predictions = tokio::task::spawn_blocking(move || call.run(&model.model))
-            .await
-            .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let predictions = if call.elements() <= INLINE_MAX_ELEMENTS {
+            // Small calls take microseconds: a hop to the blocking pool would cost more than the work.
+            call.run(&loaded.model)
+        } else {
+            let model = loaded.clone();
+            tokio::task::spawn_blocking(move || call.run(&model.model))
+                .await
+                .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+        }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
         Ok::<_, ApiError>((InferResponse { model_name: name.to_string(), model_version: version_label.clone(), id: request.id, outputs }, rows))
     }
