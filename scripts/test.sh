@@ -17,6 +17,8 @@ export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
 case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+# No unwrap/expect outside tests, no warnings.
+cargo clippy --workspace --all-targets --locked -- -D warnings
 if [ "${WICK_SKIP_CUDA_CHECK:-0}" != "1" ]; then
   scripts/check-cuda.sh
 fi

@@ -1,5 +1,6 @@
 //! The Kubernetes manifests and the Dockerfile parse and agree with each other and with the server:
 //! the probe paths they name really answer 200 on a running wick-serve.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! A Wick package is readable without Wick: plain safetensors weights and a JSON manifest.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -29,7 +29,7 @@ enum Command {
         peak_rss: bool,
     },
     /// Train a model and save it as a package.
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Score a saved model on labelled data.
     Eval { model: PathBuf, data: PathBuf },
     /// Predict with a saved model: a table file, image files, or a folder of images.
@@ -42,7 +42,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Publish a model package to an endpoint as a new version.
-    Publish(commands::remote::PublishArgs),
+    Publish(Box<commands::remote::PublishArgs>),
     /// List the models and versions on an endpoint.
     Models(commands::remote::EndpointArgs),
     /// Make an older (or newer) version the default of a model on an endpoint.
@@ -61,7 +61,7 @@ enum Command {
     /// List the compute devices this build of Wick can use.
     Devices,
     /// Measure Wick against pandas, numpy and PyTorch on this machine.
-    Bench(commands::bench::BenchArgs),
+    Bench(Box<commands::bench::BenchArgs>),
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,4 +1,5 @@
 //! The `wick` binary, run as a user would: each sample dataset trained, evaluated and predicted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

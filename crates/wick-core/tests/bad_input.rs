@@ -1,4 +1,5 @@
 //! Every kind of bad input gets an error that names the file, row or column and says what to do.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Opening tables and image folders, their statistics, and what happens with bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

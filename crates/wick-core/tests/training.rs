@@ -1,5 +1,6 @@
 //! Training runs end to end: events, cancellation, divergence, reproducibility, the sample digits CNN,
 //! and save → load → predict giving identical outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Transfer learning with a real candle-transformers ResNet-18 loaded from a safetensors file. The test
 //! builds a randomly initialised backbone file itself, so the loading code is exercised offline.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

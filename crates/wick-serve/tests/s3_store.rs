@@ -1,6 +1,7 @@
 //! The S3 store path against a real S3-compatible server (moto) on loopback: publish through one
 //! replica, infer through another that shares the bucket. `scripts/test.sh` installs moto and sets
 //! WICK_PYTHON; this binary holds one test because it sets the AWS_* environment for object_store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! wick-serve over real HTTP on loopback: publish, metadata, inference, versions, auth, limits,
 //! metrics, replicas sharing a store, and a SIGKILL in the middle of an upload.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

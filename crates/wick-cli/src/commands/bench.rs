@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
 use wick_core::model::{fit_least_squares, lenet_layers};
-use wick_core::train::throughput::cnn_throughput;
+use wick_core::train::throughput::{cnn_throughput, ThroughputWork};
 use wick_core::train::DeviceChoice;
 
 use crate::output::{print_json, table};
@@ -110,7 +110,8 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             ls_p = Some(ls_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["secs"].as_f64().unwrap_or(f64::MAX))));
             versions.insert("numpy".into(), r["version"].clone());
         }
-        let c = cnn_throughput(&lenet_layers(), shape, 10, 64, args.cnn_steps, 256, infer_batches, args.device)?;
+        let work = ThroughputWork { train_batch: 64, train_steps: args.cnn_steps, infer_batch: 256, infer_batches };
+        let c = cnn_throughput(&lenet_layers(), shape, 10, work, args.device)?;
         tr_w = tr_w.max(c.train_images_per_sec);
         in_w = in_w.max(c.infer_images_per_sec);
         if let Some(r) = py(&["cnn", &torch_args[0], &torch_args[1], &torch_args[2]])? {

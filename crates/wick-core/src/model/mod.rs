@@ -97,7 +97,7 @@ impl Model {
         let mut columns = Vec::new();
         for enc in &preprocessor.encoders {
             let name = enc.name();
-            let values = rows.iter().enumerate().map(|(_, row)| match row.get(name) {
+            let values = rows.iter().map(|row| match row.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(v) => Ok(Some(v.clone())),
             });

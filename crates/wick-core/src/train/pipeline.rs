@@ -241,9 +241,12 @@ fn started_event(device: String, epochs: usize, steps_per_epoch: usize, split: &
     }
 }
 
+/// Train and validation targets, and the regression scale (mean, std) if any.
+type SplitTargets = ((NetTargets, NetTargets), Option<(f64, f64)>);
+
 /// Network targets for the train and validation rows; regression targets are standardised on the
 /// training rows and the scale is returned.
-fn targets_for(target: &TargetValues, split: &Split) -> Result<((NetTargets, NetTargets), Option<(f64, f64)>)> {
+fn targets_for(target: &TargetValues, split: &Split) -> Result<SplitTargets> {
     Ok(match target {
         TargetValues::Classification { classes, .. } => {
             let pick = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());

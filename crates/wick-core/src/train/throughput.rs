@@ -19,18 +19,19 @@ pub struct CnnThroughput {
     pub infer_images_per_sec: f64,
 }
 
+/// How much work a throughput measurement does.
+#[derive(Debug, Clone, Copy)]
+pub struct ThroughputWork {
+    pub train_batch: usize,
+    pub train_steps: usize,
+    pub infer_batch: usize,
+    pub infer_batches: usize,
+}
+
 /// Measures `train_steps` optimiser steps of `train_batch` images and `infer_batches` forward passes of
 /// `infer_batch` images, after one warm-up step of each.
-pub fn cnn_throughput(
-    layers: &[Layer],
-    shape: ImageShape,
-    n_classes: usize,
-    train_batch: usize,
-    train_steps: usize,
-    infer_batch: usize,
-    infer_batches: usize,
-    device: DeviceChoice,
-) -> Result<CnnThroughput> {
+pub fn cnn_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, work: ThroughputWork, device: DeviceChoice) -> Result<CnnThroughput> {
+    let ThroughputWork { train_batch, train_steps, infer_batch, infer_batches } = work;
     let device = device.open()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let net = Network::new(&[shape.channels, shape.height, shape.width], layers, n_classes, &mut rng, &device)?;
