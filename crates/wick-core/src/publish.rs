@@ -41,21 +41,22 @@ pub struct Published {
     pub infer_url: String,
 }
 
-/// A model on an endpoint.
+/// A model on an endpoint, as the server lists it (one definition for client and server).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteModel {
+pub struct ModelListing {
     pub name: String,
     pub default_version: Option<u64>,
     pub public: bool,
-    pub versions: Vec<RemoteVersion>,
+    pub versions: Vec<VersionRecord>,
 }
 
+/// One immutable version of a model on an endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteVersion {
+pub struct VersionRecord {
     pub version: u64,
     pub sha256: String,
     pub size_bytes: u64,
-    pub created_at: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     #[serde(default)]
     pub notes: String,
 }
@@ -153,11 +154,11 @@ impl Endpoint {
         Ok(Published { name: a.name, version: a.version, sha256: a.sha256, existing: a.existing, infer_url })
     }
 
-    pub fn models(&self) -> Result<Vec<RemoteModel>, PublishError> {
+    pub fn models(&self) -> Result<Vec<ModelListing>, PublishError> {
         self.check()?;
         #[derive(Deserialize)]
         struct Answer {
-            models: Vec<RemoteModel>,
+            models: Vec<ModelListing>,
         }
         let a: Answer = self
             .send(self.client.get(format!("{}/v2/wick/models", self.base)))?

@@ -22,18 +22,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use wick_core::model::Model;
 use wick_core::package::{load_package, unpack_package, Manifest};
+pub use wick_core::publish::{ModelListing, VersionRecord};
 
 use crate::error::ServeError;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionRecord {
-    pub version: u64,
-    pub sha256: String,
-    pub size_bytes: u64,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    #[serde(default)]
-    pub notes: String,
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ModelSettings {
@@ -63,15 +54,6 @@ pub struct Published {
     pub sha256: String,
     /// True when identical bytes were already published: the existing version is returned.
     pub existing: bool,
-}
-
-/// A model as listed to clients.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelListing {
-    pub name: String,
-    pub default_version: Option<u64>,
-    pub public: bool,
-    pub versions: Vec<VersionRecord>,
 }
 
 pub struct Registry {
