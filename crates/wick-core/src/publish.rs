@@ -29,7 +29,7 @@ pub enum PublishError {
     Package(#[from] crate::WickError),
 }
 
-/// The result of a publish.
+/// The result of a publish, as the server answers it (one definition for client and server).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Published {
     pub name: String,
@@ -37,8 +37,6 @@ pub struct Published {
     pub sha256: String,
     /// Identical bytes were already published as this version.
     pub existing: bool,
-    /// The inference URL of this version.
-    pub infer_url: String,
 }
 
 /// A model on an endpoint, as the server lists it (one definition for client and server).
@@ -142,16 +140,12 @@ impl Endpoint {
         self.check()?;
         let url = format!("{}/v2/wick/models/{name}/versions", self.base);
         let response = self.send(self.client.post(url).query(&[("notes", notes)]).header("x-wick-sha256", &sha256).body(archive))?;
-        #[derive(Deserialize)]
-        struct Answer {
-            name: String,
-            version: u64,
-            sha256: String,
-            existing: bool,
-        }
-        let a: Answer = response.json().map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })?;
-        let infer_url = format!("{}/v2/models/{}/versions/{}/infer", self.base, a.name, a.version);
-        Ok(Published { name: a.name, version: a.version, sha256: a.sha256, existing: a.existing, infer_url })
+        response.json().map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+    }
+
+    /// The inference URL of a published version.
+    pub fn infer_url(&self, published: &Published) -> String {
+        format!("{}/v2/models/{}/versions/{}/infer", self.base, published.name, published.version)
     }
 
     pub fn models(&self) -> Result<Vec<ModelListing>, PublishError> {

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use wick_core::model::Model;
 use wick_core::package::{load_package, unpack_package, Manifest};
-pub use wick_core::publish::{ModelListing, VersionRecord};
+pub use wick_core::publish::{ModelListing, Published, VersionRecord};
 
 use crate::error::ServeError;
 
@@ -44,16 +44,6 @@ pub struct LoadedVersion {
 struct ModelState {
     settings: ModelSettings,
     versions: BTreeMap<u64, Arc<LoadedVersion>>,
-}
-
-/// What `publish` did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Published {
-    pub name: String,
-    pub version: u64,
-    pub sha256: String,
-    /// True when identical bytes were already published: the existing version is returned.
-    pub existing: bool,
 }
 
 pub struct Registry {

@@ -41,15 +41,16 @@ pub fn publish(args: &PublishArgs, json: bool) -> Result<()> {
     if args.public {
         endpoint.set_public(&published.name, true)?;
     }
+    let infer_url = endpoint.infer_url(&published);
     let example = example_body(&manifest);
     if json {
-        return print_json(&serde_json::json!({ "published": published, "example_request": example }));
+        return print_json(&serde_json::json!({ "published": published, "infer_url": infer_url, "example_request": example }));
     }
     let what = if published.existing { "already published as" } else { "published as" };
     println!("{} {what} `{}` version {} (sha256 {})", args.model.display(), published.name, published.version, &published.sha256[..16]);
-    println!("inference URL: {}", published.infer_url);
+    println!("inference URL: {infer_url}");
     let body = serde_json::to_string(&example)?;
-    println!("\ncurl:\n  curl -s -X POST {} \\\n    -H \"Authorization: Bearer $WICK_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{body}'", published.infer_url);
+    println!("\ncurl:\n  curl -s -X POST {} \\\n    -H \"Authorization: Bearer $WICK_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{body}'", infer_url);
     println!("\nPython (pip install 'tritonclient[http]'):\n{}", python_example(endpoint.base_url(), &published.name, published.version, &manifest));
     Ok(())
 }
