@@ -7,7 +7,7 @@ root="${CARGO_TARGET_DIR:-target}/cuda-toolchain"
 venv="$root/venv"
 if [ ! -x "$venv/bin/nvcc-ok" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet \
+  "$venv/bin/pip" install --quiet --no-cache-dir \
     nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 \
     nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85
   touch "$venv/bin/nvcc-ok"

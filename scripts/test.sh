@@ -11,7 +11,7 @@ start=$(date +%s)
 pyenv_dir="${CARGO_TARGET_DIR:-target}/test-python"
 if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http, moto" 2>/dev/null; then
   python3 -m venv "$pyenv_dir"
-  "$pyenv_dir/bin/pip" install --quiet "tritonclient[http]" numpy "moto[server]"
+  "$pyenv_dir/bin/pip" install --quiet --no-cache-dir "tritonclient[http]" numpy "moto[server]"
 fi
 export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
 case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac
@@ -20,6 +20,7 @@ cargo test --workspace --doc --locked
 # No unwrap/expect outside tests, no warnings.
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if [ "${WICK_SKIP_CUDA_CHECK:-0}" != "1" ]; then
+  df -h "${CARGO_TARGET_DIR:-target}" | tail -1 | awk '{print "disk before the CUDA check: " $4 " free"}'
   scripts/check-cuda.sh
 fi
 echo "all tests passed in $(( $(date +%s) - start )) s"
