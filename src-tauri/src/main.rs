@@ -1,11 +1,194 @@
-//! Wick desktop host. The Tauri + egui window arrives with the desktop issue; until then this binary
-//! says so and points at the `wick` command, which runs the same engine.
+//! Wick's desktop app: a Tauri v2 window with no webview, painted by egui through egui-wgpu, with the
+//! endpoint server embedded on 127.0.0.1 so one-click publish works without setup.
 
-fn main() {
-    let screens: Vec<String> = wick_ui::Screen::ALL.iter().map(|s| format!("{s:?}")).collect();
-    println!(
-        "Wick desktop ({}) is not built yet. The engine works today from the command line:\n  \
-         cargo run --release -p wick-cli -- --help",
-        screens.join(" → ")
-    );
+mod egui_host;
+mod gpu;
+mod input;
+#[cfg(target_os = "linux")]
+mod linux_dnd;
+mod menu;
+mod paths;
+mod window_state;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context as _};
+use egui_host::{EguiPluginBuilder, Host, RepaintScheduler, SharedHost, SharedInbox, MAIN_WINDOW};
+use wick_ui::{AppConfig, EndpointTarget, HostEvent, HostRequest, WickApp};
+
+use crate::menu::MenuAction;
+use crate::paths::AppPaths;
+use crate::window_state::WindowState;
+
+/// Native menus on macOS (the global menu bar) and Windows (the window's menu). On Linux GTK packs the
+/// menu bar into the same X window wgpu presents to, where the two painters fight, so the UI draws the
+/// same File and Help menus itself (see ARCHITECTURE.md).
+const NATIVE_MENU: bool = !cfg!(target_os = "linux");
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()))
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Wick could not start: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let paths = AppPaths::resolve()?;
+    let host: SharedHost = Arc::new(Mutex::new(None));
+    let inbox: SharedInbox = Arc::default();
+    let scheduler = RepaintScheduler::start();
+
+    let (setup_host, setup_inbox, setup_scheduler) = (host.clone(), inbox.clone(), scheduler.clone());
+    let (menu_inbox, menu_scheduler, menu_host) = (inbox.clone(), scheduler.clone(), host.clone());
+    let app = tauri::Builder::default()
+        .setup(move |app| {
+            setup(app, &paths, setup_host, setup_inbox, setup_scheduler).map_err(|e| {
+                eprintln!("Wick could not open its window: {e:#}");
+                e.into()
+            })
+        })
+        .on_menu_event(move |app, event| match menu::action(event.id().as_ref()) {
+            Some(MenuAction::Ui(e)) => deliver(&menu_inbox, &menu_scheduler, e),
+            Some(MenuAction::OpenProjectDialog) => handle_request(app, &menu_host, &menu_inbox, &menu_scheduler, HostRequest::PickProject),
+            Some(MenuAction::Quit) => handle_request(app, &menu_host, &menu_inbox, &menu_scheduler, HostRequest::Quit),
+            None => {}
+        })
+        .build(tauri::generate_context!())
+        .context("building the Tauri application")?;
+    app.run(move |_, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Flush the project and stop the embedded server before the process ends.
+            if let Ok(mut h) = host.lock() {
+                if let Some(h) = h.as_mut() {
+                    h.shut_down();
+                }
+                *h = None;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: SharedInbox, scheduler: RepaintScheduler) -> anyhow::Result<()> {
+    let handle = app.handle().clone();
+    let (req_host, req_inbox, req_scheduler) = (host.clone(), inbox.clone(), scheduler.clone());
+    app.wry_plugin(EguiPluginBuilder {
+        host: host.clone(),
+        inbox: inbox.clone(),
+        scheduler: scheduler.clone(),
+        requests: Arc::new(move |r| handle_request(&handle, &req_host, &req_inbox, &req_scheduler, r)),
+    });
+
+    let state = WindowState::load(&paths.window_state);
+    let mut builder = tauri::window::WindowBuilder::new(app, MAIN_WINDOW)
+        .title("Wick")
+        .inner_size(state.width, state.height)
+        .min_inner_size(900.0, 600.0);
+    if NATIVE_MENU {
+        builder = builder.menu(menu::build(app)?);
+    }
+    if let (Some(x), Some(y)) = (state.x, state.y) {
+        builder = builder.position(x, y);
+    }
+    let window = builder.build().context("opening the main window")?;
+    if state.maximized {
+        let _ = window.maximize();
+    }
+    if let Ok(icon) = tauri::image::Image::from_bytes(include_bytes!("../../icons/128x128.png")) {
+        let _ = window.set_icon(icon);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let dnd_inbox: linux_dnd::SharedInbox = Arc::default();
+        let (relay_inbox, relay_scheduler) = (inbox.clone(), scheduler.clone());
+        let source = dnd_inbox.clone();
+        // GTK signals arrive on the main thread; relay them into the host inbox and wake a frame.
+        linux_dnd::install(&window.gtk_window()?, dnd_inbox, move || {
+            if let (Ok(mut from), Ok(mut to)) = (source.lock(), relay_inbox.lock()) {
+                if std::mem::take(&mut from.changed) {
+                    to.hovered = from.hovered.clone();
+                    to.hover_changed = true;
+                    to.dropped.append(&mut from.dropped);
+                }
+            }
+            relay_scheduler.schedule(std::time::Duration::ZERO);
+        });
+    }
+
+    let gpu = gpu::Gpu::new(&window)?;
+    tracing::info!(adapter = %gpu.adapter_name, "drawing with wgpu");
+    let ctx = egui::Context::default();
+    let repaint = scheduler.clone();
+    ctx.set_request_repaint_callback(move |info| repaint.schedule(info.delay));
+
+    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir) {
+        Ok(s) => (Some(s), None),
+        Err(e) => {
+            tracing::error!("the built-in endpoint could not start: {e}");
+            (None, Some(e.to_string()))
+        }
+    };
+    let config = AppConfig {
+        project_dir: paths.project_dir.clone(),
+        settings_path: paths.settings.clone(),
+        samples_dir: paths.samples_dir(app),
+        embedded_endpoint: server.as_ref().map(|s| EndpointTarget { url: s.url.clone(), token: s.token.clone() }),
+        embedded_endpoint_error: server_error,
+        native_menu: NATIVE_MENU,
+    };
+    let wick = WickApp::new(config);
+    let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), server)?;
+    *host.lock().map_err(|_| anyhow!("the host lock is poisoned"))? = Some(new_host);
+    Ok(())
+}
+
+fn deliver(inbox: &SharedInbox, scheduler: &RepaintScheduler, event: HostEvent) {
+    if let Ok(mut i) = inbox.lock() {
+        i.events.push(event);
+    }
+    scheduler.schedule(std::time::Duration::ZERO);
+}
+
+/// Native dialogs (modal, on the main thread) and quitting.
+fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHost, inbox: &SharedInbox, scheduler: &RepaintScheduler, request: HostRequest) {
+    let dataset_filter = ["csv", "tsv", "txt", "parquet", "pq", "ndjson", "jsonl", "json"];
+    let answer = match request {
+        HostRequest::PickDataset { folder: false } => rfd::FileDialog::new()
+            .set_title("Open a dataset")
+            .add_filter("Tables", &dataset_filter)
+            .pick_file()
+            .map(HostEvent::OpenDataset),
+        HostRequest::PickDataset { folder: true } => {
+            rfd::FileDialog::new().set_title("Open a folder of images (one sub-folder per class)").pick_folder().map(HostEvent::OpenDataset)
+        }
+        HostRequest::PickProject => rfd::FileDialog::new().set_title("Open a Wick project folder").pick_folder().map(HostEvent::OpenProject),
+        HostRequest::PickExportPath { suggested_name } => {
+            rfd::FileDialog::new().set_title("Export the model package").set_file_name(suggested_name).save_file().map(HostEvent::ExportTo)
+        }
+        HostRequest::PickBackbone => rfd::FileDialog::new()
+            .set_title("Choose pretrained ResNet-18 weights")
+            .add_filter("safetensors", &["safetensors"])
+            .pick_file()
+            .map(HostEvent::BackboneChosen),
+        HostRequest::Quit => {
+            if let Ok(mut h) = host.lock() {
+                if let Some(h) = h.as_mut() {
+                    h.shut_down();
+                }
+            }
+            app.exit(0);
+            None
+        }
+    };
+    if let Some(event) = answer {
+        deliver(inbox, scheduler, event);
+    }
 }

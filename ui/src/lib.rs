@@ -1,16 +1,19 @@
-//! Every Wick screen, drawn with egui and host-agnostic. The desktop issue fills this crate; until then
-//! it only names the screens the engine's API is shaped for.
+//! Every Wick screen, drawn with egui and host-agnostic: the Tauri desktop host and the egui_kittest
+//! tests drive the same [`WickApp`]. Engine work runs on background threads ([`jobs`]); widgets only
+//! queue [`app::Command`]s, which take effect in one place after each frame.
 
-/// The workbench's screens, in the order a user meets them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Data,
-    Model,
-    Train,
-    Evaluate,
-    Publish,
-}
+pub mod app;
+pub mod decimate;
+pub mod host;
+pub mod jobs;
+pub mod project;
+pub mod requests;
+pub mod samples;
+pub mod screens;
+pub mod settings;
+pub mod theme;
+pub mod thumbnails;
 
-impl Screen {
-    pub const ALL: [Screen; 5] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish];
-}
+pub use app::{Command, Screen, WickApp};
+pub use host::{AppConfig, HostEvent, HostRequest};
+pub use jobs::EndpointTarget;

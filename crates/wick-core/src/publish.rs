@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::package::{pack_package, read_manifest};
+use crate::package::{pack_package, read_manifest, Manifest};
 
 /// Why talking to an endpoint failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -168,11 +168,88 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Sends an Open Inference Protocol request to `name` (its default version when `version` is `None`)
+    /// and returns the response body.
+    pub fn infer(&self, name: &str, version: Option<u64>, body: &serde_json::Value) -> Result<serde_json::Value, PublishError> {
+        let url = match version {
+            Some(v) => format!("{}/v2/models/{name}/versions/{v}/infer", self.base),
+            None => format!("{}/v2/models/{name}/infer", self.base),
+        };
+        self.send(self.client.post(url).json(body))?
+            .json()
+            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+    }
+
     pub fn set_public(&self, name: &str, public: bool) -> Result<(), PublishError> {
         self.check()?;
         self.send(self.client.post(format!("{}/v2/wick/models/{name}/public", self.base)).json(&serde_json::json!({ "public": public })))?;
         Ok(())
     }
+}
+
+/// A request body that works for a model, with one row of placeholder values (zeros, "value").
+pub fn example_request(manifest: &Manifest) -> serde_json::Value {
+    let inputs: Vec<serde_json::Value> = manifest
+        .inputs
+        .iter()
+        .map(|t| {
+            let shape = example_shape(&t.shape);
+            let n = shape.iter().product::<i64>().max(0) as usize;
+            let data: serde_json::Value = match t.datatype.as_str() {
+                "BYTES" => serde_json::json!(vec!["value"; n]),
+                "UINT8" => serde_json::json!(vec![0; n]),
+                _ => serde_json::json!(vec![0.0; n]),
+            };
+            serde_json::json!({ "name": t.name, "shape": shape, "datatype": t.datatype, "data": data })
+        })
+        .collect();
+    serde_json::json!({ "inputs": inputs })
+}
+
+/// A tensor shape with its variable (batch) dimensions set to 1.
+fn example_shape(shape: &[i64]) -> Vec<i64> {
+    let mut out: Vec<i64> = shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
+    if out.is_empty() {
+        out.push(1);
+    }
+    out
+}
+
+/// A ready-to-paste `curl` call of `infer_url` with `body`; the token is read from `$WICK_TOKEN`.
+pub fn curl_example(infer_url: &str, body: &serde_json::Value) -> String {
+    format!(
+        "curl -s -X POST {infer_url} \\\n  -H \"Authorization: Bearer $WICK_TOKEN\" -H 'Content-Type: application/json' \\\n  -d '{body}'"
+    )
+}
+
+/// A ready-to-paste Python snippet calling a published version with the stock `tritonclient[http]`.
+pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manifest) -> String {
+    let host = base_url.trim_start_matches("http://").trim_start_matches("https://");
+    let ssl = if base_url.starts_with("https://") { ", ssl=True" } else { "" };
+    let mut s = format!(
+        "import os, numpy as np, tritonclient.http as http\nclient = http.InferenceServerClient(\"{host}\"{ssl})\nheaders = {{\"Authorization\": \"Bearer \" + os.environ[\"WICK_TOKEN\"]}}\ninputs = []\n"
+    );
+    for t in &manifest.inputs {
+        let (dtype, value) = match t.datatype.as_str() {
+            "BYTES" => ("object", "\"value\""),
+            "UINT8" => ("np.uint8", "0"),
+            _ => ("np.float64", "0.0"),
+        };
+        let shape: Vec<String> = example_shape(&t.shape).iter().map(i64::to_string).collect();
+        s.push_str(&format!(
+            "x = http.InferInput(\"{}\", [{}], \"{}\")\nx.set_data_from_numpy(np.full(({},), {value}, dtype={dtype}).reshape([{}]), binary_data=False)\ninputs.append(x)\n",
+            t.name,
+            shape.join(", "),
+            t.datatype,
+            shape.join(" * "),
+            shape.join(", ")
+        ));
+    }
+    s.push_str(&format!(
+        "outputs = [http.InferRequestedOutput(o, binary_data=False) for o in {:?}]\nprint(client.infer(\"{name}\", inputs, model_version=\"{version}\", outputs=outputs, headers=headers).get_response())",
+        manifest.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>()
+    ));
+    s
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

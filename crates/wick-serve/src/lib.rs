@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod registry;
@@ -10,6 +11,7 @@ pub mod server;
 pub mod tensors;
 
 pub use config::ServeConfig;
+pub use embedded::EmbeddedServer;
 pub use server::{router, serve, serve_tls, AppState};
 
 /// Starts a server on `config.listen` (HTTPS when a certificate and key are configured) and runs until

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use wick_core::package::read_manifest;
-use wick_core::publish::Endpoint;
+use wick_core::publish::{curl_example, example_request, python_example, Endpoint};
 
 use crate::output::{print_json, table};
 
@@ -42,72 +42,16 @@ pub fn publish(args: &PublishArgs, json: bool) -> Result<()> {
         endpoint.set_public(&published.name, true)?;
     }
     let infer_url = endpoint.infer_url(&published);
-    let example = example_body(&manifest);
+    let example = example_request(&manifest);
     if json {
         return print_json(&serde_json::json!({ "published": published, "infer_url": infer_url, "example_request": example }));
     }
     let what = if published.existing { "already published as" } else { "published as" };
     println!("{} {what} `{}` version {} (sha256 {})", args.model.display(), published.name, published.version, &published.sha256[..16]);
     println!("inference URL: {infer_url}");
-    let body = serde_json::to_string(&example)?;
-    println!("\ncurl:\n  curl -s -X POST {} \\\n    -H \"Authorization: Bearer $WICK_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{body}'", infer_url);
+    println!("\ncurl:\n{}", curl_example(&infer_url, &example));
     println!("\nPython (pip install 'tritonclient[http]'):\n{}", python_example(endpoint.base_url(), &published.name, published.version, &manifest));
     Ok(())
-}
-
-/// A request body that works for this model, with one row of placeholder values.
-fn example_body(manifest: &wick_core::package::Manifest) -> serde_json::Value {
-    let inputs: Vec<serde_json::Value> = manifest
-        .inputs
-        .iter()
-        .map(|t| {
-            let mut shape: Vec<i64> = t.shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
-            if shape.is_empty() {
-                shape.push(1);
-            }
-            let n: i64 = shape.iter().product();
-            let data: serde_json::Value = match t.datatype.as_str() {
-                "BYTES" => serde_json::json!(vec!["value"; n as usize]),
-                "UINT8" => serde_json::json!(vec![0; n as usize]),
-                _ => serde_json::json!(vec![0.0; n as usize]),
-            };
-            serde_json::json!({ "name": t.name, "shape": shape, "datatype": t.datatype, "data": data })
-        })
-        .collect();
-    serde_json::json!({ "inputs": inputs })
-}
-
-fn python_example(base: &str, name: &str, version: u64, manifest: &wick_core::package::Manifest) -> String {
-    let host = base.trim_start_matches("http://").trim_start_matches("https://");
-    let ssl = if base.starts_with("https://") { ", ssl=True" } else { "" };
-    let mut s = format!(
-        "  import numpy as np, tritonclient.http as http\n  client = http.InferenceServerClient(\"{host}\"{ssl})\n  headers = {{\"Authorization\": \"Bearer <token>\"}}\n  inputs = []\n"
-    );
-    for t in &manifest.inputs {
-        let (np_type, value) = match t.datatype.as_str() {
-            "BYTES" => ("object", "\"value\""),
-            "UINT8" => ("np.uint8", "0"),
-            _ => ("np.float64", "0.0"),
-        };
-        let dtype = if t.datatype == "BYTES" { "object".to_string() } else { np_type.to_string() };
-        let mut shape: Vec<String> = t.shape.iter().map(|&d| if d < 0 { "1".into() } else { d.to_string() }).collect();
-        if shape.is_empty() {
-            shape.push("1".into());
-        }
-        s.push_str(&format!(
-            "  x = http.InferInput(\"{}\", [{}], \"{}\"); x.set_data_from_numpy(np.full(({},), {value}, dtype={dtype}).reshape([{}]), binary_data=False); inputs.append(x)\n",
-            t.name,
-            shape.join(", "),
-            t.datatype,
-            shape.join(" * "),
-            shape.join(", ")
-        ));
-    }
-    s.push_str(&format!(
-        "  outputs = [http.InferRequestedOutput(o, binary_data=False) for o in {:?}]\n  print(client.infer(\"{name}\", inputs, model_version=\"{version}\", outputs=outputs, headers=headers).get_response())",
-        manifest.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>()
-    ));
-    s
 }
 
 pub fn models(args: &EndpointArgs, json: bool) -> Result<()> {

@@ -1,0 +1,119 @@
+//! The endpoint server running inside another program (the desktop app, tests) on a random loopback
+//! port, with a local token that can publish and infer.
+
+use std::path::{Path, PathBuf};
+
+use crate::auth::{create_token, revoke_token, Scope, TokenStore};
+use crate::error::ServeError;
+use crate::{serve, AppState, ServeConfig};
+
+/// The token's name in the token file.
+const TOKEN_NAME: &str = "desktop";
+
+/// A running embedded server. Dropping it stops the server.
+pub struct EmbeddedServer {
+    pub url: String,
+    /// Publish + infer token for this machine's user, kept in `<data_dir>/desktop-token` (mode 0600).
+    pub token: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmbeddedServer {
+    /// Starts a server on 127.0.0.1 with a free port, storing models under `data_dir/models`.
+    pub fn start(data_dir: &Path) -> Result<Self, ServeError> {
+        let config = ServeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            store: data_dir.join("models").to_string_lossy().to_string(),
+            data_dir: data_dir.to_path_buf(),
+            ..ServeConfig::default()
+        };
+        let io = |path: PathBuf| move |source| ServeError::Io { path, source };
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir.to_path_buf()))?;
+        let token = local_token(data_dir, &config.tokens_path())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wick-serve-embedded")
+            .enable_all()
+            .build()
+            .map_err(io(data_dir.to_path_buf()))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(config.listen))
+            .map_err(io(PathBuf::from(config.listen.to_string())))?;
+        let addr = listener.local_addr().map_err(io(PathBuf::from(config.listen.to_string())))?;
+        let state = runtime.block_on(AppState::new(config))?;
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wick-serve-embedded".into())
+            .spawn(move || {
+                let result = runtime.block_on(serve(state, listener, async {
+                    let _ = stop.await;
+                }));
+                if let Err(e) = result {
+                    tracing::error!("the embedded endpoint stopped: {e}");
+                }
+            })
+            .map_err(io(data_dir.to_path_buf()))?;
+        tracing::info!(%addr, "embedded endpoint listening");
+        Ok(Self { url: format!("http://{addr}"), token, shutdown: Some(shutdown), thread: Some(thread) })
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The local token: reused while it still verifies, else replaced (revoking the old record).
+fn local_token(data_dir: &Path, tokens_path: &Path) -> Result<String, ServeError> {
+    let token_file = data_dir.join("desktop-token");
+    if let Ok(saved) = std::fs::read_to_string(&token_file) {
+        let saved = saved.trim().to_string();
+        if TokenStore::open(tokens_path).verify(&saved).is_some() {
+            return Ok(saved);
+        }
+    }
+    let _ = revoke_token(tokens_path, TOKEN_NAME);
+    let (token, _) = create_token(tokens_path, TOKEN_NAME, vec![Scope::Publish, Scope::Infer], None)?;
+    let tmp = data_dir.join(".desktop-token.tmp");
+    let io = |source| ServeError::Io { path: token_file.clone(), source };
+    std::fs::write(&tmp, &token).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    std::fs::rename(&tmp, &token_file).map_err(io)?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn starts_on_loopback_answers_and_keeps_its_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = EmbeddedServer::start(dir.path()).unwrap();
+        assert!(first.url.starts_with("http://127.0.0.1:"));
+        let live = reqwest::blocking::get(format!("{}/v2/health/live", first.url)).unwrap();
+        assert!(live.status().is_success());
+        let token = first.token.clone();
+        drop(first);
+        let second = EmbeddedServer::start(dir.path()).unwrap();
+        assert_eq!(second.token, token, "the local token survives a restart");
+        let models = reqwest::blocking::Client::new()
+            .get(format!("{}/v2/wick/models", second.url))
+            .bearer_auth(&second.token)
+            .send()
+            .unwrap();
+        assert!(models.status().is_success(), "{}", models.status());
+    }
+}

@@ -1,0 +1,956 @@
+//! The workbench: app state, the frame loop, and the one place where UI commands take effect.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wick_core::data::{detect_task, PreprocessOptions, TabularRequest, Task};
+use wick_core::model::Model;
+use wick_core::publish::ModelListing;
+use wick_core::train::{CancelToken, TrainEvent};
+
+use crate::host::{AppConfig, HostEvent, HostRequest};
+use crate::jobs::{EndpointTarget, JobEvent, Jobs, LoadedData, TryInput};
+use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
+use crate::samples::{Sample, SAMPLES};
+use crate::settings::Settings;
+use crate::{screens, theme};
+
+/// The workbench's screens, in the order a user meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Screen {
+    Data,
+    Model,
+    Train,
+    Evaluate,
+    Publish,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 5] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Data => "Data",
+            Self::Model => "Model",
+            Self::Train => "Train",
+            Self::Evaluate => "Evaluate",
+            Self::Publish => "Publish",
+        }
+    }
+}
+
+/// Side effects asked for by widgets; [`WickApp::apply`] carries them out after the frame is drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    GoTo(Screen),
+    OpenDataset(PathBuf),
+    OpenSample(&'static str),
+    SetTarget(String),
+    ChooseTemplate(Template),
+    StartTraining,
+    StopTraining,
+    SelectRun(u32),
+    Publish,
+    SendTestRequest,
+    RefreshVersions,
+    Rollback { name: String, version: u64 },
+    TryRow(serde_json::Map<String, serde_json::Value>),
+    TryImage(PathBuf),
+    Host(HostRequest),
+    SetDark(bool),
+    SaveSettings,
+}
+
+/// Where a loading dataset stands.
+pub enum DataState {
+    Empty,
+    Loading(PathBuf),
+    Loaded { path: PathBuf, data: LoadedData },
+    Failed { path: PathBuf, message: String },
+}
+
+/// A training in progress.
+pub struct ActiveTraining {
+    pub run_id: u32,
+    pub cancel: CancelToken,
+    pub started: Instant,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    pub done_steps: usize,
+    pub samples_per_sec: Option<f64>,
+}
+
+/// The Publish screen's live state.
+#[derive(Default)]
+pub struct PublishState {
+    pub busy: bool,
+    pub error: Option<String>,
+    pub last: Option<PublishedRecord>,
+    pub test_busy: bool,
+    pub test_response: Option<Result<String, String>>,
+    pub versions: Option<Result<Vec<ModelListing>, String>>,
+    pub versions_busy: bool,
+    /// Ready-to-paste (curl, Python) calls of the last published version.
+    pub snippets: Option<(String, String)>,
+}
+
+/// Result of the Evaluate screen's "Try it".
+#[derive(Default)]
+pub struct TryState {
+    pub fields: Vec<(String, String)>,
+    pub busy: bool,
+    pub result: Option<Result<String, String>>,
+    pub for_run: Option<u32>,
+}
+
+pub struct WickApp {
+    pub config: AppConfig,
+    pub project: Project,
+    pub settings: Settings,
+    pub screen: Screen,
+    pub data: DataState,
+    pub training: Option<ActiveTraining>,
+    /// Trained models still in memory, for "Try it" (others are loaded from their package on demand).
+    pub models: HashMap<u32, Arc<Model>>,
+    pub selected_run: Option<u32>,
+    /// Runs overlaid on the Train screen's plots.
+    pub compare_runs: Vec<u32>,
+    pub publish: PublishState,
+    pub try_it: TryState,
+    /// Problems to show in the banner at the top (save failures, a damaged project file, …).
+    pub notices: Vec<String>,
+    pub show_settings: bool,
+    pub show_about: bool,
+    /// Screen-local view state (selected column, filters, layer being edited, …).
+    pub view: screens::ViewState,
+    pub thumbnails: crate::thumbnails::Thumbnails,
+    waker: Waker,
+    /// The Evaluate screen's fitted curve: (run, feature, points), recomputed only when either changes.
+    pub view_cache_fit: Option<(u32, String, Vec<[f64; 2]>)>,
+    commands: Vec<Command>,
+    host_requests: Vec<HostRequest>,
+    jobs: Jobs,
+    job_events: Receiver<JobEvent>,
+    saver: ProjectSaver,
+    /// Bumped on every change worth saving; compared with what the saver wrote.
+    generation: u64,
+    /// The newest generation handed to the saver.
+    sent_generation: u64,
+    last_save_sent: Instant,
+    saved_project_json: String,
+    pub frame_count: u64,
+}
+
+impl WickApp {
+    /// Builds the app and restores the saved project. Fonts and themes are installed on the first
+    /// frame, when the host's egui context is known.
+    pub fn new(config: AppConfig) -> Self {
+        let settings = Settings::load(&config.settings_path);
+        let waker = Waker::default();
+        let (events, job_events) = channel();
+        let job_waker = waker.clone();
+        let jobs = Jobs::new(events, Arc::new(move || job_waker.wake()));
+        let (project, problem) = load_project(&config.project_dir);
+        let saver_waker = waker.clone();
+        let saver = ProjectSaver::start(config.project_dir.clone(), move || saver_waker.wake());
+        let saved_project_json = small_state_json(&project).unwrap_or_default();
+        let mut app = Self {
+            thumbnails: crate::thumbnails::Thumbnails::new(waker.clone()),
+            waker,
+            config,
+            settings,
+            screen: Screen::Data,
+            data: DataState::Empty,
+            training: None,
+            models: HashMap::new(),
+            selected_run: project.runs.last().map(|r| r.id),
+            compare_runs: Vec::new(),
+            publish: PublishState::default(),
+            try_it: TryState::default(),
+            notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
+            show_settings: false,
+            show_about: false,
+            view: screens::ViewState::default(),
+            view_cache_fit: None,
+            commands: Vec::new(),
+            host_requests: Vec::new(),
+            jobs,
+            job_events,
+            saver,
+            generation: 0,
+            sent_generation: 0,
+            last_save_sent: Instant::now().checked_sub(SAVE_DEBOUNCE).unwrap_or_else(Instant::now),
+            saved_project_json,
+            frame_count: 0,
+            project,
+        };
+        if let Some(dataset) = app.project.dataset.clone() {
+            app.data = DataState::Loading(dataset.path.clone());
+            app.jobs.load_dataset(dataset.path);
+        }
+        app
+    }
+
+    /// Draws one frame. Hosts call this inside their root `Ui`.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        if self.frame_count == 0 {
+            theme::install(ui.ctx(), self.settings.dark);
+            self.waker.set(ui.ctx());
+        }
+        self.frame_count += 1;
+        self.poll_jobs();
+        self.handle_dropped_files(ui.ctx());
+        screens::shell(self, ui);
+        self.apply_commands();
+        self.autosave();
+    }
+
+    /// Queues a side effect; widgets call this instead of acting directly.
+    pub fn command(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    /// What the host should do next (dialogs, quitting).
+    pub fn take_host_requests(&mut self) -> Vec<HostRequest> {
+        std::mem::take(&mut self.host_requests)
+    }
+
+    /// Menu commands and dialog answers from the host.
+    pub fn handle_host_event(&mut self, event: HostEvent) {
+        match event {
+            HostEvent::OpenDataset(path) => self.command(Command::OpenDataset(path)),
+            HostEvent::OpenProject(dir) => self.open_project(dir),
+            HostEvent::ExportTo(dest) => match self.selected_package() {
+                Some(package) => self.jobs.export(package, dest),
+                None => self.notices.push("Train a model before exporting it.".into()),
+            },
+            HostEvent::BackboneChosen(path) => {
+                self.project.model.backbone_weights = Some(path);
+            }
+            HostEvent::Save => {
+                self.generation += 1;
+                self.flush();
+            }
+            HostEvent::ExportModel => match self.selected_run_record() {
+                Some(run) if run.package.is_some() => {
+                    let suggested_name = format!("{}.wick", self.publish_name_default());
+                    let _ = run;
+                    self.host_requests.push(HostRequest::PickExportPath { suggested_name });
+                }
+                _ => self.notices.push("Train a model before exporting it.".into()),
+            },
+            HostEvent::OpenDatasetDialog => self.host_requests.push(HostRequest::PickDataset { folder: false }),
+            HostEvent::About => self.show_about = true,
+        }
+    }
+
+    /// Writes pending changes and waits for them (the host calls this before quitting).
+    pub fn flush(&mut self) {
+        self.last_save_sent = Instant::now().checked_sub(SAVE_DEBOUNCE).unwrap_or_else(Instant::now);
+        self.autosave();
+        self.saver.flush(self.generation, std::time::Duration::from_secs(5));
+    }
+
+    /// True when everything shown is on disk.
+    pub fn is_saved(&self) -> bool {
+        self.saver.saved_generation >= self.generation
+    }
+
+    pub fn save_error(&self) -> Option<&str> {
+        self.saver.last_error.as_deref()
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.training.is_some()
+            || matches!(self.data, DataState::Loading(_))
+            || self.publish.busy
+            || self.publish.test_busy
+            || self.publish.versions_busy
+            || self.try_it.busy
+    }
+
+    // ----- derived facts the screens share -----
+
+    pub fn loaded(&self) -> Option<&LoadedData> {
+        match &self.data {
+            DataState::Loaded { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The task: the user's override, else detected from the target (images are classification).
+    pub fn task(&self) -> Option<Task> {
+        if let Some(t) = self.project.model.task_override {
+            return Some(t);
+        }
+        match self.loaded()? {
+            LoadedData::Images { .. } => Some(Task::Classification),
+            LoadedData::Table { df, .. } => {
+                let target = self.project.model.target.as_ref()?;
+                let col = df.column(target).ok()?;
+                Some(detect_task(col.as_materialized_series()))
+            }
+        }
+    }
+
+    pub fn detected_task(&self) -> Option<Task> {
+        match self.loaded()? {
+            LoadedData::Images { .. } => Some(Task::Classification),
+            LoadedData::Table { df, .. } => {
+                let col = df.column(self.project.model.target.as_ref()?).ok()?;
+                Some(detect_task(col.as_materialized_series()))
+            }
+        }
+    }
+
+    /// Feature columns in use.
+    pub fn features(&self) -> Vec<String> {
+        let Some(LoadedData::Table { summary, .. }) = self.loaded() else { return Vec::new() };
+        let target = self.project.model.target.as_deref();
+        summary
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n))
+            .collect()
+    }
+
+    /// The image input shape the CNN will use.
+    pub fn image_shape(&self) -> Option<wick_core::data::ImageShape> {
+        let Some(LoadedData::Images { index }) = self.loaded() else { return None };
+        let side = self.project.model.image_side;
+        let mut shape = index.default_shape(if side == 0 { 64 } else { side });
+        if side > 0 {
+            shape.height = side;
+            shape.width = side;
+        }
+        Some(shape)
+    }
+
+    pub fn n_classes(&self) -> usize {
+        match self.loaded() {
+            Some(LoadedData::Images { index }) => index.classes.len(),
+            Some(LoadedData::Table { df, .. }) => self
+                .project
+                .model
+                .target
+                .as_ref()
+                .and_then(|t| df.column(t).ok())
+                .and_then(|c| c.n_unique().ok())
+                .unwrap_or(2),
+            None => 2,
+        }
+    }
+
+    pub fn selected_run_record(&self) -> Option<&RunRecord> {
+        let id = self.selected_run?;
+        self.project.runs.iter().find(|r| r.id == id)
+    }
+
+    fn selected_package(&self) -> Option<PathBuf> {
+        self.selected_run_record().and_then(|r| r.package.clone())
+    }
+
+    pub fn publish_name_default(&self) -> String {
+        let from_data = self
+            .project
+            .dataset
+            .as_ref()
+            .and_then(|d| d.path.file_stem())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into());
+        sanitize_model_name(&from_data)
+    }
+
+    /// The endpoint publishing goes to: the remote one if the user set it, else the embedded server.
+    pub fn endpoint(&self) -> Result<EndpointTarget, String> {
+        if self.settings.use_remote {
+            if self.settings.remote_url.trim().is_empty() {
+                return Err("Set the remote endpoint's URL in Settings, or switch back to the built-in endpoint.".into());
+            }
+            return Ok(EndpointTarget { url: self.settings.remote_url.trim().to_string(), token: self.settings.remote_token.clone() });
+        }
+        self.config.embedded_endpoint.clone().ok_or_else(|| {
+            self.config
+                .embedded_endpoint_error
+                .clone()
+                .map(|e| format!("The built-in endpoint is not running ({e}). Set a remote endpoint in Settings."))
+                .unwrap_or_else(|| "The built-in endpoint is not running. Set a remote endpoint in Settings.".into())
+        })
+    }
+
+    pub fn samples(&self) -> Vec<(&'static Sample, PathBuf)> {
+        let Some(dir) = &self.config.samples_dir else { return Vec::new() };
+        SAMPLES.iter().map(|s| (s, dir.join(s.path))).filter(|(_, p)| p.exists()).collect()
+    }
+
+    // ----- effects -----
+
+    fn open_project(&mut self, dir: PathBuf) {
+        self.flush();
+        if let Some(t) = &self.training {
+            t.cancel.cancel();
+        }
+        let (project, problem) = load_project(&dir);
+        self.config.project_dir = dir.clone();
+        let saver_waker = self.waker.clone();
+        self.saver = ProjectSaver::start(dir, move || saver_waker.wake());
+        self.generation = 0;
+        self.saved_project_json = small_state_json(&project).unwrap_or_default();
+        self.sent_generation = 0;
+        self.selected_run = project.runs.last().map(|r| r.id);
+        self.project = project;
+        self.models.clear();
+        self.publish = PublishState::default();
+        self.try_it = TryState::default();
+        self.notices.extend(problem.map(|p| p.to_string()));
+        self.data = DataState::Empty;
+        if let Some(dataset) = self.project.dataset.clone() {
+            self.data = DataState::Loading(dataset.path.clone());
+            self.jobs.load_dataset(dataset.path);
+        }
+        self.screen = Screen::Data;
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        let Some(path) = dropped.into_iter().next() else { return };
+        if is_image_file(&path) && !self.models.is_empty() || is_image_file(&path) && self.selected_package().is_some() {
+            self.screen = Screen::Evaluate;
+            self.command(Command::TryImage(path));
+        } else {
+            self.command(Command::OpenDataset(path));
+        }
+    }
+
+    fn poll_jobs(&mut self) {
+        self.saver.poll();
+        while let Ok(event) = self.job_events.try_recv() {
+            self.on_job_event(event);
+        }
+    }
+
+    fn on_job_event(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::DatasetLoaded { path, result } => {
+                // A later request wins; ignore stale loads.
+                if !matches!(&self.data, DataState::Loading(p) if *p == path) {
+                    return;
+                }
+                match result {
+                    Ok(data) => {
+                        if let LoadedData::Images { index } = &data {
+                            self.thumbnails.request(index);
+                        }
+                        let rows = match &data {
+                            LoadedData::Table { summary, .. } => summary.rows,
+                            LoadedData::Images { index } => index.len(),
+                        };
+                        tracing::info!(path = %path.display(), rows, "dataset loaded");
+                        self.data = DataState::Loaded { path: path.clone(), data };
+                        self.after_dataset_loaded(&path);
+                    }
+                    Err(message) => {
+                        tracing::warn!(path = %path.display(), %message, "dataset not loaded");
+                        self.data = DataState::Failed { path, message };
+                    }
+                }
+            }
+            JobEvent::Train { run_id, event } => self.on_train_event(run_id, event),
+            JobEvent::TrainDone { run_id, result } => {
+                self.generation += 1;
+                let active = self.training.take();
+                let Some(run) = self.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+                match result {
+                    Ok(done) => {
+                        run.status = RunStatus::Finished;
+                        run.test_metrics = Some(done.report.test.clone());
+                        run.test_samples = done.report.test_samples.clone();
+                        run.history = done.report.history.clone();
+                        run.device = done.report.device.clone();
+                        run.duration_secs = done.report.duration_secs;
+                        run.package = Some(done.package);
+                        self.models.insert(run_id, done.model);
+                        self.selected_run = Some(run_id);
+                        self.try_it = TryState::default();
+                    }
+                    Err(message) => {
+                        let cancelled = active.is_some_and(|a| a.cancel.is_cancelled());
+                        run.status = if cancelled { RunStatus::Cancelled } else { RunStatus::Failed(message) };
+                    }
+                }
+            }
+            JobEvent::Published { run_id, endpoint, result } => {
+                self.publish.busy = false;
+                match result {
+                    Ok((published, infer_url)) => {
+                        let record = PublishedRecord {
+                            run_id,
+                            endpoint,
+                            name: published.name,
+                            version: published.version,
+                            infer_url,
+                        };
+                        self.publish.snippets = self.snippets_for(&record);
+                        self.project.published.push(record.clone());
+                        self.publish.last = Some(record);
+                        self.publish.error = None;
+                        self.publish.test_response = None;
+                        self.command(Command::RefreshVersions);
+                    }
+                    Err(e) => self.publish.error = Some(e),
+                }
+            }
+            JobEvent::TestResponse { result } => {
+                self.publish.test_busy = false;
+                self.publish.test_response = Some(result);
+            }
+            JobEvent::Versions { result } => {
+                self.publish.versions_busy = false;
+                self.publish.versions = Some(result);
+            }
+            JobEvent::RolledBack { name, version, result } => match result {
+                Ok(()) => {
+                    self.notices.retain(|n| !n.starts_with("Rollback"));
+                    self.command(Command::RefreshVersions);
+                    tracing::info!(model = %name, version, "rolled back");
+                }
+                Err(e) => self.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
+            },
+            JobEvent::TryIt { result } => {
+                self.try_it.busy = false;
+                self.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+            }
+            JobEvent::Exported { path, result } => match result {
+                Ok(()) => self.notices.push(format!("Model exported to {}", path.display())),
+                Err(e) => self.notices.push(format!("Export failed: {e}")),
+            },
+        }
+    }
+
+    fn on_train_event(&mut self, run_id: u32, event: TrainEvent) {
+        let Some(active) = self.training.as_mut().filter(|a| a.run_id == run_id) else { return };
+        let Some(run) = self.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+        match event {
+            TrainEvent::Started { device, epochs, steps_per_epoch, .. } => {
+                run.device = device;
+                run.epochs = epochs;
+                active.epochs = epochs;
+                active.steps_per_epoch = steps_per_epoch.max(1);
+            }
+            TrainEvent::Step { epoch, step, loss } => {
+                let x = (epoch.saturating_sub(1)) as f64 + step as f64 / active.steps_per_epoch as f64;
+                run.step_losses.push([x, loss]);
+                crate::decimate::compact_mean(&mut run.step_losses, 200_000);
+                active.done_steps = (epoch.saturating_sub(1)) * active.steps_per_epoch + step;
+            }
+            TrainEvent::Metric { epoch, split, name, value } => {
+                run.history.push(wick_core::train::MetricPoint { epoch, split, name, value });
+            }
+            TrainEvent::EpochFinished { samples_per_sec, epoch, .. } => {
+                active.samples_per_sec = Some(samples_per_sec);
+                active.done_steps = epoch * active.steps_per_epoch;
+                // Save the curves once per epoch, so a crash loses at most one epoch of history.
+                self.generation += 1;
+            }
+            TrainEvent::EarlyStopped { .. } | TrainEvent::Finished { .. } => {}
+            TrainEvent::Failed { message } => run.status = RunStatus::Failed(message),
+            TrainEvent::Cancelled => run.status = RunStatus::Cancelled,
+        }
+    }
+
+    fn after_dataset_loaded(&mut self, path: &Path) {
+        let sample = self.samples().into_iter().find(|(_, p)| p == path).map(|(s, _)| s);
+        let same_dataset = self.project.dataset.as_ref().is_some_and(|d| d.path == path);
+        if !same_dataset {
+            self.project.dataset = Some(DatasetRef { path: path.to_path_buf(), sample: sample.map(|s| s.id.to_string()) });
+            let mut model = crate::project::ModelChoice::default();
+            if let Some(LoadedData::Table { summary, .. }) = self.loaded() {
+                // Samples know their target; for other tables the last column is the usual convention.
+                model.target = sample
+                    .and_then(|s| s.target.map(str::to_string))
+                    .or_else(|| summary.columns.last().map(|c| c.name.clone()));
+                // Text columns with a different value in most rows (dates, ids, names) cannot be one-hot
+                // encoded; start with them left out rather than with a failing run.
+                let limit = PreprocessOptions::default().max_categories;
+                model.excluded_features = summary
+                    .columns
+                    .iter()
+                    .filter(|c| c.kind == wick_core::data::ColumnKind::Text && c.distinct > limit)
+                    .map(|c| c.name.clone())
+                    .collect();
+            }
+            self.project.model = model;
+            let images = self.loaded().is_some_and(LoadedData::is_images);
+            let task = self.task().unwrap_or(Task::Regression);
+            self.project.model.template = Template::default_for(images, task);
+            self.project.train = default_train_config(images, self.project.model.template);
+            self.project.publish.model_name = self.publish_name_default();
+            self.screen = Screen::Model;
+        }
+    }
+
+    fn apply_commands(&mut self) {
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command);
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::GoTo(screen) => {
+                tracing::info!(?screen, "screen shown");
+                self.screen = screen;
+            }
+            Command::OpenDataset(path) => {
+                self.data = DataState::Loading(path.clone());
+                self.view = screens::ViewState::default();
+                self.jobs.load_dataset(path);
+            }
+            Command::OpenSample(id) => {
+                if let Some((_, path)) = self.samples().into_iter().find(|(s, _)| s.id == id) {
+                    self.apply(Command::OpenDataset(path));
+                }
+            }
+            Command::SetTarget(target) => {
+                self.project.model.excluded_features.retain(|f| *f != target);
+                self.project.model.target = Some(target);
+                self.project.model.task_override = None;
+                let images = self.loaded().is_some_and(LoadedData::is_images);
+                if let Some(task) = self.task() {
+                    if self.project.model.template.fits(images, task).is_err() {
+                        self.project.model.template = Template::default_for(images, task);
+                    }
+                }
+            }
+            Command::ChooseTemplate(template) => {
+                self.project.model.template = template;
+                let images = self.loaded().is_some_and(LoadedData::is_images);
+                self.project.train = default_train_config(images, template);
+            }
+            Command::StartTraining => self.start_training(),
+            Command::StopTraining => {
+                if let Some(t) = &self.training {
+                    t.cancel.cancel();
+                }
+            }
+            Command::SelectRun(id) => {
+                self.selected_run = Some(id);
+                self.try_it = TryState::default();
+            }
+            Command::Publish => self.start_publish(),
+            Command::SendTestRequest => self.send_test_request(),
+            Command::RefreshVersions => match self.endpoint() {
+                Ok(endpoint) => {
+                    self.publish.versions_busy = true;
+                    self.jobs.list_versions(endpoint);
+                }
+                Err(e) => self.publish.versions = Some(Err(e)),
+            },
+            Command::Rollback { name, version } => match self.endpoint() {
+                Ok(endpoint) => self.jobs.rollback(endpoint, name, version),
+                Err(e) => self.publish.error = Some(e),
+            },
+            Command::TryRow(row) => self.try_with(TryInput::Row(row)),
+            Command::TryImage(path) => self.try_with(TryInput::Image(path)),
+            Command::Host(request) => self.host_requests.push(request),
+            Command::SetDark(dark) => {
+                self.settings.dark = dark;
+                if let Some(ctx) = self.waker.ctx() {
+                    theme::set_dark(&ctx, dark);
+                }
+                self.save_settings();
+            }
+            Command::SaveSettings => self.save_settings(),
+        }
+    }
+
+    fn save_settings(&mut self) {
+        if let Err(e) = self.settings.save(&self.config.settings_path) {
+            self.notices.push(e.to_string());
+        }
+    }
+
+    fn start_training(&mut self) {
+        if self.training.is_some() {
+            return;
+        }
+        let Some(data) = self.loaded().cloned() else {
+            self.notices.push("Open a dataset first.".into());
+            return;
+        };
+        let source = self.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+        let spec = match self.project.model.spec(self.image_shape()) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.view.model_error = Some(e);
+                self.screen = Screen::Model;
+                return;
+            }
+        };
+        if let Err(e) = screens::model::validate(self, &spec) {
+            self.view.model_error = Some(e);
+            self.screen = Screen::Model;
+            return;
+        }
+        let request = match &data {
+            LoadedData::Table { .. } => {
+                let Some(target) = self.project.model.target.clone() else {
+                    self.view.model_error = Some("Pick the column to predict (the target) first.".into());
+                    self.screen = Screen::Model;
+                    return;
+                };
+                Some(TabularRequest {
+                    target,
+                    features: Some(self.features()),
+                    task: self.project.model.task_override,
+                    options: PreprocessOptions { missing: self.project.model.missing, ..PreprocessOptions::default() },
+                })
+            }
+            LoadedData::Images { .. } => None,
+        };
+        self.view.model_error = None;
+        let run_id = self.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        let package = self.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
+        let config = self.project.train.clone();
+        let template = self.project.model.template;
+        self.project.runs.push(RunRecord {
+            id: run_id,
+            name: format!("Run {run_id} · {}", template.title()),
+            template,
+            spec: spec.clone(),
+            config: config.clone(),
+            target: self.project.model.target.clone(),
+            status: RunStatus::Running,
+            device: String::new(),
+            epochs: config.epochs,
+            step_losses: Vec::new(),
+            history: Vec::new(),
+            test_metrics: None,
+            test_samples: Vec::new(),
+            package: None,
+            duration_secs: 0.0,
+        });
+        let cancel = CancelToken::new();
+        self.training = Some(ActiveTraining {
+            run_id,
+            cancel: cancel.clone(),
+            started: Instant::now(),
+            epochs: config.epochs,
+            steps_per_epoch: 1,
+            done_steps: 0,
+            samples_per_sec: None,
+        });
+        self.selected_run = Some(run_id);
+        self.generation += 1;
+        self.screen = Screen::Train;
+        self.jobs.train(run_id, data, source, request, spec, config, package, cancel);
+    }
+
+    fn start_publish(&mut self) {
+        let Some(run) = self.selected_run_record() else {
+            self.publish.error = Some("Train a model first: there is nothing to publish yet.".into());
+            return;
+        };
+        let Some(package) = run.package.clone() else {
+            self.publish.error = Some(format!("{} has no saved model (it did not finish); train again.", run.name));
+            return;
+        };
+        let run_id = run.id;
+        let endpoint = match self.endpoint() {
+            Ok(e) => e,
+            Err(e) => {
+                self.publish.error = Some(e);
+                return;
+            }
+        };
+        let mut name = sanitize_model_name(&self.project.publish.model_name);
+        if name.is_empty() {
+            name = self.publish_name_default();
+        }
+        self.project.publish.model_name = name.clone();
+        self.publish.busy = true;
+        self.publish.error = None;
+        self.jobs.publish(run_id, endpoint, package, name, self.project.publish.notes.clone());
+    }
+
+    fn send_test_request(&mut self) {
+        let Some(last) = self.publish.last.clone() else { return };
+        let endpoint = match self.endpoint() {
+            Ok(e) => e,
+            Err(e) => {
+                self.publish.test_response = Some(Err(e));
+                return;
+            }
+        };
+        let body = match crate::requests::test_request_body(self, last.run_id) {
+            Ok(b) => b,
+            Err(e) => {
+                self.publish.test_response = Some(Err(e));
+                return;
+            }
+        };
+        self.publish.test_busy = true;
+        self.jobs.test_request(endpoint, last.name, last.version, body);
+    }
+
+    fn snippets_for(&self, record: &PublishedRecord) -> Option<(String, String)> {
+        let run = self.project.runs.iter().find(|r| r.id == record.run_id)?;
+        let manifest = wick_core::package::read_manifest(run.package.as_ref()?).ok()?;
+        let body = crate::requests::test_request_body(self, record.run_id)
+            .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
+        let curl = wick_core::publish::curl_example(&record.infer_url, &body);
+        let python = wick_core::publish::python_example(&record.endpoint, &record.name, record.version, &manifest);
+        Some((curl, python))
+    }
+
+    /// A run's trained model: in memory since training, or loaded from its package.
+    pub fn model_for(&mut self, run_id: u32) -> Option<Arc<Model>> {
+        self.try_model_for(run_id).ok()
+    }
+
+    fn try_model_for(&mut self, run_id: u32) -> Result<Arc<Model>, String> {
+        if let Some(m) = self.models.get(&run_id) {
+            return Ok(m.clone());
+        }
+        let run = self.project.runs.iter().find(|r| r.id == run_id).ok_or("the run is gone")?;
+        let package = run.package.as_ref().ok_or("This run has no saved model.")?;
+        let (model, _) = wick_core::package::load_package(package).map_err(|e| e.to_string())?;
+        let model = Arc::new(model);
+        self.models.insert(run_id, model.clone());
+        Ok(model)
+    }
+
+    fn try_with(&mut self, input: TryInput) {
+        let Some(run_id) = self.selected_run else {
+            self.try_it.result = Some(Err("Train a model first.".into()));
+            return;
+        };
+        match self.try_model_for(run_id) {
+            Ok(model) => {
+                self.try_it.busy = true;
+                self.jobs.try_it(model, input);
+            }
+            Err(e) => self.try_it.result = Some(Err(e)),
+        }
+    }
+
+    fn autosave(&mut self) {
+        // Runs can hold 100k loss points, so they are not compared every frame: run changes bump the
+        // generation themselves (start, each epoch, finish). Everything else is small and compared here.
+        if let Some(json) = small_state_json(&self.project) {
+            if json != self.saved_project_json {
+                self.saved_project_json = json;
+                self.generation += 1;
+            }
+        }
+        if self.generation > self.sent_generation {
+            let since = self.last_save_sent.elapsed();
+            if since >= SAVE_DEBOUNCE {
+                self.sent_generation = self.generation;
+                self.last_save_sent = Instant::now();
+                self.saver.save(self.generation, &self.project);
+            } else {
+                self.waker.wake_after(SAVE_DEBOUNCE - since);
+            }
+        }
+    }
+}
+
+/// Typing in a field saves at most this often.
+const SAVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The parts of a project other than its runs, for change detection.
+fn small_state_json(p: &Project) -> Option<String> {
+    serde_json::to_string(&(&p.dataset, &p.model, &p.train, &p.publish, &p.published)).ok()
+}
+
+/// Wakes the UI from background threads once the host's egui context is known.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<std::sync::OnceLock<egui::Context>>);
+
+impl Waker {
+    fn set(&self, ctx: &egui::Context) {
+        let _ = self.0.set(ctx.clone());
+    }
+
+    pub fn ctx(&self) -> Option<egui::Context> {
+        self.0.get().cloned()
+    }
+
+    pub fn wake(&self) {
+        if let Some(ctx) = self.0.get() {
+            ctx.request_repaint();
+        }
+    }
+
+    pub fn wake_after(&self, delay: std::time::Duration) {
+        if let Some(ctx) = self.0.get() {
+            ctx.request_repaint_after(delay);
+        }
+    }
+}
+
+/// Sensible starting hyper-parameters per template.
+pub fn default_train_config(images: bool, template: Template) -> wick_core::train::TrainConfig {
+    let mut c = wick_core::train::TrainConfig::default();
+    match template {
+        Template::Logistic => {
+            c.lr = 0.05;
+            c.epochs = 60;
+        }
+        Template::Mlp => {
+            c.lr = 3e-3;
+            c.epochs = 60;
+        }
+        Template::Cnn | Template::Transfer => {
+            c.lr = 3e-3;
+            c.epochs = if images { 15 } else { 30 };
+            c.batch_size = 64;
+        }
+        Template::Linear | Template::Polynomial | Template::Ridge => {}
+    }
+    c
+}
+
+/// Endpoint model names: letters, digits, `-`, `_`, `.`.
+pub fn sanitize_model_name(s: &str) -> String {
+    let cleaned: String = s
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    cleaned.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+pub fn is_image_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg" | "bmp" | "gif" | "webp"))
+}
+
+pub fn describe_prediction(p: &wick_core::model::Prediction) -> String {
+    match p {
+        wick_core::model::Prediction::Value { value } => format!("{value:.4}"),
+        wick_core::model::Prediction::Class { label, .. } => {
+            format!("{label} ({:.0}% sure)", p.confidence().unwrap_or(0.0) * 100.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_are_endpoint_safe() {
+        assert_eq!(sanitize_model_name("Seattle Weather!"), "seattle-weather");
+        assert_eq!(sanitize_model_name("breast-cancer"), "breast-cancer");
+        assert_eq!(sanitize_model_name("  "), "");
+    }
+}

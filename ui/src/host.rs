@@ -1,0 +1,55 @@
+//! What the UI needs from whatever hosts it (the Tauri desktop app, or a test harness), and what it
+//! asks of it. The UI never opens windows, dialogs or sockets itself.
+
+use std::path::PathBuf;
+
+use crate::jobs::EndpointTarget;
+
+/// How the host sets the app up.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Where `project.json` and trained packages live.
+    pub project_dir: PathBuf,
+    /// Where `settings.json` lives (theme, remote endpoint and its token; never inside the project).
+    pub settings_path: PathBuf,
+    /// The folder with Wick's sample datasets, if the host found it.
+    pub samples_dir: Option<PathBuf>,
+    /// The endpoint server the host runs in-process, if it started.
+    pub embedded_endpoint: Option<EndpointTarget>,
+    /// Why the embedded endpoint is missing, to show on the Publish screen.
+    pub embedded_endpoint_error: Option<String>,
+    /// The host shows a native menu; when false the UI draws File and Help menus itself (and
+    /// handles their keyboard shortcuts).
+    pub native_menu: bool,
+}
+
+/// Things only the host can do; the UI queues them and the host drains them after each frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRequest {
+    /// A native file dialog for a dataset (file or folder).
+    PickDataset { folder: bool },
+    /// A folder dialog for another project.
+    PickProject,
+    /// A save dialog for exporting a model package.
+    PickExportPath { suggested_name: String },
+    /// A file dialog for pretrained backbone weights.
+    PickBackbone,
+    Quit,
+}
+
+/// The host's answers and menu commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    OpenDataset(PathBuf),
+    OpenProject(PathBuf),
+    ExportTo(PathBuf),
+    BackboneChosen(PathBuf),
+    /// Menu: File → Save (the project is saved continuously; this forces it now).
+    Save,
+    /// Menu: File → Export model…
+    ExportModel,
+    /// Menu: File → Open dataset…
+    OpenDatasetDialog,
+    /// Menu: Help → About.
+    About,
+}

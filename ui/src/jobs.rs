@@ -1,0 +1,249 @@
+//! Background work: loading data, training, publishing and talking to the endpoint. Each job runs on its
+//! own thread and reports typed [`JobEvent`]s over one channel; the UI drains it every frame and a job
+//! wakes the UI with `request_repaint` whenever it has news.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use wick_core::data::{index_image_csv, index_image_folder, inspect_table, ColumnKind, ImageIndex, TableSummary, TabularRequest};
+use wick_core::model::{Model, ModelSpec, Prediction};
+use wick_core::package::{read_manifest, save_package};
+use wick_core::polars::prelude::{DataFrame, DataType};
+use wick_core::publish::{Endpoint, ModelListing, Published};
+use wick_core::train::{train_images, train_table, CancelToken, TrainConfig, TrainEvent, TrainReport};
+
+/// A numeric column's histogram, computed off the UI thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub min: f64,
+    pub bin_width: f64,
+    pub counts: Vec<usize>,
+}
+
+/// A dataset in memory.
+#[derive(Clone)]
+pub enum LoadedData {
+    Table { df: DataFrame, summary: TableSummary, histograms: Vec<Option<Histogram>> },
+    Images { index: ImageIndex },
+}
+
+impl LoadedData {
+    pub fn is_images(&self) -> bool {
+        matches!(self, Self::Images { .. })
+    }
+}
+
+/// Where to publish: the embedded server or a remote one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointTarget {
+    pub url: String,
+    pub token: String,
+}
+
+/// What a finished training hands back.
+pub struct TrainDone {
+    pub run_id: u32,
+    pub model: Arc<Model>,
+    pub report: TrainReport,
+    pub package: PathBuf,
+}
+
+/// News from a background job.
+pub enum JobEvent {
+    DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
+    Train { run_id: u32, event: TrainEvent },
+    TrainDone { run_id: u32, result: Result<TrainDone, String> },
+    Published { run_id: u32, endpoint: String, result: Result<(Published, String), String> },
+    TestResponse { result: Result<String, String> },
+    Versions { result: Result<Vec<ModelListing>, String> },
+    RolledBack { name: String, version: u64, result: Result<(), String> },
+    TryIt { result: Result<Vec<Prediction>, String> },
+    Exported { path: PathBuf, result: Result<(), String> },
+}
+
+/// Starts background jobs; every job gets the event channel and a way to wake the UI.
+#[derive(Clone)]
+pub struct Jobs {
+    events: Sender<JobEvent>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Jobs {
+    pub fn new(events: Sender<JobEvent>, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self { events, repaint }
+    }
+
+    fn spawn(&self, name: &str, work: impl FnOnce(&dyn Fn(JobEvent)) + Send + 'static) {
+        let (events, repaint) = (self.events.clone(), self.repaint.clone());
+        let send = move |e: JobEvent| {
+            let _ = events.send(e);
+            repaint();
+        };
+        let spawned = std::thread::Builder::new().name(format!("wick-{name}")).spawn(move || work(&send));
+        if let Err(e) = spawned {
+            tracing::error!("could not start the {name} job: {e}");
+        }
+    }
+
+    pub fn load_dataset(&self, path: PathBuf) {
+        self.spawn("load", move |send| {
+            let result = load_dataset(&path);
+            send(JobEvent::DatasetLoaded { path, result });
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        &self,
+        run_id: u32,
+        data: LoadedData,
+        source: PathBuf,
+        request: Option<TabularRequest>,
+        spec: ModelSpec,
+        config: TrainConfig,
+        package: PathBuf,
+        cancel: CancelToken,
+    ) {
+        self.spawn("train", move |send| {
+            let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
+            let outcome = match (&data, &request) {
+                (LoadedData::Table { df, .. }, Some(request)) => {
+                    train_table(df, &source, request, &spec, &config, &mut observer, &cancel)
+                }
+                (LoadedData::Images { index }, _) => train_images(index, &spec, &config, &mut observer, &cancel),
+                (LoadedData::Table { .. }, None) => {
+                    send(JobEvent::TrainDone { run_id, result: Err("pick a target column first".into()) });
+                    return;
+                }
+            };
+            let result = outcome.map_err(|e| e.to_string()).and_then(|outcome| {
+                let name = format!("run-{run_id}");
+                save_package(&outcome.model, &outcome.report, &name, &package)
+                    .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
+                Ok(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone() })
+            });
+            send(JobEvent::TrainDone { run_id, result });
+        });
+    }
+
+    pub fn publish(&self, run_id: u32, endpoint: EndpointTarget, package: PathBuf, name: String, notes: String) {
+        self.spawn("publish", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| {
+                    let published = e.publish(&package, Some(&name), &notes)?;
+                    let url = e.infer_url(&published);
+                    Ok((published, url))
+                })
+                .map_err(|e| e.to_string());
+            send(JobEvent::Published { run_id, endpoint: endpoint.url.clone(), result });
+        });
+    }
+
+    pub fn test_request(&self, endpoint: EndpointTarget, name: String, version: u64, body: serde_json::Value) {
+        self.spawn("test-request", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.infer(&name, Some(version), &body))
+                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
+                .map_err(|e| e.to_string());
+            send(JobEvent::TestResponse { result });
+        });
+    }
+
+    pub fn list_versions(&self, endpoint: EndpointTarget) {
+        self.spawn("versions", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.models()).map_err(|e| e.to_string());
+            send(JobEvent::Versions { result });
+        });
+    }
+
+    pub fn rollback(&self, endpoint: EndpointTarget, name: String, version: u64) {
+        self.spawn("rollback", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.set_default(&name, version))
+                .map_err(|e| e.to_string());
+            send(JobEvent::RolledBack { name, version, result });
+        });
+    }
+
+    /// Predicts one table row given as JSON values, or one image file.
+    pub fn try_it(&self, model: Arc<Model>, input: TryInput) {
+        self.spawn("try-it", move |send| {
+            let result = match input {
+                TryInput::Row(row) => model.predict_rows(&[row]),
+                TryInput::Image(path) => model.predict_image_paths(&[path]),
+            }
+            .map_err(|e| e.to_string());
+            send(JobEvent::TryIt { result });
+        });
+    }
+
+    /// Copies a package folder to `dest` (staged next to it, then renamed).
+    pub fn export(&self, package: PathBuf, dest: PathBuf) {
+        self.spawn("export", move |send| {
+            let result = copy_package(&package, &dest);
+            send(JobEvent::Exported { path: dest, result });
+        });
+    }
+}
+
+pub enum TryInput {
+    Row(serde_json::Map<String, serde_json::Value>),
+    Image(PathBuf),
+}
+
+/// Opens a table, an image folder or an image list (`path,label` CSV).
+pub fn load_dataset(path: &Path) -> Result<LoadedData, String> {
+    if path.is_dir() {
+        let index = index_image_folder(path).map_err(|e| e.to_string())?;
+        return Ok(LoadedData::Images { index });
+    }
+    let (df, summary) = inspect_table(path).map_err(|e| e.to_string())?;
+    let is_image_list = summary.columns.len() == 2
+        && summary.columns[0].name == "path"
+        && summary.columns[1].name == "label";
+    if is_image_list {
+        let index = index_image_csv(path).map_err(|e| e.to_string())?;
+        return Ok(LoadedData::Images { index });
+    }
+    let histograms = summary
+        .columns
+        .iter()
+        .map(|c| match c.kind {
+            ColumnKind::Numeric => df.column(&c.name).ok().and_then(|col| histogram(col, c.min?, c.max?, 24)),
+            _ => None,
+        })
+        .collect();
+    Ok(LoadedData::Table { df, summary, histograms })
+}
+
+fn histogram(col: &wick_core::polars::prelude::Column, min: f64, max: f64, bins: usize) -> Option<Histogram> {
+    let values = col.cast(&DataType::Float64).ok()?;
+    let values = values.f64().ok()?;
+    let span = max - min;
+    let bins = if span > 0.0 { bins } else { 1 };
+    let bin_width = if span > 0.0 { span / bins as f64 } else { 1.0 };
+    let mut counts = vec![0usize; bins];
+    for v in values.iter().flatten() {
+        let i = (((v - min) / bin_width) as usize).min(bins - 1);
+        counts[i] += 1;
+    }
+    Some(Histogram { min, bin_width, counts })
+}
+
+fn copy_package(package: &Path, dest: &Path) -> Result<(), String> {
+    read_manifest(package).map_err(|e| e.to_string())?;
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let stage = parent.join(format!(".wick-export-{}", std::process::id()));
+    let io = |e: std::io::Error| format!("could not write {}: {e}", dest.display());
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).map_err(io)?;
+    for entry in std::fs::read_dir(package).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        std::fs::copy(entry.path(), stage.join(entry.file_name())).map_err(io)?;
+    }
+    if dest.exists() {
+        return Err(format!("{} already exists; choose another name", dest.display()));
+    }
+    std::fs::rename(&stage, dest).map_err(io)
+}

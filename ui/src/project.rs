@@ -1,0 +1,425 @@
+//! The user's project: what they loaded, chose and trained, saved automatically and atomically.
+//!
+//! The UI thread serialises the project; a saver thread writes it (temp file + fsync + rename), so a
+//! slow disk never stalls a frame and a crash leaves either the old or the new file, never half of one.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+use serde::{Deserialize, Serialize};
+use wick_core::data::{MissingPolicy, Task};
+use wick_core::metrics::Metrics;
+use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec};
+use wick_core::train::{MetricPoint, TestSample, TrainConfig};
+
+/// What `project.json` holds. Unknown or missing fields fall back to defaults, so older files open.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Project {
+    pub dataset: Option<DatasetRef>,
+    pub model: ModelChoice,
+    pub train: TrainConfig,
+    pub runs: Vec<RunRecord>,
+    pub publish: PublishForm,
+    pub published: Vec<PublishedRecord>,
+}
+
+/// A dataset the project uses: the path, and the sample it came from if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub path: PathBuf,
+    pub sample: Option<String>,
+}
+
+/// The model the user is building: one template plus the settings each template keeps, so switching
+/// between templates does not lose the edits of another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelChoice {
+    pub target: Option<String>,
+    /// Feature columns left out by the user (everything else but the target is used).
+    pub excluded_features: Vec<String>,
+    pub task_override: Option<Task>,
+    pub missing: MissingPolicy,
+    pub template: Template,
+    pub poly_degree: u32,
+    pub ridge_alpha: f64,
+    pub mlp_hidden: Vec<usize>,
+    pub mlp_activation: Activation,
+    pub mlp_dropout: f32,
+    pub cnn_layers: Vec<Layer>,
+    /// Image side the CNN resizes to (0 = the dataset's own size, capped at 64).
+    pub image_side: usize,
+    pub backbone_weights: Option<PathBuf>,
+}
+
+impl Default for ModelChoice {
+    fn default() -> Self {
+        Self {
+            target: None,
+            excluded_features: Vec::new(),
+            task_override: None,
+            missing: MissingPolicy::Mean,
+            template: Template::Linear,
+            poly_degree: 3,
+            ridge_alpha: 1.0,
+            mlp_hidden: vec![64, 32],
+            mlp_activation: Activation::Relu,
+            mlp_dropout: 0.0,
+            cnn_layers: default_cnn_layers(),
+            image_side: 0,
+            backbone_weights: None,
+        }
+    }
+}
+
+/// The template cards of the Model screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Template {
+    Linear,
+    Polynomial,
+    Ridge,
+    Logistic,
+    Mlp,
+    Cnn,
+    Transfer,
+}
+
+impl Template {
+    pub const ALL: [Template; 7] =
+        [Self::Linear, Self::Polynomial, Self::Ridge, Self::Logistic, Self::Mlp, Self::Cnn, Self::Transfer];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Linear => "Linear",
+            Self::Polynomial => "Polynomial",
+            Self::Ridge => "Ridge",
+            Self::Logistic => "Logistic",
+            Self::Mlp => "MLP",
+            Self::Cnn => "CNN",
+            Self::Transfer => "Transfer learning",
+        }
+    }
+
+    pub fn blurb(self) -> &'static str {
+        match self {
+            Self::Linear => "A straight-line fit, solved exactly. Fast and explainable.",
+            Self::Polynomial => "Curves: adds powers of each feature to a linear fit.",
+            Self::Ridge => "Linear with a penalty that tames noisy or correlated features.",
+            Self::Logistic => "The classic classifier: one weight per feature and class.",
+            Self::Mlp => "A small neural network for non-linear tables.",
+            Self::Cnn => "A convolutional network for images.",
+            Self::Transfer => "Reuse a pretrained ResNet; train only a new head.",
+        }
+    }
+
+    /// Whether the template fits the data; `Err` says why not.
+    pub fn fits(self, images: bool, task: Task) -> Result<(), &'static str> {
+        match (self, images, task) {
+            (Self::Cnn | Self::Transfer, true, _) => Ok(()),
+            (Self::Cnn | Self::Transfer, false, _) => Err("needs an image dataset"),
+            (_, true, _) => Err("needs a table; this dataset is images"),
+            (Self::Linear | Self::Polynomial | Self::Ridge, false, Task::Regression) => Ok(()),
+            (Self::Linear | Self::Polynomial | Self::Ridge, false, Task::Classification) => {
+                Err("predicts numbers; pick Logistic or MLP for classes")
+            }
+            (Self::Logistic, false, Task::Classification) => Ok(()),
+            (Self::Logistic, false, Task::Regression) => Err("predicts classes; pick Linear for numbers"),
+            (Self::Mlp, false, _) => Ok(()),
+        }
+    }
+
+    /// The template a first-time user should get for this kind of data.
+    pub fn default_for(images: bool, task: Task) -> Self {
+        match (images, task) {
+            (true, _) => Self::Cnn,
+            (false, Task::Regression) => Self::Linear,
+            (false, Task::Classification) => Self::Logistic,
+        }
+    }
+}
+
+impl ModelChoice {
+    /// The engine's spec for the current template. Image specs need the input shape.
+    pub fn spec(&self, image_shape: Option<wick_core::data::ImageShape>) -> Result<ModelSpec, String> {
+        Ok(match self.template {
+            Template::Linear => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
+            Template::Polynomial => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: self.poly_degree.max(1) },
+            Template::Ridge => ModelSpec::Linear { ridge_alpha: self.ridge_alpha.max(0.0), poly_degree: 1 },
+            Template::Logistic => ModelSpec::Logistic,
+            Template::Mlp => ModelSpec::Mlp {
+                hidden: self.mlp_hidden.clone(),
+                activation: self.mlp_activation,
+                dropout: self.mlp_dropout,
+            },
+            Template::Cnn => {
+                let input = image_shape.ok_or("a CNN needs an image dataset")?;
+                ModelSpec::Cnn { input, layers: self.cnn_layers.clone() }
+            }
+            Template::Transfer => {
+                let weights = self
+                    .backbone_weights
+                    .clone()
+                    .ok_or("choose the pretrained ResNet weights (a .safetensors file) first")?;
+                let mut input = image_shape.ok_or("transfer learning needs an image dataset")?;
+                input.channels = 3;
+                input.height = input.height.max(32);
+                input.width = input.width.max(32);
+                ModelSpec::Transfer {
+                    backbone: wick_core::model::Backbone { arch: wick_core::model::BackboneArch::Resnet18, weights, input },
+                }
+            }
+        })
+    }
+}
+
+/// One training run, with everything the Train and Evaluate screens draw.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: u32,
+    pub name: String,
+    pub template: Template,
+    pub spec: ModelSpec,
+    pub config: TrainConfig,
+    pub target: Option<String>,
+    pub status: RunStatus,
+    pub device: String,
+    pub epochs: usize,
+    /// Per-step training loss, x = fractional epoch.
+    pub step_losses: Vec<[f64; 2]>,
+    pub history: Vec<MetricPoint>,
+    pub test_metrics: Option<Metrics>,
+    pub test_samples: Vec<TestSample>,
+    pub package: Option<PathBuf>,
+    pub duration_secs: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Cancelled,
+    Failed(String),
+    /// The app closed or crashed while it ran.
+    Interrupted,
+}
+
+/// The Publish screen's form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishForm {
+    pub model_name: String,
+    pub notes: String,
+}
+
+/// A version this project published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedRecord {
+    pub run_id: u32,
+    pub endpoint: String,
+    pub name: String,
+    pub version: u64,
+    pub infer_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("could not read the project file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the project file {path} is damaged ({source}); it was kept as {backup} and a new project was started")]
+    Damaged { path: PathBuf, backup: PathBuf, source: serde_json::Error },
+    #[error("could not save the project to {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Loads `project.json` from `dir`. A missing file is a new project; a damaged one is set aside (never
+/// deleted) and reported.
+pub fn load_project(dir: &Path) -> (Project, Option<ProjectError>) {
+    let path = dir.join("project.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Project::default(), None),
+        Err(source) => return (Project::default(), Some(ProjectError::Read { path, source })),
+    };
+    match serde_json::from_slice::<Project>(&bytes) {
+        Ok(mut p) => {
+            for run in &mut p.runs {
+                if run.status == RunStatus::Running {
+                    run.status = RunStatus::Interrupted;
+                }
+            }
+            (p, None)
+        }
+        Err(source) => {
+            let backup = dir.join(format!("project.damaged-{}.json", std::process::id()));
+            let _ = std::fs::rename(&path, &backup);
+            (Project::default(), Some(ProjectError::Damaged { path, backup, source }))
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
+    use std::io::Write;
+    let err = |source| ProjectError::Write { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&tmp).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A save request: the serialised project and a generation number the UI compares with what it shows.
+struct SaveRequest {
+    generation: u64,
+    bytes: Vec<u8>,
+}
+
+/// The background writer of `project.json`.
+pub struct ProjectSaver {
+    requests: Sender<SaveRequest>,
+    done: Receiver<(u64, Result<(), String>)>,
+    /// The newest generation known to be on disk.
+    pub saved_generation: u64,
+    pub last_error: Option<String>,
+}
+
+impl ProjectSaver {
+    pub fn start(dir: PathBuf, repaint: impl Fn() + Send + 'static) -> Self {
+        let (requests, rx) = channel::<SaveRequest>();
+        let (done_tx, done) = channel();
+        std::thread::Builder::new()
+            .name("wick-project-saver".into())
+            .spawn(move || {
+                let path = dir.join("project.json");
+                while let Ok(mut req) = rx.recv() {
+                    // Only the newest pending state matters.
+                    while let Ok(newer) = rx.try_recv() {
+                        req = newer;
+                    }
+                    let result = write_atomic(&path, &req.bytes).map_err(|e| e.to_string());
+                    if done_tx.send((req.generation, result)).is_err() {
+                        break;
+                    }
+                    repaint();
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("could not start the project saver: {e}"));
+        Self { requests, done, saved_generation: 0, last_error: None }
+    }
+
+    pub fn save(&self, generation: u64, project: &Project) {
+        match serde_json::to_vec_pretty(project) {
+            Ok(bytes) => {
+                let _ = self.requests.send(SaveRequest { generation, bytes });
+            }
+            Err(e) => tracing::error!("could not serialise the project: {e}"),
+        }
+    }
+
+    pub fn poll(&mut self) {
+        while let Ok((generation, result)) = self.done.try_recv() {
+            match result {
+                Ok(()) => {
+                    self.saved_generation = self.saved_generation.max(generation);
+                    self.last_error = None;
+                }
+                Err(e) => self.last_error = Some(e),
+            }
+        }
+    }
+
+    /// Blocks until everything sent so far is written (used on quit).
+    pub fn flush(&mut self, generation: u64, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.saved_generation < generation && std::time::Instant::now() < deadline {
+            if let Ok((g, result)) = self.done.recv_timeout(std::time::Duration::from_millis(50)) {
+                match result {
+                    Ok(()) => self.saved_generation = self.saved_generation.max(g),
+                    Err(e) => {
+                        self.last_error = Some(e);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_saved_project_reopens_and_running_runs_become_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Project::default();
+        p.model.target = Some("temp_max".into());
+        p.runs.push(RunRecord {
+            id: 1,
+            name: "run 1".into(),
+            template: Template::Linear,
+            spec: ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
+            config: TrainConfig::default(),
+            target: Some("temp_max".into()),
+            status: RunStatus::Running,
+            device: "cpu".into(),
+            epochs: 1,
+            step_losses: vec![[0.0, 1.0]],
+            history: vec![],
+            test_metrics: None,
+            test_samples: vec![],
+            package: None,
+            duration_secs: 0.0,
+        });
+        let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
+        saver.save(1, &p);
+        saver.flush(1, std::time::Duration::from_secs(5));
+        assert_eq!(saver.saved_generation, 1);
+        let (back, err) = load_project(dir.path());
+        assert!(err.is_none());
+        assert_eq!(back.model.target.as_deref(), Some("temp_max"));
+        assert_eq!(back.runs[0].status, RunStatus::Interrupted);
+        // No temp files are left behind.
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        assert_eq!(names, vec!["project.json".to_string()]);
+    }
+
+    #[test]
+    fn a_damaged_project_is_kept_aside_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("project.json"), b"{ not json").unwrap();
+        let (p, err) = load_project(dir.path());
+        assert!(p.dataset.is_none());
+        let message = err.unwrap().to_string();
+        assert!(message.contains("damaged"), "{message}");
+        let kept: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("project.damaged-"))
+            .collect();
+        assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn templates_fit_their_data() {
+        assert!(Template::Linear.fits(false, Task::Regression).is_ok());
+        assert!(Template::Linear.fits(false, Task::Classification).is_err());
+        assert!(Template::Cnn.fits(false, Task::Classification).is_err());
+        assert!(Template::Cnn.fits(true, Task::Classification).is_ok());
+        assert_eq!(Template::default_for(true, Task::Classification), Template::Cnn);
+    }
+}

@@ -1,0 +1,74 @@
+//! Building a real inference request for a published model from one of its own test samples, so
+//! "Send test request" shows a meaningful answer rather than a prediction for zeros.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use wick_core::package::{read_manifest, Manifest, TensorSpec};
+use wick_core::polars::prelude::AnyValue;
+
+use crate::app::WickApp;
+use crate::jobs::LoadedData;
+
+/// An Open Inference Protocol request body for run `run_id`'s first test sample.
+pub fn test_request_body(app: &WickApp, run_id: u32) -> Result<Value, String> {
+    let run = app.project.runs.iter().find(|r| r.id == run_id).ok_or("the published run is gone")?;
+    let package = run.package.as_ref().ok_or("the run has no saved model")?;
+    let manifest = read_manifest(package).map_err(|e| e.to_string())?;
+    let sample = run.test_samples.first();
+    match (app.loaded(), sample) {
+        (Some(LoadedData::Table { df, .. }), Some(sample)) => {
+            let row = row_index(&sample.source).ok_or("the test sample has no row number")?;
+            table_body(&manifest, |name| df.column(name).ok().and_then(|c| c.get(row).ok().map(|v| any_to_json(&v))))
+        }
+        (Some(LoadedData::Images { .. }), Some(sample)) => image_body(&manifest, Path::new(&sample.source)),
+        _ => Ok(wick_core::publish::example_request(&manifest)),
+    }
+}
+
+fn table_body(manifest: &Manifest, value_of: impl Fn(&str) -> Option<Value>) -> Result<Value, String> {
+    let inputs: Vec<Value> = manifest
+        .inputs
+        .iter()
+        .map(|t: &TensorSpec| {
+            let value = value_of(&t.name).unwrap_or(Value::Null);
+            let value = match (t.datatype.as_str(), value) {
+                ("BYTES", Value::String(s)) => Value::String(s),
+                ("BYTES", Value::Null) => Value::String(String::new()),
+                ("BYTES", other) => Value::String(other.to_string()),
+                (_, Value::Number(n)) => Value::Number(n),
+                (_, Value::Bool(b)) => json!(if b { 1.0 } else { 0.0 }),
+                (_, _) => json!(0.0),
+            };
+            json!({ "name": t.name, "shape": [1], "datatype": t.datatype, "data": [value] })
+        })
+        .collect();
+    Ok(json!({ "inputs": inputs }))
+}
+
+fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
+    let spec = manifest.inputs.first().ok_or("the model has no input")?;
+    let [_, h, w, c] = spec.shape[..] else { return Err(format!("unexpected image input shape {:?}", spec.shape)) };
+    let img = image::open(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let pixels: Vec<u8> = if c == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
+    Ok(json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }))
+}
+
+fn any_to_json(v: &AnyValue) -> Value {
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::String(s) => Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        other => match other.extract::<f64>() {
+            Some(f) if f.is_finite() => json!(f),
+            _ => Value::String(other.to_string()),
+        },
+    }
+}
+
+/// The 0-based table row of a test sample's source ("row 12" is the 12th row).
+pub fn row_index(source: &str) -> Option<usize> {
+    source.strip_prefix("row ")?.trim().parse::<usize>().ok()?.checked_sub(1)
+}

@@ -1,0 +1,370 @@
+//! Evaluate: how good is the model on data it never saw? Regression fit and residual plots, the
+//! confusion matrix whose cells filter the samples behind them, image results, and "Try it".
+
+use egui::{Color32, RichText, Sense};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use serde_json::{Map, Value};
+use wick_core::metrics::{ClassificationMetrics, Metrics, RegressionMetrics};
+use wick_core::model::Prediction;
+use wick_core::train::{Actual, TestSample};
+
+use crate::app::{Command, Screen, WickApp};
+use crate::jobs::LoadedData;
+use crate::project::RunRecord;
+use crate::screens::{data::thumbnail_grid, empty_state, error_label};
+use crate::theme;
+
+pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+    ui.heading("Evaluate");
+    let Some(run) = app.selected_run_record().filter(|r| r.test_metrics.is_some()).cloned() else {
+        empty_state(ui, "Train a model to see how well it predicts data it has never seen.", |ui| {
+            if ui.button("Go to Model").clicked() {
+                app.command(Command::GoTo(Screen::Model));
+            }
+        });
+        return;
+    };
+    ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
+    match run.test_metrics.clone() {
+        Some(Metrics::Regression(m)) => regression(app, ui, &run, &m),
+        Some(Metrics::Classification(m)) => classification(app, ui, &run, &m),
+        None => {}
+    }
+    try_it(app, ui, &run);
+}
+
+fn value_of(a: &Actual) -> f64 {
+    match a {
+        Actual::Value(v) => *v,
+        Actual::Class(c) => *c as f64,
+    }
+}
+
+fn predicted_value(p: &Prediction) -> f64 {
+    match p {
+        Prediction::Value { value } => *value,
+        Prediction::Class { class_index, .. } => *class_index as f64,
+    }
+}
+
+fn regression(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &RegressionMetrics) {
+    ui.horizontal(|ui| {
+        metric_tile(ui, "R²", format!("{:.3}", m.r2), "1.0 is perfect; 0 is no better than guessing the mean");
+        metric_tile(ui, "RMSE", format!("{:.3}", m.rmse), "typical size of an error, in the target's units");
+        metric_tile(ui, "MAE", format!("{:.3}", m.mae), "average absolute error");
+    });
+    let pairs: Vec<[f64; 2]> = run.test_samples.iter().map(|s| [value_of(&s.actual), predicted_value(&s.predicted)]).collect();
+    fit_plot(app, ui, run);
+    ui.columns(2, |cols| {
+        theme::section(&mut cols[0], "Predicted vs actual");
+        let (lo, hi) = pairs.iter().flat_map(|p| [p[0], p[1]]).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        Plot::new("pred_vs_actual").height(240.0).data_aspect(1.0).x_axis_label("actual").y_axis_label("predicted").legend(Legend::default()).show(&mut cols[0], |p| {
+            if lo.is_finite() {
+                p.line(Line::new("y = x", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY));
+            }
+            p.points(Points::new("test samples", PlotPoints::from(pairs.clone())).radius(2.5).color(theme::TRAIN_COLOUR));
+        });
+        theme::section(&mut cols[1], "Residuals");
+        let residuals: Vec<[f64; 2]> = pairs.iter().map(|p| [p[1], p[0] - p[1]]).collect();
+        Plot::new("residuals").height(240.0).x_axis_label("predicted").y_axis_label("actual − predicted").show(&mut cols[1], |p| {
+            p.hline(egui_plot::HLine::new("zero", 0.0).color(Color32::GRAY));
+            p.points(Points::new("residuals", PlotPoints::from(residuals)).radius(2.5).color(theme::VALID_COLOUR));
+        });
+    });
+}
+
+/// The data against one feature with the model's curve: the feature swept over its range while the
+/// other features stay at their median (numbers) or most common value (text).
+fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
+    let Some(LoadedData::Table { df, summary, .. }) = app.loaded().cloned() else { return };
+    let numeric: Vec<String> = summary
+        .columns
+        .iter()
+        .filter(|c| c.kind == wick_core::data::ColumnKind::Numeric && Some(&c.name) != run.target.as_ref())
+        .filter(|c| !app.project.model.excluded_features.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    let Some(first) = numeric.first().cloned() else { return };
+    let feature = app.view.eval_feature.clone().filter(|f| numeric.contains(f)).unwrap_or(first);
+    theme::section(ui, "The fit");
+    ui.horizontal(|ui| {
+        ui.label("Feature");
+        egui::ComboBox::from_id_salt("eval_feature").selected_text(&feature).show_ui(ui, |ui| {
+            for n in &numeric {
+                if ui.selectable_label(*n == feature, n).clicked() {
+                    app.view.eval_feature = Some(n.clone());
+                }
+            }
+        });
+        ui.label(RichText::new("other features held at their typical value").small().weak());
+    });
+    let col = df.column(&feature).ok().and_then(|c| c.cast(&wick_core::polars::prelude::DataType::Float64).ok());
+    let xs: Vec<Option<f64>> = col.as_ref().and_then(|c| c.f64().ok().map(|ca| ca.iter().collect())).unwrap_or_default();
+    let points: Vec<[f64; 2]> = run
+        .test_samples
+        .iter()
+        .filter_map(|s| {
+            let row = crate::requests::row_index(&s.source)?;
+            Some([xs.get(row).copied().flatten()?, value_of(&s.actual)])
+        })
+        .collect();
+    let curve = fit_curve(app, run, &feature);
+    Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
+        p.points(Points::new("test data", PlotPoints::from(points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
+        if let Some(curve) = curve {
+            p.line(Line::new("model", PlotPoints::from(curve)).color(theme::ACCENT).width(2.5));
+        }
+    });
+}
+
+fn fit_curve(app: &mut WickApp, run: &RunRecord, feature: &str) -> Option<Vec<[f64; 2]>> {
+    if let Some((id, f, curve)) = &app.view_cache_fit {
+        if *id == run.id && f == feature {
+            return Some(curve.clone());
+        }
+    }
+    let model = app.model_for(run.id)?;
+    let LoadedData::Table { summary, .. } = app.loaded()? else { return None };
+    let base = typical_row(summary);
+    let col = summary.columns.iter().find(|c| c.name == feature)?;
+    let (lo, hi) = (col.min?, col.max?);
+    let n = 120;
+    let rows: Vec<Map<String, Value>> = (0..n)
+        .map(|i| {
+            let mut row = base.clone();
+            row.insert(feature.to_string(), serde_json::json!(lo + (hi - lo) * i as f64 / (n - 1) as f64));
+            row
+        })
+        .collect();
+    let predictions = model.predict_rows(&rows).ok()?;
+    let curve: Vec<[f64; 2]> =
+        rows.iter().zip(&predictions).filter_map(|(r, p)| Some([r.get(feature)?.as_f64()?, predicted_value(p)])).collect();
+    app.view_cache_fit = Some((run.id, feature.to_string(), curve.clone()));
+    Some(curve)
+}
+
+/// A row of typical values: the mean for numbers (the median is not in the summary) and the most
+/// common value for text.
+pub fn typical_row(summary: &wick_core::data::TableSummary) -> Map<String, Value> {
+    summary
+        .columns
+        .iter()
+        .map(|c| {
+            let v = match (c.mean, c.top_values.first()) {
+                (Some(mean), _) => serde_json::json!(mean),
+                (None, Some((v, _))) => Value::String(v.clone()),
+                (None, None) => Value::Null,
+            };
+            (c.name.clone(), v)
+        })
+        .collect()
+}
+
+fn metric_tile(ui: &mut egui::Ui, name: &str, value: String, help: &str) {
+    theme::card(ui).show(ui, |ui| {
+        ui.set_min_width(120.0);
+        ui.vertical(|ui| {
+            ui.label(RichText::new(name).small().weak());
+            ui.label(RichText::new(value).size(22.0).strong());
+        });
+    })
+    .response
+    .on_hover_text(help);
+}
+
+fn classification(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
+    ui.horizontal(|ui| {
+        metric_tile(ui, "Accuracy", format!("{:.1}%", m.accuracy * 100.0), "share of test samples classified correctly");
+        let macro_f1 = m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len().max(1) as f64;
+        metric_tile(ui, "Macro F1", format!("{macro_f1:.3}"), "F1 averaged over classes: fair to small classes");
+    });
+    ui.columns(2, |cols| {
+        theme::section(&mut cols[0], "Confusion matrix");
+        cols[0].label(RichText::new("Rows: actual class · columns: predicted. Click a cell to see its samples.").small().weak());
+        confusion_matrix(app, &mut cols[0], m);
+        theme::section(&mut cols[1], "Per class");
+        egui::Grid::new("per_class").striped(true).num_columns(5).show(&mut cols[1], |ui| {
+            for h in ["Class", "Precision", "Recall", "F1", "Samples"] {
+                ui.label(RichText::new(h).small().strong());
+            }
+            ui.end_row();
+            for c in &m.per_class {
+                ui.label(&c.label);
+                ui.label(format!("{:.2}", c.precision));
+                ui.label(format!("{:.2}", c.recall));
+                ui.label(format!("{:.2}", c.f1));
+                ui.label(c.support.to_string());
+                ui.end_row();
+            }
+        });
+    });
+    samples(app, ui, run, m);
+}
+
+fn confusion_matrix(app: &mut WickApp, ui: &mut egui::Ui, m: &ClassificationMetrics) {
+    let k = m.confusion.len();
+    let max = m.confusion.iter().flatten().copied().max().unwrap_or(1).max(1);
+    let labels: Vec<String> = m.per_class.iter().map(|c| c.label.clone()).collect();
+    let cell = (300.0 / k.max(1) as f32).clamp(26.0, 64.0);
+    egui::Grid::new("confusion").spacing([2.0, 2.0]).show(ui, |ui| {
+        ui.label("");
+        for l in &labels {
+            ui.label(RichText::new(l).small());
+        }
+        ui.end_row();
+        for (a, row) in m.confusion.iter().enumerate() {
+            ui.label(RichText::new(labels.get(a).cloned().unwrap_or_default()).small());
+            for (p, &n) in row.iter().enumerate() {
+                let (rect, response) = ui.allocate_exact_size(egui::vec2(cell, cell), Sense::click());
+                let strength = n as f32 / max as f32;
+                let base = if a == p { theme::GOOD } else { theme::BAD };
+                let fill = if n == 0 { ui.visuals().faint_bg_color } else { base.gamma_multiply(0.15 + 0.85 * strength) };
+                ui.painter().rect_filled(rect, 3.0, fill);
+                if app.view.cm_filter == Some((a, p)) {
+                    ui.painter().rect_stroke(rect, 3.0, egui::Stroke::new(2.5, theme::ACCENT), egui::StrokeKind::Inside);
+                }
+                let text_colour = if strength > 0.5 { Color32::WHITE } else { ui.visuals().text_color() };
+                ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, n.to_string(), egui::FontId::proportional(13.0), text_colour);
+                let actual = labels.get(a).cloned().unwrap_or_default();
+                let predicted = labels.get(p).cloned().unwrap_or_default();
+                let label = format!("actual {actual}, predicted {predicted}: {n}");
+                response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+                if response.on_hover_text(&label).clicked() {
+                    app.view.cm_filter = if app.view.cm_filter == Some((a, p)) { None } else { Some((a, p)) };
+                }
+            }
+            ui.end_row();
+        }
+    });
+}
+
+fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
+    let labels: Vec<String> = m.per_class.iter().map(|c| c.label.clone()).collect();
+    theme::section(ui, "Test samples");
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut app.view.mistakes_only, "Mistakes only");
+        if let Some((a, p)) = app.view.cm_filter {
+            let text = format!(
+                "Showing actual {} predicted as {}",
+                labels.get(a).cloned().unwrap_or_default(),
+                labels.get(p).cloned().unwrap_or_default()
+            );
+            ui.label(RichText::new(text).strong());
+            if ui.small_button("Clear filter").clicked() {
+                app.view.cm_filter = None;
+            }
+        }
+    });
+    let class_of = |s: &TestSample| match s.actual {
+        Actual::Class(c) => c,
+        Actual::Value(v) => v as usize,
+    };
+    let predicted_of = |s: &TestSample| match s.predicted {
+        Prediction::Class { class_index, .. } => class_index,
+        Prediction::Value { value } => value as usize,
+    };
+    let filter = app.view.cm_filter;
+    let mistakes_only = app.view.mistakes_only;
+    let shown: Vec<&TestSample> = run
+        .test_samples
+        .iter()
+        .filter(|s| filter.is_none_or(|(a, p)| class_of(s) == a && predicted_of(s) == p))
+        .filter(|s| !mistakes_only || class_of(s) != predicted_of(s))
+        .collect();
+    ui.label(RichText::new(format!("{} samples", shown.len())).small().weak());
+    let images = app.loaded().is_some_and(LoadedData::is_images);
+    if images {
+        let items: Vec<_> = shown
+            .iter()
+            .take(120)
+            .map(|s| {
+                let caption = format!("{} {:.0}%", labels.get(predicted_of(s)).cloned().unwrap_or_default(), s.predicted.confidence().unwrap_or(0.0) * 100.0);
+                (std::path::PathBuf::from(&s.source), caption, Some(class_of(s) == predicted_of(s)))
+            })
+            .collect();
+        thumbnail_grid(app, ui, items.into_iter());
+    } else {
+        egui::Grid::new("sample_rows").striped(true).num_columns(4).show(ui, |ui| {
+            for h in ["Row", "Actual", "Predicted", "Confidence"] {
+                ui.label(RichText::new(h).small().strong());
+            }
+            ui.end_row();
+            for s in shown.iter().take(200) {
+                let right = class_of(s) == predicted_of(s);
+                ui.label(&s.source);
+                ui.label(labels.get(class_of(s)).cloned().unwrap_or_default());
+                ui.colored_label(if right { theme::GOOD } else { theme::BAD }, labels.get(predicted_of(s)).cloned().unwrap_or_default());
+                ui.label(format!("{:.0}%", s.predicted.confidence().unwrap_or(0.0) * 100.0));
+                ui.end_row();
+            }
+        });
+    }
+}
+
+fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
+    theme::section(ui, "Try it");
+    theme::card(ui).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        match app.loaded().cloned() {
+            Some(LoadedData::Images { .. }) => {
+                ui.label("Drop an image file onto the window to see what the model says.");
+            }
+            Some(LoadedData::Table { summary, .. }) => {
+                if app.try_it.for_run != Some(run.id) {
+                    let typical = typical_row(&summary);
+                    let features = app.features();
+                    app.try_it.fields = features
+                        .iter()
+                        .map(|f| {
+                            let v = match typical.get(f) {
+                                Some(Value::Number(n)) => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+                                Some(Value::String(s)) => s.clone(),
+                                _ => String::new(),
+                            };
+                            (f.clone(), v)
+                        })
+                        .collect();
+                    app.try_it.for_run = Some(run.id);
+                }
+                egui::Grid::new("try_fields").num_columns(4).show(ui, |ui| {
+                    for (i, (name, value)) in app.try_it.fields.iter_mut().enumerate() {
+                        ui.label(name.as_str());
+                        ui.add(egui::TextEdit::singleline(value).desired_width(110.0));
+                        if i % 2 == 1 {
+                            ui.end_row();
+                        }
+                    }
+                });
+                if ui.button("Predict").clicked() {
+                    let row: Map<String, Value> = app
+                        .try_it
+                        .fields
+                        .iter()
+                        .map(|(k, v)| {
+                            let value = match v.trim().parse::<f64>() {
+                                Ok(n) => serde_json::json!(n),
+                                Err(_) if v.trim().is_empty() => Value::Null,
+                                Err(_) => Value::String(v.clone()),
+                            };
+                            (k.clone(), value)
+                        })
+                        .collect();
+                    app.command(Command::TryRow(row));
+                }
+            }
+            None => {
+                ui.label("Open the dataset again to try the model.");
+            }
+        }
+        if app.try_it.busy {
+            ui.spinner();
+        }
+        match &app.try_it.result {
+            Some(Ok(text)) => {
+                ui.label(RichText::new(format!("Prediction: {text}")).size(18.0).strong().color(theme::ACCENT));
+            }
+            Some(Err(e)) => error_label(ui, e),
+            None => {}
+        }
+    });
+}

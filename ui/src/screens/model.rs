@@ -1,0 +1,604 @@
+//! Model: what to predict, from which columns, with which template; a layer-stack editor with live
+//! shapes and parameter counts; and the training settings.
+
+use egui::RichText;
+use wick_core::data::{MissingPolicy, Task};
+use wick_core::model::{infer_shapes, Activation, Layer, ModelSpec, Padding};
+use wick_core::train::{available_devices, DeviceChoice, OptimizerKind};
+
+use crate::app::{Command, WickApp};
+use crate::host::HostRequest;
+use crate::jobs::LoadedData;
+use crate::project::Template;
+use crate::screens::{error_label, need_data};
+use crate::theme;
+
+pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.heading("Model");
+        if app.loaded().is_some() {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| train_button(app, ui));
+        }
+    });
+    if need_data(app, ui, "build a model") {
+        return;
+    }
+    if let Some(e) = app.view.model_error.clone() {
+        error_label(ui, &e);
+    }
+    let images = app.loaded().is_some_and(LoadedData::is_images);
+    if !images {
+        target_and_features(app, ui);
+    }
+    let task = app.task();
+    task_picker(app, ui, task);
+    theme::section(ui, "Template");
+    templates(app, ui, images, task.unwrap_or(Task::Regression));
+    template_settings(app, ui);
+    theme::section(ui, "Training settings");
+    hyper_parameters(app, ui);
+}
+
+/// Always at the top of the screen, so it is never scrolled away by a long layer stack.
+fn train_button(app: &mut WickApp, ui: &mut egui::Ui) {
+    let training = app.training.is_some();
+    let button = egui::Button::new(RichText::new("▶  Train").size(16.0).strong()).fill(theme::ACCENT.gamma_multiply(0.45));
+    if ui.add_enabled(!training, button).on_disabled_hover_text("A training is already running; see the Train screen").clicked() {
+        app.command(Command::StartTraining);
+    }
+}
+
+fn target_and_features(app: &mut WickApp, ui: &mut egui::Ui) {
+    let Some(LoadedData::Table { summary, .. }) = app.loaded() else { return };
+    let names: Vec<String> = summary.columns.iter().map(|c| c.name.clone()).collect();
+    theme::section(ui, "What should the model predict?");
+    ui.horizontal(|ui| {
+        ui.label("Target column");
+        let current = app.project.model.target.clone().unwrap_or_else(|| "choose…".into());
+        egui::ComboBox::from_id_salt("target").selected_text(current).show_ui(ui, |ui| {
+            for n in &names {
+                if ui.selectable_label(app.project.model.target.as_ref() == Some(n), n).clicked() {
+                    app.command(Command::SetTarget(n.clone()));
+                }
+            }
+        });
+    });
+    if app.project.model.target.is_none() {
+        error_label(ui, "Pick the column to predict.");
+        return;
+    }
+    egui::CollapsingHeader::new(format!("Features: {} of {} columns", app.features().len(), names.len() - 1))
+        .id_salt("features")
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                for n in &names {
+                    if app.project.model.target.as_ref() == Some(n) {
+                        continue;
+                    }
+                    let mut used = !app.project.model.excluded_features.contains(n);
+                    if ui.checkbox(&mut used, n).changed() {
+                        if used {
+                            app.project.model.excluded_features.retain(|f| f != n);
+                        } else {
+                            app.project.model.excluded_features.push(n.clone());
+                        }
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("Missing values");
+                let m = &mut app.project.model.missing;
+                egui::ComboBox::from_id_salt("missing").selected_text(missing_name(*m)).show_ui(ui, |ui| {
+                    for p in [MissingPolicy::Mean, MissingPolicy::Median, MissingPolicy::MostFrequent, MissingPolicy::Drop] {
+                        ui.selectable_value(m, p, missing_name(p));
+                    }
+                });
+            });
+        });
+}
+
+fn missing_name(p: MissingPolicy) -> &'static str {
+    match p {
+        MissingPolicy::Mean => "fill with the mean",
+        MissingPolicy::Median => "fill with the median",
+        MissingPolicy::MostFrequent => "fill with the most common value",
+        MissingPolicy::Drop => "drop those rows",
+    }
+}
+
+fn task_picker(app: &mut WickApp, ui: &mut egui::Ui, task: Option<Task>) {
+    let Some(task) = task else { return };
+    let detected = app.detected_task();
+    ui.horizontal(|ui| {
+        ui.label("Task");
+        let mut chosen = task;
+        ui.selectable_value(&mut chosen, Task::Regression, "Regression (a number)");
+        ui.selectable_value(&mut chosen, Task::Classification, "Classification (a class)");
+        if chosen != task {
+            app.project.model.task_override = if Some(chosen) == detected { None } else { Some(chosen) };
+            let images = app.loaded().is_some_and(LoadedData::is_images);
+            if app.project.model.template.fits(images, chosen).is_err() {
+                app.command(Command::ChooseTemplate(Template::default_for(images, chosen)));
+            }
+        }
+        if app.project.model.task_override.is_none() {
+            ui.label(RichText::new("(detected)").weak().small());
+        }
+    });
+}
+
+fn templates(app: &mut WickApp, ui: &mut egui::Ui, images: bool, task: Task) {
+    ui.horizontal_wrapped(|ui| {
+        for t in Template::ALL {
+            let fits = t.fits(images, task);
+            let selected = app.project.model.template == t;
+            let frame = theme::card(ui).stroke(if selected {
+                egui::Stroke::new(2.0, theme::ACCENT)
+            } else {
+                ui.visuals().widgets.noninteractive.bg_stroke
+            });
+            frame.show(ui, |ui| {
+                ui.set_width(168.0);
+                ui.set_min_height(74.0);
+                ui.add_enabled_ui(fits.is_ok(), |ui| {
+                    let r = ui.add(egui::Button::selectable(selected, RichText::new(t.title()).strong().size(15.0)));
+                    let r = match fits {
+                        Err(why) => r.on_disabled_hover_text(why),
+                        Ok(()) => r,
+                    };
+                    if r.clicked() {
+                        app.command(Command::ChooseTemplate(t));
+                    }
+                    ui.label(RichText::new(t.blurb()).small());
+                });
+            });
+        }
+    });
+}
+
+fn template_settings(app: &mut WickApp, ui: &mut egui::Ui) {
+    let m = &mut app.project.model;
+    match m.template {
+        Template::Linear | Template::Logistic => {}
+        Template::Polynomial => {
+            ui.horizontal(|ui| {
+                ui.label("Degree");
+                ui.add(egui::Slider::new(&mut m.poly_degree, 2..=6));
+            });
+        }
+        Template::Ridge => {
+            ui.horizontal(|ui| {
+                ui.label("Penalty (alpha)");
+                ui.add(egui::Slider::new(&mut m.ridge_alpha, 0.0..=100.0).logarithmic(true));
+            });
+        }
+        Template::Mlp => mlp_editor(app, ui),
+        Template::Cnn => cnn_editor(app, ui),
+        Template::Transfer => {
+            let name = m.backbone_weights.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none chosen".into());
+            let mut choose = false;
+            ui.horizontal(|ui| {
+                ui.label("Pretrained ResNet-18 weights");
+                ui.label(RichText::new(name).weak());
+                choose = ui.button("Choose .safetensors…").clicked();
+            });
+            if choose {
+                app.command(Command::Host(HostRequest::PickBackbone));
+            }
+            ui.label(RichText::new("The backbone stays frozen; only a new head is trained. Images are resized to at least 32×32 RGB.").small().weak());
+        }
+    }
+}
+
+/// Input width of the tabular model (features after one-hot encoding is not known before fitting, so
+/// this counts one input per feature column; shown as an estimate).
+fn tabular_inputs(app: &WickApp) -> usize {
+    app.features().len().max(1)
+}
+
+fn mlp_editor(app: &mut WickApp, ui: &mut egui::Ui) {
+    theme::section(ui, "Layers");
+    let inputs = tabular_inputs(app);
+    let outputs = if app.task() == Some(Task::Classification) { app.n_classes().max(2) } else { 1 };
+    let m = &mut app.project.model;
+    let mut action: Option<(usize, &str)> = None;
+    egui::Grid::new("mlp_layers").striped(true).num_columns(5).show(ui, |ui| {
+        for h in ["Layer", "Units", "Output", "Parameters", ""] {
+            ui.label(RichText::new(h).small().strong());
+        }
+        ui.end_row();
+        ui.label(RichText::new("Input").weak());
+        ui.label("");
+        ui.label(format!("{inputs}"));
+        ui.label("0");
+        ui.end_row();
+        let mut width = inputs;
+        let mut total = 0;
+        for (i, units) in m.mlp_hidden.iter_mut().enumerate() {
+            ui.label(format!("Dense {}", i + 1));
+            ui.add(egui::DragValue::new(units).range(1..=4096));
+            let params = width * *units + *units;
+            total += params;
+            ui.label(format!("{units}"));
+            ui.label(format_count(params));
+            ui.horizontal(|ui| {
+                if ui.small_button("↑").on_hover_text("Move up").clicked() {
+                    action = Some((i, "up"));
+                }
+                if ui.small_button("↓").on_hover_text("Move down").clicked() {
+                    action = Some((i, "down"));
+                }
+                if ui.small_button("×").on_hover_text("Remove").clicked() {
+                    action = Some((i, "remove"));
+                }
+            });
+            ui.end_row();
+            width = *units;
+        }
+        let params = width * outputs + outputs;
+        ui.label(RichText::new("Output").weak());
+        ui.label("");
+        ui.label(format!("{outputs}"));
+        ui.label(format_count(params));
+        ui.end_row();
+        ui.label(RichText::new("Total").strong());
+        ui.label("");
+        ui.label("");
+        ui.label(RichText::new(format_count(total + params)).strong());
+        ui.end_row();
+    });
+    apply_row_action(&mut m.mlp_hidden, action);
+    ui.horizontal(|ui| {
+        if ui.button("+ Add layer").clicked() {
+            let units = m.mlp_hidden.last().copied().unwrap_or(32);
+            m.mlp_hidden.push(units);
+        }
+        ui.label("Activation");
+        egui::ComboBox::from_id_salt("mlp_act").selected_text(format!("{:?}", m.mlp_activation)).show_ui(ui, |ui| {
+            for a in [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Sigmoid, Activation::Silu] {
+                ui.selectable_value(&mut m.mlp_activation, a, format!("{a:?}"));
+            }
+        });
+        ui.label("Dropout");
+        ui.add(egui::Slider::new(&mut m.mlp_dropout, 0.0..=0.8));
+    });
+}
+
+fn apply_row_action<T>(rows: &mut Vec<T>, action: Option<(usize, &str)>) {
+    match action {
+        Some((i, "up")) if i > 0 => rows.swap(i, i - 1),
+        Some((i, "down")) if i + 1 < rows.len() => rows.swap(i, i + 1),
+        Some((i, "remove")) if i < rows.len() => {
+            rows.remove(i);
+        }
+        _ => {}
+    }
+}
+
+fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
+    theme::section(ui, "Layers");
+    let Some(input) = app.image_shape() else { return };
+    let n_classes = app.n_classes().max(2);
+    ui.horizontal(|ui| {
+        ui.label("Input size");
+        let m = &mut app.project.model;
+        let mut side = if m.image_side == 0 { input.height } else { m.image_side };
+        if ui.add(egui::DragValue::new(&mut side).range(4..=256).suffix(" px")).changed() {
+            m.image_side = side;
+        }
+        ui.label(RichText::new(format!("{}×{}×{}", input.height, input.width, input.channels)).weak());
+    });
+    let layers = app.project.model.cnn_layers.clone();
+    // Shapes up to the first bad layer; the error names that layer.
+    let (shapes, error) = shapes_with_error(input, &layers, n_classes);
+    let mut action: Option<(usize, &str)> = None;
+    egui::Grid::new("cnn_layers").striped(true).num_columns(5).show(ui, |ui| {
+        for h in ["#", "Layer", "Output shape", "Parameters", ""] {
+            ui.label(RichText::new(h).small().strong());
+        }
+        ui.end_row();
+        for (i, layer) in layers.iter().enumerate() {
+            ui.label(format!("{}", i + 1));
+            let editing = app.view.editing_layer == Some(i);
+            if ui.selectable_label(editing, layer.label()).on_hover_text("Click to edit").clicked() {
+                app.view.editing_layer = if editing { None } else { Some(i) };
+            }
+            match (shapes.get(i), &error) {
+                (Some(s), _) => {
+                    ui.label(format_shape(&s.output));
+                    ui.label(format_count(s.params));
+                }
+                (None, Some((bad, message))) if *bad == i => {
+                    ui.colored_label(theme::BAD, "⚠ invalid").on_hover_text(message.clone());
+                    ui.label("");
+                }
+                _ => {
+                    ui.label(RichText::new("—").weak());
+                    ui.label("");
+                }
+            }
+            ui.horizontal(|ui| {
+                if ui.small_button("↑").on_hover_text("Move up").clicked() {
+                    action = Some((i, "up"));
+                }
+                if ui.small_button("↓").on_hover_text("Move down").clicked() {
+                    action = Some((i, "down"));
+                }
+                if ui.small_button("×").on_hover_text("Remove").clicked() {
+                    action = Some((i, "remove"));
+                }
+            });
+            ui.end_row();
+        }
+        if let Some(out) = shapes.get(layers.len()) {
+            ui.label("");
+            ui.label(RichText::new(format!("Output ({n_classes} classes)")).weak());
+            ui.label(format_shape(&out.output));
+            ui.label(format_count(out.params));
+            ui.end_row();
+        }
+        if error.is_none() {
+            ui.label("");
+            ui.label(RichText::new("Total").strong());
+            ui.label("");
+            ui.label(RichText::new(format_count(shapes.iter().map(|s| s.params).sum())).strong());
+            ui.end_row();
+        }
+    });
+    if let Some((bad, message)) = &error {
+        error_label(ui, &format!("Layer {}: {message}", bad + 1));
+    }
+    if let Some(i) = app.view.editing_layer {
+        if let Some(layer) = app.project.model.cnn_layers.get_mut(i) {
+            layer_editor(ui, i, layer);
+        }
+    }
+    apply_row_action(&mut app.project.model.cnn_layers, action);
+    if action.is_some() {
+        app.view.editing_layer = None;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Add:");
+        let relu = Layer::Activation { function: Activation::Relu };
+        let choices: [(&str, Layer); 8] = [
+            ("Conv2d", Layer::Conv2d { filters: 32, kernel: 3, stride: 1, padding: Padding::Same }),
+            ("MaxPool2d", Layer::MaxPool2d { size: 2 }),
+            ("AvgPool2d", Layer::AvgPool2d { size: 2 }),
+            ("BatchNorm", Layer::BatchNorm),
+            ("Dropout", Layer::Dropout { rate: 0.25 }),
+            ("Flatten", Layer::Flatten),
+            ("Dense", Layer::Dense { units: 64 }),
+            ("ReLU", relu),
+        ];
+        for (name, layer) in choices {
+            if ui.button(format!("+ {name}")).clicked() {
+                let layers = &mut app.project.model.cnn_layers;
+                // New convolution/pooling layers go before Flatten, where they make sense.
+                let at = match layer {
+                    Layer::Dense { .. } | Layer::Flatten => layers.len(),
+                    _ => layers.iter().position(|l| matches!(l, Layer::Flatten)).unwrap_or(layers.len()),
+                };
+                layers.insert(at, layer);
+                app.view.editing_layer = Some(at);
+            }
+        }
+        if ui.button("Reset to default").clicked() {
+            app.project.model.cnn_layers = wick_core::model::default_cnn_layers();
+            app.view.editing_layer = None;
+        }
+    });
+}
+
+fn layer_editor(ui: &mut egui::Ui, i: usize, layer: &mut Layer) {
+    theme::card(ui).show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Layer {}", i + 1)).strong());
+            match layer {
+                Layer::Conv2d { filters, kernel, stride, padding } => {
+                    ui.label("Filters");
+                    ui.add(egui::DragValue::new(filters).range(0..=1024));
+                    ui.label("Kernel");
+                    ui.add(egui::DragValue::new(kernel).range(0..=15));
+                    ui.label("Stride");
+                    ui.add(egui::DragValue::new(stride).range(0..=8));
+                    ui.selectable_value(padding, Padding::Same, "same");
+                    ui.selectable_value(padding, Padding::Valid, "valid");
+                }
+                Layer::MaxPool2d { size } | Layer::AvgPool2d { size } => {
+                    ui.label("Size");
+                    ui.add(egui::DragValue::new(size).range(0..=8));
+                }
+                Layer::Dropout { rate } => {
+                    ui.label("Rate");
+                    ui.add(egui::Slider::new(rate, 0.0..=0.9));
+                }
+                Layer::Dense { units } => {
+                    ui.label("Units");
+                    ui.add(egui::DragValue::new(units).range(0..=4096));
+                }
+                Layer::Activation { function } => {
+                    for a in [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Sigmoid, Activation::Silu] {
+                        ui.selectable_value(function, a, format!("{a:?}"));
+                    }
+                }
+                Layer::BatchNorm | Layer::Flatten => {
+                    ui.label(RichText::new("no settings").weak());
+                }
+            }
+        });
+    });
+}
+
+/// Shapes of the layers before the first invalid one, and that layer's index and message.
+pub fn shapes_with_error(
+    input: wick_core::data::ImageShape,
+    layers: &[Layer],
+    n_classes: usize,
+) -> (Vec<wick_core::model::LayerShape>, Option<(usize, String)>) {
+    match infer_shapes(input, layers, n_classes) {
+        Ok(shapes) => (shapes, None),
+        Err(wick_core::WickError::Layer { index, message, .. }) => {
+            let bad = index.saturating_sub(1);
+            // The layers before the bad one: end the prefix with Flatten so the implicit output layer
+            // accepts it, then drop those two rows again.
+            let mut prefix = layers[..bad].to_vec();
+            prefix.push(Layer::Flatten);
+            let shapes = infer_shapes(input, &prefix, n_classes)
+                .map(|mut s| {
+                    s.truncate(bad);
+                    s
+                })
+                .unwrap_or_default();
+            (shapes, Some((bad, message)))
+        }
+        Err(e) => (Vec::new(), Some((0, e.to_string()))),
+    }
+}
+
+/// Checks a spec before training, so mistakes show next to the layer instead of failing later.
+pub fn validate(app: &WickApp, spec: &ModelSpec) -> Result<(), String> {
+    if let ModelSpec::Cnn { input, layers } = spec {
+        if let (_, Some((bad, message))) = shapes_with_error(*input, layers, app.n_classes().max(2)) {
+            return Err(format!("Layer {}: {message}", bad + 1));
+        }
+    }
+    if let ModelSpec::Mlp { hidden, .. } = spec {
+        if hidden.contains(&0) {
+            return Err("A dense layer has 0 units; give it at least 1.".into());
+        }
+    }
+    if let Some(LoadedData::Table { .. }) = app.loaded() {
+        if app.features().is_empty() {
+            return Err("No feature columns are selected; tick at least one under Features.".into());
+        }
+    }
+    Ok(())
+}
+
+/// "class X has N× fewer examples than class Y" when the imbalance is worth a warning.
+pub fn imbalance_warning(app: &WickApp) -> Option<String> {
+    let counts: Vec<(String, usize)> = match app.loaded()? {
+        LoadedData::Images { index } => index.class_counts(),
+        LoadedData::Table { summary, .. } => {
+            if app.task()? != Task::Classification {
+                return None;
+            }
+            let target = app.project.model.target.as_ref()?;
+            let col = summary.columns.iter().find(|c| &c.name == target)?;
+            col.top_values.clone()
+        }
+    };
+    let (min_class, min) = counts.iter().min_by_key(|(_, n)| *n)?;
+    let (max_class, max) = counts.iter().max_by_key(|(_, n)| *n)?;
+    if *min == 0 || *max as f64 / *min as f64 >= 3.0 {
+        Some(format!(
+            "Classes are imbalanced: {max_class} has {max} examples but {min_class} only {min}; accuracy alone can mislead — check per-class recall"
+        ))
+    } else {
+        None
+    }
+}
+
+fn hyper_parameters(app: &mut WickApp, ui: &mut egui::Ui) {
+    let exact = matches!(app.project.model.template, Template::Linear | Template::Polynomial | Template::Ridge);
+    let c = &mut app.project.train;
+    egui::Grid::new("hyper").num_columns(4).spacing([16.0, 6.0]).show(ui, |ui| {
+        if !exact {
+            ui.label("Epochs");
+            ui.add(egui::DragValue::new(&mut c.epochs).range(1..=10_000));
+            ui.label("Batch size");
+            ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=8192));
+            ui.end_row();
+            ui.label("Learning rate");
+            ui.add(egui::DragValue::new(&mut c.lr).range(1e-6..=10.0).speed(0.0005).max_decimals(6));
+            ui.label("Optimiser");
+            egui::ComboBox::from_id_salt("optimizer").selected_text(format!("{:?}", c.optimizer)).show_ui(ui, |ui| {
+                for o in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
+                    ui.selectable_value(&mut c.optimizer, o, format!("{o:?}"));
+                }
+            });
+            ui.end_row();
+        }
+        ui.label("Validation split");
+        let mut valid_pct = (c.split.valid * 100.0).round();
+        if ui.add(egui::DragValue::new(&mut valid_pct).range(0.0..=50.0).suffix(" %")).changed() {
+            c.split.valid = valid_pct / 100.0;
+        }
+        ui.label("Test split");
+        let mut test_pct = (c.split.test * 100.0).round();
+        if ui.add(egui::DragValue::new(&mut test_pct).range(1.0..=50.0).suffix(" %")).changed() {
+            c.split.test = test_pct / 100.0;
+        }
+        ui.end_row();
+        ui.label("Seed");
+        ui.add(egui::DragValue::new(&mut c.seed));
+        if !exact {
+            ui.label("Device");
+            egui::ComboBox::from_id_salt("device").selected_text(device_name(c.device)).show_ui(ui, |ui| {
+                let mut choices = vec![DeviceChoice::Auto, DeviceChoice::Cpu];
+                choices.extend(available_devices().into_iter().filter(|d| !matches!(d, DeviceChoice::Auto | DeviceChoice::Cpu)));
+                for d in choices {
+                    ui.selectable_value(&mut c.device, d, device_name(d));
+                }
+            });
+        }
+        ui.end_row();
+    });
+    if exact {
+        ui.label(RichText::new("Solved exactly in one step (least squares) — no epochs or learning rate needed.").small().weak());
+    }
+}
+
+fn device_name(d: DeviceChoice) -> String {
+    match d {
+        DeviceChoice::Auto => "Auto (GPU if present)".into(),
+        DeviceChoice::Cpu => "CPU".into(),
+        DeviceChoice::Cuda(i) => format!("CUDA GPU {i}"),
+        DeviceChoice::Metal => "Metal GPU".into(),
+    }
+}
+
+pub fn format_count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn format_shape(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(format_count(184_586), "184,586");
+        assert_eq!(format_count(12), "12");
+        assert_eq!(format_count(1_000), "1,000");
+    }
+
+    #[test]
+    fn the_first_bad_layer_is_named() {
+        let input = wick_core::data::ImageShape { channels: 1, height: 8, width: 8 };
+        let layers = vec![
+            Layer::Conv2d { filters: 4, kernel: 3, stride: 1, padding: Padding::Same },
+            Layer::MaxPool2d { size: 2 },
+            Layer::Conv2d { filters: 4, kernel: 7, stride: 1, padding: Padding::Valid },
+            Layer::Flatten,
+        ];
+        let (shapes, error) = shapes_with_error(input, &layers, 10);
+        assert_eq!(shapes.len(), 2, "the two layers before the bad one still show their shapes");
+        assert_eq!(shapes[1].output, vec![4, 4, 4]);
+        let (bad, message) = error.unwrap_or_default();
+        assert_eq!(bad, 2);
+        assert!(message.contains("larger than"), "{message}");
+    }
+}

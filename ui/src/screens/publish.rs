@@ -1,0 +1,159 @@
+//! Publish: one button puts the trained model on an endpoint; then the URL, ready-to-paste snippets, a
+//! live test request, and the versions with rollback.
+
+use egui::RichText;
+
+use crate::app::{Command, Screen, WickApp};
+use crate::project::RunStatus;
+use crate::screens::{empty_state, error_label};
+use crate::theme;
+
+pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+    ui.heading("Publish");
+    let Some(run) = app.selected_run_record().filter(|r| r.status == RunStatus::Finished && r.package.is_some()).cloned() else {
+        empty_state(ui, "Train a model first; then publish it here with one click.", |ui| {
+            if ui.button("Go to Model").clicked() {
+                app.command(Command::GoTo(Screen::Model));
+            }
+        });
+        return;
+    };
+    let endpoint = app.endpoint();
+    theme::card(ui).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        egui::Grid::new("publish_form").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+            ui.label("Model");
+            ui.label(RichText::new(&run.name).strong());
+            ui.end_row();
+            ui.label("Endpoint");
+            match &endpoint {
+                Ok(e) => {
+                    let kind = if app.settings.use_remote { "remote" } else { "built-in, on this computer" };
+                    ui.label(format!("{} ({kind})", e.url));
+                }
+                Err(e) => {
+                    ui.colored_label(theme::BAD, e);
+                }
+            }
+            ui.end_row();
+            ui.label("Name");
+            ui.add(egui::TextEdit::singleline(&mut app.project.publish.model_name).hint_text("my-model").desired_width(260.0));
+            ui.end_row();
+            ui.label("Notes");
+            ui.add(egui::TextEdit::singleline(&mut app.project.publish.notes).hint_text("what changed in this version").desired_width(420.0));
+            ui.end_row();
+        });
+        ui.add_space(6.0);
+        ui.horizontal(|ui| {
+            let button = egui::Button::new(RichText::new("⬆  Publish").size(16.0).strong()).fill(theme::ACCENT.gamma_multiply(0.45));
+            if ui.add_enabled(!app.publish.busy && endpoint.is_ok(), button).clicked() {
+                app.command(Command::Publish);
+            }
+            if app.publish.busy {
+                ui.spinner();
+                ui.label("Uploading…");
+            }
+        });
+        if let Some(e) = &app.publish.error {
+            error_label(ui, e);
+        }
+    });
+    if let Some(last) = app.publish.last.clone() {
+        published(app, ui, &last);
+    }
+    versions(app, ui);
+}
+
+fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::PublishedRecord) {
+    theme::section(ui, "Live");
+    ui.horizontal(|ui| {
+        ui.colored_label(theme::GOOD, RichText::new(format!("✓ {} version {} is live", last.name, last.version)).strong());
+    });
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(&last.infer_url).monospace());
+        if ui.button("Copy URL").clicked() {
+            ui.ctx().copy_text(last.infer_url.clone());
+        }
+    });
+    if let Some((curl, python)) = app.publish.snippets.clone() {
+        snippet(ui, "curl", &curl);
+        snippet(ui, "Python (pip install 'tritonclient[http]')", &python);
+        ui.label(RichText::new("Both read the token from the WICK_TOKEN environment variable.").small().weak());
+    }
+    ui.horizontal(|ui| {
+        if ui.add_enabled(!app.publish.test_busy, egui::Button::new("Send test request")).clicked() {
+            app.command(Command::SendTestRequest);
+        }
+        if app.publish.test_busy {
+            ui.spinner();
+        }
+    });
+    match &app.publish.test_response {
+        Some(Ok(body)) => {
+            ui.label(RichText::new("Response").strong());
+            let mut text = body.clone();
+            ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(6).desired_width(f32::INFINITY).interactive(false));
+        }
+        Some(Err(e)) => error_label(ui, e),
+        None => {}
+    }
+}
+
+fn snippet(ui: &mut egui::Ui, title: &str, code: &str) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(title).strong());
+        if ui.small_button(format!("Copy {}", title.split_whitespace().next().unwrap_or(title))).clicked() {
+            ui.ctx().copy_text(code.to_string());
+        }
+    });
+    let mut text = code.to_string();
+    ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(3).desired_width(f32::INFINITY).interactive(false));
+}
+
+fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
+    theme::section(ui, "Versions on the endpoint");
+    ui.horizontal(|ui| {
+        if ui.button("Refresh").clicked() {
+            app.command(Command::RefreshVersions);
+        }
+        if app.publish.versions_busy {
+            ui.spinner();
+        }
+    });
+    let name = app.project.publish.model_name.clone();
+    match &app.publish.versions {
+        None => {
+            ui.label(RichText::new("Press Refresh to list what the endpoint serves.").weak());
+        }
+        Some(Err(e)) => error_label(ui, e),
+        Some(Ok(models)) => {
+            let Some(model) = models.iter().find(|m| m.name == name) else {
+                ui.label(RichText::new(format!("Nothing is published as {name} yet.")).weak());
+                return;
+            };
+            let default = model.default_version;
+            let mut rollback = None;
+            egui::Grid::new("versions").striped(true).num_columns(5).show(ui, |ui| {
+                for h in ["Version", "Published", "Size", "Notes", ""] {
+                    ui.label(RichText::new(h).small().strong());
+                }
+                ui.end_row();
+                for v in model.versions.iter().rev() {
+                    ui.label(format!("v{}", v.version));
+                    ui.label(v.created_at.format("%Y-%m-%d %H:%M").to_string());
+                    ui.label(format!("{:.1} kB", v.size_bytes as f64 / 1024.0));
+                    ui.label(&v.notes);
+                    if Some(v.version) == default {
+                        ui.colored_label(theme::GOOD, "serving");
+                    } else if ui.button(format!("Roll back to v{}", v.version)).clicked() {
+                        rollback = Some(v.version);
+                    }
+                    ui.end_row();
+                }
+            });
+            if let Some(version) = rollback {
+                app.command(Command::Rollback { name, version });
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Train: start and stop, live loss and metric curves, progress with ETA and throughput, and the runs
+//! list whose curves can be overlaid.
+
+use egui::RichText;
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+use wick_core::train::SplitName;
+
+use crate::app::{Command, Screen, WickApp};
+use crate::decimate;
+use crate::project::{RunRecord, RunStatus};
+use crate::screens::{empty_state, error_label};
+use crate::theme;
+
+/// Points drawn per curve at most; more than a plot has pixels is wasted work.
+pub const MAX_PLOT_POINTS: usize = 1500;
+
+pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+    ui.heading("Train");
+    controls(app, ui);
+    let Some(run) = app.selected_run_record().cloned() else {
+        empty_state(ui, "No training yet. Choose a model, then press Train.", |ui| {
+            if ui.button("Go to Model").clicked() {
+                app.command(Command::GoTo(Screen::Model));
+            }
+        });
+        return;
+    };
+    run_header(app, ui, &run);
+    let overlay: Vec<RunRecord> =
+        app.compare_runs.iter().filter(|id| **id != run.id).filter_map(|id| app.project.runs.iter().find(|r| r.id == *id)).cloned().collect();
+    ui.columns(2, |cols| {
+        theme::section(&mut cols[0], "Loss");
+        loss_plot(&mut cols[0], &run, &overlay);
+        theme::section(&mut cols[1], "Metrics");
+        metric_plot(&mut cols[1], &run, &overlay);
+    });
+    runs_list(app, ui);
+}
+
+fn controls(app: &mut WickApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        if app.training.is_some() {
+            if ui.add(egui::Button::new(RichText::new("■  Stop").strong()).fill(theme::BAD.gamma_multiply(0.3))).clicked() {
+                app.command(Command::StopTraining);
+            }
+        } else {
+            let start = egui::Button::new(RichText::new("▶  Start").strong()).fill(theme::ACCENT.gamma_multiply(0.45));
+            if ui.add_enabled(app.loaded().is_some(), start).on_disabled_hover_text("Open a dataset first").clicked() {
+                app.command(Command::StartTraining);
+            }
+        }
+    });
+    if let Some(t) = &app.training {
+        let total = (t.epochs * t.steps_per_epoch).max(1);
+        let fraction = (t.done_steps as f32 / total as f32).clamp(0.0, 1.0);
+        let elapsed = t.started.elapsed().as_secs_f64();
+        let eta = if fraction > 0.01 { elapsed * (1.0 - fraction as f64) / fraction as f64 } else { f64::NAN };
+        let epoch = (t.done_steps / t.steps_per_epoch.max(1) + 1).min(t.epochs);
+        let mut text = format!("Epoch {epoch} of {} · {:.0}%", t.epochs, fraction * 100.0);
+        if eta.is_finite() {
+            text.push_str(&format!(" · about {} left", format_secs(eta)));
+        }
+        if let Some(sps) = t.samples_per_sec {
+            text.push_str(&format!(" · {sps:.0} samples/s"));
+        }
+        ui.add(egui::ProgressBar::new(fraction).text(text).animate(true));
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    }
+}
+
+fn run_header(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(&run.name).strong().size(16.0));
+        if !run.device.is_empty() {
+            ui.label(RichText::new(format!("on {}", run.device)).weak());
+        }
+        match &run.status {
+            RunStatus::Running => {
+                ui.spinner();
+            }
+            RunStatus::Finished => {
+                ui.colored_label(theme::GOOD, format!("✓ finished in {}", format_secs(run.duration_secs)));
+                if let Some(m) = &run.test_metrics {
+                    let (name, value) = m.headline();
+                    ui.label(RichText::new(format!("test {name} {value:.3}")).strong());
+                }
+                if ui.button("Evaluate  →").clicked() {
+                    app.command(Command::GoTo(Screen::Evaluate));
+                }
+            }
+            RunStatus::Cancelled => {
+                ui.label("Stopped");
+            }
+            RunStatus::Interrupted => {
+                ui.label("Interrupted (the app closed while it ran)");
+            }
+            RunStatus::Failed(_) => {}
+        }
+    });
+    if let RunStatus::Failed(message) = &run.status {
+        error_label(ui, message);
+    }
+}
+
+/// The curve points a plot should draw for a run's step losses.
+pub fn step_loss_points(run: &RunRecord) -> Vec<[f64; 2]> {
+    decimate::min_max(&run.step_losses, MAX_PLOT_POINTS / 4)
+}
+
+fn epoch_series(run: &RunRecord, split: SplitName, name: &str) -> Vec<[f64; 2]> {
+    run.history.iter().filter(|m| m.split == split && m.name == name).map(|m| [m.epoch as f64, m.value]).collect()
+}
+
+fn loss_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
+    Plot::new("loss_plot").height(260.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |p| {
+        let steps = step_loss_points(run);
+        if !steps.is_empty() {
+            p.line(Line::new("train loss (per step)", PlotPoints::from(steps)).color(theme::TRAIN_COLOUR.gamma_multiply(0.35)));
+        }
+        let train = epoch_series(run, SplitName::Train, "loss");
+        if !train.is_empty() {
+            p.line(Line::new("train loss", PlotPoints::from(train)).color(theme::TRAIN_COLOUR).width(2.0));
+        }
+        let valid = epoch_series(run, SplitName::Valid, "loss");
+        if !valid.is_empty() {
+            p.line(Line::new("validation loss", PlotPoints::from(valid)).color(theme::VALID_COLOUR).width(2.0));
+        }
+        for other in overlay {
+            let valid = epoch_series(other, SplitName::Valid, "loss");
+            p.line(Line::new(format!("{} (validation)", other.name), PlotPoints::from(valid)).style(LineStyle::dashed_loose()));
+        }
+    });
+}
+
+fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
+    let mut names: Vec<&str> = run.history.iter().filter(|m| m.name != "loss").map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        ui.label(RichText::new("Metrics appear after the first epoch.").weak());
+        return;
+    }
+    Plot::new("metric_plot").height(260.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |p| {
+        for name in &names {
+            for (split, colour) in [(SplitName::Train, theme::TRAIN_COLOUR), (SplitName::Valid, theme::VALID_COLOUR)] {
+                let pts = epoch_series(run, split, name);
+                if !pts.is_empty() {
+                    let label = format!("{} {name}", if split == SplitName::Train { "train" } else { "validation" });
+                    p.line(Line::new(label, PlotPoints::from(pts)).color(colour).width(2.0));
+                }
+            }
+            for other in overlay {
+                let pts = epoch_series(other, SplitName::Valid, name);
+                if !pts.is_empty() {
+                    p.line(Line::new(format!("{} {name}", other.name), PlotPoints::from(pts)).style(LineStyle::dashed_loose()));
+                }
+            }
+        }
+    });
+}
+
+fn runs_list(app: &mut WickApp, ui: &mut egui::Ui) {
+    theme::section(ui, "Runs");
+    ui.label(RichText::new("Tick runs to overlay their validation curves.").small().weak());
+    let runs: Vec<(u32, String, String, String)> = app
+        .project
+        .runs
+        .iter()
+        .rev()
+        .map(|r| {
+            let status = match &r.status {
+                RunStatus::Running => "running".to_string(),
+                RunStatus::Finished => "finished".into(),
+                RunStatus::Cancelled => "stopped".into(),
+                RunStatus::Failed(_) => "failed".into(),
+                RunStatus::Interrupted => "interrupted".into(),
+            };
+            let metric = r.test_metrics.as_ref().map(|m| {
+                let (n, v) = m.headline();
+                format!("{n} {v:.3}")
+            });
+            (r.id, r.name.clone(), status, metric.unwrap_or_default())
+        })
+        .collect();
+    egui::Grid::new("runs").striped(true).num_columns(4).show(ui, |ui| {
+        for (id, name, status, metric) in runs {
+            let mut compare = app.compare_runs.contains(&id);
+            if ui.checkbox(&mut compare, "").on_hover_text("Overlay on the plots").changed() {
+                if compare {
+                    app.compare_runs.push(id);
+                } else {
+                    app.compare_runs.retain(|r| *r != id);
+                }
+            }
+            if ui.selectable_label(app.selected_run == Some(id), name).clicked() {
+                app.command(Command::SelectRun(id));
+            }
+            ui.label(status);
+            ui.label(metric);
+            ui.end_row();
+        }
+    });
+}
+
+pub fn format_secs(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 90.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{:.0} min {:.0} s", (secs / 60.0).floor(), secs % 60.0)
+    }
+}

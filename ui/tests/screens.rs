@@ -1,0 +1,356 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Every screen driven headlessly with egui_kittest: clicks by label, state assertions, and image
+//! snapshots (tests/snapshots/*.png; refresh with UPDATE_SNAPSHOTS=1 and look at them).
+//!
+//! Training, loading and publishing run on real background threads against real files and a real
+//! endpoint server on loopback, so the tests wait for them the way a person would.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use wick_ui::app::DataState;
+use wick_ui::project::RunStatus;
+use wick_ui::{AppConfig, EndpointTarget, HostEvent, Screen, WickApp};
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    server: Option<wick_serve::EmbeddedServer>,
+}
+
+impl Env {
+    fn new(with_server: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = with_server.then(|| wick_serve::EmbeddedServer::start(&dir.path().join("endpoint")).unwrap());
+        Self { dir, server }
+    }
+
+    fn config(&self) -> AppConfig {
+        AppConfig {
+            project_dir: self.dir.path().join("project"),
+            settings_path: self.dir.path().join("settings.json"),
+            samples_dir: Some(samples_dir()),
+            embedded_endpoint: self.server.as_ref().map(|s| EndpointTarget { url: s.url.clone(), token: s.token.clone() }),
+            embedded_endpoint_error: None,
+            native_menu: false,
+        }
+    }
+}
+
+fn harness(app: WickApp) -> Harness<'static, WickApp> {
+    Harness::builder().with_size(egui::vec2(1280.0, 860.0)).build_ui_state(|ui, app: &mut WickApp| app.ui(ui), app)
+}
+
+/// Steps frames until `done` holds, as background jobs finish.
+fn wait_for(h: &mut Harness<'static, WickApp>, what: &str, done: impl Fn(&WickApp) -> bool) {
+    let start = Instant::now();
+    // Queued clicks take effect in the next frame: always run at least two before looking.
+    h.step();
+    h.step();
+    while !done(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    // Let the UI settle (layout of the new content, thumbnails) before asserting on it.
+    for _ in 0..4 {
+        h.step();
+    }
+}
+
+fn loaded(app: &WickApp) -> bool {
+    matches!(app.data, DataState::Loaded { .. })
+}
+
+fn trained(app: &WickApp) -> bool {
+    app.training.is_none() && app.project.runs.last().is_some_and(|r| r.status != RunStatus::Running)
+}
+
+/// Counts the clicks a person makes, to check the "few steps" promises.
+struct Clicks(usize);
+
+impl Clicks {
+    fn button(&mut self, h: &Harness<'static, WickApp>, label: &str) {
+        h.get_by_role_and_label(Role::Button, label).click();
+        self.0 += 1;
+    }
+}
+
+fn snapshot_options() -> SnapshotOptions {
+    // Software rendering differs by a few anti-aliased pixels between Mesa builds.
+    SnapshotOptions::new().max_failed_pixels(400)
+}
+
+#[test]
+fn first_launch_shows_the_drop_zone_and_samples() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(4);
+    h.get_by_label("Open Seattle weather");
+    h.get_by_label("Open Handwritten digits");
+    h.get_by_role_and_label(Role::Button, "Open file…");
+    h.snapshot_options("data_empty", &snapshot_options());
+}
+
+#[test]
+fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
+    let env = Env::new(true);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    let mut clicks = Clicks(0);
+
+    clicks.button(&h, "Open Seattle weather");
+    wait_for(&mut h, "the sample to load", loaded);
+    assert_eq!(h.state().screen, Screen::Model, "a loaded dataset leads to the Model screen");
+    assert_eq!(h.state().project.model.target.as_deref(), Some("temp_max"), "the sample's target is preselected");
+    h.snapshot_options("model_regression", &snapshot_options());
+
+    clicks.button(&h, "▶  Train");
+    wait_for(&mut h, "training", trained);
+    let run = h.state().project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert!(clicks.0 <= 5, "a trained regression model took {} clicks", clicks.0);
+    let r2 = match run.test_metrics.unwrap() {
+        wick_core::metrics::Metrics::Regression(m) => m.r2,
+        other => panic!("{other:?}"),
+    };
+    assert!(r2 > 0.8, "temp_max from temp_min and friends is easy: r2 = {r2}");
+    assert_eq!(h.state().screen, Screen::Train);
+
+    clicks.button(&h, "Evaluate");
+    h.run_steps(4);
+    h.get_by_label("R²");
+    h.get_by_label("Predicted vs actual");
+    h.snapshot_options("evaluate_regression", &snapshot_options());
+
+    // Try it with typed feature values.
+    h.get_by_role_and_label(Role::Button, "Predict").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Predict").click();
+    wait_for(&mut h, "a prediction", |a| a.try_it.result.is_some());
+    let prediction = h.state().try_it.result.clone().unwrap().unwrap();
+    assert!(prediction.parse::<f64>().is_ok(), "{prediction}");
+
+    clicks.button(&h, "Publish");
+    h.run_steps(2);
+    clicks.button(&h, "⬆  Publish");
+    wait_for(&mut h, "publishing", |a| !a.publish.busy);
+    assert_eq!(h.state().publish.error, None);
+    let published = h.state().publish.last.clone().unwrap();
+    assert_eq!((published.name.as_str(), published.version), ("seattle-weather", 1));
+
+    h.get_by_role_and_label(Role::Button, "Send test request").scroll_to_me();
+    h.run_steps(3);
+    clicks.button(&h, "Send test request");
+    wait_for(&mut h, "the test request", |a| !a.publish.test_busy);
+    let response = h.state().publish.test_response.clone().unwrap().unwrap();
+    assert!(response.contains("\"outputs\""), "{response}");
+    assert!(clicks.0 <= 8, "launch to a published endpoint answering took {} clicks", clicks.0);
+    wait_for(&mut h, "the versions list", |a| !a.publish.versions_busy);
+    h.get_by_label("serving");
+}
+
+#[test]
+fn versions_roll_back_from_the_publish_screen() {
+    let env = Env::new(true);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label("Open Seattle weather").click();
+    wait_for(&mut h, "the sample to load", loaded);
+    for template in ["Linear", "Ridge"] {
+        h.get_by_role_and_label(Role::Button, "Model").click();
+        h.run_steps(2);
+        h.get_by_role_and_label(Role::Button, template).click();
+        h.run_steps(2);
+        h.get_by_role_and_label(Role::Button, "▶  Train").click();
+        wait_for(&mut h, "training", trained);
+        h.get_by_role_and_label(Role::Button, "Publish").click();
+        h.run_steps(2);
+        h.get_by_role_and_label(Role::Button, "⬆  Publish").click();
+        wait_for(&mut h, "publishing", |a| !a.publish.busy && !a.publish.versions_busy);
+    }
+    assert_eq!(h.state().publish.last.as_ref().map(|p| p.version), Some(2));
+    h.get_by_role_and_label(Role::Button, "Roll back to v1").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Roll back to v1").click();
+    h.run_steps(2);
+    wait_for(&mut h, "the rollback", |a| {
+        a.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|m| m.first()).and_then(|m| m.default_version) == Some(1)
+    });
+    h.get_by_role_and_label(Role::Button, "Roll back to v2");
+    h.snapshot_options("publish", &SnapshotOptions::new().max_failed_pixels(4000));
+}
+
+#[test]
+fn classification_confusion_cells_filter_the_samples() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label("Open Breast cancer").click();
+    wait_for(&mut h, "the sample to load", loaded);
+    assert_eq!(h.state().project.model.template, wick_ui::project::Template::Logistic);
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    h.snapshot_options("train_classification", &snapshot_options());
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    h.run_steps(3);
+    h.get_by_label_contains("actual malignant, predicted malignant").click();
+    h.run_steps(2);
+    assert_eq!(h.state().view.cm_filter, Some((1, 1)));
+    h.get_by_label("Showing actual malignant predicted as malignant");
+    h.snapshot_options("evaluate_classification", &snapshot_options());
+    h.get_by_label("Mistakes only").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Mistakes only").click();
+    h.run_steps(2);
+    assert!(h.state().view.mistakes_only);
+}
+
+#[test]
+fn images_show_thumbnails_and_a_cnn_trains_on_them() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label("Open Handwritten digits").click();
+    wait_for(&mut h, "the digits to load", loaded);
+    assert_eq!(h.state().project.model.template, wick_ui::project::Template::Cnn);
+    h.get_by_role_and_label(Role::Button, "Data").click();
+    h.run_steps(2);
+    h.get_by_label("Images per class");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.snapshot_options("data_images", &snapshot_options());
+    h.get_by_role_and_label(Role::Button, "Model").click();
+    h.state_mut().project.train.epochs = 3;
+    h.run_steps(2);
+    h.get_by_label("Conv2d 3×3 ×32");
+    h.snapshot_options("model_cnn", &snapshot_options());
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    let run = h.state().project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert!(!run.step_losses.is_empty());
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    h.run_steps(3);
+    h.get_by_label("Mistakes only").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Mistakes only").click();
+    h.run_steps(3);
+    assert!(h.state().view.mistakes_only);
+    h.get_by_label("Accuracy");
+}
+
+#[test]
+fn an_impossible_layer_is_flagged_and_training_does_not_start() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label("Open Handwritten digits").click();
+    wait_for(&mut h, "the digits to load", loaded);
+    h.state_mut().project.model.cnn_layers.insert(
+        3,
+        wick_core::model::Layer::Conv2d { filters: 8, kernel: 9, stride: 1, padding: wick_core::model::Padding::Valid },
+    );
+    h.run_steps(3);
+    h.get_by_label("⚠ invalid");
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    h.run_steps(3);
+    let error = h.state().view.model_error.clone().unwrap();
+    assert!(error.starts_with("Layer 4:") && error.contains("larger than"), "{error}");
+    assert!(h.state().project.runs.is_empty(), "no run starts with an invalid stack");
+    // Removing the bad layer fixes it.
+    h.get_all_by_label("×").nth(3).unwrap().scroll_to_me();
+    h.run_steps(3);
+    h.get_all_by_label("×").nth(3).unwrap().click();
+    h.run_steps(3);
+    assert!(h.query_by_label("⚠ invalid").is_none());
+}
+
+#[test]
+fn a_broken_file_shows_a_readable_error_and_a_dropped_file_opens() {
+    let env = Env::new(false);
+    let bad = env.dir.path().join("broken.csv");
+    std::fs::write(&bad, b"").unwrap();
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.state_mut().handle_host_event(HostEvent::OpenDataset(bad.clone()));
+    h.run_steps(2);
+    wait_for(&mut h, "the load to fail", |a| matches!(a.data, DataState::Failed { .. }));
+    h.get_by_label_contains("Could not open");
+    h.get_by_label_contains("broken.csv");
+
+    #[derive(Debug)]
+    struct Dropped(PathBuf);
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            std::fs::read(&self.0).map_err(|e| e.to_string())
+        }
+    }
+    h.input_mut().dropped_files.push(Arc::new(Dropped(samples_dir().join("breast-cancer.csv"))));
+    h.step();
+    wait_for(&mut h, "the dropped file to load", loaded);
+    assert_eq!(h.state().project.model.target.as_deref(), Some("diagnosis"));
+}
+
+#[test]
+fn an_unreachable_endpoint_is_reported_next_to_the_publish_button() {
+    let env = Env::new(false);
+    let mut app = WickApp::new(env.config());
+    app.settings.use_remote = true;
+    app.settings.remote_url = "http://127.0.0.1:1".into();
+    app.settings.remote_token = "wick_nope_0".into();
+    let mut h = harness(app);
+    h.run_steps(3);
+    h.get_by_label("Open Seattle weather").click();
+    wait_for(&mut h, "the sample to load", loaded);
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    h.get_by_role_and_label(Role::Button, "Publish").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "⬆  Publish").click();
+    wait_for(&mut h, "publishing", |a| !a.publish.busy);
+    let error = h.state().publish.error.clone().unwrap();
+    assert!(error.contains("127.0.0.1:1"), "{error}");
+    h.get_by_label_contains("⚠");
+}
+
+#[test]
+fn the_project_is_restored_after_a_restart() {
+    let env = Env::new(false);
+    {
+        let mut h = harness(WickApp::new(env.config()));
+        h.run_steps(3);
+        h.get_by_label("Open Seattle weather").click();
+        wait_for(&mut h, "the sample to load", loaded);
+        h.get_by_role_and_label(Role::Button, "Polynomial").click();
+        h.run_steps(2);
+        h.get_by_role_and_label(Role::Button, "▶  Train").click();
+        wait_for(&mut h, "training", trained);
+        wait_for(&mut h, "the save", WickApp::is_saved);
+        // No flush on purpose: what the UI showed as saved must already be on disk.
+    }
+    let mut h = harness(WickApp::new(env.config()));
+    wait_for(&mut h, "the dataset to reload", loaded);
+    let app = h.state();
+    assert_eq!(app.project.model.template, wick_ui::project::Template::Polynomial);
+    assert_eq!(app.project.runs.len(), 1);
+    assert_eq!(app.project.runs[0].status, RunStatus::Finished);
+    assert!(app.project.runs[0].package.as_ref().unwrap().join("wick.json").is_file());
+    assert_eq!(app.selected_run, Some(1));
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    h.run_steps(3);
+    h.get_by_label("R²");
+}
