@@ -96,7 +96,7 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui) {
     theme::section(ui, "Try a sample dataset");
     ui.horizontal_wrapped(|ui| {
         for (sample, _) in samples {
-            theme::card(ui).show(ui, |ui| {
+            ui.allocate_ui(egui::vec2(276.0, 120.0), |ui| theme::card(ui).show(ui, |ui| {
                 ui.set_width(250.0);
                 ui.vertical(|ui| {
                     if ui.add(egui::Button::new(RichText::new(sample.title).strong().size(15.0)).frame(false)).clicked() {
@@ -107,7 +107,7 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui) {
                         app.command(Command::OpenSample(sample.id));
                     }
                 });
-            });
+            }));
         }
     });
 }
@@ -330,7 +330,7 @@ pub fn thumbnail_grid(app: &mut WickApp, ui: &mut egui::Ui, items: impl Iterator
     app.thumbnails.request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
     ui.horizontal_wrapped(|ui| {
         for (path, caption, right) in items {
-            ui.vertical(|ui| {
+            ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| ui.vertical(|ui| {
                 ui.set_width(84.0);
                 let size = egui::vec2(72.0, 72.0);
                 match app.thumbnails.get(&path) {
@@ -348,7 +348,7 @@ pub fn thumbnail_grid(app: &mut WickApp, ui: &mut egui::Ui, items: impl Iterator
                     None => RichText::new(caption),
                 };
                 ui.label(mark.small());
-            });
+            }));
         }
     });
 }

@@ -137,21 +137,24 @@ fn templates(app: &mut WickApp, ui: &mut egui::Ui, images: bool, task: Task) {
             } else {
                 ui.visuals().widgets.noninteractive.bg_stroke
             });
-            frame.show(ui, |ui| {
-                ui.set_width(168.0);
-                ui.set_min_height(74.0);
-                ui.add_enabled_ui(fits.is_ok(), |ui| {
-                    let r = ui.add(egui::Button::selectable(selected, RichText::new(t.title()).strong().size(15.0)));
-                    let r = match fits {
-                        Err(why) => r.on_disabled_hover_text(why),
-                        Ok(()) => r,
-                    };
-                    if r.clicked() {
-                        app.command(Command::ChooseTemplate(t));
-                    }
-                    ui.label(RichText::new(t.blurb()).small());
+            // A sized allocation, so the wrapping row knows the card's size before placing it.
+            ui.allocate_ui(egui::vec2(202.0, 106.0), |ui| frame.show(ui, |ui| {
+                ui.set_width(176.0);
+                ui.set_height(78.0);
+                ui.vertical(|ui| {
+                    ui.add_enabled_ui(fits.is_ok(), |ui| {
+                        let r = ui.add(egui::Button::selectable(selected, RichText::new(t.title()).strong().size(15.0)));
+                        let r = match fits {
+                            Err(why) => r.on_disabled_hover_text(why),
+                            Ok(()) => r,
+                        };
+                        if r.clicked() {
+                            app.command(Command::ChooseTemplate(t));
+                        }
+                        ui.add(egui::Label::new(RichText::new(t.blurb()).small()).wrap());
+                    });
                 });
-            });
+            }));
         }
     });
 }

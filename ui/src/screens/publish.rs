@@ -145,8 +145,12 @@ fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
                     ui.label(&v.notes);
                     if Some(v.version) == default {
                         ui.colored_label(theme::GOOD, "serving");
-                    } else if ui.button(format!("Roll back to v{}", v.version)).clicked() {
-                        rollback = Some(v.version);
+                    } else {
+                        let older = default.is_some_and(|d| v.version < d);
+                        let text = if older { format!("Roll back to v{}", v.version) } else { format!("Serve v{}", v.version) };
+                        if ui.button(text).clicked() {
+                            rollback = Some(v.version);
+                        }
                     }
                     ui.end_row();
                 }

@@ -204,7 +204,7 @@ fn runs_list(app: &mut WickApp, ui: &mut egui::Ui) {
 
 pub fn format_secs(secs: f64) -> String {
     if secs < 1.0 {
-        format!("{:.0} ms", secs * 1000.0)
+        "under a second".into()
     } else if secs < 90.0 {
         format!("{secs:.1} s")
     } else {
