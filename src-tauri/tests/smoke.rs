@@ -93,7 +93,7 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     // A click on the step list reaches egui: the Model screen opens (it says a dataset is needed).
     let geometry = xdotool(&display, &["getwindowgeometry", "--shell", &window]);
     assert!(geometry.contains("WIDTH="), "{geometry}");
-    xdotool(&display, &["mousemove", "--window", &window, "90", "140", "click", "1"]);
+    xdotool(&display, &["mousemove", "--window", &window, "110", "103", "click", "1"]);
     wait_until("the click to reach egui", Duration::from_secs(20), || log_of(&log).contains("screen shown screen=Model"));
 
     // Drag sample-data/seattle-weather.csv from a second program onto the window.
