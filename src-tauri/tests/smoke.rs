@@ -70,7 +70,7 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
 
     let log = home.path().join("app.log");
     let log_file = std::fs::File::create(&log).unwrap();
-    let _app = Killed(
+    let mut app = Killed(
         Command::new(env!("CARGO_BIN_EXE_wick-desktop"))
             .env("DISPLAY", &display)
             .env("WICK_HOME", home.path())
@@ -146,4 +146,17 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     let colours = distinct_colours(&shot);
     assert!(colours > 50, "the window looks blank ({colours} colours); see {}", shot.display());
     assert!(!log_of(&log).contains("panicked"), "{}", log_of(&log));
+
+    // Ctrl+Q quits cleanly: the project and the window geometry are on disk, the exit code is 0.
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    xdotool(&display, &["key", "--window", &window, "ctrl+q"]);
+    let mut status = None;
+    wait_until("the app to quit", Duration::from_secs(20), || {
+        status = app.0.try_wait().ok().flatten();
+        status.is_some()
+    });
+    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}\n{}", log_of(&log));
+    let project = std::fs::read_to_string(home.path().join("data/projects/default/project.json")).unwrap();
+    assert!(project.contains("seattle-weather.csv") && project.contains("temp_max"), "{project}");
+    assert!(home.path().join("config/window.json").is_file());
 }
