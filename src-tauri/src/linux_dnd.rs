@@ -45,7 +45,7 @@ pub fn install(widget: &impl IsA<gtk::Widget>, inbox: SharedInbox, wake: impl Fn
     let dropping = Rc::new(Cell::new(false));
     let peeked = Rc::new(Cell::new(false));
 
-    let (i, p, w, atom) = (inbox.clone(), peeked.clone(), wake.clone(), uri_list.clone());
+    let (i, p, w, atom) = (inbox.clone(), peeked.clone(), wake.clone(), uri_list);
     widget.connect_drag_motion(move |widget, ctx, _x, _y, time| {
         if !p.replace(true) {
             update(&i, &*w, |i| i.hovered = Some(Vec::new()));

@@ -53,7 +53,7 @@ pub struct TrainDone {
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
     Train { run_id: u32, event: TrainEvent },
-    TrainDone { run_id: u32, result: Result<TrainDone, String> },
+    TrainDone { run_id: u32, result: Result<Box<TrainDone>, String> },
     Published { run_id: u32, endpoint: String, result: Result<(Published, String), String> },
     TestResponse { result: Result<String, String> },
     Versions { result: Result<Vec<ModelListing>, String> },
@@ -121,7 +121,7 @@ impl Jobs {
                 let name = format!("run-{run_id}");
                 save_package(&outcome.model, &outcome.report, &name, &package)
                     .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
-                Ok(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone() })
+                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone() }))
             });
             send(JobEvent::TrainDone { run_id, result });
         });
