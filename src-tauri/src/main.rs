@@ -129,7 +129,7 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
     let repaint = scheduler.clone();
     ctx.set_request_repaint_callback(move |info| repaint.schedule(info.delay));
 
-    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir) {
+    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir, &paths.endpoint_token) {
         Ok(s) => (Some(s), None),
         Err(e) => {
             tracing::error!("the built-in endpoint could not start: {e}");

@@ -11,8 +11,10 @@ pub struct AppPaths {
     /// Theme and remote endpoint (with its token): per user, never inside a project.
     pub settings: PathBuf,
     pub window_state: PathBuf,
-    /// The embedded endpoint's model store and token file.
+    /// The embedded endpoint's model store and token hashes.
     pub serve_dir: PathBuf,
+    /// The local publish/infer token for the embedded endpoint (mode 0600).
+    pub endpoint_token: PathBuf,
 }
 
 impl AppPaths {
@@ -35,6 +37,7 @@ impl AppPaths {
             settings: config.join("settings.json"),
             window_state: config.join("window.json"),
             serve_dir: data.join("endpoint"),
+            endpoint_token: config.join("endpoint-token"),
         })
     }
 

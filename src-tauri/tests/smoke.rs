@@ -159,4 +159,5 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     let project = std::fs::read_to_string(home.path().join("data/projects/default/project.json")).unwrap();
     assert!(project.contains("seattle-weather.csv") && project.contains("temp_max"), "{project}");
     assert!(home.path().join("config/window.json").is_file());
+    assert!(home.path().join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
 }

@@ -28,7 +28,7 @@ struct Env {
 impl Env {
     fn new(with_server: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let server = with_server.then(|| wick_serve::EmbeddedServer::start(&dir.path().join("endpoint")).unwrap());
+        let server = with_server.then(|| wick_serve::EmbeddedServer::start(&dir.path().join("endpoint"), &dir.path().join("config/desktop-token")).unwrap());
         Self { dir, server }
     }
 
@@ -106,6 +106,25 @@ fn first_launch_shows_the_drop_zone_and_samples() {
     h.get_by_role_and_label(Role::Button, "Open file…");
     settle(&mut h);
     h.snapshot_options("data_empty", &snapshot_options());
+}
+
+#[test]
+fn the_dark_theme_is_remembered() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Dark mode").click();
+    h.run_steps(4);
+    assert!(h.state().settings.dark);
+    h.get_by_role_and_label(Role::Button, "Light mode");
+    settle(&mut h);
+    h.snapshot_options("data_empty_dark", &snapshot_options());
+    let saved = std::fs::read_to_string(env.dir.path().join("settings.json")).unwrap();
+    assert!(saved.contains("\"dark\": true"), "{saved}");
+    drop(h);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    assert!(h.state().settings.dark, "the theme survives a restart");
 }
 
 #[test]
