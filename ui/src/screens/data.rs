@@ -86,6 +86,7 @@ fn drop_zone(app: &mut WickApp, ui: &mut egui::Ui, big: bool) {
     if ui.put(folder_rect, egui::Button::new("Open folder…")).clicked() {
         app.command(Command::Host(HostRequest::PickDataset { folder: true }));
     }
+    ui.add_space(10.0);
 }
 
 fn samples(app: &mut WickApp, ui: &mut egui::Ui) {

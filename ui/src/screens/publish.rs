@@ -140,7 +140,7 @@ fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
                 ui.end_row();
                 for v in model.versions.iter().rev() {
                     ui.label(format!("v{}", v.version));
-                    ui.label(v.created_at.format("%Y-%m-%d %H:%M").to_string());
+                    ui.label(published_ago(v.created_at, chrono::Utc::now())).on_hover_text(v.created_at.to_rfc3339());
                     ui.label(format!("{:.1} kB", v.size_bytes as f64 / 1024.0));
                     ui.label(&v.notes);
                     if Some(v.version) == default {
@@ -159,5 +159,30 @@ fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
                 app.command(Command::Rollback { name, version });
             }
         }
+    }
+}
+
+/// "just now", "5 min ago", "3 h ago", or the date for older versions.
+pub fn published_ago(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (now - at).num_seconds().max(0);
+    match secs {
+        0..60 => "just now".into(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => at.format("%Y-%m-%d").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_show_how_long_ago_they_were_published() {
+        let now = chrono::Utc::now();
+        assert_eq!(published_ago(now, now), "just now");
+        assert_eq!(published_ago(now - chrono::Duration::minutes(5), now), "5 min ago");
+        assert_eq!(published_ago(now - chrono::Duration::hours(3), now), "3 h ago");
+        assert_eq!(published_ago(now - chrono::Duration::days(3), now).len(), 10);
     }
 }
