@@ -237,7 +237,6 @@ impl WickApp {
             HostEvent::ExportModel => match self.selected_run_record() {
                 Some(run) if run.package.is_some() => {
                     let suggested_name = format!("{}.wick", self.publish_name_default());
-                    let _ = run;
                     self.host_requests.push(HostRequest::PickExportPath { suggested_name });
                 }
                 _ => self.notices.push("Train a model before exporting it.".into()),
@@ -418,7 +417,8 @@ impl WickApp {
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         let Some(path) = dropped.into_iter().next() else { return };
-        if is_image_file(&path) && !self.models.is_empty() || is_image_file(&path) && self.selected_package().is_some() {
+        // An image dropped once a model exists is something to try; anything else is a dataset.
+        if is_image_file(&path) && self.selected_package().is_some() {
             self.screen = Screen::Evaluate;
             self.command(Command::TryImage(path));
         } else {

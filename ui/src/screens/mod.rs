@@ -27,8 +27,6 @@ pub struct ViewState {
     pub eval_feature: Option<String>,
     /// Which CNN layer's editor is open.
     pub editing_layer: Option<usize>,
-    /// Scroll the Train screen's runs list to show comparisons.
-    pub show_step_loss: Option<bool>,
 }
 
 /// The whole window: a top bar, a step list on the left, the current screen in the middle.

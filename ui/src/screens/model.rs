@@ -224,17 +224,9 @@ fn mlp_editor(app: &mut WickApp, ui: &mut egui::Ui) {
             total += params;
             ui.label(format!("{units}"));
             ui.label(format_count(params));
-            ui.horizontal(|ui| {
-                if ui.small_button("↑").on_hover_text("Move up").clicked() {
-                    action = Some((i, "up"));
-                }
-                if ui.small_button("↓").on_hover_text("Move down").clicked() {
-                    action = Some((i, "down"));
-                }
-                if ui.small_button("×").on_hover_text("Remove").clicked() {
-                    action = Some((i, "remove"));
-                }
-            });
+            if let Some(a) = row_buttons(ui) {
+                action = Some((i, a));
+            }
             ui.end_row();
             width = *units;
         }
@@ -265,6 +257,19 @@ fn mlp_editor(app: &mut WickApp, ui: &mut egui::Ui) {
         ui.label("Dropout");
         ui.add(egui::Slider::new(&mut m.mlp_dropout, 0.0..=0.8));
     });
+}
+
+/// Move up / move down / remove buttons of one layer row; returns the one clicked.
+fn row_buttons(ui: &mut egui::Ui) -> Option<&'static str> {
+    let mut clicked = None;
+    ui.horizontal(|ui| {
+        for (label, hover, action) in [("↑", "Move up", "up"), ("↓", "Move down", "down"), ("×", "Remove", "remove")] {
+            if ui.small_button(label).on_hover_text(hover).clicked() {
+                clicked = Some(action);
+            }
+        }
+    });
+    clicked
 }
 
 fn apply_row_action<T>(rows: &mut Vec<T>, action: Option<(usize, &str)>) {
@@ -320,17 +325,9 @@ fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
                     ui.label("");
                 }
             }
-            ui.horizontal(|ui| {
-                if ui.small_button("↑").on_hover_text("Move up").clicked() {
-                    action = Some((i, "up"));
-                }
-                if ui.small_button("↓").on_hover_text("Move down").clicked() {
-                    action = Some((i, "down"));
-                }
-                if ui.small_button("×").on_hover_text("Remove").clicked() {
-                    action = Some((i, "remove"));
-                }
-            });
+            if let Some(a) = row_buttons(ui) {
+                action = Some((i, a));
+            }
             ui.end_row();
         }
         if let Some(out) = shapes.get(layers.len()) {
