@@ -27,6 +27,7 @@ use crate::window_state::WindowState;
 const NATIVE_MENU: bool = !cfg!(target_os = "linux");
 
 fn main() -> ExitCode {
+    wick_core::train::fix_cpu_thread_count();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()))

@@ -65,6 +65,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    wick_core::train::fix_cpu_thread_count();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -46,6 +46,21 @@ impl DeviceChoice {
     }
 }
 
+/// Fixes candle's CPU thread count for the life of the process; call it first thing in `main`, before
+/// any other thread starts (it sets an environment variable). A count the user chose with
+/// `RAYON_NUM_THREADS` is left alone.
+///
+/// Why: candle 0.11 works its default thread count out again on every matrix multiply, and on Linux
+/// machines without a preferred-core list that means reading and parsing `/proc/cpuinfo` each time
+/// (`strace` counted 26,000 opens in one second of `wick bench --serve`; `perf` put it at about 15% of
+/// the CPU time). candle reads `RAYON_NUM_THREADS` first, so setting it to the same number once turns
+/// that into a variable lookup.
+pub fn fix_cpu_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string());
+    }
+}
+
 fn open_cuda(i: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(WickError::Device("this build of Wick has no CUDA support; rebuild with `--features cuda`, or use --device cpu".into()));
