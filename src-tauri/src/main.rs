@@ -179,6 +179,11 @@ fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHos
             .add_filter("safetensors", &["safetensors"])
             .pick_file()
             .map(HostEvent::BackboneChosen),
+        HostRequest::PickTryImage => rfd::FileDialog::new()
+            .set_title("Choose an image for the model to look at")
+            .add_filter("Images", wick_core::data::IMAGE_EXTENSIONS)
+            .pick_file()
+            .map(HostEvent::TryImageChosen),
         HostRequest::Quit => {
             if let Ok(mut h) = host.lock() {
                 if let Some(h) = h.as_mut() {

@@ -12,7 +12,7 @@ use wick_core::publish::ModelListing;
 use wick_core::train::{CancelToken, TrainEvent};
 
 use crate::host::{AppConfig, HostEvent, HostRequest};
-use crate::jobs::{EndpointTarget, JobEvent, Jobs, LoadedData, TryInput};
+use crate::jobs::{EndpointTarget, FitRequest, FitView, JobEvent, Jobs, LoadedData, ModelSource, TryInput};
 use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
 use crate::samples::{Sample, SAMPLES};
 use crate::settings::Settings;
@@ -97,6 +97,14 @@ pub struct PublishState {
     pub snippets: Option<(String, String)>,
 }
 
+/// The Evaluate screen's fit plot, computed in the background for one (run, feature) at a time.
+#[derive(Default)]
+pub struct FitState {
+    pub key: Option<(u32, String)>,
+    pub busy: bool,
+    pub view: Option<Result<FitView, String>>,
+}
+
 /// Result of the Evaluate screen's "Try it".
 #[derive(Default)]
 pub struct TryState {
@@ -128,8 +136,7 @@ pub struct WickApp {
     pub view: screens::ViewState,
     pub thumbnails: crate::thumbnails::Thumbnails,
     waker: Waker,
-    /// The Evaluate screen's fitted curve: (run, feature, points), recomputed only when either changes.
-    pub view_cache_fit: Option<(u32, String, Vec<[f64; 2]>)>,
+    pub fit: FitState,
     commands: Vec<Command>,
     host_requests: Vec<HostRequest>,
     jobs: Jobs,
@@ -174,7 +181,7 @@ impl WickApp {
             show_settings: false,
             show_about: false,
             view: screens::ViewState::default(),
-            view_cache_fit: None,
+            fit: FitState::default(),
             commands: Vec::new(),
             host_requests: Vec::new(),
             jobs,
@@ -230,6 +237,7 @@ impl WickApp {
             HostEvent::BackboneChosen(path) => {
                 self.project.model.backbone_weights = Some(path);
             }
+            HostEvent::TryImageChosen(path) => self.command(Command::TryImage(path)),
             HostEvent::Save => {
                 self.generation += 1;
                 self.flush();
@@ -269,6 +277,7 @@ impl WickApp {
             || self.publish.test_busy
             || self.publish.versions_busy
             || self.try_it.busy
+            || self.fit.busy
     }
 
     // ----- derived facts the screens share -----
@@ -403,6 +412,7 @@ impl WickApp {
         self.selected_run = project.runs.last().map(|r| r.id);
         self.project = project;
         self.models.clear();
+        self.fit = FitState::default();
         self.publish = PublishState::default();
         self.try_it = TryState::default();
         self.notices.extend(problem.map(|p| p.to_string()));
@@ -440,6 +450,7 @@ impl WickApp {
                 if !matches!(&self.data, DataState::Loading(p) if *p == path) {
                     return;
                 }
+                self.fit = FitState::default();
                 match result {
                     Ok(data) => {
                         if let LoadedData::Images { index } = &data {
@@ -520,9 +531,21 @@ impl WickApp {
                 }
                 Err(e) => self.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
-            JobEvent::TryIt { result } => {
+            JobEvent::TryIt { run_id, model, result } => {
+                if let Some(model) = model {
+                    self.models.insert(run_id, model);
+                }
                 self.try_it.busy = false;
                 self.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+            }
+            JobEvent::FitView { run_id, feature, model, result } => {
+                if let Some(model) = model {
+                    self.models.insert(run_id, model);
+                }
+                if self.fit.key.as_ref().is_some_and(|(r, f)| *r == run_id && *f == feature) {
+                    self.fit.busy = false;
+                    self.fit.view = Some(result);
+                }
             }
             JobEvent::Exported { path, result } => match result {
                 Ok(()) => self.notices.push(format!("Model exported to {}", path.display())),
@@ -807,21 +830,26 @@ impl WickApp {
         Some((curl, python))
     }
 
-    /// A run's trained model: in memory since training, or loaded from its package.
-    pub fn model_for(&mut self, run_id: u32) -> Option<Arc<Model>> {
-        self.try_model_for(run_id).ok()
+    /// Where a run's trained model is: in memory since training or a job loaded it, else its package.
+    fn model_source(&self, run_id: u32) -> Result<ModelSource, String> {
+        if let Some(model) = self.models.get(&run_id) {
+            return Ok(ModelSource::Loaded(model.clone()));
+        }
+        let run = self.project.runs.iter().find(|r| r.id == run_id).ok_or("This run is no longer in the project; pick another run on the Train screen.")?;
+        let package = run.package.clone().ok_or("This run has no saved model (it did not finish); train it again.")?;
+        Ok(ModelSource::Package(package))
     }
 
-    fn try_model_for(&mut self, run_id: u32) -> Result<Arc<Model>, String> {
-        if let Some(m) = self.models.get(&run_id) {
-            return Ok(m.clone());
+    /// Starts computing the fit plot of `run_id` over `request.feature`, replacing any earlier one.
+    pub fn request_fit(&mut self, run_id: u32, request: FitRequest) {
+        self.fit = FitState { key: Some((run_id, request.feature.clone())), busy: true, view: None };
+        match self.model_source(run_id) {
+            Ok(source) => self.jobs.fit_view(run_id, source, request),
+            Err(e) => {
+                self.fit.busy = false;
+                self.fit.view = Some(Err(e));
+            }
         }
-        let run = self.project.runs.iter().find(|r| r.id == run_id).ok_or("the run is gone")?;
-        let package = run.package.as_ref().ok_or("This run has no saved model.")?;
-        let (model, _) = wick_core::package::load_package(package).map_err(|e| e.to_string())?;
-        let model = Arc::new(model);
-        self.models.insert(run_id, model.clone());
-        Ok(model)
     }
 
     fn try_with(&mut self, input: TryInput) {
@@ -829,10 +857,10 @@ impl WickApp {
             self.try_it.result = Some(Err("Train a model first.".into()));
             return;
         };
-        match self.try_model_for(run_id) {
-            Ok(model) => {
+        match self.model_source(run_id) {
+            Ok(source) => {
                 self.try_it.busy = true;
-                self.jobs.try_it(model, input);
+                self.jobs.try_it(run_id, source, input);
             }
             Err(e) => self.try_it.result = Some(Err(e)),
         }

@@ -34,6 +34,8 @@ pub enum HostRequest {
     PickExportPath { suggested_name: String },
     /// A file dialog for pretrained backbone weights.
     PickBackbone,
+    /// A file dialog for an image to show the model (Evaluate → Try it).
+    PickTryImage,
     Quit,
 }
 
@@ -44,6 +46,7 @@ pub enum HostEvent {
     OpenProject(PathBuf),
     ExportTo(PathBuf),
     BackboneChosen(PathBuf),
+    TryImageChosen(PathBuf),
     /// Menu: File → Save (the project is saved continuously; this forces it now).
     Save,
     /// Menu: File → Export model…

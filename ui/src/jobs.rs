@@ -49,6 +49,74 @@ pub struct TrainDone {
     pub package: PathBuf,
 }
 
+/// A run's trained model: already in memory, or still in its package on disk (after a restart).
+/// Jobs load packages themselves, so a large CNN never loads on the UI thread.
+#[derive(Clone)]
+pub enum ModelSource {
+    Loaded(Arc<Model>),
+    Package(PathBuf),
+}
+
+impl ModelSource {
+    fn load(self) -> Result<Arc<Model>, String> {
+        match self {
+            Self::Loaded(model) => Ok(model),
+            Self::Package(path) => wick_core::package::load_package(&path)
+                .map(|(model, _)| Arc::new(model))
+                .map_err(|e| format!("The saved model could not be loaded: {e}")),
+        }
+    }
+}
+
+/// What the Evaluate screen's fit plot needs, taken from the UI state so the work can run elsewhere.
+pub struct FitRequest {
+    pub feature: String,
+    pub df: DataFrame,
+    /// Every feature at its typical value; the chosen one is swept from `range.0` to `range.1`.
+    pub base_row: serde_json::Map<String, serde_json::Value>,
+    pub range: (f64, f64),
+    /// (row in `df`, actual target) of each test sample.
+    pub test_rows: Vec<(usize, f64)>,
+}
+
+/// The fit plot's data: test samples over the feature, and the model's curve.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FitView {
+    pub points: Vec<[f64; 2]>,
+    pub curve: Vec<[f64; 2]>,
+}
+
+/// Points along the chosen feature; enough for a smooth curve, few enough to predict in a blink.
+const FIT_CURVE_POINTS: usize = 120;
+
+fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
+    let column = request.df.column(&request.feature).map_err(|e| e.to_string())?;
+    let column = column.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+    let xs = column.f64().map_err(|e| e.to_string())?;
+    let points = request.test_rows.iter().filter_map(|&(row, actual)| Some([xs.get(row)?, actual])).collect();
+    let (lo, hi) = request.range;
+    let n = FIT_CURVE_POINTS;
+    let xs: Vec<f64> = (0..n).map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64).collect();
+    let rows: Vec<_> = xs
+        .iter()
+        .map(|x| {
+            let mut row = request.base_row.clone();
+            row.insert(request.feature.clone(), serde_json::json!(x));
+            row
+        })
+        .collect();
+    let predictions = model.predict_rows(&rows).map_err(|e| e.to_string())?;
+    let curve = xs
+        .iter()
+        .zip(&predictions)
+        .map(|(x, p)| match p {
+            Prediction::Value { value } => [*x, *value],
+            Prediction::Class { class_index, .. } => [*x, *class_index as f64],
+        })
+        .collect();
+    Ok(FitView { points, curve })
+}
+
 /// News from a background job.
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
@@ -58,7 +126,9 @@ pub enum JobEvent {
     TestResponse { result: Result<String, String> },
     Versions { result: Result<Vec<ModelListing>, String> },
     RolledBack { name: String, version: u64, result: Result<(), String> },
-    TryIt { result: Result<Vec<Prediction>, String> },
+    /// `model` is set when the job loaded it from its package, for the UI to keep.
+    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<Vec<Prediction>, String> },
+    FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
     Exported { path: PathBuf, result: Result<(), String> },
 }
 
@@ -167,14 +237,36 @@ impl Jobs {
     }
 
     /// Predicts one table row given as JSON values, or one image file.
-    pub fn try_it(&self, model: Arc<Model>, input: TryInput) {
+    pub fn try_it(&self, run_id: u32, source: ModelSource, input: TryInput) {
         self.spawn("try-it", move |send| {
-            let result = match input {
-                TryInput::Row(row) => model.predict_rows(&[row]),
-                TryInput::Image(path) => model.predict_image_paths(&[path]),
-            }
-            .map_err(|e| e.to_string());
-            send(JobEvent::TryIt { result });
+            let loaded_here = matches!(source, ModelSource::Package(_));
+            let (model, result) = match source.load() {
+                Ok(model) => {
+                    let result = match input {
+                        TryInput::Row(row) => model.predict_rows(&[row]),
+                        TryInput::Image(path) => model.predict_image_paths(&[path]),
+                    }
+                    .map_err(|e| e.to_string());
+                    (loaded_here.then_some(model), result)
+                }
+                Err(e) => (None, Err(e)),
+            };
+            send(JobEvent::TryIt { run_id, model, result });
+        });
+    }
+
+    /// Computes the Evaluate screen's fit plot for one feature.
+    pub fn fit_view(&self, run_id: u32, source: ModelSource, request: FitRequest) {
+        self.spawn("fit-view", move |send| {
+            let loaded_here = matches!(source, ModelSource::Package(_));
+            let (model, result) = match source.load() {
+                Ok(model) => {
+                    let result = fit_view(&model, &request);
+                    (loaded_here.then_some(model), result)
+                }
+                Err(e) => (None, Err(e)),
+            };
+            send(JobEvent::FitView { run_id, feature: request.feature, model, result });
         });
     }
 

@@ -280,10 +280,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
     Ok(())
 }
 
-/// A save request: the serialised project and a generation number the UI compares with what it shows.
+/// A save request: a snapshot of the project and a generation number the UI compares with what it shows.
+/// The snapshot is serialised on the saver thread: a run with 100,000 loss points takes milliseconds to
+/// write out, too long for a frame.
 struct SaveRequest {
     generation: u64,
-    bytes: Vec<u8>,
+    project: Box<Project>,
 }
 
 /// The background writer of `project.json`.
@@ -308,7 +310,9 @@ impl ProjectSaver {
                     while let Ok(newer) = rx.try_recv() {
                         req = newer;
                     }
-                    let result = write_atomic(&path, &req.bytes).map_err(|e| e.to_string());
+                    let result = serde_json::to_vec(&req.project)
+                        .map_err(|e| format!("could not serialise the project: {e}"))
+                        .and_then(|bytes| write_atomic(&path, &bytes).map_err(|e| e.to_string()));
                     if done_tx.send((req.generation, result)).is_err() {
                         break;
                     }
@@ -321,12 +325,7 @@ impl ProjectSaver {
     }
 
     pub fn save(&self, generation: u64, project: &Project) {
-        match serde_json::to_vec_pretty(project) {
-            Ok(bytes) => {
-                let _ = self.requests.send(SaveRequest { generation, bytes });
-            }
-            Err(e) => tracing::error!("could not serialise the project: {e}"),
-        }
+        let _ = self.requests.send(SaveRequest { generation, project: Box::new(project.clone()) });
     }
 
     pub fn poll(&mut self) {

@@ -12,8 +12,8 @@ use crate::jobs::LoadedData;
 
 /// An Open Inference Protocol request body for run `run_id`'s first test sample.
 pub fn test_request_body(app: &WickApp, run_id: u32) -> Result<Value, String> {
-    let run = app.project.runs.iter().find(|r| r.id == run_id).ok_or("the published run is gone")?;
-    let package = run.package.as_ref().ok_or("the run has no saved model")?;
+    let run = app.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
+    let package = run.package.as_ref().ok_or("the run has no saved model (it did not finish); train it again and publish that run")?;
     let manifest = read_manifest(package).map_err(|e| e.to_string())?;
     let sample = run.test_samples.first();
     match (app.loaded(), sample) {

@@ -14,7 +14,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 use wick_ui::app::DataState;
 use wick_ui::project::RunStatus;
-use wick_ui::{AppConfig, EndpointTarget, HostEvent, Screen, WickApp};
+use wick_ui::{AppConfig, EndpointTarget, HostEvent, HostRequest, Screen, WickApp};
 
 fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
@@ -284,6 +284,17 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     h.run_steps(3);
     assert!(h.state().view.mistakes_only);
     h.get_by_label("Accuracy");
+    // Try it with an image chosen in a file dialog (the host answers the request).
+    h.get_by_role_and_label(Role::Button, "Choose image…").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Choose image…").click();
+    h.run_steps(2);
+    assert_eq!(h.state_mut().take_host_requests(), vec![HostRequest::PickTryImage]);
+    let seven = std::fs::read_dir(samples_dir().join("digits/7")).unwrap().next().unwrap().unwrap().path();
+    h.state_mut().handle_host_event(HostEvent::TryImageChosen(seven));
+    wait_for(&mut h, "the prediction", |a| !a.try_it.busy && a.try_it.result.is_some());
+    let answer = h.state().try_it.result.clone().unwrap().expect("a prediction for a digit image");
+    assert!(answer.contains("% sure"), "{answer}");
 }
 
 #[test]
@@ -386,7 +397,15 @@ fn the_project_is_restored_after_a_restart() {
     assert_eq!(app.project.runs[0].status, RunStatus::Finished);
     assert!(app.project.runs[0].package.as_ref().unwrap().join("wick.json").is_file());
     assert_eq!(app.selected_run, Some(1));
+    assert!(app.models.is_empty(), "nothing is loaded until a screen needs it");
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
     h.run_steps(3);
     h.get_by_label("R²");
+    // The fit plot needs the model: a background job loads it from the package, then draws the curve.
+    wait_for(&mut h, "the fit plot", |a| !a.fit.busy && a.fit.view.is_some());
+    let fit = h.state().fit.view.clone().unwrap().expect("the fit is drawn from the saved package");
+    assert_eq!(fit.curve.len(), 120);
+    assert!(!fit.points.is_empty());
+    assert!(fit.curve.iter().all(|[x, y]| x.is_finite() && y.is_finite()));
+    assert!(h.state().models.contains_key(&1), "the loaded model is kept for Try it");
 }

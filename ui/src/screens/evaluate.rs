@@ -9,7 +9,8 @@ use wick_core::model::Prediction;
 use wick_core::train::{Actual, TestSample};
 
 use crate::app::{Command, Screen, WickApp};
-use crate::jobs::LoadedData;
+use crate::host::HostRequest;
+use crate::jobs::{FitRequest, LoadedData};
 use crate::project::RunRecord;
 use crate::screens::{data::thumbnail_grid, empty_state, error_label};
 use crate::theme;
@@ -98,49 +99,34 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         });
         ui.label(RichText::new("other features held at their typical value").small().weak());
     });
-    let col = df.column(&feature).ok().and_then(|c| c.cast(&wick_core::polars::prelude::DataType::Float64).ok());
-    let xs: Vec<Option<f64>> = col.as_ref().and_then(|c| c.f64().ok().map(|ca| ca.iter().collect())).unwrap_or_default();
-    let points: Vec<[f64; 2]> = run
-        .test_samples
-        .iter()
-        .filter_map(|s| {
-            let row = crate::requests::row_index(&s.source)?;
-            Some([xs.get(row).copied().flatten()?, value_of(&s.actual)])
-        })
-        .collect();
-    let curve = fit_curve(app, run, &feature);
-    Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
-        p.points(Points::new("test data", PlotPoints::from(points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
-        if let Some(curve) = curve {
-            p.line(Line::new("model", PlotPoints::from(curve)).color(theme::ACCENT).width(2.5));
-        }
-    });
-}
-
-fn fit_curve(app: &mut WickApp, run: &RunRecord, feature: &str) -> Option<Vec<[f64; 2]>> {
-    if let Some((id, f, curve)) = &app.view_cache_fit {
-        if *id == run.id && f == feature {
-            return Some(curve.clone());
-        }
+    if app.fit.key.as_ref() != Some(&(run.id, feature.clone())) {
+        let Some(range) = summary.columns.iter().find(|c| c.name == feature).and_then(|c| Some((c.min?, c.max?))) else { return };
+        let test_rows = run
+            .test_samples
+            .iter()
+            .filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual))))
+            .collect();
+        let request = FitRequest { feature: feature.clone(), df, base_row: typical_row(&summary), range, test_rows };
+        app.request_fit(run.id, request);
     }
-    let model = app.model_for(run.id)?;
-    let LoadedData::Table { summary, .. } = app.loaded()? else { return None };
-    let base = typical_row(summary);
-    let col = summary.columns.iter().find(|c| c.name == feature)?;
-    let (lo, hi) = (col.min?, col.max?);
-    let n = 120;
-    let rows: Vec<Map<String, Value>> = (0..n)
-        .map(|i| {
-            let mut row = base.clone();
-            row.insert(feature.to_string(), serde_json::json!(lo + (hi - lo) * i as f64 / (n - 1) as f64));
-            row
-        })
-        .collect();
-    let predictions = model.predict_rows(&rows).ok()?;
-    let curve: Vec<[f64; 2]> =
-        rows.iter().zip(&predictions).filter_map(|(r, p)| Some([r.get(feature)?.as_f64()?, predicted_value(p)])).collect();
-    app.view_cache_fit = Some((run.id, feature.to_string(), curve.clone()));
-    Some(curve)
+    let view = match &app.fit.view {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Drawing the fit…");
+            });
+            return;
+        }
+        Some(Err(e)) => {
+            error_label(ui, &format!("The fit could not be drawn: {e}"));
+            return;
+        }
+        Some(Ok(view)) => view.clone(),
+    };
+    Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
+        p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
+        p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
+    });
 }
 
 /// A row of typical values: the mean for numbers (the median is not in the summary) and the most
@@ -307,7 +293,12 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         ui.set_width(ui.available_width());
         match app.loaded().cloned() {
             Some(LoadedData::Images { .. }) => {
-                ui.label("Drop an image file onto the window to see what the model says.");
+                ui.horizontal(|ui| {
+                    if ui.button("Choose image…").clicked() {
+                        app.command(Command::Host(HostRequest::PickTryImage));
+                    }
+                    ui.label("or drop an image file onto the window to see what the model says.");
+                });
             }
             Some(LoadedData::Table { summary, .. }) => {
                 if app.try_it.for_run != Some(run.id) {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::table::read_table;
 use crate::error::{Result, WickError};
 
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "webp"];
+/// The image file types Wick reads (lower case, without the dot).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "webp"];
 
 /// A model's image input: pixels are resized to `width`×`height` and converted to `channels` (1 or 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

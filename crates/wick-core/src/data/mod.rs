@@ -6,7 +6,7 @@ pub mod summary;
 pub mod table;
 pub mod tabular;
 
-pub use images::{index_image_csv, index_image_folder, load_image, ImageIndex, ImageShape, SkippedFile};
+pub use images::{index_image_csv, index_image_folder, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
 pub use split::{split_rows, Split, SplitFractions};
 pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
 pub use table::{read_table, TableFormat};
