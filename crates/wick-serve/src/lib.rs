@@ -2,6 +2,7 @@
 //! with a versioned registry, bearer tokens, limits and Prometheus metrics.
 
 pub mod auth;
+pub mod batcher;
 pub mod config;
 pub mod embedded;
 pub mod error;

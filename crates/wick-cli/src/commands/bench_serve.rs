@@ -87,15 +87,19 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     let cnn_body = serde_json::to_vec(&serde_json::json!({ "inputs": [{ "name": "image", "shape": [1, 8, 8, 1], "datatype": "UINT8", "data": pixels }] }))?;
 
     let mut rows = Vec::new();
-    for (model, body) in [("linear", &linear_body), ("cnn", &cnn_body)] {
-        for connections in [1usize, 16, 64] {
+    // The health check is each server's round trip with no work in it: the floor under the 1-connection
+    // latency of the model rows.
+    let cells = [("linear", Some(&linear_body), vec![1usize, 16, 64]), ("cnn", Some(&cnn_body), vec![1, 16, 64]), ("health", None, vec![1])];
+    for (model, body, connection_counts) in cells {
+        for connections in connection_counts {
             eprintln!("{model}, {connections} connections…");
             let load = |url: String, auth: Option<String>| {
-                runtime.block_on(load_test(url, auth, body.clone(), connections, Duration::from_secs_f64(duration_secs), max_requests))
+                runtime.block_on(load_test(url, auth, body.cloned(), connections, Duration::from_secs_f64(duration_secs), max_requests))
             };
-            let wick = load(format!("{wick_url}/v2/models/{model}/infer"), Some(token.clone()))?;
+            let path = if body.is_some() { format!("/v2/models/{model}/infer") } else { "/v2/health/ready".to_string() };
+            let wick = load(format!("{wick_url}{path}"), Some(token.clone()))?;
             let python = match &python_url {
-                Some(url) => Some(load(format!("{url}/v2/models/{model}/infer"), None)?),
+                Some(url) => Some(load(format!("{url}{path}"), None)?),
                 None => None,
             };
             let throughput_ratio = python.as_ref().map(|p| wick.requests_per_sec / p.requests_per_sec.max(1e-9));
@@ -125,6 +129,7 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     }
     println!("{t}");
     println!("each cell: {duration_secs} s or {max_requests} requests, one row or one 8×8 image per request; load generator in this process");
+    println!("health: GET /v2/health/ready, each server's round trip with no model work (the floor under 1-connection latency)");
     Ok(())
 }
 
@@ -166,10 +171,11 @@ fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Resul
     bail!("the Python reference server did not become ready in 60 s")
 }
 
-/// `connections` workers send `body` back to back until `duration` passes or `max_requests` are sent.
-async fn load_test(url: String, auth: Option<String>, body: Vec<u8>, connections: usize, duration: Duration, max_requests: usize) -> Result<LoadResult> {
+/// `connections` workers POST `body` (GET without one) back to back until `duration` passes or
+/// `max_requests` are sent.
+async fn load_test(url: String, auth: Option<String>, body: Option<Vec<u8>>, connections: usize, duration: Duration, max_requests: usize) -> Result<LoadResult> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
-    let body = bytes::Bytes::from(body);
+    let body = body.map(bytes::Bytes::from);
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
@@ -181,7 +187,10 @@ async fn load_test(url: String, auth: Option<String>, body: Vec<u8>, connections
             let mut errors = 0usize;
             while Instant::now() < deadline && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests {
                 let t = Instant::now();
-                let mut req = client.post(&url).header("content-type", "application/json").body(body.clone());
+                let mut req = match &body {
+                    Some(body) => client.post(&url).header("content-type", "application/json").body(body.clone()),
+                    None => client.get(&url),
+                };
                 if let Some(a) = &auth {
                     req = req.bearer_auth(a);
                 }
