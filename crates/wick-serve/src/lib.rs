@@ -2,7 +2,6 @@
 //! with a versioned registry, bearer tokens, limits and Prometheus metrics.
 
 pub mod auth;
-pub mod batcher;
 pub mod config;
 pub mod embedded;
 pub mod error;

@@ -24,7 +24,6 @@ use wick_core::model::Model;
 use wick_core::package::{load_package, unpack_package, Manifest};
 pub use wick_core::publish::{ModelListing, Published, VersionRecord};
 
-use crate::batcher::Batcher;
 use crate::error::ServeError;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,9 +37,7 @@ pub struct ModelSettings {
 pub struct LoadedVersion {
     pub record: VersionRecord,
     pub manifest: Manifest,
-    pub model: Arc<Model>,
-    /// Image models batch concurrent requests; tabular models are cheap enough to run each alone.
-    pub batcher: Option<Batcher>,
+    pub model: Model,
 }
 
 #[derive(Default)]
@@ -275,17 +272,11 @@ impl Registry {
         }
         let dir = tempfile::tempdir_in(self.ensure_cache()?).map_err(|e| ServeError::Io { path: self.cache_dir.clone(), source: e })?;
         let record = record.clone();
-        let name = name.to_string();
         tokio::task::spawn_blocking(move || -> Result<LoadedVersion, ServeError> {
             let package = dir.path().join("package");
             unpack_package(&blob, &package)?;
             let (model, manifest) = load_package(&package)?;
-            let model = Arc::new(model);
-            let batcher = match model.image_shape() {
-                Ok(_) => Some(Batcher::start(model.clone(), &name).map_err(|e| ServeError::Invalid(format!("could not start the batch worker: {e}")))?),
-                Err(_) => None,
-            };
-            Ok(LoadedVersion { record, manifest, model, batcher })
+            Ok(LoadedVersion { record, manifest, model })
         })
         .await
         .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?

@@ -167,25 +167,16 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
         let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
         let call = to_call(&loaded.model, &request, state.config.max_tensor_elements)?;
         let rows = call.rows();
-        let predictions = match (&loaded.batcher, call.into_pixels(&loaded.model)) {
-            (Some(batcher), Ok(pixels)) => {
-                let (chw, n) = pixels.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                batcher.predict(chw, n, INLINE_MAX_ELEMENTS).await?
-            }
-            (_, Ok(Err(e))) => return Err(ApiError::BadRequest(e.to_string())),
-            (_, Ok(Ok((chw, n)))) => loaded.model.predict_pixels(&chw, n).map_err(|e| ApiError::BadRequest(e.to_string()))?,
-            (_, Err(call)) if call.elements() <= INLINE_MAX_ELEMENTS => {
-                // Small calls take microseconds: a hop to the blocking pool would cost more than the work.
-                call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?
-            }
-            (_, Err(call)) => {
-                let model = loaded.clone();
-                tokio::task::spawn_blocking(move || call.run(&model.model))
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?
-            }
-        };
+        let predictions = if call.elements() <= INLINE_MAX_ELEMENTS {
+            // Small calls take microseconds: a hop to the blocking pool would cost more than the work.
+            call.run(&loaded.model)
+        } else {
+            let model = loaded.clone();
+            tokio::task::spawn_blocking(move || call.run(&model.model))
+                .await
+                .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+        }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
         Ok::<_, ApiError>((InferResponse { model_name: name.to_string(), model_version: version_label.clone(), id: request.id, outputs }, rows))
     }

@@ -77,16 +77,6 @@ impl ModelCall {
         }
     }
 
-    /// Image calls as channel-first f32 pixels and their count, the form the batcher combines; `Err`
-    /// gives a table call back unchanged.
-    pub fn into_pixels(self, model: &Model) -> Result<wick_core::Result<(Vec<f32>, usize)>, Self> {
-        match self {
-            Self::ImagesU8 { pixels, n } => Ok(model.hwc_u8_to_pixels(&pixels, n).map(|chw| (chw, n))),
-            Self::ImagesF32 { chw, n } => Ok(Ok((chw, n))),
-            table => Err(table),
-        }
-    }
-
     pub fn run(self, model: &Model) -> wick_core::Result<Vec<Prediction>> {
         match self {
             Self::Table(df) => model.predict_frame(&df),

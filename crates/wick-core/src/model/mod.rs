@@ -145,12 +145,6 @@ impl Model {
 
     /// Predicts images given as interleaved u8 pixels `[N, H, W, C]` of the model's input size.
     pub fn predict_hwc_u8(&self, pixels: &[u8], n: usize) -> Result<Vec<Prediction>> {
-        self.predict_pixels(&self.hwc_u8_to_pixels(pixels, n)?, n)
-    }
-
-    /// Converts `n` interleaved u8 images `[N, H, W, C]` of the model's input size into the
-    /// channel-first f32 values [`Model::predict_pixels`] takes.
-    pub fn hwc_u8_to_pixels(&self, pixels: &[u8], n: usize) -> Result<Vec<f32>> {
         let shape = self.image_shape()?;
         let per = shape.len();
         if pixels.len() != n * per {
@@ -160,7 +154,7 @@ impl Model {
         for img in pixels.chunks_exact(per.max(1)) {
             chw.extend(hwc_u8_to_chw(img, shape)?);
         }
-        Ok(chw)
+        self.predict_pixels(&chw, n)
     }
 
     /// Predicts images given as channel-first f32 in `[0, 1]`, `n` images of the model's input size.
