@@ -409,3 +409,25 @@ fn the_project_is_restored_after_a_restart() {
     assert!(fit.curve.iter().all(|[x, y]| x.is_finite() && y.is_finite()));
     assert!(h.state().models.contains_key(&1), "the loaded model is kept for Try it");
 }
+
+#[test]
+fn a_diverging_run_says_so_on_the_train_screen() {
+    let env = Env::new(false);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label("Open Seattle weather").click();
+    wait_for(&mut h, "the sample to load", loaded);
+    h.get_by_role_and_label(Role::Button, "MLP").click();
+    h.run_steps(2);
+    // A learning rate no network survives: the loss overflows within a few steps.
+    h.state_mut().project.train.lr = 1e12;
+    h.state_mut().project.train.optimizer = wick_core::train::OptimizerKind::Sgd;
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    let run = h.state().project.runs.last().unwrap().clone();
+    let RunStatus::Failed(message) = &run.status else { panic!("expected a failed run, got {:?}", run.status) };
+    assert!(message.contains("diverged") && message.contains("learning rate"), "{message}");
+    assert_eq!(h.state().screen, Screen::Train);
+    h.get_by_label_contains("training diverged");
+    assert!(h.state().training.is_none(), "the app is ready for another run");
+}
