@@ -75,7 +75,7 @@ fn regression(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Regress
 }
 
 /// The data against one feature with the model's curve: the feature swept over its range while the
-/// other features stay at their median (numbers) or most common value (text).
+/// other features stay at their mean (numbers) or most common value (text).
 fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
     let Some(LoadedData::Table { df, summary, .. }) = app.loaded().cloned() else { return };
     let numeric: Vec<String> = summary
@@ -86,7 +86,11 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         .map(|c| c.name.clone())
         .collect();
     let Some(first) = numeric.first().cloned() else { return };
-    let feature = app.view.eval_feature.clone().filter(|f| numeric.contains(f)).unwrap_or(first);
+    if !app.view.eval_feature.as_ref().is_some_and(|f| numeric.contains(f)) {
+        // Open on the feature that explains the target best, so the first picture shows the fit.
+        app.view.eval_feature = Some(strongest_feature(&df, run, &numeric).unwrap_or(first));
+    }
+    let Some(feature) = app.view.eval_feature.clone() else { return };
     theme::section(ui, "The fit");
     ui.horizontal(|ui| {
         ui.label("Feature");
@@ -127,6 +131,43 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
         p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
     });
+}
+
+/// Test samples looked at when choosing the feature to plot; plenty to rank features, few enough to
+/// do on the UI thread once.
+const RANKING_SAMPLES: usize = 2_000;
+
+/// The numeric feature most correlated (in absolute value) with the target over the test samples.
+fn strongest_feature(df: &wick_core::polars::prelude::DataFrame, run: &RunRecord, numeric: &[String]) -> Option<String> {
+    let samples: Vec<(usize, f64)> = run
+        .test_samples
+        .iter()
+        .take(RANKING_SAMPLES)
+        .filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual))))
+        .collect();
+    let strength = |name: &String| -> Option<f64> {
+        let column = df.column(name).ok()?;
+        let pairs: Vec<(f64, f64)> =
+            samples.iter().filter_map(|&(row, y)| Some((column.get(row).ok()?.extract::<f64>()?, y))).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        abs_correlation(&pairs)
+    };
+    numeric.iter().filter_map(|n| Some((n, strength(n)?))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(n, _)| n.clone())
+}
+
+/// |Pearson r| of the pairs; `None` when either side is constant or there are fewer than 3 pairs.
+fn abs_correlation(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()).abs())
 }
 
 /// A row of typical values: the mean for numbers (the median is not in the summary) and the most
@@ -358,4 +399,20 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
             None => {}
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abs_correlation;
+
+    #[test]
+    fn correlation_ranks_a_line_above_noise_and_refuses_constants() {
+        let line: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 3.0 - 2.0 * i as f64)).collect();
+        assert!((abs_correlation(&line).unwrap() - 1.0).abs() < 1e-12);
+        let noise: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, ((i * 7919) % 13) as f64)).collect();
+        assert!(abs_correlation(&noise).unwrap() < 0.5);
+        let constant: Vec<(f64, f64)> = (0..50).map(|i| (1.0, i as f64)).collect();
+        assert_eq!(abs_correlation(&constant), None);
+        assert_eq!(abs_correlation(&line[..2]), None);
+    }
 }
