@@ -10,6 +10,7 @@ use tauri_runtime_wry::tao::event_loop::{ControlFlow, EventLoopProxy, EventLoopW
 use tauri_runtime_wry::{Context, EventLoopIterationContext, Message, Plugin, PluginBuilder, WebContextStore, WindowMessage};
 use wick_ui::{HostEvent, HostRequest, WickApp};
 
+use crate::accessibility::Accessibility;
 use crate::gpu::Gpu;
 use crate::input::{key_events, screen_rect, InputTracker};
 use crate::window_state::WindowState;
@@ -30,6 +31,7 @@ pub struct Host {
     cursor: egui::CursorIcon,
     window_state: WindowState,
     window_state_path: PathBuf,
+    accessibility: Accessibility,
     /// Keeps the embedded endpoint alive as long as the window.
     _server: Option<wick_serve::EmbeddedServer>,
     closing: bool,
@@ -71,6 +73,7 @@ impl Host {
         app: WickApp,
         window_state: WindowState,
         window_state_path: PathBuf,
+        accessibility: Accessibility,
         server: Option<wick_serve::EmbeddedServer>,
     ) -> anyhow::Result<Self> {
         let pixels_per_point = window.scale_factor()? as f32;
@@ -87,6 +90,7 @@ impl Host {
             cursor: egui::CursorIcon::Default,
             window_state,
             window_state_path,
+            accessibility,
             _server: server,
             closing: false,
         })
@@ -103,6 +107,12 @@ impl Host {
             WindowEvent::Moved(_) => {
                 self.remember_geometry();
                 false
+            }
+            WindowEvent::Focused(focused) => {
+                self.accessibility.set_focus(*focused);
+                let events = self.tracker.translate(event);
+                self.input.events.extend(events);
+                true
             }
             WindowEvent::ScaleFactorChanged { scale_factor, new_inner_size } => {
                 self.tracker.pixels_per_point = *scale_factor as f32;
@@ -151,6 +161,14 @@ impl Host {
     }
 
     fn remember_geometry(&mut self) {
+        if let (Ok(outer), Ok(size), Ok(inner), Ok(inner_size)) =
+            (self.window.outer_position(), self.window.outer_size(), self.window.inner_position(), self.window.inner_size())
+        {
+            let rect = |x: i32, y: i32, w: u32, h: u32| {
+                egui::accesskit::Rect::new(x as f64, y as f64, x as f64 + w as f64, y as f64 + h as f64)
+            };
+            self.accessibility.set_bounds(rect(outer.x, outer.y, size.width, size.height), rect(inner.x, inner.y, inner_size.width, inner_size.height));
+        }
         let scale = self.window.scale_factor().unwrap_or(1.0);
         if let Ok(size) = self.window.inner_size() {
             self.window_state.width = size.width as f64 / scale;
@@ -205,12 +223,14 @@ impl Host {
         input.focused = self.window.is_focused().unwrap_or(true);
         // hovered_files is a state, not an event: keep it across frames until the drag ends.
         self.input.hovered_files = input.hovered_files.clone();
+        self.accessibility.before_frame(&self.ctx, &mut input);
 
         let app = &mut self.app;
         let mut output = self.ctx.run_ui(input, |ui| app.ui(ui));
         let jobs = self.ctx.tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point);
         let clear = self.ctx.global_style().visuals.panel_fill;
         let painted = self.gpu.paint(&jobs, &mut output.textures_delta, output.pixels_per_point, clear);
+        self.accessibility.after_frame(output.platform_output.accesskit_update.take());
         self.platform_output(output.platform_output);
 
         let mut next = output.viewport_output.get(&egui::ViewportId::ROOT).map(|v| v.repaint_delay).filter(|d| *d < Duration::from_secs(3600));

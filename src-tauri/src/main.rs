@@ -1,6 +1,7 @@
 //! Wick's desktop app: a Tauri v2 window with no webview, painted by egui through egui-wgpu, with the
 //! endpoint server embedded on 127.0.0.1 so one-click publish works without setup.
 
+mod accessibility;
 mod egui_host;
 mod gpu;
 mod input;
@@ -25,6 +26,7 @@ use crate::window_state::WindowState;
 /// menu bar into the same X window wgpu presents to, where the two painters fight, so the UI draws the
 /// same File and Help menus itself (see ARCHITECTURE.md).
 const NATIVE_MENU: bool = !cfg!(target_os = "linux");
+const ATTACH_ACCESSIBILITY_BEFORE_SHOW: bool = !cfg!(target_os = "linux");
 
 fn main() -> ExitCode {
     wick_core::train::fix_cpu_thread_count();
@@ -92,7 +94,11 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
     let mut builder = tauri::window::WindowBuilder::new(app, MAIN_WINDOW)
         .title("Wick")
         .inner_size(state.width, state.height)
-        .min_inner_size(900.0, 600.0);
+        .min_inner_size(900.0, 600.0)
+        // macOS and Windows attach the accessibility adapter before the window is first shown. On
+        // Linux the X window, and so the handle the adapter is given, exists only once it is shown;
+        // the Linux adapter does not need to come first.
+        .visible(!ATTACH_ACCESSIBILITY_BEFORE_SHOW);
     if NATIVE_MENU {
         builder = builder.menu(menu::build(app)?);
     }
@@ -100,6 +106,15 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         builder = builder.position(x, y);
     }
     let window = builder.build().context("opening the main window")?;
+    let accessibility = {
+        use raw_window_handle::HasWindowHandle;
+        let handle = window.window_handle().map_err(|e| anyhow!("no window handle: {e}"))?.as_raw();
+        let wake = scheduler.clone();
+        accessibility::Accessibility::new(handle, move || wake.schedule(std::time::Duration::ZERO))
+    };
+    if ATTACH_ACCESSIBILITY_BEFORE_SHOW {
+        window.show().context("showing the main window")?;
+    }
     if state.maximized {
         let _ = window.maximize();
     }
@@ -146,7 +161,7 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         native_menu: NATIVE_MENU,
     };
     let wick = WickApp::new(config);
-    let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), server)?;
+    let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), accessibility, server)?;
     *host.lock().map_err(|_| anyhow!("the host lock is poisoned"))? = Some(new_host);
     Ok(())
 }
