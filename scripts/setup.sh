@@ -14,7 +14,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 desktop_packages=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   librsvg2-dev libxdo-dev xvfb xdotool imagemagick libgl1-mesa-dri libegl1 mesa-vulkan-drivers libvulkan1
-  libxkbcommon-x11-0 python3-gi gir1.2-gtk-3.0 fonts-dejavu-core)
+  libxkbcommon-x11-0 python3-gi gir1.2-gtk-3.0 fonts-dejavu-core dbus-daemon at-spi2-core libglib2.0-bin)
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${desktop_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real desktop binary under Xvfb with software rendering: the window appears and is drawn, a
 //! click reaches egui, a sample CSV dragged from a second program (a GTK drag source) is loaded, and
-//! the screenshot is not blank. Needs Xvfb, xdotool, ImageMagick and python3-gi (scripts/setup.sh).
+//! the screenshot is not blank; and a screen reader's view over AT-SPI lists the buttons and can press
+//! one. Needs Xvfb, xdotool, ImageMagick, python3-gi, dbus and at-spi2-core (scripts/setup.sh).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -160,4 +161,59 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     assert!(project.contains("seattle-weather.csv") && project.contains("temp_max"), "{project}");
     assert!(home.path().join("config/window.json").is_file());
     assert!(home.path().join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
+}
+
+/// Starts Xvfb on a display of its own.
+fn start_xvfb(offset: u32) -> (Killed, String) {
+    let display = format!(":{}", 500 + offset + std::process::id() % 400);
+    let xvfb = Killed(
+        Command::new("Xvfb")
+            .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("Xvfb", Duration::from_secs(10), || {
+        Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
+    });
+    (xvfb, display)
+}
+
+/// A screen reader's path through the app: the AT-SPI tree (what Orca reads) holds the screen's
+/// buttons with their labels, and pressing one through AT-SPI's Action interface does what a click
+/// does: here it opens the Seattle weather sample.
+#[test]
+fn a_screen_reader_sees_the_buttons_and_can_press_one() {
+    for tool in ["Xvfb", "xdotool", "dbus-run-session", "gdbus"] {
+        need(tool);
+    }
+    let (_xvfb, display) = start_xvfb(0);
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("app.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y/session.sh");
+    let out = Command::new("dbus-run-session")
+        .arg("--")
+        .arg("bash")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_wick-desktop"))
+        .arg(&log)
+        .arg("Open Seattle weather")
+        .env("DISPLAY", &display)
+        .env("WICK_HOME", home.path())
+        .env("WICK_LOG", "info")
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let app_log = log_of(&log);
+    assert!(out.status.success(), "screen reader run failed:\n{tree}\n{}\n{app_log}", String::from_utf8_lossy(&out.stderr));
+    // ATSPI_ROLE_PUSH_BUTTON is 43: the buttons are buttons, with the labels a sighted user reads.
+    for button in ["43: Open Seattle weather", "43: Open file…", "43: Settings"] {
+        assert!(tree.lines().any(|l| l == button), "{button} not in the tree:\n{tree}");
+    }
+    assert!(tree.contains("pressed: Open Seattle weather"), "{tree}");
+    assert!(app_log.contains("dataset loaded") && app_log.contains("rows=1461"), "the press did not open the sample:\n{app_log}");
 }
