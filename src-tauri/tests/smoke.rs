@@ -56,18 +56,7 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
         need(tool);
     }
     let home = tempfile::tempdir().unwrap();
-    let display = format!(":{}", 90 + std::process::id() % 400);
-    let _xvfb = Killed(
-        Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("Xvfb", Duration::from_secs(10), || {
-        Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
-    });
+    let (_xvfb, display) = start_xvfb(90);
 
     let log = home.path().join("app.log");
     let log_file = std::fs::File::create(&log).unwrap();
@@ -163,9 +152,10 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     assert!(home.path().join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
 }
 
-/// Starts Xvfb on a display of its own.
-fn start_xvfb(offset: u32) -> (Killed, String) {
-    let display = format!(":{}", 500 + offset + std::process::id() % 400);
+/// Starts Xvfb on a display of its own: `first` + a number from the process id, below `first` + 400
+/// (the two tests run in parallel, with `first` 400 apart).
+fn start_xvfb(first: u32) -> (Killed, String) {
+    let display = format!(":{}", first + std::process::id() % 400);
     let xvfb = Killed(
         Command::new("Xvfb")
             .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
@@ -188,7 +178,7 @@ fn a_screen_reader_sees_the_buttons_and_can_press_one() {
     for tool in ["Xvfb", "xdotool", "dbus-run-session", "gdbus"] {
         need(tool);
     }
-    let (_xvfb, display) = start_xvfb(0);
+    let (_xvfb, display) = start_xvfb(500);
     let home = tempfile::tempdir().unwrap();
     let log = home.path().join("app.log");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y/session.sh");

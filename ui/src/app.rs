@@ -101,8 +101,14 @@ pub struct PublishState {
 #[derive(Default)]
 pub struct FitState {
     pub key: Option<(u32, String)>,
-    pub busy: bool,
+    /// `None` while the job for `key` runs.
     pub view: Option<Result<FitView, String>>,
+}
+
+impl FitState {
+    pub fn is_busy(&self) -> bool {
+        self.key.is_some() && self.view.is_none()
+    }
 }
 
 /// Result of the Evaluate screen's "Try it".
@@ -277,7 +283,7 @@ impl WickApp {
             || self.publish.test_busy
             || self.publish.versions_busy
             || self.try_it.busy
-            || self.fit.busy
+            || self.fit.is_busy()
     }
 
     // ----- derived facts the screens share -----
@@ -532,18 +538,13 @@ impl WickApp {
                 Err(e) => self.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
             JobEvent::TryIt { run_id, model, result } => {
-                if let Some(model) = model {
-                    self.models.insert(run_id, model);
-                }
+                self.models.extend(model.map(|m| (run_id, m)));
                 self.try_it.busy = false;
                 self.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
             }
             JobEvent::FitView { run_id, feature, model, result } => {
-                if let Some(model) = model {
-                    self.models.insert(run_id, model);
-                }
+                self.models.extend(model.map(|m| (run_id, m)));
                 if self.fit.key.as_ref().is_some_and(|(r, f)| *r == run_id && *f == feature) {
-                    self.fit.busy = false;
                     self.fit.view = Some(result);
                 }
             }
@@ -842,13 +843,10 @@ impl WickApp {
 
     /// Starts computing the fit plot of `run_id` over `request.feature`, replacing any earlier one.
     pub fn request_fit(&mut self, run_id: u32, request: FitRequest) {
-        self.fit = FitState { key: Some((run_id, request.feature.clone())), busy: true, view: None };
+        self.fit = FitState { key: Some((run_id, request.feature.clone())), view: None };
         match self.model_source(run_id) {
             Ok(source) => self.jobs.fit_view(run_id, source, request),
-            Err(e) => {
-                self.fit.busy = false;
-                self.fit.view = Some(Err(e));
-            }
+            Err(e) => self.fit.view = Some(Err(e)),
         }
     }
 

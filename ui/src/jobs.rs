@@ -58,13 +58,21 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    fn load(self) -> Result<Arc<Model>, String> {
-        match self {
-            Self::Loaded(model) => Ok(model),
-            Self::Package(path) => wick_core::package::load_package(&path)
-                .map(|(model, _)| Arc::new(model))
-                .map_err(|e| format!("The saved model could not be loaded: {e}")),
-        }
+    /// Runs `work` with the model, loading it first if needed. Gives back the model when it was
+    /// loaded here, for the UI to keep, with the result.
+    fn with<T>(self, work: impl FnOnce(&Model) -> Result<T, String>) -> (Option<Arc<Model>>, Result<T, String>) {
+        let (model, loaded_here) = match self {
+            Self::Loaded(model) => (model, false),
+            Self::Package(path) => match wick_core::package::load_package(&path) {
+                Ok((model, _)) => (Arc::new(model), true),
+                Err(e) => {
+                    let message = format!("The saved model in {} could not be loaded ({e}); train the run again.", path.display());
+                    return (None, Err(message));
+                }
+            },
+        };
+        let result = work(&model);
+        (loaded_here.then_some(model), result)
     }
 }
 
@@ -90,9 +98,12 @@ pub struct FitView {
 const FIT_CURVE_POINTS: usize = 120;
 
 fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
-    let column = request.df.column(&request.feature).map_err(|e| e.to_string())?;
-    let column = column.cast(&DataType::Float64).map_err(|e| e.to_string())?;
-    let xs = column.f64().map_err(|e| e.to_string())?;
+    let not_numeric = |e: wick_core::polars::prelude::PolarsError| {
+        format!("column `{}` of the open dataset can't be plotted ({e}); open the dataset this run was trained on", request.feature)
+    };
+    let column = request.df.column(&request.feature).map_err(not_numeric)?;
+    let column = column.cast(&DataType::Float64).map_err(not_numeric)?;
+    let xs = column.f64().map_err(not_numeric)?;
     let points = request.test_rows.iter().filter_map(|&(row, actual)| Some([xs.get(row)?, actual])).collect();
     let (lo, hi) = request.range;
     let n = FIT_CURVE_POINTS;
@@ -105,15 +116,8 @@ fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
             row
         })
         .collect();
-    let predictions = model.predict_rows(&rows).map_err(|e| e.to_string())?;
-    let curve = xs
-        .iter()
-        .zip(&predictions)
-        .map(|(x, p)| match p {
-            Prediction::Value { value } => [*x, *value],
-            Prediction::Class { class_index, .. } => [*x, *class_index as f64],
-        })
-        .collect();
+    let predictions = model.predict_rows(&rows).map_err(|e| format!("{e}; open the dataset this run was trained on"))?;
+    let curve = xs.iter().zip(&predictions).map(|(x, p)| [*x, p.as_f64()]).collect();
     Ok(FitView { points, curve })
 }
 
@@ -239,18 +243,13 @@ impl Jobs {
     /// Predicts one table row given as JSON values, or one image file.
     pub fn try_it(&self, run_id: u32, source: ModelSource, input: TryInput) {
         self.spawn("try-it", move |send| {
-            let loaded_here = matches!(source, ModelSource::Package(_));
-            let (model, result) = match source.load() {
-                Ok(model) => {
-                    let result = match input {
-                        TryInput::Row(row) => model.predict_rows(&[row]),
-                        TryInput::Image(path) => model.predict_image_paths(&[path]),
-                    }
-                    .map_err(|e| e.to_string());
-                    (loaded_here.then_some(model), result)
+            let (model, result) = source.with(|model| {
+                match input {
+                    TryInput::Row(row) => model.predict_rows(&[row]),
+                    TryInput::Image(path) => model.predict_image_paths(&[path]),
                 }
-                Err(e) => (None, Err(e)),
-            };
+                .map_err(|e| e.to_string())
+            });
             send(JobEvent::TryIt { run_id, model, result });
         });
     }
@@ -258,14 +257,7 @@ impl Jobs {
     /// Computes the Evaluate screen's fit plot for one feature.
     pub fn fit_view(&self, run_id: u32, source: ModelSource, request: FitRequest) {
         self.spawn("fit-view", move |send| {
-            let loaded_here = matches!(source, ModelSource::Package(_));
-            let (model, result) = match source.load() {
-                Ok(model) => {
-                    let result = fit_view(&model, &request);
-                    (loaded_here.then_some(model), result)
-                }
-                Err(e) => (None, Err(e)),
-            };
+            let (model, result) = source.with(|model| fit_view(model, &request));
             send(JobEvent::FitView { run_id, feature: request.feature, model, result });
         });
     }

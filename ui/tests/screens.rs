@@ -65,6 +65,15 @@ fn wait_for(h: &mut Harness<'static, WickApp>, what: &str, done: impl Fn(&WickAp
     }
 }
 
+/// A fresh app with a sample dataset opened by its button (e.g. "Seattle weather"), loaded.
+fn with_sample(env: &Env, sample: &str) -> Harness<'static, WickApp> {
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.get_by_label(&format!("Open {sample}")).click();
+    wait_for(&mut h, "the sample to load", loaded);
+    h
+}
+
 fn loaded(app: &WickApp) -> bool {
     matches!(app.data, DataState::Loaded { .. })
 }
@@ -190,10 +199,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
 #[test]
 fn versions_roll_back_from_the_publish_screen() {
     let env = Env::new(true);
-    let mut h = harness(WickApp::new(env.config()));
-    h.run_steps(3);
-    h.get_by_label("Open Seattle weather").click();
-    wait_for(&mut h, "the sample to load", loaded);
+    let mut h = with_sample(&env, "Seattle weather");
     for template in ["Linear", "Ridge"] {
         h.get_by_role_and_label(Role::Button, "Model").click();
         h.run_steps(2);
@@ -223,10 +229,7 @@ fn versions_roll_back_from_the_publish_screen() {
 #[test]
 fn classification_confusion_cells_filter_the_samples() {
     let env = Env::new(false);
-    let mut h = harness(WickApp::new(env.config()));
-    h.run_steps(3);
-    h.get_by_label("Open Breast cancer").click();
-    wait_for(&mut h, "the sample to load", loaded);
+    let mut h = with_sample(&env, "Breast cancer");
     assert_eq!(h.state().project.model.template, wick_ui::project::Template::Logistic);
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
@@ -250,10 +253,7 @@ fn classification_confusion_cells_filter_the_samples() {
 #[test]
 fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     let env = Env::new(false);
-    let mut h = harness(WickApp::new(env.config()));
-    h.run_steps(3);
-    h.get_by_label("Open Handwritten digits").click();
-    wait_for(&mut h, "the digits to load", loaded);
+    let mut h = with_sample(&env, "Handwritten digits");
     assert_eq!(h.state().project.model.template, wick_ui::project::Template::Cnn);
     h.get_by_role_and_label(Role::Button, "Data").click();
     h.run_steps(2);
@@ -300,10 +300,7 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
 #[test]
 fn an_impossible_layer_is_flagged_and_training_does_not_start() {
     let env = Env::new(false);
-    let mut h = harness(WickApp::new(env.config()));
-    h.run_steps(3);
-    h.get_by_label("Open Handwritten digits").click();
-    wait_for(&mut h, "the digits to load", loaded);
+    let mut h = with_sample(&env, "Handwritten digits");
     h.state_mut().project.model.cnn_layers.insert(
         3,
         wick_core::model::Layer::Conv2d { filters: 8, kernel: 9, stride: 1, padding: wick_core::model::Padding::Valid },
@@ -378,10 +375,7 @@ fn an_unreachable_endpoint_is_reported_next_to_the_publish_button() {
 fn the_project_is_restored_after_a_restart() {
     let env = Env::new(false);
     {
-        let mut h = harness(WickApp::new(env.config()));
-        h.run_steps(3);
-        h.get_by_label("Open Seattle weather").click();
-        wait_for(&mut h, "the sample to load", loaded);
+        let mut h = with_sample(&env, "Seattle weather");
         h.get_by_role_and_label(Role::Button, "Polynomial").click();
         h.run_steps(2);
         h.get_by_role_and_label(Role::Button, "▶  Train").click();
@@ -402,7 +396,7 @@ fn the_project_is_restored_after_a_restart() {
     h.run_steps(3);
     h.get_by_label("R²");
     // The fit plot needs the model: a background job loads it from the package, then draws the curve.
-    wait_for(&mut h, "the fit plot", |a| !a.fit.busy && a.fit.view.is_some());
+    wait_for(&mut h, "the fit plot", |a| a.fit.view.is_some());
     let fit = h.state().fit.view.clone().unwrap().expect("the fit is drawn from the saved package");
     assert_eq!(fit.curve.len(), 120);
     assert!(!fit.points.is_empty());
@@ -413,10 +407,7 @@ fn the_project_is_restored_after_a_restart() {
 #[test]
 fn a_diverging_run_says_so_on_the_train_screen() {
     let env = Env::new(false);
-    let mut h = harness(WickApp::new(env.config()));
-    h.run_steps(3);
-    h.get_by_label("Open Seattle weather").click();
-    wait_for(&mut h, "the sample to load", loaded);
+    let mut h = with_sample(&env, "Seattle weather");
     h.get_by_role_and_label(Role::Button, "MLP").click();
     h.run_steps(2);
     // A learning rate no network survives: the loss overflows within a few steps.

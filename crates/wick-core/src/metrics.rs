@@ -1,5 +1,5 @@
 //! Evaluation metrics: MSE, RMSE, MAE and R² for regression; accuracy, per-class precision/recall/F1
-//! and the confusion matrix for classification.
+//! and the confusion matrix for classification; Pearson correlation.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,22 @@ pub fn regression_metrics(actual: &[f64], predicted: &[f64]) -> RegressionMetric
     let ss_tot = actual.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>();
     let r2 = if ss_tot > 0.0 { 1.0 - mse * n / ss_tot } else { 0.0 };
     RegressionMetrics { mse, rmse: mse.sqrt(), mae, r2 }
+}
+
+/// Pearson's r of (x, y) pairs; `None` when either side is constant or there are fewer than 3 pairs.
+pub fn correlation(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +110,18 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn correlation_of_a_line_noise_and_constants() {
+        let falling: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 3.0 - 2.0 * i as f64)).collect();
+        assert!((correlation(&falling).unwrap() + 1.0).abs() < 1e-12);
+        // numpy.corrcoef([0, 1, 2, 3], [1, 3, 2, 5])[0, 1] = 0.8315218406202999
+        let four = [(0.0, 1.0), (1.0, 3.0), (2.0, 2.0), (3.0, 5.0)];
+        assert!((correlation(&four).unwrap() - 0.8315218406202999).abs() < 1e-12);
+        let constant: Vec<(f64, f64)> = (0..50).map(|i| (1.0, i as f64)).collect();
+        assert_eq!(correlation(&constant), None);
+        assert_eq!(correlation(&falling[..2]), None);
+    }
 
     #[test]
     fn regression_metrics_by_hand() {

@@ -41,20 +41,13 @@ fn value_of(a: &Actual) -> f64 {
     }
 }
 
-fn predicted_value(p: &Prediction) -> f64 {
-    match p {
-        Prediction::Value { value } => *value,
-        Prediction::Class { class_index, .. } => *class_index as f64,
-    }
-}
-
 fn regression(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &RegressionMetrics) {
     ui.horizontal(|ui| {
         metric_tile(ui, "R²", format!("{:.3}", m.r2), "1.0 is perfect; 0 is no better than guessing the mean");
         metric_tile(ui, "RMSE", format!("{:.3}", m.rmse), "typical size of an error, in the target's units");
         metric_tile(ui, "MAE", format!("{:.3}", m.mae), "average absolute error");
     });
-    let pairs: Vec<[f64; 2]> = run.test_samples.iter().map(|s| [value_of(&s.actual), predicted_value(&s.predicted)]).collect();
+    let pairs: Vec<[f64; 2]> = run.test_samples.iter().map(|s| [value_of(&s.actual), s.predicted.as_f64()]).collect();
     fit_plot(app, ui, run);
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Predicted vs actual");
@@ -86,11 +79,18 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         .map(|c| c.name.clone())
         .collect();
     let Some(first) = numeric.first().cloned() else { return };
-    if !app.view.eval_feature.as_ref().is_some_and(|f| numeric.contains(f)) {
-        // Open on the feature that explains the target best, so the first picture shows the fit.
-        app.view.eval_feature = Some(strongest_feature(&df, run, &numeric).unwrap_or(first));
-    }
-    let Some(feature) = app.view.eval_feature.clone() else { return };
+    let test_rows = || -> Vec<(usize, f64)> {
+        run.test_samples.iter().filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual)))).collect()
+    };
+    let feature = match app.view.eval_feature.clone().filter(|f| numeric.contains(f)) {
+        Some(chosen) => chosen,
+        None => {
+            // Open on the feature that explains the target best, so the first picture shows the fit.
+            let strongest = strongest_feature(&df, &test_rows(), &numeric).unwrap_or(first);
+            app.view.eval_feature = Some(strongest.clone());
+            strongest
+        }
+    };
     theme::section(ui, "The fit");
     ui.horizontal(|ui| {
         ui.label("Feature");
@@ -105,12 +105,7 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
     });
     if app.fit.key.as_ref() != Some(&(run.id, feature.clone())) {
         let Some(range) = summary.columns.iter().find(|c| c.name == feature).and_then(|c| Some((c.min?, c.max?))) else { return };
-        let test_rows = run
-            .test_samples
-            .iter()
-            .filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual))))
-            .collect();
-        let request = FitRequest { feature: feature.clone(), df, base_row: typical_row(&summary), range, test_rows };
+        let request = FitRequest { feature: feature.clone(), df, base_row: typical_row(&summary), range, test_rows: test_rows() };
         app.request_fit(run.id, request);
     }
     let view = match &app.fit.view {
@@ -137,37 +132,20 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
 /// do on the UI thread once.
 const RANKING_SAMPLES: usize = 2_000;
 
-/// The numeric feature most correlated (in absolute value) with the target over the test samples.
-fn strongest_feature(df: &wick_core::polars::prelude::DataFrame, run: &RunRecord, numeric: &[String]) -> Option<String> {
-    let samples: Vec<(usize, f64)> = run
-        .test_samples
-        .iter()
-        .take(RANKING_SAMPLES)
-        .filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual))))
-        .collect();
+/// The numeric feature most correlated (in absolute value) with the target over `test_rows`
+/// (row in `df`, actual target).
+fn strongest_feature(df: &wick_core::polars::prelude::DataFrame, test_rows: &[(usize, f64)], numeric: &[String]) -> Option<String> {
     let strength = |name: &String| -> Option<f64> {
         let column = df.column(name).ok()?;
-        let pairs: Vec<(f64, f64)> =
-            samples.iter().filter_map(|&(row, y)| Some((column.get(row).ok()?.extract::<f64>()?, y))).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-        abs_correlation(&pairs)
+        let pairs: Vec<(f64, f64)> = test_rows
+            .iter()
+            .take(RANKING_SAMPLES)
+            .filter_map(|&(row, y)| Some((column.get(row).ok()?.extract::<f64>()?, y)))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        Some(wick_core::metrics::correlation(&pairs)?.abs())
     };
     numeric.iter().filter_map(|n| Some((n, strength(n)?))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(n, _)| n.clone())
-}
-
-/// |Pearson r| of the pairs; `None` when either side is constant or there are fewer than 3 pairs.
-fn abs_correlation(pairs: &[(f64, f64)]) -> Option<f64> {
-    if pairs.len() < 3 {
-        return None;
-    }
-    let n = pairs.len() as f64;
-    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (x, y) in pairs {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) * (x - mx);
-        syy += (y - my) * (y - my);
-    }
-    (sxx > 0.0 && syy > 0.0).then(|| (sxy / (sxx * syy).sqrt()).abs())
 }
 
 /// A row of typical values: the mean for numbers (the median is not in the summary) and the most
@@ -399,20 +377,4 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
             None => {}
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::abs_correlation;
-
-    #[test]
-    fn correlation_ranks_a_line_above_noise_and_refuses_constants() {
-        let line: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 3.0 - 2.0 * i as f64)).collect();
-        assert!((abs_correlation(&line).unwrap() - 1.0).abs() < 1e-12);
-        let noise: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, ((i * 7919) % 13) as f64)).collect();
-        assert!(abs_correlation(&noise).unwrap() < 0.5);
-        let constant: Vec<(f64, f64)> = (0..50).map(|i| (1.0, i as f64)).collect();
-        assert_eq!(abs_correlation(&constant), None);
-        assert_eq!(abs_correlation(&line[..2]), None);
-    }
 }

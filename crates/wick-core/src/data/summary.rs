@@ -261,8 +261,8 @@ fn value_counts<'a>(values: impl Iterator<Item = &'a str>) -> FastMap<'a> {
 /// Exact counts of a text column's values. polars keeps strings of up to 12 bytes inside their 16-byte
 /// view, so those are counted by the view as one integer: no string hashing or comparing, which were
 /// the largest cost of the statistics of `wick bench`'s CSV (its date and category columns, seen in
-/// `perf`); longer strings are counted by their text. The view counts are merged into the text counts at the end, so the
-/// result does not depend on how a view pads its unused bytes.
+/// `perf`); longer strings are counted by their text. The view counts are merged into the text counts
+/// at the end, so the result does not depend on how a view pads its unused bytes.
 fn text_value_counts(text: &StringChunked) -> FastMap<'_> {
     const MAX_INLINE_LEN: u32 = 12;
     let mut counts = FastMap::default();

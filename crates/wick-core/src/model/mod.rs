@@ -64,6 +64,14 @@ pub enum Prediction {
 }
 
 impl Prediction {
+    /// The prediction as a number: the value, or the class index (for plots and regression metrics).
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Self::Value { value } => *value,
+            Self::Class { class_index, .. } => *class_index as f64,
+        }
+    }
+
     pub fn confidence(&self) -> Option<f32> {
         match self {
             Self::Class { class_index, probabilities, .. } => probabilities.get(*class_index).copied(),

@@ -52,8 +52,8 @@ impl DeviceChoice {
 ///
 /// Why: candle 0.11 works its default thread count out again on every matrix multiply, and on Linux
 /// machines without a preferred-core list that means reading and parsing `/proc/cpuinfo` each time
-/// (`strace` counted 26,000 opens in one second of `wick bench --serve`; `perf` put it at about 15% of
-/// the CPU time). candle reads `RAYON_NUM_THREADS` first, so setting it to the same number once turns
+/// (`strace -f -e openat` counted 26,000 opens during `wick bench --serve --duration-secs 1`, six
+/// one-second load cells; `perf` put the kernel's cpuinfo formatting at about 15% of the CPU time). candle reads `RAYON_NUM_THREADS` first, so setting it to the same number once turns
 /// that into a variable lookup.
 pub fn fix_cpu_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {

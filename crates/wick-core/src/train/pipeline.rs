@@ -264,13 +264,7 @@ fn targets_for(target: &TargetValues, split: &Split) -> Result<SplitTargets> {
 }
 
 fn values(predictions: &[Prediction]) -> Vec<f64> {
-    predictions
-        .iter()
-        .map(|p| match p {
-            Prediction::Value { value } => *value,
-            Prediction::Class { class_index, .. } => *class_index as f64,
-        })
-        .collect()
+    predictions.iter().map(Prediction::as_f64).collect()
 }
 
 fn classes_of(predictions: &[Prediction]) -> Vec<usize> {
