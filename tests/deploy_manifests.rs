@@ -58,10 +58,8 @@ async fn probe_paths_answer_on_a_real_server() {
         data_dir: dir.path().join("data"),
         ..wick_serve::ServeConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = wick_serve::AppState::new(config).await.unwrap();
-    tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
+    let server = tokio::task::spawn_blocking(move || wick_serve::RunningServer::start(config)).await.unwrap().unwrap();
+    let addr = server.addr;
     let container = &load("k8s/deployment.yaml")["spec"]["template"]["spec"]["containers"][0];
     for probe in ["livenessProbe", "readinessProbe"] {
         let path = container[probe]["httpGet"]["path"].as_str().unwrap();

@@ -31,6 +31,12 @@ pub struct ServeConfig {
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP when both are set.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Worker threads, each answering its own connections; 0 = one per CPU.
+    pub worker_threads: usize,
+    /// After a request, a worker keeps polling for this many µs before it sleeps, so that a client's
+    /// next request finds it awake (waking a sleeping thread costs tens of µs on virtual machines).
+    /// Costs at most this much CPU per request; 0 turns it off.
+    pub idle_spin_us: u64,
 }
 
 impl Default for ServeConfig {
@@ -50,6 +56,8 @@ impl Default for ServeConfig {
             refresh_interval_secs: 2,
             tls_cert: None,
             tls_key: None,
+            worker_threads: 0,
+            idle_spin_us: 100,
         }
     }
 }
@@ -101,6 +109,12 @@ impl ServeConfig {
         }
         if let Some(v) = get("WICK_SERVE_TLS_KEY") {
             self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("WICK_SERVE_WORKER_THREADS") {
+            self.worker_threads = parse("WICK_SERVE_WORKER_THREADS", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_IDLE_SPIN_US") {
+            self.idle_spin_us = parse("WICK_SERVE_IDLE_SPIN_US", v)?;
         }
         if let Some(v) = get("WICK_SERVE_REFRESH_INTERVAL_SECS") {
             self.refresh_interval_secs = parse("WICK_SERVE_REFRESH_INTERVAL_SECS", v)?;

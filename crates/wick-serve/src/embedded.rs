@@ -1,11 +1,11 @@
 //! The endpoint server running inside another program (the desktop app, tests) on a random loopback
 //! port, with a local token that can publish and infer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::auth::{create_token, revoke_token, Scope, TokenStore};
 use crate::error::ServeError;
-use crate::{serve, AppState, ServeConfig};
+use crate::{RunningServer, ServeConfig};
 
 /// The token's name in the token file.
 const TOKEN_NAME: &str = "desktop";
@@ -16,8 +16,7 @@ pub struct EmbeddedServer {
     /// Publish + infer token for this machine's user, kept in the token file given to
     /// [`EmbeddedServer::start`] (mode 0600).
     pub token: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: RunningServer,
 }
 
 impl EmbeddedServer {
@@ -28,47 +27,16 @@ impl EmbeddedServer {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             store: data_dir.join("models").to_string_lossy().to_string(),
             data_dir: data_dir.to_path_buf(),
+            // Two threads are plenty for one person's requests, and a laptop should not spin.
+            worker_threads: 2,
+            idle_spin_us: 0,
             ..ServeConfig::default()
         };
-        let io = |path: PathBuf| move |source| ServeError::Io { path, source };
-        std::fs::create_dir_all(data_dir).map_err(io(data_dir.to_path_buf()))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServeError::Io { path: data_dir.to_path_buf(), source })?;
         let token = local_token(token_file, &config.tokens_path())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wick-serve-embedded")
-            .enable_all()
-            .build()
-            .map_err(io(data_dir.to_path_buf()))?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(config.listen))
-            .map_err(io(PathBuf::from(config.listen.to_string())))?;
-        let addr = listener.local_addr().map_err(io(PathBuf::from(config.listen.to_string())))?;
-        let state = runtime.block_on(AppState::new(config))?;
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("wick-serve-embedded".into())
-            .spawn(move || {
-                let result = runtime.block_on(serve(state, listener, async {
-                    let _ = stop.await;
-                }));
-                if let Err(e) = result {
-                    tracing::error!("the embedded endpoint stopped: {e}");
-                }
-            })
-            .map_err(io(data_dir.to_path_buf()))?;
-        tracing::info!(%addr, "embedded endpoint listening");
-        Ok(Self { url: format!("http://{addr}"), token, shutdown: Some(shutdown), thread: Some(thread) })
-    }
-}
-
-impl Drop for EmbeddedServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let server = RunningServer::start(config)?;
+        tracing::info!(addr = %server.addr, "embedded endpoint listening");
+        Ok(Self { url: format!("http://{}", server.addr), token, _server: server })
     }
 }
 

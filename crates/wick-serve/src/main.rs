@@ -62,10 +62,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let config = ServeConfig::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(wick_serve::run(config)).context("serving")
-        }
+        Command::Run => wick_serve::run(config).context("serving"),
         Command::Token(cmd) => token(&config, cmd),
     }
 }

@@ -135,7 +135,11 @@ impl Registry {
     /// The archive must unpack to a loadable package before any version record is written.
     pub async fn publish(&self, name: &str, archive: Bytes, expected_sha256: Option<&str>, notes: &str) -> Result<Published, ServeError> {
         check_model_name(name)?;
-        let sha256 = hex::encode(Sha256::digest(&archive));
+        // Hashing a large upload takes a while: off the worker that answers other connections.
+        let for_hash = archive.clone();
+        let sha256 = tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&for_hash)))
+            .await
+            .map_err(|e| ServeError::Invalid(format!("hashing the upload failed: {e}")))?;
         if let Some(expected) = expected_sha256 {
             if !expected.eq_ignore_ascii_case(&sha256) {
                 return Err(ServeError::Invalid(format!("upload damaged in transit: sha256 is {sha256}, the client sent {expected}")));

@@ -77,11 +77,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Answers 503 with Retry-After instead of queueing without bound.
 async fn limit_concurrency(State(state): Shared, request: Request, next: Next) -> Response {
+    crate::workers::note_request();
     let response = match state.permits.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) => ApiError::Overloaded.into_response(),
     };
     state.metrics.http_requests.get_or_create(&RouteLabels { status: response.status().as_u16() }).inc();
+    crate::workers::note_request();
     response
 }
 
@@ -272,7 +274,7 @@ async fn usage(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_js
 }
 
 /// Re-reads the store every `refresh_interval_secs` until dropped.
-fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(state.config.refresh_interval_secs.max(1)));
         loop {
@@ -284,36 +286,35 @@ fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Serves plain HTTP on `listener` until `shutdown` resolves.
+/// Serves plain HTTP on `listener` from the current tokio runtime, refreshing the registry from the
+/// store, until `shutdown` resolves. For a server inside a program's own runtime (tests); a stand-alone
+/// server uses [`crate::RunningServer`].
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     let refresher = spawn_refresher(state.clone());
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let result = serve_connections(state, listener, shutdown).await;
     refresher.abort();
-    result.map_err(|e| ServeError::Invalid(format!("server error: {e}")))
+    result
 }
 
-/// Serves HTTPS (rustls) on `listener` with the PEM certificate chain and key, until `shutdown` resolves.
-pub async fn serve_tls(
+/// Answers HTTP connections on `listener` until `shutdown` resolves.
+pub(crate) async fn serve_connections(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(|e| ServeError::Invalid(format!("server error: {e}")))
+}
+
+/// Answers HTTPS (rustls) connections on `listener` until `shutdown` resolves, then lets requests in
+/// flight finish for up to 10 s.
+pub(crate) async fn serve_connections_tls(
     state: Arc<AppState>,
     listener: std::net::TcpListener,
-    cert: &std::path::Path,
-    key: &std::path::Path,
+    tls: axum_server::tls_rustls::RustlsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    // Several crates could pick a rustls crypto provider; name ours once. A second call is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-        .await
-        .map_err(|e| ServeError::Config(format!("TLS certificate {} / key {}: {e}", cert.display(), key.display())))?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let refresher = spawn_refresher(state.clone());
     let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| ServeError::Io { path: "listener".into(), source: e })?;
-    let result = server.handle(handle).serve(router(state).into_make_service()).await;
-    refresher.abort();
-    result.map_err(|e| ServeError::Io { path: "server".into(), source: e })
+    server.handle(handle).serve(router(state).into_make_service()).await.map_err(|e| ServeError::Io { path: "server".into(), source: e })
 }

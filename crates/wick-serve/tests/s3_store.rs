@@ -14,7 +14,7 @@ use wick_core::package::save_package;
 use wick_core::publish::Endpoint;
 use wick_core::train::{train_table, CancelToken, TrainConfig};
 use wick_serve::auth::{create_token, Scope};
-use wick_serve::{AppState, ServeConfig};
+use wick_serve::{RunningServer, ServeConfig};
 
 struct KillOnDrop(Child);
 
@@ -67,7 +67,6 @@ fn s3_store_round_trip_and_a_second_replica() {
     let tokens = dir.path().join("tokens.json");
     let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let start = |data_dir: &str| {
         let config = ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -77,16 +76,12 @@ fn s3_store_round_trip_and_a_second_replica() {
             refresh_interval_secs: 1,
             ..ServeConfig::default()
         };
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let state = AppState::new(config).await.unwrap();
-            tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
-            format!("http://{addr}")
-        })
+        let server = RunningServer::start(config).unwrap();
+        let url = format!("http://{}", server.addr);
+        (server, url)
     };
-    let a = start("a");
-    let b = start("b");
+    let (_server_a, a) = start("a");
+    let (_server_b, b) = start("b");
     let published = Endpoint::new(&a, &token).unwrap().publish(&package, None, "via S3").unwrap();
     assert_eq!(published.version, 1);
     let keys = http.get(format!("{s3}/wick-models?list-type=2&prefix=team-a/")).send().unwrap().text().unwrap();

@@ -14,7 +14,7 @@ use wick_core::package::{load_package, save_package};
 use wick_core::publish::{Endpoint, PublishError};
 use wick_core::train::{train_images, train_table, CancelToken, TrainConfig};
 use wick_serve::auth::{create_token, Scope};
-use wick_serve::{AppState, ServeConfig};
+use wick_serve::{RunningServer, ServeConfig};
 
 fn sample(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data").join(name)
@@ -56,7 +56,7 @@ struct Server {
     url: String,
     publish_token: String,
     infer_token: String,
-    _runtime: tokio::runtime::Runtime,
+    _server: RunningServer,
     dir: Arc<tempfile::TempDir>,
 }
 
@@ -74,15 +74,9 @@ fn config_in(dir: &Path, store: &Path) -> ServeConfig {
 }
 
 fn start_with(config: ServeConfig, dir: Arc<tempfile::TempDir>, tokens: (String, String)) -> Server {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let url = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = AppState::new(config).await.unwrap();
-        tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
-        format!("http://{addr}")
-    });
-    Server { url, publish_token: tokens.0, infer_token: tokens.1, _runtime: runtime, dir }
+    let server = RunningServer::start(config).unwrap();
+    let url = format!("http://{}", server.addr);
+    Server { url, publish_token: tokens.0, infer_token: tokens.1, _server: server, dir }
 }
 
 fn start() -> Server {
@@ -444,15 +438,10 @@ fn tls_serves_https_and_an_untrusted_certificate_is_a_clear_client_error() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let config = config_in(dir.path(), &dir.path().join("store"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(async move {
-        let state = AppState::new(config).await.unwrap();
-        wick_serve::serve_tls(state, listener, &cert_path, &key_path, std::future::pending()).await.unwrap();
-    });
+    let config = ServeConfig { tls_cert: Some(cert_path), tls_key: Some(key_path), ..config_in(dir.path(), &dir.path().join("store")) };
+    let server = RunningServer::start(config).unwrap();
+    assert!(server.tls);
+    let port = server.addr.port();
     let url = format!("https://localhost:{port}");
     let trusting = reqwest::blocking::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())

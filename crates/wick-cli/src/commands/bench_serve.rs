@@ -52,24 +52,22 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     eprintln!("training the benchmark models…");
     let (linear, cnn) = train_models(samples, dir.path())?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let tokens = dir.path().join("tokens.json");
     let (token, _) = create_token(&tokens, "bench", vec![Scope::Publish, Scope::Infer], None)?;
-    let config = wick_serve::ServeConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        store: dir.path().join("store").to_string_lossy().to_string(),
-        data_dir: dir.path().join("data"),
-        tokens_file: Some(tokens),
-        max_concurrent_requests: 1024,
-        ..wick_serve::ServeConfig::default()
-    };
-    let wick_url = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
-        let state = wick_serve::AppState::new(config).await?;
-        tokio::spawn(wick_serve::serve(state, listener, std::future::pending()));
-        anyhow::Ok(format!("http://{addr}"))
-    })?;
+    // wick-serve runs as its own process, as `wick serve` would, so that it and the Python server are
+    // measured alike: each a separate process, the same load generator in this one.
+    let port = free_port()?;
+    let mut wick_command = Command::new(std::env::current_exe().context("finding the wick executable")?);
+    wick_command
+        .arg("serve")
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.path().join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_TOKENS_FILE", &tokens)
+        .env("WICK_SERVE_MAX_CONCURRENT_REQUESTS", "1024")
+        .env("RUST_LOG", "warn");
+    let wick_server = start_server(wick_command, port)?.context("wick serve did not start")?;
+    let wick_url = wick_server.1.clone();
     let endpoint = Endpoint::new(&wick_url, &token)?;
     endpoint.publish(&linear, Some("linear"), "")?;
     endpoint.publish(&cnn, Some("cnn"), "")?;
@@ -78,7 +76,6 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     if reference.is_none() {
         eprintln!("note: the Python reference server could not start (needs fastapi, uvicorn, safetensors, torch); measuring Wick only");
     }
-    let python_url = reference.as_ref().map(|(_, url)| url.clone());
 
     let linear_body = serde_json::to_vec(&serde_json::json!({ "inputs": [
         { "name": "temp_min", "shape": [1], "datatype": "FP64", "data": [11.5] },
@@ -86,20 +83,25 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     let pixels: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
     let cnn_body = serde_json::to_vec(&serde_json::json!({ "inputs": [{ "name": "image", "shape": [1, 8, 8, 1], "datatype": "UINT8", "data": pixels }] }))?;
 
+    // One load thread per CPU (one per connection below that): fewer made the load generator the
+    // bottleneck at 64 connections on 2 cores.
+    let client_threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let mut rows = Vec::new();
-    // The health check is each server's round trip with no work in it: the floor under the 1-connection
-    // latency of the model rows.
+    // The health check is each server's round trip with no model work (the floor under the 1-connection
+    // latency of the model rows).
     let cells = [("linear", Some(&linear_body), vec![1usize, 16, 64]), ("cnn", Some(&cnn_body), vec![1, 16, 64]), ("health", None, vec![1])];
     for (model, body, connection_counts) in cells {
         for connections in connection_counts {
             eprintln!("{model}, {connections} connections…");
-            let load = |url: String, auth: Option<String>| {
-                runtime.block_on(load_test(url, auth, body.cloned(), connections, Duration::from_secs_f64(duration_secs), max_requests))
-            };
             let path = if body.is_some() { format!("/v2/models/{model}/infer") } else { "/v2/health/ready".to_string() };
-            let wick = load(format!("{wick_url}{path}"), Some(token.clone()))?;
-            let python = match &python_url {
-                Some(url) => Some(load(format!("{url}{path}"), None)?),
+            let load = |server: &(KillOnDrop, String), auth: Option<String>| -> Result<LoadResult> {
+                let addr: SocketAddr = server.1.trim_start_matches("http://").parse()?;
+                let target = Target { addr, path: path.clone(), auth };
+                load_test(&target, body.map(Vec::as_slice), connections, client_threads, Duration::from_secs_f64(duration_secs), max_requests)
+            };
+            let wick = load(&wick_server, Some(token.clone()))?;
+            let python = match &reference {
+                Some(server) => Some(load(server, None)?),
                 None => None,
             };
             let throughput_ratio = python.as_ref().map(|p| wick.requests_per_sec / p.requests_per_sec.max(1e-9));
@@ -107,6 +109,7 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
         }
     }
     drop(reference);
+    drop(wick_server);
     if json {
         return print_json(&rows);
     }
@@ -148,11 +151,23 @@ fn train_models(samples: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((linear, cnn))
 }
 
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Result<Option<(KillOnDrop, String)>> {
     let script = dir.join("reference_server.py");
     std::fs::write(&script, REFERENCE_SERVER_PY)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = match Command::new(python).arg(&script).arg(port.to_string()).arg(linear).arg(cnn).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
+    let port = free_port()?;
+    let mut command = Command::new(python);
+    command.arg(&script).arg(port.to_string()).arg(linear).arg(cnn);
+    start_server(command, port)
+}
+
+/// Starts `command` (a server that will listen on `port`) and waits until it answers its readiness
+/// check; `None` when it cannot be started or exits first.
+fn start_server(mut command: Command, port: u16) -> Result<Option<(KillOnDrop, String)>> {
+    let child = match command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
@@ -168,46 +183,44 @@ fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Resul
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("the Python reference server did not become ready in 60 s")
+    bail!("{command:?} did not become ready in 60 s")
 }
 
-/// `connections` workers POST `body` (GET without one) back to back until `duration` passes or
-/// `max_requests` are sent.
-async fn load_test(url: String, auth: Option<String>, body: Option<Vec<u8>>, connections: usize, duration: Duration, max_requests: usize) -> Result<LoadResult> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
-    let body = body.map(bytes::Bytes::from);
+/// `connections` keep-alive HTTP/1 connections POST `body` (GET without one) back to back until
+/// `duration` passes or `max_requests` are sent. The load generator is hyper's bare client connection on
+/// current-thread runtimes (no pool, no redirects, no cross-thread hand-offs) so that, like `wrk`, it
+/// costs the servers as little of this machine's CPU as it can.
+fn load_test(target: &Target, body: Option<&[u8]>, connections: usize, client_threads: usize, duration: Duration, max_requests: usize) -> Result<LoadResult> {
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (client, url, auth, body, sent) = (client.clone(), url.clone(), auth.clone(), body.clone(), sent.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            while Instant::now() < deadline && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests {
-                let t = Instant::now();
-                let mut req = match &body {
-                    Some(body) => client.post(&url).header("content-type", "application/json").body(body.clone()),
-                    None => client.get(&url),
-                };
-                if let Some(a) = &auth {
-                    req = req.bearer_auth(a);
-                }
-                let ok = match req.send().await {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                errors += usize::from(!ok);
-            }
-            (latencies, errors)
-        }));
-    }
+    let body = body.map(bytes::Bytes::copy_from_slice);
+    let threads: Vec<_> = (0..client_threads.clamp(1, connections))
+        .map(|t| {
+            let mine = (t..connections).step_by(client_threads.clamp(1, connections)).count();
+            let (target, body, sent) = (target.clone(), body.clone(), sent.clone());
+            std::thread::spawn(move || -> Result<(Vec<f64>, usize)> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async move {
+                    let workers: Vec<_> = (0..mine)
+                        .map(|_| tokio::spawn(connection_loop(target.clone(), body.clone(), sent.clone(), deadline, max_requests)))
+                        .collect();
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    for w in workers {
+                        let (l, e) = w.await.context("load worker")?;
+                        latencies.extend(l);
+                        errors += e;
+                    }
+                    Ok((latencies, errors))
+                })
+            })
+        })
+        .collect();
     let mut latencies = Vec::new();
     let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.context("load worker")?;
+    for t in threads {
+        let (l, e) = t.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
         latencies.extend(l);
         errors += e;
     }
@@ -215,4 +228,63 @@ async fn load_test(url: String, auth: Option<String>, body: Option<Vec<u8>>, con
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
     Ok(LoadResult { requests: latencies.len(), errors, requests_per_sec: latencies.len() as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99) })
+}
+
+/// Where a load test sends its requests.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    path: String,
+    auth: Option<String>,
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// One connection's requests, reconnecting after a failure (a failed request counts as an error).
+async fn connection_loop(target: Target, body: Option<bytes::Bytes>, sent: Arc<std::sync::atomic::AtomicUsize>, deadline: Instant, max_requests: usize) -> (Vec<f64>, usize) {
+    use http_body_util::BodyExt;
+    let mut latencies = Vec::new();
+    let mut errors = 0usize;
+    let mut sender: Option<Sender> = None;
+    let host = target.addr.to_string();
+    while Instant::now() < deadline && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests {
+        let t = Instant::now();
+        let ok = async {
+            let s = match sender.as_mut() {
+                Some(s) => s,
+                None => sender.insert(connect(target.addr).await?),
+            };
+            let mut request = hyper::Request::builder().uri(target.path.as_str()).header(hyper::header::HOST, host.as_str());
+            if let Some(a) = &target.auth {
+                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {a}"));
+            }
+            let request = match &body {
+                Some(b) => request.method(hyper::Method::POST).header(hyper::header::CONTENT_TYPE, "application/json").body(http_body_util::Full::new(b.clone()))?,
+                None => request.method(hyper::Method::GET).body(http_body_util::Full::new(bytes::Bytes::new()))?,
+            };
+            let response = s.send_request(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            anyhow::Ok(status.is_success())
+        }
+        .await;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        match ok {
+            Ok(true) => {}
+            Ok(false) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                sender = None;
+            }
+        }
+    }
+    (latencies, errors)
 }

@@ -11,6 +11,5 @@ pub mod remote;
 pub fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = wick_serve::ServeConfig::load(config).context("loading the server configuration")?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(wick_serve::run(config)).context("serving")
+    wick_serve::run(config).context("serving")
 }
