@@ -288,7 +288,7 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
             Weights::Transfer { backbone: frozen, head }
         }
     };
-    let model = Model { spec, input: manifest.preprocessing.clone(), target: manifest.target.clone(), weights };
+    let model = Model::new(spec, manifest.preprocessing.clone(), manifest.target.clone(), weights)?;
     Ok((model, manifest))
 }
 

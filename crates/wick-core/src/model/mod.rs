@@ -1,5 +1,6 @@
 //! Models: the user's [`ModelSpec`], and a trained [`Model`] that predicts.
 
+mod cpu_net;
 pub mod linear;
 pub mod network;
 pub mod spec;
@@ -53,6 +54,8 @@ pub struct Model {
     pub input: ModelInput,
     pub target: TargetInfo,
     pub(crate) weights: Weights,
+    /// The network of `weights`, ready for CPU inference without candle (CPU networks only).
+    cpu_net: Option<cpu_net::CpuNet>,
 }
 
 /// One prediction.
@@ -84,6 +87,14 @@ impl Prediction {
 const PREDICT_BATCH: usize = 256;
 
 impl Model {
+    pub(crate) fn new(spec: ModelSpec, input: ModelInput, target: TargetInfo, weights: Weights) -> Result<Self> {
+        let cpu_net = match &weights {
+            Weights::Network(net) => net.cpu_net()?,
+            Weights::Linear(_) | Weights::Transfer { .. } => None,
+        };
+        Ok(Self { spec, input, target, weights, cpu_net })
+    }
+
     pub fn task(&self) -> Task {
         self.target.task
     }
@@ -204,7 +215,10 @@ impl Model {
                 Ok(px.chunks_exact(cols.max(1)).take(n).map(|row| Prediction::Value { value: fit.predict_row(row) }).collect())
             }
             Weights::Network(net) => {
-                let outputs = self.network_outputs(net, None, x, n)?;
+                let outputs = match &self.cpu_net {
+                    Some(cpu) => cpu.forward(&x.iter().map(|&v| v as f32).collect::<Vec<_>>(), n),
+                    None => self.network_outputs(net, None, x, n)?,
+                };
                 Ok(self.decode_outputs(&outputs, n))
             }
             Weights::Transfer { backbone, head } => {

@@ -11,6 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, WickError};
+use crate::model::cpu_net::CpuNet;
 use crate::model::spec::{conv_padding, Activation, Layer};
 
 enum NetLayer {
@@ -31,6 +32,9 @@ pub struct Network {
     /// Trainable parameters by name, in a stable order.
     params: Vec<(String, Var)>,
     input_shape: Vec<usize>,
+    /// The stack as specified (for building [`CpuNet`]).
+    layer_specs: Vec<Layer>,
+    n_outputs: usize,
     device: Device,
 }
 
@@ -118,7 +122,7 @@ impl Network {
         let weight = param(&mut init, &mut params, "output.weight", &[n_outputs, n_in], n_in, device)?;
         let bias = param(&mut init, &mut params, "output.bias", &[n_outputs], n_in, device)?;
         let output = Linear::new(weight, Some(bias));
-        Ok(Self { layers: built, output, params, input_shape: input_shape.to_vec(), device: device.clone() })
+        Ok(Self { layers: built, output, params, input_shape: input_shape.to_vec(), layer_specs: layers.to_vec(), n_outputs, device: device.clone() })
     }
 
     /// Runs the network on a batch `(N, ...input_shape)`. `dropout_rng` is only used when `train`.
@@ -186,6 +190,15 @@ impl Network {
             }
         }
         Ok(())
+    }
+
+    /// The same network for CPU inference without candle, when it computes on the CPU. Built from a
+    /// copy of the current weights: for a network that is done training.
+    pub(crate) fn cpu_net(&self) -> Result<Option<CpuNet>> {
+        if !self.device.is_cpu() {
+            return Ok(None);
+        }
+        Ok(Some(CpuNet::new(&self.input_shape, &self.layer_specs, self.n_outputs, &self.tensors()?)?))
     }
 
     pub fn input_shape(&self) -> &[usize] {

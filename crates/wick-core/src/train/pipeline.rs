@@ -160,7 +160,7 @@ fn train_table_inner(
             let (px, cols) = polynomial_features(&x_train, width, *poly_degree);
             let fit = fit_least_squares(&px, cols, &y_train, *ridge_alpha)?;
             let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
-            let model = Model { spec: spec.clone(), input, target, weights: Weights::Linear(fit) };
+            let model = Model::new(spec.clone(), input, target, Weights::Linear(fit))?;
             for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
                 if rows.is_empty() {
                     continue;
@@ -186,7 +186,7 @@ fn train_table_inner(
             recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), &split));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
             let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale };
-            let model = Model { spec: spec.clone(), input, target, weights: Weights::Network(net) };
+            let model = Model::new(spec.clone(), input, target, Weights::Network(net))?;
             (model, summary.epochs_run, summary.best_epoch, device_name)
         }
         ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => {
@@ -384,7 +384,7 @@ fn train_images_inner(
         None => Weights::Network(net),
         Some(backbone) => Weights::Transfer { backbone, head: net },
     };
-    let model = Model { spec: spec.clone(), input: ModelInput::Image { shape }, target, weights };
+    let model = Model::new(spec.clone(), ModelInput::Image { shape }, target, weights)?;
 
     let test_pixels = gather(&split.test);
     let predictions = model.predict_pixels(&test_pixels, split.test.len())?;
