@@ -110,8 +110,9 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     }
     drop(reference);
     drop(wick_server);
+    let echo_round_trips_per_sec = tcp_echo_round_trips_per_sec(Duration::from_secs_f64(duration_secs.min(2.0)))?;
     if json {
-        return print_json(&rows);
+        return print_json(&serde_json::json!({ "rows": rows, "tcp_echo_round_trips_per_sec": echo_round_trips_per_sec }));
     }
     let mut t = table(&["model", "conns", "Wick req/s", "p50 ms", "p99 ms", "err", "Python req/s", "p50 ms", "p99 ms", "err", "Wick ×"]);
     for r in &rows {
@@ -132,7 +133,10 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     }
     println!("{t}");
     println!("each cell: {duration_secs} s or {max_requests} requests, one row or one 8×8 image per request; load generator in this process");
-    println!("health: GET /v2/health/ready, each server's round trip with no model work (the floor under 1-connection latency)");
+    println!("health: GET /v2/health/ready, each server's round trip with no model work");
+    println!(
+        "this machine's floor at 1 connection: {echo_round_trips_per_sec:.0} round trips/s of 300 bytes between two threads over loopback TCP, with no HTTP and no work (a sleeping thread woken per message)"
+    );
     Ok(())
 }
 
@@ -228,6 +232,41 @@ fn load_test(target: &Target, body: Option<&[u8]>, connections: usize, client_th
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
     Ok(LoadResult { requests: latencies.len(), errors, requests_per_sec: latencies.len() as f64 / elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99) })
+}
+
+/// Round trips per second of 300 bytes echoed between two threads over loopback TCP (blocking
+/// sockets): what one connection costs this machine before any HTTP or model work.
+fn tcp_echo_round_trips_per_sec(duration: Duration) -> Result<f64> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            stream.write_all(&buf[..n])?;
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let message = [7u8; 300];
+    let mut reply = [0u8; 300];
+    let started = Instant::now();
+    let mut round_trips = 0u64;
+    while started.elapsed() < duration {
+        stream.write_all(&message)?;
+        stream.read_exact(&mut reply)?;
+        round_trips += 1;
+    }
+    let rate = round_trips as f64 / started.elapsed().as_secs_f64();
+    drop(stream);
+    echo.join().map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+    Ok(rate)
 }
 
 /// Where a load test sends its requests.

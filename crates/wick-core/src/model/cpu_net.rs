@@ -24,6 +24,8 @@ use crate::model::spec::{conv_padding, Activation, Layer};
 const LANES: usize = 16;
 /// Convolution output positions computed together (sharing each weight row read).
 const TILE_ROWS: usize = 4;
+/// Batches at least this large are split over threads (a single image is faster on one).
+const PARALLEL_MIN_SAMPLES: usize = 16;
 
 /// A height × width × channels activation (a flat vector is 1 × 1 × n).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -155,8 +157,22 @@ impl CpuNet {
     }
 
     /// Runs `n` samples given channels-first (as candle takes them); returns `n × n_outputs` values.
+    /// Large batches are split over the CPU's threads.
     pub(crate) fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+        use rayon::prelude::*;
+        let per = self.input.len().max(1);
+        let x = &x[..(n * per).min(x.len())];
+        let threads = rayon::current_num_threads();
+        if n < PARALLEL_MIN_SAMPLES || threads < 2 {
+            return self.forward_serial(x);
+        }
+        let chunk = n.div_ceil(threads);
+        x.par_chunks(chunk * per).map(|part| self.forward_serial(part)).collect::<Vec<_>>().concat()
+    }
+
+    fn forward_serial(&self, x: &[f32]) -> Vec<f32> {
         let per = self.input.len();
+        let n = x.len() / per.max(1);
         let mut out = Vec::with_capacity(n * self.n_outputs);
         let (mut a, mut b) = (vec![0.0f32; self.max_len], vec![0.0f32; self.max_len]);
         // One convolution patch, then a tile of them interleaved.
@@ -400,7 +416,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// The plan and candle agree on the same weights and inputs, layer kinds and odd sizes included.
-    fn agrees_with_candle(input_shape: &[usize], layers: &[Layer], n_outputs: usize) {
+    fn agrees_with_candle(input_shape: &[usize], layers: &[Layer], n_outputs: usize, n: usize) {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let fresh = Network::new(input_shape, layers, n_outputs, &mut rng, &Device::Cpu).unwrap();
         // A new batch norm is the identity (mean 0, variance 1, scale 1, shift 0): give every one
@@ -417,7 +433,6 @@ mod tests {
         }
         let net = Network::from_tensors(input_shape, layers, n_outputs, &tensors, &Device::Cpu).unwrap();
         let plan = CpuNet::new(input_shape, layers, n_outputs, &tensors).unwrap();
-        let n = 3;
         let per: usize = input_shape.iter().product();
         let x: Vec<f32> = (0..n * per).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
         let mut dims = vec![n];
@@ -433,12 +448,13 @@ mod tests {
 
     #[test]
     fn default_cnn_matches_candle() {
-        agrees_with_candle(&[1, 8, 8], &crate::model::default_cnn_layers(), 10);
+        // 40 images: a batch split over threads.
+        agrees_with_candle(&[1, 8, 8], &crate::model::default_cnn_layers(), 10, 40);
     }
 
     #[test]
     fn lenet_on_colour_images_matches_candle() {
-        agrees_with_candle(&[3, 28, 28], &crate::model::lenet_layers(), 5);
+        agrees_with_candle(&[3, 28, 28], &crate::model::lenet_layers(), 5, 3);
     }
 
     #[test]
@@ -459,13 +475,13 @@ mod tests {
             Layer::Dense { units: 3 },
             act(Activation::Sigmoid),
         ];
-        agrees_with_candle(&[2, 13, 11], &layers, 4);
+        agrees_with_candle(&[2, 13, 11], &layers, 4, 3);
     }
 
     #[test]
     fn a_multilayer_perceptron_on_rows_matches_candle() {
         let layers = vec![Layer::Dense { units: 33 }, Layer::Activation { function: Activation::Relu }, Layer::Dense { units: 16 }];
-        agrees_with_candle(&[7], &layers, 1);
+        agrees_with_candle(&[7], &layers, 1, 5);
     }
 
     /// The plain multiply-then-add path (CPUs without FMA) sums what the fused one does.
