@@ -178,6 +178,9 @@ fn spawn_worker(
                 if let Some(r) = refresher {
                     r.abort();
                 }
+                if let Err(e) = &result {
+                    tracing::error!(worker = index, "a server worker stopped: {e}");
+                }
                 result
             })
         })
