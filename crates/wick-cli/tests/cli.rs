@@ -171,3 +171,21 @@ fn serve_publish_models_rollback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token (401)"));
 }
+
+/// `wick bench --serve` in miniature: `wick serve` started as its own process, loaded by the hyper
+/// client at 1, 16 and 64 connections, every request answered. (No Python here: Wick's rows only.)
+#[test]
+fn bench_serve_loads_a_real_wick_serve_process() {
+    let v = ok_json(&["--json", "bench", "--serve", "--duration-secs", "0.3", "--max-requests", "300", "--python", "/nonexistent/python", "--samples", s(&sample(""))]);
+    let rows = v["rows"].as_array().unwrap();
+    let cells: Vec<(&str, u64)> = rows.iter().map(|r| (r["model"].as_str().unwrap(), r["connections"].as_u64().unwrap())).collect();
+    assert_eq!(cells, [("linear", 1), ("linear", 16), ("linear", 64), ("cnn", 1), ("cnn", 16), ("cnn", 64), ("health", 1)]);
+    for r in rows {
+        let wick = &r["wick"];
+        assert!(wick["requests"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(wick["errors"], 0, "{r}");
+        assert!(wick["p99_ms"].as_f64().unwrap() >= wick["p50_ms"].as_f64().unwrap(), "{r}");
+        assert!(r["python"].is_null(), "{r}");
+    }
+    assert!(v["tcp_echo_round_trips_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+}
