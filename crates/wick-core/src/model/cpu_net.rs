@@ -27,6 +27,12 @@ const TILE_ROWS: usize = 4;
 /// Batches at least this large are split over threads (a single image is faster on one).
 const PARALLEL_MIN_SAMPLES: usize = 16;
 
+thread_local! {
+    /// Two activation buffers and the convolution scratch, kept per thread between calls: serving
+    /// predicts one small request after another.
+    static BUFFERS: std::cell::RefCell<[Vec<f32>; 3]> = const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
 /// A height × width × channels activation (a flat vector is 1 × 1 × n).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Dims {
@@ -174,19 +180,30 @@ impl CpuNet {
         let per = self.input.len();
         let n = x.len() / per.max(1);
         let mut out = Vec::with_capacity(n * self.n_outputs);
-        let (mut a, mut b) = (vec![0.0f32; self.max_len], vec![0.0f32; self.max_len]);
-        // One convolution patch, then a tile of them interleaved.
-        let mut scratch = vec![0.0f32; self.max_patch * (1 + TILE_ROWS)];
+        // Every op writes the part of its buffer it reads back, so stale values never show.
+        BUFFERS.with_borrow_mut(|buffers| {
+            let [a, b, scratch] = buffers;
+            for (buffer, len) in [(&mut *a, self.max_len), (&mut *b, self.max_len), (&mut *scratch, self.max_patch * (1 + TILE_ROWS))] {
+                if buffer.len() < len {
+                    buffer.resize(len, 0.0);
+                }
+            }
+            self.run_samples(x, n, a, b, scratch, &mut out);
+        });
+        out
+    }
+
+    fn run_samples(&self, x: &[f32], n: usize, a: &mut Vec<f32>, b: &mut Vec<f32>, scratch: &mut [f32], out: &mut Vec<f32>) {
+        let per = self.input.len();
         for sample in x.chunks_exact(per.max(1)).take(n) {
-            to_channels_last(sample, self.input, &mut a);
+            to_channels_last(sample, self.input, a);
             let mut len = per;
             for op in &self.ops {
-                len = self.apply(op, &a[..len], &mut b, &mut scratch);
-                std::mem::swap(&mut a, &mut b);
+                len = self.apply(op, &a[..len], b, scratch);
+                std::mem::swap(a, b);
             }
             out.extend_from_slice(&a[..self.n_outputs]);
         }
-        out
     }
 
     /// Applies `op` to `x`, writing to `y`; returns the output length.
@@ -441,6 +458,8 @@ mod tests {
         let expected = expected.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let got = plan.forward(&x, n);
         assert_eq!(got.len(), expected.len());
+        // Again, on buffers the first call (and other tests' networks) left behind.
+        assert_eq!(plan.forward(&x, n), got);
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
             assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "output {i}: plan {g}, candle {e} ({layers:?})");
         }
