@@ -399,6 +399,60 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
     server.wait().unwrap();
 }
 
+/// SIGTERM stops accepting, lets a request already in flight finish, and exits cleanly.
+#[cfg(unix)]
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits() {
+    let p = packages();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.path().join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_TOKENS_FILE", &tokens)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if client().get(format!("{url}/v2/health/ready")).send().is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+
+    // Half a request, then SIGTERM, then the rest.
+    let body = weather_body(&[(3.0, 2.0, "rain")]).to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "POST /v2/models/weather/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    stream.write_all(&body.as_bytes()[..body.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = std::process::Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream.write_all(&body.as_bytes()[body.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "the request in flight is answered: {answer}");
+    assert!(answer.contains("\"temp_max\""), "{answer}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "wick-serve still running 10 s after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing listens after exit");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
