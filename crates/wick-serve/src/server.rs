@@ -32,8 +32,10 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
-/// Requests up to this many input values run on the async worker; larger ones on the blocking pool.
-const INLINE_MAX_ELEMENTS: usize = 4096;
+/// Inference requests with bodies up to this size are answered on the worker that received them;
+/// larger ones on the blocking pool. 64 KiB of JSON is about 4,000 numbers: tens of µs to parse and
+/// predict, less than a hop between threads costs.
+const INLINE_MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl AppState {
     pub async fn new(config: ServeConfig) -> Result<Arc<Self>, ServeError> {
@@ -154,35 +156,29 @@ async fn model_ready_v(State(state): Shared, headers: HeaderMap, Path((name, ver
 }
 
 async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
-    run_inference(&state, &headers, &name, None, &body).await
+    run_inference(&state, &headers, &name, None, body).await
 }
 
 async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
-    run_inference(&state, &headers, &name, Some(parse_version(&version)?), &body).await
+    run_inference(&state, &headers, &name, Some(parse_version(&version)?), body).await
 }
 
-async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: &[u8]) -> Result<Json<InferResponse>, ApiError> {
+async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
     let started = Instant::now();
     let (loaded, token) = lookup(state, headers, name, version).await?;
     let version_label = loaded.record.version.to_string();
-    let result = async {
-        let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
-        let call = to_call(&loaded.model, &request, state.config.max_tensor_elements)?;
-        let rows = call.rows();
-        let predictions = if call.elements() <= INLINE_MAX_ELEMENTS {
-            // Small calls take microseconds: a hop to the blocking pool would cost more than the work.
-            call.run(&loaded.model)
-        } else {
-            let model = loaded.clone();
-            tokio::task::spawn_blocking(move || call.run(&model.model))
-                .await
-                .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
-        }
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
-        Ok::<_, ApiError>((InferResponse { model_name: name.to_string(), model_version: version_label.clone(), id: request.id, outputs }, rows))
-    }
-    .await;
+    let max_elements = state.config.max_tensor_elements;
+    let result = if body.len() <= INLINE_MAX_BODY_BYTES {
+        // Small requests take microseconds: a hop to the blocking pool would cost more than the work.
+        infer_body(&loaded, name, &version_label, &body, max_elements)
+    } else {
+        // Parsing and predicting a large request takes long enough to hold up the other connections
+        // of this worker: off to the blocking pool.
+        let (loaded, name, version_label) = (loaded.clone(), name.to_string(), version_label.clone());
+        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, max_elements))
+            .await
+            .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+    };
     let status = match &result {
         Ok(_) => 200,
         Err(e) => e.status().as_u16(),
@@ -193,6 +189,16 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
     let rows = result.as_ref().map(|(_, r)| *r as u64).unwrap_or(0);
     state.metrics.meter(token.as_deref().unwrap_or("public"), name, rows, result.is_ok());
     result.map(|(r, _)| Json(r))
+}
+
+/// Parses an inference request, predicts and builds the response; also returns the number of rows.
+fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], max_elements: usize) -> Result<(InferResponse, usize), ApiError> {
+    let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
+    let call = to_call(&loaded.model, &request, max_elements)?;
+    let rows = call.rows();
+    let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
+    Ok((InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs }, rows))
 }
 
 #[derive(Deserialize)]

@@ -68,15 +68,6 @@ impl ModelCall {
         }
     }
 
-    /// Number of input values (rows × columns, or pixels).
-    pub fn elements(&self) -> usize {
-        match self {
-            Self::Table(df) => df.height() * df.width(),
-            Self::ImagesU8 { pixels, .. } => pixels.len(),
-            Self::ImagesF32 { chw, .. } => chw.len(),
-        }
-    }
-
     pub fn run(self, model: &Model) -> wick_core::Result<Vec<Prediction>> {
         match self {
             Self::Table(df) => model.predict_frame(&df),

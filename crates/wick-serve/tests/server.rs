@@ -161,6 +161,13 @@ fn publish_metadata_infer_round_trip_matches_local_predict() {
     let local: Vec<f64> = model.predict_rows(&local_rows).unwrap().iter().map(|p| match p { Prediction::Value { value } => *value, _ => panic!() }).collect();
     assert_eq!(served, local, "served predictions equal local ones");
 
+    // A body over 64 KiB is parsed and predicted on the blocking pool: the same answer.
+    let padded = format!("{}{}", weather_body(&rows), " ".repeat(70_000));
+    let resp = client().post(format!("{}/v2/models/weather/infer", s.url)).bearer_auth(&s.infer_token).body(padded).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: Value = resp.json().unwrap();
+    assert_eq!(answer["outputs"][0]["data"], json!(local));
+
     // The same model called with tensors that are text-free as one 2-D tensor is refused (text feature).
     let matrix = json!({ "inputs": [{ "name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[1.0, 2.0, 3.0]] }] });
     let (status, err) = post(&format!("{}/v2/models/weather/infer", s.url), Some(&s.infer_token), &matrix);
