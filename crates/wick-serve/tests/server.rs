@@ -460,6 +460,51 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing listens after exit");
 }
 
+/// Workers spin after requests, but only for `idle_spin_us`: an idle server sleeps. (Its own process,
+/// so that its CPU time is its own.)
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_server_sleeps_after_its_spin_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.path().join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_WORKER_THREADS", "2")
+        .env("WICK_SERVE_IDLE_SPIN_US", "2000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cpu_ms = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        // utime and stime, in clock ticks of 10 ms.
+        (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) * 10
+    };
+    let url = format!("http://127.0.0.1:{port}/v2/health/live");
+    let mut answered = 0;
+    for _ in 0..200 {
+        if client().get(&url).send().is_ok_and(|r| r.status().is_success()) {
+            answered += 1;
+            if answered == 100 {
+                break;
+            }
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert_eq!(answered, 100);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = cpu_ms();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let spent_ms = cpu_ms() - before;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // A worker that never stopped spinning would spend ~1000 ms of CPU in this second.
+    assert!(spent_ms < 200, "the idle server used {spent_ms} ms of CPU in 1 s");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
