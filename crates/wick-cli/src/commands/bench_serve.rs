@@ -65,7 +65,7 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
         .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
         .env("WICK_SERVE_TOKENS_FILE", &tokens)
         .env("WICK_SERVE_MAX_CONCURRENT_REQUESTS", "1024")
-        .env("RUST_LOG", "warn");
+        .env("WICK_LOG", "warn");
     let wick_server = start_server(wick_command, port)?.context("wick serve did not start")?;
     let wick_url = wick_server.1.clone();
     let endpoint = Endpoint::new(&wick_url, &token)?;

@@ -182,7 +182,7 @@ impl Model {
         if chw.len() != n * shape.len() {
             return Err(WickError::PredictInput(format!("expected {n} images of {} values, got {}", shape.len(), chw.len())));
         }
-        if let (Weights::Network(_), Some(cpu)) = (&self.weights, &self.cpu_net) {
+        if let Some(cpu) = &self.cpu_net {
             return Ok(self.decode_outputs(&cpu.forward(chw, n), n));
         }
         let x: Vec<f64> = chw.iter().map(|&v| v as f64).collect();
