@@ -30,6 +30,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   . "$HOME/.cargo/env"
 fi
 if [ "${1:-}" = "--bench" ]; then
-  python3 -m pip install --quiet pandas numpy
+  # pandas/numpy for `wick bench`; FastAPI on uvicorn with uvloop and httptools (as `fastapi[standard]`
+  # deploys it) for the reference server of `wick bench --serve`.
+  python3 -m pip install --quiet pandas numpy fastapi "uvicorn[standard]" safetensors
   echo "PyTorch (CPU) is optional for the CNN reference: python3 -m pip install torch"
 fi

@@ -1,6 +1,7 @@
 """A Python Open Inference Protocol server for `wick bench --serve`: FastAPI + uvicorn, with NumPy for
 the linear model and PyTorch (CPU) for the CNN. It reads the very same Wick packages (safetensors +
-wick.json), so both servers compute the same predictions.
+wick.json), so both servers compute the same predictions. uvicorn runs on uvloop with the httptools
+parser when they are installed (`scripts/setup.sh --bench` installs them, as `fastapi[standard]` does).
 
 Usage: reference_server.py PORT LINEAR_PACKAGE CNN_PACKAGE
 """
