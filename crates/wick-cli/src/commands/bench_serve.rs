@@ -287,13 +287,29 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
     Ok(sender)
 }
 
+/// The request every connection sends: method, path and headers (the body is added per request).
+fn request_template(target: &Target, post: bool) -> Result<hyper::Request<()>> {
+    let mut request = hyper::Request::builder().uri(target.path.as_str()).header(hyper::header::HOST, target.addr.to_string());
+    if let Some(a) = &target.auth {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {a}"));
+    }
+    Ok(if post {
+        request.method(hyper::Method::POST).header(hyper::header::CONTENT_TYPE, "application/json").body(())?
+    } else {
+        request.method(hyper::Method::GET).body(())?
+    })
+}
+
 /// One connection's requests, reconnecting after a failure (a failed request counts as an error).
 async fn connection_loop(target: Target, body: Option<bytes::Bytes>, sent: Arc<std::sync::atomic::AtomicUsize>, deadline: Instant, max_requests: usize) -> (Vec<f64>, usize) {
     use http_body_util::BodyExt;
     let mut latencies = Vec::new();
     let mut errors = 0usize;
+    let Ok(template) = request_template(&target, body.is_some()) else {
+        return (latencies, 1);
+    };
+    let body = body.unwrap_or_default();
     let mut sender: Option<Sender> = None;
-    let host = target.addr.to_string();
     while Instant::now() < deadline && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests {
         let t = Instant::now();
         let ok = async {
@@ -301,14 +317,11 @@ async fn connection_loop(target: Target, body: Option<bytes::Bytes>, sent: Arc<s
                 Some(s) => s,
                 None => sender.insert(connect(target.addr).await?),
             };
-            let mut request = hyper::Request::builder().uri(target.path.as_str()).header(hyper::header::HOST, host.as_str());
-            if let Some(a) = &target.auth {
-                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {a}"));
-            }
-            let request = match &body {
-                Some(b) => request.method(hyper::Method::POST).header(hyper::header::CONTENT_TYPE, "application/json").body(http_body_util::Full::new(b.clone()))?,
-                None => request.method(hyper::Method::GET).body(http_body_util::Full::new(bytes::Bytes::new()))?,
-            };
+            // The request line and headers are built once; each request copies them.
+            let mut request = hyper::Request::new(http_body_util::Full::new(body.clone()));
+            *request.method_mut() = template.method().clone();
+            *request.uri_mut() = template.uri().clone();
+            *request.headers_mut() = template.headers().clone();
             let response = s.send_request(request).await?;
             let status = response.status();
             response.into_body().collect().await?;
