@@ -121,3 +121,26 @@ fn image_csv_with_relative_paths() {
     assert_eq!(index.skipped.len(), 1, "the missing file is skipped and reported");
     assert!(index.skipped[0].path.ends_with("imgs/missing.png"));
 }
+
+/// Prediction from raw columns (the server's path, no frame) encodes exactly as from a frame:
+/// missing numbers filled, unseen categories all zeros; a short column is named.
+#[test]
+fn raw_columns_encode_like_a_frame() {
+    use wick_core::data::{FeatureEncoder, Preprocessor, RawColumn};
+    let preprocessor = Preprocessor {
+        encoders: vec![
+            FeatureEncoder::Numeric { name: "temp".into(), fill: 10.0, mean: 12.0, std: 4.0 },
+            FeatureEncoder::OneHot { name: "weather".into(), categories: vec!["rain".into(), "sun".into()], fill: "sun".into() },
+        ],
+    };
+    let frame = df!("weather" => [Some("rain"), Some("snow"), None], "temp" => [Some(16.0), None, Some(8.0)]).unwrap();
+    let columns = [
+        RawColumn::Numeric(vec![Some(16.0), None, Some(8.0)]),
+        RawColumn::Text(vec![Some("rain".into()), Some("snow".into()), None]),
+    ];
+    let from_columns = preprocessor.transform_columns(&columns, 3).unwrap();
+    assert_eq!(from_columns, preprocessor.transform_frame(&frame).unwrap());
+    assert_eq!(from_columns, [1.0, 1.0, 0.0, -0.5, 0.0, 0.0, -1.0, 0.0, 1.0]);
+    let err = preprocessor.transform_columns(&columns, 4).unwrap_err();
+    assert!(err.to_string().contains("temp") && err.to_string().contains("3 values"), "{err}");
+}

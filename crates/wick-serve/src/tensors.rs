@@ -2,9 +2,8 @@
 //! a Wick model's inputs and predictions.
 
 use serde::{Deserialize, Serialize};
-use wick_core::data::FeatureEncoder;
+use wick_core::data::{FeatureEncoder, RawColumn};
 use wick_core::model::{Model, ModelInput, Prediction};
-use wick_core::polars::prelude::{Column, DataFrame};
 
 use crate::error::ApiError;
 
@@ -55,7 +54,8 @@ pub struct InferResponse {
 
 /// What the model will be called with.
 pub enum ModelCall {
-    Table(DataFrame),
+    /// One raw column per feature, in the model's feature order, of `n` rows.
+    Table { columns: Vec<RawColumn>, n: usize },
     ImagesU8 { pixels: Vec<u8>, n: usize },
     ImagesF32 { chw: Vec<f32>, n: usize },
 }
@@ -63,14 +63,13 @@ pub enum ModelCall {
 impl ModelCall {
     pub fn rows(&self) -> usize {
         match self {
-            Self::Table(df) => df.height(),
-            Self::ImagesU8 { n, .. } | Self::ImagesF32 { n, .. } => *n,
+            Self::Table { n, .. } | Self::ImagesU8 { n, .. } | Self::ImagesF32 { n, .. } => *n,
         }
     }
 
     pub fn run(self, model: &Model) -> wick_core::Result<Vec<Prediction>> {
         match self {
-            Self::Table(df) => model.predict_frame(&df),
+            Self::Table { columns, n } => model.predict_columns(&columns, n),
             Self::ImagesU8 { pixels, n } => model.predict_hwc_u8(&pixels, n),
             Self::ImagesF32 { chw, n } => model.predict_pixels(&chw, n),
         }
@@ -152,12 +151,8 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                     return Err(bad(format!("feature `{}` is text; send one tensor per feature instead of a 2-D tensor", e.name())));
                 }
                 let values = numbers(input, &flat_data(input)?)?;
-                let columns = encoders
-                    .iter()
-                    .enumerate()
-                    .map(|(j, e)| Column::new(e.name().into(), (0..n).map(|i| values[i * width + j]).collect::<Vec<f64>>()))
-                    .collect();
-                return DataFrame::new(n, columns).map(ModelCall::Table).map_err(|e| bad(e.to_string()));
+                let columns = (0..width).map(|j| RawColumn::Numeric((0..n).map(|i| Some(values[i * width + j])).collect())).collect();
+                return Ok(ModelCall::Table { columns, n });
             }
             let mut columns = Vec::new();
             let mut rows = None;
@@ -174,19 +169,17 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                     return Err(bad(format!("input `{}` has {n} rows but other inputs have {}", input.name, rows.unwrap_or(0))));
                 }
                 let column = match e {
-                    FeatureEncoder::Numeric { .. } => Column::new(e.name().into(), numbers(input, &values)?),
+                    FeatureEncoder::Numeric { .. } => RawColumn::Numeric(numbers(input, &values)?.into_iter().map(Some).collect()),
                     FeatureEncoder::OneHot { .. } => {
                         if input.datatype != "BYTES" {
                             return Err(bad(format!("input `{}` is text: send it with datatype BYTES, not {}", input.name, input.datatype)));
                         }
-                        let texts: Vec<String> = values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
-                        Column::new(e.name().into(), texts)
+                        RawColumn::Text(values.iter().map(|v| Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
                     }
                 };
                 columns.push(column);
             }
-            let n = rows.unwrap_or(0);
-            DataFrame::new(n, columns).map(ModelCall::Table).map_err(|e| bad(e.to_string()))
+            Ok(ModelCall::Table { columns, n: rows.unwrap_or(0) })
         }
         ModelInput::Image { shape } => {
             let [input] = request.inputs.as_slice() else {

@@ -413,6 +413,25 @@ impl Preprocessor {
         self.encode(&refs, 0..df.height(), df.height())
     }
 
+    /// Encodes `n_rows` rows given as one raw column per encoder, in encoder order (for prediction
+    /// from tensors, without building a frame).
+    pub fn transform_columns(&self, columns: &[RawColumn], n_rows: usize) -> Result<Vec<f64>> {
+        if columns.len() != self.encoders.len() {
+            return Err(WickError::PredictInput(format!("expected {} feature columns, got {}", self.encoders.len(), columns.len())));
+        }
+        for (enc, raw) in self.encoders.iter().zip(columns) {
+            let len = match raw {
+                RawColumn::Numeric(v) => v.len(),
+                RawColumn::Text(v) => v.len(),
+            };
+            if len != n_rows {
+                return Err(WickError::column(enc.name(), format!("has {len} values but the other features have {n_rows}")));
+            }
+        }
+        let refs: Vec<&RawColumn> = columns.iter().collect();
+        self.encode(&refs, 0..n_rows, n_rows)
+    }
+
     fn encode(&self, columns: &[&RawColumn], rows: impl Iterator<Item = usize>, n_rows: usize) -> Result<Vec<f64>> {
         let width = self.width();
         let mut out = vec![0.0; n_rows * width];

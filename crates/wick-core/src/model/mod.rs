@@ -17,7 +17,7 @@ pub use network::Network;
 pub use spec::{default_cnn_layers, infer_shapes, lenet_layers, Activation, Backbone, BackboneArch, Layer, LayerShape, ModelSpec, Padding};
 
 use crate::data::images::{hwc_u8_to_chw, load_image};
-use crate::data::{ImageShape, Preprocessor, Task};
+use crate::data::{ImageShape, Preprocessor, RawColumn, Task};
 use crate::error::{Result, WickError};
 
 /// What a model takes as input.
@@ -106,6 +106,15 @@ impl Model {
         };
         let x = preprocessor.transform_frame(df)?;
         self.predict_encoded(&x, df.height())
+    }
+
+    /// Predicts `n` rows given as one raw column per feature, in the preprocessor's encoder order.
+    pub fn predict_columns(&self, columns: &[RawColumn], n: usize) -> Result<Vec<Prediction>> {
+        let ModelInput::Tabular { preprocessor } = &self.input else {
+            return Err(WickError::PredictInput("this model takes images, not table rows".into()));
+        };
+        let x = preprocessor.transform_columns(columns, n)?;
+        self.predict_encoded(&x, n)
     }
 
     /// Predicts rows given as JSON objects keyed by column name.
