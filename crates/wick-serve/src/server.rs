@@ -292,16 +292,6 @@ pub(crate) fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<(
     })
 }
 
-/// Serves plain HTTP on `listener` from the current tokio runtime, refreshing the registry from the
-/// store, until `shutdown` resolves. For a server inside a program's own runtime (tests); a stand-alone
-/// server uses [`crate::RunningServer`].
-pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    let refresher = spawn_refresher(state.clone());
-    let result = serve_connections(state, listener, shutdown).await;
-    refresher.abort();
-    result
-}
-
 /// Answers HTTP connections on `listener` until `shutdown` resolves.
 pub(crate) async fn serve_connections(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(|e| ServeError::Invalid(format!("server error: {e}")))

@@ -359,28 +359,8 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
     let tokens = dir.path().join("tokens.json");
     let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
     let port = free_port();
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
-            .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("WICK_SERVE_STORE", dir.path().join("store"))
-            .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
-            .env("WICK_SERVE_TOKENS_FILE", &tokens)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     let url = format!("http://127.0.0.1:{port}");
-    let wait_ready = || {
-        for _ in 0..100 {
-            if client().get(format!("{url}/v2/health/ready")).send().is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("server did not start");
-    };
-    let mut server = spawn();
-    wait_ready();
+    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
     Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
 
     // Start uploading version 2 but stop halfway, then kill the server.
@@ -395,8 +375,7 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
 
-    let mut server = spawn();
-    wait_ready();
+    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
     let (status, meta) = get(&format!("{url}/v2/models/weather"), Some(&token));
     assert_eq!(status, 200, "{meta}");
     assert_eq!(meta["versions"], json!(["1"]), "no partial version is visible");
@@ -415,21 +394,8 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     let tokens = dir.path().join("tokens.json");
     let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
     let port = free_port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
-        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WICK_SERVE_STORE", dir.path().join("store"))
-        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
-        .env("WICK_SERVE_TOKENS_FILE", &tokens)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if client().get(format!("{url}/v2/health/ready")).send().is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
     Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
 
     // Half a request, then SIGTERM, then the rest.
@@ -467,15 +433,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
 fn an_idle_server_sleeps_after_its_spin_window() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
-        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WICK_SERVE_STORE", dir.path().join("store"))
-        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
-        .env("WICK_SERVE_WORKER_THREADS", "2")
-        .env("WICK_SERVE_IDLE_SPIN_US", "2000")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = spawn_wick_serve(dir.path(), None, port, &[("WICK_SERVE_WORKER_THREADS", "2"), ("WICK_SERVE_IDLE_SPIN_US", "2000")]);
     let cpu_ms = || {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.id())).unwrap();
         let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
@@ -483,18 +441,7 @@ fn an_idle_server_sleeps_after_its_spin_window() {
         (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) * 10
     };
     let url = format!("http://127.0.0.1:{port}/v2/health/live");
-    let mut answered = 0;
-    for _ in 0..200 {
-        if client().get(&url).send().is_ok_and(|r| r.status().is_success()) {
-            answered += 1;
-            if answered == 100 {
-                break;
-            }
-        } else {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-    assert_eq!(answered, 100);
+    assert!((0..100).all(|_| client().get(&url).send().is_ok_and(|r| r.status().is_success())));
     std::thread::sleep(std::time::Duration::from_millis(50));
     let before = cpu_ms();
     std::thread::sleep(std::time::Duration::from_millis(1000));
@@ -503,6 +450,31 @@ fn an_idle_server_sleeps_after_its_spin_window() {
     server.wait().unwrap();
     // A worker that never stopped spinning would spend ~1000 ms of CPU in this second.
     assert!(spent_ms < 200, "the idle server used {spent_ms} ms of CPU in 1 s");
+}
+
+/// A real `wick-serve` process on `port` with its store and data under `dir`, once it answers
+/// `/v2/health/ready`.
+fn spawn_wick_serve(dir: &Path, tokens: Option<&Path>, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"));
+    command
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.join("data"))
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::null());
+    if let Some(tokens) = tokens {
+        command.env("WICK_SERVE_TOKENS_FILE", tokens);
+    }
+    let mut child = command.spawn().unwrap();
+    let ready = format!("http://127.0.0.1:{port}/v2/health/ready");
+    for _ in 0..100 {
+        if client().get(&ready).send().is_ok_and(|r| r.status().is_success()) {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("wick-serve did not start on port {port}");
 }
 
 fn free_port() -> u16 {
