@@ -38,12 +38,22 @@ struct Row {
     throughput_ratio: Option<f64>,
 }
 
-struct KillOnDrop(Child);
+/// A server process on loopback, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
 
-impl Drop for KillOnDrop {
+impl ServerProcess {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -66,15 +76,16 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
         .env("WICK_SERVE_TOKENS_FILE", &tokens)
         .env("WICK_SERVE_MAX_CONCURRENT_REQUESTS", "1024")
         .env("WICK_LOG", "warn");
-    let wick_server = start_server(wick_command, port)?.context("wick serve did not start")?;
-    let wick_url = wick_server.1.clone();
-    let endpoint = Endpoint::new(&wick_url, &token)?;
+    let wick_server = start_server(wick_command, port)?.context("wick serve did not start (its error is printed above)")?;
+    let endpoint = Endpoint::new(&wick_server.url(), &token)?;
     endpoint.publish(&linear, Some("linear"), "")?;
     endpoint.publish(&cnn, Some("cnn"), "")?;
 
     let reference = start_reference(python, dir.path(), &linear, &cnn)?;
     if reference.is_none() {
-        eprintln!("note: the Python reference server could not start (needs fastapi, uvicorn, safetensors, torch); measuring Wick only");
+        eprintln!(
+            "note: the Python reference server could not start; measuring Wick only. It needs fastapi, uvicorn[standard], safetensors and torch: `scripts/setup.sh --bench` and `python3 -m pip install torch`, then pass --python"
+        );
     }
 
     let linear_body = serde_json::to_vec(&serde_json::json!({ "inputs": [
@@ -87,16 +98,14 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     // bottleneck at 64 connections on 2 cores.
     let client_threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let mut rows = Vec::new();
-    // The health check is each server's round trip with no model work (the floor under the 1-connection
-    // latency of the model rows).
+    // The health check is each server's round trip with no model work.
     let cells = [("linear", Some(&linear_body), vec![1usize, 16, 64]), ("cnn", Some(&cnn_body), vec![1, 16, 64]), ("health", None, vec![1])];
     for (model, body, connection_counts) in cells {
         for connections in connection_counts {
             eprintln!("{model}, {connections} connections…");
             let path = if body.is_some() { format!("/v2/models/{model}/infer") } else { "/v2/health/ready".to_string() };
-            let load = |server: &(KillOnDrop, String), auth: Option<String>| -> Result<LoadResult> {
-                let addr: SocketAddr = server.1.trim_start_matches("http://").parse()?;
-                let target = Target { addr, path: path.clone(), auth };
+            let load = |server: &ServerProcess, auth: Option<String>| -> Result<LoadResult> {
+                let target = Target { addr: server.addr, path: path.clone(), auth };
                 load_test(&target, body.map(Vec::as_slice), connections, client_threads, Duration::from_secs_f64(duration_secs), max_requests)
             };
             let wick = load(&wick_server, Some(token.clone()))?;
@@ -159,7 +168,7 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Result<Option<(KillOnDrop, String)>> {
+fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Result<Option<ServerProcess>> {
     let script = dir.join("reference_server.py");
     std::fs::write(&script, REFERENCE_SERVER_PY)?;
     let port = free_port()?;
@@ -170,19 +179,19 @@ fn start_reference(python: &str, dir: &Path, linear: &Path, cnn: &Path) -> Resul
 
 /// Starts `command` (a server that will listen on `port`) and waits until it answers its readiness
 /// check; `None` when it cannot be started or exits first.
-fn start_server(mut command: Command, port: u16) -> Result<Option<(KillOnDrop, String)>> {
+fn start_server(mut command: Command, port: u16) -> Result<Option<ServerProcess>> {
     let child = match command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn() {
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
-    let mut guard = KillOnDrop(child);
-    let url = format!("http://127.0.0.1:{port}");
+    let mut server = ServerProcess { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+    let ready = format!("{}/v2/health/ready", server.url());
     let client = reqwest::blocking::Client::new();
     for _ in 0..600 {
-        if client.get(format!("{url}/v2/health/ready")).send().is_ok_and(|r| r.status().is_success()) {
-            return Ok(Some((guard, url)));
+        if client.get(&ready).send().is_ok_and(|r| r.status().is_success()) {
+            return Ok(Some(server));
         }
-        if guard.0.try_wait()?.is_some() {
+        if server.child.try_wait()?.is_some() {
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -199,9 +208,10 @@ fn load_test(target: &Target, body: Option<&[u8]>, connections: usize, client_th
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let body = body.map(bytes::Bytes::copy_from_slice);
-    let threads: Vec<_> = (0..client_threads.clamp(1, connections))
+    let thread_count = client_threads.clamp(1, connections);
+    let threads: Vec<_> = (0..thread_count)
         .map(|t| {
-            let mine = (t..connections).step_by(client_threads.clamp(1, connections)).count();
+            let mine = (t..connections).step_by(thread_count).count();
             let (target, body, sent) = (target.clone(), body.clone(), sent.clone());
             std::thread::spawn(move || -> Result<(Vec<f64>, usize)> {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

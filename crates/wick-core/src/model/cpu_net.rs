@@ -34,7 +34,7 @@ thread_local! {
 }
 
 /// A height × width × channels activation (a flat vector is 1 × 1 × n).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 struct Dims {
     h: usize,
     w: usize,
