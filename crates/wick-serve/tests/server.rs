@@ -474,6 +474,7 @@ fn spawn_wick_serve(dir: &Path, tokens: Option<&Path>, port: u16, env: &[(&str, 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("wick-serve did not start on port {port}");
 }
 
