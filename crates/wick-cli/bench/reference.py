@@ -77,6 +77,110 @@ def cnn(train_steps, infer_batches, threads):
     out({"train_images_per_sec": train, "infer_images_per_sec": infer, "version": torch.__version__})
 
 
+def _net(name):
+    """The networks of Wick's training rows, layer for layer (see wick_core::model::spec)."""
+    from torch import nn
+    if name == "lenet":
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+        return net, (1, 28, 28), 10, 64, "adamw"
+    if name == "cnn8":
+        # Wick's default CNN on the 8×8 sample digits.
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 10),
+        )
+        return net, (1, 8, 8), 10, 64, "adamw"
+    if name == "mlp":
+        # Two hidden layers of 64 on breast-cancer.csv's shape: 30 features, 2 classes.
+        net = nn.Sequential(nn.Linear(30, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+        return net, (30,), 2, 32, "adam"
+    raise SystemExit(f"unknown network {name}")
+
+
+def train(name, steps, threads):
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return out({"missing": "torch"})
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, shape, classes, batch, optimizer = _net(name)
+    opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, *shape)
+    y = torch.randint(0, classes, (batch,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    out({"train_samples_per_sec": steps * batch / (time.perf_counter() - t), "version": torch.__version__})
+
+
+def resnet18(batch, batches, threads):
+    try:
+        import torch
+        import torchvision  # noqa: F401
+    except ImportError:
+        try:
+            import torch
+        except ImportError:
+            return out({"missing": "torch"})
+        return out({"missing": "torchvision"})
+    from torchvision.models import resnet18 as make
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = make()
+    net.fc = torch.nn.Identity()  # Wick's backbone ends at the pooled 512 features too
+    net.eval()
+    x = torch.rand(batch, 3, 224, 224)
+    with torch.no_grad():
+        net(x).sum().item()
+        t = time.perf_counter()
+        for _ in range(batches):
+            net(x).sum().item()
+    out({"images_per_sec": batches * batch / (time.perf_counter() - t), "version": torch.__version__})
+
+
+def peak_memory(steps, threads):
+    """Peak resident memory of training LeNet on 60,000 28×28 images held in memory."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return out({"missing": "torch"})
+    import resource
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, _, classes, batch, _ = _net("lenet")
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.rand(60000, 1, 28, 28)
+    y = torch.randint(0, classes, (60000,))
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.randperm(60000)
+    for s in range(steps):
+        idx = order[s * batch:(s + 1) * batch]
+        opt.zero_grad()
+        loss = loss_fn(net(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        loss.item()
+    out({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000, "version": torch.__version__})
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "csv":
@@ -85,3 +189,9 @@ if __name__ == "__main__":
         lstsq(int(args[0]), int(args[1]))
     elif cmd == "cnn":
         cnn(int(args[0]), int(args[1]), int(args[2]))
+    elif cmd == "train":
+        train(args[0], int(args[1]), int(args[2]))
+    elif cmd == "resnet18":
+        resnet18(int(args[0]), int(args[1]), int(args[2]))
+    elif cmd == "peak-memory":
+        peak_memory(int(args[0]), int(args[1]))

@@ -11,9 +11,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
-use wick_core::model::{fit_least_squares, lenet_layers};
-use wick_core::train::throughput::{cnn_throughput, ThroughputWork};
-use wick_core::train::DeviceChoice;
+use wick_core::model::spec::dense_layers;
+use wick_core::model::{default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec};
+use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
+use wick_core::train::{DeviceChoice, OptimizerKind};
 
 use crate::output::{print_json, table};
 
@@ -53,6 +54,15 @@ pub struct BenchArgs {
     /// The sample-data folder (--serve trains its models from it).
     #[arg(long, default_value = "sample-data")]
     pub samples: PathBuf,
+    /// Batches of 16 per round for the ResNet-18 forward row (0 leaves the row out).
+    #[arg(long, default_value_t = 3)]
+    pub resnet_batches: usize,
+    /// Training steps of the peak-memory run (LeNet on 60,000 images; 0 leaves it out).
+    #[arg(long, default_value_t = 40)]
+    pub memory_steps: usize,
+    /// Internal: run the peak-memory training in this process and report its peak memory.
+    #[arg(long, hide = true)]
+    pub memory_child: bool,
 }
 
 #[derive(Serialize)]
@@ -67,6 +77,9 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
+    if args.memory_child {
+        return memory_child(args.memory_steps);
+    }
     if args.serve {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
     }
@@ -84,12 +97,21 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     let (x, y) = lstsq_data(lstsq_rows, lstsq_cols);
     let shape = ImageShape { height: 28, width: 28, channels: 1 };
     let infer_batches = 10;
-    let torch_args = [args.cnn_steps.to_string(), infer_batches.to_string(), args.torch_threads.to_string()];
+    let threads = args.torch_threads.to_string();
+    let trainings = training_rows(args.cnn_steps);
 
     let mut csv_read_w = f64::MAX;
     let (mut csv_w, mut csv_p, mut ls_w, mut ls_p) = (f64::MAX, None::<f64>, f64::MAX, None::<f64>);
-    let (mut tr_w, mut in_w, mut tr_p, mut in_p) = (0f64, 0f64, None::<f64>, None::<f64>);
+    let (mut in_w, mut in_p) = (0f64, None::<f64>);
+    let (mut rn_w, mut rn_p) = (0f64, None::<f64>);
+    let mut train_w = vec![0f64; trainings.len()];
+    let mut train_p: Vec<Option<f64>> = vec![None; trainings.len()];
     let mut versions = serde_json::Map::new();
+    let best_max = |best: &mut Option<f64>, v: Option<f64>| {
+        if let Some(v) = v {
+            *best = Some(best.map_or(v, |b| b.max(v)));
+        }
+    };
     for round in 1..=args.rounds {
         eprintln!("round {round}/{}", args.rounds);
         let t = Instant::now();
@@ -110,14 +132,24 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             ls_p = Some(ls_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["secs"].as_f64().unwrap_or(f64::MAX))));
             versions.insert("numpy".into(), r["version"].clone());
         }
-        let work = ThroughputWork { train_batch: 64, train_steps: args.cnn_steps, infer_batch: 256, infer_batches };
-        let c = cnn_throughput(&lenet_layers(), shape, 10, work, args.device)?;
-        tr_w = tr_w.max(c.train_images_per_sec);
-        in_w = in_w.max(c.infer_images_per_sec);
-        if let Some(r) = py(&["cnn", &torch_args[0], &torch_args[1], &torch_args[2]])? {
-            tr_p = Some(tr_p.unwrap_or(0.0).max(r["train_images_per_sec"].as_f64().unwrap_or(0.0)));
-            in_p = Some(in_p.unwrap_or(0.0).max(r["infer_images_per_sec"].as_f64().unwrap_or(0.0)));
-            versions.insert("torch".into(), r["version"].clone());
+        for (i, t) in trainings.iter().enumerate() {
+            train_w[i] = train_w[i].max(train_throughput(&t.work, args.device)?);
+            let r = py(&["train", t.reference, &t.work.steps.to_string(), &threads])?;
+            best_max(&mut train_p[i], r.as_ref().and_then(|r| r["train_samples_per_sec"].as_f64()));
+            if let Some(r) = r {
+                versions.insert("torch".into(), r["version"].clone());
+            }
+        }
+        in_w = in_w.max(infer_throughput(&lenet_layers(), shape, 10, 256, infer_batches, args.device)?);
+        let r = py(&["cnn", "1", &infer_batches.to_string(), &threads])?;
+        best_max(&mut in_p, r.as_ref().and_then(|r| r["infer_images_per_sec"].as_f64()));
+        if args.resnet_batches > 0 {
+            rn_w = rn_w.max(resnet18_forward_throughput(16, args.resnet_batches, args.device)?);
+            let r = py(&["resnet18", "16", &args.resnet_batches.to_string(), &threads])?;
+            best_max(&mut rn_p, r.as_ref().and_then(|r| r["images_per_sec"].as_f64()));
+            if let Some(r) = r {
+                versions.insert("torchvision/torch".into(), r["version"].clone());
+            }
         }
     }
     let peak_rss_mb = peak_rss_of_inspect(&csv)?;
@@ -131,9 +163,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         reference_name: name.into(),
         speedup: reference.map(|r| r / wick),
     };
-    let rate_row = |task: &str, wick: f64, reference: Option<f64>, name: &str| Row {
+    let rate_row = |task: &str, wick: f64, reference: Option<f64>, name: &str, unit: &str| Row {
         task: task.into(),
-        unit: "images/s".into(),
+        unit: unit.into(),
         wick,
         reference,
         reference_name: name.into(),
@@ -143,13 +175,30 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         time_row(&format!("open {} rows × 12 CSV ({file_mb:.0} MB) + statistics", args.csv_rows), csv_w, csv_p, "pandas read_csv"),
         time_row("  of which reading (polars)", csv_read_w, csv_p, "pandas read_csv"),
         time_row("least squares 200000 × 20 f64", ls_w, ls_p, "numpy lstsq"),
-        rate_row("LeNet training, batch 64, AdamW", tr_w, tr_p, &format!("PyTorch CPU, {} threads", args.torch_threads)),
-        rate_row("LeNet inference, batch 256", in_w, in_p, &format!("PyTorch CPU, {} threads", args.torch_threads)),
     ];
+    let torch_name = format!("PyTorch {}, {} threads", device_word(args.device), args.torch_threads);
+    let mut rows = rows;
+    for (i, t) in trainings.iter().enumerate() {
+        rows.push(rate_row(t.task, train_w[i], train_p[i], &torch_name, t.unit));
+    }
+    rows.push(rate_row("LeNet inference, batch 256", in_w, in_p, &torch_name, "images/s"));
+    if args.resnet_batches > 0 {
+        rows.push(rate_row("ResNet-18 forward 224×224, batch 16", rn_w, rn_p, &torch_name, "images/s"));
+    }
+    // How close LeNet training comes to what this CPU can do at all.
+    let peak_gflops = cpu_peak_gflops();
+    let lenet = &trainings[0];
+    let lenet_flops = training_flops_per_sample(&lenet.work.input, &lenet.work.layers, lenet.work.n_classes)?;
+    let fraction = |rate: f64| rate * lenet_flops / 1e9 / peak_gflops;
+    let memory = if args.memory_steps > 0 { Some(peak_memory(&args.python, &script, args.memory_steps, &threads)?) } else { None };
     if json {
         return print_json(&serde_json::json!({
             "rows": rows,
             "csv_peak_rss_mb": peak_rss_mb,
+            "cpu_peak_gflops": peak_gflops,
+            "lenet_training_mflop_per_image": lenet_flops / 1e6,
+            "lenet_training_fraction_of_peak": { "wick": fraction(train_w[0]), "reference": train_p[0].map(fraction) },
+            "lenet_training_peak_rss_mb": memory.map(|(w, p)| serde_json::json!({ "wick": w, "reference": p })),
             "csv_file_mb": file_mb,
             "reference_versions": versions,
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -170,7 +219,84 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     if let Some(rss) = peak_rss_mb {
         println!("peak memory of `wick inspect` on the CSV: {rss:.0} MB = {:.2}× the file size", rss / file_mb);
     }
+    println!(
+        "LeNet training: {:.1} MFLOP per image; this CPU's f32 peak {peak_gflops:.0} GFLOP/s (FMA loop, every core); Wick reaches {:.0}% of it{}",
+        lenet_flops / 1e6,
+        100.0 * fraction(train_w[0]),
+        train_p[0].map(|p| format!(", PyTorch {:.0}%", 100.0 * fraction(p))).unwrap_or_default()
+    );
+    if let Some((wick, reference)) = memory {
+        let reference_text = reference.map(|p| format!(", PyTorch {p:.0} MB (Wick/PyTorch = {:.2})", wick / p)).unwrap_or_else(|| ", PyTorch not installed".into());
+        println!("peak memory training LeNet on 60,000 28×28 images ({} steps): Wick {wick:.0} MB{reference_text}", args.memory_steps);
+    }
     println!("reference versions: {}", serde_json::Value::Object(versions));
+    Ok(())
+}
+
+/// One training row of the bench: Wick's network and the reference script's name for the same one.
+struct TrainingRow {
+    task: &'static str,
+    unit: &'static str,
+    reference: &'static str,
+    work: TrainWork,
+}
+
+fn training_rows(lenet_steps: usize) -> Vec<TrainingRow> {
+    let mlp = ModelSpec::Mlp { hidden: vec![64, 64], activation: Activation::Relu, dropout: 0.0 };
+    vec![
+        TrainingRow {
+            task: "LeNet training, batch 64, AdamW",
+            unit: "images/s",
+            reference: "lenet",
+            work: TrainWork { input: vec![1, 28, 28], layers: lenet_layers(), n_classes: 10, batch: 64, steps: lenet_steps, optimizer: OptimizerKind::AdamW },
+        },
+        TrainingRow {
+            task: "default CNN training (8×8 digits), batch 64, AdamW",
+            unit: "images/s",
+            reference: "cnn8",
+            work: TrainWork { input: vec![1, 8, 8], layers: default_cnn_layers(), n_classes: 10, batch: 64, steps: 5 * lenet_steps, optimizer: OptimizerKind::AdamW },
+        },
+        TrainingRow {
+            task: "MLP training (30 features, 64-64), batch 32, Adam",
+            unit: "rows/s",
+            reference: "mlp",
+            work: TrainWork { input: vec![30], layers: dense_layers(&mlp), n_classes: 2, batch: 32, steps: 25 * lenet_steps, optimizer: OptimizerKind::Adam },
+        },
+    ]
+}
+
+fn device_word(device: DeviceChoice) -> &'static str {
+    match device {
+        DeviceChoice::Cpu | DeviceChoice::Auto => "CPU",
+        DeviceChoice::Cuda(_) => "CUDA",
+        DeviceChoice::Metal => "MPS",
+    }
+}
+
+/// Peak memory (MB) of training LeNet on 60,000 images: Wick in a child process, and the reference.
+fn peak_memory(python: &str, script: &Path, steps: usize, threads: &str) -> Result<(f64, Option<f64>)> {
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe).args(["bench", "--memory-child", "--memory-steps", &steps.to_string()]).output().context("running the peak-memory child")?;
+    if !child.status.success() {
+        anyhow::bail!("the peak-memory training run failed: {}", String::from_utf8_lossy(&child.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&child.stderr);
+    let wick = text
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|kb| kb / 1000.0)
+        .context("the peak-memory child printed no peak_rss_kb line (Linux only)")?;
+    let reference = reference(python, script, &["peak-memory", &steps.to_string(), threads])?.and_then(|r| r["peak_rss_mb"].as_f64());
+    Ok((wick, reference))
+}
+
+/// The child side of [`peak_memory`].
+pub fn memory_child(steps: usize) -> Result<()> {
+    lenet_memory_run(steps)?;
+    if let Some(kb) = own_peak_rss_kb() {
+        eprintln!("peak_rss_kb={kb}");
+    }
     Ok(())
 }
 

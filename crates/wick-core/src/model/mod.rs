@@ -1,6 +1,7 @@
 //! Models: the user's [`ModelSpec`], and a trained [`Model`] that predicts.
 
 mod cpu_net;
+pub(crate) mod cpu_ops;
 pub mod linear;
 pub mod network;
 pub mod spec;

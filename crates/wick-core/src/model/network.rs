@@ -12,10 +12,15 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, WickError};
 use crate::model::cpu_net::CpuNet;
+use crate::model::cpu_ops::{self, ConvBlock};
 use crate::model::spec::{conv_padding, Activation, Layer};
 
 enum NetLayer {
-    Conv(Conv2d),
+    /// A convolution. On the CPU it runs as one fused op, together with the ReLU and max-pool that
+    /// directly follow it (`fused`); elsewhere as candle's conv2d, with those layers after it.
+    Conv { conv: Conv2d, fused: ConvBlock },
+    /// A layer computed inside the convolution before it.
+    FusedIntoConv,
     MaxPool(usize),
     AvgPool(usize),
     BatchNorm(BatchNorm),
@@ -36,6 +41,8 @@ pub struct Network {
     layer_specs: Vec<Layer>,
     n_outputs: usize,
     device: Device,
+    /// Whether convolutions and max-pools run as the fused CPU ops (`cpu_ops`): on the CPU.
+    cpu_ops: bool,
 }
 
 /// Where a network's weights come from.
@@ -47,7 +54,14 @@ enum Init<'a> {
 impl Network {
     /// A new network with weights drawn like PyTorch's defaults (uniform ±1/√fan_in) from `rng`.
     pub fn new(input_shape: &[usize], layers: &[Layer], n_outputs: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
-        Self::build(input_shape, layers, n_outputs, Init::Random(rng), device)
+        Self::build(input_shape, layers, n_outputs, Init::Random(rng), device, device.is_cpu())
+    }
+
+    /// As [`Network::new`], but always with candle's own ops (the reference the fused CPU ops are
+    /// checked against).
+    #[cfg(test)]
+    pub(crate) fn with_candle_ops(input_shape: &[usize], layers: &[Layer], n_outputs: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
+        Self::build(input_shape, layers, n_outputs, Init::Random(rng), device, false)
     }
 
     /// A network with the given weights (from a model package).
@@ -58,13 +72,15 @@ impl Network {
         tensors: &HashMap<String, Tensor>,
         device: &Device,
     ) -> Result<Self> {
-        Self::build(input_shape, layers, n_outputs, Init::Tensors(tensors), device)
+        Self::build(input_shape, layers, n_outputs, Init::Tensors(tensors), device, device.is_cpu())
     }
 
-    fn build(input_shape: &[usize], layers: &[Layer], n_outputs: usize, mut init: Init, device: &Device) -> Result<Self> {
+    fn build(input_shape: &[usize], layers: &[Layer], n_outputs: usize, mut init: Init, device: &Device, cpu_ops: bool) -> Result<Self> {
         let mut params = Vec::new();
         let mut shape = input_shape.to_vec();
         let mut built = Vec::with_capacity(layers.len());
+        // Layers (by index) that a fused CPU convolution computes.
+        let mut fused_layers = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let name = format!("layers.{i}");
             let layer_err = |message: String| WickError::Layer { index: i + 1, layer: layer.label(), message };
@@ -80,7 +96,20 @@ impl Network {
                     }
                     shape = vec![*filters, (h + 2 * pad - kernel) / stride + 1, (w + 2 * pad - kernel) / stride + 1];
                     let cfg = Conv2dConfig { padding: pad, stride: *stride, ..Default::default() };
-                    NetLayer::Conv(Conv2d::new(weight, Some(bias), cfg))
+                    let mut fused = ConvBlock { stride: *stride, padding: pad, relu: false, max_pool: None };
+                    if cpu_ops {
+                        let mut next = i + 1;
+                        if matches!(layers.get(next), Some(Layer::Activation { function: Activation::Relu })) {
+                            fused.relu = true;
+                            fused_layers.push(next);
+                            next += 1;
+                        }
+                        if let Some(Layer::MaxPool2d { size }) = layers.get(next) {
+                            fused.max_pool = Some(*size);
+                            fused_layers.push(next);
+                        }
+                    }
+                    NetLayer::Conv { conv: Conv2d::new(weight, Some(bias), cfg), fused }
                 }
                 Layer::MaxPool2d { size } | Layer::AvgPool2d { size } => {
                     let [c, h, w] = shape[..] else { return Err(layer_err(format!("needs an image-shaped input, got {shape:?}"))) };
@@ -113,7 +142,7 @@ impl Network {
                 }
                 Layer::Activation { function } => NetLayer::Act(*function),
             };
-            built.push(net_layer);
+            built.push(if fused_layers.contains(&i) { NetLayer::FusedIntoConv } else { net_layer });
         }
         let n_in: usize = shape.iter().product();
         if shape.len() != 1 {
@@ -122,7 +151,7 @@ impl Network {
         let weight = param(&mut init, &mut params, "output.weight", &[n_outputs, n_in], n_in, device)?;
         let bias = param(&mut init, &mut params, "output.bias", &[n_outputs], n_in, device)?;
         let output = Linear::new(weight, Some(bias));
-        Ok(Self { layers: built, output, params, input_shape: input_shape.to_vec(), layer_specs: layers.to_vec(), n_outputs, device: device.clone() })
+        Ok(Self { layers: built, output, params, input_shape: input_shape.to_vec(), layer_specs: layers.to_vec(), n_outputs, device: device.clone(), cpu_ops })
     }
 
     /// Runs the network on a batch `(N, ...input_shape)`. `dropout_rng` is only used when `train`.
@@ -130,7 +159,14 @@ impl Network {
         let mut x = x.clone();
         for layer in &self.layers {
             x = match layer {
-                NetLayer::Conv(conv) => conv.forward(&x)?,
+                NetLayer::Conv { conv, fused } => match conv.bias() {
+                    Some(bias) if self.cpu_ops => cpu_ops::conv_block(&x, conv.weight(), bias, *fused)?,
+                    _ => conv.forward(&x)?,
+                },
+                NetLayer::FusedIntoConv => x,
+                // Candle's CPU max-pool backward scales the gradient by the share of tied maxima (see
+                // `cpu_ops::pool`); ours gives it to the first maximum, as PyTorch does.
+                NetLayer::MaxPool(s) if self.cpu_ops => cpu_ops::max_pool2d(&x, *s)?,
                 NetLayer::MaxPool(s) => x.max_pool2d(*s)?,
                 NetLayer::AvgPool(s) => x.avg_pool2d(*s)?,
                 NetLayer::BatchNorm(bn) => bn.forward_t(&x, train)?,

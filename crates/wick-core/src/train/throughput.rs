@@ -1,48 +1,51 @@
-//! Training and inference throughput of a network on synthetic data, for `wick bench`.
+//! Training and inference throughput of networks on synthetic data, and this CPU's f32 peak, for
+//! `wick bench`.
 
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Module, VarBuilder, VarMap};
+use multiversion::multiversion;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
-use crate::data::ImageShape;
 use crate::error::Result;
-use crate::model::{Layer, Network};
+use crate::model::{infer_shapes, Layer, Network};
 use crate::train::optim::{Optimizer, OptimizerKind};
 use crate::train::DeviceChoice;
+use crate::data::ImageShape;
 
-/// Images per second of a CNN: training (forward, backward, AdamW step) and inference.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct CnnThroughput {
-    pub train_images_per_sec: f64,
-    pub infer_images_per_sec: f64,
+/// One training benchmark: a network, its input, and how it is trained.
+#[derive(Debug, Clone)]
+pub struct TrainWork {
+    /// One sample's shape: `[features]` or `[channels, height, width]`.
+    pub input: Vec<usize>,
+    pub layers: Vec<Layer>,
+    pub n_classes: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub optimizer: OptimizerKind,
 }
 
-/// How much work a throughput measurement does.
-#[derive(Debug, Clone, Copy)]
-pub struct ThroughputWork {
-    pub train_batch: usize,
-    pub train_steps: usize,
-    pub infer_batch: usize,
-    pub infer_batches: usize,
+fn random_tensor(dims: &[usize], rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.random::<f32>()).collect();
+    Ok(Tensor::from_vec(v, dims, device)?)
 }
 
-/// Measures `train_steps` optimiser steps of `train_batch` images and `infer_batches` forward passes of
-/// `infer_batch` images, after one warm-up step of each.
-pub fn cnn_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, work: ThroughputWork, device: DeviceChoice) -> Result<CnnThroughput> {
-    let ThroughputWork { train_batch, train_steps, infer_batch, infer_batches } = work;
+/// Samples per second of `work.steps` optimiser steps (forward, cross-entropy, backward, update) on
+/// one fixed batch, after one warm-up step.
+pub fn train_throughput(work: &TrainWork, device: DeviceChoice) -> Result<f64> {
     let device = device.open()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let net = Network::new(&[shape.channels, shape.height, shape.width], layers, n_classes, &mut rng, &device)?;
-    let mut optimizer = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 1e-3, 0.0, 1e-2)?;
-    let images = |n: usize, rng: &mut ChaCha8Rng| -> Result<Tensor> {
-        let v: Vec<f32> = (0..n * shape.len()).map(|_| rng.random::<f32>()).collect();
-        Ok(Tensor::from_vec(v, (n, shape.channels, shape.height, shape.width), &device)?)
-    };
-    let x = images(train_batch, &mut rng)?;
-    let y: Vec<u32> = (0..train_batch).map(|_| rng.random_range(0..n_classes as u32)).collect();
-    let y = Tensor::from_vec(y, train_batch, &device)?;
+    let net = Network::new(&work.input, &work.layers, work.n_classes, &mut rng, &device)?;
+    let lr = 1e-3;
+    let mut optimizer = Optimizer::new(work.optimizer, net.trainable_vars(), lr, 0.0, 1e-2)?;
+    let mut dims = vec![work.batch];
+    dims.extend(&work.input);
+    let x = random_tensor(&dims, &mut rng, &device)?;
+    let y: Vec<u32> = (0..work.batch).map(|_| rng.random_range(0..work.n_classes as u32)).collect();
+    let y = Tensor::from_vec(y, work.batch, &device)?;
     let mut step = || -> Result<()> {
         let logits = net.forward(&x, true, None)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
@@ -53,19 +56,24 @@ pub fn cnn_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, wor
     };
     step()?;
     let started = Instant::now();
-    for _ in 0..train_steps {
+    for _ in 0..work.steps {
         step()?;
     }
-    let train_images_per_sec = (train_steps * train_batch) as f64 / started.elapsed().as_secs_f64();
+    Ok((work.steps * work.batch) as f64 / started.elapsed().as_secs_f64())
+}
 
-    let xi = images(infer_batch, &mut rng)?;
-    // What prediction uses: the CPU plan on the CPU, candle elsewhere.
+/// Images per second of prediction in batches of `batch`: the CPU plan on the CPU, candle elsewhere.
+pub fn infer_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, batch: usize, batches: usize, device: DeviceChoice) -> Result<f64> {
+    let device = device.open()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net = Network::new(&[shape.channels, shape.height, shape.width], layers, n_classes, &mut rng, &device)?;
+    let xi = random_tensor(&[batch, shape.channels, shape.height, shape.width], &mut rng, &device)?;
     let cpu = net.cpu_net()?;
     let pixels = xi.flatten_all()?.to_vec1::<f32>()?;
     let infer = || -> Result<()> {
         match &cpu {
             Some(cpu) => {
-                std::hint::black_box(cpu.forward(&pixels, infer_batch));
+                std::hint::black_box(cpu.forward(&pixels, batch));
             }
             None => {
                 net.forward(&xi, false, None)?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
@@ -75,9 +83,123 @@ pub fn cnn_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, wor
     };
     infer()?;
     let started = Instant::now();
-    for _ in 0..infer_batches {
+    for _ in 0..batches {
         infer()?;
     }
-    let infer_images_per_sec = (infer_batches * infer_batch) as f64 / started.elapsed().as_secs_f64();
-    Ok(CnnThroughput { train_images_per_sec, infer_images_per_sec })
+    Ok((batches * batch) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Images per second of a randomly initialised ResNet-18 (candle-transformers' architecture, the
+/// transfer-learning backbone) without its final layer, at 224×224 in batches of `batch`.
+pub fn resnet18_forward_throughput(batch: usize, batches: usize, device: DeviceChoice) -> Result<f64> {
+    let device = device.open()?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let backbone = candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x = random_tensor(&[batch, 3, 224, 224], &mut rng, &device)?;
+    let run = || -> Result<()> {
+        backbone.forward(&x)?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        Ok(())
+    };
+    run()?;
+    let started = Instant::now();
+    for _ in 0..batches {
+        run()?;
+    }
+    Ok((batches * batch) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Floating-point operations (a multiply-add counts two) of one training step per sample: the
+/// forward pass, the weight gradients, and the input gradients of every layer but the first (whose
+/// input, the data, needs none). Element-wise work (activations, pooling, the optimiser) is left out.
+pub fn training_flops_per_sample(input: &[usize], layers: &[Layer], n_classes: usize) -> Result<f64> {
+    let shapes = match input {
+        &[c, h, w] => infer_shapes(ImageShape { channels: c, height: h, width: w }, layers, n_classes)?,
+        _ => {
+            // A flat input: the same stack behind a 1×1 "image" of n channels, then flattened.
+            let mut stack = vec![Layer::Flatten];
+            stack.extend_from_slice(layers);
+            let n = input.iter().product();
+            infer_shapes(ImageShape { channels: n, height: 1, width: 1 }, &stack, n_classes)?[1..].to_vec()
+        }
+    };
+    let mut total = 0.0;
+    let mut first = true;
+    // `shapes` has one entry per layer, then the output layer (`None` here).
+    for (layer, s) in layers.iter().map(Some).chain([None]).zip(&shapes) {
+        if !matches!(layer, Some(Layer::Conv2d { .. } | Layer::Dense { .. }) | None) {
+            continue;
+        }
+        let out: usize = s.output.iter().product();
+        let filters = s.output.first().copied().unwrap_or(1).max(1);
+        // Each output value is a dot product over (parameters per filter − its bias) inputs.
+        let macs = out as f64 * (s.params / filters).saturating_sub(1) as f64;
+        total += 2.0 * macs * if first { 2.0 } else { 3.0 };
+        first = false;
+    }
+    Ok(total)
+}
+
+/// This CPU's f32 multiply-add peak in GFLOP/s over rayon's threads, from independent FMA chains
+/// kept in registers (the best of two chain counts, so that both AVX-512 and AVX2 fill their units
+/// without spilling).
+pub fn cpu_peak_gflops() -> f64 {
+    let threads = rayon::current_num_threads();
+    let iterations = 20_000_000 / 16;
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        for chains in [6usize, 12] {
+            let started = Instant::now();
+            let sink: f32 = (0..threads).into_par_iter().map(|t| fma_chains(chains, iterations, t as f32)).sum();
+            std::hint::black_box(sink);
+            let flops = (threads * iterations * chains * 16 * 2) as f64;
+            best = best.max(flops / started.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+    best
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn fma_chains(chains: usize, iterations: usize, seed: f32) -> f32 {
+    #[inline(always)] // so that it is compiled with each clone's target features
+    fn run<const C: usize>(iterations: usize, seed: f32) -> f32 {
+        let mut acc = [[seed; 16]; C];
+        let (a, b) = (std::hint::black_box(0.999_999f32), std::hint::black_box(1e-7f32));
+        for _ in 0..iterations {
+            for lanes in acc.iter_mut() {
+                for v in lanes.iter_mut() {
+                    *v = v.mul_add(a, b);
+                }
+            }
+        }
+        acc.iter().flatten().sum()
+    }
+    if chains <= 6 {
+        run::<6>(iterations, seed)
+    } else {
+        run::<12>(iterations, seed)
+    }
+}
+
+/// Trains LeNet for `steps` batches of 64 drawn from 60,000 random 28×28 images held in memory the
+/// way the trainer holds a dataset (one f32 tensor, each batch gathered by index), for a
+/// peak-memory measurement.
+pub fn lenet_memory_run(steps: usize) -> Result<()> {
+    let (n, batch, classes) = (60_000usize, 64usize, 10u32);
+    let device = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net = Network::new(&[1, 28, 28], &crate::model::lenet_layers(), classes as usize, &mut rng, &device)?;
+    let mut optimizer = Optimizer::new(OptimizerKind::AdamW, net.trainable_vars(), 1e-3, 0.0, 1e-2)?;
+    let x = random_tensor(&[n, 1, 28, 28], &mut rng, &device)?;
+    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes)).collect();
+    let y = Tensor::from_vec(y, n, &device)?;
+    for step in 0..steps {
+        let rows: Vec<u32> = (0..batch).map(|i| ((step * batch + i) % n) as u32).collect();
+        let idx = Tensor::from_vec(rows, batch, &device)?;
+        let logits = net.forward(&x.index_select(&idx, 0)?, true, Some(&mut rng))?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y.index_select(&idx, 0)?)?;
+        optimizer.backward_step(&loss)?;
+    }
+    Ok(())
 }
