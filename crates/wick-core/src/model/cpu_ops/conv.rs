@@ -1,19 +1,21 @@
 //! Convolution + bias (+ ReLU) (+ max-pooling) as one candle op with its own backward, on the CPU.
 //!
 //! Tensors are NCHW at the op's edges, as everywhere else in Wick (packages stay compatible).
-//! Inside, every map is kept channel-major, `[channel][image][position]`, which turns each step into
-//! one large matrix product over the whole batch and keeps each (channel, image) plane contiguous for
-//! the bias, activation and pooling passes:
-//! - the inputs are unfolded once into `col = [patch element][image][position]` and kept for the
-//!   backward pass (im2col);
-//! - forward: `z = W · col` (filters × patch) · (patch × batch positions);
-//! - weight gradient: `dW = dz · colᵀ`, one product whose inner dimension is the whole batch;
+//! The batch is worked in chunks of a few images, sized so that a chunk's scratch stays in the
+//! core's cache, and chunks run on rayon's threads with single-threaded matrix products (no
+//! synchronisation inside a product). Inside a chunk every map is channel-major,
+//! `[channel][image][position]`, so each step is one matrix product over the chunk and each
+//! (channel, image) plane is contiguous for the bias, activation and pooling passes:
+//! - the chunk's inputs are unfolded into `col = [patch element][image][position]` (im2col);
+//! - forward: `z = W · col` (filters × patch) · (patch × chunk positions);
+//! - weight gradient: `dW += dz · colᵀ`, accumulated per thread over its chunks and summed in a
+//!   fixed order (so the same thread count gives bit-identical results); `col` is unfolded again
+//!   rather than kept, which costs less than writing it out to memory and reading it back;
 //! - input gradient: `dcol = Wᵀ · dz`, folded back onto the input (col2im), and skipped entirely
 //!   when the input needs no gradient (the first layer's images).
 //!
 //! Candle's own conv2d backward runs the input gradient as a naive transposed convolution (always,
-//! even for the first layer) and the weight gradient as a convolution per batch element; this op
-//! replaces both with three products on the `gemm` crate.
+//! even for the first layer) and the weight gradient as a convolution per batch element.
 
 use std::sync::Mutex;
 
@@ -24,6 +26,10 @@ use super::buffers;
 use super::matmul::{matmul, Mat};
 use super::pool::{pool_plane_backward, pool_plane_forward};
 use super::{cpu_slice, relu, F32View};
+
+/// Scratch bytes per chunk (its unfolded inputs and pre-activation maps): about half of a
+/// server core's L2 cache.
+const CHUNK_SCRATCH_BYTES: usize = 1 << 20;
 
 /// What one fused block computes after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +89,12 @@ impl Geom {
         self.c * self.h * self.w
     }
 
+    /// Images per chunk.
+    fn chunk_images(&self) -> usize {
+        let per_image = (self.patch() + self.filters) * self.positions() * std::mem::size_of::<f32>();
+        (CHUNK_SCRATCH_BYTES / per_image.max(1)).clamp(1, self.n.max(1))
+    }
+
     /// Positions of one output plane (after pooling, when the block pools).
     fn out_positions(&self, max_pool: Option<usize>) -> (usize, usize) {
         match max_pool {
@@ -104,29 +116,13 @@ impl Geom {
     }
 }
 
-/// What the forward pass keeps for the backward pass.
-struct Saved {
-    /// The unfolded input, `[patch element][image][position]`.
-    col: Vec<f32>,
-    /// For each pooled output, the position of its maximum inside its (pre-pooling) plane.
-    argmax: Vec<u32>,
-}
-
 struct ConvBlockOp {
     block: ConvBlock,
-    saved: Mutex<Option<Saved>>,
-    /// Whether to keep what the backward pass needs: only when some input takes part in autograd.
+    /// For each pooled output, the position of its maximum inside its (pre-pooling) plane: what the
+    /// forward pass keeps for the backward pass when the block pools.
+    argmax: Mutex<Option<Vec<u32>>>,
+    /// Whether to keep it: only when some input takes part in autograd.
     keep: bool,
-}
-
-impl Drop for ConvBlockOp {
-    fn drop(&mut self) {
-        if let Ok(saved) = self.saved.get_mut() {
-            if let Some(saved) = saved.take() {
-                buffers::give(saved.col);
-            }
-        }
-    }
 }
 
 /// `x` `(N, C, H, W)`, `weight` `(F, C, K, K)`, `bias` `(F)` → `(N, F, OH', OW')` on the CPU, with
@@ -135,7 +131,7 @@ impl Drop for ConvBlockOp {
 pub(crate) fn conv_block(x: &Tensor, weight: &Tensor, bias: &Tensor, block: ConvBlock) -> Result<Tensor> {
     let (x, weight, bias) = (x.contiguous()?, weight.contiguous()?, bias.contiguous()?);
     let tracked = x.track_op() || weight.track_op() || bias.track_op();
-    let op = ConvBlockOp { block, saved: Mutex::new(None), keep: tracked };
+    let op = ConvBlockOp { block, argmax: Mutex::new(None), keep: tracked };
     if tracked {
         x.apply_op3(&weight, &bias, op)
     } else {
@@ -154,174 +150,220 @@ impl CustomOp3 for ConvBlockOp {
         if b.len() != g.filters {
             bail!("fused conv2d: bias has {} values for {} filters", b.len(), g.filters);
         }
-        let (np, kk) = (g.n * g.positions(), g.patch());
-        let mut col = buffers::take(kk * np);
-        if np > 0 {
-            col.par_chunks_mut(np).enumerate().for_each(|(e, row)| unfold_row(&g, x, e, row));
-        }
-        let mut z = buffers::take(g.filters * np);
-        matmul(&mut z, Mat::rows(w, g.filters, kk), Mat::rows(&col, kk, np), false)?;
-
         let (qh, qw) = g.out_positions(self.block.max_pool);
-        let q = qh * qw;
-        let mut out = vec![0.0f32; g.n * g.filters * q];
+        let per_image = g.filters * qh * qw;
+        let mut out = vec![0.0f32; g.n * per_image];
         let mut argmax = if self.block.max_pool.is_some() && self.keep { vec![0u32; out.len()] } else { Vec::new() };
-        let p = g.positions();
-        if !out.is_empty() {
-            let apply_relu = self.block.relu;
-            let planes = out.par_chunks_mut(q).enumerate();
-            match self.block.max_pool {
-                Some(size) if self.keep => planes.zip(argmax.par_chunks_mut(q)).for_each(|((i, o), a)| {
-                    let (img, f) = (i / g.filters, i % g.filters);
-                    let plane = &z[(f * g.n + img) * p..][..p];
-                    pool_plane_forward(plane, g.oh, g.ow, size, b[f], apply_relu, o, Some(a));
-                }),
-                Some(size) => planes.for_each(|(i, o)| {
-                    let (img, f) = (i / g.filters, i % g.filters);
-                    let plane = &z[(f * g.n + img) * p..][..p];
-                    pool_plane_forward(plane, g.oh, g.ow, size, b[f], apply_relu, o, None);
-                }),
-                None => planes.for_each(|(i, o)| {
-                    let (img, f) = (i / g.filters, i % g.filters);
-                    let plane = &z[(f * g.n + img) * p..][..p];
-                    for (dst, &v) in o.iter_mut().zip(plane) {
-                        let v = v + b[f];
-                        *dst = if apply_relu { relu(v) } else { v };
-                    }
-                }),
+        let chunk = g.chunk_images() * per_image;
+        if chunk > 0 && !out.is_empty() {
+            let run = |ci: usize, o: &mut [f32], a: Option<&mut [u32]>| forward_chunk(&g, self.block, x, w, b, ci * g.chunk_images(), o, a);
+            if argmax.is_empty() {
+                out.par_chunks_mut(chunk).enumerate().try_for_each(|(ci, o)| run(ci, o, None))?;
+            } else {
+                out.par_chunks_mut(chunk).zip(argmax.par_chunks_mut(chunk)).enumerate().try_for_each(|(ci, (o, a))| run(ci, o, Some(a)))?;
             }
         }
-        buffers::give(z);
         if self.keep {
-            let mut saved = self.saved.lock().map_err(|_| candle_core::Error::Msg("fused conv2d: state lock poisoned".into()))?;
-            *saved = Some(Saved { col, argmax });
-        } else {
-            buffers::give(col);
+            *self.argmax.lock().map_err(|_| candle_core::Error::Msg("fused conv2d: state lock poisoned".into()))? = Some(argmax);
         }
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.filters, qh, qw))))
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let saved = self.saved.lock().map_err(|_| candle_core::Error::Msg("fused conv2d: state lock poisoned".into()))?.take();
-        let Some(Saved { col, argmax }) = saved else { bail!("fused conv2d: backward called twice") };
+        let argmax = self.argmax.lock().map_err(|_| candle_core::Error::Msg("fused conv2d: state lock poisoned".into()))?.take();
+        let Some(argmax) = argmax else { bail!("fused conv2d: backward called twice") };
         let g = Geom::new(self.block, x.dims(), weight.dims())?;
         let grad_res = grad_res.contiguous()?;
-        let (grad, out, w) = (F32View::new(&grad_res)?, F32View::new(res)?, F32View::new(weight)?);
-        let (grad, out, w) = (grad.as_slice(), out.as_slice(), w.as_slice());
-        let (p, np, kk, f) = (g.positions(), g.n * g.positions(), g.patch(), g.filters);
+        let (xv, grad, out, w) = (F32View::new(x)?, F32View::new(&grad_res)?, F32View::new(res)?, F32View::new(weight)?);
         let (qh, qw) = g.out_positions(self.block.max_pool);
-        let q = qh * qw;
-        if grad.len() != g.n * f * q || out.len() != grad.len() {
-            bail!("fused conv2d: the output gradient has {} values, expected {}", grad.len(), g.n * f * q);
+        let expected = g.n * g.filters * qh * qw;
+        if grad.as_slice().len() != expected || out.as_slice().len() != expected {
+            bail!("fused conv2d: the output gradient has {} values, expected {expected}", grad.as_slice().len());
         }
+        let inputs = BackwardInputs { g: &g, block: self.block, x: xv.as_slice(), w: w.as_slice(), grad: grad.as_slice(), out: out.as_slice(), argmax: &argmax };
+        let need_dx = x.track_op();
 
-        // dz, channel-major like z: the output gradient through the pooling and the activation.
-        let mut dz = buffers::take(f * np);
-        let apply_relu = self.block.relu;
-        let mut db = vec![0.0f32; f];
-        if np > 0 {
-            dz.par_chunks_mut(np)
-                .zip(db.par_iter_mut())
+        // The batch in one group of whole chunks per thread; each group sums its own dW and db.
+        let threads = rayon::current_num_threads().max(1);
+        let chunk_images = g.chunk_images();
+        let group_images = g.n.div_ceil(chunk_images).div_ceil(threads).max(1) * chunk_images;
+        let mut dx = if need_dx { vec![0.0f32; g.n * g.image_len()] } else { Vec::new() };
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = if need_dx && !dx.is_empty() {
+            dx.par_chunks_mut(group_images * g.image_len())
                 .enumerate()
-                .for_each(|(ch, (row, db))| {
-                    let mut sum = 0.0f32;
-                    for img in 0..g.n {
-                        let at = (img * f + ch) * q;
-                        let (gp, op) = (&grad[at..at + q], &out[at..at + q]);
-                        let dplane = &mut row[img * p..][..p];
-                        match self.block.max_pool {
-                            Some(_) => sum += pool_plane_backward(gp, op, &argmax[at..at + q], apply_relu, dplane),
-                            None => {
-                                for ((d, &gv), &ov) in dplane.iter_mut().zip(gp).zip(op) {
-                                    *d = if !apply_relu || ov > 0.0 { gv } else { 0.0 };
-                                    sum += *d;
-                                }
-                            }
-                        }
-                    }
-                    *db = sum;
-                });
+                .map(|(gi, dxg)| inputs.group(gi * group_images, dxg.len() / g.image_len(), Some(dxg)))
+                .collect::<Result<_>>()?
+        } else {
+            (0..g.n.div_ceil(group_images))
+                .into_par_iter()
+                .map(|gi| inputs.group(gi * group_images, group_images.min(g.n - gi * group_images), None))
+                .collect::<Result<_>>()?
+        };
+        let (mut dw, mut db) = (vec![0.0f32; g.filters * g.patch()], vec![0.0f32; g.filters]);
+        for (pw, pb) in &partials {
+            dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
-
-        let dw = if weight.track_op() {
-            let mut dw = vec![0.0f32; f * kk];
-            matmul(&mut dw, Mat::rows(&dz, f, np), Mat::rows(&col, kk, np).t(), false)?;
-            Some(Tensor::from_vec(dw, weight.dims(), weight.device())?)
-        } else {
-            None
-        };
-        let dx = if x.track_op() {
-            let mut dcol = buffers::take(kk * np);
-            matmul(&mut dcol, Mat::rows(w, f, kk).t(), Mat::rows(&dz, f, np), false)?;
-            let mut dx = vec![0.0f32; g.n * g.image_len()];
-            if !dx.is_empty() {
-                dx.par_chunks_mut(g.image_len()).enumerate().for_each(|(img, dxi)| fold_image(&g, &dcol, img, dxi));
-            }
-            buffers::give(dcol);
-            Some(Tensor::from_vec(dx, x.dims(), x.device())?)
-        } else {
-            None
-        };
+        let dx = if need_dx { Some(Tensor::from_vec(dx, x.dims(), x.device())?) } else { None };
+        let dw = if weight.track_op() { Some(Tensor::from_vec(dw, weight.dims(), weight.device())?) } else { None };
         let db = if bias.track_op() { Some(Tensor::from_vec(db, bias.dims(), bias.device())?) } else { None };
-        buffers::give(dz);
-        buffers::give(col);
         Ok((dx, dw, db))
     }
 }
 
-/// Row `e` of the unfolded input: patch element `e = (channel, i, j)` at every position of every
-/// image, zero where the kernel reaches into the padding.
-fn unfold_row(g: &Geom, x: &[f32], e: usize, row: &mut [f32]) {
-    let (ch, i, j) = (e / (g.k * g.k), (e / g.k) % g.k, e % g.k);
-    let cols = g.valid_columns(j);
-    let p = g.positions();
-    for img in 0..g.n {
-        let x_img = &x[img * g.image_len()..][..g.image_len()];
-        for oy in 0..g.oh {
-            let dst = &mut row[img * p + oy * g.ow..][..g.ow];
-            let Some(y) = g.input_row(oy, i) else {
-                dst.fill(0.0);
-                continue;
-            };
-            let src = &x_img[(ch * g.h + y) * g.w..][..g.w];
-            dst[..cols.start].fill(0.0);
-            dst[cols.end..].fill(0.0);
-            if g.stride == 1 {
-                let first = cols.start + j - g.pad;
-                for (d, s) in dst[cols.clone()].iter_mut().zip(&src[first..]) {
-                    *d = *s;
+/// The forward pass of the images from `first` that `out` (and `argmax`) hold.
+#[allow(clippy::too_many_arguments)] // the op's operands and one chunk's outputs
+fn forward_chunk(g: &Geom, block: ConvBlock, x: &[f32], w: &[f32], b: &[f32], first: usize, out: &mut [f32], mut argmax: Option<&mut [u32]>) -> Result<()> {
+    let (p, kk, f) = (g.positions(), g.patch(), g.filters);
+    let (qh, qw) = g.out_positions(block.max_pool);
+    let q = qh * qw;
+    let images = out.len() / (f * q);
+    let cp = images * p;
+    let mut col = buffers::take(kk * cp);
+    unfold(g, x, first, images, &mut col);
+    let mut z = buffers::take(f * cp);
+    matmul(&mut z, Mat::rows(w, f, kk), Mat::rows(&col, kk, cp), false, false)?;
+    for li in 0..images {
+        for ch in 0..f {
+            let plane = &z[ch * cp + li * p..][..p];
+            let at = (li * f + ch) * q;
+            let o = &mut out[at..at + q];
+            match block.max_pool {
+                Some(size) => pool_plane_forward(plane, g.oh, g.ow, size, b[ch], block.relu, o, argmax.as_deref_mut().map(|a| &mut a[at..at + q])),
+                None => {
+                    for (dst, &v) in o.iter_mut().zip(plane) {
+                        let v = v + b[ch];
+                        *dst = if block.relu { relu(v) } else { v };
+                    }
                 }
-            } else {
-                for ox in cols.clone() {
-                    dst[ox] = src[ox * g.stride + j - g.pad];
+            }
+        }
+    }
+    buffers::give(col);
+    buffers::give(z);
+    Ok(())
+}
+
+/// What the backward pass reads.
+struct BackwardInputs<'a> {
+    g: &'a Geom,
+    block: ConvBlock,
+    x: &'a [f32],
+    w: &'a [f32],
+    grad: &'a [f32],
+    out: &'a [f32],
+    argmax: &'a [u32],
+}
+
+impl BackwardInputs<'_> {
+    /// The backward pass of `images` images from `first`, chunk by chunk: their share of dW and db,
+    /// and their input gradient into `dx` when given.
+    fn group(&self, first: usize, images: usize, mut dx: Option<&mut [f32]>) -> Result<(Vec<f32>, Vec<f32>)> {
+        let g = self.g;
+        let (p, kk, f) = (g.positions(), g.patch(), g.filters);
+        let (qh, qw) = g.out_positions(self.block.max_pool);
+        let q = qh * qw;
+        let (mut dw, mut db) = (vec![0.0f32; f * kk], vec![0.0f32; f]);
+        let chunk_images = g.chunk_images();
+        for start in (0..images).step_by(chunk_images) {
+            let n_img = chunk_images.min(images - start);
+            let (img0, cp) = (first + start, n_img * p);
+            // dz, channel-major like z: the output gradient through the pooling and the activation.
+            let mut dz = buffers::take(f * cp);
+            for (ch, db) in db.iter_mut().enumerate() {
+                for li in 0..n_img {
+                    let at = ((img0 + li) * f + ch) * q;
+                    let (gp, op) = (&self.grad[at..at + q], &self.out[at..at + q]);
+                    let dplane = &mut dz[ch * cp + li * p..][..p];
+                    *db += match self.block.max_pool {
+                        Some(_) => pool_plane_backward(gp, op, &self.argmax[at..at + q], self.block.relu, dplane),
+                        None => {
+                            let mut sum = 0.0f32;
+                            for ((d, &gv), &ov) in dplane.iter_mut().zip(gp).zip(op) {
+                                *d = if !self.block.relu || ov > 0.0 { gv } else { 0.0 };
+                                sum += *d;
+                            }
+                            sum
+                        }
+                    };
+                }
+            }
+            let mut col = buffers::take(kk * cp);
+            unfold(g, self.x, img0, n_img, &mut col);
+            matmul(&mut dw, Mat::rows(&dz, f, cp), Mat::rows(&col, kk, cp).t(), true, false)?;
+            buffers::give(col);
+            if let Some(dx) = dx.as_deref_mut() {
+                let mut dcol = buffers::take(kk * cp);
+                matmul(&mut dcol, Mat::rows(self.w, f, kk).t(), Mat::rows(&dz, f, cp), false, false)?;
+                let len = g.image_len();
+                fold(g, &dcol, n_img, &mut dx[start * len..(start + n_img) * len]);
+                buffers::give(dcol);
+            }
+            buffers::give(dz);
+        }
+        Ok((dw, db))
+    }
+}
+
+/// Unfolds `images` images from `first` into `col` (`[patch element][image][position]`): patch
+/// element `(channel, i, j)` at every output position, zero where the kernel reaches into padding.
+fn unfold(g: &Geom, x: &[f32], first: usize, images: usize, col: &mut [f32]) {
+    let (p, len) = (g.positions(), g.image_len());
+    let cp = images * p;
+    for (e, row) in col.chunks_exact_mut(cp).enumerate() {
+        let (ch, i, j) = (e / (g.k * g.k), (e / g.k) % g.k, e % g.k);
+        let cols = g.valid_columns(j);
+        for li in 0..images {
+            let x_img = &x[(first + li) * len..][..len];
+            for oy in 0..g.oh {
+                let dst = &mut row[li * p + oy * g.ow..][..g.ow];
+                let Some(y) = g.input_row(oy, i) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                let src = &x_img[(ch * g.h + y) * g.w..][..g.w];
+                dst[..cols.start].fill(0.0);
+                dst[cols.end..].fill(0.0);
+                if g.stride == 1 {
+                    let first_x = cols.start + j - g.pad;
+                    for (d, s) in dst[cols.clone()].iter_mut().zip(&src[first_x..]) {
+                        *d = *s;
+                    }
+                } else {
+                    for ox in cols.clone() {
+                        dst[ox] = src[ox * g.stride + j - g.pad];
+                    }
                 }
             }
         }
     }
 }
 
-/// Adds the unfolded gradient `dcol` of image `img` back onto its input positions (col2im).
-fn fold_image(g: &Geom, dcol: &[f32], img: usize, dx: &mut [f32]) {
-    let (p, np) = (g.positions(), g.n * g.positions());
-    for e in 0..g.patch() {
-        let (ch, i, j) = (e / (g.k * g.k), (e / g.k) % g.k, e % g.k);
-        let cols = g.valid_columns(j);
-        if cols.is_empty() {
-            continue;
-        }
-        let src_img = &dcol[e * np + img * p..][..p];
-        for oy in 0..g.oh {
-            let Some(y) = g.input_row(oy, i) else { continue };
-            let src = &src_img[oy * g.ow..][..g.ow];
-            let dst = &mut dx[(ch * g.h + y) * g.w..][..g.w];
-            if g.stride == 1 {
-                let first = cols.start + j - g.pad;
-                for (d, s) in dst[first..].iter_mut().zip(&src[cols.clone()]) {
-                    *d += *s;
-                }
-            } else {
-                for ox in cols.clone() {
-                    dst[ox * g.stride + j - g.pad] += src[ox];
+/// Adds the unfolded gradient `dcol` of `images` images back onto their input positions (col2im).
+fn fold(g: &Geom, dcol: &[f32], images: usize, dx: &mut [f32]) {
+    let (p, len) = (g.positions(), g.image_len());
+    let cp = images * p;
+    for (li, dxi) in dx.chunks_exact_mut(len).enumerate().take(images) {
+        for e in 0..g.patch() {
+            let (ch, i, j) = (e / (g.k * g.k), (e / g.k) % g.k, e % g.k);
+            let cols = g.valid_columns(j);
+            if cols.is_empty() {
+                continue;
+            }
+            let src_img = &dcol[e * cp + li * p..][..p];
+            for oy in 0..g.oh {
+                let Some(y) = g.input_row(oy, i) else { continue };
+                let src = &src_img[oy * g.ow..][..g.ow];
+                let dst = &mut dxi[(ch * g.h + y) * g.w..][..g.w];
+                if g.stride == 1 {
+                    let first_x = cols.start + j - g.pad;
+                    for (d, s) in dst[first_x..].iter_mut().zip(&src[cols.clone()]) {
+                        *d += *s;
+                    }
+                } else {
+                    for ox in cols.clone() {
+                        dst[ox * g.stride + j - g.pad] += src[ox];
+                    }
                 }
             }
         }

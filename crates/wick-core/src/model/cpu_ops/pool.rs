@@ -47,8 +47,9 @@ fn pool_rows<const S: usize>(plane: &[f32], h: usize, w: usize, size: usize, bia
             let row = &plane[row_start..row_start + qw * size];
             for j in 0..size {
                 let first = (row_start + j) as u32;
-                for (px, (b, a)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
-                    let v = row[px * size + j] + bias;
+                // `windows[px][j]` with `j < size` known in bounds: no checks in the loop.
+                for (px, ((b, a), window)) in best.iter_mut().zip(at.iter_mut()).zip(row.chunks_exact(size)).enumerate() {
+                    let v = window[j] + bias;
                     // As PyTorch: a later value wins only if larger, and NaN propagates.
                     let take = v > *b || v.is_nan();
                     *b = if take { v } else { *b };
