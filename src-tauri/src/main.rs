@@ -30,6 +30,7 @@ const ATTACH_ACCESSIBILITY_BEFORE_SHOW: bool = !cfg!(target_os = "linux");
 
 fn main() -> ExitCode {
     wick_core::train::fix_cpu_thread_count();
+    wick_core::train::keep_freed_memory_for_reuse();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()))

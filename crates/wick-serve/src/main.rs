@@ -46,6 +46,7 @@ enum TokenCommand {
 
 fn main() -> std::process::ExitCode {
     wick_core::train::fix_cpu_thread_count();
+    wick_core::train::keep_freed_memory_for_reuse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()))
         .with_writer(std::io::stderr)

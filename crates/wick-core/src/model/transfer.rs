@@ -1,22 +1,36 @@
-//! Transfer learning: a frozen candle-transformers ResNet backbone turns images into feature vectors;
-//! only a new head is trained on them.
+//! Transfer learning: a frozen ResNet backbone turns images into feature vectors; only a new head is
+//! trained on them.
+//!
+//! The weights use candle-transformers' ResNet naming. On the CPU the backbone runs through the
+//! fused convolution of `cpu_ops` with each batch norm folded into its convolution (the backbone is
+//! frozen, so its statistics never change): features are computed once per image and dominate
+//! transfer-learning time. Elsewhere (CUDA, Metal) it runs as candle-transformers' own model.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Func, Module, VarBuilder};
 
 use crate::error::{Result, WickError};
+use crate::model::cpu_ops::{conv_block, conv_block_residual, ConvBlock};
 use crate::model::spec::BackboneArch;
 
 /// ImageNet channel statistics, which the pretrained ResNets expect.
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Batch norm's epsilon in torchvision's (and candle-transformers') ResNets.
+const BN_EPS: f64 = 1e-5;
 
 pub struct FrozenBackbone {
-    func: Func<'static>,
+    net: BackboneNet,
     mean: Tensor,
     std: Tensor,
+}
+
+enum BackboneNet {
+    Cpu(CpuResNet),
+    Candle(Func<'static>),
 }
 
 impl FrozenBackbone {
@@ -25,20 +39,189 @@ impl FrozenBackbone {
         let tensors = candle_core::safetensors::load(weights, device).map_err(|e| {
             WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a ResNet .safetensors file"))
         })?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let func = match arch {
-            BackboneArch::Resnet18 => candle_transformers::models::resnet::resnet18_no_final_layer(vb),
-            BackboneArch::Resnet34 => candle_transformers::models::resnet::resnet34_no_final_layer(vb),
-        }
-        .map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))?;
+        Self::from_tensors(arch, tensors, device).map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
+    }
+
+    /// A backbone from tensors by name (candle-transformers' ResNet naming).
+    pub fn from_tensors(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        let net = if device.is_cpu() {
+            BackboneNet::Cpu(CpuResNet::new(arch, &tensors)?)
+        } else {
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+            BackboneNet::Candle(match arch {
+                BackboneArch::Resnet18 => candle_transformers::models::resnet::resnet18_no_final_layer(vb)?,
+                BackboneArch::Resnet34 => candle_transformers::models::resnet::resnet34_no_final_layer(vb)?,
+            })
+        };
         let mean = Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?;
         let std = Tensor::from_slice(&IMAGENET_STD, (1, 3, 1, 1), device)?;
-        Ok(Self { func, mean, std })
+        Ok(Self { net, mean, std })
     }
 
     /// Feature vectors `(N, 512)` for images `(N, 3, H, W)` with values in `[0, 1]`.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let x = images.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-        Ok(self.func.forward(&x)?)
+        match &self.net {
+            BackboneNet::Cpu(net) => net.forward(&x),
+            BackboneNet::Candle(func) => Ok(func.forward(&x)?),
+        }
+    }
+}
+
+/// A convolution with its batch norm folded in: `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
+struct FoldedConv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl FoldedConv {
+    fn new(tensors: &HashMap<String, Tensor>, conv: &str, bn: &str, stride: usize, padding: usize) -> Result<Self> {
+        let get = |name: String| {
+            tensors
+                .get(&name)
+                .ok_or_else(|| WickError::InvalidSpec(format!("the backbone weights have no tensor `{name}`")))
+                .and_then(|t| Ok(t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?))
+        };
+        let weight = get(format!("{conv}.weight"))?;
+        let (gamma, beta) = (get(format!("{bn}.weight"))?, get(format!("{bn}.bias"))?);
+        let (mean, var) = (get(format!("{bn}.running_mean"))?, get(format!("{bn}.running_var"))?);
+        let filters = weight.dim(0)?;
+        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+        let weight = weight.broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?.contiguous()?;
+        let bias = (beta - (mean * &scale)?)?;
+        Ok(Self { weight, bias, stride, padding })
+    }
+
+    fn block(&self, relu: bool) -> ConvBlock {
+        ConvBlock { stride: self.stride, padding: self.padding, relu, max_pool: None }
+    }
+
+    fn forward(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        Ok(conv_block(x, &self.weight, &self.bias, self.block(relu))?)
+    }
+
+    /// `relu(conv(x) + residual)`.
+    fn forward_residual_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        Ok(conv_block_residual(x, &self.weight, &self.bias, self.block(true), residual)?)
+    }
+}
+
+/// One basic block: two 3×3 convolutions and the shortcut (a strided 1×1 convolution where the
+/// shape changes).
+struct BasicBlock {
+    conv1: FoldedConv,
+    conv2: FoldedConv,
+    downsample: Option<FoldedConv>,
+}
+
+/// candle-transformers' ResNet (torchvision's layout) for inference on the CPU.
+struct CpuResNet {
+    stem: FoldedConv,
+    blocks: Vec<BasicBlock>,
+}
+
+impl CpuResNet {
+    fn new(arch: BackboneArch, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+        let counts = match arch {
+            BackboneArch::Resnet18 => [2, 2, 2, 2],
+            BackboneArch::Resnet34 => [3, 4, 6, 3],
+        };
+        let stem = FoldedConv::new(tensors, "conv1", "bn1", 2, 3)?;
+        let mut blocks = Vec::new();
+        let mut c_in = 64;
+        for (layer, (&count, c_out)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+            for index in 0..count {
+                let stride = if index == 0 && layer > 0 { 2 } else { 1 };
+                let p = format!("layer{}.{index}", layer + 1);
+                let downsample = if stride != 1 || c_in != c_out {
+                    Some(FoldedConv::new(tensors, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), stride, 0)?)
+                } else {
+                    None
+                };
+                blocks.push(BasicBlock {
+                    conv1: FoldedConv::new(tensors, &format!("{p}.conv1"), &format!("{p}.bn1"), stride, 1)?,
+                    conv2: FoldedConv::new(tensors, &format!("{p}.conv2"), &format!("{p}.bn2"), 1, 1)?,
+                    downsample,
+                });
+                c_in = c_out;
+            }
+        }
+        Ok(Self { stem, blocks })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem.forward(&x.contiguous()?, true)?;
+        // 3×3 max-pool, stride 2, padding 1. The values are ReLU outputs (≥ 0), so zero padding
+        // gives the same maxima as PyTorch's −∞ padding.
+        let mut x = x.pad_with_zeros(D::Minus1, 1, 1)?.pad_with_zeros(D::Minus2, 1, 1)?.max_pool2d_with_stride(3, 2)?;
+        for block in &self.blocks {
+            let y = block.conv1.forward(&x, true)?;
+            let shortcut = match &block.downsample {
+                Some(ds) => ds.forward(&x, false)?,
+                None => x,
+            };
+            x = block.conv2.forward_residual_relu(&y, &shortcut)?;
+        }
+        Ok(x.mean(D::Minus1)?.mean(D::Minus1)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+    use candle_nn::VarMap;
+    use rand::{Rng, SeedableRng};
+
+    /// Random ResNet-18 tensors with non-trivial batch-norm statistics.
+    fn random_resnet18() -> HashMap<String, Tensor> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let data = varmap.data().lock().unwrap();
+        data.iter()
+            .map(|(name, var)| {
+                let t = var.as_tensor();
+                let t = if name.contains("bn") || name.contains("downsample.1") {
+                    let (lo, hi) = if name.ends_with("running_var") { (0.5, 2.0) } else { (-0.5, 1.5) };
+                    let v: Vec<f32> = (0..t.elem_count()).map(|_| rng.random_range(lo..hi)).collect();
+                    Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
+                } else {
+                    t.clone()
+                };
+                (name.clone(), t)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cpu_resnet_matches_candle_transformers() {
+        let tensors = random_resnet18();
+        let cpu = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors.clone(), &Device::Cpu).unwrap();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let reference = candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let v: Vec<f32> = (0..2 * 3 * 64 * 64).map(|_| rng.random::<f32>()).collect();
+        let images = Tensor::from_vec(v, (2, 3, 64, 64), &Device::Cpu).unwrap();
+        let ours = cpu.features(&images).unwrap();
+        let x = images.broadcast_sub(&cpu.mean).unwrap().broadcast_div(&cpu.std).unwrap();
+        let want = reference.forward(&x).unwrap();
+        assert_eq!(ours.dims(), &[2, 512]);
+        let (a, b) = (ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * scale, "feature {i}: {x} vs {y} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let mut tensors = random_resnet18();
+        tensors.remove("layer3.1.bn2.running_var");
+        let err = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors, &Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("layer3.1.bn2.running_var"), "{err}");
     }
 }

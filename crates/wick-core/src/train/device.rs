@@ -61,6 +61,28 @@ pub fn fix_cpu_thread_count() {
     }
 }
 
+/// Makes glibc keep freed memory for reuse instead of handing large blocks back to the kernel; call
+/// it first thing in `main`, next to [`fix_cpu_thread_count`].
+///
+/// Why: glibc serves allocations above 32 MB with a fresh `mmap` and returns them with `munmap` on
+/// free, so every training step's large activations (a ResNet-18 stem at batch 16 is 51 MB) arrive
+/// as new pages the kernel must fault in and zero. Raising the mmap and trim thresholds to 1 GB
+/// keeps them in the heap: ResNet-18 features at 224×224 went from 44 to 53 images/s (the
+/// `wick bench` row; one run each with the thresholds set through glibc's environment variables).
+/// The cost is that the process keeps its peak heap until exit rather than shrinking after a run.
+pub fn keep_freed_memory_for_reuse() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const ONE_GB: libc::c_int = 1 << 30;
+        // SAFETY: mallopt only changes two of glibc's tuning parameters; it is called before
+        // other threads allocate (first thing in main), and a refused value just leaves the default.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, ONE_GB);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, ONE_GB);
+        }
+    }
+}
+
 fn open_cuda(i: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(WickError::Device("this build of Wick has no CUDA support; rebuild with `--features cuda`, or use --device cpu".into()));

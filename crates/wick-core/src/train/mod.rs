@@ -9,7 +9,7 @@ pub mod throughput;
 
 use serde::{Deserialize, Serialize};
 
-pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, DeviceChoice};
+pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, keep_freed_memory_for_reuse, DeviceChoice};
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
 pub use pipeline::{train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};

@@ -30,6 +30,9 @@ use super::{cpu_slice, relu, F32View};
 /// Scratch bytes per chunk (its unfolded inputs and pre-activation maps): about half of a
 /// server core's L2 cache.
 const CHUNK_SCRATCH_BYTES: usize = 1 << 20;
+/// Output positions a chunk covers at least, so that its products stay wide enough to run the
+/// microkernels at speed (a 7×7 map is 49 columns per image).
+const CHUNK_MIN_POSITIONS: usize = 256;
 
 /// What one fused block computes after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +92,18 @@ impl Geom {
         self.c * self.h * self.w
     }
 
-    /// Images per chunk.
+    /// Images per chunk: what fits the scratch budget, but at least [`CHUNK_MIN_POSITIONS`]
+    /// positions, then evened out so that the chunks share out equally over the threads.
     fn chunk_images(&self) -> usize {
         let per_image = (self.patch() + self.filters) * self.positions() * std::mem::size_of::<f32>();
-        (CHUNK_SCRATCH_BYTES / per_image.max(1)).clamp(1, self.n.max(1))
+        let by_cache = CHUNK_SCRATCH_BYTES / per_image.max(1);
+        let by_width = CHUNK_MIN_POSITIONS.div_ceil(self.positions().max(1));
+        let n = self.n.max(1);
+        let wanted = by_cache.max(by_width).clamp(1, n);
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = n.div_ceil(wanted);
+        let chunks = if n >= threads { chunks.div_ceil(threads) * threads } else { chunks };
+        n.div_ceil(chunks).max(1)
     }
 
     /// Positions of one output plane (after pooling, when the block pools).
@@ -118,6 +129,9 @@ impl Geom {
 
 struct ConvBlockOp {
     block: ConvBlock,
+    /// Added to the convolution before the activation (a ResNet block's shortcut); only in ops
+    /// without a backward pass (see [`conv_block_residual`]).
+    residual: Option<Tensor>,
     /// For each pooled output, the position of its maximum inside its (pre-pooling) plane: what the
     /// forward pass keeps for the backward pass when the block pools.
     argmax: Mutex<Option<Vec<u32>>>,
@@ -131,12 +145,32 @@ struct ConvBlockOp {
 pub(crate) fn conv_block(x: &Tensor, weight: &Tensor, bias: &Tensor, block: ConvBlock) -> Result<Tensor> {
     let (x, weight, bias) = (x.contiguous()?, weight.contiguous()?, bias.contiguous()?);
     let tracked = x.track_op() || weight.track_op() || bias.track_op();
-    let op = ConvBlockOp { block, argmax: Mutex::new(None), keep: tracked };
+    let op = ConvBlockOp { block, residual: None, argmax: Mutex::new(None), keep: tracked };
     if tracked {
         x.apply_op3(&weight, &bias, op)
     } else {
         x.apply_op3_no_bwd(&weight, &bias, &op)
     }
+}
+
+/// `act(conv(x) + bias + residual)`, where `residual` has the output's shape and the block does not
+/// pool. Without gradients (a frozen backbone) the addition happens inside the op's last pass;
+/// with them, as candle's ops after [`conv_block`].
+pub(crate) fn conv_block_residual(x: &Tensor, weight: &Tensor, bias: &Tensor, block: ConvBlock, residual: &Tensor) -> Result<Tensor> {
+    if block.max_pool.is_some() {
+        bail!("fused conv2d: a residual is added before pooling, not after");
+    }
+    if x.track_op() || weight.track_op() || bias.track_op() || residual.track_op() {
+        let y = (conv_block(x, weight, bias, ConvBlock { relu: false, ..block })? + residual)?;
+        return if block.relu { y.relu() } else { Ok(y) };
+    }
+    let (x, weight, bias) = (x.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+    let op = ConvBlockOp { block, residual: Some(residual.contiguous()?), argmax: Mutex::new(None), keep: false };
+    let out = x.apply_op3_no_bwd(&weight, &bias, &op)?;
+    if out.dims() != residual.dims() {
+        bail!("fused conv2d: residual {:?} does not match the output {:?}", residual.dims(), out.dims());
+    }
+    Ok(out)
 }
 
 impl CustomOp3 for ConvBlockOp {
@@ -154,9 +188,20 @@ impl CustomOp3 for ConvBlockOp {
         let per_image = g.filters * qh * qw;
         let mut out = vec![0.0f32; g.n * per_image];
         let mut argmax = if self.block.max_pool.is_some() && self.keep { vec![0u32; out.len()] } else { Vec::new() };
+        let residual = self.residual.as_ref().map(F32View::new).transpose()?;
+        let residual = residual.as_ref().map(|r| r.as_slice());
+        if residual.is_some_and(|r| r.len() != out.len()) {
+            bail!("fused conv2d: the residual has {} values for an output of {}", residual.map_or(0, |r| r.len()), out.len());
+        }
         let chunk = g.chunk_images() * per_image;
+        // One chunk (a single image, say) gets every thread inside its products instead.
+        let parallel_products = g.n.div_ceil(g.chunk_images()) == 1;
         if chunk > 0 && !out.is_empty() {
-            let run = |ci: usize, o: &mut [f32], a: Option<&mut [u32]>| forward_chunk(&g, self.block, x, w, b, ci * g.chunk_images(), o, a);
+            let run = |ci: usize, o: &mut [f32], a: Option<&mut [u32]>| {
+                let first = ci * g.chunk_images();
+                let r = residual.map(|r| &r[first * per_image..first * per_image + o.len()]);
+                forward_chunk(&g, self.block, Operands { x, w, b, residual: r }, first, o, a, parallel_products)
+            };
             if argmax.is_empty() {
                 out.par_chunks_mut(chunk).enumerate().try_for_each(|(ci, o)| run(ci, o, None))?;
             } else {
@@ -211,9 +256,17 @@ impl CustomOp3 for ConvBlockOp {
     }
 }
 
+/// The forward pass's inputs: the whole batch's images, the weights, and the chunk's residual.
+struct Operands<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    b: &'a [f32],
+    residual: Option<&'a [f32]>,
+}
+
 /// The forward pass of the images from `first` that `out` (and `argmax`) hold.
-#[allow(clippy::too_many_arguments)] // the op's operands and one chunk's outputs
-fn forward_chunk(g: &Geom, block: ConvBlock, x: &[f32], w: &[f32], b: &[f32], first: usize, out: &mut [f32], mut argmax: Option<&mut [u32]>) -> Result<()> {
+fn forward_chunk(g: &Geom, block: ConvBlock, ops: Operands, first: usize, out: &mut [f32], mut argmax: Option<&mut [u32]>, parallel: bool) -> Result<()> {
+    let Operands { x, w, b, residual } = ops;
     let (p, kk, f) = (g.positions(), g.patch(), g.filters);
     let (qh, qw) = g.out_positions(block.max_pool);
     let q = qh * qw;
@@ -222,7 +275,7 @@ fn forward_chunk(g: &Geom, block: ConvBlock, x: &[f32], w: &[f32], b: &[f32], fi
     let mut col = buffers::take(kk * cp);
     unfold(g, x, first, images, &mut col);
     let mut z = buffers::take(f * cp);
-    matmul(&mut z, Mat::rows(w, f, kk), Mat::rows(&col, kk, cp), false, false)?;
+    matmul(&mut z, Mat::rows(w, f, kk), Mat::rows(&col, kk, cp), false, parallel)?;
     for li in 0..images {
         for ch in 0..f {
             let plane = &z[ch * cp + li * p..][..p];
@@ -230,12 +283,20 @@ fn forward_chunk(g: &Geom, block: ConvBlock, x: &[f32], w: &[f32], b: &[f32], fi
             let o = &mut out[at..at + q];
             match block.max_pool {
                 Some(size) => pool_plane_forward(plane, g.oh, g.ow, size, b[ch], block.relu, o, argmax.as_deref_mut().map(|a| &mut a[at..at + q])),
-                None => {
-                    for (dst, &v) in o.iter_mut().zip(plane) {
-                        let v = v + b[ch];
-                        *dst = if block.relu { relu(v) } else { v };
+                None => match residual {
+                    Some(r) => {
+                        for ((dst, &v), &r) in o.iter_mut().zip(plane).zip(&r[at..at + q]) {
+                            let v = v + b[ch] + r;
+                            *dst = if block.relu { relu(v) } else { v };
+                        }
                     }
-                }
+                    None => {
+                        for (dst, &v) in o.iter_mut().zip(plane) {
+                            let v = v + b[ch];
+                            *dst = if block.relu { relu(v) } else { v };
+                        }
+                    }
+                },
             }
         }
     }
