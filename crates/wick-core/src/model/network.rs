@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, WickError};
 use crate::model::cpu_net::CpuNet;
-use crate::model::cpu_ops::{self, ConvBlock};
+use crate::model::cpu_ops::{self, ConvBlock, MaxPool};
 use crate::model::spec::{conv_padding, Activation, Layer};
 
 enum NetLayer {
@@ -105,7 +105,7 @@ impl Network {
                             next += 1;
                         }
                         if let Some(Layer::MaxPool2d { size }) = layers.get(next) {
-                            fused.max_pool = Some(*size);
+                            fused.max_pool = Some(MaxPool::tiling(*size));
                             fused_layers.push(next);
                         }
                     }

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Func, Module, VarBuilder};
 
 use crate::error::{Result, WickError};
-use crate::model::cpu_ops::{conv_block, conv_block_residual, ConvBlock};
+use crate::model::cpu_ops::{conv_block, conv_block_residual, ConvBlock, MaxPool};
 use crate::model::spec::BackboneArch;
 
 /// ImageNet channel statistics, which the pretrained ResNets expect.
@@ -89,8 +89,9 @@ impl FoldedConv {
         let (mean, var) = (get(format!("{bn}.running_mean"))?, get(format!("{bn}.running_var"))?);
         let filters = weight.dim(0)?;
         let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-        let weight = weight.broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?.contiguous()?;
-        let bias = (beta - (mean * &scale)?)?;
+        // Detached: the backbone is frozen, so nothing is kept for a backward pass through it.
+        let weight = weight.broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?.contiguous()?.detach();
+        let bias = (beta - (mean * &scale)?)?.detach();
         Ok(Self { weight, bias, stride, padding })
     }
 
@@ -100,6 +101,11 @@ impl FoldedConv {
 
     fn forward(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         Ok(conv_block(x, &self.weight, &self.bias, self.block(relu))?)
+    }
+
+    /// `maxpool(relu(conv(x)))` in one op.
+    fn forward_relu_pool(&self, x: &Tensor, pool: MaxPool) -> Result<Tensor> {
+        Ok(conv_block(x, &self.weight, &self.bias, ConvBlock { max_pool: Some(pool), ..self.block(true) })?)
     }
 
     /// `relu(conv(x) + residual)`.
@@ -152,10 +158,8 @@ impl CpuResNet {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.stem.forward(&x.contiguous()?, true)?;
-        // 3×3 max-pool, stride 2, padding 1. The values are ReLU outputs (≥ 0), so zero padding
-        // gives the same maxima as PyTorch's −∞ padding.
-        let mut x = x.pad_with_zeros(D::Minus1, 1, 1)?.pad_with_zeros(D::Minus2, 1, 1)?.max_pool2d_with_stride(3, 2)?;
+        // The stem: 7×7 convolution, stride 2, ReLU, then a 3×3 max-pool with stride 2 and padding 1.
+        let mut x = self.stem.forward_relu_pool(&x.contiguous()?, MaxPool { size: 3, stride: 2, padding: 1 })?;
         for block in &self.blocks {
             let y = block.conv1.forward(&x, true)?;
             let shortcut = match &block.downsample {

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::buffers;
 use super::matmul::{matmul, Mat};
-use super::pool::{pool_plane_backward, pool_plane_forward};
+use super::pool::{pool_plane_backward, pool_plane_forward, MaxPool};
 use super::{cpu_slice, relu, F32View};
 
 /// Scratch bytes per chunk (its unfolded inputs and pre-activation maps): about half of a
@@ -40,8 +40,8 @@ pub(crate) struct ConvBlock {
     pub stride: usize,
     pub padding: usize,
     pub relu: bool,
-    /// Max-pooling with this window and stride (PyTorch's floor mode) after the activation.
-    pub max_pool: Option<usize>,
+    /// Max-pooling after the activation.
+    pub max_pool: Option<MaxPool>,
 }
 
 /// The sizes of one convolution.
@@ -72,9 +72,9 @@ impl Geom {
             bail!("fused conv2d: kernel {k}×{k} is larger than the padded {h}×{w} input");
         }
         let (oh, ow) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
-        if let Some(size) = block.max_pool {
-            if size == 0 || size > oh || size > ow {
-                bail!("fused conv2d: pool {size}×{size} does not fit its {oh}×{ow} input");
+        if let Some(pool) = block.max_pool {
+            if pool.out_len(oh).is_none() || pool.out_len(ow).is_none() {
+                bail!("fused conv2d: pool {pool:?} does not fit its {oh}×{ow} input");
             }
         }
         Ok(Self { n, c, h, w, filters, k, stride, pad, oh, ow })
@@ -107,9 +107,10 @@ impl Geom {
     }
 
     /// Positions of one output plane (after pooling, when the block pools).
-    fn out_positions(&self, max_pool: Option<usize>) -> (usize, usize) {
+    fn out_positions(&self, max_pool: Option<MaxPool>) -> (usize, usize) {
         match max_pool {
-            Some(s) => (self.oh / s, self.ow / s),
+            // Checked to fit in `new`.
+            Some(pool) => (pool.out_len(self.oh).unwrap_or(0), pool.out_len(self.ow).unwrap_or(0)),
             None => (self.oh, self.ow),
         }
     }
@@ -282,7 +283,7 @@ fn forward_chunk(g: &Geom, block: ConvBlock, ops: Operands, first: usize, out: &
             let at = (li * f + ch) * q;
             let o = &mut out[at..at + q];
             match block.max_pool {
-                Some(size) => pool_plane_forward(plane, g.oh, g.ow, size, b[ch], block.relu, o, argmax.as_deref_mut().map(|a| &mut a[at..at + q])),
+                Some(pool) => pool_plane_forward(plane, g.oh, g.ow, pool, b[ch], block.relu, o, argmax.as_deref_mut().map(|a| &mut a[at..at + q])),
                 None => match residual {
                     Some(r) => {
                         for ((dst, &v), &r) in o.iter_mut().zip(plane).zip(&r[at..at + q]) {

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{conv_block, max_pool2d, ConvBlock};
+use super::{conv_block, max_pool2d, ConvBlock, MaxPool};
 
 fn random(shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-1.0f32..1.0)).collect()
@@ -65,17 +65,19 @@ struct Case {
     block: ConvBlock,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     // LeNet's first layer: valid padding, ReLU, 2×2 pooling.
-    Case { n: 3, c: 1, hw: 12, filters: 4, k: 5, block: ConvBlock { stride: 1, padding: 0, relu: true, max_pool: Some(2) } },
+    Case { n: 3, c: 1, hw: 12, filters: 4, k: 5, block: ConvBlock { stride: 1, padding: 0, relu: true, max_pool: Some(MaxPool::tiling(2)) } },
     // 'same' padding, ReLU, no pooling.
     Case { n: 2, c: 3, hw: 7, filters: 5, k: 3, block: ConvBlock { stride: 1, padding: 1, relu: true, max_pool: None } },
     // Stride 2 with padding, no activation.
     Case { n: 2, c: 2, hw: 9, filters: 3, k: 3, block: ConvBlock { stride: 2, padding: 1, relu: false, max_pool: None } },
     // Stride 3, pooling over an odd map (floor mode drops the last row and column), no activation.
-    Case { n: 2, c: 2, hw: 11, filters: 3, k: 3, block: ConvBlock { stride: 3, padding: 2, relu: false, max_pool: Some(2) } },
+    Case { n: 2, c: 2, hw: 11, filters: 3, k: 3, block: ConvBlock { stride: 3, padding: 2, relu: false, max_pool: Some(MaxPool::tiling(2)) } },
     // Kernel larger than the stride with 'same' padding for 5×5, pooling by 3.
-    Case { n: 2, c: 2, hw: 9, filters: 4, k: 5, block: ConvBlock { stride: 1, padding: 2, relu: true, max_pool: Some(3) } },
+    Case { n: 2, c: 2, hw: 9, filters: 4, k: 5, block: ConvBlock { stride: 1, padding: 2, relu: true, max_pool: Some(MaxPool::tiling(3)) } },
+    // A ResNet stem: stride 2, ReLU, then overlapping 3×3 windows with stride 2 and padding 1.
+    Case { n: 2, c: 3, hw: 15, filters: 4, k: 7, block: ConvBlock { stride: 2, padding: 3, relu: true, max_pool: Some(MaxPool { size: 3, stride: 2, padding: 1 }) } },
 ];
 
 /// Candle's conv2d + bias (+ ReLU) (+ max-pool), the reference forward.
@@ -84,7 +86,12 @@ fn candle_block(x: &Tensor, w: &Tensor, b: &Tensor, block: ConvBlock) -> Tensor 
     let z = z.broadcast_add(&b.reshape((1, b.dim(0).unwrap(), 1, 1)).unwrap()).unwrap();
     let z = if block.relu { z.relu().unwrap() } else { z };
     match block.max_pool {
-        Some(s) => z.max_pool2d(s).unwrap(),
+        // Zero padding stands in for −∞ only after a ReLU (every value ≥ 0), which the cases keep to.
+        Some(MaxPool { size, stride, padding }) if padding > 0 => {
+            assert!(block.relu);
+            z.pad_with_zeros(3, padding, padding).unwrap().pad_with_zeros(2, padding, padding).unwrap().max_pool2d_with_stride(size, stride).unwrap()
+        }
+        Some(pool) => z.max_pool2d_with_stride(pool.size, pool.stride).unwrap(),
         None => z,
     }
 }
@@ -136,7 +143,7 @@ fn an_input_that_needs_no_gradient_gets_none() {
     let x = Tensor::from_vec(random(&[2, 1, 8, 8], &mut rng), (2, 1, 8, 8), &Device::Cpu).unwrap();
     let w = Var::from_vec(random(&[3, 1, 3, 3], &mut rng), (3, 1, 3, 3), &Device::Cpu).unwrap();
     let b = Var::from_vec(random(&[3], &mut rng), 3, &Device::Cpu).unwrap();
-    let block = ConvBlock { stride: 1, padding: 1, relu: true, max_pool: Some(2) };
+    let block = ConvBlock { stride: 1, padding: 1, relu: true, max_pool: Some(MaxPool::tiling(2)) };
     let grads = conv_block(&x, &w, &b, block).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none(), "the images are constants: no input gradient is computed");
     assert!(grads.get(&w).is_some() && grads.get(&b).is_some());
@@ -158,7 +165,7 @@ fn max_pool_gives_ties_to_the_first_maximum_like_pytorch() {
     // The same through the fused block: a 1×1 convolution with weight 1 and bias 0 is the identity.
     let w = Var::from_vec(vec![1.0f32], (1, 1, 1, 1), &Device::Cpu).unwrap();
     let b = Var::from_vec(vec![0.0f32], 1, &Device::Cpu).unwrap();
-    let block = ConvBlock { stride: 1, padding: 0, relu: false, max_pool: Some(2) };
+    let block = ConvBlock { stride: 1, padding: 0, relu: false, max_pool: Some(MaxPool::tiling(2)) };
     let out = conv_block(&x, &w, &b, block).unwrap();
     let grads = out.sum_all().unwrap().backward().unwrap();
     assert_eq!(values(grads.get(&x).unwrap()), want.to_vec());
