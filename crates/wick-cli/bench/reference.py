@@ -1,6 +1,7 @@
 """Reference timings for `wick bench`: the same work with pandas, numpy and PyTorch (CPU).
 
-Each sub-command prints one JSON object. A library that is not installed prints {"missing": "name"}.
+Each sub-command prints one JSON object. The training and inference commands take an optional last
+argument, PyTorch's device ("cpu", the default, or "cuda"). A library that is not installed prints {"missing": "name"}.
 Timings exclude Python start-up and imports, as Wick's exclude process start-up.
 """
 import json
@@ -37,7 +38,7 @@ def lstsq(rows, cols):
     out({"secs": time.perf_counter() - t, "version": np.__version__})
 
 
-def cnn(train_steps, infer_batches, threads):
+def cnn(train_steps, infer_batches, threads, device="cpu"):
     try:
         import torch
         from torch import nn
@@ -50,9 +51,10 @@ def cnn(train_steps, infer_batches, threads):
         nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10),
     )
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x = torch.rand(64, 1, 28, 28)
-    y = torch.randint(0, 10, (64,))
+    x = torch.rand(64, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (64,), device=device)
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -67,7 +69,7 @@ def cnn(train_steps, infer_batches, threads):
     for _ in range(train_steps):
         step()
     train = train_steps * 64 / (time.perf_counter() - t)
-    xi = torch.rand(256, 1, 28, 28)
+    xi = torch.rand(256, 1, 28, 28, device=device)
     with torch.no_grad():
         net(xi).sum().item()
         t = time.perf_counter()
@@ -102,7 +104,7 @@ def _net(name):
     raise SystemExit(f"unknown network {name}")
 
 
-def train(name, steps, threads):
+def train(name, steps, threads, device="cpu"):
     try:
         import torch
         from torch import nn
@@ -111,9 +113,10 @@ def train(name, steps, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net, shape, classes, batch, optimizer = _net(name)
+    net = net.to(device)
     opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(net.parameters(), lr=1e-3)
-    x = torch.rand(batch, *shape)
-    y = torch.randint(0, classes, (batch,))
+    x = torch.rand(batch, *shape, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -130,7 +133,7 @@ def train(name, steps, threads):
     out({"train_samples_per_sec": steps * batch / (time.perf_counter() - t), "version": torch.__version__})
 
 
-def resnet18(batch, batches, threads):
+def resnet18(batch, batches, threads, device="cpu"):
     try:
         import torch
         import torchvision  # noqa: F401
@@ -145,8 +148,8 @@ def resnet18(batch, batches, threads):
     torch.manual_seed(0)
     net = make()
     net.fc = torch.nn.Identity()  # Wick's backbone ends at the pooled 512 features too
-    net.eval()
-    x = torch.rand(batch, 3, 224, 224)
+    net = net.eval().to(device)
+    x = torch.rand(batch, 3, 224, 224, device=device)
     with torch.no_grad():
         net(x).sum().item()
         t = time.perf_counter()
@@ -188,10 +191,10 @@ if __name__ == "__main__":
     elif cmd == "lstsq":
         lstsq(int(args[0]), int(args[1]))
     elif cmd == "cnn":
-        cnn(int(args[0]), int(args[1]), int(args[2]))
+        cnn(int(args[0]), int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "train":
-        train(args[0], int(args[1]), int(args[2]))
+        train(args[0], int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "resnet18":
-        resnet18(int(args[0]), int(args[1]), int(args[2]))
+        resnet18(int(args[0]), int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "peak-memory":
         peak_memory(int(args[0]), int(args[1]))

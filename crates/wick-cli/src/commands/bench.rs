@@ -98,6 +98,12 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     let shape = ImageShape { height: 28, width: 28, channels: 1 };
     let infer_batches = 10;
     let threads = args.torch_threads.to_string();
+    // The reference runs on the kind of device Wick's rows run on (`auto` resolved here).
+    let (torch_device, device_word) = match args.device.resolve()? {
+        DeviceChoice::Cuda(i) => (format!("cuda:{i}"), "CUDA"),
+        DeviceChoice::Metal => ("mps".to_string(), "MPS"),
+        DeviceChoice::Cpu | DeviceChoice::Auto => ("cpu".to_string(), "CPU"),
+    };
     let trainings = training_rows(args.cnn_steps);
 
     let mut csv_read_w = f64::MAX;
@@ -134,18 +140,18 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         }
         for (i, t) in trainings.iter().enumerate() {
             train_w[i] = train_w[i].max(train_throughput(&t.work, args.device)?);
-            let r = py(&["train", t.reference, &t.work.steps.to_string(), &threads])?;
+            let r = py(&["train", t.reference, &t.work.steps.to_string(), &threads, &torch_device])?;
             best_max(&mut train_p[i], r.as_ref().and_then(|r| r["train_samples_per_sec"].as_f64()));
             if let Some(r) = r {
                 versions.insert("torch".into(), r["version"].clone());
             }
         }
         in_w = in_w.max(infer_throughput(&lenet_layers(), shape, 10, 256, infer_batches, args.device)?);
-        let r = py(&["cnn", "1", &infer_batches.to_string(), &threads])?;
+        let r = py(&["cnn", "1", &infer_batches.to_string(), &threads, &torch_device])?;
         best_max(&mut in_p, r.as_ref().and_then(|r| r["infer_images_per_sec"].as_f64()));
         if args.resnet_batches > 0 {
             rn_w = rn_w.max(resnet18_forward_throughput(16, args.resnet_batches, args.device)?);
-            let r = py(&["resnet18", "16", &args.resnet_batches.to_string(), &threads])?;
+            let r = py(&["resnet18", "16", &args.resnet_batches.to_string(), &threads, &torch_device])?;
             best_max(&mut rn_p, r.as_ref().and_then(|r| r["images_per_sec"].as_f64()));
             if let Some(r) = r {
                 versions.insert("torchvision/torch".into(), r["version"].clone());
@@ -176,7 +182,10 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         time_row("  of which reading (polars)", csv_read_w, csv_p, "pandas read_csv"),
         time_row("least squares 200000 × 20 f64", ls_w, ls_p, "numpy lstsq"),
     ];
-    let torch_name = format!("PyTorch {}, {} threads", device_word(args.device), args.torch_threads);
+    let torch_name = match device_word {
+        "CPU" => format!("PyTorch CPU, {} threads", args.torch_threads),
+        gpu => format!("PyTorch {gpu}"),
+    };
     let mut rows = rows;
     for (i, t) in trainings.iter().enumerate() {
         rows.push(rate_row(t.task, train_w[i], train_p[i], &torch_name, t.unit));
@@ -263,14 +272,6 @@ fn training_rows(lenet_steps: usize) -> Vec<TrainingRow> {
             work: TrainWork { input: vec![30], layers: dense_layers(&mlp), n_classes: 2, batch: 32, steps: 25 * lenet_steps, optimizer: OptimizerKind::Adam },
         },
     ]
-}
-
-fn device_word(device: DeviceChoice) -> &'static str {
-    match device {
-        DeviceChoice::Cpu | DeviceChoice::Auto => "CPU",
-        DeviceChoice::Cuda(_) => "CUDA",
-        DeviceChoice::Metal => "MPS",
-    }
 }
 
 /// Peak memory (MB) of training LeNet on 60,000 images: Wick in a child process, and the reference.

@@ -164,10 +164,10 @@ impl Network {
                     _ => conv.forward(&x)?,
                 },
                 NetLayer::FusedIntoConv => x,
-                // Candle's CPU max-pool backward scales the gradient by the share of tied maxima (see
+                // Candle's max-pool backward scales the gradient by the share of tied maxima (see
                 // `cpu_ops::pool`); ours gives it to the first maximum, as PyTorch does.
                 NetLayer::MaxPool(s) if self.cpu_ops => cpu_ops::max_pool2d(&x, *s)?,
-                NetLayer::MaxPool(s) => x.max_pool2d(*s)?,
+                NetLayer::MaxPool(s) => cpu_ops::max_pool2d_by_reduction(&x, *s)?,
                 NetLayer::AvgPool(s) => x.avg_pool2d(*s)?,
                 NetLayer::BatchNorm(bn) => bn.forward_t(&x, train)?,
                 NetLayer::Dropout(rate) => match (&mut dropout_rng, train) {

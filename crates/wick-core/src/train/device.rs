@@ -35,6 +35,16 @@ impl std::str::FromStr for DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// The concrete device this choice opens here (never `Auto`).
+    pub fn resolve(self) -> Result<DeviceChoice> {
+        Ok(match (self, self.open()?) {
+            (Self::Cuda(i), Device::Cuda(_)) => Self::Cuda(i),
+            (_, Device::Cuda(_)) => Self::Cuda(0),
+            (_, Device::Metal(_)) => Self::Metal,
+            (_, Device::Cpu) => Self::Cpu,
+        })
+    }
+
     /// Opens the device. A GPU counts as present only when it can really be opened.
     pub fn open(self) -> Result<Device> {
         match self {

@@ -15,7 +15,7 @@ mod update;
 use candle_core::{bail, CpuStorage, Layout, Result, Storage, StorageRef, Tensor};
 
 pub(crate) use conv::{conv_block, conv_block_residual, ConvBlock};
-pub(crate) use pool::{max_pool2d, MaxPool};
+pub(crate) use pool::{max_pool2d, max_pool2d_by_reduction, MaxPool};
 pub(crate) use update::{update_in_place, UpdateRule};
 
 /// The contiguous f32 values a CPU storage holds for `layout`.

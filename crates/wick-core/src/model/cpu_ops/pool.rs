@@ -213,6 +213,24 @@ struct MaxPoolOp {
     keep: bool,
 }
 
+/// Max-pooling with tiling windows from candle's general ops, for devices without the fused op
+/// (CUDA, Metal): the windows are gathered into a last dimension and reduced with `max`, whose
+/// backward passes the gradient to the maximum in full (candle's own `max_pool2d` backward would
+/// scale it by the tie share, a quarter for a unique maximum of a 2×2 window).
+pub(crate) fn max_pool2d_by_reduction(x: &Tensor, size: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (ph, pw) = (h / size, w / size);
+    if size == 0 || ph == 0 || pw == 0 {
+        bail!("max-pool: window {size}×{size} does not fit its {h}×{w} input");
+    }
+    x.narrow(2, 0, ph * size)?
+        .narrow(3, 0, pw * size)?
+        .reshape((n, c, ph, size, pw, size))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .reshape((n, c, ph, pw, size * size))?
+        .max(4)
+}
+
 /// Max-pooling of an `(N, C, H, W)` tensor on the CPU, with its backward pass when the input
 /// needs gradients.
 pub(crate) fn max_pool2d(x: &Tensor, size: usize) -> Result<Tensor> {
