@@ -14,35 +14,8 @@ cd "$(dirname "$0")/.."
 dest=target/gpu-check
 
 build() {
-  root="${CARGO_TARGET_DIR:-target}/cuda-toolchain"
-  venv="$root/venv"
-  # The toolchain wheels of check-cuda.sh, plus cuBLAS and cuRAND, which linking needs.
-  if [ ! -x "$venv/bin/nvcc-link-ok" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --no-cache-dir \
-      nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 \
-      nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 \
-      nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35
-    touch "$venv/bin/nvcc-link-ok"
-  fi
-  nv=$(echo "$venv"/lib/python3*/site-packages/nvidia/cu13)
-  cuda="$root/cudaroot-link"
-  mkdir -p "$cuda/lib"
-  ln -sfn "$(realpath "$nv/include")" "$cuda/include"
-  ln -sfn "$(realpath "$nv/bin")" "$cuda/bin"
-  for lib in cudart cublas cublasLt curand; do
-    ln -sfn "$(realpath "$(ls "$nv"/lib/lib$lib.so.* | head -1)")" "$cuda/lib/lib$lib.so"
-  done
-  # libcuda comes with the driver, which this machine lacks: link against a stub that only names the
-  # library (the binary loads the real one at run time; see shared/reference/cuda-build.md).
-  if [ ! -f "$cuda/lib/libcuda.so" ]; then
-    echo 'void wick_cuda_link_stub(void) {}' > "$cuda/stub.c"
-    cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$cuda/lib/libcuda.so" "$cuda/stub.c"
-  fi
-  export CUDA_ROOT="$(realpath "$cuda")" PATH="$(realpath "$cuda/bin"):$PATH"
-  export LIBRARY_PATH="$(realpath "$cuda/lib"):${LIBRARY_PATH:-}"
-  export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-2}"
-  export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,--allow-shlib-undefined"
+  . scripts/cuda-toolchain.sh
+  cuda_toolchain link
   cargo build --release --locked -p wick-cli --features cuda
   tests=$(cargo test --release --locked -p wick-core --features cuda --lib --no-run --message-format=json \
     | python3 -c 'import json,sys
@@ -64,9 +37,15 @@ run() {
   mkdir -p "$out"
   log="$out/gpu-check.log"
   python=${PYTHON:-python3}
-  # The CUDA 13 libraries come with PyTorch's wheels (nvidia/cu13); libcuda with the driver.
+  # CUDA 13's cudart and cuBLAS come with PyTorch's wheels (nvidia/cu13/lib), cuRAND with a CUDA
+  # toolkit (PyTorch ships none), libcuda with the driver.
   libs=$("$python" -c 'import nvidia, os; print(os.path.join(os.path.dirname(nvidia.__path__[0]), "nvidia", "cu13", "lib"))' 2>/dev/null || true)
-  export LD_LIBRARY_PATH="${libs}:${LD_LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="${libs}:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+  if ldd "$dest/wick" | grep -q "not found"; then
+    echo "missing libraries (install a CUDA 13 toolkit or put them on LD_LIBRARY_PATH):" >&2
+    ldd "$dest/wick" | grep "not found" >&2
+    exit 1
+  fi
   {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
     echo "== parity: CPU (fused ops) vs CUDA (candle), outputs and gradients"

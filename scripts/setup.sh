@@ -33,5 +33,5 @@ if [ "${1:-}" = "--bench" ]; then
   # pandas/numpy for `wick bench`; FastAPI on uvicorn with uvloop and httptools (as `fastapi[standard]`
   # deploys it) for the reference server of `wick bench --serve`.
   python3 -m pip install --quiet pandas numpy fastapi "uvicorn[standard]" safetensors
-  echo "PyTorch (CPU) is optional for the CNN reference: python3 -m pip install torch"
+  echo "PyTorch is optional for the training rows: python3 -m pip install torch torchvision pillow"
 fi

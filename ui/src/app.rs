@@ -80,7 +80,23 @@ pub struct ActiveTraining {
     pub epochs: usize,
     pub steps_per_epoch: usize,
     pub done_steps: usize,
+    /// The last finished epoch's throughput (training and validation together).
     pub samples_per_sec: Option<f64>,
+    pub train_rows: usize,
+    /// When the trainer reported that it started (data loaded, model built).
+    pub steps_started: Option<Instant>,
+}
+
+impl ActiveTraining {
+    /// Samples per second to show: the last epoch's figure, or during the first epoch an estimate
+    /// from the steps done so far (a first epoch of a large dataset can take minutes).
+    pub fn throughput(&self) -> Option<f64> {
+        self.samples_per_sec.or_else(|| {
+            let secs = self.steps_started?.elapsed().as_secs_f64();
+            let per_step = self.train_rows as f64 / self.steps_per_epoch.max(1) as f64;
+            (self.done_steps > 0 && secs > 0.0).then(|| self.done_steps as f64 * per_step / secs)
+        })
+    }
 }
 
 /// The Publish screen's live state.
@@ -559,11 +575,13 @@ impl WickApp {
         let Some(active) = self.training.as_mut().filter(|a| a.run_id == run_id) else { return };
         let Some(run) = self.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
         match event {
-            TrainEvent::Started { device, epochs, steps_per_epoch, .. } => {
+            TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, .. } => {
                 run.device = device;
                 run.epochs = epochs;
                 active.epochs = epochs;
                 active.steps_per_epoch = steps_per_epoch.max(1);
+                active.train_rows = train_rows;
+                active.steps_started = Some(Instant::now());
             }
             TrainEvent::Step { epoch, step, loss } => {
                 let x = (epoch.saturating_sub(1)) as f64 + step as f64 / active.steps_per_epoch as f64;
@@ -767,6 +785,8 @@ impl WickApp {
             steps_per_epoch: 1,
             done_steps: 0,
             samples_per_sec: None,
+            train_rows: 0,
+            steps_started: None,
         });
         self.selected_run = Some(run_id);
         self.generation += 1;
@@ -978,5 +998,29 @@ mod tests {
         assert_eq!(sanitize_model_name("Seattle Weather!"), "seattle-weather");
         assert_eq!(sanitize_model_name("breast-cancer"), "breast-cancer");
         assert_eq!(sanitize_model_name("  "), "");
+    }
+
+    #[test]
+    fn throughput_is_estimated_from_steps_until_an_epoch_finishes() {
+        let mut t = ActiveTraining {
+            run_id: 1,
+            cancel: CancelToken::new(),
+            started: Instant::now(),
+            epochs: 2,
+            steps_per_epoch: 10,
+            done_steps: 0,
+            samples_per_sec: None,
+            train_rows: 640,
+            steps_started: None,
+        };
+        assert_eq!(t.throughput(), None, "nothing before the trainer starts");
+        t.steps_started = Instant::now().checked_sub(std::time::Duration::from_secs(2));
+        assert_eq!(t.throughput(), None, "nothing before the first step");
+        t.done_steps = 5;
+        // 5 steps of 64 samples in about 2 s.
+        let live = t.throughput().unwrap();
+        assert!((140.0..=160.0).contains(&live), "{live}");
+        t.samples_per_sec = Some(321.0);
+        assert_eq!(t.throughput(), Some(321.0), "the finished epoch's figure wins");
     }
 }

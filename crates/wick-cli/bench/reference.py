@@ -38,45 +38,23 @@ def lstsq(rows, cols):
     out({"secs": time.perf_counter() - t, "version": np.__version__})
 
 
-def cnn(train_steps, infer_batches, threads, device="cpu"):
+def infer(batches, threads, device="cpu"):
+    """LeNet inference in batches of 256."""
     try:
         import torch
-        from torch import nn
     except ImportError:
         return out({"missing": "torch"})
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
-    net = net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x = torch.rand(64, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (64,), device=device)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        loss.item()
-
-    step()
-    t = time.perf_counter()
-    for _ in range(train_steps):
-        step()
-    train = train_steps * 64 / (time.perf_counter() - t)
+    net = _net("lenet")[0].to(device).eval()
     xi = torch.rand(256, 1, 28, 28, device=device)
     with torch.no_grad():
         net(xi).sum().item()
         t = time.perf_counter()
-        for _ in range(infer_batches):
+        for _ in range(batches):
             net(xi).sum().item()
-        infer = infer_batches * 256 / (time.perf_counter() - t)
-    out({"train_images_per_sec": train, "infer_images_per_sec": infer, "version": torch.__version__})
+        rate = batches * 256 / (time.perf_counter() - t)
+    out({"infer_images_per_sec": rate, "version": torch.__version__})
 
 
 def _net(name):
@@ -190,8 +168,8 @@ if __name__ == "__main__":
         csv(args[0])
     elif cmd == "lstsq":
         lstsq(int(args[0]), int(args[1]))
-    elif cmd == "cnn":
-        cnn(int(args[0]), int(args[1]), int(args[2]), *args[3:4])
+    elif cmd == "infer":
+        infer(int(args[0]), int(args[1]), *args[2:3])
     elif cmd == "train":
         train(args[0], int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "resnet18":

@@ -60,7 +60,7 @@ fn controls(app: &mut WickApp, ui: &mut egui::Ui) {
         if eta.is_finite() {
             text.push_str(&format!(" · about {} left", format_secs(eta)));
         }
-        if let Some(sps) = t.samples_per_sec {
+        if let Some(sps) = t.throughput() {
             text.push_str(&format!(" · {sps:.0} samples/s"));
         }
         ui.add(egui::ProgressBar::new(fraction).text(text).animate(true));

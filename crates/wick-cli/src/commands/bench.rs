@@ -147,7 +147,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             }
         }
         in_w = in_w.max(infer_throughput(&lenet_layers(), shape, 10, 256, infer_batches, args.device)?);
-        let r = py(&["cnn", "1", &infer_batches.to_string(), &threads, &torch_device])?;
+        let r = py(&["infer", &infer_batches.to_string(), &threads, &torch_device])?;
         best_max(&mut in_p, r.as_ref().and_then(|r| r["infer_images_per_sec"].as_f64()));
         if args.resnet_batches > 0 {
             rn_w = rn_w.max(resnet18_forward_throughput(16, args.resnet_batches, args.device)?);
