@@ -16,6 +16,11 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ -n "$address" ] || { echo "the accessibility bus did not start" >&2; exit 2; }
+# What Orca does when it starts: say a screen reader is running. Whether the bus already reports
+# accessibility as enabled depends on the machine's GSettings (with gsettings-desktop-schemas and
+# dconf installed it says no), and AccessKit only exposes the tree once it is enabled.
+gdbus call --session --dest org.a11y.Bus --object-path /org/a11y/bus \
+  --method org.freedesktop.DBus.Properties.Set org.a11y.Status ScreenReaderEnabled "<true>" > /dev/null
 "$app" > "$log" 2>&1 &
 app_pid=$!
 for _ in $(seq 300); do

@@ -8,8 +8,10 @@
 
 use std::sync::Mutex;
 
-/// Buffers kept at most; a step of the deepest stack here holds fewer at once.
+/// Buffers kept at most; a step holds a few per thread at once.
 const POOL_MAX_BUFFERS: usize = 32;
+/// Bytes kept at most, so that an idle app does not sit on a large network's scratch.
+const POOL_MAX_BYTES: usize = 256 << 20;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
@@ -33,6 +35,10 @@ pub(crate) fn give(buf: Vec<f32>) {
         return;
     }
     if let Ok(mut pool) = POOL.lock() {
+        let held: usize = pool.iter().map(|b| b.capacity() * std::mem::size_of::<f32>()).sum();
+        if held + buf.capacity() * std::mem::size_of::<f32>() > POOL_MAX_BYTES {
+            return;
+        }
         if pool.len() < POOL_MAX_BUFFERS {
             pool.push(buf);
         } else if let Some(smallest) = pool.iter_mut().min_by_key(|b| b.capacity()) {
@@ -40,5 +46,24 @@ pub(crate) fn give(buf: Vec<f32>) {
                 *smallest = buf;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_at_the_asked_length_and_the_pool_stays_under_its_cap() {
+        let a = take(1000);
+        assert_eq!(a.len(), 1000);
+        give(a);
+        // Shorter or longer than what was given back: the length asked for, either way.
+        assert_eq!(take(400).len(), 400);
+        assert_eq!(take(1500).len(), 1500);
+        give(vec![0.0; POOL_MAX_BYTES / std::mem::size_of::<f32>() + 1]);
+        let held: usize = POOL.lock().unwrap().iter().map(|b| b.capacity() * std::mem::size_of::<f32>()).sum();
+        assert!(held <= POOL_MAX_BYTES, "{held} bytes held");
     }
 }
