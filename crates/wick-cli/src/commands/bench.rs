@@ -14,6 +14,7 @@ use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
 use wick_core::model::spec::dense_layers;
 use wick_core::model::{default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec};
 use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
+use wick_core::train::parity::{device_parity, PARITY_TOLERANCE};
 use wick_core::train::{DeviceChoice, OptimizerKind};
 
 use crate::output::{print_json, table};
@@ -60,6 +61,10 @@ pub struct BenchArgs {
     /// Training steps of the peak-memory run (LeNet on 60,000 images; 0 leaves it out).
     #[arg(long, default_value_t = 40)]
     pub memory_steps: usize,
+    /// Instead: check that training on --device gives the CPU's logits and gradients (one step of a
+    /// small CNN with batch norm); exits with an error when they differ.
+    #[arg(long)]
+    pub parity: bool,
     /// Internal: run the peak-memory training in this process and report its peak memory.
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -79,6 +84,9 @@ struct Row {
 pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     if args.memory_child {
         return memory_child(args.memory_steps);
+    }
+    if args.parity {
+        return parity(args.device, json);
     }
     if args.serve {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
@@ -290,6 +298,25 @@ fn peak_memory(python: &str, script: &Path, steps: usize, threads: &str) -> Resu
         .context("the peak-memory child printed no peak_rss_kb line (Linux only)")?;
     let reference = reference(python, script, &["peak-memory", &steps.to_string(), threads])?.and_then(|r| r["peak_rss_mb"].as_f64());
     Ok((wick, reference))
+}
+
+/// `wick bench --parity`: the device's logits and gradients against the fused CPU ops'.
+fn parity(device: DeviceChoice, json: bool) -> Result<()> {
+    let report = device_parity(device)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!("parity on {} against the CPU (largest difference relative to the largest value; tolerance {PARITY_TOLERANCE:e}):", report.device);
+        println!("  logits {:.2e}", report.logits);
+        for (i, g) in report.gradients.iter().enumerate() {
+            println!("  gradient of tensor {i} {g:.2e}");
+        }
+    }
+    if !report.passed() {
+        anyhow::bail!("{} does not match the CPU within {PARITY_TOLERANCE:e}", report.device);
+    }
+    println!("parity: ok");
+    Ok(())
 }
 
 /// The child side of [`peak_memory`].

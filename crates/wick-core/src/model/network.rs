@@ -58,8 +58,7 @@ impl Network {
     }
 
     /// As [`Network::new`], but always with candle's own ops (the reference the fused CPU ops are
-    /// checked against).
-    #[cfg(test)]
+    /// checked against, and what GPUs run).
     pub(crate) fn with_candle_ops(input_shape: &[usize], layers: &[Layer], n_outputs: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
         Self::build(input_shape, layers, n_outputs, Init::Random(rng), device, false)
     }

@@ -4,6 +4,7 @@ pub mod device;
 pub mod events;
 mod fit;
 pub mod optim;
+pub mod parity;
 mod pipeline;
 pub mod throughput;
 
