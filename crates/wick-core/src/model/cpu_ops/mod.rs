@@ -4,7 +4,7 @@
 //! (conv + bias + ReLU + max-pool) and its separate max-pools run here instead of as candle's
 //! separate ops, whose CPU backward is where LeNet training spent most of its time (see
 //! ARCHITECTURE.md, "Fast CPU training"). Each op is checked against candle's own ops and against
-//! finite differences in `tests/gradients.rs`.
+//! finite differences in `tests.rs` (this module's unit tests).
 
 mod buffers;
 mod conv;
