@@ -159,6 +159,7 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         samples_dir: paths.samples_dir(app),
         embedded_endpoint: server.as_ref().map(|s| EndpointTarget { url: s.url.clone(), token: s.token.clone() }),
         embedded_endpoint_error: server_error,
+        embedded_token_file: Some(paths.endpoint_token.clone()),
         native_menu: NATIVE_MENU,
     };
     let wick = WickApp::new(config);

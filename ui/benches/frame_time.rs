@@ -63,6 +63,7 @@ fn app_in(dir: &std::path::Path, samples_dir: Option<PathBuf>) -> WickApp {
         samples_dir,
         embedded_endpoint: None,
         embedded_endpoint_error: None,
+        embedded_token_file: None,
         native_menu: false,
     })
 }

@@ -500,7 +500,7 @@ impl WickApp {
                 match result {
                     Ok(done) => {
                         run.status = RunStatus::Finished;
-                        run.test_metrics = Some(done.report.test.clone());
+                        run.test_metrics = done.report.test.clone();
                         run.test_samples = done.report.test_samples.clone();
                         run.history = done.report.history.clone();
                         run.device = done.report.device.clone();

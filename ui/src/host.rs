@@ -18,6 +18,8 @@ pub struct AppConfig {
     pub embedded_endpoint: Option<EndpointTarget>,
     /// Why the embedded endpoint is missing, to show on the Publish screen.
     pub embedded_endpoint_error: Option<String>,
+    /// The file that keeps the embedded endpoint's token (shown on the Publish screen).
+    pub embedded_token_file: Option<PathBuf>,
     /// The host shows a native menu; when false the UI draws File and Help menus itself (and
     /// handles their keyboard shortcuts).
     pub native_menu: bool,

@@ -39,6 +39,7 @@ impl Env {
             samples_dir: Some(samples_dir()),
             embedded_endpoint: self.server.as_ref().map(|s| EndpointTarget { url: s.url.clone(), token: s.token.clone() }),
             embedded_endpoint_error: None,
+            embedded_token_file: Some(self.dir.path().join("config/desktop-token")),
             native_menu: false,
         }
     }
@@ -179,6 +180,14 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
 
     clicks.button(&h, "Publish");
     h.run_steps(2);
+    // The snippets read WICK_TOKEN: the token is shown masked and copied with one click.
+    let token = env.server.as_ref().unwrap().token.clone();
+    assert!(h.query_by_label_contains(&token).is_none(), "the token is never shown");
+    h.get_by_label_contains("readable only by you");
+    h.get_by_role_and_label(Role::Button, "Copy token").click();
+    h.step();
+    let copied = h.output().platform_output.commands.iter().any(|c| matches!(c, egui::OutputCommand::CopyText(t) if *t == token));
+    assert!(copied, "Copy token puts the endpoint's token on the clipboard");
     clicks.button(&h, "⬆  Publish");
     wait_for(&mut h, "publishing", |a| !a.publish.busy);
     assert_eq!(h.state().publish.error, None);
@@ -235,6 +244,16 @@ fn classification_confusion_cells_filter_the_samples() {
     wait_for(&mut h, "training", trained);
     settle(&mut h);
     h.snapshot_options("train_classification", &snapshot_options());
+    // The legends sit above the plots, never on a curve, and the x-axis spans the whole run.
+    let epochs = h.state().project.runs.last().unwrap().epochs as f64;
+    for (plot, legend) in [("loss_plot", "validation loss"), ("metric_plot", "validation accuracy")] {
+        let memory = egui_plot::PlotMemory::load(&h.ctx, egui::Id::new(plot)).unwrap_or_else(|| panic!("{plot} was drawn"));
+        let transform = memory.transform();
+        let legend_rect = h.get_by_label(legend).rect();
+        assert!(!transform.frame().intersects(legend_rect), "{plot}: the legend {legend_rect:?} lies on the plot {:?}", transform.frame());
+        let (min, max) = (transform.bounds().min()[0], transform.bounds().max()[0]);
+        assert!(min <= 0.0 && max >= epochs, "{plot}: x from {min} to {max}, the run has {epochs} epochs");
+    }
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
     h.run_steps(3);
     h.get_by_label_contains("actual malignant, predicted malignant").click();

@@ -41,6 +41,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a model package as a standard ONNX model, preprocessing included.
+    Export(commands::export::ExportArgs),
     /// Publish a model package to an endpoint as a new version.
     Publish(Box<commands::remote::PublishArgs>),
     /// List the models and versions on an endpoint.
@@ -64,6 +66,18 @@ enum Command {
     Bench(Box<commands::bench::BenchArgs>),
 }
 
+/// `wick predict … | head` closes stdout early. Rust ignores SIGPIPE, so the next `println!` would
+/// panic with "Broken pipe"; with the default action restored the process ends quietly, as Unix
+/// tools do (exit status 141). Not for `serve` and `bench`, which write to sockets that clients may
+/// close: there a closed connection must stay an error to handle, not the end of the server.
+fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: `signal` only sets the process's disposition of SIGPIPE; no handler of ours runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     wick_core::train::fix_cpu_thread_count();
     wick_core::train::keep_freed_memory_for_reuse();
@@ -72,6 +86,9 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
+        end_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Inspect { data, peak_rss } => {
             let result = commands::inspect::run(&data, cli.json);
@@ -83,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
         Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
+        Command::Export(args) => commands::export::run(&args, cli.json),
         Command::Publish(args) => commands::remote::publish(&args, cli.json),
         Command::Models(args) => commands::remote::models(&args, cli.json),
         Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),

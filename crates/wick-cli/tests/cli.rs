@@ -55,6 +55,30 @@ fn train_predict_and_eval_the_regression_sample() {
     assert!(july > january + 10.0, "a July day is warmer: {july} vs {january}");
     let written = std::fs::read_to_string(&out_csv).unwrap();
     assert!(written.starts_with("input,temp_max,confidence\nrow 1,"), "{written}");
+
+    // Export: the file is written and names the endpoint's inputs (onnxruntime runs it in wick-core's tests).
+    let onnx = dir.path().join("exported").join("weather.onnx");
+    std::fs::create_dir_all(onnx.parent().unwrap()).unwrap();
+    let v = ok_json(&["--json", "export", s(&model), "--format", "onnx", "--out", s(&onnx)]);
+    assert_eq!(v["inputs"], serde_json::json!(["month", "precipitation", "temp_min", "wind", "weather"]), "{v}");
+    assert_eq!(v["outputs"], serde_json::json!(["temp_max"]));
+    assert_eq!(std::fs::metadata(&onnx).unwrap().len(), v["bytes"].as_u64().unwrap());
+    let out = wick(&["export", s(&dir.path().join("nope.wick"))]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nope.wick"));
+
+    // A reader that stops early (`wick predict … | head`) ends wick quietly, with SIGPIPE's status.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["--json", "predict", s(&model), s(&data)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE, not an error: {:?} {err}", out.status);
 }
 
 #[test]

@@ -40,6 +40,10 @@ pub enum WickError {
     #[error("model package {path}: {message}")]
     Package { path: PathBuf, message: String },
 
+    /// A model that can't be written in an export format.
+    #[error("export: {0}")]
+    Export(String),
+
     /// Input given to a trained model that does not fit it.
     #[error("prediction input: {0}")]
     PredictInput(String),

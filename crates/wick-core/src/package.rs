@@ -57,7 +57,9 @@ pub struct Manifest {
     /// Preprocessing parameters (tabular encoders or the image shape).
     pub preprocessing: ModelInput,
     pub target: TargetInfo,
-    pub metrics: Metrics,
+    /// Held-out test metrics; `null` when the model trained on every row (test fraction 0).
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
     pub history: Vec<crate::train::MetricPoint>,
     pub dataset: DatasetFingerprint,
     pub seed: u64,
@@ -352,15 +354,56 @@ fn model_card(m: &Manifest) -> String {
         s.push_str(&format!("\nClasses: {}\n", m.target.labels.join(", ")));
     }
     s.push_str("\n## Test metrics\n\n");
-    for (name, value) in m.metrics.scalars() {
-        s.push_str(&format!("- {name}: {value:.4}\n"));
+    match &m.metrics {
+        Some(metrics) => {
+            for (name, value) in metrics.scalars() {
+                s.push_str(&format!("- {name}: {value:.4}\n"));
+            }
+        }
+        None => s.push_str(
+            "None: every row trained this model (test fraction 0), so no held-out figure exists. \
+             Judge it by a run of the same settings that held rows out.\n",
+        ),
     }
     s.push_str(&format!(
         "\n## Training\n\n- data: `{}` ({} rows, sha256 {})\n- seed: {}\n- epochs: {}, batch size: {}, learning rate: {}, optimiser: {:?}\n- created: {} with Wick {}\n\nThe weights are `model.safetensors`; `wick.json` holds the preprocessing needed to use them.\n",
         m.dataset.source, m.dataset.rows, m.dataset.sha256, m.seed, m.train_config.epochs, m.train_config.batch_size, m.train_config.lr,
         m.train_config.optimizer, m.created_at.to_rfc3339(), m.wick_version
     ));
+    s.push_str(&onnx_section(m));
     s
+}
+
+/// How to run the model outside Wick, from `wick export`'s ONNX file.
+fn onnx_section(m: &Manifest) -> String {
+    let feed: Vec<String> = m
+        .inputs
+        .iter()
+        .map(|t| match t.datatype.as_str() {
+            "BYTES" => format!("    {:?}: np.array([\"text\"], dtype=object),", t.name),
+            "UINT8" => {
+                let dims: Vec<String> = t.shape.iter().skip(1).map(i64::to_string).collect();
+                format!("    {:?}: np.zeros((1, {}), dtype=np.uint8),  # pixels, as the endpoint takes them", t.name, dims.join(", "))
+            }
+            _ => format!("    {:?}: np.array([0.0]),  # float64; NaN = missing", t.name),
+        })
+        .collect();
+    format!(
+        "\n## Using it outside Wick (ONNX)\n\n\
+         `wick export {name}.wick --format onnx --out {name}.onnx` (or *File → Export model as ONNX…* in the app) \
+         writes a standard ONNX model (opset {opset}) with the preprocessing inside the graph: feed the raw \
+         columns or pixels, exactly as the endpoint takes them.\n\n\
+         In Python with onnxruntime (`pip install onnxruntime numpy`):\n\n\
+         ```python\nimport numpy as np\nimport onnxruntime as ort\n\n\
+         session = ort.InferenceSession(\"{name}.onnx\")\noutputs = session.run(None, {{\n{feed}\n}})\n\
+         print(dict(zip([o.name for o in session.get_outputs()], outputs)))\n```\n\n\
+         In an ONNX-speaking server, e.g. Triton's onnxruntime backend: put the file at \
+         `models/{name}/1/model.onnx` in the model repository and start Triton; it reads the inputs and outputs \
+         from the file (text columns are `TYPE_STRING`, sent as `BYTES` over the Open Inference Protocol).\n",
+        name = m.name,
+        opset = crate::export::ONNX_OPSET,
+        feed = feed.join("\n"),
+    )
 }
 
 fn kind_name(spec: &ModelSpec) -> &'static str {

@@ -56,7 +56,7 @@ fn events_arrive_in_order_through_a_channel() {
 fn linear_regression_on_sample_data_fits_well() {
     let mut events = Vec::new();
     let out = weather(&ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, &TrainConfig::default(), &mut events).unwrap();
-    let Metrics::Regression(m) = &out.report.test else { panic!() };
+    let Some(Metrics::Regression(m)) = &out.report.test else { panic!() };
     assert!(m.r2 > 0.8, "temp_max from temp_min etc.: r2 {}", m.r2);
     assert_eq!(out.report.test_samples.len(), out.report.rows.test);
 }
@@ -108,7 +108,7 @@ fn every_optimiser_learns() {
         let lr = if optimizer == wick_core::train::OptimizerKind::Sgd { 0.01 } else { 3e-3 };
         let config = TrainConfig { epochs: 15, lr, optimizer, ..TrainConfig::default() };
         let out = weather(&mlp(), &config, &mut Vec::new()).unwrap();
-        let Metrics::Regression(m) = &out.report.test else { panic!() };
+        let Some(Metrics::Regression(m)) = &out.report.test else { panic!() };
         assert!(m.r2 > 0.7, "{optimizer:?}: r2 {}", m.r2);
     }
 }
@@ -200,7 +200,7 @@ fn default_cnn_learns_the_sample_digits() {
     let started = std::time::Instant::now();
     let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let Metrics::Classification(m) = &out.report.test else { panic!() };
+    let Some(Metrics::Classification(m)) = &out.report.test else { panic!() };
     assert!(m.accuracy >= 0.95, "test accuracy {}", m.accuracy);
     eprintln!("digits CNN: accuracy {:.4} in {secs:.1} s, {} epochs", m.accuracy, out.report.epochs_run);
 
@@ -235,4 +235,27 @@ fn cnn_with_batchnorm_and_dropout_round_trips() {
     let (loaded, _) = load_package(&pkg).unwrap();
     let pixels: Vec<u8> = (0..64 * 3).map(|i| (i * 7 % 256) as u8).collect();
     assert_identical(&out.model.predict_hwc_u8(&pixels, 3).unwrap(), &loaded.predict_hwc_u8(&pixels, 3).unwrap());
+}
+
+/// A final refit on every row before shipping: no held-out rows, so no test metric, said in the
+/// manifest and the model card rather than invented.
+#[test]
+fn training_on_every_row_reports_no_held_out_metric() {
+    let split = wick_core::data::SplitFractions { valid: 0.0, test: 0.0 };
+    let config = TrainConfig { epochs: 2, split, ..TrainConfig::default() };
+    for spec in [ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, mlp()] {
+        let out = weather(&spec, &config, &mut Vec::new()).unwrap();
+        assert_eq!((out.report.rows.train, out.report.rows.valid, out.report.rows.test), (1461, 0, 0));
+        assert!(out.report.test.is_none() && out.report.test_samples.is_empty());
+        let dir = TempDir::new().unwrap();
+        let pkg = dir.path().join("all.wick");
+        save_package(&out.model, &out.report, "all-rows", &pkg).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(pkg.join("wick.json")).unwrap()).unwrap();
+        assert!(manifest["metrics"].is_null(), "{}", manifest["metrics"]);
+        assert!(read_manifest(&pkg).unwrap().metrics.is_none());
+        let card = std::fs::read_to_string(pkg.join("README.md")).unwrap();
+        assert!(card.contains("every row trained this model"), "{card}");
+        let (loaded, _) = load_package(&pkg).unwrap();
+        assert_eq!(loaded.predict_frame(&read_table(&common::sample("seattle-weather.csv")).unwrap()).unwrap().len(), 1461);
+    }
 }

@@ -52,6 +52,8 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let oip = Router::new()
         .route("/v2", get(server_metadata))
+        // The protocol's OpenAPI file writes server metadata as `/v2/`.
+        .route("/v2/", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(model_metadata))

@@ -136,6 +136,8 @@ fn publish_metadata_infer_round_trip_matches_local_predict() {
     let (status, server) = get(&format!("{}/v2", s.url), None);
     assert_eq!(status, 200);
     assert_eq!(server["name"], "wick-serve");
+    // As the protocol's OpenAPI file writes it.
+    assert_eq!(get(&format!("{}/v2/", s.url), None), (200, server.clone()));
 
     let (status, meta) = get(&format!("{}/v2/models/weather", s.url), Some(&s.infer_token));
     assert_eq!(status, 200, "{meta}");

@@ -36,6 +36,11 @@ pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
                 }
             }
             ui.end_row();
+            if let Ok(e) = &endpoint {
+                ui.label("Token");
+                token_row(app, ui, &e.token);
+                ui.end_row();
+            }
             ui.label("Name");
             ui.add(egui::TextEdit::singleline(&mut app.project.publish.model_name).hint_text("my-model").desired_width(260.0));
             ui.end_row();
@@ -78,7 +83,7 @@ fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::Publis
     if let Some((curl, python)) = app.publish.snippets.clone() {
         snippet(ui, "curl", &curl);
         snippet(ui, "Python (pip install 'tritonclient[http]')", &python);
-        ui.label(RichText::new("Both read the token from the WICK_TOKEN environment variable.").small().weak());
+        ui.label(RichText::new("Both read the token from the WICK_TOKEN environment variable: Copy token above, then run export WICK_TOKEN=<paste> in the terminal.").small().weak());
     }
     ui.horizontal(|ui| {
         if ui.add_enabled(!app.publish.test_busy, egui::Button::new("Send test request")).clicked() {
@@ -97,6 +102,34 @@ fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::Publis
         Some(Err(e)) => error_label(ui, e),
         None => {}
     }
+}
+
+/// The endpoint's token, masked, with a button that copies it and where it is kept.
+fn token_row(app: &WickApp, ui: &mut egui::Ui, token: &str) {
+    ui.horizontal(|ui| {
+        if token.is_empty() {
+            ui.label(RichText::new("none (the endpoint takes requests without one)").weak());
+            return;
+        }
+        ui.label(RichText::new(mask_token(token)).monospace());
+        if ui.button("Copy token").on_hover_text("The snippets read it from WICK_TOKEN").clicked() {
+            ui.ctx().copy_text(token.to_string());
+        }
+        let kept = if app.settings.use_remote {
+            format!("kept in Settings ({})", app.config.settings_path.display())
+        } else {
+            match &app.config.embedded_token_file {
+                Some(path) => format!("kept in {}, readable only by you", path.display()),
+                None => "made by the built-in endpoint when it started".into(),
+            }
+        };
+        ui.label(RichText::new(kept).small().weak());
+    });
+}
+
+/// A token as dots: its length hints which one it is without showing any of it.
+pub fn mask_token(token: &str) -> String {
+    "•".repeat(token.chars().count().clamp(8, 24))
 }
 
 fn snippet(ui: &mut egui::Ui, title: &str, code: &str) {

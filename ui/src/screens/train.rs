@@ -2,7 +2,7 @@
 //! list whose curves can be overlaid.
 
 use egui::RichText;
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+use egui_plot::{Line, LineStyle, Plot, PlotPoints};
 use wick_core::train::SplitName;
 
 use crate::app::{Command, Screen, WickApp};
@@ -111,23 +111,64 @@ fn epoch_series(run: &RunRecord, split: SplitName, name: &str) -> Vec<[f64; 2]> 
     run.history.iter().filter(|m| m.split == split && m.name == name).map(|m| [m.epoch as f64, m.value]).collect()
 }
 
+/// The x-range of a run's plots from its first step: every planned epoch, so a first epoch's single
+/// point sits at the start of the run rather than alone in a 0.9–1.1 window.
+pub fn epoch_axis(run: &RunRecord) -> (f64, f64) {
+    let last = run.history.iter().map(|m| m.epoch).max().unwrap_or(0).max(run.epochs).max(1);
+    (0.0, last as f64)
+}
+
+/// A plot's legend, drawn as a row above the plot so it never covers a curve.
+fn legend_row(ui: &mut egui::Ui, entries: &[(String, egui::Color32, bool)]) {
+    ui.horizontal_wrapped(|ui| {
+        for (label, colour, dashed) in entries {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(18.0, 10.0), egui::Sense::hover());
+            let y = rect.center().y;
+            let stroke = egui::Stroke::new(2.0, *colour);
+            if *dashed {
+                ui.painter().add(egui::Shape::dashed_line(&[egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)], stroke, 4.0, 3.0));
+            } else {
+                ui.painter().line_segment([egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)], stroke);
+            }
+            ui.label(RichText::new(label).small());
+            ui.add_space(8.0);
+        }
+    });
+}
+
+/// Colours for overlaid runs, after the selected run's own two.
+fn overlay_colour(ui: &egui::Ui, i: usize) -> egui::Color32 {
+    let palette = [egui::Color32::from_rgb(200, 130, 240), egui::Color32::from_rgb(240, 200, 80), egui::Color32::from_rgb(120, 210, 200)];
+    let c = palette[i % palette.len()];
+    if ui.visuals().dark_mode { c } else { c.gamma_multiply(0.8) }
+}
+
 fn loss_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
-    Plot::new("loss_plot").height(260.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |p| {
-        let steps = step_loss_points(run);
-        if !steps.is_empty() {
-            p.line(Line::new("train loss (per step)", PlotPoints::from(steps)).color(theme::TRAIN_COLOUR.gamma_multiply(0.35)));
-        }
-        let train = epoch_series(run, SplitName::Train, "loss");
-        if !train.is_empty() {
-            p.line(Line::new("train loss", PlotPoints::from(train)).color(theme::TRAIN_COLOUR).width(2.0));
-        }
-        let valid = epoch_series(run, SplitName::Valid, "loss");
-        if !valid.is_empty() {
-            p.line(Line::new("validation loss", PlotPoints::from(valid)).color(theme::VALID_COLOUR).width(2.0));
-        }
-        for other in overlay {
-            let valid = epoch_series(other, SplitName::Valid, "loss");
-            p.line(Line::new(format!("{} (validation)", other.name), PlotPoints::from(valid)).style(LineStyle::dashed_loose()));
+    let steps = step_loss_points(run);
+    let train = epoch_series(run, SplitName::Train, "loss");
+    let valid = epoch_series(run, SplitName::Valid, "loss");
+    let mut lines: Vec<(Line<'static>, (String, egui::Color32, bool))> = Vec::new();
+    let faded = theme::TRAIN_COLOUR.gamma_multiply(0.35);
+    if !steps.is_empty() {
+        lines.push((Line::new("train loss (per step)", PlotPoints::from(steps)).color(faded), ("train loss (per step)".into(), faded, false)));
+    }
+    if !train.is_empty() {
+        lines.push((Line::new("train loss", PlotPoints::from(train)).color(theme::TRAIN_COLOUR).width(2.0), ("train loss".into(), theme::TRAIN_COLOUR, false)));
+    }
+    if !valid.is_empty() {
+        lines.push((Line::new("validation loss", PlotPoints::from(valid)).color(theme::VALID_COLOUR).width(2.0), ("validation loss".into(), theme::VALID_COLOUR, false)));
+    }
+    for (i, other) in overlay.iter().enumerate() {
+        let name = format!("{} (validation)", other.name);
+        let colour = overlay_colour(ui, i);
+        let pts = epoch_series(other, SplitName::Valid, "loss");
+        lines.push((Line::new(name.clone(), PlotPoints::from(pts)).color(colour).style(LineStyle::dashed_loose()), (name, colour, true)));
+    }
+    legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
+    let (x0, x1) = epoch_axis(run);
+    Plot::new("loss_plot").id(egui::Id::new("loss_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+        for (line, _) in lines {
+            p.line(line);
         }
     });
 }
@@ -140,21 +181,29 @@ fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
         ui.label(RichText::new("Metrics appear after the first epoch.").weak());
         return;
     }
-    Plot::new("metric_plot").height(260.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |p| {
-        for name in &names {
-            for (split, colour) in [(SplitName::Train, theme::TRAIN_COLOUR), (SplitName::Valid, theme::VALID_COLOUR)] {
-                let pts = epoch_series(run, split, name);
-                if !pts.is_empty() {
-                    let label = format!("{} {name}", if split == SplitName::Train { "train" } else { "validation" });
-                    p.line(Line::new(label, PlotPoints::from(pts)).color(colour).width(2.0));
-                }
+    let mut lines: Vec<(Line<'static>, (String, egui::Color32, bool))> = Vec::new();
+    for name in &names {
+        for (split, colour) in [(SplitName::Train, theme::TRAIN_COLOUR), (SplitName::Valid, theme::VALID_COLOUR)] {
+            let pts = epoch_series(run, split, name);
+            if !pts.is_empty() {
+                let label = format!("{} {name}", if split == SplitName::Train { "train" } else { "validation" });
+                lines.push((Line::new(label.clone(), PlotPoints::from(pts)).color(colour).width(2.0), (label, colour, false)));
             }
-            for other in overlay {
-                let pts = epoch_series(other, SplitName::Valid, name);
-                if !pts.is_empty() {
-                    p.line(Line::new(format!("{} {name}", other.name), PlotPoints::from(pts)).style(LineStyle::dashed_loose()));
-                }
+        }
+        for (i, other) in overlay.iter().enumerate() {
+            let pts = epoch_series(other, SplitName::Valid, name);
+            if !pts.is_empty() {
+                let label = format!("{} {name}", other.name);
+                let colour = overlay_colour(ui, i);
+                lines.push((Line::new(label.clone(), PlotPoints::from(pts)).color(colour).style(LineStyle::dashed_loose()), (label, colour, true)));
             }
+        }
+    }
+    legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
+    let (x0, x1) = epoch_axis(run);
+    Plot::new("metric_plot").id(egui::Id::new("metric_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+        for (line, _) in lines {
+            p.line(line);
         }
     });
 }
@@ -209,5 +258,36 @@ pub fn format_secs(secs: f64) -> String {
         format!("{secs:.1} s")
     } else {
         format!("{:.0} min {:.0} s", (secs / 60.0).floor(), secs % 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_axis_spans_the_planned_run_from_the_first_epoch() {
+        let mut run = crate::project::RunRecord {
+            id: 1,
+            name: "run 1".into(),
+            template: crate::project::Template::Logistic,
+            spec: wick_core::model::ModelSpec::Logistic,
+            config: wick_core::train::TrainConfig::default(),
+            target: Some("diagnosis".into()),
+            status: RunStatus::Running,
+            device: "cpu".into(),
+            epochs: 15,
+            step_losses: vec![[0.1, 1.0]],
+            history: vec![],
+            test_metrics: None,
+            test_samples: vec![],
+            package: None,
+            duration_secs: 0.0,
+        };
+        assert_eq!(epoch_axis(&run), (0.0, 15.0));
+        run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });
+        assert_eq!(epoch_axis(&run), (0.0, 15.0), "one point does not shrink the axis to 0.9–1.1");
+        run.epochs = 0;
+        assert_eq!(epoch_axis(&run), (0.0, 1.0));
     }
 }

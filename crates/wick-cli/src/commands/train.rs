@@ -173,8 +173,13 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         "model `{}` ({:?}, target `{}`) — {} train / {} valid / {} test rows, {} epochs on {}",
         manifest.name, manifest.target.task, manifest.target.name, rows.train, rows.valid, rows.test, outcome.report.epochs_run, outcome.report.device
     );
-    println!("test metrics:");
-    print_metrics(&outcome.report.test);
+    match &outcome.report.test {
+        Some(metrics) => {
+            println!("test metrics:");
+            print_metrics(metrics);
+        }
+        None => println!("no test metrics: every row trained the model (--test-fraction 0), so nothing was held out"),
+    }
     println!("saved to {}", args.out.display());
     Ok(())
 }

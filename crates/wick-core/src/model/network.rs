@@ -236,6 +236,11 @@ impl Network {
         Ok(Some(CpuNet::new(&self.input_shape, &self.layer_specs, self.n_outputs, &self.tensors()?)?))
     }
 
+    /// The layer stack as specified, without the output layer (for export).
+    pub(crate) fn layer_specs(&self) -> &[Layer] {
+        &self.layer_specs
+    }
+
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }

@@ -17,8 +17,8 @@ use crate::model::cpu_ops::{conv_block, conv_block_residual, ConvBlock, MaxPool}
 use crate::model::spec::BackboneArch;
 
 /// ImageNet channel statistics, which the pretrained ResNets expect.
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub(crate) const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub(crate) const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// Batch norm's epsilon in torchvision's (and candle-transformers') ResNets.
 const BN_EPS: f64 = 1e-5;
 
@@ -58,6 +58,14 @@ impl FrozenBackbone {
         Ok(Self { net, mean, std })
     }
 
+    /// The folded CPU network (for export); `None` when the backbone runs on a GPU.
+    pub(crate) fn cpu_resnet(&self) -> Option<&CpuResNet> {
+        match &self.net {
+            BackboneNet::Cpu(net) => Some(net),
+            BackboneNet::Candle(_) => None,
+        }
+    }
+
     /// Feature vectors `(N, 512)` for images `(N, 3, H, W)` with values in `[0, 1]`.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let x = images.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
@@ -69,11 +77,11 @@ impl FrozenBackbone {
 }
 
 /// A convolution with its batch norm folded in: `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
-struct FoldedConv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    padding: usize,
+pub(crate) struct FoldedConv {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
 }
 
 impl FoldedConv {
@@ -116,16 +124,16 @@ impl FoldedConv {
 
 /// One basic block: two 3×3 convolutions and the shortcut (a strided 1×1 convolution where the
 /// shape changes).
-struct BasicBlock {
-    conv1: FoldedConv,
-    conv2: FoldedConv,
-    downsample: Option<FoldedConv>,
+pub(crate) struct BasicBlock {
+    pub(crate) conv1: FoldedConv,
+    pub(crate) conv2: FoldedConv,
+    pub(crate) downsample: Option<FoldedConv>,
 }
 
 /// candle-transformers' ResNet (torchvision's layout) for inference on the CPU.
-struct CpuResNet {
-    stem: FoldedConv,
-    blocks: Vec<BasicBlock>,
+pub(crate) struct CpuResNet {
+    pub(crate) stem: FoldedConv,
+    pub(crate) blocks: Vec<BasicBlock>,
 }
 
 impl CpuResNet {

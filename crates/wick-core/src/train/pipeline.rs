@@ -50,7 +50,9 @@ pub struct TestSample {
 /// What a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {
-    pub test: Metrics,
+    /// Metrics on the held-out test rows; `None` when the test fraction is 0 and every row trained
+    /// the model (a final refit before shipping), so no honest held-out figure exists.
+    pub test: Option<Metrics>,
     pub history: Vec<MetricPoint>,
     #[serde(skip)]
     pub test_samples: Vec<TestSample>,
@@ -133,10 +135,11 @@ fn train_table_inner(
     let task = dataset.target.task();
     check_spec_fits_task(spec, task)?;
     let split = config.split_rows(dataset.rows(), dataset.target.class_indices())?;
-    if split.test.is_empty() || split.train.len() < 2 {
+    if split.train.len() < 2 {
         return Err(WickError::InvalidSpec(format!(
-            "{} rows are too few to split into training and test sets; add rows or lower the test fraction",
-            dataset.rows()
+            "{} rows leave {} for training; add rows or lower the validation and test fractions",
+            dataset.rows(),
+            split.train.len()
         )));
     }
     let preprocessor = Preprocessor::fit(&dataset, &split.train, &request.options)?;
@@ -195,7 +198,7 @@ fn train_table_inner(
     };
 
     let predictions = model.predict_encoded(&x_test, split.test.len())?;
-    let (test, test_samples) = score(&dataset.target, &split.test, &predictions, &model.target.labels, |r| format!("row {}", r + 1));
+    let (test, test_samples) = score_held_out(&dataset.target, &split.test, &predictions, &model.target.labels, |r| format!("row {}", r + 1));
     let duration_secs = started.elapsed().as_secs_f64();
     recorder.on_event(TrainEvent::Finished { epochs_run, best_epoch, duration_secs });
     let report = TrainReport {
@@ -275,6 +278,21 @@ fn classes_of(predictions: &[Prediction]) -> Vec<usize> {
             Prediction::Value { value } => value.round().max(0.0) as usize,
         })
         .collect()
+}
+
+/// Scores the test rows; no metrics when there are none (the model trained on every row).
+fn score_held_out(
+    target: &TargetValues,
+    rows: &[usize],
+    predictions: &[Prediction],
+    labels: &[String],
+    source: impl Fn(usize) -> String,
+) -> (Option<Metrics>, Vec<TestSample>) {
+    if rows.is_empty() {
+        return (None, Vec::new());
+    }
+    let (metrics, samples) = score(target, rows, predictions, labels, source);
+    (Some(metrics), samples)
 }
 
 fn score(
@@ -389,7 +407,7 @@ fn train_images_inner(
     let test_pixels = gather(&split.test);
     let predictions = model.predict_pixels(&test_pixels, split.test.len())?;
     let target_values = TargetValues::Classification { labels: labels.clone(), classes: classes.clone() };
-    let (test, test_samples) = score(&target_values, &split.test, &predictions, &labels, |r| paths[r].display().to_string());
+    let (test, test_samples) = score_held_out(&target_values, &split.test, &predictions, &labels, |r| paths[r].display().to_string());
     let duration_secs = started.elapsed().as_secs_f64();
     recorder.on_event(TrainEvent::Finished { epochs_run: summary.epochs_run, best_epoch: summary.best_epoch, duration_secs });
     let warnings = if index.skipped.is_empty() {

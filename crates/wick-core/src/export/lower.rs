@@ -1,0 +1,261 @@
+//! A Wick model as an ONNX graph: the same preprocessing, layers and output decoding as
+//! [`Model`]'s own prediction path, in the same precision (f64 where Wick computes in f64).
+
+use candle_core::Tensor;
+
+use super::graph::{attr_float, attr_int, attr_ints, Dim, GraphBuilder};
+use super::onnx_proto::tensor_proto::DataType;
+use crate::data::{FeatureEncoder, ImageShape, Preprocessor, Task};
+use crate::error::{Result, WickError};
+use crate::model::spec::{conv_padding, Activation, Layer};
+use crate::model::transfer::{FoldedConv, FrozenBackbone, IMAGENET_MEAN, IMAGENET_STD};
+use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
+
+/// Batch norm's epsilon in Wick's networks.
+const BN_EPS: f32 = 1e-5;
+
+/// Writes the whole model into `g`: inputs as the endpoint takes them, outputs as it answers.
+pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
+    match (&model.input, &model.weights) {
+        (ModelInput::Tabular { preprocessor }, Weights::Linear(fit)) => {
+            let degree = match model.spec {
+                ModelSpec::Linear { poly_degree, .. } => poly_degree,
+                _ => 1,
+            };
+            let x = tabular_input(g, preprocessor);
+            let y = linear(g, fit, &x, degree);
+            regression_output(g, &model.target, &y);
+        }
+        (ModelInput::Tabular { preprocessor }, Weights::Network(net)) => {
+            let x = tabular_input(g, preprocessor);
+            let x = g.op("Cast", &[&x], vec![attr_int("to", DataType::Float as i64)]);
+            let y = network(g, net, &x)?;
+            network_output(g, &model.target, &y);
+        }
+        (ModelInput::Image { shape }, Weights::Network(net)) => {
+            let x = image_input(g, *shape);
+            let y = network(g, net, &x)?;
+            network_output(g, &model.target, &y);
+        }
+        (ModelInput::Image { shape }, Weights::Transfer { backbone, head }) => {
+            let x = image_input(g, *shape);
+            let features = resnet(g, backbone, &x)?;
+            let y = network(g, head, &features)?;
+            network_output(g, &model.target, &y);
+        }
+        (ModelInput::Tabular { .. }, Weights::Transfer { .. }) | (ModelInput::Image { .. }, Weights::Linear(_)) => {
+            return Err(WickError::Export("the package pairs an input kind with a model kind Wick never trains together".into()))
+        }
+    }
+    Ok(())
+}
+
+/// One input per feature column, named as the column: numbers as `double [N]`, text as
+/// `string [N]`. NaN (numbers) and `""` (text) are missing values and get the training fill value,
+/// as an empty CSV cell does. Returns the encoded `double [N, width]` matrix.
+fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> String {
+    let axis1 = g.i64s("axis1", &[1], &[1]);
+    let mut blocks = Vec::new();
+    for enc in &pre.encoders {
+        match enc {
+            FeatureEncoder::Numeric { name, fill, mean, std } => {
+                let x = g.input(name, DataType::Double, &[Dim::Batch]);
+                let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
+                let missing = g.op("IsNaN", &[&x], vec![]);
+                let fill = g.f64s("fill", &[1], &[*fill]);
+                let x = g.op("Where", &[&missing, &fill, &x], vec![]);
+                let mean = g.f64s("mean", &[1], &[*mean]);
+                let std = g.f64s("std", &[1], &[*std]);
+                let x = g.op("Sub", &[&x, &mean], vec![]);
+                blocks.push(g.op("Div", &[&x, &std], vec![]));
+            }
+            FeatureEncoder::OneHot { name, categories, fill } => {
+                let x = g.input(name, DataType::String, &[Dim::Batch]);
+                let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
+                let empty = g.strings("empty", &[1], &[String::new()]);
+                let missing = g.op("Equal", &[&x, &empty], vec![]);
+                let fill = g.strings("fill", &[1], &[fill.clone()]);
+                let x = g.op("Where", &[&missing, &fill, &x], vec![]);
+                // [N, 1] == [K] broadcasts to [N, K]; an unseen category encodes as all zeros.
+                let cats = g.strings("categories", &[categories.len()], categories);
+                let hot = g.op("Equal", &[&x, &cats], vec![]);
+                blocks.push(g.op("Cast", &[&hot], vec![attr_int("to", DataType::Double as i64)]));
+            }
+        }
+    }
+    let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+    g.op("Concat", &refs, vec![attr_int("axis", 1)])
+}
+
+/// `uint8 [N, H, W, C]` pixels, as the endpoint takes them, to `float [N, C, H, W]` in `[0, 1]`.
+fn image_input(g: &mut GraphBuilder, shape: ImageShape) -> String {
+    let dims = [Dim::Batch, Dim::Fixed(shape.height), Dim::Fixed(shape.width), Dim::Fixed(shape.channels)];
+    let x = g.input("image", DataType::Uint8, &dims);
+    let x = g.op("Cast", &[&x], vec![attr_int("to", DataType::Float as i64)]);
+    let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 3, 1, 2])]);
+    let scale = g.f32s("pixel_scale", &[1], &[255.0]);
+    g.op("Div", &[&x, &scale], vec![])
+}
+
+/// Least squares in f64: powers 1..=degree of each encoded column, then `X·w + b`, as `[N, 1]`.
+fn linear(g: &mut GraphBuilder, fit: &LinearFit, x: &str, degree: u32) -> String {
+    let mut parts = vec![x.to_string()];
+    for _ in 2..=degree {
+        let last = parts.last().cloned().unwrap_or_default();
+        parts.push(g.op("Mul", &[&last, x], vec![]));
+    }
+    let x = if parts.len() > 1 {
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        g.op("Concat", &refs, vec![attr_int("axis", 1)])
+    } else {
+        x.to_string()
+    };
+    let w = g.f64s("coefficients", &[fit.coefficients.len(), 1], &fit.coefficients);
+    let b = g.f64s("intercept", &[1], &[fit.intercept]);
+    let y = g.op("MatMul", &[&x, &w], vec![]);
+    g.op("Add", &[&y, &b], vec![])
+}
+
+fn tensor_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// A named tensor of the network as an initialiser of the same shape.
+fn weight(g: &mut GraphBuilder, tensors: &std::collections::HashMap<String, Tensor>, name: &str) -> Result<String> {
+    let t = tensors.get(name).ok_or_else(|| WickError::Export(format!("the network has no tensor `{name}`")))?;
+    Ok(g.f32s(&name.replace('.', "_"), t.dims(), &tensor_f32(t)?))
+}
+
+/// The layer stack and output layer of a network; returns the raw outputs `float [N, outputs]`.
+fn network(g: &mut GraphBuilder, net: &Network, x: &str) -> Result<String> {
+    let tensors = net.tensors()?;
+    let mut x = x.to_string();
+    for (i, layer) in net.layer_specs().iter().enumerate() {
+        let p = format!("layers.{i}");
+        x = match layer {
+            Layer::Conv2d { kernel, stride, padding, .. } => {
+                let (w, b) = (weight(g, &tensors, &format!("{p}.weight"))?, weight(g, &tensors, &format!("{p}.bias"))?);
+                conv(g, &x, &w, &b, *kernel, *stride, conv_padding(*kernel, *padding))
+            }
+            Layer::MaxPool2d { size } => pool(g, "MaxPool", &x, *size, *size, 0),
+            Layer::AvgPool2d { size } => pool(g, "AveragePool", &x, *size, *size, 0),
+            Layer::BatchNorm => {
+                let names = ["weight", "bias", "running_mean", "running_var"].map(|n| format!("{p}.{n}"));
+                let [scale, bias, mean, var] = [0, 1, 2, 3].map(|k| weight(g, &tensors, &names[k]));
+                let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
+                g.op("BatchNormalization", &[&x, &scale, &bias, &mean, &var], vec![attr_float("epsilon", BN_EPS)])
+            }
+            // Dropout is the identity at inference.
+            Layer::Dropout { .. } => x,
+            Layer::Flatten => g.op("Flatten", &[&x], vec![attr_int("axis", 1)]),
+            Layer::Dense { .. } => {
+                let (w, b) = (weight(g, &tensors, &format!("{p}.weight"))?, weight(g, &tensors, &format!("{p}.bias"))?);
+                g.op("Gemm", &[&x, &w, &b], vec![attr_int("transB", 1)])
+            }
+            Layer::Activation { function } => activation(g, &x, *function),
+        };
+    }
+    let (w, b) = (weight(g, &tensors, "output.weight")?, weight(g, &tensors, "output.bias")?);
+    Ok(g.op("Gemm", &[&x, &w, &b], vec![attr_int("transB", 1)]))
+}
+
+fn conv(g: &mut GraphBuilder, x: &str, w: &str, b: &str, kernel: usize, stride: usize, padding: usize) -> String {
+    let (k, s, p) = (kernel as i64, stride as i64, padding as i64);
+    let attrs = vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s]), attr_ints("pads", &[p, p, p, p])];
+    g.op("Conv", &[x, w, b], attrs)
+}
+
+fn pool(g: &mut GraphBuilder, op: &str, x: &str, size: usize, stride: usize, padding: usize) -> String {
+    let (k, s, p) = (size as i64, stride as i64, padding as i64);
+    let attrs = vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s]), attr_ints("pads", &[p, p, p, p])];
+    g.op(op, &[x], attrs)
+}
+
+fn activation(g: &mut GraphBuilder, x: &str, function: Activation) -> String {
+    match function {
+        Activation::Relu => g.op("Relu", &[x], vec![]),
+        Activation::Tanh => g.op("Tanh", &[x], vec![]),
+        Activation::Sigmoid => g.op("Sigmoid", &[x], vec![]),
+        Activation::Silu => {
+            let s = g.op("Sigmoid", &[x], vec![]);
+            g.op("Mul", &[x, &s], vec![])
+        }
+        // Wick's GELU is the exact (erf) form: x·(1 + erf(x/√2))/2.
+        Activation::Gelu => {
+            let sqrt2 = g.f32s("sqrt2", &[1], &[std::f32::consts::SQRT_2]);
+            let (one, half) = (g.f32s("one", &[1], &[1.0]), g.f32s("half", &[1], &[0.5]));
+            let e = g.op("Div", &[x, &sqrt2], vec![]);
+            let e = g.op("Erf", &[&e], vec![]);
+            let e = g.op("Add", &[&e, &one], vec![]);
+            let y = g.op("Mul", &[x, &e], vec![]);
+            g.op("Mul", &[&y, &half], vec![])
+        }
+    }
+}
+
+/// The frozen ResNet with its batch norms folded into the convolutions, exactly as Wick runs it on
+/// the CPU; returns `float [N, 512]` features.
+fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<String> {
+    let net = backbone
+        .cpu_resnet()
+        .ok_or_else(|| WickError::Export("the backbone is loaded on a GPU; export loads the package on the CPU".into()))?;
+    let mean = g.f32s("imagenet_mean", &[1, 3, 1, 1], &IMAGENET_MEAN);
+    let std = g.f32s("imagenet_std", &[1, 3, 1, 1], &IMAGENET_STD);
+    let x = g.op("Sub", &[x, &mean], vec![]);
+    let x = g.op("Div", &[&x, &std], vec![]);
+    let x = folded_conv(g, &net.stem, &x, true)?;
+    let mut x = pool(g, "MaxPool", &x, 3, 2, 1);
+    for block in &net.blocks {
+        let y = folded_conv(g, &block.conv1, &x, true)?;
+        let shortcut = match &block.downsample {
+            Some(ds) => folded_conv(g, ds, &x, false)?,
+            None => x.clone(),
+        };
+        let y = folded_conv(g, &block.conv2, &y, false)?;
+        let y = g.op("Add", &[&y, &shortcut], vec![]);
+        x = g.op("Relu", &[&y], vec![]);
+    }
+    let x = g.op("GlobalAveragePool", &[&x], vec![]);
+    Ok(g.op("Flatten", &[&x], vec![attr_int("axis", 1)]))
+}
+
+fn folded_conv(g: &mut GraphBuilder, c: &FoldedConv, x: &str, relu: bool) -> Result<String> {
+    let w = g.f32s("backbone_weight", c.weight.dims(), &tensor_f32(&c.weight)?);
+    let b = g.f32s("backbone_bias", c.bias.dims(), &tensor_f32(&c.bias)?);
+    let kernel = c.weight.dim(2)?;
+    let y = conv(g, x, &w, &b, kernel, c.stride, c.padding);
+    Ok(if relu { g.op("Relu", &[&y], vec![]) } else { y })
+}
+
+/// `double [N, 1]` values to the regression output `double [N]`, named as the target.
+fn regression_output(g: &mut GraphBuilder, target: &TargetInfo, y: &str) {
+    let flat = g.i64s("flat", &[1], &[-1]);
+    let y = g.op("Reshape", &[y, &flat], vec![]);
+    g.output(&y, &target.name, DataType::Double, &[Dim::Batch]);
+}
+
+/// Decodes raw network outputs as Wick does: regression values un-standardised in f64;
+/// classification logits through a softmax in f64 to `probabilities`, and the label of the largest.
+fn network_output(g: &mut GraphBuilder, target: &TargetInfo, y: &str) {
+    let y = g.op("Cast", &[y], vec![attr_int("to", DataType::Double as i64)]);
+    match target.task {
+        Task::Regression => {
+            let (mean, std) = target.scale.unwrap_or((0.0, 1.0));
+            let (mean, std) = (g.f64s("target_mean", &[1], &[mean]), g.f64s("target_std", &[1], &[std]));
+            let y = g.op("Mul", &[&y, &std], vec![]);
+            let y = g.op("Add", &[&y, &mean], vec![]);
+            regression_output(g, target, &y);
+        }
+        Task::Classification => {
+            let p = g.op("Softmax", &[&y], vec![attr_int("axis", 1)]);
+            let p = g.op("Cast", &[&p], vec![attr_int("to", DataType::Float as i64)]);
+            let k = target.labels.len();
+            g.output(&p, "probabilities", DataType::Float, &[Dim::Batch, Dim::Fixed(k)]);
+            // ArgMax takes the first of tied maxima, as Wick does.
+            let index = g.op("ArgMax", &[&p], vec![attr_int("axis", 1), attr_int("keepdims", 0)]);
+            let labels = g.strings("labels", &[k], &target.labels);
+            let label = g.op("Gather", &[&labels, &index], vec![attr_int("axis", 0)]);
+            g.output(&label, &target.name, DataType::String, &[Dim::Batch]);
+        }
+    }
+}
