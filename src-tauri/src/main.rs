@@ -189,7 +189,12 @@ fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHos
         }
         HostRequest::PickProject => rfd::FileDialog::new().set_title("Open a Wick project folder").pick_folder().map(HostEvent::OpenProject),
         HostRequest::PickExportPath { suggested_name } => {
-            rfd::FileDialog::new().set_title("Export the model package").set_file_name(suggested_name).save_file().map(HostEvent::ExportTo)
+            let dialog = if suggested_name.ends_with(".onnx") {
+                rfd::FileDialog::new().set_title("Export the model as ONNX").add_filter("ONNX model", &["onnx"])
+            } else {
+                rfd::FileDialog::new().set_title("Export the model package")
+            };
+            dialog.set_file_name(suggested_name).save_file().map(HostEvent::ExportTo)
         }
         HostRequest::PickBackbone => rfd::FileDialog::new()
             .set_title("Choose pretrained ResNet-18 weights")

@@ -18,6 +18,7 @@ pub fn action(id: &str) -> Option<MenuAction> {
         "open_project" => MenuAction::OpenProjectDialog,
         "save" => MenuAction::Ui(HostEvent::Save),
         "export_model" => MenuAction::Ui(HostEvent::ExportModel),
+        "export_onnx" => MenuAction::Ui(HostEvent::ExportOnnx),
         "about" => MenuAction::Ui(HostEvent::About),
         "quit" => MenuAction::Quit,
         _ => return None,
@@ -38,6 +39,7 @@ pub fn build<R: tauri::Runtime>(app: &impl tauri::Manager<R>) -> tauri::Result<M
         .item(&item("open_project", "Open project…", Some("CmdOrCtrl+Shift+O"))?)
         .item(&item("save", "Save", Some("CmdOrCtrl+S"))?)
         .item(&item("export_model", "Export model…", Some("CmdOrCtrl+E"))?)
+        .item(&item("export_onnx", "Export model as ONNX…", None)?)
         .item(&PredefinedMenuItem::separator(app)?)
         .item(&item("quit", "Quit", Some("CmdOrCtrl+Q"))?)
         .build()?;

@@ -249,7 +249,7 @@ impl WickApp {
 
     /// Menu commands and dialog answers from the host.
     pub fn handle_host_event(&mut self, event: HostEvent) {
-        match event {
+        match event.clone() {
             HostEvent::OpenDataset(path) => self.command(Command::OpenDataset(path)),
             HostEvent::OpenProject(dir) => self.open_project(dir),
             HostEvent::ExportTo(dest) => match self.selected_package() {
@@ -264,9 +264,10 @@ impl WickApp {
                 self.generation += 1;
                 self.flush();
             }
-            HostEvent::ExportModel => match self.selected_run_record() {
+            HostEvent::ExportModel | HostEvent::ExportOnnx => match self.selected_run_record() {
                 Some(run) if run.package.is_some() => {
-                    let suggested_name = format!("{}.wick", self.publish_name_default());
+                    let extension = if event == HostEvent::ExportOnnx { "onnx" } else { "wick" };
+                    let suggested_name = format!("{}.{extension}", self.publish_name_default());
                     self.host_requests.push(HostRequest::PickExportPath { suggested_name });
                 }
                 _ => self.notices.push("Train a model before exporting it.".into()),

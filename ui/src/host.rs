@@ -32,7 +32,7 @@ pub enum HostRequest {
     PickDataset { folder: bool },
     /// A folder dialog for another project.
     PickProject,
-    /// A save dialog for exporting a model package.
+    /// A save dialog for exporting the model; the name's extension (`.wick` or `.onnx`) is the format.
     PickExportPath { suggested_name: String },
     /// A file dialog for pretrained backbone weights.
     PickBackbone,
@@ -51,8 +51,10 @@ pub enum HostEvent {
     TryImageChosen(PathBuf),
     /// Menu: File → Save (the project is saved continuously; this forces it now).
     Save,
-    /// Menu: File → Export model…
+    /// Menu: File → Export model… (a Wick package)
     ExportModel,
+    /// Menu: File → Export model as ONNX…
+    ExportOnnx,
     /// Menu: File → Open dataset…
     OpenDatasetDialog,
     /// Menu: Help → About.

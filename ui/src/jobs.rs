@@ -263,9 +263,15 @@ impl Jobs {
     }
 
     /// Copies a package folder to `dest` (staged next to it, then renamed).
+    /// Exports a package: as ONNX when `dest` ends in `.onnx`, else as a copy of the package.
     pub fn export(&self, package: PathBuf, dest: PathBuf) {
         self.spawn("export", move |send| {
-            let result = copy_package(&package, &dest);
+            let onnx = dest.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+            let result = if onnx {
+                wick_core::export::export_package_onnx(&package, &dest).map(|_| ()).map_err(|e| e.to_string())
+            } else {
+                copy_package(&package, &dest)
+            };
             send(JobEvent::Exported { path: dest, result });
         });
     }

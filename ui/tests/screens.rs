@@ -247,7 +247,7 @@ fn classification_confusion_cells_filter_the_samples() {
     // The legends sit above the plots, never on a curve, and the x-axis spans the whole run.
     let epochs = h.state().project.runs.last().unwrap().epochs as f64;
     for (plot, legend) in [("loss_plot", "validation loss"), ("metric_plot", "validation accuracy")] {
-        let memory = egui_plot::PlotMemory::load(&h.ctx, egui::Id::new(plot)).unwrap_or_else(|| panic!("{plot} was drawn"));
+        let memory = egui_plot::PlotMemory::load(&h.ctx, egui::Id::unique(plot)).unwrap_or_else(|| panic!("{plot} was drawn"));
         let transform = memory.transform();
         let legend_rect = h.get_by_label(legend).rect();
         assert!(!transform.frame().intersects(legend_rect), "{plot}: the legend {legend_rect:?} lies on the plot {:?}", transform.frame());
@@ -267,6 +267,20 @@ fn classification_confusion_cells_filter_the_samples() {
     h.get_by_label("Mistakes only").click();
     h.run_steps(2);
     assert!(h.state().view.mistakes_only);
+
+    // File → Export model as ONNX… asks the host for a .onnx path, then writes the file there.
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Export model as ONNX…").click();
+    h.run_steps(2);
+    let requests = h.state_mut().take_host_requests();
+    assert_eq!(requests, vec![HostRequest::PickExportPath { suggested_name: "breast-cancer.onnx".into() }]);
+    let dest = env.dir.path().join("exported.onnx");
+    h.state_mut().handle_host_event(HostEvent::ExportTo(dest.clone()));
+    wait_for(&mut h, "the export", |a| a.notices.iter().any(|n| n.contains("exported") || n.contains("failed")));
+    assert!(h.state().notices.iter().any(|n| n.starts_with("Model exported to")), "{:?}", h.state().notices);
+    let bytes = std::fs::read(&dest).unwrap();
+    assert!(bytes.len() > 1000 && bytes.windows(4).any(|w| w == b"wick"), "an ONNX file naming its producer");
 }
 
 #[test]

