@@ -245,14 +245,14 @@ fn classification_confusion_cells_filter_the_samples() {
     settle(&mut h);
     h.snapshot_options("train_classification", &snapshot_options());
     // The legends sit above the plots, never on a curve, and the x-axis spans the whole run.
-    let epochs = h.state().project.runs.last().unwrap().epochs as f64;
+    let epochs = h.state().project.runs.last().unwrap().history.iter().map(|m| m.epoch).max().unwrap() as f64;
     for (plot, legend) in [("loss_plot", "validation loss"), ("metric_plot", "validation accuracy")] {
         let memory = egui_plot::PlotMemory::load(&h.ctx, egui::Id::unique(plot)).unwrap_or_else(|| panic!("{plot} was drawn"));
         let transform = memory.transform();
         let legend_rect = h.get_by_label(legend).rect();
         assert!(!transform.frame().intersects(legend_rect), "{plot}: the legend {legend_rect:?} lies on the plot {:?}", transform.frame());
         let (min, max) = (transform.bounds().min()[0], transform.bounds().max()[0]);
-        assert!(min <= 0.0 && max >= epochs, "{plot}: x from {min} to {max}, the run has {epochs} epochs");
+        assert!(min <= 0.0 && max >= epochs, "{plot}: x from {min} to {max}, the run ran {epochs} epochs");
     }
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
     h.run_steps(3);

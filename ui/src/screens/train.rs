@@ -111,11 +111,13 @@ fn epoch_series(run: &RunRecord, split: SplitName, name: &str) -> Vec<[f64; 2]> 
     run.history.iter().filter(|m| m.split == split && m.name == name).map(|m| [m.epoch as f64, m.value]).collect()
 }
 
-/// The x-range of a run's plots from its first step: every planned epoch, so a first epoch's single
-/// point sits at the start of the run rather than alone in a 0.9–1.1 window.
+/// The x-range of a run's plots. While it trains, every planned epoch from the first step, so a first
+/// epoch's single point sits at the start of the run rather than alone in a 0.9–1.1 window; once it
+/// ends (early stopping often ends it sooner), the epochs it ran.
 pub fn epoch_axis(run: &RunRecord) -> (f64, f64) {
-    let last = run.history.iter().map(|m| m.epoch).max().unwrap_or(0).max(run.epochs).max(1);
-    (0.0, last as f64)
+    let ran = run.history.iter().map(|m| m.epoch).max().unwrap_or(0);
+    let last = if run.status == RunStatus::Running { ran.max(run.epochs) } else { ran };
+    (0.0, last.max(1) as f64)
 }
 
 /// A plot's legend, drawn as a row above the plot so it never covers a curve.
@@ -287,7 +289,8 @@ mod tests {
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });
         assert_eq!(epoch_axis(&run), (0.0, 15.0), "one point does not shrink the axis to 0.9–1.1");
-        run.epochs = 0;
-        assert_eq!(epoch_axis(&run), (0.0, 1.0));
+        run.status = RunStatus::Finished;
+        run.history.push(wick_core::train::MetricPoint { epoch: 7, split: SplitName::Valid, name: "loss".into(), value: 0.4 });
+        assert_eq!(epoch_axis(&run), (0.0, 7.0), "a run stopped early at epoch 7 fills the plot");
     }
 }
