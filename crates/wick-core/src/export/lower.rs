@@ -74,7 +74,7 @@ fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> String {
                 let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
                 let empty = g.strings("empty", &[1], &[String::new()]);
                 let missing = g.op("Equal", &[&x, &empty], vec![]);
-                let fill = g.strings("fill", &[1], &[fill.clone()]);
+                let fill = g.strings("fill", &[1], std::slice::from_ref(fill));
                 let x = g.op("Where", &[&missing, &fill, &x], vec![]);
                 // [N, 1] == [K] broadcasts to [N, K]; an unseen category encodes as all zeros.
                 let cats = g.strings("categories", &[categories.len()], categories);
