@@ -19,8 +19,13 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Token file (hashes only); defaults to `<data_dir>/tokens.json`.
     pub tokens_file: Option<PathBuf>,
-    /// Largest request body accepted (413 above).
+    /// Largest request body accepted for publishing a package (413 above).
     pub max_body_bytes: usize,
+    /// Largest inference request body (413 above); Triton's HTTP default.
+    pub max_infer_body_bytes: usize,
+    /// Inference bodies held at once, in bytes; a request that would exceed it is answered 503.
+    /// Parsing holds at most 8 more bytes per tensor element, up to `max_tensor_elements`.
+    pub max_inflight_infer_bytes: usize,
     /// Most tensor elements in one inference request (413 above).
     pub max_tensor_elements: usize,
     pub request_timeout_secs: u64,
@@ -50,6 +55,8 @@ impl Default for ServeConfig {
             data_dir,
             tokens_file: None,
             max_body_bytes: 256 * 1024 * 1024,
+            max_infer_body_bytes: 64 * 1024 * 1024,
+            max_inflight_infer_bytes: 256 * 1024 * 1024,
             max_tensor_elements: 16 * 1024 * 1024,
             request_timeout_secs: 30,
             max_concurrent_requests: 256,
@@ -94,6 +101,12 @@ impl ServeConfig {
         }
         if let Some(v) = get("WICK_SERVE_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("WICK_SERVE_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_MAX_INFER_BODY_BYTES") {
+            self.max_infer_body_bytes = parse("WICK_SERVE_MAX_INFER_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("WICK_SERVE_MAX_INFLIGHT_INFER_BYTES") {
+            self.max_inflight_infer_bytes = parse("WICK_SERVE_MAX_INFLIGHT_INFER_BYTES", v)?;
         }
         if let Some(v) = get("WICK_SERVE_MAX_TENSOR_ELEMENTS") {
             self.max_tensor_elements = parse("WICK_SERVE_MAX_TENSOR_ELEMENTS", v)?;

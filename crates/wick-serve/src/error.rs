@@ -19,7 +19,7 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
-    #[error("the server is at its concurrency limit; retry shortly")]
+    #[error("the server is at its limit of requests, or of request bytes, in flight; retry shortly")]
     Overloaded,
     #[error("{0}")]
     Internal(String),

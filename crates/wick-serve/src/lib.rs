@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod tensor_data;
 pub mod tensors;
 pub mod workers;
 

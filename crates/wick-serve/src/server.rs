@@ -28,6 +28,8 @@ pub struct AppState {
     pub tokens: TokenStore,
     pub metrics: Metrics,
     permits: Arc<Semaphore>,
+    /// Inference bodies in flight, in KiB (`max_inflight_infer_bytes`).
+    infer_body_budget: Arc<Semaphore>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -44,12 +46,21 @@ impl AppState {
         registry.refresh().await?;
         let tokens = TokenStore::open(&config.tokens_path());
         let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
-        Ok(Arc::new(Self { config, registry, tokens, metrics: Metrics::default(), permits }))
+        let budget_kib = (config.max_inflight_infer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
+        let infer_body_budget = Arc::new(Semaphore::new(budget_kib));
+        Ok(Arc::new(Self { config, registry, tokens, metrics: Metrics::default(), permits, infer_body_budget }))
     }
 }
 
 /// Builds the router with every route and layer.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Inference has its own body limit and a budget for the bodies in flight; uploads of packages
+    // (publish) have theirs.
+    let inference = Router::new()
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .layer(middleware::from_fn_with_state(state.clone(), reserve_infer_body))
+        .layer(DefaultBodyLimit::max(state.config.max_infer_body_bytes));
     let oip = Router::new()
         .route("/v2", get(server_metadata))
         // The protocol's OpenAPI file writes server metadata as `/v2/`.
@@ -58,25 +69,61 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}", get(model_metadata_v))
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/v2/wick/models", get(list_models))
         .route("/v2/wick/models/{name}/versions", post(publish))
         .route("/v2/wick/models/{name}/versions/{version}", delete(delete_version))
         .route("/v2/wick/models/{name}/default", post(set_default))
         .route("/v2/wick/models/{name}/public", post(set_public))
-        .route("/v2/wick/usage", get(usage));
+        .route("/v2/wick/usage", get(usage))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
     Router::new()
         .merge(oip)
+        .merge(inference)
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Bounds the memory held by inference bodies: each request reserves its declared size (the limit
+/// when it declares none) from `max_inflight_infer_bytes` before its body is read, and keeps it
+/// until it is answered. A body declared over the limit is left to the body limit, which refuses it
+/// (413) unread. When the budget is spent the
+/// body is read and dropped chunk by chunk (so the client gets its answer, not a reset connection)
+/// and the request answered 503 with Retry-After.
+async fn reserve_infer_body(State(state): Shared, request: Request, next: Next) -> Response {
+    let limit = state.config.max_infer_body_bytes;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        // The body limit refuses it (413) before reading any of it: nothing to reserve.
+        return next.run(request).await;
+    }
+    let kib = declared.unwrap_or(limit).div_ceil(1024).max(1);
+    let permit = u32::try_from(kib).ok().and_then(|kib| state.infer_body_budget.clone().try_acquire_many_owned(kib).ok());
+    match permit {
+        Some(_reserved) => next.run(request).await,
+        None => {
+            drain_body(request.into_body(), limit).await;
+            ApiError::Overloaded.into_response()
+        }
+    }
+}
+
+/// Reads and drops up to `limit` bytes of a body, holding one chunk at a time.
+async fn drain_body(body: axum::body::Body, limit: usize) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 /// Answers 503 with Retry-After instead of queueing without bound.
@@ -195,7 +242,12 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
 
 /// Parses an inference request, predicts and builds the response; also returns the number of rows.
 fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], max_elements: usize) -> Result<(InferResponse, usize), ApiError> {
-    let request: InferRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")))?;
+    let request: InferRequest = crate::tensor_data::parse_with_element_limit(body, max_elements).map_err(|e| match e {
+        crate::tensor_data::ParseError::TooManyElements => ApiError::TooLarge(format!(
+            "the request holds more than {max_elements} tensor elements, the server's limit. Send fewer rows per request"
+        )),
+        crate::tensor_data::ParseError::Invalid(e) => ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")),
+    })?;
     let call = to_call(&loaded.model, &request, max_elements)?;
     let rows = call.rows();
     let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;

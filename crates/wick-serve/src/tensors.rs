@@ -6,6 +6,7 @@ use wick_core::data::{FeatureEncoder, RawColumn};
 use wick_core::model::{Model, ModelInput, Prediction};
 
 use crate::error::ApiError;
+use crate::tensor_data::TensorData;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InferInput {
@@ -14,7 +15,8 @@ pub struct InferInput {
     pub datatype: String,
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
-    pub data: serde_json::Value,
+    /// Flattened while parsing (row-major, as the protocol lays tensors out).
+    pub data: TensorData,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,13 +82,6 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-/// Flattens a tensor's `data` (which may be nested) into a list of JSON values.
-fn flat(data: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    match data {
-        serde_json::Value::Array(items) => items.iter().for_each(|v| flat(v, out)),
-        v => out.push(v.clone()),
-    }
-}
 
 fn element_count(shape: &[i64], name: &str) -> Result<usize, ApiError> {
     shape.iter().try_fold(1usize, |acc, &d| {
@@ -98,11 +93,15 @@ fn element_count(shape: &[i64], name: &str) -> Result<usize, ApiError> {
     })
 }
 
-fn numbers(input: &InferInput, values: &[serde_json::Value]) -> Result<Vec<f64>, ApiError> {
+fn numbers(input: &InferInput) -> Result<Vec<f64>, ApiError> {
     const NUMERIC: &[&str] = &["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8", "BOOL"];
     if !NUMERIC.contains(&input.datatype.as_str()) {
         return Err(bad(format!("input `{}` has datatype {} but must be numeric (e.g. FP32, FP64, INT64)", input.name, input.datatype)));
     }
+    let values = match &input.data {
+        TensorData::Numbers(v) => return Ok(v.clone()),
+        TensorData::Values(v) => v,
+    };
     values
         .iter()
         .enumerate()
@@ -126,14 +125,12 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
     if total > max_elements {
         return Err(ApiError::TooLarge(format!("the request holds {total} tensor elements; the limit is {max_elements}. Send fewer rows per request")));
     }
-    let flat_data = |input: &InferInput| -> Result<Vec<serde_json::Value>, ApiError> {
-        let mut v = Vec::new();
-        flat(&input.data, &mut v);
-        let expected = element_count(&input.shape, &input.name)?;
-        if v.len() != expected {
-            return Err(bad(format!("input `{}` has {} values but its shape {:?} needs {expected}", input.name, v.len(), input.shape)));
+    let flat_data = |input: &InferInput| -> Result<usize, ApiError> {
+        let (len, expected) = (input.data.len(), element_count(&input.shape, &input.name)?);
+        if len != expected {
+            return Err(bad(format!("input `{}` has {len} values but its shape {:?} needs {expected}", input.name, input.shape)));
         }
-        Ok(v)
+        Ok(len)
     };
     match &model.input {
         ModelInput::Tabular { preprocessor } => {
@@ -150,7 +147,8 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                 if let Some(e) = encoders.iter().find(|e| matches!(e, FeatureEncoder::OneHot { .. })) {
                     return Err(bad(format!("feature `{}` is text; send one tensor per feature instead of a 2-D tensor", e.name())));
                 }
-                let values = numbers(input, &flat_data(input)?)?;
+                flat_data(input)?;
+                let values = numbers(input)?;
                 let columns = (0..width).map(|j| RawColumn::Numeric((0..n).map(|i| Some(values[i * width + j])).collect())).collect();
                 return Ok(ModelCall::Table { columns, n });
             }
@@ -160,8 +158,7 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                 let input = request.inputs.iter().find(|i| i.name == e.name()).ok_or_else(|| {
                     bad(format!("input `{}` is missing; this model needs one tensor per feature ({}) or one 2-D FP32/FP64 tensor", e.name(), names(encoders)))
                 })?;
-                let values = flat_data(input)?;
-                let n = values.len();
+                let n = flat_data(input)?;
                 if input.shape.first().copied().unwrap_or(0) as usize != n && !(input.shape.len() == 2 && input.shape[1] == 1) {
                     return Err(bad(format!("input `{}` must have shape [N] or [N, 1], got {:?}", input.name, input.shape)));
                 }
@@ -169,12 +166,16 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                     return Err(bad(format!("input `{}` has {n} rows but other inputs have {}", input.name, rows.unwrap_or(0))));
                 }
                 let column = match e {
-                    FeatureEncoder::Numeric { .. } => RawColumn::Numeric(numbers(input, &values)?.into_iter().map(Some).collect()),
+                    FeatureEncoder::Numeric { .. } => RawColumn::Numeric(numbers(input)?.into_iter().map(Some).collect()),
                     FeatureEncoder::OneHot { .. } => {
                         if input.datatype != "BYTES" {
                             return Err(bad(format!("input `{}` is text: send it with datatype BYTES, not {}", input.name, input.datatype)));
                         }
-                        RawColumn::Text(values.iter().map(|v| Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+                        RawColumn::Text(match &input.data {
+                            // Numbers sent for a text column stand for their text (`3`, `2.5`).
+                            TensorData::Numbers(v) => v.iter().map(|&x| Some(crate::tensor_data::number_text(x))).collect(),
+                            TensorData::Values(v) => v.iter().map(|v| Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+                        })
                     }
                 };
                 columns.push(column);
@@ -190,17 +191,22 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                 return Err(bad(format!("input `{}` must have shape [N, {}, {}, {}], got {:?}", input.name, expected[0], expected[1], expected[2], input.shape)));
             }
             let n = input.shape[0] as usize;
-            let values = flat_data(input)?;
+            flat_data(input)?;
             match input.datatype.as_str() {
                 "UINT8" => {
-                    let pixels = values
-                        .iter()
-                        .map(|v| v.as_u64().filter(|x| *x <= 255).map(|x| x as u8).ok_or_else(|| bad(format!("input `{}` holds {v}, not a 0-255 pixel", input.name))))
-                        .collect::<Result<Vec<u8>, _>>()?;
+                    let pixel = |v: f64| (v.fract() == 0.0 && (0.0..=255.0).contains(&v)).then_some(v as u8);
+                    let not_a_pixel = |v: &dyn std::fmt::Display| bad(format!("input `{}` holds {v}, not a 0-255 pixel", input.name));
+                    let pixels = match &input.data {
+                        TensorData::Numbers(v) => v.iter().map(|&x| pixel(x).ok_or_else(|| not_a_pixel(&x))).collect::<Result<Vec<u8>, _>>()?,
+                        TensorData::Values(v) => v
+                            .iter()
+                            .map(|x| x.as_u64().filter(|p| *p <= 255).map(|p| p as u8).ok_or_else(|| not_a_pixel(x)))
+                            .collect::<Result<Vec<u8>, _>>()?,
+                    };
                     Ok(ModelCall::ImagesU8 { pixels, n })
                 }
                 "FP32" | "FP64" => {
-                    let hwc = numbers(input, &values)?;
+                    let hwc = numbers(input)?;
                     let plane = shape.height * shape.width;
                     let mut chw = vec![0f32; hwc.len()];
                     for img in 0..n {

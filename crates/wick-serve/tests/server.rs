@@ -67,6 +67,7 @@ fn config_in(dir: &Path, store: &Path) -> ServeConfig {
         data_dir: dir.join("data"),
         tokens_file: Some(dir.join("tokens.json")),
         max_body_bytes: 8 * 1024 * 1024,
+        max_infer_body_bytes: 8 * 1024 * 1024,
         max_tensor_elements: 10_000,
         refresh_interval_secs: 1,
         ..ServeConfig::default()
@@ -543,4 +544,88 @@ fn tls_serves_https_and_an_untrusted_certificate_is_a_clear_client_error() {
     assert!(matches!(err, PublishError::Unreachable { .. } | PublishError::NotWick { .. }), "{err}");
     let err = Endpoint::new(&format!("http://127.0.0.1:{}", free_port()), "t").unwrap().models().unwrap_err();
     assert!(matches!(err, PublishError::Unreachable { .. }) && err.to_string().contains("can't be reached"), "{err}");
+}
+
+/// Peak and current resident memory of a process, in KiB.
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// 32 connections send 50 MiB inference bodies for 20 s to a real `wick-serve` with its default
+/// limits. Bodies beyond the in-flight budget are answered 503 (read and dropped, never held);
+/// the others are parsed only up to the tensor-element limit and answered 413. The server's peak
+/// memory stays under a stated bound, it does not crash, and answers a normal request afterwards.
+/// Before the budget and the typed parse, 16 such bodies of 48 MB took it to 3.6 GB.
+#[cfg(target_os = "linux")]
+#[test]
+fn large_inference_bodies_in_flight_are_bounded() {
+    const CONNECTIONS: usize = 32;
+    const BODY_BYTES: usize = 50 * 1024 * 1024;
+    /// Budget 256 MiB of bodies (5 of these at once), each parsed to at most 16M f64s (128 MiB,
+    /// 256 MiB while its vector grows), plus the process itself.
+    const PEAK_BOUND_KIB: u64 = 2 * 1024 * 1024;
+    let p = packages();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
+    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let (base_kib, _) = rss_kib(server.id());
+
+    // `1,` is the shortest number: 26M of them, more than the 16M-element default.
+    let head = format!(r#"{{"inputs":[{{"name":"temp_min","shape":[{n}],"datatype":"FP64","data":["#, n = BODY_BYTES / 2);
+    let mut body = head.into_bytes();
+    while body.len() < BODY_BYTES - 8 {
+        body.extend_from_slice(b"1,");
+    }
+    body.extend_from_slice(b"1]}]}");
+    let body: &'static [u8] = Box::leak(body.into_boxed_slice());
+
+    let infer = format!("{url}/v2/models/weather/infer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (infer, token) = (infer.clone(), token.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
+                let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+                while std::time::Instant::now() < deadline {
+                    let key = match client.post(&infer).bearer_auth(&token).body(body).send() {
+                        Ok(r) => r.status().as_u16().to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    *statuses.entry(key).or_default() += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut peak_seen = 0;
+    while workers.iter().any(|w| !w.is_finished()) {
+        peak_seen = peak_seen.max(rss_kib(server.id()).1);
+        assert!(server.try_wait().unwrap().is_none(), "wick-serve exited under load");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for w in workers {
+        for (k, n) in w.join().unwrap() {
+            *statuses.entry(k).or_default() += n;
+        }
+    }
+    let (peak_kib, _) = rss_kib(server.id());
+    eprintln!("statuses {statuses:?}; wick-serve RSS {base_kib} KiB at rest, peak {peak_kib} KiB (sampled {peak_seen} KiB)");
+    assert!(statuses.get("413").copied().unwrap_or(0) > 0, "bodies within the budget are parsed up to the element limit: {statuses:?}");
+    assert!(statuses.get("503").copied().unwrap_or(0) > 0, "bodies beyond the budget are refused: {statuses:?}");
+    assert!(statuses.keys().all(|k| k == "413" || k == "503"), "every request gets an answer: {statuses:?}");
+    assert!(peak_kib < PEAK_BOUND_KIB, "peak RSS {peak_kib} KiB, bound {PEAK_BOUND_KIB} KiB");
+
+    let (status, answer) = post(&infer, Some(&token), &weather_body(&[(3.0, 2.0, "rain")]));
+    assert_eq!(status, 200, "{answer}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
