@@ -84,16 +84,16 @@ fn during_training(dir: &std::path::Path) {
     let started = Instant::now();
     let mut t = 0.0;
     app.command(wick_ui::Command::OpenSample("seattle-weather"));
-    while app.loaded().is_none() && started.elapsed() < Duration::from_secs(30) {
+    while app.state.loaded().is_none() && started.elapsed() < Duration::from_secs(30) {
         frame(&mut app, &ctx, t);
         t += 1.0 / 60.0;
         std::thread::sleep(Duration::from_millis(5));
     }
     app.command(wick_ui::Command::ChooseTemplate(Template::Mlp));
     frame(&mut app, &ctx, t); // the template's default settings are applied here; ours go on top
-    app.project.train.batch_size = 1;
-    app.project.train.epochs = if full_run() { 100 } else { 1 };
-    app.project.train.early_stopping_patience = None;
+    app.state.project.train.batch_size = 1;
+    app.state.project.train.epochs = if full_run() { 100 } else { 1 };
+    app.state.project.train.early_stopping_patience = None;
     app.command(wick_ui::Command::StartTraining);
     let mut times = Vec::new();
     let budget = Duration::from_secs_f64(1.0 / 60.0);
@@ -103,13 +103,13 @@ fn during_training(dir: &std::path::Path) {
         frame(&mut app, &ctx, t);
         times.push(tick.elapsed().as_secs_f64() * 1000.0);
         t += 1.0 / 60.0;
-        let running = app.project.runs.last().is_some_and(|r| r.status == RunStatus::Running);
+        let running = app.state.project.runs.last().is_some_and(|r| r.status == RunStatus::Running);
         if !running || training_started.elapsed() > Duration::from_secs(600) {
             break;
         }
         std::thread::sleep(budget.saturating_sub(tick.elapsed()));
     }
-    let run = app.project.runs.last();
+    let run = app.state.project.runs.last();
     let points = run.map_or(0, |r| r.step_losses.len());
     let status = run.map(|r| format!("{:?}", r.status)).unwrap_or_default();
     times.sort_by(f64::total_cmp);
@@ -129,7 +129,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("wick-frame-bench-{}", std::process::id()));
     let mut app = app_in(&dir, None);
     let points = losses();
-    app.project.runs.push(RunRecord {
+    app.state.project.runs.push(RunRecord {
         id: 1,
         name: "Run 1 · CNN".into(),
         template: Template::Cnn,
@@ -146,8 +146,8 @@ fn main() {
         package: None,
         duration_secs: 0.0,
     });
-    app.selected_run = Some(1);
-    app.screen = Screen::Train;
+    app.state.selected_run = Some(1);
+    app.state.screen = Screen::Train;
     let (wick_mean, wick_p99) = measure(|ctx, t| frame(&mut app, ctx, t));
     let (raw_mean, raw_p99) = measure(|ctx, t| {
         let mut out = ctx.run_ui(input(t), |ui| {

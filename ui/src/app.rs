@@ -1,4 +1,5 @@
-//! The workbench: app state, the frame loop, and the one place where UI commands take effect.
+//! The workbench: the frame loop, background jobs, and the one place where commands take effect.
+//! The state screens read is [`AppState`]; only the shell (`screens::shell`) knows every screen.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -6,160 +7,27 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wick_core::data::{detect_task, PreprocessOptions, TabularRequest, Task};
-use wick_core::model::Model;
-use wick_core::publish::ModelListing;
+use wick_core::data::{PreprocessOptions, TabularRequest, Task};
 use wick_core::train::{CancelToken, TrainEvent};
 
+pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
-use crate::jobs::{EndpointTarget, FitRequest, FitView, JobEvent, Jobs, LoadedData, ModelSource, TryInput};
+use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput};
 use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
-use crate::samples::{Sample, SAMPLES};
 use crate::settings::Settings;
+pub use crate::project::{default_train_config, sanitize_model_name};
+pub use crate::state::{ActiveTraining, AppState, DataState, FitState, PublishState, SaveStatus, Screen, TryState};
+pub use crate::waker::Waker;
 use crate::{screens, theme};
 
-/// The workbench's screens, in the order a user meets them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Screen {
-    Data,
-    Model,
-    Train,
-    Evaluate,
-    Publish,
-}
-
-impl Screen {
-    pub const ALL: [Screen; 5] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Data => "Data",
-            Self::Model => "Model",
-            Self::Train => "Train",
-            Self::Evaluate => "Evaluate",
-            Self::Publish => "Publish",
-        }
-    }
-}
-
-/// Side effects asked for by widgets; [`WickApp::apply`] carries them out after the frame is drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    GoTo(Screen),
-    OpenDataset(PathBuf),
-    OpenSample(&'static str),
-    SetTarget(String),
-    ChooseTemplate(Template),
-    StartTraining,
-    StopTraining,
-    SelectRun(u32),
-    Publish,
-    SendTestRequest,
-    RefreshVersions,
-    Rollback { name: String, version: u64 },
-    TryRow(serde_json::Map<String, serde_json::Value>),
-    TryImage(PathBuf),
-    Host(HostRequest),
-    SetDark(bool),
-    SaveSettings,
-}
-
-/// Where a loading dataset stands.
-pub enum DataState {
-    Empty,
-    Loading(PathBuf),
-    Loaded { path: PathBuf, data: LoadedData },
-    Failed { path: PathBuf, message: String },
-}
-
-/// A training in progress.
-pub struct ActiveTraining {
-    pub run_id: u32,
-    pub cancel: CancelToken,
-    pub started: Instant,
-    pub epochs: usize,
-    pub steps_per_epoch: usize,
-    pub done_steps: usize,
-    /// The last finished epoch's throughput (training and validation together).
-    pub samples_per_sec: Option<f64>,
-    pub train_rows: usize,
-    /// When the trainer reported that it started (data loaded, model built).
-    pub steps_started: Option<Instant>,
-}
-
-impl ActiveTraining {
-    /// Samples per second to show: the last epoch's figure, or during the first epoch an estimate
-    /// from the steps done so far (a first epoch of a large dataset can take minutes).
-    pub fn throughput(&self) -> Option<f64> {
-        self.samples_per_sec.or_else(|| {
-            let secs = self.steps_started?.elapsed().as_secs_f64();
-            let per_step = self.train_rows as f64 / self.steps_per_epoch.max(1) as f64;
-            (self.done_steps > 0 && secs > 0.0).then(|| self.done_steps as f64 * per_step / secs)
-        })
-    }
-}
-
-/// The Publish screen's live state.
-#[derive(Default)]
-pub struct PublishState {
-    pub busy: bool,
-    pub error: Option<String>,
-    pub last: Option<PublishedRecord>,
-    pub test_busy: bool,
-    pub test_response: Option<Result<String, String>>,
-    pub versions: Option<Result<Vec<ModelListing>, String>>,
-    pub versions_busy: bool,
-    /// Ready-to-paste (curl, Python) calls of the last published version.
-    pub snippets: Option<(String, String)>,
-}
-
-/// The Evaluate screen's fit plot, computed in the background for one (run, feature) at a time.
-#[derive(Default)]
-pub struct FitState {
-    pub key: Option<(u32, String)>,
-    /// `None` while the job for `key` runs.
-    pub view: Option<Result<FitView, String>>,
-}
-
-impl FitState {
-    pub fn is_busy(&self) -> bool {
-        self.key.is_some() && self.view.is_none()
-    }
-}
-
-/// Result of the Evaluate screen's "Try it".
-#[derive(Default)]
-pub struct TryState {
-    pub fields: Vec<(String, String)>,
-    pub busy: bool,
-    pub result: Option<Result<String, String>>,
-    pub for_run: Option<u32>,
-}
-
 pub struct WickApp {
-    pub config: AppConfig,
-    pub project: Project,
-    pub settings: Settings,
-    pub screen: Screen,
-    pub data: DataState,
-    pub training: Option<ActiveTraining>,
-    /// Trained models still in memory, for "Try it" (others are loaded from their package on demand).
-    pub models: HashMap<u32, Arc<Model>>,
-    pub selected_run: Option<u32>,
-    /// Runs overlaid on the Train screen's plots.
-    pub compare_runs: Vec<u32>,
-    pub publish: PublishState,
-    pub try_it: TryState,
-    /// Problems to show in the banner at the top (save failures, a damaged project file, …).
-    pub notices: Vec<String>,
-    pub show_settings: bool,
-    pub show_about: bool,
+    /// What the screens read.
+    pub state: AppState,
     /// Screen-local view state (selected column, filters, layer being edited, …).
-    pub view: screens::ViewState,
+    pub view: screens::common::ViewState,
     pub thumbnails: crate::thumbnails::Thumbnails,
     waker: Waker,
-    pub fit: FitState,
-    commands: Vec<Command>,
+    commands: Commands,
     host_requests: Vec<HostRequest>,
     jobs: Jobs,
     job_events: Receiver<JobEvent>,
@@ -186,9 +54,7 @@ impl WickApp {
         let saver_waker = waker.clone();
         let saver = ProjectSaver::start(config.project_dir.clone(), move || saver_waker.wake());
         let saved_project_json = small_state_json(&project).unwrap_or_default();
-        let mut app = Self {
-            thumbnails: crate::thumbnails::Thumbnails::new(waker.clone()),
-            waker,
+        let state = AppState {
             config,
             settings,
             screen: Screen::Data,
@@ -199,12 +65,19 @@ impl WickApp {
             compare_runs: Vec::new(),
             publish: PublishState::default(),
             try_it: TryState::default(),
+            fit: FitState::default(),
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
             show_settings: false,
             show_about: false,
-            view: screens::ViewState::default(),
-            fit: FitState::default(),
-            commands: Vec::new(),
+            save_status: SaveStatus::default(),
+            project,
+        };
+        let mut app = Self {
+            thumbnails: crate::thumbnails::Thumbnails::new(waker.clone()),
+            waker,
+            state,
+            view: screens::common::ViewState::default(),
+            commands: Commands::default(),
             host_requests: Vec::new(),
             jobs,
             job_events,
@@ -214,10 +87,9 @@ impl WickApp {
             last_save_sent: Instant::now().checked_sub(SAVE_DEBOUNCE).unwrap_or_else(Instant::now),
             saved_project_json,
             frame_count: 0,
-            project,
         };
-        if let Some(dataset) = app.project.dataset.clone() {
-            app.data = DataState::Loading(dataset.path.clone());
+        if let Some(dataset) = app.state.project.dataset.clone() {
+            app.state.data = DataState::Loading(dataset.path.clone());
             app.jobs.load_dataset(dataset.path);
         }
         app
@@ -226,20 +98,21 @@ impl WickApp {
     /// Draws one frame. Hosts call this inside their root `Ui`.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         if self.frame_count == 0 {
-            theme::install(ui.ctx(), self.settings.dark);
+            theme::install(ui.ctx(), self.state.settings.dark);
             self.waker.set(ui.ctx());
         }
         self.frame_count += 1;
         self.poll_jobs();
         self.handle_dropped_files(ui.ctx());
-        screens::shell(self, ui);
+        self.state.save_status = SaveStatus { saved: self.is_saved(), error: self.save_error().map(str::to_string) };
+        crate::shell::shell(&self.state, &mut self.view, &mut self.thumbnails, &mut self.commands, ui);
         self.apply_commands();
         self.autosave();
     }
 
     /// Queues a side effect; widgets call this instead of acting directly.
     pub fn command(&mut self, command: Command) {
-        self.commands.push(command);
+        self.commands.send(command);
     }
 
     /// What the host should do next (dialogs, quitting).
@@ -252,28 +125,28 @@ impl WickApp {
         match event.clone() {
             HostEvent::OpenDataset(path) => self.command(Command::OpenDataset(path)),
             HostEvent::OpenProject(dir) => self.open_project(dir),
-            HostEvent::ExportTo(dest) => match self.selected_package() {
+            HostEvent::ExportTo(dest) => match self.state.selected_package() {
                 Some(package) => self.jobs.export(package, dest),
-                None => self.notices.push("Train a model before exporting it.".into()),
+                None => self.state.notices.push("Train a model before exporting it.".into()),
             },
             HostEvent::BackboneChosen(path) => {
-                self.project.model.backbone_weights = Some(path);
+                self.state.project.model.backbone_weights = Some(path);
             }
             HostEvent::TryImageChosen(path) => self.command(Command::TryImage(path)),
             HostEvent::Save => {
                 self.generation += 1;
                 self.flush();
             }
-            HostEvent::ExportModel | HostEvent::ExportOnnx => match self.selected_run_record() {
+            HostEvent::ExportModel | HostEvent::ExportOnnx => match self.state.selected_run_record() {
                 Some(run) if run.package.is_some() => {
                     let extension = if event == HostEvent::ExportOnnx { "onnx" } else { "wick" };
-                    let suggested_name = format!("{}.{extension}", self.publish_name_default());
+                    let suggested_name = format!("{}.{extension}", self.state.publish_name_default());
                     self.host_requests.push(HostRequest::PickExportPath { suggested_name });
                 }
-                _ => self.notices.push("Train a model before exporting it.".into()),
+                _ => self.state.notices.push("Train a model before exporting it.".into()),
             },
             HostEvent::OpenDatasetDialog => self.host_requests.push(HostRequest::PickDataset { folder: false }),
-            HostEvent::About => self.show_about = true,
+            HostEvent::About => self.state.show_about = true,
         }
     }
 
@@ -294,165 +167,44 @@ impl WickApp {
     }
 
     pub fn is_busy(&self) -> bool {
-        self.training.is_some()
-            || matches!(self.data, DataState::Loading(_))
-            || self.publish.busy
-            || self.publish.test_busy
-            || self.publish.versions_busy
-            || self.try_it.busy
-            || self.fit.is_busy()
-    }
-
-    // ----- derived facts the screens share -----
-
-    pub fn loaded(&self) -> Option<&LoadedData> {
-        match &self.data {
-            DataState::Loaded { data, .. } => Some(data),
-            _ => None,
-        }
-    }
-
-    /// The task: the user's override, else detected from the target (images are classification).
-    pub fn task(&self) -> Option<Task> {
-        if let Some(t) = self.project.model.task_override {
-            return Some(t);
-        }
-        match self.loaded()? {
-            LoadedData::Images { .. } => Some(Task::Classification),
-            LoadedData::Table { df, .. } => {
-                let target = self.project.model.target.as_ref()?;
-                let col = df.column(target).ok()?;
-                Some(detect_task(col.as_materialized_series()))
-            }
-        }
-    }
-
-    pub fn detected_task(&self) -> Option<Task> {
-        match self.loaded()? {
-            LoadedData::Images { .. } => Some(Task::Classification),
-            LoadedData::Table { df, .. } => {
-                let col = df.column(self.project.model.target.as_ref()?).ok()?;
-                Some(detect_task(col.as_materialized_series()))
-            }
-        }
-    }
-
-    /// Feature columns in use.
-    pub fn features(&self) -> Vec<String> {
-        let Some(LoadedData::Table { summary, .. }) = self.loaded() else { return Vec::new() };
-        let target = self.project.model.target.as_deref();
-        summary
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .filter(|n| Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n))
-            .collect()
-    }
-
-    /// The image input shape the CNN will use.
-    pub fn image_shape(&self) -> Option<wick_core::data::ImageShape> {
-        let Some(LoadedData::Images { index }) = self.loaded() else { return None };
-        let side = self.project.model.image_side;
-        let mut shape = index.default_shape(if side == 0 { 64 } else { side });
-        if side > 0 {
-            shape.height = side;
-            shape.width = side;
-        }
-        Some(shape)
-    }
-
-    pub fn n_classes(&self) -> usize {
-        match self.loaded() {
-            Some(LoadedData::Images { index }) => index.classes.len(),
-            Some(LoadedData::Table { df, .. }) => self
-                .project
-                .model
-                .target
-                .as_ref()
-                .and_then(|t| df.column(t).ok())
-                .and_then(|c| c.n_unique().ok())
-                .unwrap_or(2),
-            None => 2,
-        }
-    }
-
-    pub fn selected_run_record(&self) -> Option<&RunRecord> {
-        let id = self.selected_run?;
-        self.project.runs.iter().find(|r| r.id == id)
-    }
-
-    fn selected_package(&self) -> Option<PathBuf> {
-        self.selected_run_record().and_then(|r| r.package.clone())
-    }
-
-    pub fn publish_name_default(&self) -> String {
-        let from_data = self
-            .project
-            .dataset
-            .as_ref()
-            .and_then(|d| d.path.file_stem())
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "model".into());
-        sanitize_model_name(&from_data)
-    }
-
-    /// The endpoint publishing goes to: the remote one if the user set it, else the embedded server.
-    pub fn endpoint(&self) -> Result<EndpointTarget, String> {
-        if self.settings.use_remote {
-            if self.settings.remote_url.trim().is_empty() {
-                return Err("Set the remote endpoint's URL in Settings, or switch back to the built-in endpoint.".into());
-            }
-            return Ok(EndpointTarget { url: self.settings.remote_url.trim().to_string(), token: self.settings.remote_token.clone() });
-        }
-        self.config.embedded_endpoint.clone().ok_or_else(|| {
-            self.config
-                .embedded_endpoint_error
-                .clone()
-                .map(|e| format!("The built-in endpoint is not running ({e}). Set a remote endpoint in Settings."))
-                .unwrap_or_else(|| "The built-in endpoint is not running. Set a remote endpoint in Settings.".into())
-        })
-    }
-
-    pub fn samples(&self) -> Vec<(&'static Sample, PathBuf)> {
-        let Some(dir) = &self.config.samples_dir else { return Vec::new() };
-        SAMPLES.iter().map(|s| (s, dir.join(s.path))).filter(|(_, p)| p.exists()).collect()
+        self.state.is_busy()
     }
 
     // ----- effects -----
 
     fn open_project(&mut self, dir: PathBuf) {
         self.flush();
-        if let Some(t) = &self.training {
+        if let Some(t) = &self.state.training {
             t.cancel.cancel();
         }
         let (project, problem) = load_project(&dir);
-        self.config.project_dir = dir.clone();
+        self.state.config.project_dir = dir.clone();
         let saver_waker = self.waker.clone();
         self.saver = ProjectSaver::start(dir, move || saver_waker.wake());
         self.generation = 0;
         self.saved_project_json = small_state_json(&project).unwrap_or_default();
         self.sent_generation = 0;
-        self.selected_run = project.runs.last().map(|r| r.id);
-        self.project = project;
-        self.models.clear();
-        self.fit = FitState::default();
-        self.publish = PublishState::default();
-        self.try_it = TryState::default();
-        self.notices.extend(problem.map(|p| p.to_string()));
-        self.data = DataState::Empty;
-        if let Some(dataset) = self.project.dataset.clone() {
-            self.data = DataState::Loading(dataset.path.clone());
+        self.state.selected_run = project.runs.last().map(|r| r.id);
+        self.state.project = project;
+        self.state.models.clear();
+        self.state.fit = FitState::default();
+        self.state.publish = PublishState::default();
+        self.state.try_it = TryState::default();
+        self.state.notices.extend(problem.map(|p| p.to_string()));
+        self.state.data = DataState::Empty;
+        if let Some(dataset) = self.state.project.dataset.clone() {
+            self.state.data = DataState::Loading(dataset.path.clone());
             self.jobs.load_dataset(dataset.path);
         }
-        self.screen = Screen::Data;
+        self.state.screen = Screen::Data;
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         let Some(path) = dropped.into_iter().next() else { return };
         // An image dropped once a model exists is something to try; anything else is a dataset.
-        if is_image_file(&path) && self.selected_package().is_some() {
-            self.screen = Screen::Evaluate;
+        if is_image_file(&path) && self.state.selected_package().is_some() {
+            self.state.screen = Screen::Evaluate;
             self.command(Command::TryImage(path));
         } else {
             self.command(Command::OpenDataset(path));
@@ -470,10 +222,10 @@ impl WickApp {
         match event {
             JobEvent::DatasetLoaded { path, result } => {
                 // A later request wins; ignore stale loads.
-                if !matches!(&self.data, DataState::Loading(p) if *p == path) {
+                if !matches!(&self.state.data, DataState::Loading(p) if *p == path) {
                     return;
                 }
-                self.fit = FitState::default();
+                self.state.fit = FitState::default();
                 match result {
                     Ok(data) => {
                         if let LoadedData::Images { index } = &data {
@@ -484,20 +236,20 @@ impl WickApp {
                             LoadedData::Images { index } => index.len(),
                         };
                         tracing::info!(path = %path.display(), rows, "dataset loaded");
-                        self.data = DataState::Loaded { path: path.clone(), data };
+                        self.state.data = DataState::Loaded { path: path.clone(), data };
                         self.after_dataset_loaded(&path);
                     }
                     Err(message) => {
                         tracing::warn!(path = %path.display(), %message, "dataset not loaded");
-                        self.data = DataState::Failed { path, message };
+                        self.state.data = DataState::Failed { path, message };
                     }
                 }
             }
             JobEvent::Train { run_id, event } => self.on_train_event(run_id, event),
             JobEvent::TrainDone { run_id, result } => {
                 self.generation += 1;
-                let active = self.training.take();
-                let Some(run) = self.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+                let active = self.state.training.take();
+                let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
                 match result {
                     Ok(done) => {
                         run.status = RunStatus::Finished;
@@ -507,9 +259,9 @@ impl WickApp {
                         run.device = done.report.device.clone();
                         run.duration_secs = done.report.duration_secs;
                         run.package = Some(done.package);
-                        self.models.insert(run_id, done.model);
-                        self.selected_run = Some(run_id);
-                        self.try_it = TryState::default();
+                        self.state.models.insert(run_id, done.model);
+                        self.state.selected_run = Some(run_id);
+                        self.state.try_it = TryState::default();
                     }
                     Err(message) => {
                         let cancelled = active.is_some_and(|a| a.cancel.is_cancelled());
@@ -518,7 +270,7 @@ impl WickApp {
                 }
             }
             JobEvent::Published { run_id, endpoint, result } => {
-                self.publish.busy = false;
+                self.state.publish.busy = false;
                 match result {
                     Ok((published, infer_url)) => {
                         let record = PublishedRecord {
@@ -528,53 +280,53 @@ impl WickApp {
                             version: published.version,
                             infer_url,
                         };
-                        self.publish.snippets = self.snippets_for(&record);
-                        self.project.published.push(record.clone());
-                        self.publish.last = Some(record);
-                        self.publish.error = None;
-                        self.publish.test_response = None;
+                        self.state.publish.snippets = self.snippets_for(&record);
+                        self.state.project.published.push(record.clone());
+                        self.state.publish.last = Some(record);
+                        self.state.publish.error = None;
+                        self.state.publish.test_response = None;
                         self.command(Command::RefreshVersions);
                     }
-                    Err(e) => self.publish.error = Some(e),
+                    Err(e) => self.state.publish.error = Some(e),
                 }
             }
             JobEvent::TestResponse { result } => {
-                self.publish.test_busy = false;
-                self.publish.test_response = Some(result);
+                self.state.publish.test_busy = false;
+                self.state.publish.test_response = Some(result);
             }
             JobEvent::Versions { result } => {
-                self.publish.versions_busy = false;
-                self.publish.versions = Some(result);
+                self.state.publish.versions_busy = false;
+                self.state.publish.versions = Some(result);
             }
             JobEvent::RolledBack { name, version, result } => match result {
                 Ok(()) => {
-                    self.notices.retain(|n| !n.starts_with("Rollback"));
+                    self.state.notices.retain(|n| !n.starts_with("Rollback"));
                     self.command(Command::RefreshVersions);
                     tracing::info!(model = %name, version, "rolled back");
                 }
-                Err(e) => self.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
+                Err(e) => self.state.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
             JobEvent::TryIt { run_id, model, result } => {
-                self.models.extend(model.map(|m| (run_id, m)));
-                self.try_it.busy = false;
-                self.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+                self.state.models.extend(model.map(|m| (run_id, m)));
+                self.state.try_it.busy = false;
+                self.state.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
             }
             JobEvent::FitView { run_id, feature, model, result } => {
-                self.models.extend(model.map(|m| (run_id, m)));
-                if self.fit.key.as_ref().is_some_and(|(r, f)| *r == run_id && *f == feature) {
-                    self.fit.view = Some(result);
+                self.state.models.extend(model.map(|m| (run_id, m)));
+                if self.state.fit.key.as_ref().is_some_and(|(r, f)| *r == run_id && *f == feature) {
+                    self.state.fit.view = Some(result);
                 }
             }
             JobEvent::Exported { path, result } => match result {
-                Ok(()) => self.notices.push(format!("Model exported to {}", path.display())),
-                Err(e) => self.notices.push(format!("Export failed: {e}")),
+                Ok(()) => self.state.notices.push(format!("Model exported to {}", path.display())),
+                Err(e) => self.state.notices.push(format!("Export failed: {e}")),
             },
         }
     }
 
     fn on_train_event(&mut self, run_id: u32, event: TrainEvent) {
-        let Some(active) = self.training.as_mut().filter(|a| a.run_id == run_id) else { return };
-        let Some(run) = self.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+        let Some(active) = self.state.training.as_mut().filter(|a| a.run_id == run_id) else { return };
+        let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
         match event {
             TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, .. } => {
                 run.device = device;
@@ -606,12 +358,12 @@ impl WickApp {
     }
 
     fn after_dataset_loaded(&mut self, path: &Path) {
-        let sample = self.samples().into_iter().find(|(_, p)| p == path).map(|(s, _)| s);
-        let same_dataset = self.project.dataset.as_ref().is_some_and(|d| d.path == path);
+        let sample = self.state.samples().into_iter().find(|(_, p)| p == path).map(|(s, _)| s);
+        let same_dataset = self.state.project.dataset.as_ref().is_some_and(|d| d.path == path);
         if !same_dataset {
-            self.project.dataset = Some(DatasetRef { path: path.to_path_buf(), sample: sample.map(|s| s.id.to_string()) });
+            self.state.project.dataset = Some(DatasetRef { path: path.to_path_buf(), sample: sample.map(|s| s.id.to_string()) });
             let mut model = crate::project::ModelChoice::default();
-            if let Some(LoadedData::Table { summary, .. }) = self.loaded() {
+            if let Some(LoadedData::Table { summary, .. }) = self.state.loaded() {
                 // Samples know their target; for other tables the last column is the usual convention.
                 model.target = sample
                     .and_then(|s| s.target.map(str::to_string))
@@ -626,18 +378,18 @@ impl WickApp {
                     .map(|c| c.name.clone())
                     .collect();
             }
-            self.project.model = model;
-            let images = self.loaded().is_some_and(LoadedData::is_images);
-            let task = self.task().unwrap_or(Task::Regression);
-            self.project.model.template = Template::default_for(images, task);
-            self.project.train = default_train_config(images, self.project.model.template);
-            self.project.publish.model_name = self.publish_name_default();
-            self.screen = Screen::Model;
+            self.state.project.model = model;
+            let images = self.state.loaded().is_some_and(LoadedData::is_images);
+            let task = self.state.task().unwrap_or(Task::Regression);
+            self.state.project.model.template = Template::default_for(images, task);
+            self.state.project.train = default_train_config(images, self.state.project.model.template);
+            self.state.project.publish.model_name = self.state.publish_name_default();
+            self.state.screen = Screen::Model;
         }
     }
 
     fn apply_commands(&mut self) {
-        for command in std::mem::take(&mut self.commands) {
+        for command in self.commands.take() {
             self.apply(command);
         }
     }
@@ -646,127 +398,152 @@ impl WickApp {
         match command {
             Command::GoTo(screen) => {
                 tracing::info!(?screen, "screen shown");
-                self.screen = screen;
+                self.state.screen = screen;
             }
             Command::OpenDataset(path) => {
-                self.data = DataState::Loading(path.clone());
-                self.view = screens::ViewState::default();
+                self.state.data = DataState::Loading(path.clone());
+                self.view = screens::common::ViewState::default();
                 self.jobs.load_dataset(path);
             }
             Command::OpenSample(id) => {
-                if let Some((_, path)) = self.samples().into_iter().find(|(s, _)| s.id == id) {
+                if let Some((_, path)) = self.state.samples().into_iter().find(|(s, _)| s.id == id) {
                     self.apply(Command::OpenDataset(path));
                 }
             }
             Command::SetTarget(target) => {
-                self.project.model.excluded_features.retain(|f| *f != target);
-                self.project.model.target = Some(target);
-                self.project.model.task_override = None;
-                let images = self.loaded().is_some_and(LoadedData::is_images);
-                if let Some(task) = self.task() {
-                    if self.project.model.template.fits(images, task).is_err() {
-                        self.project.model.template = Template::default_for(images, task);
+                self.state.project.model.excluded_features.retain(|f| *f != target);
+                self.state.project.model.target = Some(target);
+                self.state.project.model.task_override = None;
+                let images = self.state.loaded().is_some_and(LoadedData::is_images);
+                if let Some(task) = self.state.task() {
+                    if self.state.project.model.template.fits(images, task).is_err() {
+                        self.state.project.model.template = Template::default_for(images, task);
                     }
                 }
             }
             Command::ChooseTemplate(template) => {
-                self.project.model.template = template;
-                let images = self.loaded().is_some_and(LoadedData::is_images);
-                self.project.train = default_train_config(images, template);
+                self.state.project.model.template = template;
+                let images = self.state.loaded().is_some_and(LoadedData::is_images);
+                self.state.project.train = default_train_config(images, template);
             }
             Command::StartTraining => self.start_training(),
             Command::StopTraining => {
-                if let Some(t) = &self.training {
+                if let Some(t) = &self.state.training {
                     t.cancel.cancel();
                 }
             }
             Command::SelectRun(id) => {
-                self.selected_run = Some(id);
-                self.try_it = TryState::default();
+                self.state.selected_run = Some(id);
+                self.state.try_it = TryState::default();
             }
             Command::Publish => self.start_publish(),
             Command::SendTestRequest => self.send_test_request(),
-            Command::RefreshVersions => match self.endpoint() {
+            Command::RefreshVersions => match self.state.endpoint() {
                 Ok(endpoint) => {
-                    self.publish.versions_busy = true;
+                    self.state.publish.versions_busy = true;
                     self.jobs.list_versions(endpoint);
                 }
-                Err(e) => self.publish.versions = Some(Err(e)),
+                Err(e) => self.state.publish.versions = Some(Err(e)),
             },
-            Command::Rollback { name, version } => match self.endpoint() {
+            Command::Rollback { name, version } => match self.state.endpoint() {
                 Ok(endpoint) => self.jobs.rollback(endpoint, name, version),
-                Err(e) => self.publish.error = Some(e),
+                Err(e) => self.state.publish.error = Some(e),
             },
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
             Command::Host(request) => self.host_requests.push(request),
             Command::SetDark(dark) => {
-                self.settings.dark = dark;
+                self.state.settings.dark = dark;
                 if let Some(ctx) = self.waker.ctx() {
                     theme::set_dark(&ctx, dark);
                 }
                 self.save_settings();
             }
-            Command::SaveSettings => self.save_settings(),
+            Command::SetSettings { settings, save } => {
+                self.state.settings = settings;
+                if save {
+                    self.save_settings();
+                    // Another endpoint's versions are not this one's.
+                    self.state.publish.versions = None;
+                }
+            }
+            Command::SetModelChoice(choice) => self.state.project.model = choice,
+            Command::SetTrainConfig(config) => self.state.project.train = config,
+            Command::SetPublishForm(form) => self.state.project.publish = form,
+            Command::SetCompared { run_id, compared } => {
+                self.state.compare_runs.retain(|r| *r != run_id);
+                if compared {
+                    self.state.compare_runs.push(run_id);
+                }
+            }
+            Command::ShowSettings(show) => self.state.show_settings = show,
+            Command::ShowAbout(show) => self.state.show_about = show,
+            Command::DismissNotice(i) => {
+                if i < self.state.notices.len() {
+                    self.state.notices.remove(i);
+                }
+            }
+            Command::RequestFit { run_id, request } => self.request_fit(run_id, request),
+            Command::Menu(event) => self.handle_host_event(event),
         }
     }
 
     fn save_settings(&mut self) {
-        if let Err(e) = self.settings.save(&self.config.settings_path) {
-            self.notices.push(e.to_string());
+        if let Err(e) = self.state.settings.save(&self.state.config.settings_path) {
+            self.state.notices.push(e.to_string());
         }
     }
 
     fn start_training(&mut self) {
-        if self.training.is_some() {
+        if self.state.training.is_some() {
             return;
         }
-        let Some(data) = self.loaded().cloned() else {
-            self.notices.push("Open a dataset first.".into());
+        let Some(data) = self.state.loaded().cloned() else {
+            self.state.notices.push("Open a dataset first.".into());
             return;
         };
-        let source = self.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
-        let spec = match self.project.model.spec(self.image_shape()) {
+        let source = self.state.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+        let spec = match self.state.project.model.spec(self.state.image_shape()) {
             Ok(spec) => spec,
             Err(e) => {
                 self.view.model_error = Some(e);
-                self.screen = Screen::Model;
+                self.state.screen = Screen::Model;
                 return;
             }
         };
-        if let Err(e) = screens::model::validate(self, &spec) {
+        if let Err(e) = crate::checks::validate(&self.state, &spec) {
             self.view.model_error = Some(e);
-            self.screen = Screen::Model;
+            self.state.screen = Screen::Model;
             return;
         }
         let request = match &data {
             LoadedData::Table { .. } => {
-                let Some(target) = self.project.model.target.clone() else {
+                let Some(target) = self.state.project.model.target.clone() else {
                     self.view.model_error = Some("Pick the column to predict (the target) first.".into());
-                    self.screen = Screen::Model;
+                    self.state.screen = Screen::Model;
                     return;
                 };
                 Some(TabularRequest {
                     target,
-                    features: Some(self.features()),
-                    task: self.project.model.task_override,
-                    options: PreprocessOptions { missing: self.project.model.missing, ..PreprocessOptions::default() },
+                    features: Some(self.state.features()),
+                    task: self.state.project.model.task_override,
+                    options: PreprocessOptions { missing: self.state.project.model.missing, ..PreprocessOptions::default() },
                 })
             }
             LoadedData::Images { .. } => None,
         };
         self.view.model_error = None;
-        let run_id = self.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
-        let package = self.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
-        let config = self.project.train.clone();
-        let template = self.project.model.template;
-        self.project.runs.push(RunRecord {
+        let run_id = self.state.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        let package = self.state.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
+        let config = self.state.project.train.clone();
+        let template = self.state.project.model.template;
+        self.state.project.runs.push(RunRecord {
             id: run_id,
             name: format!("Run {run_id} · {}", template.title()),
             template,
             spec: spec.clone(),
             config: config.clone(),
-            target: self.project.model.target.clone(),
+            target: self.state.project.model.target.clone(),
             status: RunStatus::Running,
             device: String::new(),
             epochs: config.epochs,
@@ -778,7 +555,7 @@ impl WickApp {
             duration_secs: 0.0,
         });
         let cancel = CancelToken::new();
-        self.training = Some(ActiveTraining {
+        self.state.training = Some(ActiveTraining {
             run_id,
             cancel: cancel.clone(),
             started: Instant::now(),
@@ -789,63 +566,63 @@ impl WickApp {
             train_rows: 0,
             steps_started: None,
         });
-        self.selected_run = Some(run_id);
+        self.state.selected_run = Some(run_id);
         self.generation += 1;
-        self.screen = Screen::Train;
+        self.state.screen = Screen::Train;
         self.jobs.train(run_id, data, source, request, spec, config, package, cancel);
     }
 
     fn start_publish(&mut self) {
-        let Some(run) = self.selected_run_record() else {
-            self.publish.error = Some("Train a model first: there is nothing to publish yet.".into());
+        let Some(run) = self.state.selected_run_record() else {
+            self.state.publish.error = Some("Train a model first: there is nothing to publish yet.".into());
             return;
         };
         let Some(package) = run.package.clone() else {
-            self.publish.error = Some(format!("{} has no saved model (it did not finish); train again.", run.name));
+            self.state.publish.error = Some(format!("{} has no saved model (it did not finish); train again.", run.name));
             return;
         };
         let run_id = run.id;
-        let endpoint = match self.endpoint() {
+        let endpoint = match self.state.endpoint() {
             Ok(e) => e,
             Err(e) => {
-                self.publish.error = Some(e);
+                self.state.publish.error = Some(e);
                 return;
             }
         };
-        let mut name = sanitize_model_name(&self.project.publish.model_name);
+        let mut name = sanitize_model_name(&self.state.project.publish.model_name);
         if name.is_empty() {
-            name = self.publish_name_default();
+            name = self.state.publish_name_default();
         }
-        self.project.publish.model_name = name.clone();
-        self.publish.busy = true;
-        self.publish.error = None;
-        self.jobs.publish(run_id, endpoint, package, name, self.project.publish.notes.clone());
+        self.state.project.publish.model_name = name.clone();
+        self.state.publish.busy = true;
+        self.state.publish.error = None;
+        self.jobs.publish(run_id, endpoint, package, name, self.state.project.publish.notes.clone());
     }
 
     fn send_test_request(&mut self) {
-        let Some(last) = self.publish.last.clone() else { return };
-        let endpoint = match self.endpoint() {
+        let Some(last) = self.state.publish.last.clone() else { return };
+        let endpoint = match self.state.endpoint() {
             Ok(e) => e,
             Err(e) => {
-                self.publish.test_response = Some(Err(e));
+                self.state.publish.test_response = Some(Err(e));
                 return;
             }
         };
-        let body = match crate::requests::test_request_body(self, last.run_id) {
+        let body = match crate::requests::test_request_body(&self.state, last.run_id) {
             Ok(b) => b,
             Err(e) => {
-                self.publish.test_response = Some(Err(e));
+                self.state.publish.test_response = Some(Err(e));
                 return;
             }
         };
-        self.publish.test_busy = true;
+        self.state.publish.test_busy = true;
         self.jobs.test_request(endpoint, last.name, last.version, body);
     }
 
     fn snippets_for(&self, record: &PublishedRecord) -> Option<(String, String)> {
-        let run = self.project.runs.iter().find(|r| r.id == record.run_id)?;
+        let run = self.state.project.runs.iter().find(|r| r.id == record.run_id)?;
         let manifest = wick_core::package::read_manifest(run.package.as_ref()?).ok()?;
-        let body = crate::requests::test_request_body(self, record.run_id)
+        let body = crate::requests::test_request_body(&self.state, record.run_id)
             .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
         let curl = wick_core::publish::curl_example(&record.infer_url, &body);
         let python = wick_core::publish::python_example(&record.endpoint, &record.name, record.version, &manifest);
@@ -854,41 +631,41 @@ impl WickApp {
 
     /// Where a run's trained model is: in memory since training or a job loaded it, else its package.
     fn model_source(&self, run_id: u32) -> Result<ModelSource, String> {
-        if let Some(model) = self.models.get(&run_id) {
+        if let Some(model) = self.state.models.get(&run_id) {
             return Ok(ModelSource::Loaded(model.clone()));
         }
-        let run = self.project.runs.iter().find(|r| r.id == run_id).ok_or("This run is no longer in the project; pick another run on the Train screen.")?;
+        let run = self.state.project.runs.iter().find(|r| r.id == run_id).ok_or("This run is no longer in the project; pick another run on the Train screen.")?;
         let package = run.package.clone().ok_or("This run has no saved model (it did not finish); train it again.")?;
         Ok(ModelSource::Package(package))
     }
 
     /// Starts computing the fit plot of `run_id` over `request.feature`, replacing any earlier one.
     pub fn request_fit(&mut self, run_id: u32, request: FitRequest) {
-        self.fit = FitState { key: Some((run_id, request.feature.clone())), view: None };
+        self.state.fit = FitState { key: Some((run_id, request.feature.clone())), view: None };
         match self.model_source(run_id) {
             Ok(source) => self.jobs.fit_view(run_id, source, request),
-            Err(e) => self.fit.view = Some(Err(e)),
+            Err(e) => self.state.fit.view = Some(Err(e)),
         }
     }
 
     fn try_with(&mut self, input: TryInput) {
-        let Some(run_id) = self.selected_run else {
-            self.try_it.result = Some(Err("Train a model first.".into()));
+        let Some(run_id) = self.state.selected_run else {
+            self.state.try_it.result = Some(Err("Train a model first.".into()));
             return;
         };
         match self.model_source(run_id) {
             Ok(source) => {
-                self.try_it.busy = true;
+                self.state.try_it.busy = true;
                 self.jobs.try_it(run_id, source, input);
             }
-            Err(e) => self.try_it.result = Some(Err(e)),
+            Err(e) => self.state.try_it.result = Some(Err(e)),
         }
     }
 
     fn autosave(&mut self) {
         // Runs can hold 100k loss points, so they are not compared every frame: run changes bump the
         // generation themselves (start, each epoch, finish). Everything else is small and compared here.
-        if let Some(json) = small_state_json(&self.project) {
+        if let Some(json) = small_state_json(&self.state.project) {
             if json != self.saved_project_json {
                 self.saved_project_json = json;
                 self.generation += 1;
@@ -899,7 +676,7 @@ impl WickApp {
             if since >= SAVE_DEBOUNCE {
                 self.sent_generation = self.generation;
                 self.last_save_sent = Instant::now();
-                self.saver.save(self.generation, &self.project);
+                self.saver.save(self.generation, &self.state.project);
             } else {
                 self.waker.wake_after(SAVE_DEBOUNCE - since);
             }
@@ -913,64 +690,6 @@ const SAVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250)
 /// The parts of a project other than its runs, for change detection.
 fn small_state_json(p: &Project) -> Option<String> {
     serde_json::to_string(&(&p.dataset, &p.model, &p.train, &p.publish, &p.published)).ok()
-}
-
-/// Wakes the UI from background threads once the host's egui context is known.
-#[derive(Clone, Default)]
-pub struct Waker(Arc<std::sync::OnceLock<egui::Context>>);
-
-impl Waker {
-    fn set(&self, ctx: &egui::Context) {
-        let _ = self.0.set(ctx.clone());
-    }
-
-    pub fn ctx(&self) -> Option<egui::Context> {
-        self.0.get().cloned()
-    }
-
-    pub fn wake(&self) {
-        if let Some(ctx) = self.0.get() {
-            ctx.request_repaint();
-        }
-    }
-
-    pub fn wake_after(&self, delay: std::time::Duration) {
-        if let Some(ctx) = self.0.get() {
-            ctx.request_repaint_after(delay);
-        }
-    }
-}
-
-/// Sensible starting hyper-parameters per template.
-pub fn default_train_config(images: bool, template: Template) -> wick_core::train::TrainConfig {
-    let mut c = wick_core::train::TrainConfig::default();
-    match template {
-        Template::Logistic => {
-            c.lr = 0.05;
-            c.epochs = 60;
-        }
-        Template::Mlp => {
-            c.lr = 3e-3;
-            c.epochs = 60;
-        }
-        Template::Cnn | Template::Transfer => {
-            c.lr = 3e-3;
-            c.epochs = if images { 15 } else { 30 };
-            c.batch_size = 64;
-        }
-        Template::Linear | Template::Polynomial | Template::Ridge => {}
-    }
-    c
-}
-
-/// Endpoint model names: letters, digits, `-`, `_`, `.`.
-pub fn sanitize_model_name(s: &str) -> String {
-    let cleaned: String = s
-        .trim()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' })
-        .collect();
-    cleaned.trim_matches(|c| c == '-' || c == '.').to_string()
 }
 
 pub fn is_image_file(path: &Path) -> bool {

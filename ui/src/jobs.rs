@@ -77,6 +77,7 @@ impl ModelSource {
 }
 
 /// What the Evaluate screen's fit plot needs, taken from the UI state so the work can run elsewhere.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FitRequest {
     pub feature: String,
     pub df: DataFrame,

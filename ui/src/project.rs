@@ -357,6 +357,39 @@ impl ProjectSaver {
     }
 }
 
+/// Sensible starting hyper-parameters per template.
+pub fn default_train_config(images: bool, template: Template) -> wick_core::train::TrainConfig {
+    let mut c = wick_core::train::TrainConfig::default();
+    match template {
+        Template::Logistic => {
+            c.lr = 0.05;
+            c.epochs = 60;
+        }
+        Template::Mlp => {
+            c.lr = 3e-3;
+            c.epochs = 60;
+        }
+        Template::Cnn | Template::Transfer => {
+            c.lr = 3e-3;
+            c.epochs = if images { 15 } else { 30 };
+            c.batch_size = 64;
+        }
+        Template::Linear | Template::Polynomial | Template::Ridge => {}
+    }
+    c
+}
+
+/// Endpoint model names: letters, digits, `-`, `_`, `.`.
+pub fn sanitize_model_name(s: &str) -> String {
+    let cleaned: String = s
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    cleaned.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -7,16 +7,16 @@ use serde_json::{json, Value};
 use wick_core::package::{read_manifest, Manifest, TensorSpec};
 use wick_core::polars::prelude::AnyValue;
 
-use crate::app::WickApp;
+use crate::state::AppState;
 use crate::jobs::LoadedData;
 
 /// An Open Inference Protocol request body for run `run_id`'s first test sample.
-pub fn test_request_body(app: &WickApp, run_id: u32) -> Result<Value, String> {
-    let run = app.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
+pub fn test_request_body(state: &AppState, run_id: u32) -> Result<Value, String> {
+    let run = state.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
     let package = run.package.as_ref().ok_or("the run has no saved model (it did not finish); train it again and publish that run")?;
     let manifest = read_manifest(package).map_err(|e| e.to_string())?;
     let sample = run.test_samples.first();
-    match (app.loaded(), sample) {
+    match (state.loaded(), sample) {
         (Some(LoadedData::Table { df, .. }), Some(sample)) => {
             let row = row_index(&sample.source).ok_or("the test sample has no row number")?;
             table_body(&manifest, |name| df.column(name).ok().and_then(|c| c.get(row).ok().map(|v| any_to_json(&v))))

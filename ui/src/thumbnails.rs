@@ -12,7 +12,7 @@ const THUMB_SIDE: u32 = 96;
 pub const MAX_THUMBNAILS: usize = 240;
 
 pub struct Thumbnails {
-    waker: crate::app::Waker,
+    waker: crate::waker::Waker,
     textures: HashMap<PathBuf, egui::TextureHandle>,
     requested: HashSet<PathBuf>,
     sender: std::sync::mpsc::Sender<Vec<PathBuf>>,
@@ -20,7 +20,7 @@ pub struct Thumbnails {
 }
 
 impl Thumbnails {
-    pub fn new(waker: crate::app::Waker) -> Self {
+    pub fn new(waker: crate::waker::Waker) -> Self {
         let (sender, paths) = std::sync::mpsc::channel::<Vec<PathBuf>>();
         let (image_tx, images) = std::sync::mpsc::channel();
         let repaint = waker.clone();

@@ -76,11 +76,11 @@ fn with_sample(env: &Env, sample: &str) -> Harness<'static, WickApp> {
 }
 
 fn loaded(app: &WickApp) -> bool {
-    matches!(app.data, DataState::Loaded { .. })
+    matches!(app.state.data, DataState::Loaded { .. })
 }
 
 fn trained(app: &WickApp) -> bool {
-    app.training.is_none() && app.project.runs.last().is_some_and(|r| r.status != RunStatus::Running)
+    app.state.training.is_none() && app.state.project.runs.last().is_some_and(|r| r.status != RunStatus::Running)
 }
 
 /// Counts the clicks a person makes, to check the "few steps" promises.
@@ -125,7 +125,7 @@ fn the_dark_theme_is_remembered() {
     h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Dark mode").click();
     h.run_steps(4);
-    assert!(h.state().settings.dark);
+    assert!(h.state().state.settings.dark);
     h.get_by_role_and_label(Role::Button, "Light mode");
     settle(&mut h);
     h.snapshot_options("data_empty_dark", &snapshot_options());
@@ -134,7 +134,7 @@ fn the_dark_theme_is_remembered() {
     drop(h);
     let mut h = harness(WickApp::new(env.config()));
     h.run_steps(3);
-    assert!(h.state().settings.dark, "the theme survives a restart");
+    assert!(h.state().state.settings.dark, "the theme survives a restart");
 }
 
 #[test]
@@ -146,14 +146,14 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
 
     clicks.button(&h, "Open Seattle weather");
     wait_for(&mut h, "the sample to load", loaded);
-    assert_eq!(h.state().screen, Screen::Model, "a loaded dataset leads to the Model screen");
-    assert_eq!(h.state().project.model.target.as_deref(), Some("temp_max"), "the sample's target is preselected");
+    assert_eq!(h.state().state.screen, Screen::Model, "a loaded dataset leads to the Model screen");
+    assert_eq!(h.state().state.project.model.target.as_deref(), Some("temp_max"), "the sample's target is preselected");
     settle(&mut h);
     h.snapshot_options("model_regression", &snapshot_options());
 
     clicks.button(&h, "▶  Train");
     wait_for(&mut h, "training", trained);
-    let run = h.state().project.runs.last().unwrap().clone();
+    let run = h.state().state.project.runs.last().unwrap().clone();
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
     assert!(clicks.0 <= 5, "a trained regression model took {} clicks", clicks.0);
     let r2 = match run.test_metrics.unwrap() {
@@ -161,7 +161,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
         other => panic!("{other:?}"),
     };
     assert!(r2 > 0.8, "temp_max from temp_min and friends is easy: r2 = {r2}");
-    assert_eq!(h.state().screen, Screen::Train);
+    assert_eq!(h.state().state.screen, Screen::Train);
 
     clicks.button(&h, "Evaluate");
     h.run_steps(4);
@@ -174,8 +174,8 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     h.get_by_role_and_label(Role::Button, "Predict").scroll_to_me();
     h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Predict").click();
-    wait_for(&mut h, "a prediction", |a| a.try_it.result.is_some());
-    let prediction = h.state().try_it.result.clone().unwrap().unwrap();
+    wait_for(&mut h, "a prediction", |a| a.state.try_it.result.is_some());
+    let prediction = h.state().state.try_it.result.clone().unwrap().unwrap();
     assert!(prediction.parse::<f64>().is_ok(), "{prediction}");
 
     clicks.button(&h, "Publish");
@@ -189,19 +189,19 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     let copied = h.output().platform_output.commands.iter().any(|c| matches!(c, egui::OutputCommand::CopyText(t) if *t == token));
     assert!(copied, "Copy token puts the endpoint's token on the clipboard");
     clicks.button(&h, "⬆  Publish");
-    wait_for(&mut h, "publishing", |a| !a.publish.busy);
-    assert_eq!(h.state().publish.error, None);
-    let published = h.state().publish.last.clone().unwrap();
+    wait_for(&mut h, "publishing", |a| !a.state.publish.busy);
+    assert_eq!(h.state().state.publish.error, None);
+    let published = h.state().state.publish.last.clone().unwrap();
     assert_eq!((published.name.as_str(), published.version), ("seattle-weather", 1));
 
     h.get_by_role_and_label(Role::Button, "Send test request").scroll_to_me();
     h.run_steps(3);
     clicks.button(&h, "Send test request");
-    wait_for(&mut h, "the test request", |a| !a.publish.test_busy);
-    let response = h.state().publish.test_response.clone().unwrap().unwrap();
+    wait_for(&mut h, "the test request", |a| !a.state.publish.test_busy);
+    let response = h.state().state.publish.test_response.clone().unwrap().unwrap();
     assert!(response.contains("\"outputs\""), "{response}");
     assert!(clicks.0 <= 8, "launch to a published endpoint answering took {} clicks", clicks.0);
-    wait_for(&mut h, "the versions list", |a| !a.publish.versions_busy);
+    wait_for(&mut h, "the versions list", |a| !a.state.publish.versions_busy);
     h.get_by_label("serving");
 }
 
@@ -219,9 +219,9 @@ fn versions_roll_back_from_the_publish_screen() {
         h.get_by_role_and_label(Role::Button, "Publish").click();
         h.run_steps(2);
         h.get_by_role_and_label(Role::Button, "⬆  Publish").click();
-        wait_for(&mut h, "publishing", |a| !a.publish.busy && !a.publish.versions_busy);
+        wait_for(&mut h, "publishing", |a| !a.state.publish.busy && !a.state.publish.versions_busy);
     }
-    assert_eq!(h.state().publish.last.as_ref().map(|p| p.version), Some(2));
+    assert_eq!(h.state().state.publish.last.as_ref().map(|p| p.version), Some(2));
     // The endpoint's random port shows in four places: allow for it.
     settle(&mut h);
     h.snapshot_options("publish", &SnapshotOptions::new().max_failed_pixels(2500));
@@ -230,7 +230,7 @@ fn versions_roll_back_from_the_publish_screen() {
     h.get_by_role_and_label(Role::Button, "Roll back to v1").click();
     h.run_steps(2);
     wait_for(&mut h, "the rollback", |a| {
-        a.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|m| m.first()).and_then(|m| m.default_version) == Some(1)
+        a.state.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|m| m.first()).and_then(|m| m.default_version) == Some(1)
     });
     h.get_by_role_and_label(Role::Button, "Serve v2");
 }
@@ -239,13 +239,13 @@ fn versions_roll_back_from_the_publish_screen() {
 fn classification_confusion_cells_filter_the_samples() {
     let env = Env::new(false);
     let mut h = with_sample(&env, "Breast cancer");
-    assert_eq!(h.state().project.model.template, wick_ui::project::Template::Logistic);
+    assert_eq!(h.state().state.project.model.template, wick_ui::project::Template::Logistic);
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
     settle(&mut h);
     h.snapshot_options("train_classification", &snapshot_options());
     // The legends sit above the plots, never on a curve, and the x-axis spans the whole run.
-    let epochs = h.state().project.runs.last().unwrap().history.iter().map(|m| m.epoch).max().unwrap() as f64;
+    let epochs = h.state().state.project.runs.last().unwrap().history.iter().map(|m| m.epoch).max().unwrap() as f64;
     for (plot, legend) in [("loss_plot", "validation loss"), ("metric_plot", "validation accuracy")] {
         let memory = egui_plot::PlotMemory::load(&h.ctx, egui::Id::unique(plot)).unwrap_or_else(|| panic!("{plot} was drawn"));
         let transform = memory.transform();
@@ -277,8 +277,8 @@ fn classification_confusion_cells_filter_the_samples() {
     assert_eq!(requests, vec![HostRequest::PickExportPath { suggested_name: "breast-cancer.onnx".into() }]);
     let dest = env.dir.path().join("exported.onnx");
     h.state_mut().handle_host_event(HostEvent::ExportTo(dest.clone()));
-    wait_for(&mut h, "the export", |a| a.notices.iter().any(|n| n.contains("exported") || n.contains("failed")));
-    assert!(h.state().notices.iter().any(|n| n.starts_with("Model exported to")), "{:?}", h.state().notices);
+    wait_for(&mut h, "the export", |a| a.state.notices.iter().any(|n| n.contains("exported") || n.contains("failed")));
+    assert!(h.state().state.notices.iter().any(|n| n.starts_with("Model exported to")), "{:?}", h.state().state.notices);
     let bytes = std::fs::read(&dest).unwrap();
     assert!(bytes.len() > 1000 && bytes.windows(4).any(|w| w == b"wick"), "an ONNX file naming its producer");
 }
@@ -287,7 +287,7 @@ fn classification_confusion_cells_filter_the_samples() {
 fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     let env = Env::new(false);
     let mut h = with_sample(&env, "Handwritten digits");
-    assert_eq!(h.state().project.model.template, wick_ui::project::Template::Cnn);
+    assert_eq!(h.state().state.project.model.template, wick_ui::project::Template::Cnn);
     h.get_by_role_and_label(Role::Button, "Data").click();
     h.run_steps(2);
     h.get_by_label("Images per class");
@@ -299,14 +299,14 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     settle(&mut h);
     h.snapshot_options("data_images", &snapshot_options());
     h.get_by_role_and_label(Role::Button, "Model").click();
-    h.state_mut().project.train.epochs = 3;
+    h.state_mut().state.project.train.epochs = 3;
     h.run_steps(2);
     h.get_by_label("Conv2d 3×3 ×32");
     settle(&mut h);
     h.snapshot_options("model_cnn", &snapshot_options());
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
-    let run = h.state().project.runs.last().unwrap().clone();
+    let run = h.state().state.project.runs.last().unwrap().clone();
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
     assert!(!run.step_losses.is_empty());
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
@@ -325,8 +325,8 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     assert_eq!(h.state_mut().take_host_requests(), vec![HostRequest::PickTryImage]);
     let seven = std::fs::read_dir(samples_dir().join("digits/7")).unwrap().next().unwrap().unwrap().path();
     h.state_mut().handle_host_event(HostEvent::TryImageChosen(seven));
-    wait_for(&mut h, "the prediction", |a| !a.try_it.busy && a.try_it.result.is_some());
-    let answer = h.state().try_it.result.clone().unwrap().expect("a prediction for a digit image");
+    wait_for(&mut h, "the prediction", |a| !a.state.try_it.busy && a.state.try_it.result.is_some());
+    let answer = h.state().state.try_it.result.clone().unwrap().expect("a prediction for a digit image");
     assert!(answer.contains("% sure"), "{answer}");
 }
 
@@ -334,7 +334,7 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
 fn an_impossible_layer_is_flagged_and_training_does_not_start() {
     let env = Env::new(false);
     let mut h = with_sample(&env, "Handwritten digits");
-    h.state_mut().project.model.cnn_layers.insert(
+    h.state_mut().state.project.model.cnn_layers.insert(
         3,
         wick_core::model::Layer::Conv2d { filters: 8, kernel: 9, stride: 1, padding: wick_core::model::Padding::Valid },
     );
@@ -344,7 +344,7 @@ fn an_impossible_layer_is_flagged_and_training_does_not_start() {
     h.run_steps(3);
     let error = h.state().view.model_error.clone().unwrap();
     assert!(error.starts_with("Layer 4:") && error.contains("larger than"), "{error}");
-    assert!(h.state().project.runs.is_empty(), "no run starts with an invalid stack");
+    assert!(h.state().state.project.runs.is_empty(), "no run starts with an invalid stack");
     // Removing the bad layer fixes it.
     h.get_all_by_label("×").nth(3).unwrap().scroll_to_me();
     h.run_steps(3);
@@ -362,7 +362,7 @@ fn a_broken_file_shows_a_readable_error_and_a_dropped_file_opens() {
     h.run_steps(3);
     h.state_mut().handle_host_event(HostEvent::OpenDataset(bad.clone()));
     h.run_steps(2);
-    wait_for(&mut h, "the load to fail", |a| matches!(a.data, DataState::Failed { .. }));
+    wait_for(&mut h, "the load to fail", |a| matches!(a.state.data, DataState::Failed { .. }));
     h.get_by_label_contains("Could not open");
     h.get_by_label_contains("broken.csv");
 
@@ -379,16 +379,16 @@ fn a_broken_file_shows_a_readable_error_and_a_dropped_file_opens() {
     h.input_mut().dropped_files.push(Arc::new(Dropped(samples_dir().join("breast-cancer.csv"))));
     h.step();
     wait_for(&mut h, "the dropped file to load", loaded);
-    assert_eq!(h.state().project.model.target.as_deref(), Some("diagnosis"));
+    assert_eq!(h.state().state.project.model.target.as_deref(), Some("diagnosis"));
 }
 
 #[test]
 fn an_unreachable_endpoint_is_reported_next_to_the_publish_button() {
     let env = Env::new(false);
     let mut app = WickApp::new(env.config());
-    app.settings.use_remote = true;
-    app.settings.remote_url = "http://127.0.0.1:1".into();
-    app.settings.remote_token = "wick_nope_0".into();
+    app.state.settings.use_remote = true;
+    app.state.settings.remote_url = "http://127.0.0.1:1".into();
+    app.state.settings.remote_token = "wick_nope_0".into();
     let mut h = harness(app);
     h.run_steps(3);
     h.get_by_label("Open Seattle weather").click();
@@ -398,8 +398,8 @@ fn an_unreachable_endpoint_is_reported_next_to_the_publish_button() {
     h.get_by_role_and_label(Role::Button, "Publish").click();
     h.run_steps(2);
     h.get_by_role_and_label(Role::Button, "⬆  Publish").click();
-    wait_for(&mut h, "publishing", |a| !a.publish.busy);
-    let error = h.state().publish.error.clone().unwrap();
+    wait_for(&mut h, "publishing", |a| !a.state.publish.busy);
+    let error = h.state().state.publish.error.clone().unwrap();
     assert!(error.contains("127.0.0.1:1"), "{error}");
     h.get_by_label_contains("⚠");
 }
@@ -419,22 +419,22 @@ fn the_project_is_restored_after_a_restart() {
     let mut h = harness(WickApp::new(env.config()));
     wait_for(&mut h, "the dataset to reload", loaded);
     let app = h.state();
-    assert_eq!(app.project.model.template, wick_ui::project::Template::Polynomial);
-    assert_eq!(app.project.runs.len(), 1);
-    assert_eq!(app.project.runs[0].status, RunStatus::Finished);
-    assert!(app.project.runs[0].package.as_ref().unwrap().join("wick.json").is_file());
-    assert_eq!(app.selected_run, Some(1));
-    assert!(app.models.is_empty(), "nothing is loaded until a screen needs it");
+    assert_eq!(app.state.project.model.template, wick_ui::project::Template::Polynomial);
+    assert_eq!(app.state.project.runs.len(), 1);
+    assert_eq!(app.state.project.runs[0].status, RunStatus::Finished);
+    assert!(app.state.project.runs[0].package.as_ref().unwrap().join("wick.json").is_file());
+    assert_eq!(app.state.selected_run, Some(1));
+    assert!(app.state.models.is_empty(), "nothing is loaded until a screen needs it");
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
     h.run_steps(3);
     h.get_by_label("R²");
     // The fit plot needs the model: a background job loads it from the package, then draws the curve.
-    wait_for(&mut h, "the fit plot", |a| a.fit.view.is_some());
-    let fit = h.state().fit.view.clone().unwrap().expect("the fit is drawn from the saved package");
+    wait_for(&mut h, "the fit plot", |a| a.state.fit.view.is_some());
+    let fit = h.state().state.fit.view.clone().unwrap().expect("the fit is drawn from the saved package");
     assert_eq!(fit.curve.len(), 120);
     assert!(!fit.points.is_empty());
     assert!(fit.curve.iter().all(|[x, y]| x.is_finite() && y.is_finite()));
-    assert!(h.state().models.contains_key(&1), "the loaded model is kept for Try it");
+    assert!(h.state().state.models.contains_key(&1), "the loaded model is kept for Try it");
 }
 
 #[test]
@@ -444,14 +444,14 @@ fn a_diverging_run_says_so_on_the_train_screen() {
     h.get_by_role_and_label(Role::Button, "MLP").click();
     h.run_steps(2);
     // A learning rate no network survives: the loss overflows within a few steps.
-    h.state_mut().project.train.lr = 1e12;
-    h.state_mut().project.train.optimizer = wick_core::train::OptimizerKind::Sgd;
+    h.state_mut().state.project.train.lr = 1e12;
+    h.state_mut().state.project.train.optimizer = wick_core::train::OptimizerKind::Sgd;
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
-    let run = h.state().project.runs.last().unwrap().clone();
+    let run = h.state().state.project.runs.last().unwrap().clone();
     let RunStatus::Failed(message) = &run.status else { panic!("expected a failed run, got {:?}", run.status) };
     assert!(message.contains("diverged") && message.contains("learning rate"), "{message}");
-    assert_eq!(h.state().screen, Screen::Train);
+    assert_eq!(h.state().state.screen, Screen::Train);
     h.get_by_label_contains("training diverged");
-    assert!(h.state().training.is_none(), "the app is ready for another run");
+    assert!(h.state().state.training.is_none(), "the app is ready for another run");
 }

@@ -7,19 +7,22 @@ use egui_plot::{Bar, BarChart, Plot};
 use wick_core::data::{ColumnKind, ImageIndex, TableSummary};
 use wick_core::polars::prelude::DataFrame;
 
-use crate::app::{Command, DataState, Screen, WickApp};
+use crate::command::Command;
+use crate::state::{AppState, DataState, Screen};
 use crate::host::HostRequest;
 use crate::jobs::{Histogram, LoadedData};
-use crate::screens::{error_label, model::imbalance_warning};
+use crate::checks::imbalance_warning;
+use crate::screens::common::{error_label, thumbnail_grid, ScreenCtx};
 use crate::theme;
 
-pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     ui.heading("Data");
-    match &app.data {
+    match &state.data {
         DataState::Empty => {
             ui.label("Start with your own data or one of the samples.");
-            drop_zone(app, ui, true);
-            samples(app, ui);
+            drop_zone(cx, ui, true);
+            samples(cx, ui);
         }
         DataState::Loading(path) => {
             let path = path.clone();
@@ -32,8 +35,8 @@ pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
         DataState::Failed { path, message } => {
             let (path, message) = (path.clone(), message.clone());
             error_label(ui, &format!("Could not open {}: {message}", path.display()));
-            drop_zone(app, ui, true);
-            samples(app, ui);
+            drop_zone(cx, ui, true);
+            samples(cx, ui);
         }
         DataState::Loaded { path, data } => {
             let (path, data) = (path.clone(), data.clone());
@@ -42,22 +45,22 @@ pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
                 ui.label(RichText::new(name).strong().size(16.0)).on_hover_text(path.display().to_string());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if ui.add(egui::Button::new(RichText::new("Next: choose a model  →").strong()).fill(theme::ACCENT.gamma_multiply(0.35))).clicked() {
-                        app.command(Command::GoTo(Screen::Model));
+                        cx.send(Command::GoTo(Screen::Model));
                     }
                     if ui.button("Open another…").clicked() {
-                        app.command(Command::Host(HostRequest::PickDataset { folder: false }));
+                        cx.send(Command::Host(HostRequest::PickDataset { folder: false }));
                     }
                 });
             });
             match &data {
-                LoadedData::Table { df, summary, histograms } => table_view(app, ui, df, summary, histograms),
-                LoadedData::Images { index } => images_view(app, ui, index),
+                LoadedData::Table { df, summary, histograms } => table_view(cx, ui, df, summary, histograms),
+                LoadedData::Images { index } => images_view(cx, ui, index),
             }
         }
     }
 }
 
-fn drop_zone(app: &mut WickApp, ui: &mut egui::Ui, big: bool) {
+fn drop_zone(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, big: bool) {
     let height = if big { 170.0 } else { 60.0 };
     let width = ui.available_width();
     let (rect, response) = ui.allocate_exact_size(egui::vec2(width, height), Sense::click());
@@ -81,16 +84,17 @@ fn drop_zone(app: &mut WickApp, ui: &mut egui::Ui, big: bool) {
     let button_rect = egui::Rect::from_center_size(rect.center() + egui::vec2(-70.0, 50.0), egui::vec2(130.0, 28.0));
     let folder_rect = egui::Rect::from_center_size(rect.center() + egui::vec2(70.0, 50.0), egui::vec2(130.0, 28.0));
     if ui.put(button_rect, egui::Button::new("Open file…")).clicked() {
-        app.command(Command::Host(HostRequest::PickDataset { folder: false }));
+        cx.send(Command::Host(HostRequest::PickDataset { folder: false }));
     }
     if ui.put(folder_rect, egui::Button::new("Open folder…")).clicked() {
-        app.command(Command::Host(HostRequest::PickDataset { folder: true }));
+        cx.send(Command::Host(HostRequest::PickDataset { folder: true }));
     }
     ui.add_space(10.0);
 }
 
-fn samples(app: &mut WickApp, ui: &mut egui::Ui) {
-    let samples = app.samples();
+fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
+    let samples = state.samples();
     if samples.is_empty() {
         return;
     }
@@ -101,11 +105,11 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui) {
                 ui.set_width(250.0);
                 ui.vertical(|ui| {
                     if ui.add(egui::Button::new(RichText::new(sample.title).strong().size(15.0)).frame(false)).clicked() {
-                        app.command(Command::OpenSample(sample.id));
+                        cx.send(Command::OpenSample(sample.id));
                     }
                     ui.label(RichText::new(sample.blurb).small());
                     if ui.button(format!("Open {}", sample.title)).clicked() {
-                        app.command(Command::OpenSample(sample.id));
+                        cx.send(Command::OpenSample(sample.id));
                     }
                 });
             }));
@@ -113,17 +117,18 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui) {
     });
 }
 
-fn table_view(app: &mut WickApp, ui: &mut egui::Ui, df: &DataFrame, summary: &TableSummary, histograms: &[Option<Histogram>]) {
+fn table_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, df: &DataFrame, summary: &TableSummary, histograms: &[Option<Histogram>]) {
+    let state = cx.state;
     ui.label(RichText::new(format!("{} rows × {} columns · {:?}", summary.rows, summary.columns.len(), summary.format)).strong());
-    let warnings = table_warnings(app, summary);
+    let warnings = table_warnings(state, summary);
     for w in &warnings {
         ui.colored_label(theme::ACCENT, format!("⚠ {w}"));
     }
     ui.add_space(4.0);
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Columns");
-        column_list(app, &mut cols[0], summary);
-        let selected = app.view.selected_column.unwrap_or(0).min(summary.columns.len().saturating_sub(1));
+        column_list(cx, &mut cols[0], summary);
+        let selected = cx.view.selected_column.unwrap_or(0).min(summary.columns.len().saturating_sub(1));
         if let Some(col) = summary.columns.get(selected) {
             theme::section(&mut cols[1], &format!("Distribution of {}", col.name));
             column_chart(&mut cols[1], col, histograms.get(selected).and_then(Option::as_ref));
@@ -134,7 +139,7 @@ fn table_view(app: &mut WickApp, ui: &mut egui::Ui, df: &DataFrame, summary: &Ta
 }
 
 /// Warnings a person should see before training: missing values, constant columns, class imbalance.
-pub fn table_warnings(app: &WickApp, summary: &TableSummary) -> Vec<String> {
+pub fn table_warnings(state: &AppState, summary: &TableSummary) -> Vec<String> {
     let mut out = Vec::new();
     for c in &summary.columns {
         if c.missing > 0 {
@@ -149,22 +154,22 @@ pub fn table_warnings(app: &WickApp, summary: &TableSummary) -> Vec<String> {
             out.push(format!("{}: the same value in every row — it cannot help a model; consider leaving it out", c.name));
         }
     }
-    if let Some(w) = imbalance_warning(app) {
+    if let Some(w) = imbalance_warning(state) {
         out.push(w);
     }
     out
 }
 
-fn column_list(app: &mut WickApp, ui: &mut egui::Ui, summary: &TableSummary) {
+fn column_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &TableSummary) {
     egui::Grid::new("columns").striped(true).num_columns(5).show(ui, |ui| {
         for h in ["Column", "Type", "Missing", "Distinct", "Mean"] {
             ui.label(RichText::new(h).small().strong());
         }
         ui.end_row();
         for (i, c) in summary.columns.iter().enumerate() {
-            let selected = app.view.selected_column.unwrap_or(0) == i;
+            let selected = cx.view.selected_column.unwrap_or(0) == i;
             if ui.selectable_label(selected, &c.name).clicked() {
-                app.view.selected_column = Some(i);
+                cx.view.selected_column = Some(i);
             }
             ui.label(RichText::new(kind_name(c.kind)).small());
             ui.label(c.missing.to_string());
@@ -259,7 +264,8 @@ fn preview_table(ui: &mut egui::Ui, df: &DataFrame) {
     });
 }
 
-fn images_view(app: &mut WickApp, ui: &mut egui::Ui, index: &ImageIndex) {
+fn images_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, index: &ImageIndex) {
+    let state = cx.state;
     let counts = index.class_counts();
     let shape = index.default_shape(64);
     ui.label(
@@ -274,7 +280,7 @@ fn images_view(app: &mut WickApp, ui: &mut egui::Ui, index: &ImageIndex) {
         ))
         .strong(),
     );
-    if let Some(w) = imbalance_warning(app) {
+    if let Some(w) = imbalance_warning(state) {
         ui.colored_label(theme::ACCENT, format!("⚠ {w}"));
     }
     if !index.skipped.is_empty() {
@@ -322,34 +328,6 @@ fn images_view(app: &mut WickApp, ui: &mut egui::Ui, index: &ImageIndex) {
             break;
         }
     }
-    thumbnail_grid(app, ui, shown.iter().map(|(p, c)| (p.clone(), index.classes.get(*c).cloned().unwrap_or_default(), None)));
+    thumbnail_grid(cx, ui, shown.iter().map(|(p, c)| (p.clone(), index.classes.get(*c).cloned().unwrap_or_default(), None)));
 }
 
-/// A wrapping grid of thumbnails with a caption each and an optional right/wrong mark.
-pub fn thumbnail_grid(app: &mut WickApp, ui: &mut egui::Ui, items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>) {
-    let items: Vec<_> = items.collect();
-    app.thumbnails.request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
-    ui.horizontal_wrapped(|ui| {
-        for (path, caption, right) in items {
-            ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| ui.vertical(|ui| {
-                ui.set_width(84.0);
-                let size = egui::vec2(72.0, 72.0);
-                match app.thumbnails.get(&path) {
-                    Some(texture) => {
-                        ui.add(egui::Image::new(texture).fit_to_exact_size(size).corner_radius(4.0));
-                    }
-                    None => {
-                        let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
-                        ui.painter().rect_filled(rect, 4.0, ui.visuals().faint_bg_color);
-                    }
-                }
-                let mark = match right {
-                    Some(true) => RichText::new(format!("✓ {caption}")).color(theme::GOOD),
-                    Some(false) => RichText::new(format!("✗ {caption}")).color(theme::BAD),
-                    None => RichText::new(caption),
-                };
-                ui.label(mark.small());
-            }));
-        }
-    });
-}

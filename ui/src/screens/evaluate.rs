@@ -8,30 +8,32 @@ use wick_core::metrics::{ClassificationMetrics, Metrics, RegressionMetrics};
 use wick_core::model::Prediction;
 use wick_core::train::{Actual, TestSample};
 
-use crate::app::{Command, Screen, WickApp};
+use crate::command::Command;
+use crate::state::Screen;
 use crate::host::HostRequest;
 use crate::jobs::{FitRequest, LoadedData};
 use crate::project::RunRecord;
-use crate::screens::{data::thumbnail_grid, empty_state, error_label};
+use crate::screens::common::{empty_state, error_label, thumbnail_grid, ScreenCtx};
 use crate::theme;
 
-pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     ui.heading("Evaluate");
-    let Some(run) = app.selected_run_record().filter(|r| r.test_metrics.is_some()).cloned() else {
+    let Some(run) = state.selected_run_record().filter(|r| r.test_metrics.is_some()).cloned() else {
         empty_state(ui, "Train a model to see how well it predicts data it has never seen.", |ui| {
             if ui.button("Go to Model").clicked() {
-                app.command(Command::GoTo(Screen::Model));
+                cx.send(Command::GoTo(Screen::Model));
             }
         });
         return;
     };
     ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
     match run.test_metrics.clone() {
-        Some(Metrics::Regression(m)) => regression(app, ui, &run, &m),
-        Some(Metrics::Classification(m)) => classification(app, ui, &run, &m),
+        Some(Metrics::Regression(m)) => regression(cx, ui, &run, &m),
+        Some(Metrics::Classification(m)) => classification(cx, ui, &run, &m),
         None => {}
     }
-    try_it(app, ui, &run);
+    try_it(cx, ui, &run);
 }
 
 fn value_of(a: &Actual) -> f64 {
@@ -41,14 +43,14 @@ fn value_of(a: &Actual) -> f64 {
     }
 }
 
-fn regression(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &RegressionMetrics) {
+fn regression(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &RegressionMetrics) {
     ui.horizontal(|ui| {
         metric_tile(ui, "R²", format!("{:.3}", m.r2), "1.0 is perfect; 0 is no better than guessing the mean");
         metric_tile(ui, "RMSE", format!("{:.3}", m.rmse), "typical size of an error, in the target's units");
         metric_tile(ui, "MAE", format!("{:.3}", m.mae), "average absolute error");
     });
     let pairs: Vec<[f64; 2]> = run.test_samples.iter().map(|s| [value_of(&s.actual), s.predicted.as_f64()]).collect();
-    fit_plot(app, ui, run);
+    fit_plot(cx, ui, run);
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Predicted vs actual");
         let (lo, hi) = pairs.iter().flat_map(|p| [p[0], p[1]]).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -69,25 +71,26 @@ fn regression(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Regress
 
 /// The data against one feature with the model's curve: the feature swept over its range while the
 /// other features stay at their mean (numbers) or most common value (text).
-fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
-    let Some(LoadedData::Table { df, summary, .. }) = app.loaded().cloned() else { return };
+fn fit_plot(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
+    let state = cx.state;
+    let Some(LoadedData::Table { df, summary, .. }) = state.loaded().cloned() else { return };
     let numeric: Vec<String> = summary
         .columns
         .iter()
         .filter(|c| c.kind == wick_core::data::ColumnKind::Numeric && Some(&c.name) != run.target.as_ref())
-        .filter(|c| !app.project.model.excluded_features.contains(&c.name))
+        .filter(|c| !state.project.model.excluded_features.contains(&c.name))
         .map(|c| c.name.clone())
         .collect();
     let Some(first) = numeric.first().cloned() else { return };
     let test_rows = || -> Vec<(usize, f64)> {
         run.test_samples.iter().filter_map(|s| Some((crate::requests::row_index(&s.source)?, value_of(&s.actual)))).collect()
     };
-    let feature = match app.view.eval_feature.clone().filter(|f| numeric.contains(f)) {
+    let feature = match cx.view.eval_feature.clone().filter(|f| numeric.contains(f)) {
         Some(chosen) => chosen,
         None => {
             // Open on the feature that explains the target best, so the first picture shows the fit.
             let strongest = strongest_feature(&df, &test_rows(), &numeric).unwrap_or(first);
-            app.view.eval_feature = Some(strongest.clone());
+            cx.view.eval_feature = Some(strongest.clone());
             strongest
         }
     };
@@ -97,18 +100,18 @@ fn fit_plot(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
         egui::ComboBox::from_id_salt("eval_feature").selected_text(&feature).show_ui(ui, |ui| {
             for n in &numeric {
                 if ui.selectable_label(*n == feature, n).clicked() {
-                    app.view.eval_feature = Some(n.clone());
+                    cx.view.eval_feature = Some(n.clone());
                 }
             }
         });
         ui.label(RichText::new("other features held at their typical value").small().weak());
     });
-    if app.fit.key.as_ref() != Some(&(run.id, feature.clone())) {
+    if state.fit.key.as_ref() != Some(&(run.id, feature.clone())) {
         let Some(range) = summary.columns.iter().find(|c| c.name == feature).and_then(|c| Some((c.min?, c.max?))) else { return };
         let request = FitRequest { feature: feature.clone(), df, base_row: typical_row(&summary), range, test_rows: test_rows() };
-        app.request_fit(run.id, request);
+        cx.send(Command::RequestFit { run_id: run.id, request });
     }
-    let view = match &app.fit.view {
+    let view = match &state.fit.view {
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -177,7 +180,7 @@ fn metric_tile(ui: &mut egui::Ui, name: &str, value: String, help: &str) {
     .on_hover_text(help);
 }
 
-fn classification(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
+fn classification(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
     ui.horizontal(|ui| {
         metric_tile(ui, "Accuracy", format!("{:.1}%", m.accuracy * 100.0), "share of test samples classified correctly");
         let macro_f1 = m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len().max(1) as f64;
@@ -186,7 +189,7 @@ fn classification(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Cla
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Confusion matrix");
         cols[0].label(RichText::new("Rows: actual class · columns: predicted. Click a cell to see its samples.").small().weak());
-        confusion_matrix(app, &mut cols[0], m);
+        confusion_matrix(cx, &mut cols[0], m);
         theme::section(&mut cols[1], "Per class");
         egui::Grid::new("per_class").striped(true).num_columns(5).show(&mut cols[1], |ui| {
             for h in ["Class", "Precision", "Recall", "F1", "Samples"] {
@@ -203,10 +206,10 @@ fn classification(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Cla
             }
         });
     });
-    samples(app, ui, run, m);
+    samples(cx, ui, run, m);
 }
 
-fn confusion_matrix(app: &mut WickApp, ui: &mut egui::Ui, m: &ClassificationMetrics) {
+fn confusion_matrix(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &ClassificationMetrics) {
     let k = m.confusion.len();
     let max = m.confusion.iter().flatten().copied().max().unwrap_or(1).max(1);
     let labels: Vec<String> = m.per_class.iter().map(|c| c.label.clone()).collect();
@@ -225,7 +228,7 @@ fn confusion_matrix(app: &mut WickApp, ui: &mut egui::Ui, m: &ClassificationMetr
                 let base = if a == p { theme::GOOD } else { theme::BAD };
                 let fill = if n == 0 { ui.visuals().faint_bg_color } else { base.gamma_multiply(0.15 + 0.85 * strength) };
                 ui.painter().rect_filled(rect, 3.0, fill);
-                if app.view.cm_filter == Some((a, p)) {
+                if cx.view.cm_filter == Some((a, p)) {
                     ui.painter().rect_stroke(rect, 3.0, egui::Stroke::new(2.5, theme::ACCENT), egui::StrokeKind::Inside);
                 }
                 let text_colour = if strength > 0.5 { Color32::WHITE } else { ui.visuals().text_color() };
@@ -235,7 +238,7 @@ fn confusion_matrix(app: &mut WickApp, ui: &mut egui::Ui, m: &ClassificationMetr
                 let label = format!("actual {actual}, predicted {predicted}: {n}");
                 response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
                 if response.on_hover_text(&label).clicked() {
-                    app.view.cm_filter = if app.view.cm_filter == Some((a, p)) { None } else { Some((a, p)) };
+                    cx.view.cm_filter = if cx.view.cm_filter == Some((a, p)) { None } else { Some((a, p)) };
                 }
             }
             ui.end_row();
@@ -243,12 +246,13 @@ fn confusion_matrix(app: &mut WickApp, ui: &mut egui::Ui, m: &ClassificationMetr
     });
 }
 
-fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
+fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &ClassificationMetrics) {
+    let state = cx.state;
     let labels: Vec<String> = m.per_class.iter().map(|c| c.label.clone()).collect();
     theme::section(ui, "Test samples");
     ui.horizontal(|ui| {
-        ui.checkbox(&mut app.view.mistakes_only, "Mistakes only");
-        if let Some((a, p)) = app.view.cm_filter {
+        ui.checkbox(&mut cx.view.mistakes_only, "Mistakes only");
+        if let Some((a, p)) = cx.view.cm_filter {
             let text = format!(
                 "Showing actual {} predicted as {}",
                 labels.get(a).cloned().unwrap_or_default(),
@@ -256,7 +260,7 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Classifica
             );
             ui.label(RichText::new(text).strong());
             if ui.small_button("Clear filter").clicked() {
-                app.view.cm_filter = None;
+                cx.view.cm_filter = None;
             }
         }
     });
@@ -268,8 +272,8 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Classifica
         Prediction::Class { class_index, .. } => class_index,
         Prediction::Value { value } => value as usize,
     };
-    let filter = app.view.cm_filter;
-    let mistakes_only = app.view.mistakes_only;
+    let filter = cx.view.cm_filter;
+    let mistakes_only = cx.view.mistakes_only;
     let shown: Vec<&TestSample> = run
         .test_samples
         .iter()
@@ -277,7 +281,7 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Classifica
         .filter(|s| !mistakes_only || class_of(s) != predicted_of(s))
         .collect();
     ui.label(RichText::new(format!("{} samples", shown.len())).small().weak());
-    let images = app.loaded().is_some_and(LoadedData::is_images);
+    let images = state.loaded().is_some_and(LoadedData::is_images);
     if images {
         let items: Vec<_> = shown
             .iter()
@@ -287,7 +291,7 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Classifica
                 (std::path::PathBuf::from(&s.source), caption, Some(class_of(s) == predicted_of(s)))
             })
             .collect();
-        thumbnail_grid(app, ui, items.into_iter());
+        thumbnail_grid(cx, ui, items.into_iter());
     } else {
         egui::Grid::new("sample_rows").striped(true).num_columns(4).show(ui, |ui| {
             for h in ["Row", "Actual", "Predicted", "Confidence"] {
@@ -306,24 +310,25 @@ fn samples(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord, m: &Classifica
     }
 }
 
-fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
+fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
+    let state = cx.state;
     theme::section(ui, "Try it");
     theme::card(ui).show(ui, |ui| {
         ui.set_width(ui.available_width());
-        match app.loaded().cloned() {
+        match state.loaded().cloned() {
             Some(LoadedData::Images { .. }) => {
                 ui.horizontal(|ui| {
                     if ui.button("Choose image…").clicked() {
-                        app.command(Command::Host(HostRequest::PickTryImage));
+                        cx.send(Command::Host(HostRequest::PickTryImage));
                     }
                     ui.label("or drop an image file onto the window to see what the model says.");
                 });
             }
             Some(LoadedData::Table { summary, .. }) => {
-                if app.try_it.for_run != Some(run.id) {
+                if cx.view.try_fields_for_run != Some(run.id) {
                     let typical = typical_row(&summary);
-                    let features = app.features();
-                    app.try_it.fields = features
+                    let features = state.features();
+                    cx.view.try_fields = features
                         .iter()
                         .map(|f| {
                             let v = match typical.get(f) {
@@ -334,10 +339,10 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
                             (f.clone(), v)
                         })
                         .collect();
-                    app.try_it.for_run = Some(run.id);
+                    cx.view.try_fields_for_run = Some(run.id);
                 }
                 egui::Grid::new("try_fields").num_columns(4).show(ui, |ui| {
-                    for (i, (name, value)) in app.try_it.fields.iter_mut().enumerate() {
+                    for (i, (name, value)) in cx.view.try_fields.iter_mut().enumerate() {
                         ui.label(name.as_str());
                         ui.add(egui::TextEdit::singleline(value).desired_width(110.0));
                         if i % 2 == 1 {
@@ -346,9 +351,9 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
                     }
                 });
                 if ui.button("Predict").clicked() {
-                    let row: Map<String, Value> = app
-                        .try_it
-                        .fields
+                    let row: Map<String, Value> = cx
+                        .view
+                        .try_fields
                         .iter()
                         .map(|(k, v)| {
                             let value = match v.trim().parse::<f64>() {
@@ -359,17 +364,17 @@ fn try_it(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
                             (k.clone(), value)
                         })
                         .collect();
-                    app.command(Command::TryRow(row));
+                    cx.send(Command::TryRow(row));
                 }
             }
             None => {
                 ui.label("Open the dataset again to try the model.");
             }
         }
-        if app.try_it.busy {
+        if state.try_it.busy {
             ui.spinner();
         }
-        match &app.try_it.result {
+        match &state.try_it.result {
             Some(Ok(text)) => {
                 ui.label(RichText::new(format!("Prediction: {text}")).size(18.0).strong().color(theme::ACCENT));
             }

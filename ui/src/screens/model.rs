@@ -3,91 +3,115 @@
 
 use egui::RichText;
 use wick_core::data::{MissingPolicy, Task};
-use wick_core::model::{infer_shapes, Activation, Layer, ModelSpec, Padding};
+use wick_core::model::{Activation, Layer, Padding};
 use wick_core::train::{available_devices, DeviceChoice, OptimizerKind};
 
-use crate::app::{Command, WickApp};
+use crate::command::Command;
+use crate::state::AppState;
 use crate::host::HostRequest;
 use crate::jobs::LoadedData;
-use crate::project::Template;
-use crate::screens::{error_label, need_data};
+use crate::project::{default_train_config, ModelChoice, Template};
+use crate::checks::shapes_with_error;
+use crate::screens::common::{error_label, need_data, ScreenCtx};
 use crate::theme;
 
-pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+/// The screen edits copies of the model choice and the training settings; what changed goes back as
+/// one command each after the frame.
+struct Draft {
+    model: ModelChoice,
+    train: wick_core::train::TrainConfig,
+}
+
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
+    let mut draft = Draft { model: state.project.model.clone(), train: state.project.train.clone() };
+    draw(cx, ui, &mut draft);
+    if draft.model != state.project.model {
+        cx.send(Command::SetModelChoice(draft.model));
+    }
+    if draft.train != state.project.train {
+        cx.send(Command::SetTrainConfig(draft.train));
+    }
+}
+
+fn draw(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
+    let state = cx.state;
     ui.horizontal(|ui| {
         ui.heading("Model");
-        if app.loaded().is_some() {
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| train_button(app, ui));
+        if state.loaded().is_some() {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| train_button(cx, ui));
         }
     });
-    if need_data(app, ui, "build a model") {
+    if need_data(cx, ui, "build a model") {
         return;
     }
-    if let Some(e) = app.view.model_error.clone() {
+    if let Some(e) = cx.view.model_error.clone() {
         error_label(ui, &e);
     }
-    let images = app.loaded().is_some_and(LoadedData::is_images);
+    let images = state.loaded().is_some_and(LoadedData::is_images);
     if !images {
-        target_and_features(app, ui);
+        target_and_features(cx, ui, draft);
     }
-    let task = app.task();
-    task_picker(app, ui, task);
+    let task = state.task();
+    task_picker(cx, ui, task, draft);
     theme::section(ui, "Template");
-    templates(app, ui, images, task.unwrap_or(Task::Regression));
-    template_settings(app, ui);
+    templates(cx, ui, images, task.unwrap_or(Task::Regression));
+    template_settings(cx, ui, draft);
     theme::section(ui, "Training settings");
-    hyper_parameters(app, ui);
+    hyper_parameters(cx, ui, draft);
 }
 
 /// Always at the top of the screen, so it is never scrolled away by a long layer stack.
-fn train_button(app: &mut WickApp, ui: &mut egui::Ui) {
-    let training = app.training.is_some();
+fn train_button(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
+    let training = state.training.is_some();
     let button = egui::Button::new(RichText::new("▶  Train").size(16.0).strong()).fill(theme::ACCENT.gamma_multiply(0.45));
     if ui.add_enabled(!training, button).on_disabled_hover_text("A training is already running; see the Train screen").clicked() {
-        app.command(Command::StartTraining);
+        cx.send(Command::StartTraining);
     }
 }
 
-fn target_and_features(app: &mut WickApp, ui: &mut egui::Ui) {
-    let Some(LoadedData::Table { summary, .. }) = app.loaded() else { return };
+fn target_and_features(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
+    let state = cx.state;
+    let Some(LoadedData::Table { summary, .. }) = state.loaded() else { return };
     let names: Vec<String> = summary.columns.iter().map(|c| c.name.clone()).collect();
     theme::section(ui, "What should the model predict?");
     ui.horizontal(|ui| {
         ui.label("Target column");
-        let current = app.project.model.target.clone().unwrap_or_else(|| "choose…".into());
+        let current = state.project.model.target.clone().unwrap_or_else(|| "choose…".into());
         egui::ComboBox::from_id_salt("target").selected_text(current).show_ui(ui, |ui| {
             for n in &names {
-                if ui.selectable_label(app.project.model.target.as_ref() == Some(n), n).clicked() {
-                    app.command(Command::SetTarget(n.clone()));
+                if ui.selectable_label(state.project.model.target.as_ref() == Some(n), n).clicked() {
+                    cx.send(Command::SetTarget(n.clone()));
                 }
             }
         });
     });
-    if app.project.model.target.is_none() {
+    if state.project.model.target.is_none() {
         error_label(ui, "Pick the column to predict.");
         return;
     }
-    egui::CollapsingHeader::new(format!("Features: {} of {} columns", app.features().len(), names.len() - 1))
+    egui::CollapsingHeader::new(format!("Features: {} of {} columns", state.features().len(), names.len() - 1))
         .id_salt("features")
         .show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 for n in &names {
-                    if app.project.model.target.as_ref() == Some(n) {
+                    if state.project.model.target.as_ref() == Some(n) {
                         continue;
                     }
-                    let mut used = !app.project.model.excluded_features.contains(n);
+                    let mut used = !state.project.model.excluded_features.contains(n);
                     if ui.checkbox(&mut used, n).changed() {
                         if used {
-                            app.project.model.excluded_features.retain(|f| f != n);
+                            draft.model.excluded_features.retain(|f| f != n);
                         } else {
-                            app.project.model.excluded_features.push(n.clone());
+                            draft.model.excluded_features.push(n.clone());
                         }
                     }
                 }
             });
             ui.horizontal(|ui| {
                 ui.label("Missing values");
-                let m = &mut app.project.model.missing;
+                let m = &mut draft.model.missing;
                 egui::ComboBox::from_id_salt("missing").selected_text(missing_name(*m)).show_ui(ui, |ui| {
                     for p in [MissingPolicy::Mean, MissingPolicy::Median, MissingPolicy::MostFrequent, MissingPolicy::Drop] {
                         ui.selectable_value(m, p, missing_name(p));
@@ -106,32 +130,36 @@ fn missing_name(p: MissingPolicy) -> &'static str {
     }
 }
 
-fn task_picker(app: &mut WickApp, ui: &mut egui::Ui, task: Option<Task>) {
+fn task_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, task: Option<Task>, draft: &mut Draft) {
+    let state = cx.state;
     let Some(task) = task else { return };
-    let detected = app.detected_task();
+    let detected = state.detected_task();
     ui.horizontal(|ui| {
         ui.label("Task");
         let mut chosen = task;
         ui.selectable_value(&mut chosen, Task::Regression, "Regression (a number)");
         ui.selectable_value(&mut chosen, Task::Classification, "Classification (a class)");
         if chosen != task {
-            app.project.model.task_override = if Some(chosen) == detected { None } else { Some(chosen) };
-            let images = app.loaded().is_some_and(LoadedData::is_images);
-            if app.project.model.template.fits(images, chosen).is_err() {
-                app.command(Command::ChooseTemplate(Template::default_for(images, chosen)));
+            draft.model.task_override = if Some(chosen) == detected { None } else { Some(chosen) };
+            let images = state.loaded().is_some_and(LoadedData::is_images);
+            if draft.model.template.fits(images, chosen).is_err() {
+                // As Command::ChooseTemplate does, on the draft that goes back after this frame.
+                draft.model.template = Template::default_for(images, chosen);
+                draft.train = default_train_config(images, draft.model.template);
             }
         }
-        if app.project.model.task_override.is_none() {
+        if state.project.model.task_override.is_none() {
             ui.label(RichText::new("(detected)").weak().small());
         }
     });
 }
 
-fn templates(app: &mut WickApp, ui: &mut egui::Ui, images: bool, task: Task) {
+fn templates(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, images: bool, task: Task) {
+    let state = cx.state;
     ui.horizontal_wrapped(|ui| {
         for t in Template::ALL {
             let fits = t.fits(images, task);
-            let selected = app.project.model.template == t;
+            let selected = state.project.model.template == t;
             let frame = theme::card(ui).stroke(if selected {
                 egui::Stroke::new(2.0, theme::ACCENT)
             } else {
@@ -149,7 +177,7 @@ fn templates(app: &mut WickApp, ui: &mut egui::Ui, images: bool, task: Task) {
                             Ok(()) => r,
                         };
                         if r.clicked() {
-                            app.command(Command::ChooseTemplate(t));
+                            cx.send(Command::ChooseTemplate(t));
                         }
                         ui.add(egui::Label::new(RichText::new(t.blurb()).small()).wrap());
                     });
@@ -159,8 +187,8 @@ fn templates(app: &mut WickApp, ui: &mut egui::Ui, images: bool, task: Task) {
     });
 }
 
-fn template_settings(app: &mut WickApp, ui: &mut egui::Ui) {
-    let m = &mut app.project.model;
+fn template_settings(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
+    let m = &mut draft.model;
     match m.template {
         Template::Linear | Template::Logistic => {}
         Template::Polynomial => {
@@ -175,8 +203,8 @@ fn template_settings(app: &mut WickApp, ui: &mut egui::Ui) {
                 ui.add(egui::Slider::new(&mut m.ridge_alpha, 0.0..=100.0).logarithmic(true));
             });
         }
-        Template::Mlp => mlp_editor(app, ui),
-        Template::Cnn => cnn_editor(app, ui),
+        Template::Mlp => mlp_editor(cx, ui, m),
+        Template::Cnn => cnn_editor(cx, ui, m),
         Template::Transfer => {
             let name = m.backbone_weights.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none chosen".into());
             let mut choose = false;
@@ -186,7 +214,7 @@ fn template_settings(app: &mut WickApp, ui: &mut egui::Ui) {
                 choose = ui.button("Choose .safetensors…").clicked();
             });
             if choose {
-                app.command(Command::Host(HostRequest::PickBackbone));
+                cx.send(Command::Host(HostRequest::PickBackbone));
             }
             ui.label(RichText::new("The backbone stays frozen; only a new head is trained. Images are resized to at least 32×32 RGB.").small().weak());
         }
@@ -195,15 +223,15 @@ fn template_settings(app: &mut WickApp, ui: &mut egui::Ui) {
 
 /// Input width of the tabular model (features after one-hot encoding is not known before fitting, so
 /// this counts one input per feature column; shown as an estimate).
-fn tabular_inputs(app: &WickApp) -> usize {
-    app.features().len().max(1)
+fn tabular_inputs(state: &AppState) -> usize {
+    state.features().len().max(1)
 }
 
-fn mlp_editor(app: &mut WickApp, ui: &mut egui::Ui) {
+fn mlp_editor(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoice) {
+    let state = cx.state;
     theme::section(ui, "Layers");
-    let inputs = tabular_inputs(app);
-    let outputs = if app.task() == Some(Task::Classification) { app.n_classes().max(2) } else { 1 };
-    let m = &mut app.project.model;
+    let inputs = tabular_inputs(state);
+    let outputs = if state.task() == Some(Task::Classification) { state.n_classes().max(2) } else { 1 };
     let mut action: Option<(usize, &str)> = None;
     egui::Grid::new("mlp_layers").striped(true).num_columns(5).show(ui, |ui| {
         for h in ["Layer", "Units", "Output", "Parameters", ""] {
@@ -283,20 +311,20 @@ fn apply_row_action<T>(rows: &mut Vec<T>, action: Option<(usize, &str)>) {
     }
 }
 
-fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
+fn cnn_editor(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoice) {
+    let state = cx.state;
     theme::section(ui, "Layers");
-    let Some(input) = app.image_shape() else { return };
-    let n_classes = app.n_classes().max(2);
+    let Some(input) = state.image_shape() else { return };
+    let n_classes = state.n_classes().max(2);
     ui.horizontal(|ui| {
         ui.label("Input size");
-        let m = &mut app.project.model;
         let mut side = if m.image_side == 0 { input.height } else { m.image_side };
         if ui.add(egui::DragValue::new(&mut side).range(4..=256).suffix(" px")).changed() {
             m.image_side = side;
         }
         ui.label(RichText::new(format!("{}×{}×{}", input.height, input.width, input.channels)).weak());
     });
-    let layers = app.project.model.cnn_layers.clone();
+    let layers = m.cnn_layers.clone();
     // Shapes up to the first bad layer; the error names that layer.
     let (shapes, error) = shapes_with_error(input, &layers, n_classes);
     let mut action: Option<(usize, &str)> = None;
@@ -307,9 +335,9 @@ fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
         ui.end_row();
         for (i, layer) in layers.iter().enumerate() {
             ui.label(format!("{}", i + 1));
-            let editing = app.view.editing_layer == Some(i);
+            let editing = cx.view.editing_layer == Some(i);
             if ui.selectable_label(editing, layer.label()).on_hover_text("Click to edit").clicked() {
-                app.view.editing_layer = if editing { None } else { Some(i) };
+                cx.view.editing_layer = if editing { None } else { Some(i) };
             }
             match (shapes.get(i), &error) {
                 (Some(s), _) => {
@@ -348,14 +376,14 @@ fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
     if let Some((bad, message)) = &error {
         error_label(ui, &format!("Layer {}: {message}", bad + 1));
     }
-    if let Some(i) = app.view.editing_layer {
-        if let Some(layer) = app.project.model.cnn_layers.get_mut(i) {
+    if let Some(i) = cx.view.editing_layer {
+        if let Some(layer) = m.cnn_layers.get_mut(i) {
             layer_editor(ui, i, layer);
         }
     }
-    apply_row_action(&mut app.project.model.cnn_layers, action);
+    apply_row_action(&mut m.cnn_layers, action);
     if action.is_some() {
-        app.view.editing_layer = None;
+        cx.view.editing_layer = None;
     }
     ui.horizontal_wrapped(|ui| {
         ui.label("Add:");
@@ -372,19 +400,19 @@ fn cnn_editor(app: &mut WickApp, ui: &mut egui::Ui) {
         ];
         for (name, layer) in choices {
             if ui.button(format!("+ {name}")).clicked() {
-                let layers = &mut app.project.model.cnn_layers;
+                let layers = &mut m.cnn_layers;
                 // New convolution/pooling layers go before Flatten, where they make sense.
                 let at = match layer {
                     Layer::Dense { .. } | Layer::Flatten => layers.len(),
                     _ => layers.iter().position(|l| matches!(l, Layer::Flatten)).unwrap_or(layers.len()),
                 };
                 layers.insert(at, layer);
-                app.view.editing_layer = Some(at);
+                cx.view.editing_layer = Some(at);
             }
         }
         if ui.button("Reset to default").clicked() {
-            app.project.model.cnn_layers = wick_core::model::default_cnn_layers();
-            app.view.editing_layer = None;
+            m.cnn_layers = wick_core::model::default_cnn_layers();
+            cx.view.editing_layer = None;
         }
     });
 }
@@ -429,79 +457,10 @@ fn layer_editor(ui: &mut egui::Ui, i: usize, layer: &mut Layer) {
     });
 }
 
-/// Shapes of the layers before the first invalid one, and that layer's index and message.
-pub fn shapes_with_error(
-    input: wick_core::data::ImageShape,
-    layers: &[Layer],
-    n_classes: usize,
-) -> (Vec<wick_core::model::LayerShape>, Option<(usize, String)>) {
-    match infer_shapes(input, layers, n_classes) {
-        Ok(shapes) => (shapes, None),
-        Err(wick_core::WickError::Layer { index, message, .. }) => {
-            let bad = index.saturating_sub(1);
-            // The layers before the bad one: end the prefix with Flatten so the implicit output layer
-            // accepts it, then drop those two rows again.
-            let mut prefix = layers[..bad].to_vec();
-            prefix.push(Layer::Flatten);
-            let shapes = infer_shapes(input, &prefix, n_classes)
-                .map(|mut s| {
-                    s.truncate(bad);
-                    s
-                })
-                .unwrap_or_default();
-            (shapes, Some((bad, message)))
-        }
-        Err(e) => (Vec::new(), Some((0, e.to_string()))),
-    }
-}
-
-/// Checks a spec before training, so mistakes show next to the layer instead of failing later.
-pub fn validate(app: &WickApp, spec: &ModelSpec) -> Result<(), String> {
-    if let ModelSpec::Cnn { input, layers } = spec {
-        if let (_, Some((bad, message))) = shapes_with_error(*input, layers, app.n_classes().max(2)) {
-            return Err(format!("Layer {}: {message}", bad + 1));
-        }
-    }
-    if let ModelSpec::Mlp { hidden, .. } = spec {
-        if hidden.contains(&0) {
-            return Err("A dense layer has 0 units; give it at least 1.".into());
-        }
-    }
-    if let Some(LoadedData::Table { .. }) = app.loaded() {
-        if app.features().is_empty() {
-            return Err("No feature columns are selected; tick at least one under Features.".into());
-        }
-    }
-    Ok(())
-}
-
-/// "class X has N× fewer examples than class Y" when the imbalance is worth a warning.
-pub fn imbalance_warning(app: &WickApp) -> Option<String> {
-    let counts: Vec<(String, usize)> = match app.loaded()? {
-        LoadedData::Images { index } => index.class_counts(),
-        LoadedData::Table { summary, .. } => {
-            if app.task()? != Task::Classification {
-                return None;
-            }
-            let target = app.project.model.target.as_ref()?;
-            let col = summary.columns.iter().find(|c| &c.name == target)?;
-            col.top_values.clone()
-        }
-    };
-    let (min_class, min) = counts.iter().min_by_key(|(_, n)| *n)?;
-    let (max_class, max) = counts.iter().max_by_key(|(_, n)| *n)?;
-    if *min == 0 || *max as f64 / *min as f64 >= 3.0 {
-        Some(format!(
-            "Classes are imbalanced: {max_class} has {max} examples but {min_class} only {min}; accuracy alone can mislead — check per-class recall"
-        ))
-    } else {
-        None
-    }
-}
-
-fn hyper_parameters(app: &mut WickApp, ui: &mut egui::Ui) {
-    let exact = matches!(app.project.model.template, Template::Linear | Template::Polynomial | Template::Ridge);
-    let c = &mut app.project.train;
+fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
+    let state = cx.state;
+    let exact = matches!(state.project.model.template, Template::Linear | Template::Polynomial | Template::Ridge);
+    let c = &mut draft.train;
     egui::Grid::new("hyper").num_columns(4).spacing([16.0, 6.0]).show(ui, |ui| {
         if !exact {
             ui.label("Epochs");

@@ -3,22 +3,24 @@
 
 use egui::RichText;
 
-use crate::app::{Command, Screen, WickApp};
+use crate::command::Command;
+use crate::state::{AppState, Screen};
 use crate::project::RunStatus;
-use crate::screens::{empty_state, error_label};
+use crate::screens::common::{empty_state, error_label, ScreenCtx};
 use crate::theme;
 
-pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     ui.heading("Publish");
-    let Some(run) = app.selected_run_record().filter(|r| r.status == RunStatus::Finished && r.package.is_some()).cloned() else {
+    let Some(run) = state.selected_run_record().filter(|r| r.status == RunStatus::Finished && r.package.is_some()).cloned() else {
         empty_state(ui, "Train a model first; then publish it here with one click.", |ui| {
             if ui.button("Go to Model").clicked() {
-                app.command(Command::GoTo(Screen::Model));
+                cx.send(Command::GoTo(Screen::Model));
             }
         });
         return;
     };
-    let endpoint = app.endpoint();
+    let endpoint = state.endpoint();
     theme::card(ui).show(ui, |ui| {
         ui.set_width(ui.available_width());
         egui::Grid::new("publish_form").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
@@ -28,7 +30,7 @@ pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
             ui.label("Endpoint");
             match &endpoint {
                 Ok(e) => {
-                    let kind = if app.settings.use_remote { "remote" } else { "built-in, on this computer" };
+                    let kind = if state.settings.use_remote { "remote" } else { "built-in, on this computer" };
                     ui.label(format!("{} ({kind})", e.url));
                 }
                 Err(e) => {
@@ -38,38 +40,44 @@ pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
             ui.end_row();
             if let Ok(e) = &endpoint {
                 ui.label("Token");
-                token_row(app, ui, &e.token);
+                token_row(state, ui, &e.token);
                 ui.end_row();
             }
+            // Edited on a copy that goes back as a command.
+            let mut form = state.project.publish.clone();
             ui.label("Name");
-            ui.add(egui::TextEdit::singleline(&mut app.project.publish.model_name).hint_text("my-model").desired_width(260.0));
+            ui.add(egui::TextEdit::singleline(&mut form.model_name).hint_text("my-model").desired_width(260.0));
             ui.end_row();
             ui.label("Notes");
-            ui.add(egui::TextEdit::singleline(&mut app.project.publish.notes).hint_text("what changed in this version").desired_width(420.0));
+            ui.add(egui::TextEdit::singleline(&mut form.notes).hint_text("what changed in this version").desired_width(420.0));
             ui.end_row();
+            if form != state.project.publish {
+                cx.send(Command::SetPublishForm(form));
+            }
         });
         ui.add_space(6.0);
         ui.horizontal(|ui| {
             let button = egui::Button::new(RichText::new("⬆  Publish").size(16.0).strong()).fill(theme::ACCENT.gamma_multiply(0.45));
-            if ui.add_enabled(!app.publish.busy && endpoint.is_ok(), button).clicked() {
-                app.command(Command::Publish);
+            if ui.add_enabled(!state.publish.busy && endpoint.is_ok(), button).clicked() {
+                cx.send(Command::Publish);
             }
-            if app.publish.busy {
+            if state.publish.busy {
                 ui.spinner();
                 ui.label("Uploading…");
             }
         });
-        if let Some(e) = &app.publish.error {
+        if let Some(e) = &state.publish.error {
             error_label(ui, e);
         }
     });
-    if let Some(last) = app.publish.last.clone() {
-        published(app, ui, &last);
+    if let Some(last) = state.publish.last.clone() {
+        published(cx, ui, &last);
     }
-    versions(app, ui);
+    versions(cx, ui);
 }
 
-fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::PublishedRecord) {
+fn published(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, last: &crate::project::PublishedRecord) {
+    let state = cx.state;
     theme::section(ui, "Live");
     ui.horizontal(|ui| {
         ui.colored_label(theme::GOOD, RichText::new(format!("✓ {} version {} is live", last.name, last.version)).strong());
@@ -80,20 +88,20 @@ fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::Publis
             ui.ctx().copy_text(last.infer_url.clone());
         }
     });
-    if let Some((curl, python)) = app.publish.snippets.clone() {
+    if let Some((curl, python)) = state.publish.snippets.clone() {
         snippet(ui, "curl", &curl);
         snippet(ui, "Python (pip install 'tritonclient[http]')", &python);
         ui.label(RichText::new("Both read the token from the WICK_TOKEN environment variable: Copy token above, then run export WICK_TOKEN=<paste> in the terminal.").small().weak());
     }
     ui.horizontal(|ui| {
-        if ui.add_enabled(!app.publish.test_busy, egui::Button::new("Send test request")).clicked() {
-            app.command(Command::SendTestRequest);
+        if ui.add_enabled(!state.publish.test_busy, egui::Button::new("Send test request")).clicked() {
+            cx.send(Command::SendTestRequest);
         }
-        if app.publish.test_busy {
+        if state.publish.test_busy {
             ui.spinner();
         }
     });
-    match &app.publish.test_response {
+    match &state.publish.test_response {
         Some(Ok(body)) => {
             ui.label(RichText::new("Response").strong());
             let mut text = body.clone();
@@ -105,7 +113,7 @@ fn published(app: &mut WickApp, ui: &mut egui::Ui, last: &crate::project::Publis
 }
 
 /// The endpoint's token, masked, with a button that copies it and where it is kept.
-fn token_row(app: &WickApp, ui: &mut egui::Ui, token: &str) {
+fn token_row(state: &AppState, ui: &mut egui::Ui, token: &str) {
     ui.horizontal(|ui| {
         if token.is_empty() {
             ui.label(RichText::new("none (the endpoint takes requests without one)").weak());
@@ -115,10 +123,10 @@ fn token_row(app: &WickApp, ui: &mut egui::Ui, token: &str) {
         if ui.button("Copy token").on_hover_text("The snippets read it from WICK_TOKEN").clicked() {
             ui.ctx().copy_text(token.to_string());
         }
-        let kept = if app.settings.use_remote {
-            format!("kept in Settings ({})", app.config.settings_path.display())
+        let kept = if state.settings.use_remote {
+            format!("kept in Settings ({})", state.config.settings_path.display())
         } else {
-            match &app.config.embedded_token_file {
+            match &state.config.embedded_token_file {
                 Some(path) => format!("kept in {}, readable only by you", path.display()),
                 None => "made by the built-in endpoint when it started".into(),
             }
@@ -143,18 +151,19 @@ fn snippet(ui: &mut egui::Ui, title: &str, code: &str) {
     ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(3).desired_width(f32::INFINITY).interactive(false));
 }
 
-fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
+fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     theme::section(ui, "Versions on the endpoint");
     ui.horizontal(|ui| {
         if ui.button("Refresh").clicked() {
-            app.command(Command::RefreshVersions);
+            cx.send(Command::RefreshVersions);
         }
-        if app.publish.versions_busy {
+        if state.publish.versions_busy {
             ui.spinner();
         }
     });
-    let name = app.project.publish.model_name.clone();
-    match &app.publish.versions {
+    let name = state.project.publish.model_name.clone();
+    match &state.publish.versions {
         None => {
             ui.label(RichText::new("Press Refresh to list what the endpoint serves.").weak());
         }
@@ -189,7 +198,7 @@ fn versions(app: &mut WickApp, ui: &mut egui::Ui) {
                 }
             });
             if let Some(version) = rollback {
-                app.command(Command::Rollback { name, version });
+                cx.send(Command::Rollback { name, version });
             }
         }
     }

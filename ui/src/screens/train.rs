@@ -5,52 +5,55 @@ use egui::RichText;
 use egui_plot::{Line, LineStyle, Plot, PlotPoints};
 use wick_core::train::SplitName;
 
-use crate::app::{Command, Screen, WickApp};
+use crate::command::Command;
+use crate::state::Screen;
 use crate::decimate;
 use crate::project::{RunRecord, RunStatus};
-use crate::screens::{empty_state, error_label};
+use crate::screens::common::{empty_state, error_label, ScreenCtx};
 use crate::theme;
 
 /// Points drawn per curve at most; more than a plot has pixels is wasted work.
 pub const MAX_PLOT_POINTS: usize = 1500;
 
-pub fn ui(app: &mut WickApp, ui: &mut egui::Ui) {
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     ui.heading("Train");
-    controls(app, ui);
-    let Some(run) = app.selected_run_record().cloned() else {
+    controls(cx, ui);
+    let Some(run) = state.selected_run_record().cloned() else {
         empty_state(ui, "No training yet. Choose a model, then press Train.", |ui| {
             if ui.button("Go to Model").clicked() {
-                app.command(Command::GoTo(Screen::Model));
+                cx.send(Command::GoTo(Screen::Model));
             }
         });
         return;
     };
-    run_header(app, ui, &run);
+    run_header(cx, ui, &run);
     let overlay: Vec<RunRecord> =
-        app.compare_runs.iter().filter(|id| **id != run.id).filter_map(|id| app.project.runs.iter().find(|r| r.id == *id)).cloned().collect();
+        state.compare_runs.iter().filter(|id| **id != run.id).filter_map(|id| state.project.runs.iter().find(|r| r.id == *id)).cloned().collect();
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Loss");
         loss_plot(&mut cols[0], &run, &overlay);
         theme::section(&mut cols[1], "Metrics");
         metric_plot(&mut cols[1], &run, &overlay);
     });
-    runs_list(app, ui);
+    runs_list(cx, ui);
 }
 
-fn controls(app: &mut WickApp, ui: &mut egui::Ui) {
+fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     ui.horizontal(|ui| {
-        if app.training.is_some() {
+        if state.training.is_some() {
             if ui.add(egui::Button::new(RichText::new("■  Stop").strong()).fill(theme::BAD.gamma_multiply(0.3))).clicked() {
-                app.command(Command::StopTraining);
+                cx.send(Command::StopTraining);
             }
         } else {
             let start = egui::Button::new(RichText::new("▶  Start").strong()).fill(theme::ACCENT.gamma_multiply(0.45));
-            if ui.add_enabled(app.loaded().is_some(), start).on_disabled_hover_text("Open a dataset first").clicked() {
-                app.command(Command::StartTraining);
+            if ui.add_enabled(state.loaded().is_some(), start).on_disabled_hover_text("Open a dataset first").clicked() {
+                cx.send(Command::StartTraining);
             }
         }
     });
-    if let Some(t) = &app.training {
+    if let Some(t) = &state.training {
         let total = (t.epochs * t.steps_per_epoch).max(1);
         let fraction = (t.done_steps as f32 / total as f32).clamp(0.0, 1.0);
         let elapsed = t.started.elapsed().as_secs_f64();
@@ -68,7 +71,7 @@ fn controls(app: &mut WickApp, ui: &mut egui::Ui) {
     }
 }
 
-fn run_header(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
+fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(&run.name).strong().size(16.0));
         if !run.device.is_empty() {
@@ -85,14 +88,14 @@ fn run_header(app: &mut WickApp, ui: &mut egui::Ui, run: &RunRecord) {
                     ui.label(RichText::new(format!("test {name} {value:.3}")).strong());
                 }
                 if ui.button("Evaluate  →").clicked() {
-                    app.command(Command::GoTo(Screen::Evaluate));
+                    cx.send(Command::GoTo(Screen::Evaluate));
                 }
             }
             RunStatus::Cancelled => {
                 ui.label("Stopped");
             }
             RunStatus::Interrupted => {
-                ui.label("Interrupted (the app closed while it ran)");
+                ui.label("Interrupted (the cx closed while it ran)");
             }
             RunStatus::Failed(_) => {}
         }
@@ -210,10 +213,11 @@ fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
     });
 }
 
-fn runs_list(app: &mut WickApp, ui: &mut egui::Ui) {
+fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
     theme::section(ui, "Runs");
     ui.label(RichText::new("Tick runs to overlay their validation curves.").small().weak());
-    let runs: Vec<(u32, String, String, String)> = app
+    let runs: Vec<(u32, String, String, String)> = state
         .project
         .runs
         .iter()
@@ -235,16 +239,12 @@ fn runs_list(app: &mut WickApp, ui: &mut egui::Ui) {
         .collect();
     egui::Grid::new("runs").striped(true).num_columns(4).show(ui, |ui| {
         for (id, name, status, metric) in runs {
-            let mut compare = app.compare_runs.contains(&id);
+            let mut compare = state.compare_runs.contains(&id);
             if ui.checkbox(&mut compare, "").on_hover_text("Overlay on the plots").changed() {
-                if compare {
-                    app.compare_runs.push(id);
-                } else {
-                    app.compare_runs.retain(|r| *r != id);
-                }
+                cx.send(Command::SetCompared { run_id: id, compared: compare });
             }
-            if ui.selectable_label(app.selected_run == Some(id), name).clicked() {
-                app.command(Command::SelectRun(id));
+            if ui.selectable_label(state.selected_run == Some(id), name).clicked() {
+                cx.send(Command::SelectRun(id));
             }
             ui.label(status);
             ui.label(metric);

@@ -1,0 +1,63 @@
+//! What widgets ask for: [`Command`]s, queued in a [`Commands`] during the frame and carried out by
+//! the app after it, in one place.
+
+use std::path::PathBuf;
+
+use crate::host::{HostEvent, HostRequest};
+use crate::jobs::FitRequest;
+use crate::project::{ModelChoice, PublishForm, Template};
+use crate::settings::Settings;
+use crate::state::Screen;
+
+/// Side effects asked for by widgets; [`WickApp::apply`] carries them out after the frame is drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    GoTo(Screen),
+    OpenDataset(PathBuf),
+    OpenSample(&'static str),
+    SetTarget(String),
+    ChooseTemplate(Template),
+    StartTraining,
+    StopTraining,
+    SelectRun(u32),
+    Publish,
+    SendTestRequest,
+    RefreshVersions,
+    Rollback { name: String, version: u64 },
+    TryRow(serde_json::Map<String, serde_json::Value>),
+    TryImage(PathBuf),
+    Host(HostRequest),
+    SetDark(bool),
+    /// The Settings window's edits; saved to disk when `save` (a field was committed).
+    SetSettings { settings: Settings, save: bool },
+    /// The Model screen's edits of the model choice (target, features, template settings, layers).
+    SetModelChoice(ModelChoice),
+    /// The Model screen's training settings.
+    SetTrainConfig(wick_core::train::TrainConfig),
+    /// The Publish screen's name and notes.
+    SetPublishForm(PublishForm),
+    /// Overlay (or stop overlaying) a run's curves on the Train screen.
+    SetCompared { run_id: u32, compared: bool },
+    ShowSettings(bool),
+    ShowAbout(bool),
+    DismissNotice(usize),
+    /// Compute the Evaluate screen's fit plot for a run.
+    RequestFit { run_id: u32, request: FitRequest },
+    /// A menu item of the UI-drawn menus (same as the host's native menu).
+    Menu(HostEvent),
+}
+
+
+/// The queue screens send commands into.
+#[derive(Default)]
+pub struct Commands(Vec<Command>);
+
+impl Commands {
+    pub fn send(&mut self, command: Command) {
+        self.0.push(command);
+    }
+
+    pub fn take(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.0)
+    }
+}

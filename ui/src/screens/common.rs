@@ -1,0 +1,108 @@
+//! What every screen gets and shares: [`ScreenCtx`] (the state to read, the view state, the
+//! thumbnail cache and the command queue), the screens' view state, and small shared widgets.
+
+use egui::{RichText, Sense};
+
+use crate::command::{Command, Commands};
+use crate::state::{AppState, DataState, Screen};
+use crate::theme;
+use crate::thumbnails::Thumbnails;
+
+/// Screen-local view state that is not part of the saved project.
+#[derive(Default)]
+pub struct ViewState {
+    /// The column whose histogram the Data screen shows.
+    pub selected_column: Option<usize>,
+    /// Why training could not start (shown on the Model screen next to the Train button).
+    pub model_error: Option<String>,
+    /// A confusion-matrix cell (actual, predicted) the sample list is filtered to.
+    pub cm_filter: Option<(usize, usize)>,
+    pub mistakes_only: bool,
+    /// The feature the regression fit plot uses.
+    pub eval_feature: Option<String>,
+    /// Which CNN layer's editor is open.
+    pub editing_layer: Option<usize>,
+    /// The Evaluate screen's "Try it" fields (feature, typed value) and the run they are for.
+    pub try_fields: Vec<(String, String)>,
+    pub try_fields_for_run: Option<u32>,
+}
+
+/// What a screen gets: the state to read, the view state of the screens, the thumbnail cache, and
+/// the queue its commands go to. Never the app itself.
+pub struct ScreenCtx<'a> {
+    pub state: &'a AppState,
+    pub view: &'a mut ViewState,
+    pub thumbnails: &'a mut Thumbnails,
+    pub(crate) commands: &'a mut Commands,
+}
+
+impl ScreenCtx<'_> {
+    pub fn send(&mut self, command: Command) {
+        self.commands.send(command);
+    }
+}
+
+/// A short description of the data state for empty screens.
+pub fn need_data(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, what: &str) -> bool {
+    let state = cx.state;
+    if state.loaded().is_some() {
+        return false;
+    }
+    empty_state(ui, &format!("Open a dataset to {what}."), |ui| {
+        if let DataState::Loading(p) = &state.data {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("Loading {}…", p.display()));
+            });
+        } else if ui.button("Go to Data").clicked() {
+            cx.send(Command::GoTo(Screen::Data));
+        }
+    });
+    true
+}
+
+/// A centred message with an action, for screens with nothing to show yet.
+pub fn empty_state(ui: &mut egui::Ui, message: &str, action: impl FnOnce(&mut egui::Ui)) {
+    ui.add_space(60.0);
+    ui.vertical_centered(|ui| {
+        ui.label(RichText::new(message).size(17.0).weak());
+        ui.add_space(8.0);
+        action(ui);
+    });
+}
+
+/// An error message placed next to what caused it.
+pub fn error_label(ui: &mut egui::Ui, message: &str) {
+    egui::Frame::new().fill(theme::BAD.gamma_multiply(0.12)).corner_radius(6.0).inner_margin(8.0).show(ui, |ui| {
+        ui.colored_label(theme::BAD, format!("⚠ {message}"));
+    });
+}
+
+/// A wrapping grid of thumbnails with a caption each and an optional right/wrong mark.
+pub fn thumbnail_grid(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>) {
+    let items: Vec<_> = items.collect();
+    cx.thumbnails.request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
+    ui.horizontal_wrapped(|ui| {
+        for (path, caption, right) in items {
+            ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| ui.vertical(|ui| {
+                ui.set_width(84.0);
+                let size = egui::vec2(72.0, 72.0);
+                match cx.thumbnails.get(&path) {
+                    Some(texture) => {
+                        ui.add(egui::Image::new(texture).fit_to_exact_size(size).corner_radius(4.0));
+                    }
+                    None => {
+                        let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
+                        ui.painter().rect_filled(rect, 4.0, ui.visuals().faint_bg_color);
+                    }
+                }
+                let mark = match right {
+                    Some(true) => RichText::new(format!("✓ {caption}")).color(theme::GOOD),
+                    Some(false) => RichText::new(format!("✗ {caption}")).color(theme::BAD),
+                    None => RichText::new(caption),
+                };
+                ui.label(mark.small());
+            }));
+        }
+    });
+}

@@ -1,0 +1,268 @@
+//! What the screens read: the project, the loaded data, runs, jobs in progress and the endpoint's
+//! status, with the facts derived from them. The app (`app`) owns it and changes it only when it
+//! applies commands and job events; screens get it by shared reference.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wick_core::data::{detect_task, Task};
+use wick_core::model::Model;
+use wick_core::publish::ModelListing;
+use wick_core::train::CancelToken;
+
+use crate::host::AppConfig;
+use crate::jobs::{EndpointTarget, FitView, LoadedData};
+use crate::project::{Project, PublishedRecord, RunRecord};
+use crate::samples::{Sample, SAMPLES};
+use crate::settings::Settings;
+use crate::project::sanitize_model_name;
+
+/// The workbench's screens, in the order a user meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Screen {
+    Data,
+    Model,
+    Train,
+    Evaluate,
+    Publish,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 5] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Data => "Data",
+            Self::Model => "Model",
+            Self::Train => "Train",
+            Self::Evaluate => "Evaluate",
+            Self::Publish => "Publish",
+        }
+    }
+}
+
+/// Where a loading dataset stands.
+pub enum DataState {
+    Empty,
+    Loading(PathBuf),
+    Loaded { path: PathBuf, data: LoadedData },
+    Failed { path: PathBuf, message: String },
+}
+
+/// A training in progress.
+pub struct ActiveTraining {
+    pub run_id: u32,
+    pub cancel: CancelToken,
+    pub started: Instant,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    pub done_steps: usize,
+    /// The last finished epoch's throughput (training and validation together).
+    pub samples_per_sec: Option<f64>,
+    pub train_rows: usize,
+    /// When the trainer reported that it started (data loaded, model built).
+    pub steps_started: Option<Instant>,
+}
+
+impl ActiveTraining {
+    /// Samples per second to show: the last epoch's figure, or during the first epoch an estimate
+    /// from the steps done so far (a first epoch of a large dataset can take minutes).
+    pub fn throughput(&self) -> Option<f64> {
+        self.samples_per_sec.or_else(|| {
+            let secs = self.steps_started?.elapsed().as_secs_f64();
+            let per_step = self.train_rows as f64 / self.steps_per_epoch.max(1) as f64;
+            (self.done_steps > 0 && secs > 0.0).then(|| self.done_steps as f64 * per_step / secs)
+        })
+    }
+}
+
+/// The Publish screen's live state.
+#[derive(Default)]
+pub struct PublishState {
+    pub busy: bool,
+    pub error: Option<String>,
+    pub last: Option<PublishedRecord>,
+    pub test_busy: bool,
+    pub test_response: Option<Result<String, String>>,
+    pub versions: Option<Result<Vec<ModelListing>, String>>,
+    pub versions_busy: bool,
+    /// Ready-to-paste (curl, Python) calls of the last published version.
+    pub snippets: Option<(String, String)>,
+}
+
+/// The Evaluate screen's fit plot, computed in the background for one (run, feature) at a time.
+#[derive(Default)]
+pub struct FitState {
+    pub key: Option<(u32, String)>,
+    /// `None` while the job for `key` runs.
+    pub view: Option<Result<FitView, String>>,
+}
+
+impl FitState {
+    pub fn is_busy(&self) -> bool {
+        self.key.is_some() && self.view.is_none()
+    }
+}
+
+/// Result of the Evaluate screen's "Try it".
+#[derive(Default)]
+pub struct TryState {
+    pub busy: bool,
+    pub result: Option<Result<String, String>>,
+}
+
+/// Whether what the screens show is on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveStatus {
+    pub saved: bool,
+    pub error: Option<String>,
+}
+
+pub struct AppState {
+    pub config: AppConfig,
+    pub project: Project,
+    pub settings: Settings,
+    pub screen: Screen,
+    pub data: DataState,
+    pub training: Option<ActiveTraining>,
+    /// Trained models still in memory, for "Try it" (others are loaded from their package on demand).
+    pub models: HashMap<u32, Arc<Model>>,
+    pub selected_run: Option<u32>,
+    /// Runs overlaid on the Train screen's plots.
+    pub compare_runs: Vec<u32>,
+    pub publish: PublishState,
+    pub try_it: TryState,
+    pub fit: FitState,
+    /// Problems to show in the banner at the top (save failures, a damaged project file, …).
+    pub notices: Vec<String>,
+    pub show_settings: bool,
+    pub show_about: bool,
+    pub save_status: SaveStatus,
+}
+
+impl AppState {
+    pub fn is_busy(&self) -> bool {
+        self.training.is_some()
+            || matches!(self.data, DataState::Loading(_))
+            || self.publish.busy
+            || self.publish.test_busy
+            || self.publish.versions_busy
+            || self.try_it.busy
+            || self.fit.is_busy()
+    }
+
+    pub fn loaded(&self) -> Option<&LoadedData> {
+        match &self.data {
+            DataState::Loaded { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The task: the user's override, else detected from the target (images are classification).
+    pub fn task(&self) -> Option<Task> {
+        if let Some(t) = self.project.model.task_override {
+            return Some(t);
+        }
+        match self.loaded()? {
+            LoadedData::Images { .. } => Some(Task::Classification),
+            LoadedData::Table { df, .. } => {
+                let target = self.project.model.target.as_ref()?;
+                let col = df.column(target).ok()?;
+                Some(detect_task(col.as_materialized_series()))
+            }
+        }
+    }
+
+    pub fn detected_task(&self) -> Option<Task> {
+        match self.loaded()? {
+            LoadedData::Images { .. } => Some(Task::Classification),
+            LoadedData::Table { df, .. } => {
+                let col = df.column(self.project.model.target.as_ref()?).ok()?;
+                Some(detect_task(col.as_materialized_series()))
+            }
+        }
+    }
+
+    /// Feature columns in use.
+    pub fn features(&self) -> Vec<String> {
+        let Some(LoadedData::Table { summary, .. }) = self.loaded() else { return Vec::new() };
+        let target = self.project.model.target.as_deref();
+        summary
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n))
+            .collect()
+    }
+
+    /// The image input shape the CNN will use.
+    pub fn image_shape(&self) -> Option<wick_core::data::ImageShape> {
+        let Some(LoadedData::Images { index }) = self.loaded() else { return None };
+        let side = self.project.model.image_side;
+        let mut shape = index.default_shape(if side == 0 { 64 } else { side });
+        if side > 0 {
+            shape.height = side;
+            shape.width = side;
+        }
+        Some(shape)
+    }
+
+    pub fn n_classes(&self) -> usize {
+        match self.loaded() {
+            Some(LoadedData::Images { index }) => index.classes.len(),
+            Some(LoadedData::Table { df, .. }) => self
+                .project
+                .model
+                .target
+                .as_ref()
+                .and_then(|t| df.column(t).ok())
+                .and_then(|c| c.n_unique().ok())
+                .unwrap_or(2),
+            None => 2,
+        }
+    }
+
+    pub fn selected_run_record(&self) -> Option<&RunRecord> {
+        let id = self.selected_run?;
+        self.project.runs.iter().find(|r| r.id == id)
+    }
+
+    pub fn selected_package(&self) -> Option<PathBuf> {
+        self.selected_run_record().and_then(|r| r.package.clone())
+    }
+
+    pub fn publish_name_default(&self) -> String {
+        let from_data = self
+            .project
+            .dataset
+            .as_ref()
+            .and_then(|d| d.path.file_stem())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into());
+        sanitize_model_name(&from_data)
+    }
+
+    /// The endpoint publishing goes to: the remote one if the user set it, else the embedded server.
+    pub fn endpoint(&self) -> Result<EndpointTarget, String> {
+        if self.settings.use_remote {
+            if self.settings.remote_url.trim().is_empty() {
+                return Err("Set the remote endpoint's URL in Settings, or switch back to the built-in endpoint.".into());
+            }
+            return Ok(EndpointTarget { url: self.settings.remote_url.trim().to_string(), token: self.settings.remote_token.clone() });
+        }
+        self.config.embedded_endpoint.clone().ok_or_else(|| {
+            self.config
+                .embedded_endpoint_error
+                .clone()
+                .map(|e| format!("The built-in endpoint is not running ({e}). Set a remote endpoint in Settings."))
+                .unwrap_or_else(|| "The built-in endpoint is not running. Set a remote endpoint in Settings.".into())
+        })
+    }
+
+    pub fn samples(&self) -> Vec<(&'static Sample, PathBuf)> {
+        let Some(dir) = &self.config.samples_dir else { return Vec::new() };
+        SAMPLES.iter().map(|s| (s, dir.join(s.path))).filter(|(_, p)| p.exists()).collect()
+    }
+}
