@@ -201,6 +201,6 @@ mod tests {
         assert!(matches!(parse("[1, 2, 3, 4]", 3), Err(ParseError::TooManyElements)));
         assert!(matches!(parse("[1, {}]", 3), Err(ParseError::Invalid(_))), "objects are not tensor data");
         // The limit is reset after each parse.
-        assert!(matches!(parse_with_element_limit::<TensorData>(b"[1, 2, 3, 4]", usize::MAX), Ok(_)));
+        assert!(parse_with_element_limit::<TensorData>(b"[1, 2, 3, 4]", usize::MAX).is_ok());
     }
 }
