@@ -46,6 +46,8 @@ pub struct Inbox {
     pub hovered: Option<Vec<PathBuf>>,
     pub dropped: Vec<PathBuf>,
     pub hover_changed: bool,
+    /// Discrete mouse-wheel steps, in lines (Linux; see linux_wheel).
+    pub wheel_lines: Vec<egui::Vec2>,
 }
 
 pub type SharedInbox = Arc<Mutex<Inbox>>;
@@ -204,6 +206,15 @@ impl Host {
         }
         for p in i.dropped.drain(..) {
             self.input.dropped_files.push(Arc::new(PathFile(p)));
+        }
+        for delta in i.wheel_lines.drain(..) {
+            self.input.events.push(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Line,
+                delta,
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Unknown,
+                modifiers: self.tracker.modifiers,
+            });
         }
         for e in i.events.drain(..) {
             self.app.handle_host_event(e);

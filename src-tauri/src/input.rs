@@ -52,8 +52,11 @@ pub fn screen_rect(size: PhysicalSize<u32>, pixels_per_point: f32) -> egui::Rect
     egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(size.width as f32, size.height as f32) / pixels_per_point)
 }
 
+/// A tao wheel event in egui's units. A zero delta is dropped: on Linux that is a discrete wheel step
+/// whose direction tao lost, and the host reports it from GTK instead (`linux_wheel`).
 pub fn wheel(delta: MouseScrollDelta, pixels_per_point: f32) -> Option<(egui::MouseWheelUnit, egui::Vec2)> {
     match delta {
+        MouseScrollDelta::LineDelta(x, y) if x == 0.0 && y == 0.0 => None,
         MouseScrollDelta::LineDelta(x, y) => Some((egui::MouseWheelUnit::Line, egui::vec2(x, y))),
         MouseScrollDelta::PixelDelta(p) => {
             Some((egui::MouseWheelUnit::Point, egui::vec2(p.x as f32, p.y as f32) / pixels_per_point))
@@ -278,6 +281,7 @@ mod tests {
         assert_eq!(d, egui::vec2(0.0, 20.0));
         let (unit, d) = wheel(MouseScrollDelta::LineDelta(0.0, -1.0), 2.0).unwrap_or((egui::MouseWheelUnit::Page, egui::Vec2::ZERO));
         assert_eq!((unit, d), (egui::MouseWheelUnit::Line, egui::vec2(0.0, -1.0)));
+        assert_eq!(wheel(MouseScrollDelta::LineDelta(0.0, 0.0), 1.0), None, "tao's direction-less discrete step");
     }
 
     #[test]

@@ -7,6 +7,8 @@ mod gpu;
 mod input;
 #[cfg(target_os = "linux")]
 mod linux_dnd;
+#[cfg(target_os = "linux")]
+mod linux_wheel;
 mod menu;
 mod paths;
 mod window_state;
@@ -137,6 +139,13 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
                 }
             }
             relay_scheduler.schedule(std::time::Duration::ZERO);
+        });
+        let (wheel_inbox, wheel_scheduler) = (inbox.clone(), scheduler.clone());
+        linux_wheel::install(&window.gtk_window()?, move |step| {
+            if let Ok(mut i) = wheel_inbox.lock() {
+                i.wheel_lines.push(step);
+            }
+            wheel_scheduler.schedule(std::time::Duration::ZERO);
         });
     }
 

@@ -52,7 +52,7 @@ fn distinct_colours(png: &Path) -> usize {
 
 #[test]
 fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
-    for tool in ["Xvfb", "xdotool", "convert", "import"] {
+    for tool in ["Xvfb", "xdotool", "convert", "import", "compare"] {
         need(tool);
     }
     let home = tempfile::tempdir().unwrap();
@@ -136,6 +136,27 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     let colours = distinct_colours(&shot);
     assert!(colours > 50, "the window looks blank ({colours} colours); see {}", shot.display());
     assert!(!log_of(&log).contains("panicked"), "{}", log_of(&log));
+
+    // The mouse wheel scrolls: on the Data screen, five steps over the rows table move it (150,000
+    // pixels change; without the fix, hover effects change under 1,000). xdotool's
+    // clicks 4/5 are discrete scroll events, which tao forwards without their direction; the host
+    // takes them from GTK (linux_wheel). tests/wheel/gtk_control.py shows what GTK delivers.
+    xdotool(&display, &["mousemove", "--window", &window, "101", "59", "click", "1"]);
+    wait_until("the Data screen", Duration::from_secs(20), || log_of(&log).contains("screen shown screen=Data"));
+    std::thread::sleep(Duration::from_secs(1));
+    let before = shot.with_file_name("desktop-smoke-before-wheel.png");
+    let after = shot.with_file_name("desktop-smoke-after-wheel.png");
+    assert!(Command::new("import").args(["-window", &window]).arg(&before).env("DISPLAY", &display).status().unwrap().success());
+    xdotool(&display, &["mousemove", "--window", &window, "480", "620"]);
+    for _ in 0..5 {
+        xdotool(&display, &["click", "5"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(Command::new("import").args(["-window", &window]).arg(&after).env("DISPLAY", &display).status().unwrap().success());
+    let diff = Command::new("compare").args(["-metric", "AE"]).arg(&before).arg(&after).arg("null:").output().unwrap();
+    let changed: f64 = String::from_utf8_lossy(&diff.stderr).split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(changed > 20_000.0, "the wheel moved nothing: {changed} pixels changed; see {} and {}", before.display(), after.display());
 
     // Ctrl+Q quits cleanly: the project and the window geometry are on disk, the exit code is 0.
     xdotool(&display, &["windowfocus", "--sync", &window]);
