@@ -16,6 +16,8 @@ if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import trit
 fi
 export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
 case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac
+# One build of each dependency for the app, wick and wick-serve (see the script).
+scripts/check-feature-unification.sh
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 # No unwrap/expect outside tests, no warnings.

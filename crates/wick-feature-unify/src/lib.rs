@@ -1,0 +1,1 @@
+//! No code: this crate exists for the dependency features in its `Cargo.toml`.
