@@ -80,7 +80,20 @@ impl ServeConfig {
             None => Self::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.check()?;
         Ok(config)
+    }
+
+    /// Refuses limits that contradict each other.
+    pub fn check(&self) -> Result<(), ServeError> {
+        if self.max_inflight_infer_bytes < self.max_infer_body_bytes {
+            return Err(ServeError::Config(format!(
+                "max_inflight_infer_bytes ({}) is below max_infer_body_bytes ({}), so a request of the largest allowed size could never \
+                 be taken; raise max_inflight_infer_bytes (WICK_SERVE_MAX_INFLIGHT_INFER_BYTES) or lower max_infer_body_bytes",
+                self.max_inflight_infer_bytes, self.max_infer_body_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
@@ -157,5 +170,13 @@ mod tests {
         assert!(err.to_string().contains("WICK_SERVE_LISTEN"));
         let err = toml::from_str::<ServeConfig>("lisen = \"x\"").unwrap_err();
         assert!(err.to_string().contains("lisen"));
+    }
+
+    #[test]
+    fn an_inflight_budget_below_the_body_limit_is_refused() {
+        assert!(ServeConfig::default().check().is_ok());
+        let c = ServeConfig { max_infer_body_bytes: 64 << 20, max_inflight_infer_bytes: 32 << 20, ..ServeConfig::default() };
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("max_inflight_infer_bytes") && err.contains("WICK_SERVE_MAX_INFLIGHT_INFER_BYTES"), "{err}");
     }
 }

@@ -72,6 +72,7 @@ impl RunningServer {
     /// Binds `config.listen`, loads the registry and starts `config.worker_threads` workers (one per
     /// CPU when 0); HTTPS when a certificate and key are configured.
     pub fn start(config: ServeConfig) -> Result<Self, ServeError> {
+        config.check()?;
         let listen = config.listen.to_string();
         let io = |e| ServeError::Io { path: listen.clone().into(), source: e };
         let tls = match (&config.tls_cert, &config.tls_key) {
