@@ -455,3 +455,20 @@ fn a_diverging_run_says_so_on_the_train_screen() {
     h.get_by_label_contains("training diverged");
     assert!(h.state().state.training.is_none(), "the app is ready for another run");
 }
+
+/// A final refit on every row: the run finishes without a test metric, and Evaluate says why
+/// instead of pretending there is nothing to see.
+#[test]
+fn a_run_on_every_row_says_it_has_no_held_out_metric() {
+    let env = Env::new(false);
+    let mut h = with_sample(&env, "Seattle weather");
+    h.state_mut().state.project.train.split = wick_core::data::SplitFractions { valid: 0.0, test: 0.0 };
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!((run.status.clone(), run.test_metrics.is_none()), (RunStatus::Finished, true), "{:?}", run.status);
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    h.run_steps(3);
+    h.get_by_label_contains("trained on every row");
+}

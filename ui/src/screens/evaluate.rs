@@ -19,7 +19,9 @@ use crate::theme;
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     let state = cx.state;
     ui.heading("Evaluate");
-    let Some(run) = state.selected_run_record().filter(|r| r.test_metrics.is_some()).cloned() else {
+    // A run trained on every row (test split 0 %) has a model but nothing held out to measure it on.
+    let usable = |r: &&RunRecord| r.test_metrics.is_some() || (r.status == crate::project::RunStatus::Finished && r.package.is_some());
+    let Some(run) = state.selected_run_record().filter(usable).cloned() else {
         empty_state(ui, "Train a model to see how well it predicts data it has never seen.", |ui| {
             if ui.button("Go to Model").clicked() {
                 cx.send(Command::GoTo(Screen::Model));
@@ -27,7 +29,17 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         });
         return;
     };
-    ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
+    if run.test_metrics.is_none() {
+        ui.label(
+            RichText::new(format!(
+                "{} trained on every row (test split 0 %), so no rows were held out to measure it on. Try it below, or train with a test split to measure it.",
+                run.name
+            ))
+            .weak(),
+        );
+    } else {
+        ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
+    }
     match run.test_metrics.clone() {
         Some(Metrics::Regression(m)) => regression(cx, ui, &run, &m),
         Some(Metrics::Classification(m)) => classification(cx, ui, &run, &m),

@@ -485,7 +485,7 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
         }
         ui.label("Test split");
         let mut test_pct = (c.split.test * 100.0).round();
-        if ui.add(egui::DragValue::new(&mut test_pct).range(1.0..=50.0).suffix(" %")).changed() {
+        if ui.add(egui::DragValue::new(&mut test_pct).range(0.0..=50.0).suffix(" %")).on_hover_text("0 %: train on every row (a final refit); there is then no test metric").changed() {
             c.split.test = test_pct / 100.0;
         }
         ui.end_row();
