@@ -156,6 +156,7 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     assert!(Command::new("import").args(["-window", &window]).arg(&after).env("DISPLAY", &display).status().unwrap().success());
     let diff = Command::new("compare").args(["-metric", "AE"]).arg(&before).arg(&after).arg("null:").output().unwrap();
     let changed: f64 = String::from_utf8_lossy(&diff.stderr).split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    eprintln!("wheel step: {changed} pixels changed");
     assert!(changed > 20_000.0, "the wheel moved nothing: {changed} pixels changed; see {} and {}", before.display(), after.display());
 
     // Ctrl+Q quits cleanly: the project and the window geometry are on disk, the exit code is 0.

@@ -13,3 +13,16 @@ pub fn write_temp(dir: &tempfile::TempDir, name: &str, contents: &[u8]) -> PathB
     std::fs::write(&path, contents).unwrap();
     path
 }
+
+/// A randomly initialised candle-transformers ResNet-18 (no final layer) saved as safetensors in
+/// `dir`, so backbone loading runs offline.
+pub fn random_resnet18(dir: &std::path::Path) -> PathBuf {
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+    let weights = dir.join("resnet18.safetensors");
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+    varmap.save(&weights).unwrap();
+    weights
+}

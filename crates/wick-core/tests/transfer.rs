@@ -4,8 +4,6 @@
 
 mod common;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use tempfile::TempDir;
 use wick_core::data::{index_image_folder, ImageShape};
 use wick_core::model::{Backbone, BackboneArch, ModelSpec, Prediction};
@@ -15,11 +13,7 @@ use wick_core::train::{train_images, CancelToken, SplitName, TrainConfig, TrainE
 #[test]
 fn resnet18_backbone_with_a_trained_head() {
     let dir = TempDir::new().unwrap();
-    let weights = dir.path().join("resnet18.safetensors");
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
-    varmap.save(&weights).unwrap();
+    let weights = common::random_resnet18(dir.path());
 
     // Three digit classes, 12 images each.
     let data = dir.path().join("digits3");

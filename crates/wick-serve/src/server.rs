@@ -204,12 +204,30 @@ async fn model_ready_v(State(state): Shared, headers: HeaderMap, Path((name, ver
     Ok(Json(serde_json::json!({ "name": name, "ready": true })))
 }
 
-async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
+type InferBody = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: InferBody) -> Result<Json<InferResponse>, ApiError> {
+    let body = infer_body_bytes(&state, body)?;
     run_inference(&state, &headers, &name, None, body).await
 }
 
-async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
+async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: InferBody) -> Result<Json<InferResponse>, ApiError> {
+    let body = infer_body_bytes(&state, body)?;
     run_inference(&state, &headers, &name, Some(parse_version(&version)?), body).await
+}
+
+/// The body, or an error that says which limit it broke and what to do.
+fn infer_body_bytes(state: &AppState, body: InferBody) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the request body is larger than {} bytes, the server's inference limit (max_infer_body_bytes). Send fewer rows per request",
+                state.config.max_infer_body_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        }
+    })
 }
 
 async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {

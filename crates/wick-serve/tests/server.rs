@@ -284,6 +284,8 @@ fn bad_requests_get_the_right_status() {
     let huge = vec![b' '; 9 * 1024 * 1024];
     let resp = client().post(&url).bearer_auth(&s.infer_token).body(huge).send().unwrap();
     assert_eq!(resp.status().as_u16(), 413);
+    let err: Value = resp.json().unwrap();
+    assert!(err["error"].as_str().unwrap().contains("max_infer_body_bytes"), "the 413 names the limit: {err}");
 }
 
 #[test]
@@ -358,13 +360,7 @@ fn a_second_replica_sees_new_versions_and_rollbacks() {
 #[test]
 fn sigkill_during_upload_leaves_the_previous_version_serving() {
     let p = packages();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
-    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let PublishedServer { dir, token, port, url, mut server } = published_wick_serve(&p.linear_a);
 
     // Start uploading version 2 but stop halfway, then kill the server.
     let archive = wick_core::package::pack_package(&p.linear_b).unwrap();
@@ -378,7 +374,7 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
 
-    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
+    let mut server = spawn_wick_serve(dir.path(), Some(&dir.path().join("tokens.json")), port, &[]);
     let (status, meta) = get(&format!("{url}/v2/models/weather"), Some(&token));
     assert_eq!(status, 200, "{meta}");
     assert_eq!(meta["versions"], json!(["1"]), "no partial version is visible");
@@ -393,13 +389,7 @@ fn sigkill_during_upload_leaves_the_previous_version_serving() {
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits() {
     let p = packages();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
-    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let PublishedServer { dir: _dir, token, port, url: _, mut server } = published_wick_serve(&p.linear_a);
 
     // Half a request, then SIGTERM, then the rest.
     let body = weather_body(&[(3.0, 2.0, "rain")]).to_string();
@@ -453,6 +443,28 @@ fn an_idle_server_sleeps_after_its_spin_window() {
     server.wait().unwrap();
     // A worker that never stopped spinning would spend ~1000 ms of CPU in this second.
     assert!(spent_ms < 200, "the idle server used {spent_ms} ms of CPU in 1 s");
+}
+
+/// A real `wick-serve` process with `package` published as its first version, and a token that can
+/// publish and infer.
+struct PublishedServer {
+    /// Store, data and tokens; bind it for as long as the server runs.
+    dir: tempfile::TempDir,
+    token: String,
+    port: u16,
+    url: String,
+    server: std::process::Child,
+}
+
+fn published_wick_serve(package: &Path) -> PublishedServer {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
+    Endpoint::new(&url, &token).unwrap().publish(package, None, "").unwrap();
+    PublishedServer { dir, token, port, url, server }
 }
 
 /// A real `wick-serve` process on `port` with its store and data under `dir`, once it answers
@@ -568,13 +580,7 @@ fn large_inference_bodies_in_flight_are_bounded() {
     /// 256 MiB while its vector grows), plus the process itself.
     const PEAK_BOUND_KIB: u64 = 2 * 1024 * 1024;
     let p = packages();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    let (token, _) = create_token(&tokens, "p", vec![Scope::Publish, Scope::Infer], None).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = spawn_wick_serve(dir.path(), Some(&tokens), port, &[]);
-    Endpoint::new(&url, &token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let PublishedServer { dir: _dir, token, port: _, url, mut server } = published_wick_serve(&p.linear_a);
     let (base_kib, _) = rss_kib(server.id());
 
     // `1,` is the shortest number: 26M of them, more than the 16M-element default.

@@ -123,20 +123,51 @@ pub fn epoch_axis(run: &RunRecord) -> (f64, f64) {
     (0.0, last.max(1) as f64)
 }
 
-/// A plot's legend, drawn as a row above the plot so it never covers a curve.
-fn legend_row(ui: &mut egui::Ui, entries: &[(String, egui::Color32, bool)]) {
+/// egui_plot's own line width (thinner lines look bad on some displays, its docs say).
+const DEFAULT_LINE_WIDTH: f32 = 1.5;
+
+/// One curve of a Train-screen plot: its points, label, colour and style.
+struct Series {
+    label: String,
+    points: Vec<[f64; 2]>,
+    colour: egui::Color32,
+    width: f32,
+    dashed: bool,
+}
+
+impl Series {
+    fn solid(label: impl Into<String>, points: Vec<[f64; 2]>, colour: egui::Color32, width: f32) -> Self {
+        Self { label: label.into(), points, colour, width, dashed: false }
+    }
+
+    fn overlay(label: String, points: Vec<[f64; 2]>, colour: egui::Color32) -> Self {
+        Self { label, points, colour, width: DEFAULT_LINE_WIDTH, dashed: true }
+    }
+}
+
+/// The legend as a row above the plot, so it never covers a curve, then the plot over the run's
+/// epochs (see [`epoch_axis`]). Empty series are left out of both.
+fn plot_with_legend(ui: &mut egui::Ui, id: &str, run: &RunRecord, series: Vec<Series>) {
+    let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
     ui.horizontal_wrapped(|ui| {
-        for (label, colour, dashed) in entries {
+        for s in &series {
             let (rect, _) = ui.allocate_exact_size(egui::vec2(18.0, 10.0), egui::Sense::hover());
-            let y = rect.center().y;
-            let stroke = egui::Stroke::new(2.0, *colour);
-            if *dashed {
-                ui.painter().add(egui::Shape::dashed_line(&[egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)], stroke, 4.0, 3.0));
+            let ends = [egui::pos2(rect.left(), rect.center().y), egui::pos2(rect.right(), rect.center().y)];
+            let stroke = egui::Stroke::new(2.0, s.colour);
+            if s.dashed {
+                ui.painter().add(egui::Shape::dashed_line(&ends, stroke, 4.0, 3.0));
             } else {
-                ui.painter().line_segment([egui::pos2(rect.left(), y), egui::pos2(rect.right(), y)], stroke);
+                ui.painter().line_segment(ends, stroke);
             }
-            ui.label(RichText::new(label).small());
+            ui.label(RichText::new(&s.label).small());
             ui.add_space(8.0);
+        }
+    });
+    let (x0, x1) = epoch_axis(run);
+    Plot::new(id).id(egui::Id::unique(id)).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+        for s in series {
+            let line = Line::new(s.label, PlotPoints::from(s.points)).color(s.colour).width(s.width);
+            p.line(if s.dashed { line.style(LineStyle::dashed_loose()) } else { line });
         }
     });
 }
@@ -149,33 +180,15 @@ fn overlay_colour(ui: &egui::Ui, i: usize) -> egui::Color32 {
 }
 
 fn loss_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
-    let steps = step_loss_points(run);
-    let train = epoch_series(run, SplitName::Train, "loss");
-    let valid = epoch_series(run, SplitName::Valid, "loss");
-    let mut lines: Vec<(Line<'static>, (String, egui::Color32, bool))> = Vec::new();
-    let faded = theme::TRAIN_COLOUR.gamma_multiply(0.35);
-    if !steps.is_empty() {
-        lines.push((Line::new("train loss (per step)", PlotPoints::from(steps)).color(faded), ("train loss (per step)".into(), faded, false)));
-    }
-    if !train.is_empty() {
-        lines.push((Line::new("train loss", PlotPoints::from(train)).color(theme::TRAIN_COLOUR).width(2.0), ("train loss".into(), theme::TRAIN_COLOUR, false)));
-    }
-    if !valid.is_empty() {
-        lines.push((Line::new("validation loss", PlotPoints::from(valid)).color(theme::VALID_COLOUR).width(2.0), ("validation loss".into(), theme::VALID_COLOUR, false)));
-    }
+    let mut series = vec![
+        Series::solid("train loss (per step)", step_loss_points(run), theme::TRAIN_COLOUR.gamma_multiply(0.35), DEFAULT_LINE_WIDTH),
+        Series::solid("train loss", epoch_series(run, SplitName::Train, "loss"), theme::TRAIN_COLOUR, 2.0),
+        Series::solid("validation loss", epoch_series(run, SplitName::Valid, "loss"), theme::VALID_COLOUR, 2.0),
+    ];
     for (i, other) in overlay.iter().enumerate() {
-        let name = format!("{} (validation)", other.name);
-        let colour = overlay_colour(ui, i);
-        let pts = epoch_series(other, SplitName::Valid, "loss");
-        lines.push((Line::new(name.clone(), PlotPoints::from(pts)).color(colour).style(LineStyle::dashed_loose()), (name, colour, true)));
+        series.push(Series::overlay(format!("{} (validation)", other.name), epoch_series(other, SplitName::Valid, "loss"), overlay_colour(ui, i)));
     }
-    legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
-    let (x0, x1) = epoch_axis(run);
-    Plot::new("loss_plot").id(egui::Id::unique("loss_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
-        for (line, _) in lines {
-            p.line(line);
-        }
-    });
+    plot_with_legend(ui, "loss_plot", run, series);
 }
 
 fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
@@ -186,31 +199,15 @@ fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
         ui.label(RichText::new("Metrics appear after the first epoch.").weak());
         return;
     }
-    let mut lines: Vec<(Line<'static>, (String, egui::Color32, bool))> = Vec::new();
+    let mut series = Vec::new();
     for name in &names {
-        for (split, colour) in [(SplitName::Train, theme::TRAIN_COLOUR), (SplitName::Valid, theme::VALID_COLOUR)] {
-            let pts = epoch_series(run, split, name);
-            if !pts.is_empty() {
-                let label = format!("{} {name}", if split == SplitName::Train { "train" } else { "validation" });
-                lines.push((Line::new(label.clone(), PlotPoints::from(pts)).color(colour).width(2.0), (label, colour, false)));
-            }
-        }
+        series.push(Series::solid(format!("train {name}"), epoch_series(run, SplitName::Train, name), theme::TRAIN_COLOUR, 2.0));
+        series.push(Series::solid(format!("validation {name}"), epoch_series(run, SplitName::Valid, name), theme::VALID_COLOUR, 2.0));
         for (i, other) in overlay.iter().enumerate() {
-            let pts = epoch_series(other, SplitName::Valid, name);
-            if !pts.is_empty() {
-                let label = format!("{} {name}", other.name);
-                let colour = overlay_colour(ui, i);
-                lines.push((Line::new(label.clone(), PlotPoints::from(pts)).color(colour).style(LineStyle::dashed_loose()), (label, colour, true)));
-            }
+            series.push(Series::overlay(format!("{} {name}", other.name), epoch_series(other, SplitName::Valid, name), overlay_colour(ui, i)));
         }
     }
-    legend_row(ui, &lines.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
-    let (x0, x1) = epoch_axis(run);
-    Plot::new("metric_plot").id(egui::Id::unique("metric_plot")).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
-        for (line, _) in lines {
-            p.line(line);
-        }
-    });
+    plot_with_legend(ui, "metric_plot", run, series);
 }
 
 fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {

@@ -38,8 +38,7 @@ pub struct OnnxExport {
 /// The model as a serialised ONNX `ModelProto`. The model must compute on the CPU (as a package
 /// loaded by [`export_package_onnx`] does).
 pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
-    let inputs: Vec<String> = input_specs(&model.input).into_iter().map(|s| s.name).collect();
-    let outputs: Vec<String> = output_specs(&model.target).into_iter().map(|s| s.name).collect();
+    let (inputs, outputs) = io_names(model);
     if let Some(clash) = outputs.iter().find(|o| inputs.contains(o)) {
         return Err(WickError::Export(format!("`{clash}` names both an input and an output; rename the column and train again")));
     }
@@ -68,6 +67,12 @@ pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
     Ok(proto.encode_to_vec())
 }
 
+/// The graph's input and output names: those of the endpoint's tensors.
+fn io_names(model: &Model) -> (Vec<String>, Vec<String>) {
+    let names = |specs: Vec<crate::package::TensorSpec>| specs.into_iter().map(|s| s.name).collect();
+    (names(input_specs(&model.input)), names(output_specs(&model.target)))
+}
+
 fn metadata(key: &str, value: &str) -> onnx_proto::StringStringEntryProto {
     onnx_proto::StringStringEntryProto { key: Some(key.into()), value: Some(value.into()) }
 }
@@ -82,9 +87,6 @@ pub fn export_package_onnx(package: &Path, dest: &Path) -> Result<OnnxExport> {
     tmp.write_all(&bytes).map_err(|e| WickError::io(dest, e))?;
     tmp.as_file().sync_all().map_err(|e| WickError::io(dest, e))?;
     tmp.persist(dest).map_err(|e| WickError::io(dest, e.error))?;
-    Ok(OnnxExport {
-        bytes: bytes.len(),
-        inputs: input_specs(&model.input).into_iter().map(|s| s.name).collect(),
-        outputs: output_specs(&model.target).into_iter().map(|s| s.name).collect(),
-    })
+    let (inputs, outputs) = io_names(&model);
+    Ok(OnnxExport { bytes: bytes.len(), inputs, outputs })
 }

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use wick_core::data::{index_image_folder, read_table, FeatureEncoder, ImageShape, TabularRequest};
@@ -221,11 +219,7 @@ fn cnn_models_run_in_onnxruntime() {
 #[test]
 fn transfer_model_runs_in_onnxruntime_with_its_backbone() {
     let dir = TempDir::new().unwrap();
-    let weights = dir.path().join("resnet18.safetensors");
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
-    varmap.save(&weights).unwrap();
+    let weights = common::random_resnet18(dir.path());
     let input = ImageShape { height: 32, width: 32, channels: 3 };
     let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
     let report = image_case(&dir, "transfer", spec, 2, 60);
