@@ -1,5 +1,5 @@
 //! The workbench: the frame loop, background jobs, and the one place where commands take effect.
-//! The state screens read is [`AppState`]; only the shell (`screens::shell`) knows every screen.
+//! The state screens read is [`AppState`]; only the shell (`shell`) knows every screen.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Every Wick screen, drawn with egui and host-agnostic: the Tauri desktop host and the egui_kittest
 //! tests drive the same [`WickApp`]. Engine work runs on background threads ([`jobs`]). Screens read
 //! the [`state::AppState`] and queue [`command::Command`]s, which take effect in one place after
-//! each frame; only the shell (`screens::shell`) knows every screen, and no screen knows the app.
+//! each frame; only the shell (`shell`) knows every screen, and no screen knows the app.
 
 pub mod app;
 pub mod checks;
