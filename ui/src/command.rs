@@ -9,7 +9,7 @@ use crate::project::{ModelChoice, PublishForm, Template};
 use crate::settings::Settings;
 use crate::state::Screen;
 
-/// Side effects asked for by widgets; [`WickApp::apply`] carries them out after the frame is drawn.
+/// Side effects asked for by widgets; the app applies them after the frame is drawn (`WickApp::apply`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     GoTo(Screen),
