@@ -16,12 +16,24 @@ use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
 use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
 use crate::train::{TrainConfig, TrainReport};
-use crate::data::{FeatureEncoder, Task};
+use crate::data::Task;
 
 pub const MANIFEST_FILE: &str = "wick.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CARD_FILE: &str = "README.md";
 pub const BACKBONE_FILE: &str = "backbone.safetensors";
+/// Tree models keep their ensemble here instead of `model.safetensors`: JSON, documented in
+/// docs/tree-format.md.
+pub const TREES_FILE: &str = "trees.json";
+
+/// The file holding a model's weights (its sha256 is the manifest's `weights_sha256`).
+pub fn weights_file(spec: &ModelSpec) -> &'static str {
+    if spec.is_tree() {
+        TREES_FILE
+    } else {
+        WEIGHTS_FILE
+    }
+}
 /// Bumped when the manifest changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -112,10 +124,7 @@ pub fn input_specs(input: &ModelInput) -> Vec<TensorSpec> {
             .iter()
             .map(|e| TensorSpec {
                 name: e.name().to_string(),
-                datatype: match e {
-                    FeatureEncoder::Numeric { .. } => "FP64".into(),
-                    FeatureEncoder::OneHot { .. } => "BYTES".into(),
-                },
+                datatype: if e.is_text() { "BYTES".into() } else { "FP64".into() },
                 shape: vec![-1],
             })
             .collect(),
@@ -159,7 +168,13 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
     let dir = staging.path();
 
     let mut spec = model.spec.clone();
+    let weights_path = dir.join(weights_file(&spec));
     let tensors: HashMap<String, Tensor> = match &model.weights {
+        Weights::Trees(ensemble) => {
+            let json = serde_json::to_vec(ensemble).map_err(|e| WickError::package(path, format!("trees: {e}")))?;
+            write_synced(&weights_path, &json)?;
+            HashMap::new()
+        }
         Weights::Linear(fit) => HashMap::from([
             ("linear.coefficients".to_string(), Tensor::from_slice(&fit.coefficients, fit.coefficients.len(), &Device::Cpu)?),
             ("linear.intercept".to_string(), Tensor::from_slice(&[fit.intercept], 1, &Device::Cpu)?),
@@ -174,9 +189,10 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
             head.tensors()?
         }
     };
-    let tensors: HashMap<String, Tensor> = tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    candle_core::safetensors::save(&tensors, &weights_path)?;
+    if !model.spec.is_tree() {
+        let tensors: HashMap<String, Tensor> = tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
+        candle_core::safetensors::save(&tensors, &weights_path)?;
+    }
     let mut hasher = Sha256::new();
     hash_file(&weights_path, &mut hasher)?;
 
@@ -253,11 +269,19 @@ pub fn load_package(path: &Path) -> Result<(Model, Manifest)> {
 /// Loads a package onto `device`.
 pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)> {
     let manifest = read_manifest(path)?;
-    let weights_path = path.join(WEIGHTS_FILE);
+    let weights_name = weights_file(&manifest.spec);
+    let weights_path = path.join(weights_name);
     let mut hasher = Sha256::new();
     hash_file(&weights_path, &mut hasher)?;
     if hex::encode(hasher.finalize()) != manifest.weights_sha256 {
-        return Err(WickError::package(path, "model.safetensors does not match the checksum in wick.json: the package is damaged; export it again"));
+        return Err(WickError::package(path, format!("{weights_name} does not match the checksum in wick.json: the package is damaged; export it again")));
+    }
+    if manifest.spec.is_tree() {
+        let bytes = std::fs::read(&weights_path).map_err(|e| WickError::io(&weights_path, e))?;
+        let ensemble: crate::model::TreeEnsemble = serde_json::from_slice(&bytes)
+            .map_err(|e| WickError::package(path, format!("{TREES_FILE} can't be read ({e}); the package may be damaged")))?;
+        let model = Model::new(manifest.spec.clone(), manifest.preprocessing.clone(), manifest.target.clone(), Weights::Trees(ensemble))?;
+        return Ok((model, manifest));
     }
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .map_err(|e| WickError::package(path, format!("model.safetensors can't be read ({e})")))?;
@@ -283,6 +307,7 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
             Weights::Network(Network::from_tensors(&input_dims, &dense_layers(&manifest.spec), n_out, &tensors, device)?)
         }
         ModelSpec::Cnn { layers, .. } => Weights::Network(Network::from_tensors(&input_dims, layers, n_out, &tensors, device)?),
+        ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => return Err(WickError::package(path, "tree weights are read above")),
         ModelSpec::Transfer { backbone } => {
             backbone.weights = path.join(&backbone.weights);
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, device)?;
@@ -416,5 +441,7 @@ fn kind_name(spec: &ModelSpec) -> &'static str {
         ModelSpec::Mlp { .. } => "MLP",
         ModelSpec::Cnn { .. } => "CNN",
         ModelSpec::Transfer { .. } => "transfer learning",
+        ModelSpec::Gbdt { .. } => "gradient-boosted trees",
+        ModelSpec::Forest { .. } => "random forest",
     }
 }

@@ -144,7 +144,7 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                 if width != encoders.len() {
                     return Err(bad(format!("input `{}` has {width} columns but the model has {} features: {}", input.name, encoders.len(), names(encoders))));
                 }
-                if let Some(e) = encoders.iter().find(|e| matches!(e, FeatureEncoder::OneHot { .. })) {
+                if let Some(e) = encoders.iter().find(|e| e.is_text()) {
                     return Err(bad(format!("feature `{}` is text; send one tensor per feature instead of a 2-D tensor", e.name())));
                 }
                 flat_data(input)?;
@@ -165,9 +165,9 @@ pub fn to_call(model: &Model, request: &InferRequest, max_elements: usize) -> Re
                 if *rows.get_or_insert(n) != n {
                     return Err(bad(format!("input `{}` has {n} rows but other inputs have {}", input.name, rows.unwrap_or(0))));
                 }
-                let column = match e {
-                    FeatureEncoder::Numeric { .. } => RawColumn::Numeric(numbers(input)?.into_iter().map(Some).collect()),
-                    FeatureEncoder::OneHot { .. } => {
+                let column = match e.is_text() {
+                    false => RawColumn::Numeric(numbers(input)?.into_iter().map(Some).collect()),
+                    true => {
                         if input.datatype != "BYTES" {
                             return Err(bad(format!("input `{}` is text: send it with datatype BYTES, not {}", input.name, input.datatype)));
                         }

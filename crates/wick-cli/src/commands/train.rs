@@ -20,6 +20,10 @@ pub enum ModelKind {
     Mlp,
     Cnn,
     Transfer,
+    /// Gradient-boosted trees (tables).
+    Gbdt,
+    /// A random forest (tables).
+    Forest,
 }
 
 #[derive(Args)]
@@ -53,6 +57,12 @@ pub struct TrainArgs {
     /// Dropout rate (mlp).
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f32,
+    /// Number of trees (gbdt: 300, the most it grows before early stopping; forest: 100).
+    #[arg(long)]
+    pub trees: Option<usize>,
+    /// Tree depth limit (gbdt: 6; forest: none, trees grow until their leaves are pure).
+    #[arg(long)]
+    pub max_depth: Option<usize>,
     /// Backbone weights, a ResNet safetensors file (transfer).
     #[arg(long)]
     pub backbone: Option<PathBuf>,
@@ -72,9 +82,10 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, default_value = "adamw")]
     pub optimizer: OptimizerKind,
-    /// Epochs without a better validation loss before stopping (0 = never stop early).
-    #[arg(long, default_value_t = 5)]
-    pub patience: usize,
+    /// Epochs without a better validation loss before stopping, or trees for gbdt (default 5 epochs,
+    /// 20 trees; 0 = never stop early).
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Fraction of rows held out for validation and for test.
     #[arg(long, default_value_t = 0.15)]
     pub valid_fraction: f64,
@@ -97,7 +108,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         seed: args.seed,
         optimizer: args.optimizer,
         device: args.device,
-        early_stopping_patience: (args.patience > 0).then_some(args.patience),
+        early_stopping_patience: Some(args.patience.unwrap_or(5)).filter(|&p| p > 0),
         split: SplitFractions { valid: args.valid_fraction, test: args.test_fraction },
         ..TrainConfig::default()
     };
@@ -209,6 +220,26 @@ fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
         ModelKind::Poly => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: args.degree },
         ModelKind::Logistic => ModelSpec::Logistic,
         ModelKind::Mlp => ModelSpec::Mlp { hidden: args.hidden.clone(), activation: Activation::Relu, dropout: args.dropout },
+        ModelKind::Gbdt => {
+            let mut spec = ModelSpec::default_gbdt();
+            if let ModelSpec::Gbdt { trees, learning_rate, max_depth, early_stopping_rounds, .. } = &mut spec {
+                *trees = args.trees.unwrap_or(*trees);
+                *learning_rate = args.lr.unwrap_or(*learning_rate);
+                *max_depth = args.max_depth.unwrap_or(*max_depth);
+                if let Some(p) = args.patience {
+                    *early_stopping_rounds = (p > 0).then_some(p);
+                }
+            }
+            spec
+        }
+        ModelKind::Forest => {
+            let mut spec = ModelSpec::default_forest();
+            if let ModelSpec::Forest { trees, max_depth, .. } = &mut spec {
+                *trees = args.trees.unwrap_or(*trees);
+                *max_depth = args.max_depth.or(*max_depth);
+            }
+            spec
+        }
         ModelKind::Cnn | ModelKind::Transfer => bail!("--model cnn and transfer need an image folder, not a table"),
     })
 }

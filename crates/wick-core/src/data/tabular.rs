@@ -314,20 +314,29 @@ fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetVa
 pub enum FeatureEncoder {
     Numeric { name: String, fill: f64, mean: f64, std: f64 },
     OneHot { name: String, categories: Vec<String>, fill: String },
+    /// Tree models: the number as it is; missing is NaN, which the trees route themselves.
+    Raw { name: String },
+    /// Tree models: the category's index in `categories`; missing or never seen in training is NaN.
+    Code { name: String, categories: Vec<String> },
 }
 
 impl FeatureEncoder {
     pub fn name(&self) -> &str {
         match self {
-            Self::Numeric { name, .. } | Self::OneHot { name, .. } => name,
+            Self::Numeric { name, .. } | Self::OneHot { name, .. } | Self::Raw { name } | Self::Code { name, .. } => name,
         }
     }
 
     pub fn width(&self) -> usize {
         match self {
-            Self::Numeric { .. } => 1,
+            Self::Numeric { .. } | Self::Raw { .. } | Self::Code { .. } => 1,
             Self::OneHot { categories, .. } => categories.len(),
         }
+    }
+
+    /// Whether the column is text (sent as BYTES to a server).
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::OneHot { .. } | Self::Code { .. })
     }
 }
 
@@ -370,6 +379,29 @@ impl Preprocessor {
         Ok(Self { encoders })
     }
 
+    /// The tree encoding, fitted on `rows`: numbers pass through, text becomes category codes, and
+    /// nothing is imputed (trees learn where missing values go).
+    pub fn fit_for_trees(dataset: &TabularDataset, rows: &[usize]) -> Result<Self> {
+        let mut encoders = Vec::new();
+        for (name, raw) in &dataset.features {
+            let present = match raw {
+                RawColumn::Numeric(v) => rows.iter().any(|&r| v[r].is_some()),
+                RawColumn::Text(v) => rows.iter().any(|&r| v[r].is_some()),
+            };
+            if !present {
+                return Err(WickError::column(name, "has no values in the training rows; leave it out"));
+            }
+            encoders.push(match raw {
+                RawColumn::Numeric(_) => FeatureEncoder::Raw { name: name.clone() },
+                RawColumn::Text(values) => {
+                    let categories: BTreeSet<String> = rows.iter().filter_map(|&r| values[r].clone()).collect();
+                    FeatureEncoder::Code { name: name.clone(), categories: categories.into_iter().collect() }
+                }
+            });
+        }
+        Ok(Self { encoders })
+    }
+
     /// Number of model inputs after encoding.
     pub fn width(&self) -> usize {
         self.encoders.iter().map(FeatureEncoder::width).sum()
@@ -380,7 +412,7 @@ impl Preprocessor {
         self.encoders
             .iter()
             .flat_map(|e| match e {
-                FeatureEncoder::Numeric { name, .. } => vec![name.clone()],
+                FeatureEncoder::Numeric { name, .. } | FeatureEncoder::Raw { name } | FeatureEncoder::Code { name, .. } => vec![name.clone()],
                 FeatureEncoder::OneHot { name, categories, .. } => categories.iter().map(|c| format!("{name}={c}")).collect(),
             })
             .collect()
@@ -400,8 +432,8 @@ impl Preprocessor {
                 WickError::column(enc.name(), "is missing from the input; the model needs every feature it was trained on")
             })?;
             let raw = match enc {
-                FeatureEncoder::Numeric { .. } => raw_column(col.as_materialized_series(), usize::MAX)?,
-                FeatureEncoder::OneHot { .. } => {
+                FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => raw_column(col.as_materialized_series(), usize::MAX)?,
+                FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } => {
                     let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     RawColumn::Text(text.iter().map(|v| v.map(str::to_string)).collect())
@@ -448,6 +480,15 @@ impl Preprocessor {
                         if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(value)) {
                             out[offset + k] = 1.0;
                         }
+                    }
+                    (FeatureEncoder::Raw { .. }, RawColumn::Numeric(v)) => {
+                        out[offset] = v[row].unwrap_or(f64::NAN);
+                    }
+                    (FeatureEncoder::Code { categories, .. }, RawColumn::Text(v)) => {
+                        out[offset] = v[row]
+                            .as_deref()
+                            .and_then(|value| categories.binary_search_by(|c| c.as_str().cmp(value)).ok())
+                            .map_or(f64::NAN, |k| k as f64);
                     }
                     (enc, _) => {
                         return Err(WickError::column(

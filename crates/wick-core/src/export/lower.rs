@@ -17,17 +17,22 @@ const BN_EPS: f32 = 1e-5;
 /// Writes the whole model into `g`: inputs as the endpoint takes them, outputs as it answers.
 pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
     match (&model.input, &model.weights) {
+        (_, Weights::Trees(_)) => {
+            return Err(WickError::Export(
+                "tree models (boosted trees, forests) can't be exported to ONNX yet; publish them to wick-serve, or read the package's trees.json (docs/tree-format.md)".into(),
+            ))
+        }
         (ModelInput::Tabular { preprocessor }, Weights::Linear(fit)) => {
             let degree = match model.spec {
                 ModelSpec::Linear { poly_degree, .. } => poly_degree,
                 _ => 1,
             };
-            let x = tabular_input(g, preprocessor);
+            let x = tabular_input(g, preprocessor)?;
             let y = linear(g, fit, &x, degree);
             regression_output(g, &model.target, &y);
         }
         (ModelInput::Tabular { preprocessor }, Weights::Network(net)) => {
-            let x = tabular_input(g, preprocessor);
+            let x = tabular_input(g, preprocessor)?;
             let x = g.op("Cast", &[&x], vec![attr_int("to", DataType::Float as i64)]);
             let y = network(g, net, &x)?;
             network_output(g, &model.target, &y);
@@ -53,7 +58,7 @@ pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
 /// One input per feature column, named as the column: numbers as `double [N]`, text as
 /// `string [N]`. NaN (numbers) and `""` (text) are missing values and get the training fill value,
 /// as an empty CSV cell does. Returns the encoded `double [N, width]` matrix.
-fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> String {
+fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> Result<String> {
     let axis1 = g.i64s("axis1", &[1], &[1]);
     let mut blocks = Vec::new();
     for enc in &pre.encoders {
@@ -81,10 +86,13 @@ fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> String {
                 let hot = g.op("Equal", &[&x, &cats], vec![]);
                 blocks.push(g.op("Cast", &[&hot], vec![attr_int("to", DataType::Double as i64)]));
             }
+            FeatureEncoder::Raw { .. } | FeatureEncoder::Code { .. } => {
+                return Err(WickError::Export("the tree encoding of a table has no ONNX lowering".into()))
+            }
         }
     }
     let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
-    g.op("Concat", &refs, vec![attr_int("axis", 1)])
+    Ok(g.op("Concat", &refs, vec![attr_int("axis", 1)]))
 }
 
 /// `uint8 [N, H, W, C]` pixels, as the endpoint takes them, to `float [N, C, H, W]` in `[0, 1]`.

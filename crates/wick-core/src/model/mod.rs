@@ -6,6 +6,7 @@ pub mod linear;
 pub mod network;
 pub mod spec;
 pub mod transfer;
+pub mod trees;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use linear::{fit_least_squares, polynomial_features, LinearFit};
 pub use network::Network;
+pub use trees::TreeEnsemble;
 pub use spec::{default_cnn_layers, infer_shapes, lenet_layers, Activation, Backbone, BackboneArch, Layer, LayerShape, ModelSpec, Padding};
 
 use crate::data::images::{hwc_u8_to_chw, load_image};
@@ -47,6 +49,7 @@ pub(crate) enum Weights {
     Linear(LinearFit),
     Network(Network),
     Transfer { backbone: transfer::FrozenBackbone, head: Network },
+    Trees(trees::TreeEnsemble),
 }
 
 /// A trained model, in memory or loaded from a package; both predict identically.
@@ -91,7 +94,7 @@ impl Model {
     pub(crate) fn new(spec: ModelSpec, input: ModelInput, target: TargetInfo, weights: Weights) -> Result<Self> {
         let cpu_net = match &weights {
             Weights::Network(net) => net.cpu_net()?,
-            Weights::Linear(_) | Weights::Transfer { .. } => None,
+            Weights::Linear(_) | Weights::Transfer { .. } | Weights::Trees(_) => None,
         };
         Ok(Self { spec, input, target, weights, cpu_net })
     }
@@ -132,7 +135,7 @@ impl Model {
             });
             let values: Vec<Option<serde_json::Value>> = values.collect::<Result<_>>()?;
             let col = match enc {
-                crate::data::FeatureEncoder::Numeric { .. } => {
+                crate::data::FeatureEncoder::Numeric { .. } | crate::data::FeatureEncoder::Raw { .. } => {
                     let nums = values
                         .iter()
                         .enumerate()
@@ -148,7 +151,7 @@ impl Model {
                         .collect::<Result<Vec<Option<f64>>>>()?;
                     Column::new(name.into(), nums)
                 }
-                crate::data::FeatureEncoder::OneHot { .. } => {
+                crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } => {
                     let texts: Vec<Option<String>> = values
                         .iter()
                         .map(|v| v.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
@@ -238,6 +241,30 @@ impl Model {
                 let outputs = self.network_outputs(head, Some(backbone), x, n)?;
                 Ok(self.decode_outputs(&outputs, n))
             }
+            Weights::Trees(ensemble) => Ok(self.decode_tree_outputs(&ensemble.predict(x, n), n)),
+        }
+    }
+
+    /// The tree ensemble, for split-gain importance and per-prediction contributions.
+    pub fn tree_ensemble(&self) -> Option<&trees::TreeEnsemble> {
+        match &self.weights {
+            Weights::Trees(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Tree outputs are already values or probabilities (no softmax).
+    fn decode_tree_outputs(&self, outputs: &[f64], n: usize) -> Vec<Prediction> {
+        match self.target.task {
+            Task::Regression => outputs.iter().take(n).map(|&value| Prediction::Value { value }).collect(),
+            Task::Classification => outputs
+                .chunks_exact(self.target.labels.len().max(1))
+                .map(|p| {
+                    let probabilities: Vec<f32> = p.iter().map(|&v| v as f32).collect();
+                    let class_index = argmax(&probabilities);
+                    Prediction::Class { label: self.target.labels.get(class_index).cloned().unwrap_or_default(), class_index, probabilities }
+                })
+                .collect(),
         }
     }
 
@@ -290,7 +317,7 @@ impl Model {
     pub fn device(&self) -> Device {
         match &self.weights {
             Weights::Network(net) | Weights::Transfer { head: net, .. } => net.device().clone(),
-            Weights::Linear(_) => Device::Cpu,
+            Weights::Linear(_) | Weights::Trees(_) => Device::Cpu,
         }
     }
 }

@@ -32,10 +32,90 @@ pub enum ModelSpec {
     Cnn { input: ImageShape, layers: Vec<Layer> },
     /// A frozen pretrained image backbone with a newly trained dense head.
     Transfer { backbone: Backbone },
+    /// Gradient-boosted trees on a table: missing values and text categories are handled by the
+    /// trees themselves; with validation rows, boosting stops when they stop improving.
+    Gbdt {
+        #[serde(default = "gbdt_trees")]
+        trees: usize,
+        #[serde(default = "gbdt_learning_rate")]
+        learning_rate: f64,
+        #[serde(default = "gbdt_max_depth")]
+        max_depth: usize,
+        /// Smallest sum of hessians in a leaf (for regression: rows).
+        #[serde(default = "one_f64")]
+        min_leaf_weight: f64,
+        /// L2 penalty on leaf values.
+        #[serde(default = "one_f64")]
+        l2: f64,
+        /// Stop after this many trees without a better validation loss; `None` grows every tree.
+        #[serde(default = "gbdt_early_stopping")]
+        early_stopping_rounds: Option<usize>,
+    },
+    /// A random forest on a table, with the same native handling of missing values and categories.
+    Forest {
+        #[serde(default = "forest_trees")]
+        trees: usize,
+        /// `None` grows every tree until its leaves are pure.
+        #[serde(default)]
+        max_depth: Option<usize>,
+        #[serde(default = "one_usize")]
+        min_samples_leaf: usize,
+        /// Features tried per split; `None`: √features for classes, every feature for numbers.
+        #[serde(default)]
+        max_features: Option<usize>,
+    },
 }
 
 fn one() -> u32 {
     1
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+
+fn gbdt_trees() -> usize {
+    300
+}
+
+fn gbdt_learning_rate() -> f64 {
+    0.1
+}
+
+fn gbdt_max_depth() -> usize {
+    6
+}
+
+fn gbdt_early_stopping() -> Option<usize> {
+    Some(20)
+}
+
+fn forest_trees() -> usize {
+    100
+}
+
+impl ModelSpec {
+    /// Boosted trees with the defaults (300 trees at rate 0.1, depth 6, early stopping after 20).
+    pub fn default_gbdt() -> Self {
+        Self::Gbdt {
+            trees: gbdt_trees(),
+            learning_rate: gbdt_learning_rate(),
+            max_depth: gbdt_max_depth(),
+            min_leaf_weight: 1.0,
+            l2: 1.0,
+            early_stopping_rounds: gbdt_early_stopping(),
+        }
+    }
+
+    /// A forest with scikit-learn's defaults (100 fully grown trees).
+    pub fn default_forest() -> Self {
+        Self::Forest { trees: forest_trees(), max_depth: None, min_samples_leaf: 1, max_features: None }
+    }
+
+    /// Tree models read tables in the tree encoding (raw numbers, category codes, NaN for missing).
+    pub fn is_tree(&self) -> bool {
+        matches!(self, Self::Gbdt { .. } | Self::Forest { .. })
+    }
 }
 
 /// A pretrained image backbone read from a local safetensors file.

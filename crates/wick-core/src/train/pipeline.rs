@@ -14,7 +14,8 @@ use crate::error::{Result, WickError};
 use crate::metrics::{classification_metrics, regression_metrics, Metrics};
 use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
-use crate::model::{fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction, TargetInfo, Weights};
+use crate::model::trees::{BoostParams, Boosted, Forest, ForestParams};
+use crate::model::{TreeEnsemble, fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction, TargetInfo, Weights};
 use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::train::device::describe;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
@@ -142,7 +143,11 @@ fn train_table_inner(
             split.train.len()
         )));
     }
-    let preprocessor = Preprocessor::fit(&dataset, &split.train, &request.options)?;
+    let preprocessor = if spec.is_tree() {
+        Preprocessor::fit_for_trees(&dataset, &split.train)?
+    } else {
+        Preprocessor::fit(&dataset, &split.train, &request.options)?
+    };
     let width = preprocessor.width();
     let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
     let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
@@ -192,6 +197,24 @@ fn train_table_inner(
             let model = Model::new(spec.clone(), input, target, Weights::Network(net))?;
             (model, summary.epochs_run, summary.best_epoch, device_name)
         }
+        ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
+            let threads = rayon::current_num_threads();
+            let (y_all, n_classes) = match &dataset.target {
+                TargetValues::Regression(y) => (y.clone(), 0),
+                TargetValues::Classification { classes, labels } => (classes.iter().map(|&c| c as f64).collect(), labels.len()),
+            };
+            let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| y_all[r]).collect() };
+            let (y_train, y_valid) = (pick(&split.train), pick(&split.valid));
+            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
+            let (ensemble, epochs_run, best_epoch) = fit_trees(spec, config, &x_train, width, &y_train, n_classes, (&x_valid, &y_valid), threads, &split, &mut recorder, cancel)?;
+            let model = Model::new(spec.clone(), input, target, Weights::Trees(ensemble))?;
+            for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
+                if !rows.is_empty() {
+                    split_metrics(&model, &dataset.target, x, rows, epochs_run, split_name, &mut recorder)?;
+                }
+            }
+            (model, epochs_run, best_epoch, format!("CPU ({threads} threads)"))
+        }
         ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => {
             return Err(WickError::InvalidSpec("CNN and transfer-learning models take images; open an image folder instead of a table".into()))
         }
@@ -215,6 +238,103 @@ fn train_table_inner(
         rows: SplitSizes::from(&split),
     };
     Ok(TrainOutcome { model, report })
+}
+
+/// Fits a boosted model or a forest, sending its per-tree losses as metric events. Returns the
+/// ensemble, the number of trees grown (the run's "epochs") and the number kept.
+#[allow(clippy::too_many_arguments)]
+fn fit_trees(
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    x_train: &[f64],
+    width: usize,
+    y_train: &[f64],
+    n_classes: usize,
+    valid: (&[f64], &[f64]),
+    threads: usize,
+    split: &Split,
+    recorder: &mut Recorder<'_>,
+    cancel: &CancelToken,
+) -> Result<(TreeEnsemble, usize, usize)> {
+    if cancel.is_cancelled() {
+        return Err(WickError::Cancelled);
+    }
+    let device = format!("CPU ({threads} threads)");
+    match spec {
+        ModelSpec::Gbdt { trees, learning_rate, max_depth, min_leaf_weight, l2, early_stopping_rounds } => {
+            recorder.on_event(started_event(device, *trees, 1, split));
+            let params = BoostParams {
+                trees: *trees,
+                learning_rate: *learning_rate,
+                max_depth: *max_depth,
+                min_leaf_weight: *min_leaf_weight,
+                l2: *l2,
+                early_stopping_rounds: *early_stopping_rounds,
+                seed: config.seed,
+            };
+            let (boosted, history) = Boosted::fit(x_train, width, y_train, n_classes, Some(valid), &params)?;
+            // forust has no per-tree callback, so the curve is sent when the fit returns (seconds).
+            for (i, loss) in history.train.iter().enumerate() {
+                recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Train, name: "loss".into(), value: *loss });
+                if let Some(v) = history.valid.get(i) {
+                    recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Valid, name: "loss".into(), value: *v });
+                }
+            }
+            let grown = history.train.len().max(1);
+            let kept = history.trees_kept.max(1);
+            if kept < grown {
+                recorder.on_event(TrainEvent::EarlyStopped { epoch: grown, best_epoch: kept });
+            }
+            Ok((TreeEnsemble::Boosted(boosted), grown, kept))
+        }
+        ModelSpec::Forest { trees, max_depth, min_samples_leaf, max_features } => {
+            recorder.on_event(started_event(device, 1, 1, split));
+            let params = ForestParams { trees: *trees, max_depth: *max_depth, min_samples_leaf: *min_samples_leaf, max_features: *max_features, seed: config.seed };
+            let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
+            Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, n_outputs, &params)?), 1, 1))
+        }
+        _ => Err(WickError::InvalidSpec("not a tree model".into())),
+    }
+}
+
+/// Loss and score of one split after fitting (log loss for classes, MSE for numbers).
+fn split_metrics(
+    model: &Model,
+    target: &TargetValues,
+    x: &[f64],
+    rows: &[usize],
+    epoch: usize,
+    split: SplitName,
+    recorder: &mut Recorder<'_>,
+) -> Result<()> {
+    let predictions = model.predict_encoded(x, rows.len())?;
+    let mut send = |name: &str, value: f64| recorder.on_event(TrainEvent::Metric { epoch, split, name: name.into(), value });
+    match target {
+        TargetValues::Regression(y) => {
+            let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+            let m = regression_metrics(&actual, &values(&predictions));
+            // Boosted runs already sent their per-tree loss.
+            if matches!(model.spec, ModelSpec::Forest { .. }) {
+                send("loss", m.mse);
+            }
+            send("r2", m.r2);
+        }
+        TargetValues::Classification { classes, .. } => {
+            let mut loss = 0.0;
+            let mut correct = 0usize;
+            for (&r, p) in rows.iter().zip(&predictions) {
+                if let Prediction::Class { class_index, probabilities, .. } = p {
+                    loss -= (probabilities.get(classes[r]).copied().unwrap_or(0.0) as f64).max(1e-15).ln();
+                    correct += usize::from(*class_index == classes[r]);
+                }
+            }
+            if matches!(model.spec, ModelSpec::Forest { .. }) {
+                send("loss", loss / rows.len().max(1) as f64);
+            }
+            send("accuracy", correct as f64 / rows.len().max(1) as f64);
+        }
+    }
+    Ok(())
 }
 
 fn unreachable_task<T>() -> Result<T> {

@@ -85,12 +85,12 @@ fn table_inputs(model: &Model, df: &DataFrame) -> Map<String, Value> {
     for enc in &preprocessor.encoders {
         let col = df.column(enc.name()).unwrap();
         let value = match enc {
-            FeatureEncoder::Numeric { .. } => {
+            FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => {
                 let c = col.cast(&DataType::Float64).unwrap();
                 let data: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
                 json!({ "dtype": "float64", "shape": [n], "data": data })
             }
-            FeatureEncoder::OneHot { .. } => {
+            FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } => {
                 let c = col.cast(&DataType::String).unwrap();
                 let data: Vec<String> = c.str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect();
                 json!({ "dtype": "str", "shape": [n], "data": data })
