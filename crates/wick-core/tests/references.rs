@@ -4,6 +4,8 @@
 mod common;
 #[path = "onnx/export.rs"]
 mod onnx_export;
+#[path = "trees/reference.rs"]
+mod trees_reference;
 
 use wick_core::data::{read_table, Split, TabularRequest};
 use wick_core::metrics::Metrics;

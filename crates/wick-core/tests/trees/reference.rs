@@ -1,0 +1,138 @@
+//! Tree models against scikit-learn, and what a user relies on: the same seed gives the same
+//! model, packages predict like the model that was saved, and odd inputs get an answer.
+//! Included in tests/references.rs, so it shares that test binary.
+
+use wick_core::data::{read_table, Split, TabularRequest, Task};
+use wick_core::metrics::Metrics;
+use wick_core::model::ModelSpec;
+use wick_core::package::{load_package, save_package, TREES_FILE};
+use wick_core::train::{train_table, CancelToken, TrainConfig, TrainEvent, TrainOutcome};
+
+use super::common;
+
+/// Test rows: index % 5 == 0, as in reference.py; validation (early stopping): index % 5 == 1.
+fn fifths(n: usize) -> Split {
+    Split {
+        train: (0..n).filter(|i| i % 5 > 1).collect(),
+        valid: (0..n).filter(|i| i % 5 == 1).collect(),
+        test: (0..n).filter(|i| i % 5 == 0).collect(),
+    }
+}
+
+fn train(file: &str, target: &str, features: Option<&[&str]>, spec: &ModelSpec, seed: u64) -> TrainOutcome {
+    let path = common::sample(file);
+    let df = read_table(&path).unwrap();
+    let config = TrainConfig { seed, fixed_split: Some(fifths(df.height())), ..TrainConfig::default() };
+    let request = TabularRequest {
+        target: target.into(),
+        features: features.map(|f| f.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    train_table(&df, &path, &request, spec, &config, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap()
+}
+
+fn score(outcome: &TrainOutcome) -> f64 {
+    match &outcome.report.test {
+        Some(Metrics::Classification(m)) => m.accuracy,
+        Some(Metrics::Regression(m)) => m.r2,
+        None => panic!("no test metrics"),
+    }
+}
+
+const WEATHER_CLASS_FEATURES: &[&str] = &["month", "precipitation", "temp_min", "wind", "temp_max"];
+const WEATHER_VALUE_FEATURES: &[&str] = &["month", "precipitation", "temp_min", "wind", "weather"];
+
+/// Reference: `OMP_NUM_THREADS=2 python crates/wick-core/tests/trees/reference.py` (scikit-learn
+/// 1.9.1, defaults, `random_state=0`, categorical features native in HistGradientBoosting*):
+/// each (file, target, HistGradientBoosting score, RandomForest score).
+const REFERENCES: &[(&str, &str, Option<&[&str]>, f64, f64)] = &[
+    ("breast-cancer.csv", "diagnosis", None, 0.9385964912280702, 0.9649122807017544),
+    ("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), 0.6484641638225256, 0.6621160409556314),
+    ("seattle-weather.csv", "temp_max", Some(WEATHER_VALUE_FEATURES), 0.8461532564790324, 0.8377463392717681),
+];
+
+#[test]
+fn boosted_trees_and_forests_are_within_two_points_of_scikit_learn() {
+    let mut failures = Vec::new();
+    for &(file, target, features, hgb, rf) in REFERENCES {
+        for (spec, reference, name) in [(ModelSpec::default_gbdt(), hgb, "gbdt"), (ModelSpec::default_forest(), rf, "forest")] {
+            let got = score(&train(file, target, features, &spec, 42));
+            println!("{file} {target} {name}: {got:.4} (scikit-learn {reference:.4})");
+            // Within 0.02, or better than scikit-learn.
+            if got < reference - 0.02 {
+                failures.push(format!("{file} {target} {name}: {got} vs scikit-learn {reference}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_tree_model_and_packages_predict_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    for spec in [ModelSpec::default_gbdt(), ModelSpec::Forest { trees: 20, max_depth: None, min_samples_leaf: 1, max_features: None }] {
+        let a = train("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), &spec, 7);
+        let b = train("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), &spec, 7);
+        let (pa, pb) = (dir.path().join("a.wick"), dir.path().join("b.wick"));
+        save_package(&a.model, &a.report, "a", &pa).unwrap();
+        save_package(&b.model, &b.report, "b", &pb).unwrap();
+        let (ta, tb) = (std::fs::read(pa.join(TREES_FILE)).unwrap(), std::fs::read(pb.join(TREES_FILE)).unwrap());
+        assert!(ta == tb, "{spec:?}: the same seed gave different trees");
+
+        let df = read_table(&common::sample("seattle-weather.csv")).unwrap();
+        let (loaded, manifest) = load_package(&pa).unwrap();
+        assert_eq!(manifest.spec, spec);
+        assert_eq!(loaded.predict_frame(&df).unwrap(), a.model.predict_frame(&df).unwrap(), "{spec:?}: the package predicts differently");
+
+        // Another seed grows another forest (the booster has no randomness without sampling).
+        if matches!(spec, ModelSpec::Forest { .. }) {
+            let c = train("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), &spec, 8);
+            let pc = dir.path().join("c.wick");
+            save_package(&c.model, &c.report, "c", &pc).unwrap();
+            assert!(std::fs::read(pc.join(TREES_FILE)).unwrap() != ta, "another seed gave the same forest");
+        }
+    }
+}
+
+#[test]
+fn tree_models_take_missing_values_and_categories_never_seen_in_training() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every 7th precipitation is missing, and weather is text: no imputation, no one-hot.
+    let mut csv = String::from("precipitation,weather,temp_max\n");
+    for i in 0..300 {
+        let p = if i % 7 == 0 { String::new() } else { format!("{}", (i % 11) as f64 * 1.5) };
+        let w = ["rain", "sun", "fog"][i % 3];
+        csv.push_str(&format!("{p},{w},{}\n", 10.0 + (i % 11) as f64 + if w == "sun" { 5.0 } else { 0.0 }));
+    }
+    let path = common::write_temp(&dir, "weather.csv", csv.as_bytes());
+    let df = read_table(&path).unwrap();
+    let request = TabularRequest { target: "temp_max".into(), task: Some(Task::Regression), ..Default::default() };
+    for spec in [ModelSpec::default_gbdt(), ModelSpec::default_forest()] {
+        let out = train_table(&df, &path, &request, &spec, &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+        let Some(Metrics::Regression(m)) = &out.report.test else { panic!("regression expected") };
+        assert!(m.r2 > 0.9, "{spec:?}: r2 {}", m.r2);
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = vec![
+            serde_json::from_str(r#"{"precipitation": null, "weather": "sun"}"#).unwrap(),
+            // A category never seen in training is treated as missing.
+            serde_json::from_str(r#"{"precipitation": 3.0, "weather": "snow"}"#).unwrap(),
+        ];
+        let p = out.model.predict_rows(&rows).unwrap();
+        assert!(p.iter().all(|p| p.as_f64().is_finite()), "{p:?}");
+    }
+}
+
+#[test]
+fn a_feature_missing_in_every_training_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("empty,x,y\n");
+    for i in 0..50 {
+        csv.push_str(&format!(",{i},{}\n", i * 2));
+    }
+    let path = common::write_temp(&dir, "t.csv", csv.as_bytes());
+    let df = read_table(&path).unwrap();
+    let request = TabularRequest { target: "y".into(), features: Some(vec!["empty".into(), "x".into()]), ..Default::default() };
+    let err = train_table(&df, &path, &request, &ModelSpec::default_gbdt(), &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new())
+        .err()
+        .expect("an all-missing feature must be refused");
+    assert!(err.to_string().contains("`empty`"), "{err}");
+}
