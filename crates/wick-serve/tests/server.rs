@@ -20,11 +20,13 @@ fn sample(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data").join(name)
 }
 
-/// Packages trained once per test binary: two linear models (different features) and a small CNN.
+/// Packages trained once per test binary: two linear models (different features), boosted trees
+/// named `weather-trees` (the features of the first), and a small CNN.
 struct Packages {
     _dir: tempfile::TempDir,
     linear_a: PathBuf,
     linear_b: PathBuf,
+    trees: PathBuf,
     cnn: PathBuf,
 }
 
@@ -43,12 +45,16 @@ fn packages() -> &'static Packages {
             save_package(&out.model, &out.report, "weather", &path).unwrap();
             paths.push(path);
         }
+        let request = TabularRequest { target: "temp_max".into(), features: Some(["temp_min", "wind", "weather"].map(String::from).to_vec()), ..Default::default() };
+        let out = train_table(&df, &data, &request, &ModelSpec::default_gbdt(), &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+        let trees = dir.path().join("weather-trees.wick");
+        save_package(&out.model, &out.report, "weather-trees", &trees).unwrap();
         let index = index_image_folder(&sample("digits")).unwrap();
         let spec = ModelSpec::Cnn { input: index.default_shape(64), layers: default_cnn_layers() };
         let out = train_images(&index, &spec, &TrainConfig { epochs: 2, ..TrainConfig::default() }, &mut |_| {}, &CancelToken::new()).unwrap();
         let cnn = dir.path().join("digits.wick");
         save_package(&out.model, &out.report, "digits", &cnn).unwrap();
-        Packages { linear_a: paths[0].clone(), linear_b: paths[1].clone(), cnn, _dir: dir }
+        Packages { linear_a: paths[0].clone(), linear_b: paths[1].clone(), trees, cnn, _dir: dir }
     })
 }
 
@@ -511,7 +517,7 @@ fn tritonclient_http_works_unchanged() {
     let p = packages();
     Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "").unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/triton_client.py");
-    let out = std::process::Command::new(&python).arg(script).arg(s.url.trim_start_matches("http://")).arg(&s.infer_token).output().unwrap();
+    let out = std::process::Command::new(&python).arg(&script).arg(s.url.trim_start_matches("http://")).arg(&s.infer_token).output().unwrap();
     assert!(out.status.success(), "tritonclient failed: {}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["ready"], true);
@@ -523,6 +529,41 @@ fn tritonclient_http_works_unchanged() {
         .collect();
     let local: Vec<f64> = model.predict_rows(&rows).unwrap().iter().map(|p| match p { Prediction::Value { value } => *value, _ => panic!() }).collect();
     assert_eq!(answer["prediction"], json!(local));
+
+    // A tree model through the same routes and the same client.
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.trees, None, "").unwrap();
+    let out = std::process::Command::new(&python).arg(&script).arg(s.url.trim_start_matches("http://")).arg(&s.publish_token).arg("weather-trees").output().unwrap();
+    assert!(out.status.success(), "tritonclient failed on the tree model: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (trees, _) = load_package(&p.trees).unwrap();
+    let local: Vec<f64> = trees.predict_rows(&rows).unwrap().iter().map(|p| p.as_f64()).collect();
+    assert_eq!(answer["prediction"], json!(local));
+}
+
+#[test]
+fn a_tree_model_is_served_and_a_missing_column_is_named() {
+    let s = start();
+    let p = packages();
+    let published = Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.trees, None, "trees").unwrap();
+    assert_eq!(published.name, "weather-trees");
+    let (status, meta) = get(&format!("{}/v2/models/weather-trees", s.url), Some(&s.publish_token));
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["inputs"][2], json!({ "name": "weather", "datatype": "BYTES", "shape": [-1] }));
+    let rows = [(10.0, 3.0, "rain"), (15.5, 1.2, "sun"), (0.5, 6.0, "snow")];
+    let (status, answer) = post(&format!("{}/v2/models/weather-trees/infer", s.url), Some(&s.publish_token), &weather_body(&rows));
+    assert_eq!(status, 200, "{answer}");
+    let served: Vec<f64> = serde_json::from_value(answer["outputs"][0]["data"].clone()).unwrap();
+    let (model, _) = load_package(&p.trees).unwrap();
+    let local_rows: Vec<serde_json::Map<String, Value>> =
+        rows.iter().map(|r| serde_json::from_value(json!({ "temp_min": r.0, "wind": r.1, "weather": r.2 })).unwrap()).collect();
+    let local: Vec<f64> = model.predict_rows(&local_rows).unwrap().iter().map(|p| p.as_f64()).collect();
+    assert_eq!(served, local);
+
+    let mut body = weather_body(&rows);
+    body["inputs"].as_array_mut().unwrap().remove(1);
+    let (status, err) = post(&format!("{}/v2/models/weather-trees/infer", s.url), Some(&s.publish_token), &body);
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("`wind` is missing"), "{err}");
 }
 
 #[test]
