@@ -51,6 +51,13 @@ pub struct ModelChoice {
     /// Image side the CNN resizes to (0 = the dataset's own size, capped at 64).
     pub image_side: usize,
     pub backbone_weights: Option<PathBuf>,
+    /// Boosted trees: the most trees grown (early stopping on the validation rows may stop sooner).
+    pub gbdt_trees: usize,
+    pub gbdt_learning_rate: f64,
+    pub gbdt_max_depth: usize,
+    pub forest_trees: usize,
+    /// 0 = grow each tree until its leaves are pure.
+    pub forest_max_depth: usize,
 }
 
 impl Default for ModelChoice {
@@ -69,6 +76,11 @@ impl Default for ModelChoice {
             cnn_layers: default_cnn_layers(),
             image_side: 0,
             backbone_weights: None,
+            gbdt_trees: 300,
+            gbdt_learning_rate: 0.1,
+            gbdt_max_depth: 6,
+            forest_trees: 100,
+            forest_max_depth: 0,
         }
     }
 }
@@ -81,13 +93,29 @@ pub enum Template {
     Ridge,
     Logistic,
     Mlp,
+    BoostedTrees,
+    Forest,
     Cnn,
     Transfer,
 }
 
 impl Template {
-    pub const ALL: [Template; 7] =
-        [Self::Linear, Self::Polynomial, Self::Ridge, Self::Logistic, Self::Mlp, Self::Cnn, Self::Transfer];
+    pub const ALL: [Template; 9] = [
+        Self::Linear,
+        Self::Polynomial,
+        Self::Ridge,
+        Self::Logistic,
+        Self::Mlp,
+        Self::BoostedTrees,
+        Self::Forest,
+        Self::Cnn,
+        Self::Transfer,
+    ];
+
+    /// Trees: no epochs, batches or learning-rate schedule to set.
+    pub fn is_tree(self) -> bool {
+        matches!(self, Self::BoostedTrees | Self::Forest)
+    }
 
     pub fn title(self) -> &'static str {
         match self {
@@ -96,6 +124,8 @@ impl Template {
             Self::Ridge => "Ridge",
             Self::Logistic => "Logistic",
             Self::Mlp => "MLP",
+            Self::BoostedTrees => "Boosted trees",
+            Self::Forest => "Random forest",
             Self::Cnn => "CNN",
             Self::Transfer => "Transfer learning",
         }
@@ -108,6 +138,8 @@ impl Template {
             Self::Ridge => "Linear with a penalty that tames noisy or correlated features.",
             Self::Logistic => "The classic classifier: one weight per feature and class.",
             Self::Mlp => "A small neural network for non-linear tables.",
+            Self::BoostedTrees => "The strong baseline for tables. Missing values and text are fine.",
+            Self::Forest => "Many deep trees, averaged. Robust with little tuning.",
             Self::Cnn => "A convolutional network for images.",
             Self::Transfer => "Reuse a pretrained ResNet; train only a new head.",
         }
@@ -125,7 +157,7 @@ impl Template {
             }
             (Self::Logistic, false, Task::Classification) => Ok(()),
             (Self::Logistic, false, Task::Regression) => Err("predicts classes; pick Linear for numbers"),
-            (Self::Mlp, false, _) => Ok(()),
+            (Self::Mlp | Self::BoostedTrees | Self::Forest, false, _) => Ok(()),
         }
     }
 
@@ -152,6 +184,23 @@ impl ModelChoice {
                 activation: self.mlp_activation,
                 dropout: self.mlp_dropout,
             },
+            Template::BoostedTrees => {
+                let mut spec = ModelSpec::default_gbdt();
+                if let ModelSpec::Gbdt { trees, learning_rate, max_depth, .. } = &mut spec {
+                    *trees = self.gbdt_trees.max(1);
+                    *learning_rate = self.gbdt_learning_rate.clamp(1e-4, 1.0);
+                    *max_depth = self.gbdt_max_depth.max(1);
+                }
+                spec
+            }
+            Template::Forest => {
+                let mut spec = ModelSpec::default_forest();
+                if let ModelSpec::Forest { trees, max_depth, .. } = &mut spec {
+                    *trees = self.forest_trees.max(1);
+                    *max_depth = (self.forest_max_depth > 0).then_some(self.forest_max_depth);
+                }
+                spec
+            }
             Template::Cnn => {
                 let input = image_shape.ok_or("a CNN needs an image dataset")?;
                 ModelSpec::Cnn { input, layers: self.cnn_layers.clone() }
@@ -374,7 +423,7 @@ pub fn default_train_config(images: bool, template: Template) -> wick_core::trai
             c.epochs = if images { 15 } else { 30 };
             c.batch_size = 64;
         }
-        Template::Linear | Template::Polynomial | Template::Ridge => {}
+        Template::Linear | Template::Polynomial | Template::Ridge | Template::BoostedTrees | Template::Forest => {}
     }
     c
 }

@@ -472,3 +472,39 @@ fn a_run_on_every_row_says_it_has_no_held_out_metric() {
     h.run_steps(3);
     h.get_by_label_contains("trained on every row");
 }
+
+#[test]
+fn boosted_trees_train_from_their_card_and_are_evaluated_like_any_model() {
+    let env = Env::new(false);
+    let mut h = with_sample(&env, "Seattle weather");
+    h.get_by_role_and_label(Role::Button, "Boosted trees").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.project.model.template, wick_ui::project::Template::BoostedTrees);
+    // Trees have no epochs or learning-rate schedule to set; their own settings show instead.
+    assert!(h.query_by_label("Epochs").is_none());
+    h.get_by_label("Trees (at most)");
+    settle(&mut h);
+    h.snapshot_options("model_trees", &snapshot_options());
+
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert!(matches!(run.spec, wick_core::model::ModelSpec::Gbdt { .. }), "{:?}", run.spec);
+    let Some(wick_core::metrics::Metrics::Regression(m)) = run.test_metrics else { panic!("regression metrics expected") };
+    assert!(m.r2 > 0.8, "r2 = {}", m.r2);
+    // The curve is per tree: the validation loss of every tree grown.
+    assert!(run.history.iter().filter(|p| p.name == "loss").count() > 10);
+
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    // The fit plot is computed in the background and moves the page when it lands.
+    wait_for(&mut h, "the fit plot", |a| a.state.fit.view.is_some());
+    h.get_by_label("Predicted vs actual");
+    h.get_by_role_and_label(Role::Button, "Predict").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Predict").click();
+    eprintln!("DEBUG busy={} result={:?} notices={:?} fit={:?}", h.state().state.try_it.busy, h.state().state.try_it.result, h.state().state.notices, h.state().state.fit.view.as_ref().map(|v| v.is_ok()));
+    wait_for(&mut h, "a prediction", |a| a.state.try_it.result.is_some());
+    let prediction = h.state().state.try_it.result.clone().unwrap().unwrap();
+    assert!(prediction.parse::<f64>().is_ok(), "{prediction}");
+}

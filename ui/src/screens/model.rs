@@ -204,6 +204,31 @@ fn template_settings(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draf
             });
         }
         Template::Mlp => mlp_editor(cx, ui, m),
+        Template::BoostedTrees => {
+            egui::Grid::new("gbdt").num_columns(2).spacing([16.0, 6.0]).show(ui, |ui| {
+                ui.label("Trees (at most)");
+                ui.add(egui::Slider::new(&mut m.gbdt_trees, 10..=2000).logarithmic(true));
+                ui.end_row();
+                ui.label("Learning rate");
+                ui.add(egui::Slider::new(&mut m.gbdt_learning_rate, 0.01..=1.0).logarithmic(true));
+                ui.end_row();
+                ui.label("Depth");
+                ui.add(egui::Slider::new(&mut m.gbdt_max_depth, 1..=12));
+                ui.end_row();
+            });
+            ui.label(RichText::new("Stops adding trees when the validation rows stop improving (20 trees without a better loss). Missing values and text columns go to the trees as they are.").small().weak());
+        }
+        Template::Forest => {
+            egui::Grid::new("forest").num_columns(2).spacing([16.0, 6.0]).show(ui, |ui| {
+                ui.label("Trees");
+                ui.add(egui::Slider::new(&mut m.forest_trees, 10..=1000).logarithmic(true));
+                ui.end_row();
+                ui.label("Depth (0 = no limit)");
+                ui.add(egui::Slider::new(&mut m.forest_max_depth, 0..=40));
+                ui.end_row();
+            });
+            ui.label(RichText::new("Each tree sees a bootstrap sample of the training rows and a random subset of the features at every split.").small().weak());
+        }
         Template::Cnn => cnn_editor(cx, ui, m),
         Template::Transfer => {
             let name = m.backbone_weights.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none chosen".into());
@@ -459,7 +484,8 @@ fn layer_editor(ui: &mut egui::Ui, i: usize, layer: &mut Layer) {
 
 fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
     let state = cx.state;
-    let exact = matches!(state.project.model.template, Template::Linear | Template::Polynomial | Template::Ridge);
+    let template = state.project.model.template;
+    let exact = matches!(template, Template::Linear | Template::Polynomial | Template::Ridge) || template.is_tree();
     let c = &mut draft.train;
     egui::Grid::new("hyper").num_columns(4).spacing([16.0, 6.0]).show(ui, |ui| {
         if !exact {
@@ -503,7 +529,9 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
         }
         ui.end_row();
     });
-    if exact {
+    if template.is_tree() {
+        ui.label(RichText::new("Trees train on the CPU, on every core; their settings are above.").small().weak());
+    } else if exact {
         ui.label(RichText::new("Solved exactly in one step (least squares) — no epochs or learning rate needed.").small().weak());
     }
 }
