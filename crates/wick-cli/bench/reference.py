@@ -57,6 +57,31 @@ def infer(batches, threads, device="cpu"):
     out({"infer_images_per_sec": rate, "version": torch.__version__})
 
 
+def gbdt(path, threads):
+    """HistGradientBoostingRegressor on the generated table (target: last column), as Wick's row
+    fits it: 100 trees of depth 6, rate 0.1, at least 20 rows a leaf, no L2, no early stopping."""
+    try:
+        import numpy as np
+        import sklearn
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return out({"missing": "scikit-learn"})
+    data = np.loadtxt(path, delimiter=",", skiprows=1)
+    x, y = data[:, :-1], data[:, -1]
+    with threadpool_limits(threads):
+        model = HistGradientBoostingRegressor(max_iter=100, max_depth=6, max_leaf_nodes=None, learning_rate=0.1,
+                                              min_samples_leaf=20, l2_regularization=0.0, max_bins=255,
+                                              early_stopping=False, random_state=0)
+        t = time.perf_counter()
+        model.fit(x, y)
+        fit_secs = time.perf_counter() - t
+        t = time.perf_counter()
+        model.predict(x)
+        predict_rate = len(x) / (time.perf_counter() - t)
+    out({"fit_secs": fit_secs, "predict_rows_per_sec": predict_rate, "version": sklearn.__version__})
+
+
 def _net(name):
     """The networks of Wick's training rows, layer for layer (see wick_core::model::spec)."""
     from torch import nn
@@ -166,6 +191,8 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "csv":
         csv(args[0])
+    elif cmd == "gbdt":
+        gbdt(args[0], int(args[1]))
     elif cmd == "lstsq":
         lstsq(int(args[0]), int(args[1]))
     elif cmd == "infer":

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
 use wick_core::model::spec::dense_layers;
+use wick_core::model::trees::{BoostParams, Boosted};
 use wick_core::model::{default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec};
 use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
 use wick_core::train::parity::{device_parity, PARITY_TOLERANCE};
@@ -65,6 +66,9 @@ pub struct BenchArgs {
     /// small CNN with batch norm); exits with an error when they differ.
     #[arg(long)]
     pub parity: bool,
+    /// Rows of the generated regression table of the boosted-tree rows (0 leaves them out).
+    #[arg(long, default_value_t = 50_000)]
+    pub gbdt_rows: usize,
     /// Internal: run the peak-memory training in this process and report its peak memory.
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -113,6 +117,14 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         DeviceChoice::Cpu | DeviceChoice::Auto => ("cpu".to_string(), "CPU"),
     };
     let trainings = training_rows(args.cnn_steps);
+    let gbdt_csv = args.data_dir.join(format!("gbdt-{}.csv", args.gbdt_rows));
+    let gbdt_data = (args.gbdt_rows > 0).then(|| friedman_table(args.gbdt_rows));
+    if let Some((x, y)) = &gbdt_data {
+        if !gbdt_csv.exists() {
+            write_numeric_csv(&gbdt_csv, x, y, GBDT_FEATURES)?;
+        }
+    }
+    let (mut gb_w, mut gb_p, mut gbp_w, mut gbp_p) = (f64::MAX, None::<f64>, 0f64, None::<f64>);
 
     let mut csv_read_w = f64::MAX;
     let (mut csv_w, mut csv_p, mut ls_w, mut ls_p) = (f64::MAX, None::<f64>, f64::MAX, None::<f64>);
@@ -145,6 +157,19 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         if let Some(r) = py(&["lstsq", &lstsq_rows.to_string(), &lstsq_cols.to_string()])? {
             ls_p = Some(ls_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["secs"].as_f64().unwrap_or(f64::MAX))));
             versions.insert("numpy".into(), r["version"].clone());
+        }
+        if let Some((x, y)) = &gbdt_data {
+            let t = Instant::now();
+            let (model, _) = Boosted::fit(x, GBDT_FEATURES, y, 0, None, &gbdt_params())?;
+            gb_w = gb_w.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            std::hint::black_box(model.predict(x, y.len()));
+            gbp_w = gbp_w.max(y.len() as f64 / t.elapsed().as_secs_f64());
+            if let Some(r) = py(&["gbdt", &gbdt_csv.to_string_lossy(), &threads])? {
+                gb_p = Some(gb_p.map_or(r["fit_secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["fit_secs"].as_f64().unwrap_or(f64::MAX))));
+                best_max(&mut gbp_p, r["predict_rows_per_sec"].as_f64());
+                versions.insert("scikit-learn".into(), r["version"].clone());
+            }
         }
         for (i, t) in trainings.iter().enumerate() {
             train_w[i] = train_w[i].max(train_throughput(&t.work, args.device)?);
@@ -185,16 +210,20 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         reference_name: name.into(),
         speedup: reference.map(|r| wick / r),
     };
-    let rows = vec![
+    let mut rows = vec![
         time_row(&format!("open {} rows × 12 CSV ({file_mb:.0} MB) + statistics", args.csv_rows), csv_w, csv_p, "pandas read_csv"),
         time_row("  of which reading (polars)", csv_read_w, csv_p, "pandas read_csv"),
         time_row("least squares 200000 × 20 f64", ls_w, ls_p, "numpy lstsq"),
     ];
+    if gbdt_data.is_some() {
+        let sk = format!("scikit-learn HistGradientBoostingRegressor, {} threads", args.torch_threads);
+        rows.push(time_row(&format!("boosted trees fit {} × {GBDT_FEATURES}, 100 trees depth 6", args.gbdt_rows), gb_w, gb_p, &sk));
+        rows.push(rate_row(&format!("boosted trees predict {} rows", args.gbdt_rows), gbp_w, gbp_p, &sk, "rows/s"));
+    }
     let torch_name = match device_word {
         "CPU" => format!("PyTorch CPU, {} threads", args.torch_threads),
         gpu => format!("PyTorch {gpu}"),
     };
-    let mut rows = rows;
     for (i, t) in trainings.iter().enumerate() {
         rows.push(rate_row(t.task, train_w[i], train_p[i], &torch_name, t.unit));
     }
@@ -360,6 +389,46 @@ fn peak_rss_of_inspect(csv: &Path) -> Result<Option<f64>> {
 pub fn own_peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+const GBDT_FEATURES: usize = 10;
+
+/// The boosted-tree rows' settings, the same as reference.py's `gbdt`.
+fn gbdt_params() -> BoostParams {
+    BoostParams { trees: 100, learning_rate: 0.1, max_depth: 6, min_leaf_weight: 20.0, l2: 0.0, early_stopping_rounds: None, seed: 0, record_train_loss: false }
+}
+
+/// Friedman's regression problem #1 (as scikit-learn's `make_friedman1`): ten uniform features, of
+/// which five matter, plus noise.
+fn friedman_table(rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let x: Vec<f64> = (0..rows * GBDT_FEATURES).map(|_| rng.random_range(0.0..1.0)).collect();
+    let y = x
+        .chunks_exact(GBDT_FEATURES)
+        .map(|r| {
+            let noise: f64 = (0..12).map(|_| rng.random_range(0.0..1.0)).sum::<f64>() - 6.0;
+            10.0 * (std::f64::consts::PI * r[0] * r[1]).sin() + 20.0 * (r[2] - 0.5).powi(2) + 10.0 * r[3] + 5.0 * r[4] + noise
+        })
+        .collect();
+    (x, y)
+}
+
+/// Writes features and target as a CSV whose numbers parse back to the same f64s.
+fn write_numeric_csv(path: &Path, x: &[f64], y: &[f64], cols: usize) -> Result<()> {
+    let tmp = path.with_extension("csv.partial");
+    let mut w = BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?);
+    let header: Vec<String> = (0..cols).map(|j| format!("x{j}")).chain(["y".to_string()]).collect();
+    writeln!(w, "{}", header.join(","))?;
+    for (row, target) in x.chunks_exact(cols).zip(y) {
+        for v in row {
+            write!(w, "{v},")?;
+        }
+        writeln!(w, "{target}")?;
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 fn lstsq_data(rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {

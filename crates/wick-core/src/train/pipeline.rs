@@ -271,6 +271,7 @@ fn fit_trees(
                 l2: *l2,
                 early_stopping_rounds: *early_stopping_rounds,
                 seed: config.seed,
+                record_train_loss: true,
             };
             let (boosted, history) = Boosted::fit(x_train, width, y_train, n_classes, Some(valid), &params)?;
             // forust has no per-tree callback, so the curve is sent when the fit returns (seconds).
@@ -280,7 +281,7 @@ fn fit_trees(
                     recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Valid, name: "loss".into(), value: *v });
                 }
             }
-            let grown = history.train.len().max(1);
+            let grown = history.trees_grown.max(1);
             let kept = history.trees_kept.max(1);
             if kept < grown {
                 recorder.on_event(TrainEvent::EarlyStopped { epoch: grown, best_epoch: kept });
