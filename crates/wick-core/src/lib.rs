@@ -6,6 +6,7 @@
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod explain;
 pub mod export;
 pub mod metrics;
 pub mod model;

@@ -126,43 +126,7 @@ impl Model {
         let ModelInput::Tabular { preprocessor } = &self.input else {
             return Err(WickError::PredictInput("this model takes images, not table rows".into()));
         };
-        let mut columns = Vec::new();
-        for enc in &preprocessor.encoders {
-            let name = enc.name();
-            let values = rows.iter().map(|row| match row.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => Ok(Some(v.clone())),
-            });
-            let values: Vec<Option<serde_json::Value>> = values.collect::<Result<_>>()?;
-            let col = match enc {
-                crate::data::FeatureEncoder::Numeric { .. } | crate::data::FeatureEncoder::Raw { .. } => {
-                    let nums = values
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| match v {
-                            None => Ok(None),
-                            Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
-                            Some(serde_json::Value::Bool(b)) => Ok(Some(f64::from(u8::from(*b)))),
-                            Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| {
-                                WickError::PredictInput(format!("row {}: `{name}` must be a number, got {s:?}", i + 1))
-                            }),
-                            Some(other) => Err(WickError::PredictInput(format!("row {}: `{name}` must be a number, got {other}", i + 1))),
-                        })
-                        .collect::<Result<Vec<Option<f64>>>>()?;
-                    Column::new(name.into(), nums)
-                }
-                crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } => {
-                    let texts: Vec<Option<String>> = values
-                        .iter()
-                        .map(|v| v.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                        .collect();
-                    Column::new(name.into(), texts)
-                }
-            };
-            columns.push(col);
-        }
-        let df = DataFrame::new(rows.len(), columns).map_err(|e| WickError::polars("prediction rows", e))?;
-        self.predict_frame(&df)
+        self.predict_frame(&rows_frame(preprocessor, rows)?)
     }
 
     /// Predicts image files.
@@ -332,4 +296,45 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 
 pub(crate) fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+}
+
+/// JSON rows (column → value) as a frame of the preprocessor's feature columns; a missing key or
+/// `null` is a missing value.
+pub(crate) fn rows_frame(preprocessor: &Preprocessor, rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<DataFrame> {
+    let mut columns = Vec::new();
+    for enc in &preprocessor.encoders {
+        let name = enc.name();
+        let values = rows.iter().map(|row| match row.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => Ok(Some(v.clone())),
+        });
+        let values: Vec<Option<serde_json::Value>> = values.collect::<Result<_>>()?;
+        let col = match enc {
+            crate::data::FeatureEncoder::Numeric { .. } | crate::data::FeatureEncoder::Raw { .. } => {
+                let nums = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        None => Ok(None),
+                        Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+                        Some(serde_json::Value::Bool(b)) => Ok(Some(f64::from(u8::from(*b)))),
+                        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| {
+                            WickError::PredictInput(format!("row {}: `{name}` must be a number, got {s:?}", i + 1))
+                        }),
+                        Some(other) => Err(WickError::PredictInput(format!("row {}: `{name}` must be a number, got {other}", i + 1))),
+                    })
+                    .collect::<Result<Vec<Option<f64>>>>()?;
+                Column::new(name.into(), nums)
+            }
+            crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } => {
+                let texts: Vec<Option<String>> = values
+                    .iter()
+                    .map(|v| v.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect();
+                Column::new(name.into(), texts)
+            }
+        };
+        columns.push(col);
+    }
+    DataFrame::new(rows.len(), columns).map_err(|e| WickError::polars("prediction rows", e))
 }

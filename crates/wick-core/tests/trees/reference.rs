@@ -136,3 +136,39 @@ fn a_feature_missing_in_every_training_row_is_named() {
         .expect("an all-missing feature must be refused");
     assert!(err.to_string().contains("`empty`"), "{err}");
 }
+
+#[test]
+fn importance_finds_the_feature_that_matters_and_contributions_add_up() {
+    use wick_core::explain::{explain_row, permutation_importance};
+    let df = read_table(&common::sample("seattle-weather.csv")).unwrap();
+    let linear = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 2 };
+    for spec in [ModelSpec::default_gbdt(), ModelSpec::default_forest(), linear] {
+        let out = train("seattle-weather.csv", "temp_max", Some(WEATHER_VALUE_FEATURES), &spec, 42);
+        let a = permutation_importance(&out.model, &df, 3, 1).unwrap();
+        let b = permutation_importance(&out.model, &df, 3, 1).unwrap();
+        assert_eq!(a, b, "{spec:?}: the same seed gives the same importances");
+        assert_eq!(a.features[0].feature, "temp_min", "{spec:?}: {:#?}", a.features);
+        assert!(a.features[0].permutation_mean > 0.3, "{spec:?}: {:#?}", a.features);
+        assert_eq!(a.features.iter().all(|f| f.split_gain.is_some()), spec.is_tree());
+
+        let row: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"month": 7, "precipitation": 0.0, "temp_min": 14.0, "wind": 3.1, "weather": "sun"}"#).unwrap();
+        let e = explain_row(&out.model, &row).unwrap().expect("linear and tree models are explained");
+        let predicted = out.model.predict_rows(std::slice::from_ref(&row)).unwrap()[0].as_f64();
+        let total = e.base + e.parts.iter().map(|p| p.1).sum::<f64>();
+        assert!((total - predicted).abs() < 1e-6 * predicted.abs().max(1.0), "{spec:?}: {total} vs {predicted} ({e:?})");
+        assert_eq!(e.parts[0].0, "temp_min", "{spec:?}: {e:?}");
+    }
+
+    // Classes: the explained score is the predicted class's.
+    let out = train("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), &ModelSpec::default_gbdt(), 42);
+    let row: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"month": 1, "precipitation": 12.0, "temp_min": 4.0, "wind": 5.0, "temp_max": 9.0}"#).unwrap();
+    let e = explain_row(&out.model, &row).unwrap().unwrap();
+    let label = match &out.model.predict_rows(std::slice::from_ref(&row)).unwrap()[0] {
+        wick_core::model::Prediction::Class { label, .. } => label.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(e.output, format!("score of {label}"));
+    assert_eq!(e.scale, "log-odds");
+}

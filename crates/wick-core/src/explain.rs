@@ -1,0 +1,202 @@
+//! What a tabular model relies on: permutation importance for every model, split gain for trees,
+//! and one prediction split into per-feature contributions (exact for linear models, TreeSHAP for
+//! boosted trees, path attribution for forests).
+
+use polars::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{FeatureEncoder, Preprocessor, Task};
+use crate::error::{Result, WickError};
+use crate::metrics::regression_metrics;
+use crate::model::{Model, ModelInput, ModelSpec, Prediction, Weights};
+
+/// How much one feature matters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    pub feature: String,
+    /// Mean drop of the score when the feature's values are shuffled (0 = not used).
+    pub permutation_mean: f64,
+    pub permutation_std: f64,
+    /// Trees: the feature's share of the total split gain.
+    pub split_gain: Option<f64>,
+}
+
+/// Importances of every feature, most important first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Importance {
+    /// `accuracy` or `r2`: the score whose drop is measured.
+    pub metric: String,
+    /// The score on the unshuffled rows.
+    pub baseline: f64,
+    pub rows: usize,
+    pub repeats: usize,
+    pub features: Vec<FeatureImportance>,
+}
+
+/// Permutation importance on the labelled rows of `df`: each feature column is shuffled `repeats`
+/// times (seeded) and the drop of accuracy (classes) or R² (numbers) is averaged.
+pub fn permutation_importance(model: &Model, df: &DataFrame, repeats: usize, seed: u64) -> Result<Importance> {
+    let preprocessor = tabular(model)?;
+    let target = &model.target.name;
+    let column = df
+        .column(target)
+        .map_err(|_| WickError::column(target, "is missing: importance needs the target column the model was trained on"))?;
+    // Rows with a target only.
+    let keep: Vec<bool> = (0..df.height()).map(|i| column.get(i).is_ok_and(|v| !v.is_null())).collect();
+    let mask = BooleanChunked::from_iter_values("keep".into(), keep.iter().copied());
+    let df = df.filter(&mask).map_err(|e| WickError::polars("importance rows", e))?;
+    let n = df.height();
+    if n < 2 {
+        return Err(WickError::InvalidSpec("permutation importance needs at least 2 rows with a target value".into()));
+    }
+    let repeats = repeats.max(1);
+    let actual = Actual::read(model, df.column(target).map_err(|e| WickError::polars(format!("target `{target}`"), e))?)?;
+    let x = preprocessor.transform_frame(&df)?;
+    let width = preprocessor.width();
+    let baseline = actual.score(&model.predict_encoded(&x, n)?);
+    let gains = model.tree_ensemble().map(|t| t.split_gain());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut features = Vec::with_capacity(preprocessor.encoders.len());
+    let mut offset = 0;
+    let mut shuffled = x.clone();
+    for (f, enc) in preprocessor.encoders.iter().enumerate() {
+        let w = enc.width();
+        let mut drops = Vec::with_capacity(repeats);
+        let mut order: Vec<usize> = (0..n).collect();
+        for _ in 0..repeats {
+            order.shuffle(&mut rng);
+            // The feature's whole block (every one-hot column) moves together.
+            for (row, &from) in order.iter().enumerate() {
+                shuffled[row * width + offset..row * width + offset + w].copy_from_slice(&x[from * width + offset..from * width + offset + w]);
+            }
+            drops.push(baseline - actual.score(&model.predict_encoded(&shuffled, n)?));
+        }
+        for row in 0..n {
+            shuffled[row * width + offset..row * width + offset + w].copy_from_slice(&x[row * width + offset..row * width + offset + w]);
+        }
+        let mean = drops.iter().sum::<f64>() / drops.len() as f64;
+        let std = (drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / drops.len() as f64).sqrt();
+        features.push(FeatureImportance {
+            feature: enc.name().to_string(),
+            permutation_mean: mean,
+            permutation_std: std,
+            split_gain: gains.as_ref().and_then(|g| g.get(f).copied()),
+        });
+        offset += w;
+    }
+    features.sort_by(|a, b| b.permutation_mean.total_cmp(&a.permutation_mean));
+    let metric = match model.task() {
+        Task::Regression => "r2",
+        Task::Classification => "accuracy",
+    };
+    Ok(Importance { metric: metric.into(), baseline, rows: n, repeats, features })
+}
+
+fn tabular(model: &Model) -> Result<&Preprocessor> {
+    match &model.input {
+        ModelInput::Tabular { preprocessor } => Ok(preprocessor),
+        ModelInput::Image { .. } => Err(WickError::PredictInput("importance by feature needs a table model; this model takes images".into())),
+    }
+}
+
+/// True targets of the rows, in the model's terms.
+enum Actual {
+    Values(Vec<f64>),
+    /// Class indices; a label never seen in training is `labels.len()` (always a miss).
+    Classes(Vec<usize>),
+}
+
+impl Actual {
+    fn read(model: &Model, column: &Column) -> Result<Self> {
+        let name = &model.target.name;
+        Ok(match model.task() {
+            Task::Regression => {
+                let v = column.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                Self::Values(v.f64().map_err(|e| WickError::polars(format!("target `{name}`"), e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            }
+            Task::Classification => {
+                let v = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                let labels = &model.target.labels;
+                let v = v.str().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                Self::Classes(v.iter().map(|v| v.and_then(|v| labels.iter().position(|l| l == v)).unwrap_or(labels.len())).collect())
+            }
+        })
+    }
+
+    fn score(&self, predictions: &[Prediction]) -> f64 {
+        match self {
+            Self::Values(actual) => {
+                let predicted: Vec<f64> = predictions.iter().map(Prediction::as_f64).collect();
+                regression_metrics(actual, &predicted).r2
+            }
+            Self::Classes(actual) => {
+                let hits = actual.iter().zip(predictions).filter(|(a, p)| matches!(p, Prediction::Class { class_index, .. } if class_index == *a)).count();
+                hits as f64 / actual.len().max(1) as f64
+            }
+        }
+    }
+}
+
+/// One prediction split into per-feature parts: `base + Σ parts` is the explained output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// What is explained: the target (numbers) or `score of <class>`.
+    pub output: String,
+    /// `value`, `log-odds` or `probability`.
+    pub scale: String,
+    /// How the parts were computed.
+    pub method: String,
+    pub base: f64,
+    /// Per feature column, largest magnitude first.
+    pub parts: Vec<(String, f64)>,
+}
+
+/// Explains the model's prediction of one row given as JSON (column → value). `None` for models
+/// whose contributions Wick can't compute exactly or honestly (logistic regression, MLPs).
+pub fn explain_row(model: &Model, row: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Explanation>> {
+    let preprocessor = tabular(model)?;
+    let x = preprocessor.transform_frame(&crate::model::rows_frame(preprocessor, std::slice::from_ref(row))?)?;
+    let prediction = model.predict_encoded(&x, 1)?.into_iter().next();
+    let predicted_class = match &prediction {
+        Some(Prediction::Class { class_index, .. }) => Some(*class_index),
+        _ => None,
+    };
+    let names: Vec<&str> = preprocessor.encoders.iter().map(FeatureEncoder::name).collect();
+    let explanation = match (&model.weights, &model.spec) {
+        (Weights::Linear(fit), ModelSpec::Linear { poly_degree, .. }) => {
+            // Each encoded input's term w·x (powers of a feature included) belongs to its column.
+            let (px, _) = crate::model::polynomial_features(&x, preprocessor.width(), *poly_degree);
+            let width = preprocessor.width();
+            let owner: Vec<usize> = preprocessor.encoders.iter().enumerate().flat_map(|(f, e)| std::iter::repeat_n(f, e.width())).collect();
+            let mut parts = vec![0.0; names.len()];
+            for (j, (v, c)) in px.iter().zip(&fit.coefficients).enumerate() {
+                parts[owner[j % width]] += v * c;
+            }
+            Some(finish(model.target.name.clone(), "value", "exact (linear terms)", fit.intercept, names, parts))
+        }
+        (Weights::Trees(ensemble), _) => {
+            let c = ensemble.contributions(&x);
+            // The output explained: the value; the predicted class (its own booster or forest
+            // column); for two boosted classes, the one booster models the second class.
+            let (k, output) = match (predicted_class, c.bias.len()) {
+                (None, _) => (0, model.target.name.clone()),
+                (Some(_), 1) => (0, format!("score of {}", model.target.labels.get(1).cloned().unwrap_or_default())),
+                (Some(i), _) => (i, format!("score of {}", model.target.labels.get(i).cloned().unwrap_or_default())),
+            };
+            let method = if matches!(model.spec, ModelSpec::Gbdt { .. }) { "TreeSHAP (exact Shapley values)" } else { "path attribution (Saabas), sums exactly" };
+            let parts = c.per_feature.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect();
+            Some(finish(output, &c.scale, method, c.bias.get(k).copied().unwrap_or(0.0), names, parts))
+        }
+        _ => None,
+    };
+    Ok(explanation)
+}
+
+fn finish(output: String, scale: &str, method: &str, base: f64, names: Vec<&str>, parts: Vec<f64>) -> Explanation {
+    let mut parts: Vec<(String, f64)> = names.into_iter().map(str::to_string).zip(parts).collect();
+    parts.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    Explanation { output, scale: scale.into(), method: method.into(), base, parts }
+}
