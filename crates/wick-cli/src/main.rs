@@ -32,6 +32,9 @@ enum Command {
     Train(Box<commands::train::TrainArgs>),
     /// Score a saved model on labelled data.
     Eval { model: PathBuf, data: PathBuf },
+    /// Which features a table model relies on (permutation importance, split gain for trees), and
+    /// with --row N why it predicted row N.
+    Explain(commands::explain::ExplainArgs),
     /// Predict with a saved model: a table file, image files, or a folder of images.
     Predict {
         model: PathBuf,
@@ -99,6 +102,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
+        Command::Explain(args) => commands::explain::run(&args, cli.json),
         Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
         Command::Export(args) => commands::export::run(&args, cli.json),
         Command::Publish(args) => commands::remote::publish(&args, cli.json),

@@ -213,3 +213,30 @@ fn bench_serve_loads_a_real_wick_serve_process() {
     }
     assert!(v["tcp_echo_round_trips_per_sec"].as_f64().unwrap() > 0.0, "{v}");
 }
+
+#[test]
+fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, target, metric, floor) in [("seattle-weather.csv", "temp_max", "r2", 0.8), ("seattle-weather.csv", "weather", "accuracy", 0.6), ("breast-cancer.csv", "diagnosis", "accuracy", 0.9)] {
+        for kind in ["gbdt", "forest"] {
+            let model = dir.path().join(format!("{target}-{kind}.wick"));
+            let data = sample(file);
+            let v = ok_json(&["--json", "train", s(&data), "--target", target, "--model", kind, "--out", s(&model)]);
+            assert!(v["metrics"][metric].as_f64().unwrap() > floor, "{kind} on {file}: {v}");
+            assert!(model.join("trees.json").exists(), "a tree package keeps trees.json");
+            let v = ok_json(&["--json", "explain", s(&model), s(&data), "--repeats", "2", "--row", "3"]);
+            let features = v["importance"]["features"].as_array().unwrap();
+            assert!(!features.is_empty() && features.iter().all(|f| f["split_gain"].is_number()), "{v}");
+            assert!(v["explanation"]["parts"].as_array().is_some_and(|p| p.len() == features.len()), "{v}");
+        }
+    }
+    // A model without per-feature contributions says so; --row out of range is named.
+    let model = dir.path().join("mlp.wick");
+    let data = sample("breast-cancer.csv");
+    ok_json(&["--json", "train", s(&data), "--target", "diagnosis", "--model", "mlp", "--epochs", "2", "--out", s(&model)]);
+    let out = wick(&["explain", s(&model), s(&data), "--repeats", "1", "--row", "2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MLP models have no per-feature contributions"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wick(&["explain", s(&model), s(&data), "--row", "100000"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--row 100000 is not in"), "{}", String::from_utf8_lossy(&out.stderr));
+}

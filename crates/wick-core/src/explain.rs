@@ -200,3 +200,23 @@ fn finish(output: String, scale: &str, method: &str, base: f64, names: Vec<&str>
     parts.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     Explanation { output, scale: scale.into(), method: method.into(), base, parts }
 }
+
+/// Row `index` (0-based) of a frame as JSON (column → value), as `explain_row` takes it.
+pub fn frame_row(df: &DataFrame, index: usize) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for column in df.columns() {
+        let value = column.get(index).map_err(|e| WickError::polars(format!("row {}", index + 1), e))?;
+        let json = match value {
+            AnyValue::Null => serde_json::Value::Null,
+            AnyValue::Boolean(b) => serde_json::Value::Bool(b),
+            AnyValue::String(s) => serde_json::Value::String(s.to_string()),
+            AnyValue::StringOwned(s) => serde_json::Value::String(s.to_string()),
+            other => match other.extract::<f64>() {
+                Some(v) => serde_json::json!(v),
+                None => serde_json::Value::String(other.to_string()),
+            },
+        };
+        out.insert(column.name().to_string(), json);
+    }
+    Ok(out)
+}

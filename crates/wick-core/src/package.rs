@@ -366,7 +366,7 @@ pub fn unpack_package(archive: &[u8], dest: &Path) -> Result<Manifest> {
 
 /// A human-readable model card.
 fn model_card(m: &Manifest) -> String {
-    let mut s = format!("# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n", m.name, kind_name(&m.spec), m.target.name, m.target.task);
+    let mut s = format!("# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n", m.name, m.spec.kind_name(), m.target.name, m.target.task);
     s.push_str("## Inputs\n\n| name | datatype | shape |\n|---|---|---|\n");
     for t in &m.inputs {
         s.push_str(&format!("| {} | {} | {:?} |\n", t.name, t.datatype, t.shape));
@@ -431,17 +431,3 @@ fn onnx_section(m: &Manifest) -> String {
     )
 }
 
-fn kind_name(spec: &ModelSpec) -> &'static str {
-    match spec {
-        ModelSpec::Linear { ridge_alpha, poly_degree } if *poly_degree > 1 && *ridge_alpha > 0.0 => "polynomial ridge regression",
-        ModelSpec::Linear { poly_degree, .. } if *poly_degree > 1 => "polynomial regression",
-        ModelSpec::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => "ridge regression",
-        ModelSpec::Linear { .. } => "linear regression",
-        ModelSpec::Logistic => "logistic regression",
-        ModelSpec::Mlp { .. } => "MLP",
-        ModelSpec::Cnn { .. } => "CNN",
-        ModelSpec::Transfer { .. } => "transfer learning",
-        ModelSpec::Gbdt { .. } => "gradient-boosted trees",
-        ModelSpec::Forest { .. } => "random forest",
-    }
-}

@@ -2,6 +2,7 @@ pub mod bench;
 pub mod bench_serve;
 pub mod devices;
 pub mod eval;
+pub mod explain;
 pub mod export;
 pub mod inspect;
 pub mod predict;

@@ -112,6 +112,22 @@ impl ModelSpec {
         Self::Forest { trees: forest_trees(), max_depth: None, min_samples_leaf: 1, max_features: None }
     }
 
+    /// The model's kind in words, as the model card and messages name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Linear { ridge_alpha, poly_degree } if *poly_degree > 1 && *ridge_alpha > 0.0 => "polynomial ridge regression",
+            Self::Linear { poly_degree, .. } if *poly_degree > 1 => "polynomial regression",
+            Self::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => "ridge regression",
+            Self::Linear { .. } => "linear regression",
+            Self::Logistic => "logistic regression",
+            Self::Mlp { .. } => "MLP",
+            Self::Cnn { .. } => "CNN",
+            Self::Transfer { .. } => "transfer learning",
+            Self::Gbdt { .. } => "gradient-boosted trees",
+            Self::Forest { .. } => "random forest",
+        }
+    }
+
     /// Tree models read tables in the tree encoding (raw numbers, category codes, NaN for missing).
     pub fn is_tree(&self) -> bool {
         matches!(self, Self::Gbdt { .. } | Self::Forest { .. })
