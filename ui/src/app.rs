@@ -16,7 +16,7 @@ use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput}
 use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
 use crate::settings::Settings;
 pub use crate::project::{default_train_config, sanitize_model_name};
-pub use crate::state::{ActiveTraining, AppState, DataState, FitState, PublishState, SaveStatus, Screen, TryState};
+pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, SaveStatus, Screen, TryState};
 pub use crate::waker::Waker;
 use crate::{screens, theme};
 
@@ -66,6 +66,7 @@ impl WickApp {
             publish: PublishState::default(),
             try_it: TryState::default(),
             fit: FitState::default(),
+            importance: ImportanceState::default(),
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
             show_settings: false,
             show_about: false,
@@ -188,6 +189,7 @@ impl WickApp {
         self.state.project = project;
         self.state.models.clear();
         self.state.fit = FitState::default();
+        self.state.importance = ImportanceState::default();
         self.state.publish = PublishState::default();
         self.state.try_it = TryState::default();
         self.state.notices.extend(problem.map(|p| p.to_string()));
@@ -309,7 +311,22 @@ impl WickApp {
             JobEvent::TryIt { run_id, model, result } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 self.state.try_it.busy = false;
-                self.state.try_it.result = Some(result.map(|p| p.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+                match result {
+                    Ok((predictions, explanation)) => {
+                        self.state.try_it.result = Some(Ok(predictions.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+                        self.state.try_it.explanation = explanation;
+                    }
+                    Err(e) => {
+                        self.state.try_it.result = Some(Err(e));
+                        self.state.try_it.explanation = None;
+                    }
+                }
+            }
+            JobEvent::Importance { run_id, model, result } => {
+                self.state.models.extend(model.map(|m| (run_id, m)));
+                if self.state.importance.run == Some(run_id) {
+                    self.state.importance.view = Some(result);
+                }
             }
             JobEvent::FitView { run_id, feature, model, result } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
@@ -484,6 +501,13 @@ impl WickApp {
                 }
             }
             Command::RequestFit { run_id, request } => self.request_fit(run_id, request),
+            Command::RequestImportance { run_id, rows } => {
+                self.state.importance = ImportanceState { run: Some(run_id), view: None };
+                match self.model_source(run_id) {
+                    Ok(source) => self.jobs.importance(run_id, source, rows),
+                    Err(e) => self.state.importance.view = Some(Err(e)),
+                }
+            }
             Command::Menu(event) => self.handle_host_event(event),
         }
     }

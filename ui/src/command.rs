@@ -25,6 +25,8 @@ pub enum Command {
     RefreshVersions,
     Rollback { name: String, version: u64 },
     TryRow(serde_json::Map<String, serde_json::Value>),
+    /// Compute the permutation importance of a run on these (its test) rows.
+    RequestImportance { run_id: u32, rows: wick_core::polars::prelude::DataFrame },
     TryImage(PathBuf),
     Host(HostRequest),
     SetDark(bool),

@@ -7,6 +7,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use wick_core::data::{index_image_csv, index_image_folder, inspect_table, ColumnKind, ImageIndex, TableSummary, TabularRequest};
+use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
@@ -122,6 +123,9 @@ fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
     Ok(FitView { points, curve })
 }
 
+/// Shuffles per feature of the Evaluate screen's importance (as `wick explain`'s default).
+const IMPORTANCE_REPEATS: usize = 5;
+
 /// News from a background job.
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
@@ -132,7 +136,9 @@ pub enum JobEvent {
     Versions { result: Result<Vec<ModelListing>, String> },
     RolledBack { name: String, version: u64, result: Result<(), String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
-    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<Vec<Prediction>, String> },
+    /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
+    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<(Vec<Prediction>, Option<Explanation>), String> },
+    Importance { run_id: u32, model: Option<Arc<Model>>, result: Result<Importance, String> },
     FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
     Exported { path: PathBuf, result: Result<(), String> },
 }
@@ -246,12 +252,24 @@ impl Jobs {
         self.spawn("try-it", move |send| {
             let (model, result) = source.with(|model| {
                 match input {
-                    TryInput::Row(row) => model.predict_rows(&[row]),
-                    TryInput::Image(path) => model.predict_image_paths(&[path]),
+                    TryInput::Row(row) => {
+                        let predictions = model.predict_rows(std::slice::from_ref(&row)).map_err(|e| e.to_string())?;
+                        // A model without contributions (or a row they can't be computed for) still predicts.
+                        let explanation = explain_row(model, &row).ok().flatten();
+                        Ok((predictions, explanation))
+                    }
+                    TryInput::Image(path) => model.predict_image_paths(&[path]).map(|p| (p, None)).map_err(|e| e.to_string()),
                 }
-                .map_err(|e| e.to_string())
             });
             send(JobEvent::TryIt { run_id, model, result });
+        });
+    }
+
+    /// Permutation importance of a table model on `rows` (the run's test rows), 5 shuffles per feature.
+    pub fn importance(&self, run_id: u32, source: ModelSource, rows: DataFrame) {
+        self.spawn("importance", move |send| {
+            let (model, result) = source.with(|model| permutation_importance(model, &rows, IMPORTANCE_REPEATS, 0).map_err(|e| e.to_string()));
+            send(JobEvent::Importance { run_id, model, result });
         });
     }
 

@@ -111,6 +111,22 @@ impl FitState {
 pub struct TryState {
     pub busy: bool,
     pub result: Option<Result<String, String>>,
+    /// The prediction split into per-feature parts (linear and tree models).
+    pub explanation: Option<wick_core::explain::Explanation>,
+}
+
+/// The Evaluate screen's feature importance, computed in the background for one run at a time.
+#[derive(Default)]
+pub struct ImportanceState {
+    pub run: Option<u32>,
+    /// `None` while the job for `run` runs.
+    pub view: Option<Result<wick_core::explain::Importance, String>>,
+}
+
+impl ImportanceState {
+    pub fn is_busy(&self) -> bool {
+        self.run.is_some() && self.view.is_none()
+    }
 }
 
 /// Whether what the screens show is on disk.
@@ -135,6 +151,7 @@ pub struct AppState {
     pub publish: PublishState,
     pub try_it: TryState,
     pub fit: FitState,
+    pub importance: ImportanceState,
     /// Problems to show in the banner at the top (save failures, a damaged project file, …).
     pub notices: Vec<String>,
     pub show_settings: bool,
@@ -151,6 +168,7 @@ impl AppState {
             || self.publish.versions_busy
             || self.try_it.busy
             || self.fit.is_busy()
+            || self.importance.is_busy()
     }
 
     pub fn loaded(&self) -> Option<&LoadedData> {

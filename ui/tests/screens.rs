@@ -500,11 +500,28 @@ fn boosted_trees_train_from_their_card_and_are_evaluated_like_any_model() {
     // The fit plot is computed in the background and moves the page when it lands.
     wait_for(&mut h, "the fit plot", |a| a.state.fit.view.is_some());
     h.get_by_label("Predicted vs actual");
+    // Feature importance on the test rows: temp_min is what the day's high follows.
+    wait_for(&mut h, "the importance", |a| a.state.importance.view.is_some());
+    let importance = h.state().state.importance.view.as_ref().unwrap().as_ref().unwrap().clone();
+    assert_eq!(importance.features[0].feature, "temp_min", "{importance:#?}");
+    assert!(importance.features.iter().all(|f| f.split_gain.is_some()), "trees also show their split gain");
+    h.get_by_label("Share of the trees' split gain");
     h.get_by_role_and_label(Role::Button, "Predict").scroll_to_me();
     h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Predict").click();
-    eprintln!("DEBUG busy={} result={:?} notices={:?} fit={:?}", h.state().state.try_it.busy, h.state().state.try_it.result, h.state().state.notices, h.state().state.fit.view.as_ref().map(|v| v.is_ok()));
     wait_for(&mut h, "a prediction", |a| a.state.try_it.result.is_some());
     let prediction = h.state().state.try_it.result.clone().unwrap().unwrap();
-    assert!(prediction.parse::<f64>().is_ok(), "{prediction}");
+    let value: f64 = prediction.parse().unwrap_or_else(|_| panic!("{prediction}"));
+    // The prediction's parts, TreeSHAP for boosted trees, add up to it.
+    let e = h.state().state.try_it.explanation.clone().expect("a tree model explains its prediction");
+    assert!(e.method.contains("TreeSHAP"), "{e:?}");
+    let total = e.base + e.parts.iter().map(|p| p.1).sum::<f64>();
+    assert!((total - value).abs() < 1e-3, "{total} vs {value}");
+    h.get_by_label_contains("Why: temp_max =");
+    h.get_by_label("Feature importance").scroll_to_me();
+    settle(&mut h);
+    h.snapshot_options("evaluate_trees", &snapshot_options());
+    h.get_by_label_contains("Why: temp_max =").scroll_to_me();
+    settle(&mut h);
+    h.snapshot_options("try_it_contributions", &snapshot_options());
 }

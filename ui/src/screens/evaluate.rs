@@ -45,7 +45,87 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         Some(Metrics::Classification(m)) => classification(cx, ui, &run, &m),
         None => {}
     }
+    importance(cx, ui, &run);
     try_it(cx, ui, &run);
+}
+
+/// Which features the model relies on: the score's drop when each feature is shuffled, on the
+/// test rows; for trees also each feature's share of the split gain.
+fn importance(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
+    let state = cx.state;
+    let Some(LoadedData::Table { df, .. }) = state.loaded() else { return };
+    let rows: Vec<wick_core::polars::prelude::IdxSize> =
+        run.test_samples.iter().filter_map(|s| crate::requests::row_index(&s.source)).filter(|&r| r < df.height()).map(|r| r as _).collect();
+    if rows.len() < 2 {
+        return;
+    }
+    theme::section(ui, "Feature importance");
+    if state.importance.run != Some(run.id) {
+        let idx = wick_core::polars::prelude::IdxCa::from_vec("rows".into(), rows);
+        match df.take(&idx) {
+            Ok(test_rows) => cx.send(Command::RequestImportance { run_id: run.id, rows: test_rows }),
+            Err(e) => error_label(ui, &format!("The test rows could not be read: {e}")),
+        }
+    }
+    let view = match &state.importance.view {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Shuffling each feature on the test rows…");
+            });
+            return;
+        }
+        Some(Err(e)) => {
+            error_label(ui, &format!("Importance could not be computed: {e}"));
+            return;
+        }
+        Some(Ok(view)) => view,
+    };
+    let metric = if view.metric == "r2" { "R²" } else { "accuracy" };
+    ui.label(
+        RichText::new(format!(
+            "How much the test {metric} ({:.3}) drops when one feature's values are shuffled ({} times each, on {} rows); 0 means the model doesn't use it.",
+            view.baseline, view.repeats, view.rows
+        ))
+        .small()
+        .weak(),
+    );
+    // Most important at the top: bars are drawn bottom-up.
+    let n = view.features.len();
+    let names: Vec<String> = view.features.iter().map(|f| f.feature.clone()).collect();
+    let height = (28.0 * n as f32 + 40.0).clamp(120.0, 420.0);
+    let label_names = names.clone();
+    let y_labels = move |mark: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
+        let i = mark.value.round();
+        if (mark.value - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        label_names.get(n.saturating_sub(1 + i as usize)).cloned().unwrap_or_default()
+    };
+    let bars = |value: &dyn Fn(&wick_core::explain::FeatureImportance) -> f64| -> Vec<egui_plot::Bar> {
+        view.features.iter().enumerate().map(|(i, f)| egui_plot::Bar::new((n - 1 - i) as f64, value(f)).name(&f.feature).width(0.6)).collect()
+    };
+    let trees = view.features.iter().any(|f| f.split_gain.is_some());
+    let draw = |ui: &mut egui::Ui, id: &str, title: &str, chart: egui_plot::BarChart| {
+        ui.label(RichText::new(title).strong());
+        Plot::new(id.to_string())
+            .height(height)
+            .y_axis_formatter(y_labels.clone())
+            .y_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
+            .allow_scroll(false)
+            .allow_drag(false)
+            .show(ui, |p| p.bar_chart(chart));
+    };
+    let permutation = egui_plot::BarChart::new("score drop", bars(&|f| f.permutation_mean)).horizontal().color(theme::ACCENT);
+    if trees {
+        let gain = egui_plot::BarChart::new("split gain share", bars(&|f| f.split_gain.unwrap_or(0.0))).horizontal().color(theme::TRAIN_COLOUR);
+        ui.columns(2, |cols| {
+            draw(&mut cols[0], "importance_plot", &format!("Drop in {metric} when shuffled"), permutation);
+            draw(&mut cols[1], "split_gain_plot", "Share of the trees' split gain", gain);
+        });
+    } else {
+        draw(ui, "importance_plot", &format!("Drop in {metric} when shuffled"), permutation);
+    }
 }
 
 fn value_of(a: &Actual) -> f64 {
@@ -140,6 +220,28 @@ fn fit_plot(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
         p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
         p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
+    });
+}
+
+/// Why this prediction: the base value and each feature's part, largest first, as signed bars.
+fn contributions(ui: &mut egui::Ui, e: &wick_core::explain::Explanation) {
+    let total = e.base + e.parts.iter().map(|p| p.1).sum::<f64>();
+    ui.label(RichText::new(format!("Why: {} = {:.3} (base) {} = {total:.3}", e.output, e.base, e.parts.iter().map(|(n, v)| format!("{v:+.3} {n}")).collect::<Vec<_>>().join(" "))).small());
+    ui.label(RichText::new(format!("Each feature's part of the {} ({}).", e.scale, e.method)).small().weak());
+    let largest = e.parts.iter().map(|p| p.1.abs()).fold(0.0f64, f64::max).max(f64::MIN_POSITIVE);
+    egui::Grid::new("contributions").num_columns(3).spacing([10.0, 2.0]).show(ui, |ui| {
+        for (name, value) in &e.parts {
+            ui.label(name.as_str());
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(220.0, 12.0), Sense::hover());
+            let mid = rect.center().x;
+            let len = (*value / largest) as f32 * rect.width() / 2.0;
+            let bar = egui::Rect::from_min_max(egui::pos2(mid.min(mid + len), rect.top()), egui::pos2(mid.max(mid + len), rect.bottom()));
+            let colour = if *value >= 0.0 { theme::ACCENT } else { theme::TRAIN_COLOUR };
+            ui.painter().rect_filled(bar, 2.0, colour);
+            ui.painter().vline(mid, rect.y_range(), egui::Stroke::new(1.0, Color32::GRAY));
+            ui.label(format!("{value:+.3}"));
+            ui.end_row();
+        }
     });
 }
 
@@ -389,6 +491,9 @@ fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
         match &state.try_it.result {
             Some(Ok(text)) => {
                 ui.label(RichText::new(format!("Prediction: {text}")).size(18.0).strong().color(theme::ACCENT));
+                if let Some(e) = &state.try_it.explanation {
+                    contributions(ui, e);
+                }
             }
             Some(Err(e)) => error_label(ui, e),
             None => {}
