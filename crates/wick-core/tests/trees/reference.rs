@@ -44,8 +44,9 @@ const WEATHER_VALUE_FEATURES: &[&str] = &["month", "precipitation", "temp_min", 
 
 /// Reference: `OMP_NUM_THREADS=2 python crates/wick-core/tests/trees/reference.py` (scikit-learn
 /// 1.9.1, defaults, `random_state=0`, categorical features native in HistGradientBoosting*):
-/// each (file, target, HistGradientBoosting score, RandomForest score).
-const REFERENCES: &[(&str, &str, Option<&[&str]>, f64, f64)] = &[
+/// each (file, target, features, HistGradientBoosting score, RandomForest score).
+type Reference = (&'static str, &'static str, Option<&'static [&'static str]>, f64, f64);
+const REFERENCES: &[Reference] = &[
     ("breast-cancer.csv", "diagnosis", None, 0.9385964912280702, 0.9649122807017544),
     ("seattle-weather.csv", "weather", Some(WEATHER_CLASS_FEATURES), 0.6484641638225256, 0.6621160409556314),
     ("seattle-weather.csv", "temp_max", Some(WEATHER_VALUE_FEATURES), 0.8461532564790324, 0.8377463392717681),
