@@ -385,15 +385,9 @@ impl WickApp {
                 model.target = sample
                     .and_then(|s| s.target.map(str::to_string))
                     .or_else(|| summary.columns.last().map(|c| c.name.clone()));
-                // Text columns with a different value in most rows (dates, ids, names) cannot be one-hot
-                // encoded; start with them left out rather than with a failing run.
-                let limit = PreprocessOptions::default().max_categories;
-                model.excluded_features = summary
-                    .columns
-                    .iter()
-                    .filter(|c| c.kind == wick_core::data::ColumnKind::Text && c.distinct > limit)
-                    .map(|c| c.name.clone())
-                    .collect();
+                // IDs, names and constant columns can't carry over to new rows: start with them left
+                // out (the Data screen says why); dates are used, as their parts.
+                model.excluded_features = summary.columns.iter().filter(|c| c.advice.excluded_by_default()).map(|c| c.name.clone()).collect();
             }
             self.state.project.model = model;
             let images = self.state.loaded().is_some_and(LoadedData::is_images);

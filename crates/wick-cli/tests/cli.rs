@@ -47,7 +47,8 @@ fn train_predict_and_eval_the_regression_sample() {
     let v = ok_json(&["--json", "eval", s(&model), s(&data)]);
     assert!(v["metrics"]["r2"].as_f64().unwrap() > 0.8);
     let input = dir.path().join("new-days.csv");
-    std::fs::write(&input, "month,precipitation,temp_min,wind,weather\n7,0.0,15.6,2.1,sun\n1,8.1,1.1,5.0,rain\n").unwrap();
+    // The model uses the date too (as year, month, day of week, hour and days since 1970).
+    std::fs::write(&input, "date,month,precipitation,temp_min,wind,weather\n2016-07-01,7,0.0,15.6,2.1,sun\n2016-01-15,1,8.1,1.1,5.0,rain\n").unwrap();
     let out_csv = dir.path().join("predictions.csv");
     let v = ok_json(&["--json", "predict", s(&model), s(&input), "--out", s(&out_csv)]);
     let july = v[0]["prediction"]["value"].as_f64().unwrap();
@@ -57,8 +58,13 @@ fn train_predict_and_eval_the_regression_sample() {
     assert!(written.starts_with("input,temp_max,confidence\nrow 1,"), "{written}");
 
     // Export: the file is written and names the endpoint's inputs (onnxruntime runs it in wick-core's tests).
+    // ONNX can't parse dates, so a model using `date` says so, and one without it exports.
     let onnx = dir.path().join("exported").join("weather.onnx");
     std::fs::create_dir_all(onnx.parent().unwrap()).unwrap();
+    let out = wick(&["export", s(&model), "--format", "onnx", "--out", s(&onnx)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the date column `date` can't be exported to ONNX"), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = dir.path().join("weather-no-date.wick");
+    ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--features", "month,precipitation,temp_min,wind,weather", "--out", s(&model)]);
     let v = ok_json(&["--json", "export", s(&model), "--format", "onnx", "--out", s(&onnx)]);
     assert_eq!(v["inputs"], serde_json::json!(["month", "precipitation", "temp_min", "wind", "weather"]), "{v}");
     assert_eq!(v["outputs"], serde_json::json!(["temp_max"]));

@@ -57,7 +57,15 @@ pub fn permutation_importance(model: &Model, df: &DataFrame, repeats: usize, see
     let x = preprocessor.transform_frame(&df)?;
     let width = preprocessor.width();
     let baseline = actual.score(&model.predict_encoded(&x, n)?);
-    let gains = model.tree_ensemble().map(|t| t.split_gain());
+    // Split gain per encoded input, summed per feature column (a date is five inputs).
+    let owner = owners(preprocessor);
+    let gains = model.tree_ensemble().map(|t| {
+        let mut per_feature = vec![0.0; preprocessor.encoders.len()];
+        for (j, g) in t.split_gain().iter().enumerate() {
+            per_feature[owner[j]] += g;
+        }
+        per_feature
+    });
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut features = Vec::with_capacity(preprocessor.encoders.len());
     let mut offset = 0;
@@ -93,6 +101,11 @@ pub fn permutation_importance(model: &Model, df: &DataFrame, repeats: usize, see
         Task::Classification => "accuracy",
     };
     Ok(Importance { metric: metric.into(), baseline, rows: n, repeats, features })
+}
+
+/// For each encoded input, the index of the feature column (encoder) it comes from.
+fn owners(preprocessor: &Preprocessor) -> Vec<usize> {
+    preprocessor.encoders.iter().enumerate().flat_map(|(f, e)| std::iter::repeat_n(f, e.width())).collect()
 }
 
 fn tabular(model: &Model) -> Result<&Preprocessor> {
@@ -170,7 +183,7 @@ pub fn explain_row(model: &Model, row: &serde_json::Map<String, serde_json::Valu
             // Each encoded input's term w·x (powers of a feature included) belongs to its column.
             let (px, _) = crate::model::polynomial_features(&x, preprocessor.width(), *poly_degree);
             let width = preprocessor.width();
-            let owner: Vec<usize> = preprocessor.encoders.iter().enumerate().flat_map(|(f, e)| std::iter::repeat_n(f, e.width())).collect();
+            let owner = owners(preprocessor);
             let mut parts = vec![0.0; names.len()];
             for (j, (v, c)) in px.iter().zip(&fit.coefficients).enumerate() {
                 parts[owner[j % width]] += v * c;
@@ -187,7 +200,11 @@ pub fn explain_row(model: &Model, row: &serde_json::Map<String, serde_json::Valu
                 (Some(i), _) => (i, format!("score of {}", model.target.labels.get(i).cloned().unwrap_or_default())),
             };
             let method = if matches!(model.spec, ModelSpec::Gbdt { .. }) { "TreeSHAP (exact Shapley values)" } else { "path attribution (Saabas), sums exactly" };
-            let parts = c.per_feature.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect();
+            let owner = owners(preprocessor);
+            let mut parts = vec![0.0; names.len()];
+            for (j, p) in c.per_feature.iter().enumerate() {
+                parts[owner[j]] += p.get(k).copied().unwrap_or(0.0);
+            }
             Some(finish(output, &c.scale, method, c.bias.get(k).copied().unwrap_or(0.0), names, parts))
         }
         _ => None,

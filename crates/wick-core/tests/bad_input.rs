@@ -80,13 +80,24 @@ fn target_missing_constant_or_empty() {
 }
 
 #[test]
-fn text_feature_that_cannot_be_encoded() {
-    let mut csv = String::from("id,y\n");
+fn id_like_and_constant_columns_are_left_out_with_a_note_and_can_be_named() {
+    let mut csv = String::from("id,name,same,x,y\n");
     for i in 0..80 {
-        csv.push_str(&format!("user{i},{}\n", i % 7));
+        csv.push_str(&format!("{i},user{i},1,{},{}\n", i % 5, i % 7));
     }
-    let e = prepare_err(csv.as_bytes(), "y", Some(vec!["id"]));
-    assert!(e.contains("column `id`") && e.contains("80 distinct values") && e.contains("one-hot"), "{e}");
+    let dir = TempDir::new().unwrap();
+    let path = common::write_temp(&dir, "t.csv", csv.as_bytes());
+    let df = read_table(&path).unwrap();
+    let auto = prepare_tabular(&df, &TabularRequest { target: "y".into(), ..Default::default() }).unwrap();
+    assert_eq!(auto.features.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x"]);
+    for column in ["id", "name"] {
+        assert!(auto.warnings.iter().any(|w| w.contains(&format!("`{column}` looks like an ID")) && w.contains("--features")), "{:?}", auto.warnings);
+    }
+    assert!(auto.warnings.iter().any(|w| w.contains("`same` has the same value in every row")), "{:?}", auto.warnings);
+    // Named explicitly, an ID-like text column is used: its 50 most frequent values, the rest "other".
+    let named = prepare_tabular(&df, &TabularRequest { target: "y".into(), features: Some(vec!["name".into(), "x".into()]), ..Default::default() }).unwrap();
+    assert_eq!(named.features.len(), 2);
+    assert!(named.warnings.iter().any(|w| w.contains("`name` has 80 distinct values") && w.contains("50 most frequent")), "{:?}", named.warnings);
 }
 
 #[test]

@@ -59,10 +59,10 @@ fn task_detection_and_override() {
     assert_eq!(prepare_tabular(&df, &req("weather", None)).unwrap().target.task(), Task::Classification);
     assert_eq!(prepare_tabular(&df, &req("month", None)).unwrap().target.task(), Task::Classification, "12 distinct values");
     assert_eq!(prepare_tabular(&df, &req("month", Some(Task::Regression))).unwrap().target.task(), Task::Regression);
-    // `date` is text with 1461 distinct values: skipped with a note when features are not chosen.
+    // `date` holds ISO dates: a feature, as its parts, with a note saying so.
     let d = prepare_tabular(&df, &req("temp_max", None)).unwrap();
-    assert!(d.features.iter().all(|(n, _)| n != "date"));
-    assert!(d.warnings.iter().any(|w| w.contains("`date`")), "{:?}", d.warnings);
+    assert!(d.features.iter().any(|(n, raw)| n == "date" && matches!(raw, wick_core::data::RawColumn::Date(_))));
+    assert!(d.warnings.iter().any(|w| w.contains("`date` holds dates")), "{:?}", d.warnings);
 }
 
 #[test]

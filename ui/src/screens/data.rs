@@ -150,9 +150,8 @@ pub fn table_warnings(state: &AppState, summary: &TableSummary) -> Vec<String> {
                 100.0 * c.missing as f64 / summary.rows.max(1) as f64
             ));
         }
-        if c.distinct <= 1 && summary.rows > 1 {
-            out.push(format!("{}: the same value in every row — it cannot help a model; consider leaving it out", c.name));
-        }
+        // Dates, IDs and constant columns: what training does with them, and why.
+        out.extend(c.advice.note(&c.name));
     }
     if let Some(w) = imbalance_warning(state) {
         out.push(w);
@@ -171,7 +170,8 @@ fn column_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &TableSummary
             if ui.selectable_label(selected, &c.name).clicked() {
                 cx.view.selected_column = Some(i);
             }
-            ui.label(RichText::new(kind_name(c.kind)).small());
+            let kind = if c.advice == wick_core::data::FeatureAdvice::Date { "date" } else { kind_name(c.kind) };
+            ui.label(RichText::new(kind).small());
             ui.label(c.missing.to_string());
             ui.label(if c.distinct_approximate { format!("≈{}", c.distinct) } else { c.distinct.to_string() });
             ui.label(c.mean.map(|m| format!("{m:.3}")).unwrap_or_default());
@@ -185,7 +185,8 @@ fn kind_name(kind: ColumnKind) -> &'static str {
         ColumnKind::Numeric => "number",
         ColumnKind::Text => "text",
         ColumnKind::Boolean => "yes/no",
-        _ => "other",
+        ColumnKind::Temporal => "date",
+        ColumnKind::Other => "other",
     }
 }
 

@@ -1,11 +1,13 @@
 //! Datasets: tables (CSV, Parquet, NDJSON) and image folders, their statistics, splits and preprocessing.
 
+pub mod columns;
 pub mod images;
 pub mod split;
 pub mod summary;
 pub mod table;
 pub mod tabular;
 
+pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
 pub use images::{index_image_csv, index_image_folder, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
 pub use split::{split_rows, Split, SplitFractions};
 pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};

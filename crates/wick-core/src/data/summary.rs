@@ -51,6 +51,9 @@ pub struct ColumnSummary {
     pub std: Option<f64>,
     /// The most frequent values with their counts (text and boolean columns).
     pub top_values: Vec<(String, usize)>,
+    /// What training does with the column as a feature (dates, IDs, constants).
+    #[serde(default)]
+    pub advice: super::columns::FeatureAdvice,
 }
 
 /// An opened table: its schema, size, a preview and statistics.
@@ -111,6 +114,7 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
         mean: None,
         std: None,
         top_values: Vec::new(),
+        advice: super::columns::FeatureAdvice::of(series),
     };
     match kind {
         ColumnKind::Text | ColumnKind::Boolean => {

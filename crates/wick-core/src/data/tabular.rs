@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::summary::{top_values, ColumnKind};
 use crate::error::{Result, WickError};
+use super::columns::{date_parts, FeatureAdvice, DATE_PARTS};
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +77,8 @@ pub struct TabularRequest {
 pub enum RawColumn {
     Numeric(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
+    /// ISO dates or date-times, as text.
+    Date(Vec<Option<String>>),
 }
 
 /// The target's values.
@@ -157,8 +160,32 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         let col = df.column(name).map_err(|_| {
             WickError::column(name, format!("is not in the table; the columns are: {}", names.join(", ")))
         })?;
-        match raw_column(col.as_materialized_series(), request.options.max_categories) {
-            Ok(raw) => features.push((name.clone(), raw)),
+        let series = col.as_materialized_series();
+        let advice = FeatureAdvice::of(series);
+        // Constant columns never help; ID-like ones are left out unless the user names them.
+        if matches!(advice, FeatureAdvice::Constant | FeatureAdvice::Empty) || (!explicit && advice.excluded_by_default()) {
+            warnings.extend(advice.note(name));
+            continue;
+        }
+        if advice == FeatureAdvice::Date {
+            warnings.extend(advice.note(name));
+            features.push((name.clone(), RawColumn::Date(text_values(series)?)));
+            continue;
+        }
+        match raw_column(series) {
+            Ok(raw) => {
+                if let RawColumn::Text(values) = &raw {
+                    let distinct: BTreeSet<&str> = values.iter().flatten().map(String::as_str).collect();
+                    if distinct.len() > request.options.max_categories {
+                        warnings.push(format!(
+                            "`{name}` has {} distinct values: models that one-hot encode keep its {} most frequent as categories and count the rest as one \"other\"; tree models use them all",
+                            distinct.len(),
+                            request.options.max_categories
+                        ));
+                    }
+                }
+                features.push((name.clone(), raw))
+            }
             Err(err) if !explicit => warnings.push(format!("skipped {err}")),
             Err(err) => return Err(err),
         }
@@ -207,7 +234,7 @@ impl RawColumn {
     fn is_missing(&self, row: usize) -> bool {
         match self {
             Self::Numeric(v) => v[row].is_none(),
-            Self::Text(v) => v[row].is_none(),
+            Self::Text(v) | Self::Date(v) => v[row].is_none(),
         }
     }
 
@@ -215,12 +242,32 @@ impl RawColumn {
         match self {
             Self::Numeric(v) => Self::Numeric(rows.iter().map(|&r| v[r]).collect()),
             Self::Text(v) => Self::Text(rows.iter().map(|&r| v[r].clone()).collect()),
+            Self::Date(v) => Self::Date(rows.iter().map(|&r| v[r].clone()).collect()),
         }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Numeric(v) => v.len(),
+            Self::Text(v) | Self::Date(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Reads a feature column; NaN/inf and un-encodable text are errors naming the column.
-fn raw_column(series: &Series, max_categories: usize) -> Result<RawColumn> {
+/// A column's values as text (dates as ISO 8601).
+fn text_values(series: &Series) -> Result<Vec<Option<String>>> {
+    let name = series.name().to_string();
+    let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+    let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+    Ok(text.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Reads a feature column; NaN/inf and columns of other types are errors naming the column.
+fn raw_column(series: &Series) -> Result<RawColumn> {
     let name = series.name().to_string();
     match ColumnKind::of(series.dtype()) {
         ColumnKind::Numeric | ColumnKind::Boolean => {
@@ -238,24 +285,9 @@ fn raw_column(series: &Series, max_categories: usize) -> Result<RawColumn> {
             }
             Ok(RawColumn::Numeric(values))
         }
-        ColumnKind::Text => {
-            let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-            let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-            let values: Vec<Option<String>> = text.iter().map(|v| v.map(str::to_string)).collect();
-            let distinct: BTreeSet<&str> = values.iter().flatten().map(String::as_str).collect();
-            if distinct.len() > max_categories {
-                return Err(WickError::column(
-                    &name,
-                    format!(
-                        "is text with {} distinct values, too many to one-hot encode (limit {max_categories}). \
-                         Leave it out of the features, or convert it to numbers",
-                        distinct.len()
-                    ),
-                ));
-            }
-            Ok(RawColumn::Text(values))
-        }
-        ColumnKind::Temporal | ColumnKind::Other => Err(WickError::column(
+        ColumnKind::Text => Ok(RawColumn::Text(text_values(series)?)),
+        ColumnKind::Temporal => Ok(RawColumn::Date(text_values(series)?)),
+        ColumnKind::Other => Err(WickError::column(
             &name,
             format!("has type {} which can't be a feature; convert it to numbers or text", series.dtype()),
         )),
@@ -318,12 +350,19 @@ pub enum FeatureEncoder {
     Raw { name: String },
     /// Tree models: the category's index in `categories`; missing or never seen in training is NaN.
     Code { name: String, categories: Vec<String> },
+    /// ISO dates: the [`DATE_PARTS`], each `(fill, mean, std)`-scaled as numbers are; with no
+    /// `scale` (tree models) the parts as they are and NaN when missing.
+    Date {
+        name: String,
+        #[serde(default)]
+        scale: Vec<(f64, f64, f64)>,
+    },
 }
 
 impl FeatureEncoder {
     pub fn name(&self) -> &str {
         match self {
-            Self::Numeric { name, .. } | Self::OneHot { name, .. } | Self::Raw { name } | Self::Code { name, .. } => name,
+            Self::Numeric { name, .. } | Self::OneHot { name, .. } | Self::Raw { name } | Self::Code { name, .. } | Self::Date { name, .. } => name,
         }
     }
 
@@ -331,12 +370,13 @@ impl FeatureEncoder {
         match self {
             Self::Numeric { .. } | Self::Raw { .. } | Self::Code { .. } => 1,
             Self::OneHot { categories, .. } => categories.len(),
+            Self::Date { .. } => DATE_PARTS.len(),
         }
     }
 
-    /// Whether the column is text (sent as BYTES to a server).
+    /// Whether the column is text (sent as BYTES to a server; dates as ISO 8601 text).
     pub fn is_text(&self) -> bool {
-        matches!(self, Self::OneHot { .. } | Self::Code { .. })
+        matches!(self, Self::OneHot { .. } | Self::Code { .. } | Self::Date { .. })
     }
 }
 
@@ -371,8 +411,26 @@ impl Preprocessor {
                 RawColumn::Text(values) => {
                     let present = rows.iter().filter_map(|&r| values[r].as_deref());
                     let fill = top_values(present, 1).into_iter().next().map(|(v, _)| v).unwrap_or_default();
-                    let categories: BTreeSet<String> = rows.iter().map(|&r| values[r].clone().unwrap_or_else(|| fill.clone())).collect();
+                    // The most frequent values (all of them up to the limit); the rest encode as all
+                    // zeros, one shared "other".
+                    let filled = rows.iter().map(|&r| values[r].as_deref().unwrap_or(&fill));
+                    let categories: BTreeSet<String> = top_values(filled, options.max_categories.max(1)).into_iter().map(|(v, _)| v).collect();
                     encoders.push(FeatureEncoder::OneHot { name: name.clone(), categories: categories.into_iter().collect(), fill });
+                }
+                RawColumn::Date(values) => {
+                    let parts: Vec<[f64; 5]> = rows.iter().filter_map(|&r| values[r].as_deref().and_then(date_parts)).collect();
+                    if parts.is_empty() {
+                        return Err(WickError::column(name, "has no readable dates in the training rows; leave it out"));
+                    }
+                    let scale = (0..DATE_PARTS.len())
+                        .map(|p| {
+                            let column: Vec<f64> = parts.iter().map(|v| v[p]).collect();
+                            let fill = mean(&column);
+                            let (m, s) = if options.standardize { (fill, std_dev(&column)) } else { (0.0, 1.0) };
+                            (fill, m, if s > 0.0 && s.is_finite() { s } else { 1.0 })
+                        })
+                        .collect();
+                    encoders.push(FeatureEncoder::Date { name: name.clone(), scale });
                 }
             }
         }
@@ -386,7 +444,7 @@ impl Preprocessor {
         for (name, raw) in &dataset.features {
             let present = match raw {
                 RawColumn::Numeric(v) => rows.iter().any(|&r| v[r].is_some()),
-                RawColumn::Text(v) => rows.iter().any(|&r| v[r].is_some()),
+                RawColumn::Text(v) | RawColumn::Date(v) => rows.iter().any(|&r| v[r].is_some()),
             };
             if !present {
                 return Err(WickError::column(name, "has no values in the training rows; leave it out"));
@@ -397,6 +455,7 @@ impl Preprocessor {
                     let categories: BTreeSet<String> = rows.iter().filter_map(|&r| values[r].clone()).collect();
                     FeatureEncoder::Code { name: name.clone(), categories: categories.into_iter().collect() }
                 }
+                RawColumn::Date(_) => FeatureEncoder::Date { name: name.clone(), scale: Vec::new() },
             });
         }
         Ok(Self { encoders })
@@ -414,6 +473,7 @@ impl Preprocessor {
             .flat_map(|e| match e {
                 FeatureEncoder::Numeric { name, .. } | FeatureEncoder::Raw { name } | FeatureEncoder::Code { name, .. } => vec![name.clone()],
                 FeatureEncoder::OneHot { name, categories, .. } => categories.iter().map(|c| format!("{name}={c}")).collect(),
+                FeatureEncoder::Date { name, .. } => DATE_PARTS.iter().map(|p| format!("{name}.{p}")).collect(),
             })
             .collect()
     }
@@ -432,8 +492,8 @@ impl Preprocessor {
                 WickError::column(enc.name(), "is missing from the input; the model needs every feature it was trained on")
             })?;
             let raw = match enc {
-                FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => raw_column(col.as_materialized_series(), usize::MAX)?,
-                FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } => {
+                FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => raw_column(col.as_materialized_series())?,
+                FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } | FeatureEncoder::Date { .. } => {
                     let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     RawColumn::Text(text.iter().map(|v| v.map(str::to_string)).collect())
@@ -452,10 +512,7 @@ impl Preprocessor {
             return Err(WickError::PredictInput(format!("expected {} feature columns, got {}", self.encoders.len(), columns.len())));
         }
         for (enc, raw) in self.encoders.iter().zip(columns) {
-            let len = match raw {
-                RawColumn::Numeric(v) => v.len(),
-                RawColumn::Text(v) => v.len(),
-            };
+            let len = raw.len();
             if len != n_rows {
                 return Err(WickError::column(enc.name(), format!("has {len} values but the other features have {n_rows}")));
             }
@@ -483,6 +540,17 @@ impl Preprocessor {
                     }
                     (FeatureEncoder::Raw { .. }, RawColumn::Numeric(v)) => {
                         out[offset] = v[row].unwrap_or(f64::NAN);
+                    }
+                    (FeatureEncoder::Date { scale, .. }, RawColumn::Text(v) | RawColumn::Date(v)) => {
+                        let parts = v[row].as_deref().and_then(date_parts);
+                        for p in 0..DATE_PARTS.len() {
+                            out[offset + p] = match (parts, scale.get(p)) {
+                                (Some(parts), Some((_, mean, std))) => (parts[p] - mean) / std,
+                                (None, Some((fill, mean, std))) => (fill - mean) / std,
+                                (Some(parts), None) => parts[p],
+                                (None, None) => f64::NAN,
+                            };
+                        }
                     }
                     (FeatureEncoder::Code { categories, .. }, RawColumn::Text(v)) => {
                         out[offset] = v[row]

@@ -89,6 +89,11 @@ fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> Result<String> {
             FeatureEncoder::Raw { .. } | FeatureEncoder::Code { .. } => {
                 return Err(WickError::Export("the tree encoding of a table has no ONNX lowering".into()))
             }
+            FeatureEncoder::Date { name, .. } => {
+                return Err(WickError::Export(format!(
+                    "the date column `{name}` can't be exported to ONNX yet (ONNX has no date parsing); leave it out of the features to export, or serve the model with wick-serve"
+                )))
+            }
         }
     }
     let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();

@@ -326,7 +326,7 @@ pub(crate) fn rows_frame(preprocessor: &Preprocessor, rows: &[serde_json::Map<St
                     .collect::<Result<Vec<Option<f64>>>>()?;
                 Column::new(name.into(), nums)
             }
-            crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } => {
+            crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } | crate::data::FeatureEncoder::Date { .. } => {
                 let texts: Vec<Option<String>> = values
                     .iter()
                     .map(|v| v.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))

@@ -90,7 +90,7 @@ fn table_inputs(model: &Model, df: &DataFrame) -> Map<String, Value> {
                 let data: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
                 json!({ "dtype": "float64", "shape": [n], "data": data })
             }
-            FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } => {
+            FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } | FeatureEncoder::Date { .. } => {
                 let c = col.cast(&DataType::String).unwrap();
                 let data: Vec<String> = c.str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect();
                 json!({ "dtype": "str", "shape": [n], "data": data })
