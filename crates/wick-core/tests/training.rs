@@ -11,7 +11,7 @@ use wick_core::data::{index_image_folder, read_table, TabularRequest};
 use wick_core::metrics::Metrics;
 use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec, Prediction};
 use wick_core::package::{load_package, read_manifest, save_package};
-use wick_core::train::{train_images, train_table, CancelToken, TrainConfig, TrainEvent, TrainOutcome};
+use wick_core::train::{train_images, train_table, CancelToken, ClassWeight, TrainConfig, TrainEvent, TrainOutcome};
 use wick_core::WickError;
 
 fn weather(spec: &ModelSpec, config: &TrainConfig, events: &mut Vec<TrainEvent>) -> wick_core::Result<TrainOutcome> {
@@ -257,5 +257,43 @@ fn training_on_every_row_reports_no_held_out_metric() {
         assert!(card.contains("every row trained this model"), "{card}");
         let (loaded, _) = load_package(&pkg).unwrap();
         assert_eq!(loaded.predict_frame(&read_table(&common::sample("seattle-weather.csv")).unwrap()).unwrap().len(), 1461);
+    }
+}
+
+/// One rare class (5 %) that overlaps the common one: without weights a model mostly ignores it;
+/// balanced class weights make it find most of them, for every classifier that takes weights.
+#[test]
+fn balanced_class_weights_lift_the_recall_of_a_rare_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,z,label\n");
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..2000 {
+        let rare = i % 20 == 0;
+        let x = if rare { 1.0 } else { 0.0 } + 1.2 * (uniform() + uniform() + uniform() - 1.5);
+        csv.push_str(&format!("{x},{},{}\n", uniform(), if rare { "rare" } else { "common" }));
+    }
+    let path = common::write_temp(&dir, "rare.csv", csv.as_bytes());
+    let df = wick_core::data::read_table(&path).unwrap();
+    let request = wick_core::data::TabularRequest { target: "label".into(), ..Default::default() };
+    let rare_recall = |spec: &ModelSpec, class_weight| {
+        let config = TrainConfig { class_weight, epochs: 30, lr: 0.05, ..TrainConfig::default() };
+        let out = train_table(&df, &path, &request, spec, &config, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+        let Some(wick_core::metrics::Metrics::Classification(m)) = out.report.test else { panic!("classes expected") };
+        m.per_class.iter().find(|c| c.label == "rare").unwrap().recall
+    };
+    let mlp = ModelSpec::Mlp { hidden: vec![16], activation: wick_core::model::Activation::Relu, dropout: 0.0 };
+    // Fully grown forest trees end in pure leaves, where weights change nothing; leaves of at least
+    // 10 rows hold both classes, and there the weights count.
+    let forest = ModelSpec::Forest { trees: 100, max_depth: None, min_samples_leaf: 10, max_features: None };
+    for spec in [ModelSpec::Logistic, mlp, ModelSpec::default_gbdt(), forest] {
+        let plain = rare_recall(&spec, ClassWeight::None);
+        let balanced = rare_recall(&spec, ClassWeight::Balanced);
+        println!("{}: rare-class recall {plain:.2} → {balanced:.2} balanced", spec.kind_name());
+        // Measured: 0.20 → 0.67, 0.20 → 0.60, 0.27 → 0.60 and 0.27 → 0.40 on the 15 rare test rows.
+        assert!(balanced >= plain + 0.1, "{spec:?}: recall {plain} without weights, {balanced} balanced");
     }
 }

@@ -160,7 +160,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         }
         if let Some((x, y)) = &gbdt_data {
             let t = Instant::now();
-            let (model, _) = Boosted::fit(x, GBDT_FEATURES, y, 0, None, &gbdt_params())?;
+            let (model, _) = Boosted::fit(x, GBDT_FEATURES, y, None, 0, None, &gbdt_params())?;
             gb_w = gb_w.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
             std::hint::black_box(model.predict(x, y.len()));

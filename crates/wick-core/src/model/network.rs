@@ -245,6 +245,11 @@ impl Network {
         &self.input_shape
     }
 
+    /// Units of the output layer (classes, or 1 for a number).
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

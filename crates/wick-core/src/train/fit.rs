@@ -55,6 +55,15 @@ fn loss_of(output: &Tensor, y: &Tensor, classification: bool) -> Result<Tensor> 
     Ok(if classification { candle_nn::loss::cross_entropy(output, y)? } else { candle_nn::loss::mse(output, y)? })
 }
 
+/// Cross entropy with per-class weights, as PyTorch's `cross_entropy(weight=…)` with mean
+/// reduction: `-Σ w[y]·log p[y] / Σ w[y]`.
+pub(crate) fn weighted_cross_entropy(logits: &Tensor, y: &Tensor, class_weights: &Tensor) -> Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, 1)?;
+    let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let w = class_weights.index_select(y, 0)?;
+    Ok((picked.mul(&w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()?.max(f32::MIN_POSITIVE) as f64)?)
+}
+
 /// Trains `net` in place; on return it holds the weights of the best validation epoch.
 pub(crate) fn fit_network(
     net: &mut Network,
@@ -76,6 +85,16 @@ pub(crate) fn fit_network(
     let (x_train, y_train) = train.tensors(&device)?;
     let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
     let mut optimizer = Optimizer::new(config.optimizer, net.trainable_vars(), config.lr, config.momentum, config.weight_decay)?;
+    // Balanced classes weigh the training loss; validation keeps the plain loss, so early stopping
+    // and the curves compare runs with and without weights alike.
+    let class_weights = match &train.y {
+        NetTargets::Classes(c) => {
+            let classes: Vec<usize> = c.iter().map(|&v| v as usize).collect();
+            let k = net.n_outputs();
+            config.class_weight.weights(&classes, k).map(|w| Tensor::from_vec(w.iter().map(|&v| v as f32).collect::<Vec<f32>>(), k, &device)).transpose()?
+        }
+        NetTargets::Values(_) => None,
+    };
 
     let n = train.rows();
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -94,7 +113,10 @@ pub(crate) fn fit_network(
             let xb = x_train.index_select(&idx, 0)?;
             let yb = y_train.index_select(&idx, 0)?;
             let output = net.forward(&xb, true, Some(rng))?;
-            let loss = loss_of(&output, &yb, classification)?;
+            let loss = match &class_weights {
+                Some(w) => weighted_cross_entropy(&output, &yb, w)?,
+                None => loss_of(&output, &yb, classification)?,
+            };
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 let err = WickError::Diverged { epoch, step: step + 1, loss: loss_value, lr: config.lr };
@@ -176,4 +198,21 @@ fn evaluate(net: &Network, x: &Tensor, y: &Tensor, classification: bool, batch: 
         crate::metrics::regression_metrics(&actual_all, &predicted_all).r2
     };
     Ok((loss_sum / n.max(1) as f64, score))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_cross_entropy_matches_pytorch() {
+        // Reference: PyTorch 2.15, torch.nn.functional.cross_entropy(logits, y, weight=w) with
+        // logits [[2, .5, -1], [.1, .2, .3], [-1, 3, 0], [1, 1, 1]], y [0, 2, 1, 2], w [.5, 2, 1.5].
+        let d = Device::Cpu;
+        let logits = Tensor::from_vec(vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3, -1.0, 3.0, 0.0, 1.0, 1.0, 1.0], (4, 3), &d).unwrap();
+        let y = Tensor::from_vec(vec![0u32, 2, 1, 2], 4, &d).unwrap();
+        let w = Tensor::from_vec(vec![0.5f32, 2.0, 1.5], 3, &d).unwrap();
+        let loss = weighted_cross_entropy(&logits, &y, &w).unwrap().to_scalar::<f32>().unwrap();
+        assert!((loss as f64 - 0.618773877620697).abs() < 1e-6, "{loss}");
+    }
 }

@@ -35,6 +35,41 @@ pub struct TrainConfig {
     pub split: SplitFractions,
     /// Use these rows instead of a random split (e.g. a split the user keeps in a column).
     pub fixed_split: Option<Split>,
+    /// How much each class counts in the loss (classification only).
+    pub class_weight: ClassWeight,
+}
+
+/// Weights of the classes in the training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every row counts the same.
+    #[default]
+    None,
+    /// Each class counts as much as the others in total: a row of class `c` weighs
+    /// `rows / (classes · rows of c)` (scikit-learn's `class_weight="balanced"`), so a rare class is
+    /// not drowned out.
+    Balanced,
+}
+
+impl ClassWeight {
+    /// Per-class weights from the training rows' classes; `None` when every row counts the same.
+    pub fn weights(self, classes: &[usize], n_classes: usize) -> Option<Vec<f64>> {
+        match self {
+            Self::None => None,
+            Self::Balanced => {
+                let mut counts = vec![0usize; n_classes];
+                for &c in classes {
+                    if let Some(n) = counts.get_mut(c) {
+                        *n += 1;
+                    }
+                }
+                let n = classes.len() as f64;
+                // A class absent from the training rows gets weight 0 (it has no rows to weigh).
+                Some(counts.iter().map(|&k| if k > 0 { n / (n_classes as f64 * k as f64) } else { 0.0 }).collect())
+            }
+        }
+    }
 }
 
 impl TrainConfig {
@@ -68,6 +103,7 @@ impl Default for TrainConfig {
             early_stopping_patience: Some(5),
             split: SplitFractions::default(),
             fixed_split: None,
+            class_weight: ClassWeight::None,
         }
     }
 }

@@ -260,6 +260,9 @@ fn fit_trees(
         return Err(WickError::Cancelled);
     }
     let device = format!("CPU ({threads} threads)");
+    // Balanced classes, weighed from the training rows' class counts.
+    let class_weights: Option<Vec<f64>> =
+        (n_classes >= 2).then(|| config.class_weight.weights(&y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(), n_classes)).flatten();
     match spec {
         ModelSpec::Gbdt { trees, learning_rate, max_depth, min_leaf_weight, l2, early_stopping_rounds } => {
             recorder.on_event(started_event(device, *trees, 1, split));
@@ -273,7 +276,7 @@ fn fit_trees(
                 seed: config.seed,
                 record_train_loss: true,
             };
-            let (boosted, history) = Boosted::fit(x_train, width, y_train, n_classes, Some(valid), &params)?;
+            let (boosted, history) = Boosted::fit(x_train, width, y_train, class_weights.as_deref(), n_classes, Some(valid), &params)?;
             // forust has no per-tree callback, so the curve is sent when the fit returns (seconds).
             for (i, loss) in history.train.iter().enumerate() {
                 recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Train, name: "loss".into(), value: *loss });
@@ -292,7 +295,7 @@ fn fit_trees(
             recorder.on_event(started_event(device, 1, 1, split));
             let params = ForestParams { trees: *trees, max_depth: *max_depth, min_samples_leaf: *min_samples_leaf, max_features: *max_features, seed: config.seed };
             let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
-            Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, n_outputs, &params)?), 1, 1))
+            Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, class_weights.as_deref(), n_outputs, &params)?), 1, 1))
         }
         _ => Err(WickError::InvalidSpec("not a tree model".into())),
     }

@@ -59,10 +59,14 @@ fn column_major(x: &[f64], n_rows: usize, n_features: usize) -> Vec<f64> {
 impl Boosted {
     /// Fits on a row-major `x` (NaN = missing). `y` holds values, or class indices with
     /// `n_classes >= 2`. `valid` is the validation split `(x, y)`, used for early stopping.
+    /// `class_weights` weigh each class's rows (balanced classes), in training and in the
+    /// validation loss that early stopping watches; `None` weighs every row 1.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         x: &[f64],
         n_features: usize,
         y: &[f64],
+        class_weights: Option<&[f64]>,
         n_classes: usize,
         valid: Option<(&[f64], &[f64])>,
         params: &BoostParams,
@@ -108,9 +112,15 @@ impl Boosted {
                 .set_evaluation_metric(Some(metric))
                 .set_early_stopping_rounds(valid.and(params.early_stopping_rounds));
             let y_train = target(y);
-            let ones_train = vec![1.0; n_rows];
+            let weigh = |ys: &[f64]| -> Vec<f64> {
+                match class_weights.filter(|_| n_classes >= 2) {
+                    Some(w) => ys.iter().map(|&c| w.get(c as usize).copied().unwrap_or(1.0)).collect(),
+                    None => vec![1.0; ys.len()],
+                }
+            };
+            let ones_train = weigh(y);
             let y_valid = valid.map(|(_, vy)| target(vy));
-            let ones_valid = vec![1.0; y_valid.as_ref().map_or(0, Vec::len)];
+            let ones_valid = valid.map(|(_, vy)| weigh(vy)).unwrap_or_default();
             // forust stops early on the last evaluation set, so the validation rows come last.
             let mut evals = Vec::new();
             if params.record_train_loss {
@@ -218,7 +228,7 @@ mod tests {
     fn shapley_values_add_up_to_the_raw_prediction() {
         let x: Vec<f64> = (0..400).flat_map(|i| [(i % 13) as f64, if i % 7 == 0 { f64::NAN } else { (i % 3) as f64 }]).collect();
         let y: Vec<f64> = x.chunks(2).map(|r| r[0] * 0.5 + if r[1].is_nan() { 3.0 } else { r[1] }).collect();
-        let (model, history) = Boosted::fit(&x, 2, &y, 0, Some((&x[..200], &y[..100])), &params()).unwrap();
+        let (model, history) = Boosted::fit(&x, 2, &y, None, 0, Some((&x[..200], &y[..100])), &params()).unwrap();
         assert!(history.trees_kept > 0 && !history.valid.is_empty());
         let row = [4.0, f64::NAN];
         let (bias, c) = model.contributions(&row);
@@ -231,7 +241,7 @@ mod tests {
     fn three_classes_give_normalised_probabilities() {
         let x: Vec<f64> = (0..300).map(|i| (i % 30) as f64).collect();
         let y: Vec<f64> = x.iter().map(|v| (v / 10.0).floor()).collect();
-        let (model, _) = Boosted::fit(&x, 1, &y, 3, None, &params()).unwrap();
+        let (model, _) = Boosted::fit(&x, 1, &y, None, 3, None, &params()).unwrap();
         let p = model.predict(&[5.0, 25.0], 2);
         assert!((p[..3].iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(p[0] > 0.8 && p[5] > 0.8, "{p:?}");

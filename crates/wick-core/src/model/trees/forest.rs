@@ -104,8 +104,9 @@ fn bin_of(cuts: &[f64], v: f64) -> u8 {
 
 impl Forest {
     /// Fits on a row-major `x` (NaN = missing) and per-row targets: `y[r]` is the class index for
-    /// classification (`n_outputs > 1`) or the value for regression.
-    pub fn fit(x: &[f64], n_features: usize, y: &[f64], n_outputs: usize, params: &ForestParams) -> Result<Self> {
+    /// classification (`n_outputs > 1`) or the value for regression. `class_weights` weigh each
+    /// class's rows (balanced classes) on top of the bootstrap's counts.
+    pub fn fit(x: &[f64], n_features: usize, y: &[f64], class_weights: Option<&[f64]>, n_outputs: usize, params: &ForestParams) -> Result<Self> {
         let n_rows = y.len();
         if n_rows == 0 || n_features == 0 || x.len() != n_rows * n_features {
             return Err(WickError::InvalidSpec(format!("a forest needs a {n_rows}×{n_features} table, got {} values", x.len())));
@@ -128,7 +129,10 @@ impl Forest {
             .max_features
             .unwrap_or(if n_outputs > 1 { (n_features as f64).sqrt().round() as usize } else { n_features })
             .clamp(1, n_features);
+        let row_weights: Option<Vec<f64>> =
+            class_weights.filter(|_| n_outputs > 1).map(|w| y.iter().map(|&c| w.get(c as usize).copied().unwrap_or(1.0)).collect());
         let grower = Grower {
+            row_weights: row_weights.as_deref(),
             bins: &bins,
             targets: &targets,
             n_outputs,
@@ -213,6 +217,7 @@ impl Tree {
 }
 
 struct Grower<'a> {
+    row_weights: Option<&'a [f64]>,
     bins: &'a Bins,
     targets: &'a [f64],
     n_outputs: usize,
@@ -235,11 +240,16 @@ impl Grower<'_> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = self.bins.n_rows;
         // A bootstrap sample: each row's weight is how often it was drawn.
-        let mut weight = vec![0u32; n];
+        // `drawn` counts rows (for the leaf-size limit); `weight` also weighs their class.
+        let mut drawn = vec![0.0f64; n];
         for _ in 0..n {
-            weight[rng.random_range(0..n)] += 1;
+            drawn[rng.random_range(0..n)] += 1.0;
         }
-        let rows: Vec<u32> = (0..n as u32).filter(|&r| weight[r as usize] > 0).collect();
+        let mut weight = drawn.clone();
+        if let Some(w) = self.row_weights {
+            weight.iter_mut().zip(w).for_each(|(a, b)| *a *= b);
+        }
+        let rows: Vec<u32> = (0..n as u32).filter(|&r| weight[r as usize] > 0.0).collect();
         let n_features = self.bins.cuts.len();
         let mut features: Vec<usize> = (0..n_features).collect();
         let mut gain = vec![0.0; n_features];
@@ -248,7 +258,7 @@ impl Grower<'_> {
         let mut stack = vec![(0usize, rows, 0usize)];
         nodes.push(self.leaf(&stack[0].1, &weight));
         while let Some((at, rows, depth)) = stack.pop() {
-            let total: f64 = rows.iter().map(|&r| weight[r as usize] as f64).sum();
+            let total: f64 = rows.iter().map(|&r| drawn[r as usize]).sum();
             let pure = self.n_outputs > 1 && nodes[at].value.iter().any(|&p| p >= 1.0 - 1e-12);
             if depth >= self.max_depth || total < 2.0 * self.min_samples_leaf as f64 || pure {
                 continue;
@@ -256,7 +266,7 @@ impl Grower<'_> {
             features.shuffle(&mut rng);
             let mut best: Option<Split> = None;
             for &f in &features[..self.max_features] {
-                if let Some(s) = self.best_split(f, &rows, &weight) {
+                if let Some(s) = self.best_split(f, &rows, &drawn, &weight) {
                     if best.as_ref().is_none_or(|b| s.gain > b.gain) {
                         best = Some(s);
                     }
@@ -290,12 +300,12 @@ impl Grower<'_> {
         (Tree { nodes }, gain)
     }
 
-    fn leaf(&self, rows: &[u32], weight: &[u32]) -> Node {
+    fn leaf(&self, rows: &[u32], weight: &[f64]) -> Node {
         let k = self.n_outputs;
         let mut sums = vec![0.0; k];
         let mut total = 0.0;
         for &r in rows {
-            let w = weight[r as usize] as f64;
+            let w = weight[r as usize];
             total += w;
             for (s, t) in sums.iter_mut().zip(&self.targets[r as usize * k..(r as usize + 1) * k]) {
                 *s += w * t;
@@ -306,23 +316,27 @@ impl Grower<'_> {
     }
 
     /// The split of feature `f` with the largest decrease of squared error (Gini for one-hot classes).
-    fn best_split(&self, f: usize, rows: &[u32], weight: &[u32]) -> Option<Split> {
+    fn best_split(&self, f: usize, rows: &[u32], drawn: &[f64], weight: &[f64]) -> Option<Split> {
         let k = self.n_outputs;
         let n_bins = self.bins.cuts[f].len() + 2;
         if n_bins < 3 {
             return None;
         }
+        // Rows per bin (for the leaf-size limit) and their weight (for the criterion).
+        let mut rows_in = vec![0.0f64; n_bins];
         let mut count = vec![0.0f64; n_bins];
         let mut sums = vec![0.0f64; n_bins * k];
         let column = &self.bins.bins[f];
         for &r in rows {
-            let (b, w) = (column[r as usize] as usize, weight[r as usize] as f64);
+            let (b, w) = (column[r as usize] as usize, weight[r as usize]);
+            rows_in[b] += drawn[r as usize];
             count[b] += w;
             for (s, t) in sums[b * k..(b + 1) * k].iter_mut().zip(&self.targets[r as usize * k..(r as usize + 1) * k]) {
                 *s += w * t;
             }
         }
         let total: f64 = count.iter().sum();
+        let total_rows: f64 = rows_in.iter().sum();
         let mut all = vec![0.0; k];
         for b in 0..n_bins {
             all.iter_mut().zip(&sums[b * k..(b + 1) * k]).for_each(|(a, s)| *a += s);
@@ -330,7 +344,8 @@ impl Grower<'_> {
         let score = |s: &[f64], w: f64| if w > 0.0 { s.iter().map(|v| v * v).sum::<f64>() / w } else { 0.0 };
         let parent = score(&all, total);
         let min_leaf = self.min_samples_leaf as f64;
-        let (missing_w, missing_s) = (count[0], sums[..k].to_vec());
+        let (missing_w, missing_s, missing_rows) = (count[0], sums[..k].to_vec(), rows_in[0]);
+        let mut left_rows = 0.0;
         let mut left_w = 0.0;
         let mut left_s = vec![0.0; k];
         let mut best: Option<Split> = None;
@@ -338,6 +353,7 @@ impl Grower<'_> {
         let mut right_s = vec![0.0; k];
         for bin in 1..n_bins - 1 {
             left_w += count[bin];
+            left_rows += rows_in[bin];
             left_s.iter_mut().zip(&sums[bin * k..(bin + 1) * k]).for_each(|(l, s)| *l += s);
             if count[bin] == 0.0 && bin > 1 {
                 continue;
@@ -353,7 +369,8 @@ impl Grower<'_> {
                     (left_w, &left_s)
                 };
                 let rw = total - lw;
-                if lw < min_leaf || rw < min_leaf {
+                let l_rows = left_rows + if missing_left { missing_rows } else { 0.0 };
+                if l_rows < min_leaf || total_rows - l_rows < min_leaf || lw <= 0.0 || rw <= 0.0 {
                     continue;
                 }
                 right_s.iter_mut().zip(all.iter().zip(ls.iter())).for_each(|(o, (a, l))| *o = a - l);
@@ -385,7 +402,7 @@ mod tests {
             x.push(if i % 10 == 0 { f64::NAN } else { v });
             y.push(if i % 10 == 0 || v > 0.5 { 1.0 } else { 0.0 });
         }
-        let forest = Forest::fit(&x, 1, &y, 2, &params(20)).unwrap();
+        let forest = Forest::fit(&x, 1, &y, None, 2, &params(20)).unwrap();
         let p = forest.predict(&[0.1, 0.9, f64::NAN], 3);
         assert!(p[0] > 0.9 && p[3] > 0.9 && p[5] > 0.9, "{p:?}");
     }
@@ -394,7 +411,7 @@ mod tests {
     fn contributions_sum_to_the_prediction() {
         let x: Vec<f64> = (0..300).flat_map(|i| [(i % 17) as f64, (i % 5) as f64, (i * 7 % 11) as f64]).collect();
         let y: Vec<f64> = x.chunks(3).map(|r| 2.0 * r[0] - r[1] + 0.1 * r[2]).collect();
-        let forest = Forest::fit(&x, 3, &y, 1, &params(10)).unwrap();
+        let forest = Forest::fit(&x, 3, &y, None, 1, &params(10)).unwrap();
         let row = [3.0, f64::NAN, 4.0];
         let (bias, c) = forest.contributions(&row);
         let total = bias[0] + c.iter().map(|v| v[0]).sum::<f64>();
@@ -405,10 +422,10 @@ mod tests {
     fn the_same_seed_gives_the_same_forest() {
         let x: Vec<f64> = (0..200).map(|i| (i * 37 % 101) as f64).collect();
         let y: Vec<f64> = x.iter().map(|v| (v / 10.0).sin()).collect();
-        let a = Forest::fit(&x, 1, &y, 1, &params(5)).unwrap();
-        let b = Forest::fit(&x, 1, &y, 1, &params(5)).unwrap();
+        let a = Forest::fit(&x, 1, &y, None, 1, &params(5)).unwrap();
+        let b = Forest::fit(&x, 1, &y, None, 1, &params(5)).unwrap();
         assert_eq!(a, b);
-        let c = Forest::fit(&x, 1, &y, 1, &ForestParams { seed: 8, ..params(5) }).unwrap();
+        let c = Forest::fit(&x, 1, &y, None, 1, &ForestParams { seed: 8, ..params(5) }).unwrap();
         assert_ne!(a, c);
     }
 }
