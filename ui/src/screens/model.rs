@@ -4,7 +4,7 @@
 use egui::RichText;
 use wick_core::data::{MissingPolicy, Task};
 use wick_core::model::{Activation, Layer, Padding};
-use wick_core::train::{available_devices, DeviceChoice, OptimizerKind};
+use wick_core::train::{available_devices, ClassWeight, DeviceChoice, OptimizerKind};
 
 use crate::command::Command;
 use crate::state::AppState;
@@ -529,6 +529,21 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
         }
         ui.end_row();
     });
+    if state.task() == Some(Task::Classification) {
+        let mut balanced = c.class_weight == ClassWeight::Balanced;
+        let imbalance = crate::checks::imbalance_warning(state);
+        if let (Some(warning), false) = (&imbalance, balanced) {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(format!("⚠ {warning}.")).small().color(theme::VALID_COLOUR));
+                if ui.button("Balance the classes").on_hover_text("Weigh each class's rows so every class counts as much in training").clicked() {
+                    balanced = true;
+                }
+            });
+        }
+        ui.checkbox(&mut balanced, "Balance the classes")
+            .on_hover_text("A row of class c weighs rows ÷ (classes × rows of c), as scikit-learn's class_weight=\"balanced\"; a rare class is then not drowned out");
+        c.class_weight = if balanced { ClassWeight::Balanced } else { ClassWeight::None };
+    }
     if template.is_tree() {
         ui.label(RichText::new("Trees train on the CPU, on every core; their settings are above.").small().weak());
     } else if exact {

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use wick_core::data::{MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
 use wick_core::package::save_package;
-use wick_core::train::{train_images, train_table, CancelToken, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
+use wick_core::train::{train_images, train_table, CancelToken, ClassWeight, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
 
 use crate::dataset::{self, Dataset};
 use crate::output::{print_json, print_metrics};
@@ -86,6 +86,10 @@ pub struct TrainArgs {
     /// 20 trees; 0 = never stop early).
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Class weights in the training loss (classification): none, or balanced (each class counts
+    /// as much as the others, as scikit-learn's class_weight="balanced").
+    #[arg(long, default_value = "none", value_parser = ["none", "balanced"])]
+    pub class_weight: String,
     /// Fraction of rows held out for validation and for test.
     #[arg(long, default_value_t = 0.15)]
     pub valid_fraction: f64,
@@ -110,6 +114,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         device: args.device,
         early_stopping_patience: Some(args.patience.unwrap_or(5)).filter(|&p| p > 0),
         split: SplitFractions { valid: args.valid_fraction, test: args.test_fraction },
+        class_weight: if args.class_weight == "balanced" { ClassWeight::Balanced } else { ClassWeight::None },
         ..TrainConfig::default()
     };
     let mut bars = ProgressBars::new(json);
