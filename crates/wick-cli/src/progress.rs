@@ -8,11 +8,13 @@ pub struct ProgressBars {
     quiet: bool,
     epochs: usize,
     line: Vec<String>,
+    /// The epoch (or tree) whose metrics `line` holds.
+    line_epoch: usize,
 }
 
 impl ProgressBars {
     pub fn new(quiet: bool) -> Self {
-        Self { bar: None, quiet, epochs: 0, line: Vec::new() }
+        Self { bar: None, quiet, epochs: 0, line: Vec::new(), line_epoch: 0 }
     }
 }
 
@@ -38,7 +40,12 @@ impl TrainObserver for ProgressBars {
                     bar.set_message(format!("epoch {epoch}/{}  loss {loss:.4}", self.epochs));
                 }
             }
-            TrainEvent::Metric { split, name, value, .. } => {
+            TrainEvent::Metric { epoch, split, name, value } => {
+                // Boosted trees send every tree's losses at once, without epoch ends: keep the last.
+                if epoch != self.line_epoch {
+                    self.line.clear();
+                    self.line_epoch = epoch;
+                }
                 let split = match split {
                     SplitName::Train => "train",
                     SplitName::Valid => "valid",

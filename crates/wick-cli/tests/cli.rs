@@ -236,6 +236,16 @@ fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves()
             assert!(v["explanation"]["parts"].as_array().is_some_and(|p| p.len() == features.len()), "{v}");
         }
     }
+    // k-fold cross-validation: mean ± sd over stratified folds, then the saved model as usual.
+    let model = dir.path().join("cv.wick");
+    let v = ok_json(&["--json", "train", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--model", "gbdt", "--cv", "4", "--out", s(&model)]);
+    assert_eq!(v["cv"]["folds"], 4);
+    assert_eq!(v["cv"]["fold_metrics"].as_array().unwrap().len(), 4);
+    let accuracy = v["cv"]["stats"].as_array().unwrap().iter().find(|s| s["name"] == "accuracy").unwrap().clone();
+    assert!(accuracy["mean"].as_f64().unwrap() > 0.9 && accuracy["sd"].as_f64().unwrap() < 0.1, "{accuracy}");
+    let out = wick(&["train", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--cv", "1", "--out", s(&model)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 2 folds"), "{}", String::from_utf8_lossy(&out.stderr));
+
     // A model without per-feature contributions says so; --row out of range is named.
     let model = dir.path().join("mlp.wick");
     let data = sample("breast-cancer.csv");

@@ -297,3 +297,26 @@ fn balanced_class_weights_lift_the_recall_of_a_rare_class() {
         assert!(balanced >= plain + 0.1, "{spec:?}: recall {plain} without weights, {balanced} balanced");
     }
 }
+
+#[test]
+fn cross_validation_tests_every_row_once_and_warns_about_tiny_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,label\n");
+    for i in 0..60 {
+        // Two rows of `rare`: fewer than the 3 folds.
+        let label = if i == 7 || i == 40 { "rare" } else if i % 2 == 0 { "even" } else { "odd" };
+        csv.push_str(&format!("{},{label}\n", i % 2));
+    }
+    let path = common::write_temp(&dir, "tiny.csv", csv.as_bytes());
+    let df = read_table(&path).unwrap();
+    let request = TabularRequest { target: "label".into(), ..Default::default() };
+    let config = TrainConfig::default();
+    let report = wick_core::train::cross_validate(&df, &path, &request, &ModelSpec::default_forest(), &config, 3, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+    let tested: usize = report.fold_metrics.iter().map(|m| match m { Metrics::Classification(c) => c.confusion.iter().flatten().sum::<usize>(), _ => 0 }).sum();
+    assert_eq!(tested, 60, "every row is tested exactly once");
+    assert!(report.warnings.iter().any(|w| w.contains("class `rare` has 2 rows, fewer than the 3 folds")), "{:?}", report.warnings);
+    let accuracy = report.stats.iter().find(|s| s.name == "accuracy").unwrap();
+    assert!(accuracy.mean > 0.85, "{accuracy:?}");
+    let err = wick_core::train::cross_validate(&df, &path, &request, &ModelSpec::default_forest(), &config, 40, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap_err();
+    assert!(err.to_string().contains("too few for 40 folds"), "{err}");
+}

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use wick_core::data::{MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
 use wick_core::package::save_package;
-use wick_core::train::{train_images, train_table, CancelToken, ClassWeight, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
+use wick_core::train::{cross_validate, train_images, train_table, CancelToken, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
 
 use crate::dataset::{self, Dataset};
 use crate::output::{print_json, print_metrics};
@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// as much as the others, as scikit-learn's class_weight="balanced").
     #[arg(long, default_value = "none", value_parser = ["none", "balanced"])]
     pub class_weight: String,
+    /// Cross-validate with this many folds (stratified for classes) before training the model that
+    /// is saved; prints each metric's mean ± sd over the folds (tables only).
+    #[arg(long)]
+    pub cv: Option<usize>,
     /// Fraction of rows held out for validation and for test.
     #[arg(long, default_value_t = 0.15)]
     pub valid_fraction: f64,
@@ -119,6 +123,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     };
     let mut bars = ProgressBars::new(json);
     let cancel = CancelToken::new();
+    let mut cv_report = None;
     let outcome: TrainOutcome = match &data {
         Dataset::Table(df) => {
             let Some(target) = args.target.clone() else {
@@ -146,9 +151,24 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             };
             let spec = table_spec(args, detected)?;
             apply_defaults(&mut config, args, 100, 32, 3e-3);
+            if let Some(k) = args.cv {
+                let mut fold = 0;
+                let mut progress = |e: TrainEvent| {
+                    if let TrainEvent::Started { .. } = e {
+                        fold += 1;
+                        if !json {
+                            eprintln!("cross-validation: fold {fold} of {k}…");
+                        }
+                    }
+                };
+                cv_report = Some(cross_validate(df, &args.data, &request, &spec, &config, k, &mut progress, &cancel)?);
+            }
             train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
         }
         Dataset::Images(index) => {
+            if args.cv.is_some() {
+                bail!("--cv cross-validates table models; for an image folder, leave it out");
+            }
             if args.target.is_some() {
                 eprintln!("note: --target is ignored for image datasets; the class is the sub-folder name");
             }
@@ -179,7 +199,20 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             "device": outcome.report.device,
             "rows": outcome.report.rows,
             "warnings": outcome.report.warnings,
+            "cv": cv_report,
         }));
+    }
+    if let Some(cv) = &cv_report {
+        for w in &cv.warnings {
+            eprintln!("note: {w}");
+        }
+        println!("{}-fold cross-validation (every row tested once by a model that never saw it):", cv.folds);
+        let mut t = crate::output::table(&["metric", "mean", "± sd", "folds"]);
+        for s in &cv.stats {
+            let per_fold: Vec<String> = cv.fold_metrics.iter().filter_map(|m| m.scalars().iter().find(|(n, _)| *n == s.name).map(|(_, v)| format!("{v:.3}"))).collect();
+            t.add_row(vec![s.name.clone(), format!("{:.4}", s.mean), format!("{:.4}", s.sd), per_fold.join(" ")]);
+        }
+        println!("{t}");
     }
     for w in &outcome.report.warnings {
         eprintln!("note: {w}");

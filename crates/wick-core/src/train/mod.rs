@@ -1,5 +1,6 @@
 //! Training: configuration, devices, optimisers, the event stream and the training loops.
 
+pub mod cv;
 pub mod device;
 pub mod events;
 mod fit;
@@ -10,6 +11,7 @@ pub mod throughput;
 
 use serde::{Deserialize, Serialize};
 
+pub use cv::{cross_validate, CvReport, FoldStat};
 pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, keep_freed_memory_for_reuse, DeviceChoice};
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
