@@ -145,6 +145,7 @@ fn main() {
         test_samples: Vec::new(),
         package: None,
         duration_secs: 0.0,
+            cv: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

@@ -248,6 +248,11 @@ impl WickApp {
                 }
             }
             JobEvent::Train { run_id, event } => self.on_train_event(run_id, event),
+            JobEvent::CvFold { run_id, fold, folds } => {
+                if let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) {
+                    t.cv_fold = Some((fold, folds));
+                }
+            }
             JobEvent::TrainDone { run_id, result } => {
                 self.generation += 1;
                 let active = self.state.training.take();
@@ -260,6 +265,7 @@ impl WickApp {
                         run.history = done.report.history.clone();
                         run.device = done.report.device.clone();
                         run.duration_secs = done.report.duration_secs;
+                        run.cv = done.cv.clone();
                         run.package = Some(done.package);
                         self.state.models.insert(run_id, done.model);
                         self.state.selected_run = Some(run_id);
@@ -571,7 +577,9 @@ impl WickApp {
             test_samples: Vec::new(),
             package: None,
             duration_secs: 0.0,
+            cv: None,
         });
+        let cv_folds = if matches!(data, LoadedData::Table { .. }) { self.state.project.model.cv_folds } else { 0 };
         let cancel = CancelToken::new();
         self.state.training = Some(ActiveTraining {
             run_id,
@@ -583,11 +591,12 @@ impl WickApp {
             samples_per_sec: None,
             train_rows: 0,
             steps_started: None,
+            cv_fold: None,
         });
         self.state.selected_run = Some(run_id);
         self.generation += 1;
         self.state.screen = Screen::Train;
-        self.jobs.train(run_id, data, source, request, spec, config, package, cancel);
+        self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, cancel);
     }
 
     fn start_publish(&mut self) {
@@ -750,6 +759,7 @@ mod tests {
             samples_per_sec: None,
             train_rows: 640,
             steps_started: None,
+            cv_fold: None,
         };
         assert_eq!(t.throughput(), None, "nothing before the trainer starts");
         t.steps_started = Instant::now().checked_sub(std::time::Duration::from_secs(2));

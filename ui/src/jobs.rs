@@ -12,7 +12,7 @@ use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::{Endpoint, ModelListing, Published};
-use wick_core::train::{train_images, train_table, CancelToken, TrainConfig, TrainEvent, TrainReport};
+use wick_core::train::{cross_validate, train_images, train_table, CancelToken, CvReport, TrainConfig, TrainEvent, TrainReport};
 
 /// A numeric column's histogram, computed off the UI thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +48,7 @@ pub struct TrainDone {
     pub model: Arc<Model>,
     pub report: TrainReport,
     pub package: PathBuf,
+    pub cv: Option<CvReport>,
 }
 
 /// A run's trained model: already in memory, or still in its package on disk (after a restart).
@@ -130,6 +131,8 @@ const IMPORTANCE_REPEATS: usize = 5;
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
     Train { run_id: u32, event: TrainEvent },
+    /// Cross-validation reached fold `fold` of `folds` (before the run's own training).
+    CvFold { run_id: u32, fold: usize, folds: usize },
     TrainDone { run_id: u32, result: Result<Box<TrainDone>, String> },
     Published { run_id: u32, endpoint: String, result: Result<(Published, String), String> },
     TestResponse { result: Result<String, String> },
@@ -183,10 +186,29 @@ impl Jobs {
         request: Option<TabularRequest>,
         spec: ModelSpec,
         config: TrainConfig,
+        cv_folds: usize,
         package: PathBuf,
         cancel: CancelToken,
     ) {
         self.spawn("train", move |send| {
+            let mut cv = None;
+            if let (LoadedData::Table { df, .. }, Some(request), true) = (&data, &request, cv_folds >= 2) {
+                // The folds' own curves are not the run's: only their progress is shown.
+                let mut fold = 0;
+                let mut progress = |event: TrainEvent| {
+                    if let TrainEvent::Started { .. } = event {
+                        fold += 1;
+                        send(JobEvent::CvFold { run_id, fold, folds: cv_folds });
+                    }
+                };
+                match cross_validate(df, &source, request, &spec, &config, cv_folds, &mut progress, &cancel) {
+                    Ok(report) => cv = Some(report),
+                    Err(e) => {
+                        send(JobEvent::TrainDone { run_id, result: Err(format!("cross-validation: {e}")) });
+                        return;
+                    }
+                }
+            }
             let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
             let outcome = match (&data, &request) {
                 (LoadedData::Table { df, .. }, Some(request)) => {
@@ -202,7 +224,7 @@ impl Jobs {
                 let name = format!("run-{run_id}");
                 save_package(&outcome.model, &outcome.report, &name, &package)
                     .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
-                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone() }))
+                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone(), cv }))
             });
             send(JobEvent::TrainDone { run_id, result });
         });

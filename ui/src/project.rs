@@ -58,6 +58,8 @@ pub struct ModelChoice {
     pub forest_trees: usize,
     /// 0 = grow each tree until its leaves are pure.
     pub forest_max_depth: usize,
+    /// Cross-validate table runs with this many folds before the run's own model (0 = off).
+    pub cv_folds: usize,
 }
 
 impl Default for ModelChoice {
@@ -81,6 +83,7 @@ impl Default for ModelChoice {
             gbdt_max_depth: 6,
             forest_trees: 100,
             forest_max_depth: 0,
+            cv_folds: 0,
         }
     }
 }
@@ -241,6 +244,9 @@ pub struct RunRecord {
     pub test_samples: Vec<TestSample>,
     pub package: Option<PathBuf>,
     pub duration_secs: f64,
+    /// Mean ± sd over the folds, when the run was cross-validated.
+    #[serde(default)]
+    pub cv: Option<wick_core::train::CvReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,6 +471,7 @@ mod tests {
             test_samples: vec![],
             package: None,
             duration_secs: 0.0,
+            cv: None,
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

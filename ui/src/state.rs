@@ -64,6 +64,8 @@ pub struct ActiveTraining {
     pub train_rows: usize,
     /// When the trainer reported that it started (data loaded, model built).
     pub steps_started: Option<Instant>,
+    /// `(fold, folds)` while the run cross-validates, before its own training.
+    pub cv_fold: Option<(usize, usize)>,
 }
 
 impl ActiveTraining {

@@ -541,9 +541,22 @@ fn imbalanced_classes_offer_balancing_on_the_model_screen() {
     h.run_steps(3);
     assert_eq!(h.state().state.project.train.class_weight, wick_core::train::ClassWeight::Balanced);
     assert!(h.query_by_label_contains("Classes are imbalanced").is_none(), "the offer goes once taken");
+    // Cross-validate with 3 folds before the run's own model.
+    h.get_by_role_and_label(Role::CheckBox, "Balance the classes").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Cross-validate").click();
+    h.run_steps(2);
+    h.get_by_label("3 folds").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.project.model.cv_folds, 3);
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
     let run = h.state().state.project.runs.last().unwrap().clone();
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
     assert_eq!(run.config.class_weight, wick_core::train::ClassWeight::Balanced, "the run records its weights");
+    let cv = run.cv.clone().expect("the run was cross-validated");
+    assert_eq!((cv.folds, cv.fold_metrics.len()), (3, 3));
+    h.get_by_role_and_label(Role::Button, "Evaluate").click();
+    h.run_steps(4);
+    h.get_by_label_contains("3-fold cross-validation: accuracy");
 }

@@ -40,6 +40,14 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     } else {
         ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
     }
+    if let Some(cv) = &run.cv {
+        let stats: Vec<String> = cv.stats.iter().map(|s| format!("{} {:.3} ± {:.3}", s.name, s.mean, s.sd)).collect();
+        ui.label(RichText::new(format!("{}-fold cross-validation: {}", cv.folds, stats.join(" · "))).strong())
+            .on_hover_text("Mean ± standard deviation over the folds; each fold was tested by a model trained on the others.");
+        for w in &cv.warnings {
+            ui.label(RichText::new(format!("⚠ {w}")).small().color(theme::VALID_COLOUR));
+        }
+    }
     match run.test_metrics.clone() {
         Some(Metrics::Regression(m)) => regression(cx, ui, &run, &m),
         Some(Metrics::Classification(m)) => classification(cx, ui, &run, &m),

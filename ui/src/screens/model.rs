@@ -529,6 +529,18 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
         }
         ui.end_row();
     });
+    if matches!(state.loaded(), Some(LoadedData::Table { .. })) {
+        let folds = &mut draft.model.cv_folds;
+        ui.horizontal(|ui| {
+            let name = |k: usize| if k < 2 { "off".to_string() } else { format!("{k} folds") };
+            egui::ComboBox::new("cv_folds", "Cross-validate").selected_text(name(*folds)).show_ui(ui, |ui| {
+                for k in [0, 3, 5, 10] {
+                    ui.selectable_value(folds, k, name(k));
+                }
+            });
+            ui.label(RichText::new("every row tested once by a model that never saw it; then the run trains its own model as usual").small().weak());
+        });
+    }
     if state.task() == Some(Task::Classification) {
         let mut balanced = c.class_weight == ClassWeight::Balanced;
         let imbalance = crate::checks::imbalance_warning(state);

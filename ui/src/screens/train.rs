@@ -53,7 +53,10 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             }
         }
     });
-    if let Some(t) = &state.training {
+    if let Some((fold, folds)) = state.training.as_ref().and_then(|t| t.cv_fold).filter(|_| state.training.as_ref().is_some_and(|t| t.done_steps == 0)) {
+        ui.add(egui::ProgressBar::new(fold as f32 / folds.max(1) as f32).text(format!("Cross-validating: fold {fold} of {folds}")).animate(true));
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    } else if let Some(t) = &state.training {
         let total = (t.epochs * t.steps_per_epoch).max(1);
         let fraction = (t.done_steps as f32 / total as f32).clamp(0.0, 1.0);
         let elapsed = t.started.elapsed().as_secs_f64();
@@ -282,6 +285,7 @@ mod tests {
             test_samples: vec![],
             package: None,
             duration_secs: 0.0,
+            cv: None,
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });
