@@ -44,6 +44,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Try the models that fit a table within a time budget and keep the best (a leaderboard).
+    Search(Box<commands::search::SearchArgs>),
     /// Write a model package as a standard ONNX model, preprocessing included.
     Export(commands::export::ExportArgs),
     /// Publish a model package to an endpoint as a new version.
@@ -105,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Explain(args) => commands::explain::run(&args, cli.json),
         Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
         Command::Export(args) => commands::export::run(&args, cli.json),
+        Command::Search(args) => commands::search::run(&args, cli.json),
         Command::Publish(args) => commands::remote::publish(&args, cli.json),
         Command::Models(args) => commands::remote::models(&args, cli.json),
         Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),

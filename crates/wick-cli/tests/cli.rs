@@ -246,6 +246,15 @@ fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves()
     let out = wick(&["train", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--cv", "1", "--out", s(&model)]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 2 folds"), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // The leaderboard: every fitting template tried within the budget, the best saved.
+    let best = dir.path().join("best.wick");
+    let v = ok_json(&["--json", "search", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--budget-secs", "2", "--out", s(&best)]);
+    assert!(v["leaderboard"].as_array().unwrap().len() >= 5, "{v}");
+    assert!(v["test"]["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(best.join("wick.json").exists());
+    let out = wick(&["search", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--budget-secs", "0", "--out", s(&best)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than 0 seconds"), "{}", String::from_utf8_lossy(&out.stderr));
+
     // A model without per-feature contributions says so; --row out of range is named.
     let model = dir.path().join("mlp.wick");
     let data = sample("breast-cancer.csv");

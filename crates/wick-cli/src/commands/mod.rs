@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod predict;
 pub mod train;
 pub mod remote;
+pub mod search;
 
 /// Runs the endpoint server in the foreground.
 pub fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod events;
 mod fit;
 pub mod optim;
 pub mod parity;
+pub mod search;
 mod pipeline;
 pub mod throughput;
 
@@ -15,6 +16,7 @@ pub use cv::{cross_validate, CvReport, FoldStat};
 pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, keep_freed_memory_for_reuse, DeviceChoice};
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
+pub use search::{search, Candidate, SearchEvent, SearchOutcome};
 pub use pipeline::{train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
 
 use crate::data::{Split, SplitFractions};

@@ -189,3 +189,36 @@ fn importance_finds_the_feature_that_matters_and_contributions_add_up() {
     assert_eq!(e.output, format!("score of {label}"));
     assert_eq!(e.scale, "log-odds");
 }
+
+#[test]
+fn the_leaderboard_ranks_on_validation_rows_and_keeps_the_test_rows_for_the_best() {
+    use wick_core::train::{search, SearchEvent};
+    let path = common::sample("breast-cancer.csv");
+    let df = read_table(&path).unwrap();
+    let request = TabularRequest { target: "diagnosis".into(), ..Default::default() };
+    let config = TrainConfig::default();
+    let mut done = 0;
+    let outcome = search(&df, &path, &request, &config, 3.0, &mut |e| done += usize::from(matches!(e, SearchEvent::CandidateDone(_))), &CancelToken::new()).unwrap();
+    assert_eq!(outcome.metric, "accuracy");
+    assert!(outcome.leaderboard.len() >= 5 && outcome.leaderboard.len() == done, "every template at least once: {}", outcome.leaderboard.len());
+    assert!(outcome.leaderboard.windows(2).all(|w| w[0].valid_score >= w[1].valid_score), "best first");
+    // A candidate's score is its accuracy on the validation rows: the same spec trained on the same
+    // training rows and scored on those validation rows gives it again.
+    let diagnosis = df.column("diagnosis").unwrap().str().unwrap().clone();
+    let usual = config.split_rows(df.height(), Some(&class_indices(&diagnosis))).unwrap();
+    let top = &outcome.leaderboard[0];
+    let (lr, epochs) = if top.spec == ModelSpec::Logistic { (0.05, 60) } else { (3e-3, 60) };
+    let ranking = Split { train: usual.train.clone(), valid: usual.valid.clone(), test: usual.valid.clone() };
+    let replay = train_table(&df, &path, &request, &top.spec, &TrainConfig { lr, epochs, fixed_split: Some(ranking), ..config.clone() }, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+    assert!((score(&replay) - top.valid_score).abs() < 1e-12, "{} vs {}", score(&replay), top.valid_score);
+    // The best was trained again on the usual split and scored on its test rows.
+    assert_eq!(outcome.best.report.rows.test, usual.test.len());
+    assert!(score(&outcome.best) > 0.9);
+    let err = search(&df, &path, &request, &config, 0.0, &mut |_| {}, &CancelToken::new()).err().unwrap();
+    assert!(err.to_string().contains("more than 0 seconds"), "{err}");
+}
+
+fn class_indices(labels: &wick_core::polars::prelude::StringChunked) -> Vec<usize> {
+    let names: std::collections::BTreeSet<&str> = labels.iter().flatten().collect();
+    labels.iter().map(|v| names.iter().position(|n| Some(*n) == v).unwrap()).collect()
+}
