@@ -146,6 +146,7 @@ fn main() {
         package: None,
         duration_secs: 0.0,
             cv: None,
+            leaderboard: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wick_core::data::{PreprocessOptions, TabularRequest, Task};
-use wick_core::train::{CancelToken, TrainEvent};
+use wick_core::model::ModelSpec;
+use wick_core::train::{CancelToken, SearchEvent, TrainEvent};
 
 pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
@@ -16,7 +17,7 @@ use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput}
 use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
 use crate::settings::Settings;
 pub use crate::project::{default_train_config, sanitize_model_name};
-pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, SaveStatus, Screen, TryState};
+pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, SaveStatus, Screen, SearchProgress, TryState};
 pub use crate::waker::Waker;
 use crate::{screens, theme};
 
@@ -39,6 +40,16 @@ pub struct WickApp {
     last_save_sent: Instant,
     saved_project_json: String,
     pub frame_count: u64,
+}
+
+/// What a new run trains.
+enum RunKind {
+    /// The Model screen's current choice.
+    Current,
+    /// This spec (a leaderboard row).
+    Spec(ModelSpec),
+    /// The leaderboard search; the run becomes its best model.
+    Search { budget_secs: f64 },
 }
 
 impl WickApp {
@@ -248,6 +259,24 @@ impl WickApp {
                 }
             }
             JobEvent::Train { run_id, event } => self.on_train_event(run_id, event),
+            JobEvent::Search { run_id, event } => {
+                let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) else { return };
+                let Some(progress) = t.search.as_mut() else { return };
+                match event {
+                    SearchEvent::CandidateStarted { name, .. } => progress.current = name,
+                    SearchEvent::CandidateDone(candidate) => {
+                        progress.tried += 1;
+                        if let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) {
+                            run.leaderboard.get_or_insert_with(Vec::new).push(candidate);
+                        }
+                    }
+                    SearchEvent::CandidateFailed { name, message } => tracing::info!(candidate = %name, %message, "search candidate skipped"),
+                    SearchEvent::FinalStarted { name } => {
+                        progress.current = name;
+                        progress.finalising = true;
+                    }
+                }
+            }
             JobEvent::CvFold { run_id, fold, folds } => {
                 if let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) {
                     t.cv_fold = Some((fold, folds));
@@ -266,6 +295,15 @@ impl WickApp {
                         run.device = done.report.device.clone();
                         run.duration_secs = done.report.duration_secs;
                         run.cv = done.cv.clone();
+                        if let Some(board) = &done.leaderboard {
+                            // The search's run is its best model.
+                            run.spec = done.model.spec.clone();
+                            run.template = Template::of(&run.spec);
+                            if let Some(best) = board.first() {
+                                run.name = format!("Run {run_id} · Best: {}", best.name);
+                            }
+                            run.leaderboard = Some(board.clone());
+                        }
                         run.package = Some(done.package);
                         self.state.models.insert(run_id, done.model);
                         self.state.selected_run = Some(run_id);
@@ -444,6 +482,8 @@ impl WickApp {
                 self.state.project.train = default_train_config(images, template);
             }
             Command::StartTraining => self.start_training(),
+            Command::FindBestModel => self.start_run(RunKind::Search { budget_secs: self.state.project.model.search_budget_secs.max(1.0) }),
+            Command::TrainSpec(spec) => self.start_run(RunKind::Spec(spec)),
             Command::StopTraining => {
                 if let Some(t) = &self.state.training {
                     t.cancel.cancel();
@@ -519,6 +559,10 @@ impl WickApp {
     }
 
     fn start_training(&mut self) {
+        self.start_run(RunKind::Current);
+    }
+
+    fn start_run(&mut self, kind: RunKind) {
         if self.state.training.is_some() {
             return;
         }
@@ -527,7 +571,14 @@ impl WickApp {
             return;
         };
         let source = self.state.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
-        let spec = match self.state.project.model.spec(self.state.image_shape()) {
+        let spec = match &kind {
+            RunKind::Spec(spec) => Ok(spec.clone()),
+            // The search's run takes the best candidate's spec when it finishes.
+            RunKind::Search { .. } if data.is_images() => Err("Find the best model compares table models; this dataset is images".to_string()),
+            RunKind::Search { .. } => Ok(ModelSpec::default_gbdt()),
+            RunKind::Current => self.state.project.model.spec(self.state.image_shape()),
+        };
+        let spec = match spec {
             Ok(spec) => spec,
             Err(e) => {
                 self.view.model_error = Some(e);
@@ -560,10 +611,17 @@ impl WickApp {
         let run_id = self.state.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
         let package = self.state.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
         let config = self.state.project.train.clone();
-        let template = self.state.project.model.template;
+        let template = match &kind {
+            RunKind::Current => self.state.project.model.template,
+            RunKind::Spec(_) | RunKind::Search { .. } => Template::of(&spec),
+        };
+        let name = match &kind {
+            RunKind::Search { .. } => format!("Run {run_id} · Find the best model"),
+            _ => format!("Run {run_id} · {}", template.title()),
+        };
         self.state.project.runs.push(RunRecord {
             id: run_id,
-            name: format!("Run {run_id} · {}", template.title()),
+            name,
             template,
             spec: spec.clone(),
             config: config.clone(),
@@ -578,6 +636,7 @@ impl WickApp {
             package: None,
             duration_secs: 0.0,
             cv: None,
+            leaderboard: matches!(kind, RunKind::Search { .. }).then(Vec::new),
         });
         let cv_folds = if matches!(data, LoadedData::Table { .. }) { self.state.project.model.cv_folds } else { 0 };
         let cancel = CancelToken::new();
@@ -592,11 +651,20 @@ impl WickApp {
             train_rows: 0,
             steps_started: None,
             cv_fold: None,
+            search: match kind {
+                RunKind::Search { budget_secs } => Some(SearchProgress { budget_secs, tried: 0, current: String::new(), finalising: false }),
+                _ => None,
+            },
         });
         self.state.selected_run = Some(run_id);
         self.generation += 1;
         self.state.screen = Screen::Train;
-        self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, cancel);
+        match (kind, data, request) {
+            (RunKind::Search { budget_secs }, LoadedData::Table { df, .. }, Some(request)) => {
+                self.jobs.search(run_id, df, source, request, config, budget_secs, package, cancel)
+            }
+            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, cancel),
+        }
     }
 
     fn start_publish(&mut self) {
@@ -760,6 +828,7 @@ mod tests {
             train_rows: 640,
             steps_started: None,
             cv_fold: None,
+            search: None,
         };
         assert_eq!(t.throughput(), None, "nothing before the trainer starts");
         t.steps_started = Instant::now().checked_sub(std::time::Duration::from_secs(2));

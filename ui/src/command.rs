@@ -18,6 +18,10 @@ pub enum Command {
     SetTarget(String),
     ChooseTemplate(Template),
     StartTraining,
+    /// Try the templates that fit the table within the Model screen's budget; the best becomes the run.
+    FindBestModel,
+    /// Train this spec as a new run (a leaderboard row's *Train this one*).
+    TrainSpec(wick_core::model::ModelSpec),
     StopTraining,
     SelectRun(u32),
     Publish,

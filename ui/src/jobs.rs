@@ -12,7 +12,7 @@ use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::{Endpoint, ModelListing, Published};
-use wick_core::train::{cross_validate, train_images, train_table, CancelToken, CvReport, TrainConfig, TrainEvent, TrainReport};
+use wick_core::train::{cross_validate, search, train_images, train_table, CancelToken, Candidate, CvReport, SearchEvent, TrainConfig, TrainEvent, TrainReport};
 
 /// A numeric column's histogram, computed off the UI thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,8 @@ pub struct TrainDone {
     pub report: TrainReport,
     pub package: PathBuf,
     pub cv: Option<CvReport>,
+    /// The models a search tried (best first); the run's model is the first.
+    pub leaderboard: Option<Vec<Candidate>>,
 }
 
 /// A run's trained model: already in memory, or still in its package on disk (after a restart).
@@ -131,6 +133,8 @@ const IMPORTANCE_REPEATS: usize = 5;
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
     Train { run_id: u32, event: TrainEvent },
+    /// News from *Find the best model*.
+    Search { run_id: u32, event: SearchEvent },
     /// Cross-validation reached fold `fold` of `folds` (before the run's own training).
     CvFold { run_id: u32, fold: usize, folds: usize },
     TrainDone { run_id: u32, result: Result<Box<TrainDone>, String> },
@@ -224,7 +228,29 @@ impl Jobs {
                 let name = format!("run-{run_id}");
                 save_package(&outcome.model, &outcome.report, &name, &package)
                     .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
-                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone(), cv }))
+                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone(), cv, leaderboard: None }))
+            });
+            send(JobEvent::TrainDone { run_id, result });
+        });
+    }
+
+    /// *Find the best model*: the leaderboard search on a table; the best model is saved as the
+    /// run's package, as a training run's is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search(&self, run_id: u32, df: DataFrame, source: PathBuf, request: TabularRequest, config: TrainConfig, budget_secs: f64, package: PathBuf, cancel: CancelToken) {
+        self.spawn("search", move |send| {
+            let mut on_event = |event: SearchEvent| send(JobEvent::Search { run_id, event });
+            let result = search(&df, &source, &request, &config, budget_secs, &mut on_event, &cancel).map_err(|e| e.to_string()).and_then(|outcome| {
+                save_package(&outcome.best.model, &outcome.best.report, &format!("run-{run_id}"), &package)
+                    .map_err(|e| format!("the best model trained but could not be saved: {e}"))?;
+                Ok(Box::new(TrainDone {
+                    run_id,
+                    model: Arc::new(outcome.best.model),
+                    report: outcome.best.report,
+                    package: package.clone(),
+                    cv: None,
+                    leaderboard: Some(outcome.leaderboard),
+                }))
             });
             send(JobEvent::TrainDone { run_id, result });
         });

@@ -60,6 +60,8 @@ pub struct ModelChoice {
     pub forest_max_depth: usize,
     /// Cross-validate table runs with this many folds before the run's own model (0 = off).
     pub cv_folds: usize,
+    /// Seconds *Find the best model* spends trying models.
+    pub search_budget_secs: f64,
 }
 
 impl Default for ModelChoice {
@@ -84,6 +86,7 @@ impl Default for ModelChoice {
             forest_trees: 100,
             forest_max_depth: 0,
             cv_folds: 0,
+            search_budget_secs: 60.0,
         }
     }
 }
@@ -114,6 +117,21 @@ impl Template {
         Self::Cnn,
         Self::Transfer,
     ];
+
+    /// The card a spec belongs to.
+    pub fn of(spec: &ModelSpec) -> Self {
+        match spec {
+            ModelSpec::Linear { poly_degree, .. } if *poly_degree > 1 => Self::Polynomial,
+            ModelSpec::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => Self::Ridge,
+            ModelSpec::Linear { .. } => Self::Linear,
+            ModelSpec::Logistic => Self::Logistic,
+            ModelSpec::Mlp { .. } => Self::Mlp,
+            ModelSpec::Gbdt { .. } => Self::BoostedTrees,
+            ModelSpec::Forest { .. } => Self::Forest,
+            ModelSpec::Cnn { .. } => Self::Cnn,
+            ModelSpec::Transfer { .. } => Self::Transfer,
+        }
+    }
 
     /// Trees: no epochs, batches or learning-rate schedule to set.
     pub fn is_tree(self) -> bool {
@@ -247,6 +265,9 @@ pub struct RunRecord {
     /// Mean ± sd over the folds, when the run was cross-validated.
     #[serde(default)]
     pub cv: Option<wick_core::train::CvReport>,
+    /// The models *Find the best model* tried, as they finished; the run's model is the best.
+    #[serde(default)]
+    pub leaderboard: Option<Vec<wick_core::train::Candidate>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -472,6 +493,7 @@ mod tests {
             package: None,
             duration_secs: 0.0,
             cv: None,
+            leaderboard: None,
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

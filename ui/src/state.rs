@@ -66,6 +66,17 @@ pub struct ActiveTraining {
     pub steps_started: Option<Instant>,
     /// `(fold, folds)` while the run cross-validates, before its own training.
     pub cv_fold: Option<(usize, usize)>,
+    /// While *Find the best model* runs: its budget and the candidate being tried.
+    pub search: Option<SearchProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchProgress {
+    pub budget_secs: f64,
+    pub tried: usize,
+    pub current: String,
+    /// Set when the best is being trained on the usual split.
+    pub finalising: bool,
 }
 
 impl ActiveTraining {

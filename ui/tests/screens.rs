@@ -560,3 +560,38 @@ fn imbalanced_classes_offer_balancing_on_the_model_screen() {
     h.run_steps(4);
     h.get_by_label_contains("3-fold cross-validation: accuracy");
 }
+
+#[test]
+fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
+    let env = Env::new(false);
+    let mut h = with_sample(&env, "Breast cancer");
+    let mut model = h.state().state.project.model.clone();
+    model.search_budget_secs = 5.0;
+    h.state_mut().command(wick_ui::command::Command::SetModelChoice(model));
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "Find the best model").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.screen, Screen::Train);
+    h.get_by_label_contains("Trying models:");
+    wait_for(&mut h, "the search", trained);
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    let board = run.leaderboard.clone().unwrap();
+    assert!(board.len() >= 5, "every template at least once: {}", board.len());
+    assert!(run.name.starts_with("Run 1 · Best: "), "{}", run.name);
+    assert_eq!(run.spec, board[0].spec, "the run's model is the best candidate");
+    assert!(run.test_metrics.is_some(), "the best is scored on the test rows");
+    // Sort by time with a click on the header; the fastest comes first.
+    h.get_by_label("Seconds").click();
+    h.run_steps(2);
+    assert_eq!(h.state().view.leaderboard_sort, wick_ui::screens::train::LeaderboardSort::Time);
+    settle(&mut h);
+    h.snapshot_options("leaderboard", &snapshot_options());
+    // Any row trains as a run of its own.
+    h.get_by_label("Validation").click();
+    h.run_steps(2);
+    let second = board[1].spec.clone();
+    h.get_all_by_label("Train this one").nth(1).unwrap().click();
+    wait_for(&mut h, "the second model's run", |a| a.state.project.runs.len() == 2 && trained(a));
+    assert_eq!(h.state().state.project.runs[1].spec, second);
+}

@@ -11,6 +11,8 @@ use crate::thumbnails::Thumbnails;
 /// Screen-local view state that is not part of the saved project.
 #[derive(Default)]
 pub struct ViewState {
+    /// How the Train screen's leaderboard is sorted.
+    pub leaderboard_sort: crate::screens::train::LeaderboardSort,
     /// The column whose histogram the Data screen shows.
     pub selected_column: Option<usize>,
     /// Why training could not start (shown on the Model screen next to the Train button).

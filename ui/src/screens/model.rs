@@ -39,7 +39,12 @@ fn draw(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
     ui.horizontal(|ui| {
         ui.heading("Model");
         if state.loaded().is_some() {
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| train_button(cx, ui));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                train_button(cx, ui);
+                if matches!(state.loaded(), Some(LoadedData::Table { .. })) {
+                    find_best_button(cx, ui, draft);
+                }
+            });
         }
     });
     if need_data(cx, ui, "build a model") {
@@ -69,6 +74,17 @@ fn train_button(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     if ui.add_enabled(!training, button).on_disabled_hover_text("A training is already running; see the Train screen").clicked() {
         cx.send(Command::StartTraining);
     }
+}
+
+/// The leaderboard: every table template, then a random search, within the budget set beside it.
+fn find_best_button(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
+    let state = cx.state;
+    let button = egui::Button::new(RichText::new("Find the best model").strong());
+    let hover = "Tries boosted trees, forests, linear or logistic models and MLPs with varied settings, ranks them on the validation rows, and trains the best; the test rows score only the best";
+    if ui.add_enabled(state.training.is_none(), button).on_hover_text(hover).clicked() {
+        cx.send(Command::FindBestModel);
+    }
+    ui.add(egui::DragValue::new(&mut draft.model.search_budget_secs).range(5.0..=3600.0).suffix(" s")).on_hover_text("How long to try models");
 }
 
 fn target_and_features(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {

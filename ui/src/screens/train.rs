@@ -28,6 +28,9 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         return;
     };
     run_header(cx, ui, &run);
+    if let Some(board) = &run.leaderboard {
+        leaderboard(cx, ui, board);
+    }
     let overlay: Vec<RunRecord> =
         state.compare_runs.iter().filter(|id| **id != run.id).filter_map(|id| state.project.runs.iter().find(|r| r.id == *id)).cloned().collect();
     ui.columns(2, |cols| {
@@ -53,7 +56,17 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             }
         }
     });
-    if let Some((fold, folds)) = state.training.as_ref().and_then(|t| t.cv_fold).filter(|_| state.training.as_ref().is_some_and(|t| t.done_steps == 0)) {
+    if let Some(progress) = state.training.as_ref().and_then(|t| Some((t.started.elapsed().as_secs_f64(), t.search.clone()?))) {
+        let (elapsed, p) = progress;
+        let text = if p.finalising {
+            format!("Training the best, {}, on the usual split…", p.current)
+        } else {
+            format!("Trying models: {} tried · {:.0} of {:.0} s · now {}", p.tried, elapsed, p.budget_secs, p.current)
+        };
+        let fraction = if p.finalising { 1.0 } else { (elapsed / p.budget_secs.max(1.0)) as f32 };
+        ui.add(egui::ProgressBar::new(fraction.clamp(0.0, 1.0)).text(text).animate(true));
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    } else if let Some((fold, folds)) = state.training.as_ref().and_then(|t| t.cv_fold).filter(|_| state.training.as_ref().is_some_and(|t| t.done_steps == 0)) {
         ui.add(egui::ProgressBar::new(fold as f32 / folds.max(1) as f32).text(format!("Cross-validating: fold {fold} of {folds}")).animate(true));
         ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
     } else if let Some(t) = &state.training {
@@ -72,6 +85,50 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         ui.add(egui::ProgressBar::new(fraction).text(text).animate(true));
         ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
     }
+}
+
+/// The models a search tried, sortable by a click on a column's header; any can be trained as a run.
+fn leaderboard(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, board: &[wick_core::train::Candidate]) {
+    theme::section(ui, "Leaderboard");
+    let metric = if cx.state.task() == Some(wick_core::data::Task::Regression) { "R²" } else { "accuracy" };
+    ui.label(RichText::new(format!("{} models, ranked on the validation rows ({metric}); the run's own model is the best, scored once on the test rows.", board.len())).small().weak());
+    let mut rows: Vec<(usize, &wick_core::train::Candidate)> = board.iter().enumerate().collect();
+    match cx.view.leaderboard_sort {
+        LeaderboardSort::Score => rows.sort_by(|a, b| b.1.valid_score.total_cmp(&a.1.valid_score)),
+        LeaderboardSort::Time => rows.sort_by(|a, b| a.1.duration_secs.total_cmp(&b.1.duration_secs)),
+        LeaderboardSort::Name => rows.sort_by(|a, b| a.1.name.cmp(&b.1.name)),
+    }
+    let training = cx.state.training.is_some();
+    egui::ScrollArea::vertical().id_salt("leaderboard").max_height(220.0).show(ui, |ui| {
+        egui::Grid::new("leaderboard_grid").striped(true).num_columns(4).spacing([18.0, 4.0]).show(ui, |ui| {
+            for (label, sort) in [("Model", LeaderboardSort::Name), ("Validation", LeaderboardSort::Score), ("Seconds", LeaderboardSort::Time)] {
+                let marker = if cx.view.leaderboard_sort == sort { " ▼" } else { "" };
+                if ui.add(egui::Button::new(RichText::new(format!("{label}{marker}")).strong()).frame(false)).clicked() {
+                    cx.view.leaderboard_sort = sort;
+                }
+            }
+            ui.label("");
+            ui.end_row();
+            for (_, c) in rows {
+                ui.label(&c.name);
+                ui.label(format!("{:.4}", c.valid_score));
+                ui.label(format!("{:.2}", c.duration_secs));
+                if ui.add_enabled(!training, egui::Button::new("Train this one").small()).clicked() {
+                    cx.send(Command::TrainSpec(c.spec.clone()));
+                }
+                ui.end_row();
+            }
+        });
+    });
+}
+
+/// How the leaderboard is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeaderboardSort {
+    #[default]
+    Score,
+    Time,
+    Name,
 }
 
 fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
@@ -286,6 +343,7 @@ mod tests {
             package: None,
             duration_secs: 0.0,
             cv: None,
+            leaderboard: None,
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });
