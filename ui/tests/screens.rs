@@ -585,11 +585,16 @@ fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
     h.get_by_label("Seconds").click();
     h.run_steps(2);
     assert_eq!(h.state().view.leaderboard_sort, wick_ui::screens::train::LeaderboardSort::Time);
-    settle(&mut h);
-    h.snapshot_options("leaderboard", &snapshot_options());
-    // Any row trains as a run of its own.
     h.get_by_label("Validation").click();
     h.run_steps(2);
+    settle(&mut h);
+    // How many models fit in the budget depends on the machine, so this screen is not compared
+    // with a stored image; UPDATE_SNAPSHOTS=1 refreshes the picture the README shows.
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        let image = h.render().unwrap();
+        image.save(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screen-leaderboard.png")).unwrap();
+    }
+    // Any row trains as a run of its own.
     let second = board[1].spec.clone();
     h.get_all_by_label("Train this one").nth(1).unwrap().click();
     wait_for(&mut h, "the second model's run", |a| a.state.project.runs.len() == 2 && trained(a));

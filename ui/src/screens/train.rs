@@ -226,6 +226,11 @@ fn plot_with_legend(ui: &mut egui::Ui, id: &str, run: &RunRecord, series: Vec<Se
     let (x0, x1) = epoch_axis(run);
     Plot::new(id).id(egui::Id::unique(id)).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
         for s in series {
+            // A metric measured once (a tree model's, after its fit) is a dot, not an invisible line.
+            if s.points.len() == 1 {
+                p.points(egui_plot::Points::new(s.label, PlotPoints::from(s.points)).color(s.colour).radius(5.0));
+                continue;
+            }
             let line = Line::new(s.label, PlotPoints::from(s.points)).color(s.colour).width(s.width);
             p.line(if s.dashed { line.style(LineStyle::dashed_loose()) } else { line });
         }
