@@ -477,6 +477,12 @@ fn a_run_on_every_row_says_it_has_no_held_out_metric() {
 fn boosted_trees_train_from_their_card_and_are_evaluated_like_any_model() {
     let env = Env::new(false);
     let mut h = with_sample(&env, "Seattle weather");
+    // The Data screen says what training does with the date column.
+    h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Data));
+    h.run_steps(3);
+    h.get_by_label_contains("`date` holds dates: it becomes year, month, day of week");
+    h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Model));
+    h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Boosted trees").click();
     h.run_steps(3);
     assert_eq!(h.state().state.project.model.template, wick_ui::project::Template::BoostedTrees);

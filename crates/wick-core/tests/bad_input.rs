@@ -157,3 +157,20 @@ fn image_folder_without_class_folders() {
     let e = index_image_folder(Path::new("/no/such/folder")).unwrap_err().to_string();
     assert!(e.contains("/no/such/folder"), "{e}");
 }
+
+#[test]
+fn a_class_with_a_single_row_is_named_and_still_trains() {
+    let mut csv = String::from("x,label\n");
+    for i in 0..60 {
+        csv.push_str(&format!("{},{}\n", i % 2, if i % 2 == 0 { "even" } else { "odd" }));
+    }
+    csv.push_str("1,lonely\n");
+    let dir = TempDir::new().unwrap();
+    let path = common::write_temp(&dir, "t.csv", csv.as_bytes());
+    let df = read_table(&path).unwrap();
+    let request = TabularRequest { target: "label".into(), ..Default::default() };
+    for spec in [wick_core::model::ModelSpec::Logistic, wick_core::model::ModelSpec::default_gbdt(), wick_core::model::ModelSpec::default_forest()] {
+        let out = wick_core::train::train_table(&df, &path, &request, &spec, &Default::default(), &mut |_| {}, &Default::default()).unwrap();
+        assert!(out.report.warnings.iter().any(|w| w.contains("class `lonely` of `label` has a single row")), "{:?}", out.report.warnings);
+    }
+}

@@ -227,6 +227,16 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
     }
     let features = features.into_iter().map(|(n, raw)| (n, raw.select(&rows))).collect();
     let target = target_values(target_series, task, &rows)?;
+    if let TargetValues::Classification { labels, classes } = &target {
+        for (c, label) in labels.iter().enumerate() {
+            if classes.iter().filter(|&&x| x == c).count() == 1 {
+                warnings.push(format!(
+                    "class `{label}` of `{}` has a single row: it stays in the training rows, so no validation or test row can check it; add rows of it or merge it into another class",
+                    request.target
+                ));
+            }
+        }
+    }
     Ok(TabularDataset { features, target_name: request.target.clone(), target, warnings })
 }
 
