@@ -187,7 +187,26 @@ impl Endpoint {
     }
 }
 
-/// A request body that works for a model, with one row of placeholder values (zeros, "value").
+/// A value a model's input takes, for examples: a number's training fill value, a category the
+/// model knows, a date; zeros for images.
+fn example_value(manifest: &Manifest, input: &crate::package::TensorSpec) -> serde_json::Value {
+    use crate::data::FeatureEncoder;
+    let encoder = match &manifest.preprocessing {
+        crate::model::ModelInput::Tabular { preprocessor } => preprocessor.encoders.iter().find(|e| e.name() == input.name),
+        crate::model::ModelInput::Image { .. } => None,
+    };
+    match (encoder, input.datatype.as_str()) {
+        (Some(FeatureEncoder::Numeric { fill, .. }), _) => serde_json::json!(fill),
+        (Some(FeatureEncoder::OneHot { fill, .. }), _) => serde_json::json!(fill),
+        (Some(FeatureEncoder::Code { categories, .. }), _) => serde_json::json!(categories.first().cloned().unwrap_or_default()),
+        (Some(FeatureEncoder::Date { .. }), _) => serde_json::json!("2024-01-01"),
+        (_, "BYTES") => serde_json::json!("value"),
+        (_, "UINT8") => serde_json::json!(0),
+        _ => serde_json::json!(0.0),
+    }
+}
+
+/// A request body that works for a model, with one row of example values (see `example_value`).
 pub fn example_request(manifest: &Manifest) -> serde_json::Value {
     let inputs: Vec<serde_json::Value> = manifest
         .inputs
@@ -195,11 +214,7 @@ pub fn example_request(manifest: &Manifest) -> serde_json::Value {
         .map(|t| {
             let shape = example_shape(&t.shape);
             let n = shape.iter().product::<i64>().max(0) as usize;
-            let data: serde_json::Value = match t.datatype.as_str() {
-                "BYTES" => serde_json::json!(vec!["value"; n]),
-                "UINT8" => serde_json::json!(vec![0; n]),
-                _ => serde_json::json!(vec![0.0; n]),
-            };
+            let data = serde_json::Value::Array(vec![example_value(manifest, t); n]);
             serde_json::json!({ "name": t.name, "shape": shape, "datatype": t.datatype, "data": data })
         })
         .collect();
@@ -230,11 +245,13 @@ pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manif
         "import os, numpy as np, tritonclient.http as http\nclient = http.InferenceServerClient(\"{host}\"{ssl})\nheaders = {{\"Authorization\": \"Bearer \" + os.environ[\"WICK_TOKEN\"]}}\ninputs = []\n"
     );
     for t in &manifest.inputs {
-        let (dtype, value) = match t.datatype.as_str() {
-            "BYTES" => ("object", "\"value\""),
-            "UINT8" => ("np.uint8", "0"),
-            _ => ("np.float64", "0.0"),
+        let dtype = match t.datatype.as_str() {
+            "BYTES" => "object",
+            "UINT8" => "np.uint8",
+            _ => "np.float64",
         };
+        // JSON's numbers and strings read the same in Python.
+        let value = example_value(manifest, t).to_string();
         let shape: Vec<String> = example_shape(&t.shape).iter().map(i64::to_string).collect();
         s.push_str(&format!(
             "x = http.InferInput(\"{}\", [{}], \"{}\")\nx.set_data_from_numpy(np.full(({},), {value}, dtype={dtype}).reshape([{}]), binary_data=False)\ninputs.append(x)\n",

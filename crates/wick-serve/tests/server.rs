@@ -559,6 +559,13 @@ fn a_tree_model_is_served_and_a_missing_column_is_named() {
     let local: Vec<f64> = model.predict_rows(&local_rows).unwrap().iter().map(|p| p.as_f64()).collect();
     assert_eq!(served, local);
 
+    // The example request the app's snippets show works as it is, with a category the model knows.
+    let (_, manifest) = load_package(&p.trees).unwrap();
+    let example = wick_core::publish::example_request(&manifest);
+    assert_eq!(example["inputs"][2]["data"], json!(["drizzle"]), "{example}");
+    let (status, answer) = post(&format!("{}/v2/models/weather-trees/infer", s.url), Some(&s.publish_token), &example);
+    assert_eq!(status, 200, "{answer}");
+
     let mut body = weather_body(&rows);
     body["inputs"].as_array_mut().unwrap().remove(1);
     let (status, err) = post(&format!("{}/v2/models/weather-trees/infer", s.url), Some(&s.publish_token), &body);
