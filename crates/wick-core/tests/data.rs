@@ -144,3 +144,44 @@ fn raw_columns_encode_like_a_frame() {
     let err = preprocessor.transform_columns(&columns, 4).unwrap_err();
     assert!(err.to_string().contains("temp") && err.to_string().contains("3 values"), "{err}");
 }
+
+/// The streaming summary (chunks of whole rows, the 4 KiB minimum here, so the file spans dozens)
+/// gives the in-memory summary's figures: rows, missing counts, min, max, mean, sd, text values.
+#[test]
+fn streaming_summary_matches_the_in_memory_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,x,note,city\n");
+    for i in 0..3000 {
+        let x = if i % 13 == 0 { String::new() } else { format!("{}", (i as f64 * 0.37).sin() * 100.0) };
+        // Quoted fields with the separator and newlines inside must not split a row.
+        let note = if i % 7 == 0 { format!("\"line one, {i}\nline two\"") } else { format!("plain {}", i % 40) };
+        let city = ["Oslo", "Lima", "", "Pune"][i % 4];
+        csv.push_str(&format!("{i},{x},{note},{city}\n"));
+    }
+    let path = common::write_temp(&dir, "big.csv", csv.as_bytes());
+    let (_, memory) = wick_core::data::inspect_table(&path).unwrap();
+    let mut calls = 0;
+    let streamed = wick_core::data::summarize_csv_streaming(&path, 1024, &mut |done, total| {
+        calls += 1;
+        assert!(done <= total);
+    })
+    .unwrap();
+    assert!(calls > 20, "{calls} chunks (4 KiB each at least)");
+    assert_eq!(streamed.rows, 3000);
+    assert_eq!(streamed.preview, memory.preview);
+    for (s, m) in streamed.columns.iter().zip(&memory.columns) {
+        assert_eq!((s.name.as_str(), s.kind, s.missing), (m.name.as_str(), m.kind, m.missing), "{}", s.name);
+        for (a, b) in [(s.min, m.min), (s.max, m.max), (s.mean, m.mean), (s.std, m.std)] {
+            match (a, b) {
+                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{}: {a} vs {b}", s.name),
+                (a, b) => assert_eq!(a, b, "{}", s.name),
+            }
+        }
+        if s.kind == wick_core::data::ColumnKind::Text {
+            assert_eq!((s.distinct, &s.top_values), (m.distinct, &m.top_values), "{}", s.name);
+        } else {
+            // Numbers' distinct counts are HyperLogLog estimates: within 2%.
+            assert!((s.distinct as f64 - m.distinct as f64).abs() <= 0.02 * m.distinct as f64 + 1.0, "{}: {} vs {}", s.name, s.distinct, m.distinct);
+        }
+    }
+}

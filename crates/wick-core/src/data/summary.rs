@@ -67,11 +67,11 @@ pub struct TableSummary {
     pub preview: Vec<Vec<String>>,
 }
 
-const PREVIEW_ROWS: usize = 10;
+pub(crate) const PREVIEW_ROWS: usize = 10;
 /// Up to this many rows distinct numbers are counted exactly; above it, estimated (about 1% error),
 /// because exact counting of a million floats costs more than reading them. Text is always exact.
 pub const EXACT_DISTINCT_MAX_ROWS: usize = 100_000;
-const TOP_VALUES: usize = 5;
+pub(crate) const TOP_VALUES: usize = 5;
 
 /// Opens a table and summarises it.
 pub fn inspect_table(path: &Path) -> Result<(DataFrame, TableSummary)> {
@@ -220,39 +220,64 @@ fn for_each_lane(parts: &[std::borrow::Cow<'_, [f64]>], mut f: impl FnMut(usize,
 /// CSV statistics when timed side by side on its 1M-row file; hashing the f64 bits with foldhash is
 /// cheaper and needs no extra polars feature.
 fn approx_distinct_f64(values: &Float64Chunked) -> usize {
-    use std::hash::BuildHasher;
-    const P: u32 = 14;
-    const M: usize = 1 << P;
-    let hasher = foldhash::quality::FixedState::with_seed(0x5eed);
-    let mut registers = vec![0u8; M];
-    let mut add = |x: f64| {
-        // One bit pattern per value: -0.0 is 0.0, every NaN is the same NaN.
-        let bits = if x == 0.0 { 0u64 } else if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() };
-        let h = hasher.hash_one(bits);
-        let index = (h >> (64 - P)) as usize;
-        let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
-        if registers[index] < rank {
-            registers[index] = rank;
-        }
-    };
+    let mut hll = Hll::new();
     let saw_null = values.null_count() > 0;
     for array in values.downcast_iter() {
         if saw_null {
-            array.iter().flatten().for_each(|&x| add(x));
+            array.iter().flatten().for_each(|&x| hll.add_f64(x));
         } else {
-            array.values().iter().for_each(|&x| add(x));
+            array.values().iter().for_each(|&x| hll.add_f64(x));
         }
     }
-    let m = M as f64;
-    let alpha = 0.7213 / (1.0 + 1.079 / m);
-    let sum: f64 = registers.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
-    let raw = alpha * m * m / sum;
-    let zeros = registers.iter().filter(|&&r| r == 0).count();
-    let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
-    estimate.round() as usize + usize::from(saw_null)
+    hll.estimate() + usize::from(saw_null)
 }
 
-type FastMap<'a> = std::collections::HashMap<&'a str, usize, foldhash::fast::RandomState>;
+/// A HyperLogLog distinct-count sketch (2^14 registers, about 1% error); sketches of parts of a
+/// column merge into the sketch of the whole.
+#[derive(Clone)]
+pub(crate) struct Hll {
+    registers: Vec<u8>,
+}
+
+impl Hll {
+    const P: u32 = 14;
+
+    pub(crate) fn new() -> Self {
+        Self { registers: vec![0u8; 1 << Self::P] }
+    }
+
+    fn add_hash(&mut self, h: u64) {
+        let index = (h >> (64 - Self::P)) as usize;
+        let rank = ((h << Self::P) | (1 << (Self::P - 1))).leading_zeros() as u8 + 1;
+        if self.registers[index] < rank {
+            self.registers[index] = rank;
+        }
+    }
+
+    pub(crate) fn add_f64(&mut self, x: f64) {
+        use std::hash::BuildHasher;
+        // One bit pattern per value: -0.0 is 0.0, every NaN is the same NaN.
+        let bits = if x == 0.0 { 0u64 } else if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() };
+        self.add_hash(foldhash::quality::FixedState::with_seed(0x5eed).hash_one(bits));
+    }
+
+    pub(crate) fn add_str(&mut self, v: &str) {
+        use std::hash::BuildHasher;
+        self.add_hash(foldhash::quality::FixedState::with_seed(0x5eed).hash_one(v));
+    }
+
+    pub(crate) fn estimate(&self) -> usize {
+        let m = self.registers.len() as f64;
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let sum: f64 = self.registers.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+        let raw = alpha * m * m / sum;
+        let zeros = self.registers.iter().filter(|&&r| r == 0).count();
+        let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+        estimate.round() as usize
+    }
+}
+
+pub(crate) type FastMap<'a> = std::collections::HashMap<&'a str, usize, foldhash::fast::RandomState>;
 
 fn value_counts<'a>(values: impl Iterator<Item = &'a str>) -> FastMap<'a> {
     let mut counts = FastMap::default();
@@ -288,7 +313,7 @@ fn text_value_counts(text: &StringChunked) -> FastMap<'_> {
 }
 
 /// The `k` most frequent values, most frequent first, ties broken by value for stable output.
-fn top_of(counts: FastMap<'_>, k: usize) -> Vec<(String, usize)> {
+pub(crate) fn top_of(counts: FastMap<'_>, k: usize) -> Vec<(String, usize)> {
     let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     counts.into_iter().take(k).map(|(v, n)| (v.to_string(), n)).collect()
@@ -299,7 +324,7 @@ pub(crate) fn top_values<'a>(values: impl Iterator<Item = &'a str>, k: usize) ->
     top_of(value_counts(values), k)
 }
 
-fn preview_rows(df: &DataFrame, n: usize) -> Vec<Vec<String>> {
+pub(crate) fn preview_rows(df: &DataFrame, n: usize) -> Vec<Vec<String>> {
     let head = df.head(Some(n));
     (0..head.height())
         .map(|row| {

@@ -97,7 +97,7 @@ fn read_csv(path: &Path) -> Result<DataFrame> {
     Ok(df)
 }
 
-fn read_head(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = vec![0u8; 64 * 1024];
     let mut file = File::open(path).map_err(|e| WickError::io(path, e))?;
@@ -107,7 +107,7 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Chooses the separator from the header line: `.tsv` means tab, otherwise the most frequent of `, ; \t |`.
-fn sniff_separator(path: &Path, head: &[u8]) -> u8 {
+pub(crate) fn sniff_separator(path: &Path, head: &[u8]) -> u8 {
     let is_tsv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     if is_tsv {
         return b'\t';

@@ -1,0 +1,232 @@
+//! Summarising a CSV too large to load: the schema and preview from its head, then one pass over
+//! the file in chunks of whole rows, each parsed by polars with the head's schema and folded into
+//! per-column statistics that merge (counts, moments, distinct-count sketches, bounded value
+//! counts). Memory stays near a few chunks whatever the file's size.
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::columns::FeatureAdvice;
+use super::summary::{preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS, TOP_VALUES};
+use super::table::{read_head, sniff_separator, TableFormat};
+use crate::error::{Result, WickError};
+
+/// Files above this size are summarised by streaming (`wick inspect`, the Data screen).
+pub const STREAM_THRESHOLD_BYTES: u64 = 1 << 30;
+/// Bytes of rows parsed at once.
+pub const DEFAULT_CHUNK_BYTES: usize = 64 << 20;
+/// Rows read from the head for the schema and the preview.
+const HEAD_ROWS: usize = 10_000;
+/// Text values counted exactly per column; beyond, the distinct count is estimated.
+const MAX_COUNTED_VALUES: usize = 100_000;
+
+/// Per-column statistics of the rows seen so far.
+enum Acc {
+    Numeric { n: u64, missing: u64, min: f64, max: f64, mean: f64, m2: f64, hll: Hll },
+    Text { missing: u64, counts: HashMap<String, usize>, capped: bool, hll: Hll },
+    Other { missing: u64, hll: Hll },
+}
+
+impl Acc {
+    fn new(dtype: &DataType) -> Self {
+        match ColumnKind::of(dtype) {
+            ColumnKind::Numeric => Self::Numeric { n: 0, missing: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, mean: 0.0, m2: 0.0, hll: Hll::new() },
+            ColumnKind::Text | ColumnKind::Boolean => Self::Text { missing: 0, counts: HashMap::new(), capped: false, hll: Hll::new() },
+            ColumnKind::Temporal | ColumnKind::Other => Self::Other { missing: 0, hll: Hll::new() },
+        }
+    }
+
+    fn add(&mut self, column: &Column, ctx: &str) -> Result<()> {
+        let series = column.as_materialized_series();
+        match self {
+            Self::Numeric { n, missing, min, max, mean, m2, hll } => {
+                let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(ctx, e))?;
+                let values = values.f64().map_err(|e| WickError::polars(ctx, e))?;
+                *missing += values.null_count() as u64;
+                // This chunk's moments, then Chan's merge with the running ones.
+                let (mut cn, mut csum) = (0u64, 0.0f64);
+                for v in values.iter().flatten().filter(|v| !v.is_nan()) {
+                    cn += 1;
+                    csum += v;
+                    *min = min.min(v);
+                    *max = max.max(v);
+                    hll.add_f64(v);
+                }
+                if cn == 0 {
+                    return Ok(());
+                }
+                let cmean = csum / cn as f64;
+                let cm2: f64 = values.iter().flatten().filter(|v| !v.is_nan()).map(|v| (v - cmean) * (v - cmean)).sum();
+                let total = *n + cn;
+                let delta = cmean - *mean;
+                *mean += delta * cn as f64 / total as f64;
+                *m2 += cm2 + delta * delta * (*n as f64) * (cn as f64) / total as f64;
+                *n = total;
+            }
+            Self::Text { missing, counts, capped, hll } => {
+                let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx, e))?;
+                let text = text.str().map_err(|e| WickError::polars(ctx, e))?;
+                *missing += text.null_count() as u64;
+                for v in text.iter().flatten() {
+                    hll.add_str(v);
+                    if let Some(c) = counts.get_mut(v) {
+                        *c += 1;
+                    } else if counts.len() < MAX_COUNTED_VALUES {
+                        counts.insert(v.to_string(), 1);
+                    } else {
+                        *capped = true;
+                    }
+                }
+            }
+            Self::Other { missing, hll } => {
+                *missing += series.null_count() as u64;
+                let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx, e))?;
+                text.str().map_err(|e| WickError::polars(ctx, e))?.iter().flatten().for_each(|v| hll.add_str(v));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, name: &str, dtype: &DataType, advice: FeatureAdvice) -> ColumnSummary {
+        let mut s = ColumnSummary {
+            name: name.to_string(),
+            dtype: dtype.to_string(),
+            kind: ColumnKind::of(dtype),
+            missing: 0,
+            distinct: 0,
+            distinct_approximate: true,
+            min: None,
+            max: None,
+            mean: None,
+            std: None,
+            top_values: Vec::new(),
+            advice,
+        };
+        match self {
+            Self::Numeric { n, missing, min, max, mean, m2, hll } => {
+                s.missing = missing as usize;
+                s.distinct = hll.estimate() + usize::from(missing > 0);
+                if n > 0 {
+                    (s.min, s.max, s.mean) = (Some(min), Some(max), Some(mean));
+                    s.std = (n > 1).then(|| (m2 / (n - 1) as f64).sqrt());
+                }
+            }
+            Self::Text { missing, counts, capped, hll } => {
+                s.missing = missing as usize;
+                s.distinct_approximate = capped;
+                s.distinct = if capped { hll.estimate() } else { counts.len() } + usize::from(missing > 0);
+                let borrowed: FastMap<'_> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                s.top_values = top_of(borrowed, TOP_VALUES);
+            }
+            Self::Other { missing, hll } => {
+                s.missing = missing as usize;
+                s.distinct = hll.estimate() + usize::from(missing > 0);
+            }
+        }
+        s
+    }
+}
+
+/// Summarises a CSV in one streaming pass, `chunk_bytes` of rows at a time; `progress(done, total)`
+/// gets the bytes read after each chunk. Counts and moments are exact; distinct counts of numbers,
+/// and of text past 100,000 values, are estimates (`distinct_approximate`).
+pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<TableSummary> {
+    let total = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
+    let separator = sniff_separator(path, &read_head(path)?);
+    let head = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_n_rows(Some(HEAD_ROWS))
+        .with_infer_schema_length(Some(HEAD_ROWS))
+        .map_parse_options(|p| p.with_separator(separator))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| WickError::data(path, format!("can't be read as CSV ({e})")))?;
+    if head.width() == 0 || head.height() == 0 {
+        return Err(WickError::data(path, "has no rows of data: add rows below the header"));
+    }
+    let schema = Arc::new(head.schema().as_ref().clone());
+    let mut accs: Vec<Acc> = head.columns().iter().map(|c| Acc::new(c.dtype())).collect();
+
+    let mut file = std::fs::File::open(path).map_err(|e| WickError::io(path, e))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (1 << 16));
+    let mut header: Option<Vec<u8>> = None;
+    let (mut done, mut rows) = (0u64, 0usize);
+    let mut eof = false;
+    while !eof {
+        let before = buf.len();
+        buf.resize(before + chunk_bytes.max(1 << 12), 0);
+        let n = read_full(&mut file, &mut buf[before..]).map_err(|e| WickError::io(path, e))?;
+        buf.truncate(before + n);
+        done += n as u64;
+        eof = n == 0;
+        let Some(cut) = (if eof { Some(buf.len()) } else { last_row_end(&buf) }) else { continue };
+        if header.is_none() {
+            let end = buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |p| p + 1);
+            header = Some(buf[..end].to_vec());
+            buf.drain(..end);
+            continue;
+        }
+        if cut == 0 && !eof {
+            continue;
+        }
+        let mut bytes = header.clone().unwrap_or_default();
+        bytes.extend_from_slice(&buf[..cut]);
+        buf.drain(..cut);
+        if bytes.iter().skip(header.as_ref().map_or(0, Vec::len)).all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let chunk = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_schema(Some(schema.clone()))
+            .map_parse_options(|p| p.with_separator(separator))
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish()
+            .map_err(|e| {
+                WickError::data(
+                    path,
+                    format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", rows + 1),
+                )
+            })?;
+        rows += chunk.height();
+        for (acc, column) in accs.iter_mut().zip(chunk.columns()) {
+            acc.add(column, &format!("column `{}`", column.name()))?;
+        }
+        progress(done.min(total), total);
+    }
+    let columns = accs
+        .into_iter()
+        .zip(head.columns())
+        .map(|(acc, c)| acc.finish(c.name(), c.dtype(), FeatureAdvice::of(c.as_materialized_series())))
+        .collect();
+    Ok(TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows, columns, preview: preview_rows(&head, PREVIEW_ROWS) })
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// The end (one past the `\\n`) of the last whole row in `buf`, which starts at a row's start: a
+/// newline inside a quoted field does not end a row.
+fn last_row_end(buf: &[u8]) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut last = None;
+    for (i, &b) in buf.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => last = Some(i + 1),
+            _ => {}
+        }
+    }
+    last
+}
