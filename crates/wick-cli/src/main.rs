@@ -24,6 +24,9 @@ enum Command {
     /// Show a dataset's schema, statistics and preview (a table file or an image folder).
     Inspect {
         data: PathBuf,
+        /// Summarise a CSV in one streaming pass without loading it (the default above 1 GiB).
+        #[arg(long)]
+        stream: bool,
         /// Print this process's peak memory to stderr afterwards (used by `wick bench`).
         #[arg(long, hide = true)]
         peak_rss: bool,
@@ -95,8 +98,8 @@ fn main() -> std::process::ExitCode {
         end_quietly_on_closed_stdout();
     }
     let result = match cli.command {
-        Command::Inspect { data, peak_rss } => {
-            let result = commands::inspect::run(&data, cli.json);
+        Command::Inspect { data, stream, peak_rss } => {
+            let result = commands::inspect::run(&data, stream, cli.json);
             if let (true, Some(kb)) = (peak_rss, commands::bench::own_peak_rss_kb()) {
                 eprintln!("peak_rss_kb={kb}");
             }

@@ -31,6 +31,13 @@ fn inspect_a_table_and_an_image_folder() {
     let out = wick(&["inspect", s(&weather)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1461 rows × 7 columns") && text.contains("temp_max"), "{text}");
+    // --stream summarises without loading the file (the default above 1 GiB): the same figures.
+    let streamed = ok_json(&["--json", "inspect", "--stream", s(&weather)]);
+    assert_eq!(streamed["rows"], 1461);
+    let loaded = ok_json(&["--json", "inspect", s(&weather)]);
+    for (a, b) in streamed["columns"].as_array().unwrap().iter().zip(loaded["columns"].as_array().unwrap()) {
+        assert_eq!((&a["name"], &a["missing"], &a["min"], &a["max"]), (&b["name"], &b["missing"], &b["min"], &b["max"]));
+    }
     let v = ok_json(&["--json", "inspect", s(&sample("digits"))]);
     assert_eq!(v["images"], 1797);
     assert_eq!(v["classes"].as_array().unwrap().len(), 10);

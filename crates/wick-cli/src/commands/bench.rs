@@ -66,6 +66,13 @@ pub struct BenchArgs {
     /// small CNN with batch norm); exits with an error when they differ.
     #[arg(long)]
     pub parity: bool,
+    /// Instead: open and summarise a generated big CSV by streaming (peak memory, rows/s) beside
+    /// polars' own streaming scan of the same file.
+    #[arg(long)]
+    pub big: bool,
+    /// Rows of the --big CSV (30,000,000 are about 4 GB).
+    #[arg(long, default_value_t = 30_000_000)]
+    pub big_rows: usize,
     /// Rows of the generated regression table of the boosted-tree rows (0 leaves them out).
     #[arg(long, default_value_t = 50_000)]
     pub gbdt_rows: usize,
@@ -91,6 +98,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     }
     if args.parity {
         return parity(args.device, json);
+    }
+    if args.big {
+        return big(args, json);
     }
     if args.serve {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
@@ -276,6 +286,50 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         println!("peak memory training LeNet on 60,000 28×28 images ({} steps): Wick {wick:.0} MB{reference_text}", args.memory_steps);
     }
     println!("reference versions: {}", serde_json::Value::Object(versions));
+    Ok(())
+}
+
+/// `wick bench --big`: a child `wick inspect --stream` on a generated CSV of `--big-rows` rows,
+/// timed and its peak memory read, then polars' streaming scan of the same file.
+fn big(args: &BenchArgs, json: bool) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let csv = args.data_dir.join(format!("bench-v2-{}.csv", args.big_rows));
+    if !csv.exists() {
+        eprintln!("writing {} ({} rows)…", csv.display(), args.big_rows);
+        write_bench_csv(&csv, args.big_rows)?;
+    }
+    let script = args.data_dir.join("reference.py");
+    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    let file_gb = std::fs::metadata(&csv)?.len() as f64 / 1e9;
+    let exe = std::env::current_exe()?;
+    let t = Instant::now();
+    let output = Command::new(exe).args(["--json", "inspect", "--stream", "--peak-rss"]).arg(&csv).output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !output.status.success() {
+        anyhow::bail!("wick inspect --stream failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading wick inspect's summary")?;
+    let rows = summary["rows"].as_f64().unwrap_or(0.0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_mb = stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1000.0);
+    let reference = reference(&args.python, &script, &["big", &csv.to_string_lossy()])?;
+    let polars_rate = reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
+    let wick_rate = rows / secs;
+    if json {
+        return print_json(&serde_json::json!({
+            "file_gb": file_gb, "rows": rows, "wick_secs": secs, "wick_rows_per_sec": wick_rate, "wick_peak_rss_mb": peak_mb,
+            "reference": reference,
+        }));
+    }
+    println!("streaming summary of a {file_gb:.2} GB CSV ({rows:.0} rows × 12): Wick {secs:.1} s = {wick_rate:.0} rows/s, peak memory {} (bound 1,500 MB)",
+        peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into()));
+    match (&reference, polars_rate) {
+        (Some(r), Some(rate)) => println!(
+            "polars {} streaming scan (count, missing, min, max, mean): {:.1} s = {rate:.0} rows/s, peak memory {:.0} MB; Wick × {:.2}",
+            r["version"].as_str().unwrap_or("?"), r["secs"].as_f64().unwrap_or(0.0), r["peak_mb"].as_f64().unwrap_or(0.0), wick_rate / rate
+        ),
+        _ => println!("polars not installed: pip install polars for the reference"),
+    }
     Ok(())
 }
 

@@ -1,16 +1,34 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use wick_core::data::{index_image_csv, index_image_folder, inspect_table, ColumnKind, ImageIndex, TableSummary};
+use wick_core::data::{
+    index_image_csv, index_image_folder, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat, TableSummary, DEFAULT_CHUNK_BYTES,
+    STREAM_THRESHOLD_BYTES,
+};
 
 use crate::output::{print_json, table};
 
-pub fn run(path: &Path, json: bool) -> Result<()> {
+/// `stream`: summarise a CSV in one streaming pass without loading it (automatic above 1 GiB).
+pub fn run(path: &Path, stream: bool, json: bool) -> Result<()> {
     if path.is_dir() {
         let index = index_image_folder(path).with_context(|| format!("opening image folder {}", path.display()))?;
         return print_images(path, &index, json);
     }
-    let (_, summary) = inspect_table(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let csv = matches!(TableFormat::from_path(path), Ok(TableFormat::Csv));
+    let summary = if csv && (stream || size > STREAM_THRESHOLD_BYTES) {
+        let mut last_percent = u64::MAX;
+        let mut progress = |done: u64, total: u64| {
+            let percent = done * 100 / total.max(1);
+            if !json && percent / 10 != last_percent / 10 {
+                eprintln!("reading {}: {percent}%", path.display());
+                last_percent = percent;
+            }
+        };
+        summarize_csv_streaming(path, DEFAULT_CHUNK_BYTES, &mut progress).with_context(|| format!("streaming {}", path.display()))?
+    } else {
+        inspect_table(path).with_context(|| format!("opening {}", path.display()))?.1
+    };
     if summary.columns.iter().map(|c| c.name.as_str()).eq(["path", "label"]) {
         let index = index_image_csv(path).with_context(|| format!("opening image list {}", path.display()))?;
         return print_images(path, &index, json);
