@@ -167,6 +167,12 @@ fn streaming_summary_matches_the_in_memory_one() {
     })
     .unwrap();
     assert!(calls > 20, "{calls} chunks (4 KiB each at least)");
+    // A seeded sample of the rows for what needs a frame: bounded, reproducible, all columns.
+    let (_, a) = wick_core::data::stream_csv(&path, 1024, 500, 7, &mut |_, _| {}).unwrap();
+    let (_, b) = wick_core::data::stream_csv(&path, 1024, 500, 7, &mut |_, _| {}).unwrap();
+    assert!((450..=500).contains(&a.height()), "{}", a.height());
+    assert!(a.equals_missing(&b), "the same seed draws the same rows");
+    assert_eq!(a.get_column_names(), ["id", "x", "note", "city"]);
     assert_eq!(streamed.rows, 3000);
     assert_eq!(streamed.preview, memory.preview);
     for (s, m) in streamed.columns.iter().zip(&memory.columns) {

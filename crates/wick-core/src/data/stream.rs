@@ -8,6 +8,9 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use polars::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::columns::FeatureAdvice;
@@ -135,6 +138,12 @@ impl Acc {
 /// gets the bytes read after each chunk. Counts and moments are exact; distinct counts of numbers,
 /// and of text past 100,000 values, are estimates (`distinct_approximate`).
 pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<TableSummary> {
+    Ok(stream_csv(path, chunk_bytes, 0, 0, progress)?.0)
+}
+
+/// As [`summarize_csv_streaming`], and also draws a seeded random sample of about `sample_rows`
+/// rows (every row equally likely, in file order; at most `sample_rows`), for what needs a frame.
+pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<(TableSummary, DataFrame)> {
     let total = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
     let separator = sniff_separator(path, &read_head(path)?);
     let head = CsvReadOptions::default()
@@ -156,6 +165,10 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
     let mut header: Option<Vec<u8>> = None;
     let (mut done, mut rows) = (0u64, 0usize);
     let mut eof = false;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sampled: Vec<DataFrame> = Vec::new();
+    // The share of rows kept, from the file size and the first chunk's bytes per row.
+    let mut keep_share: Option<f64> = None;
     while !eof {
         let before = buf.len();
         buf.resize(before + chunk_bytes.max(1 << 12), 0);
@@ -174,6 +187,7 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
             continue;
         }
         let mut bytes = header.clone().unwrap_or_default();
+        let chunk_len = cut;
         bytes.extend_from_slice(&buf[..cut]);
         buf.drain(..cut);
         if bytes.iter().skip(header.as_ref().map_or(0, Vec::len)).all(|b| b.is_ascii_whitespace()) {
@@ -192,6 +206,15 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
                 )
             })?;
         rows += chunk.height();
+        if sample_rows > 0 {
+            let share = *keep_share.get_or_insert_with(|| {
+                let est_rows = total as f64 / (chunk_len as f64 / chunk.height().max(1) as f64);
+                // A little over, trimmed at the end, so the sample reaches its size.
+                (1.1 * sample_rows as f64 / est_rows.max(1.0)).min(1.0)
+            });
+            let mask: BooleanChunked = (0..chunk.height()).map(|_| rng.random_bool(share)).collect();
+            sampled.push(chunk.filter(&mask).map_err(|e| WickError::polars("sample rows", e))?);
+        }
         // Columns fold in parallel: one column's statistics are one thread's work.
         accs.par_iter_mut().zip(chunk.columns().par_iter()).try_for_each(|(acc, column)| acc.add(column, &format!("column `{}`", column.name())))?;
         progress(done.min(total), total);
@@ -201,7 +224,26 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
         .zip(head.columns())
         .map(|(acc, c)| acc.finish(c.name(), c.dtype(), FeatureAdvice::of(c.as_materialized_series())))
         .collect();
-    Ok(TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows, columns, preview: preview_rows(&head, PREVIEW_ROWS) })
+    let summary = TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows, columns, preview: preview_rows(&head, PREVIEW_ROWS) };
+    let mut sample = match sampled.split_first() {
+        Some((first, rest)) => {
+            let mut df = first.clone();
+            for part in rest {
+                df.vstack_mut(part).map_err(|e| WickError::polars("sample rows", e))?;
+            }
+            df
+        }
+        None => head.clear(),
+    };
+    if sample.height() > sample_rows {
+        // Drop the surplus uniformly, keeping file order.
+        let mut keep: Vec<IdxSize> = (0..sample.height() as IdxSize).collect();
+        keep.shuffle(&mut rng);
+        keep.truncate(sample_rows);
+        keep.sort_unstable();
+        sample = sample.take(&IdxCa::from_vec("rows".into(), keep)).map_err(|e| WickError::polars("sample rows", e))?;
+    }
+    Ok((summary, sample))
 }
 
 /// Reads until `buf` is full or the file ends.
