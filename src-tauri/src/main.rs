@@ -170,6 +170,8 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         embedded_endpoint_error: server_error,
         embedded_token_file: Some(paths.endpoint_token.clone()),
         native_menu: NATIVE_MENU,
+        stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
+        stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
     };
     let wick = WickApp::new(config);
     let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), accessibility, server)?;

@@ -102,7 +102,7 @@ impl WickApp {
         };
         if let Some(dataset) = app.state.project.dataset.clone() {
             app.state.data = DataState::Loading(dataset.path.clone());
-            app.jobs.load_dataset(dataset.path);
+            app.jobs.load_dataset(dataset.path, (app.state.config.stream_threshold_bytes, app.state.config.stream_sample_rows));
         }
         app
     }
@@ -207,7 +207,7 @@ impl WickApp {
         self.state.data = DataState::Empty;
         if let Some(dataset) = self.state.project.dataset.clone() {
             self.state.data = DataState::Loading(dataset.path.clone());
-            self.jobs.load_dataset(dataset.path);
+            self.jobs.load_dataset(dataset.path, (self.state.config.stream_threshold_bytes, self.state.config.stream_sample_rows));
         }
         self.state.screen = Screen::Data;
     }
@@ -458,7 +458,7 @@ impl WickApp {
             Command::OpenDataset(path) => {
                 self.state.data = DataState::Loading(path.clone());
                 self.view = screens::common::ViewState::default();
-                self.jobs.load_dataset(path);
+                self.jobs.load_dataset(path, (self.state.config.stream_threshold_bytes, self.state.config.stream_sample_rows));
             }
             Command::OpenSample(id) => {
                 if let Some((_, path)) = self.state.samples().into_iter().find(|(s, _)| s.id == id) {

@@ -23,6 +23,10 @@ pub struct AppConfig {
     /// The host shows a native menu; when false the UI draws File and Help menus itself (and
     /// handles their keyboard shortcuts).
     pub native_menu: bool,
+    /// CSV files larger than this open by streaming: statistics of every row, and a seeded sample
+    /// of at most `stream_sample_rows` rows as the frame to show and train on.
+    pub stream_threshold_bytes: u64,
+    pub stream_sample_rows: usize,
 }
 
 /// Things only the host can do; the UI queues them and the host drains them after each frame.

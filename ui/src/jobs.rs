@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use wick_core::data::{index_image_csv, index_image_folder, inspect_table, ColumnKind, ImageIndex, TableSummary, TabularRequest};
+use wick_core::data::{
+    index_image_csv, index_image_folder, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
+};
 use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
@@ -25,7 +27,9 @@ pub struct Histogram {
 /// A dataset in memory.
 #[derive(Clone)]
 pub enum LoadedData {
-    Table { df: DataFrame, summary: TableSummary, histograms: Vec<Option<Histogram>> },
+    /// `sampled_from`: the file's row count when `df` is a seeded sample of a large file (the
+    /// summary still describes every row).
+    Table { df: DataFrame, summary: TableSummary, histograms: Vec<Option<Histogram>>, sampled_from: Option<usize> },
     Images { index: ImageIndex },
 }
 
@@ -174,9 +178,9 @@ impl Jobs {
         }
     }
 
-    pub fn load_dataset(&self, path: PathBuf) {
+    pub fn load_dataset(&self, path: PathBuf, stream: (u64, usize)) {
         self.spawn("load", move |send| {
-            let result = load_dataset(&path);
+            let result = load_dataset(&path, stream);
             send(JobEvent::DatasetLoaded { path, result });
         });
     }
@@ -349,13 +353,27 @@ pub enum TryInput {
     Image(PathBuf),
 }
 
-/// Opens a table, an image folder or an image list (`path,label` CSV).
-pub fn load_dataset(path: &Path) -> Result<LoadedData, String> {
+/// Rows of the frame a large CSV opens with (a seeded sample; the statistics cover every row).
+pub const SAMPLE_ROWS: usize = 500_000;
+
+/// Opens a table, an image folder or an image list (`path,label` CSV). A CSV over
+/// `stream.0` bytes is read by streaming and kept as a seeded sample of at most `stream.1` rows.
+pub fn load_dataset(path: &Path, stream: (u64, usize)) -> Result<LoadedData, String> {
+    let (stream_threshold_bytes, sample_rows) = stream;
     if path.is_dir() {
         let index = index_image_folder(path).map_err(|e| e.to_string())?;
         return Ok(LoadedData::Images { index });
     }
-    let (df, summary) = inspect_table(path).map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let csv = matches!(TableFormat::from_path(path), Ok(TableFormat::Csv));
+    let (df, summary, sampled_from) = if csv && size > stream_threshold_bytes {
+        let (summary, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, sample_rows, 0, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let sampled_from = (sample.height() < summary.rows).then_some(summary.rows);
+        (sample, summary, sampled_from)
+    } else {
+        let (df, summary) = inspect_table(path).map_err(|e| e.to_string())?;
+        (df, summary, None)
+    };
     let is_image_list = summary.columns.len() == 2
         && summary.columns[0].name == "path"
         && summary.columns[1].name == "label";
@@ -371,7 +389,7 @@ pub fn load_dataset(path: &Path) -> Result<LoadedData, String> {
             _ => None,
         })
         .collect();
-    Ok(LoadedData::Table { df, summary, histograms })
+    Ok(LoadedData::Table { df, summary, histograms, sampled_from })
 }
 
 fn histogram(col: &wick_core::polars::prelude::Column, min: f64, max: f64, bins: usize) -> Option<Histogram> {

@@ -184,6 +184,14 @@ impl AppState {
             || self.importance.is_busy()
     }
 
+    /// For a large file kept as a sample: `(rows in the sample, rows in the file)`.
+    pub fn sampled(&self) -> Option<(usize, usize)> {
+        match self.loaded()? {
+            LoadedData::Table { df, sampled_from: Some(total), .. } => Some((df.height(), *total)),
+            _ => None,
+        }
+    }
+
     pub fn loaded(&self) -> Option<&LoadedData> {
         match &self.data {
             DataState::Loaded { data, .. } => Some(data),

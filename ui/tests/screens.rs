@@ -41,6 +41,8 @@ impl Env {
             embedded_endpoint_error: None,
             embedded_token_file: Some(self.dir.path().join("config/desktop-token")),
             native_menu: false,
+            stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
+            stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
         }
     }
 }
@@ -605,4 +607,35 @@ fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
     h.get_all_by_label("Train this one").nth(1).unwrap().click();
     wait_for(&mut h, "the second model's run", |a| a.state.project.runs.len() == 2 && trained(a));
     assert_eq!(h.state().state.project.runs[1].spec, second);
+}
+
+#[test]
+fn a_large_csv_opens_by_streaming_and_trains_on_a_seeded_sample() {
+    let env = Env::new(false);
+    let mut csv = String::from("x,noise,y\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{},{},{}\n", i % 100, (i * 37) % 11, 2 * (i % 100) + 1));
+    }
+    let path = env.dir.path().join("large.csv");
+    std::fs::write(&path, csv).unwrap();
+    // "Large" here: anything over 1 KiB streams, and the frame keeps 1,000 rows.
+    let config = AppConfig { stream_threshold_bytes: 1024, stream_sample_rows: 1000, ..env.config() };
+    let mut h = harness(WickApp::new(config));
+    h.run_steps(3);
+    h.state_mut().handle_host_event(HostEvent::OpenDataset(path));
+    wait_for(&mut h, "the file to load", loaded);
+    assert_eq!(h.state().state.sampled(), Some((1000, 5000)));
+    let DataState::Loaded { data: wick_ui::jobs::LoadedData::Table { summary, .. }, .. } = &h.state().state.data else { panic!("a table") };
+    assert_eq!(summary.rows, 5000, "the statistics cover every row");
+    h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Data));
+    h.run_steps(3);
+    h.get_by_label_contains("seeded random sample of 1000 rows");
+    h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Model));
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "▶  Train").click();
+    wait_for(&mut h, "training", trained);
+    h.get_by_label_contains("Training on a seeded random sample of 1000 of the file's 5000 rows");
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert!(run.test_samples.len() <= 200, "tested on the sample's held-out rows: {}", run.test_samples.len());
 }

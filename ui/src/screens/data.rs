@@ -53,7 +53,7 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 });
             });
             match &data {
-                LoadedData::Table { df, summary, histograms } => table_view(cx, ui, df, summary, histograms),
+                LoadedData::Table { df, summary, histograms, .. } => table_view(cx, ui, df, summary, histograms),
                 LoadedData::Images { index } => images_view(cx, ui, index),
             }
         }
@@ -141,6 +141,11 @@ fn table_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, df: &DataFrame, summary
 /// Warnings a person should see before training: missing values, constant columns, class imbalance.
 pub fn table_warnings(state: &AppState, summary: &TableSummary) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some((sample, total)) = state.sampled() {
+        out.push(format!(
+            "This file is large ({total} rows): the statistics cover every row; the rows shown here, the Model screen and training use a seeded random sample of {sample} rows"
+        ));
+    }
     for c in &summary.columns {
         if c.missing > 0 {
             out.push(format!(

@@ -56,6 +56,9 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             }
         }
     });
+    if let Some((sample, total)) = state.sampled() {
+        ui.label(RichText::new(format!("Training on a seeded random sample of {sample} of the file's {total} rows.")).small().color(theme::VALID_COLOUR));
+    }
     if let Some(progress) = state.training.as_ref().and_then(|t| Some((t.started.elapsed().as_secs_f64(), t.search.clone()?))) {
         let (elapsed, p) = progress;
         let text = if p.finalising {
