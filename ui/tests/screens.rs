@@ -639,3 +639,18 @@ fn a_large_csv_opens_by_streaming_and_trains_on_a_seeded_sample() {
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
     assert!(run.test_samples.len() <= 200, "tested on the sample's held-out rows: {}", run.test_samples.len());
 }
+
+#[test]
+fn stopping_a_search_ends_it_as_stopped() {
+    let env = Env::new(false);
+    let mut h = with_sample(&env, "Seattle weather");
+    h.get_by_role_and_label(Role::Button, "Find the best model").click();
+    wait_for(&mut h, "the first model of the search", |a| {
+        a.state.project.runs.last().and_then(|r| r.leaderboard.as_ref()).is_some_and(|b| !b.is_empty())
+    });
+    h.get_by_role_and_label(Role::Button, "■  Stop").click();
+    wait_for(&mut h, "the search to stop", trained);
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Cancelled, "{:?}", run.status);
+    assert!(!run.leaderboard.unwrap().is_empty(), "what was tried stays listed");
+}
