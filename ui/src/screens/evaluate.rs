@@ -466,7 +466,8 @@ fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                 egui::Grid::new("try_fields").num_columns(4).show(ui, |ui| {
                     for (i, (name, value)) in cx.view.try_fields.iter_mut().enumerate() {
                         ui.label(name.as_str());
-                        ui.add(egui::TextEdit::singleline(value).desired_width(110.0));
+                        // A fixed size: a grid cell is as wide as last frame's, which would clip dates.
+                        ui.add_sized([110.0, 20.0], egui::TextEdit::singleline(value));
                         if i % 2 == 1 {
                             ui.end_row();
                         }
