@@ -78,6 +78,7 @@ impl WickApp {
             try_it: TryState::default(),
             fit: FitState::default(),
             importance: ImportanceState::default(),
+            load_progress: None,
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
             show_settings: false,
             show_about: false,
@@ -233,11 +234,17 @@ impl WickApp {
 
     fn on_job_event(&mut self, event: JobEvent) {
         match event {
+            JobEvent::LoadProgress { path, fraction } => {
+                if matches!(&self.state.data, DataState::Loading(p) if *p == path) {
+                    self.state.load_progress = Some(fraction);
+                }
+            }
             JobEvent::DatasetLoaded { path, result } => {
                 // A later request wins; ignore stale loads.
                 if !matches!(&self.state.data, DataState::Loading(p) if *p == path) {
                     return;
                 }
+                self.state.load_progress = None;
                 self.state.fit = FitState::default();
                 match result {
                     Ok(data) => {

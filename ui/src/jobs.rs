@@ -136,6 +136,8 @@ const IMPORTANCE_REPEATS: usize = 5;
 /// News from a background job.
 pub enum JobEvent {
     DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
+    /// A large file streams: this share of it is read.
+    LoadProgress { path: PathBuf, fraction: f32 },
     Train { run_id: u32, event: TrainEvent },
     /// News from *Find the best model*.
     Search { run_id: u32, event: SearchEvent },
@@ -180,7 +182,7 @@ impl Jobs {
 
     pub fn load_dataset(&self, path: PathBuf, stream: (u64, usize)) {
         self.spawn("load", move |send| {
-            let result = load_dataset(&path, stream);
+            let result = load_dataset(&path, stream, &mut |fraction| send(JobEvent::LoadProgress { path: path.clone(), fraction }));
             send(JobEvent::DatasetLoaded { path, result });
         });
     }
@@ -358,7 +360,8 @@ pub const SAMPLE_ROWS: usize = 500_000;
 
 /// Opens a table, an image folder or an image list (`path,label` CSV). A CSV over
 /// `stream.0` bytes is read by streaming and kept as a seeded sample of at most `stream.1` rows.
-pub fn load_dataset(path: &Path, stream: (u64, usize)) -> Result<LoadedData, String> {
+/// `progress` gets the share of the file read so far while a large file streams.
+pub fn load_dataset(path: &Path, stream: (u64, usize), progress: &mut dyn FnMut(f32)) -> Result<LoadedData, String> {
     let (stream_threshold_bytes, sample_rows) = stream;
     if path.is_dir() {
         let index = index_image_folder(path).map_err(|e| e.to_string())?;
@@ -367,7 +370,7 @@ pub fn load_dataset(path: &Path, stream: (u64, usize)) -> Result<LoadedData, Str
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let csv = matches!(TableFormat::from_path(path), Ok(TableFormat::Csv));
     let (df, summary, sampled_from) = if csv && size > stream_threshold_bytes {
-        let (summary, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, sample_rows, 0, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let (summary, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, sample_rows, 0, &mut |done, total| progress(done as f32 / total.max(1) as f32)).map_err(|e| e.to_string())?;
         let sampled_from = (sample.height() < summary.rows).then_some(summary.rows);
         (sample, summary, sampled_from)
     } else {

@@ -165,6 +165,8 @@ pub struct AppState {
     pub try_it: TryState,
     pub fit: FitState,
     pub importance: ImportanceState,
+    /// The share of a large file read while it opens by streaming.
+    pub load_progress: Option<f32>,
     /// Problems to show in the banner at the top (save failures, a damaged project file, …).
     pub notices: Vec<String>,
     pub show_settings: bool,

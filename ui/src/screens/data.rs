@@ -27,10 +27,18 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         DataState::Loading(path) => {
             let path = path.clone();
             ui.add_space(30.0);
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label(format!("Opening {}…", path.display()));
-            });
+            match cx.state.load_progress {
+                // A large file streams: every row is read once for its statistics.
+                Some(fraction) => {
+                    ui.add(egui::ProgressBar::new(fraction).text(format!("Reading {} ({:.0}%)…", path.display(), fraction * 100.0)).animate(true));
+                }
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("Opening {}…", path.display()));
+                    });
+                }
+            }
         }
         DataState::Failed { path, message } => {
             let (path, message) = (path.clone(), message.clone());
