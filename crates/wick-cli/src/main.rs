@@ -70,7 +70,7 @@ enum Command {
     },
     /// List the compute devices this build of Wick can use.
     Devices,
-    /// Measure Wick against pandas, numpy and PyTorch on this machine.
+    /// Measure Wick against pandas, numpy, scikit-learn, polars and PyTorch on this machine.
     Bench(Box<commands::bench::BenchArgs>),
 }
 

@@ -237,6 +237,8 @@ fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves()
             let v = ok_json(&["--json", "train", s(&data), "--target", target, "--model", kind, "--out", s(&model)]);
             assert!(v["metrics"][metric].as_f64().unwrap() > floor, "{kind} on {file}: {v}");
             assert!(model.join("trees.json").exists(), "a tree package keeps trees.json");
+            let card = std::fs::read_to_string(model.join("README.md")).unwrap();
+            assert!(card.contains("ONNX export does not cover tree models yet") && !card.contains("onnxruntime"), "{card}");
             let v = ok_json(&["--json", "explain", s(&model), s(&data), "--repeats", "2", "--row", "3"]);
             let features = v["importance"]["features"].as_array().unwrap();
             assert!(!features.is_empty() && features.iter().all(|f| f["split_gain"].is_number()), "{v}");

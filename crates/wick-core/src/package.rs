@@ -401,6 +401,15 @@ fn model_card(m: &Manifest) -> String {
 
 /// How to run the model outside Wick, from `wick export`'s ONNX file.
 fn onnx_section(m: &Manifest) -> String {
+    let dates = matches!(&m.preprocessing, ModelInput::Tabular { preprocessor } if preprocessor.encoders.iter().any(|e| matches!(e, crate::data::FeatureEncoder::Date { .. })));
+    if m.spec.is_tree() || dates {
+        let why = if m.spec.is_tree() { "tree models" } else { "models that use a date column" };
+        return format!(
+            "\n## Using it outside Wick\n\nONNX export does not cover {why} yet. Serve it with `wick-serve` \
+             (`wick publish`), whose Open Inference Protocol routes stock clients such as `tritonclient` call{}.\n",
+            if m.spec.is_tree() { ", or read `trees.json` (documented in Wick's `docs/tree-format.md`)" } else { "" }
+        );
+    }
     let feed: Vec<String> = m
         .inputs
         .iter()
