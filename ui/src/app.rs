@@ -46,8 +46,8 @@ pub struct WickApp {
 enum RunKind {
     /// The Model screen's current choice.
     Current,
-    /// This spec (a leaderboard row).
-    Spec(ModelSpec),
+    /// A leaderboard row, with the network settings it was ranked with.
+    Candidate(wick_core::train::Candidate),
     /// The leaderboard search; the run becomes its best model.
     Search { budget_secs: f64 },
 }
@@ -490,7 +490,7 @@ impl WickApp {
             }
             Command::StartTraining => self.start_training(),
             Command::FindBestModel => self.start_run(RunKind::Search { budget_secs: self.state.project.model.search_budget_secs.max(1.0) }),
-            Command::TrainSpec(spec) => self.start_run(RunKind::Spec(spec)),
+            Command::TrainCandidate(candidate) => self.start_run(RunKind::Candidate(candidate)),
             Command::StopTraining => {
                 if let Some(t) = &self.state.training {
                     t.cancel.cancel();
@@ -579,7 +579,7 @@ impl WickApp {
         };
         let source = self.state.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
         let spec = match &kind {
-            RunKind::Spec(spec) => Ok(spec.clone()),
+            RunKind::Candidate(c) => Ok(c.spec.clone()),
             // The search's run takes the best candidate's spec when it finishes.
             RunKind::Search { .. } if data.is_images() => Err("Find the best model compares table models; this dataset is images".to_string()),
             RunKind::Search { .. } => Ok(ModelSpec::default_gbdt()),
@@ -617,10 +617,13 @@ impl WickApp {
         self.view.model_error = None;
         let run_id = self.state.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
         let package = self.state.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
-        let config = self.state.project.train.clone();
+        let config = match &kind {
+            RunKind::Candidate(c) => c.config(&self.state.project.train),
+            _ => self.state.project.train.clone(),
+        };
         let template = match &kind {
             RunKind::Current => self.state.project.model.template,
-            RunKind::Spec(_) | RunKind::Search { .. } => Template::of(&spec),
+            RunKind::Candidate(_) | RunKind::Search { .. } => Template::of(&spec),
         };
         let name = match &kind {
             RunKind::Search { .. } => format!("Run {run_id} · Find the best model"),

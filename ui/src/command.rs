@@ -20,8 +20,8 @@ pub enum Command {
     StartTraining,
     /// Try the templates that fit the table within the Model screen's budget; the best becomes the run.
     FindBestModel,
-    /// Train this spec as a new run (a leaderboard row's *Train this one*).
-    TrainSpec(wick_core::model::ModelSpec),
+    /// Train a leaderboard row's model as a new run, with the settings it was ranked with.
+    TrainCandidate(wick_core::train::Candidate),
     StopTraining,
     SelectRun(u32),
     Publish,

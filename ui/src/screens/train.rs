@@ -117,7 +117,7 @@ fn leaderboard(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, board: &[wick_core::tr
                 ui.label(format!("{:.4}", c.valid_score));
                 ui.label(format!("{:.2}", c.duration_secs));
                 if ui.add_enabled(!training, egui::Button::new("Train this one").small()).clicked() {
-                    cx.send(Command::TrainSpec(c.spec.clone()));
+                    cx.send(Command::TrainCandidate(c.clone()));
                 }
                 ui.end_row();
             }

@@ -26,6 +26,16 @@ pub struct Candidate {
     /// `r2` (numbers) or `accuracy` (classes) on the validation rows; higher is better.
     pub valid_score: f64,
     pub duration_secs: f64,
+    /// The learning rate and epochs it was trained with (networks use them; others ignore them).
+    pub lr: f64,
+    pub epochs: usize,
+}
+
+impl Candidate {
+    /// `config` with this candidate's network settings: how it was trained, and how to train it again.
+    pub fn config(&self, config: &TrainConfig) -> TrainConfig {
+        TrainConfig { lr: self.lr, epochs: self.epochs, ..config.clone() }
+    }
 }
 
 /// What the search tells as it goes.
@@ -108,7 +118,7 @@ pub fn search(
                 let duration_secs = t.elapsed().as_secs_f64();
                 slowest = slowest.max(duration_secs);
                 let valid_score = outcome.report.test.as_ref().map_or(f64::NEG_INFINITY, score);
-                let candidate = Candidate { name, spec, valid_score, duration_secs };
+                let candidate = Candidate { name, spec, valid_score, duration_secs, lr: net_config.0, epochs: net_config.1 };
                 on_event(SearchEvent::CandidateDone(candidate.clone()));
                 leaderboard.push(candidate);
             }
@@ -122,8 +132,8 @@ pub fn search(
         return Err(WickError::InvalidSpec("no candidate could be trained on this table; train one model to see why".into()));
     };
     on_event(SearchEvent::FinalStarted { name: top.name.clone() });
-    let (lr, epochs) = net_settings_of(&top.spec);
-    let final_config = TrainConfig { lr, epochs, fixed_split: Some(split), ..config.clone() };
+    // Trained again exactly as it was ranked, on the usual split.
+    let final_config = TrainConfig { fixed_split: Some(split), ..top.config(config) };
     let best = train_table(df, source, request, &top.spec, &final_config, &mut |_: TrainEvent| {}, cancel)?;
     let metric = if task == Task::Regression { "r2" } else { "accuracy" };
     Ok(SearchOutcome { metric: metric.into(), leaderboard, best })
@@ -160,13 +170,6 @@ const NET_DEFAULT: NetSettings = (3e-3, 60);
 
 /// At most this many candidates, whatever the budget.
 const MAX_CANDIDATES: usize = 100;
-
-fn net_settings_of(spec: &ModelSpec) -> NetSettings {
-    match spec {
-        ModelSpec::Logistic => (0.05, 60),
-        _ => NET_DEFAULT,
-    }
-}
 
 /// A random draw around the defaults: mostly trees (the usual winners on tables), some networks.
 fn random_candidate(task: Task, rng: &mut ChaCha8Rng) -> (String, ModelSpec, NetSettings) {

@@ -206,11 +206,13 @@ fn the_leaderboard_ranks_on_validation_rows_and_keeps_the_test_rows_for_the_best
     // training rows and scored on those validation rows gives it again.
     let diagnosis = df.column("diagnosis").unwrap().str().unwrap().clone();
     let usual = config.split_rows(df.height(), Some(&class_indices(&diagnosis))).unwrap();
-    let top = &outcome.leaderboard[0];
-    let (lr, epochs) = if top.spec == ModelSpec::Logistic { (0.05, 60) } else { (3e-3, 60) };
     let ranking = Split { train: usual.train.clone(), valid: usual.valid.clone(), test: usual.valid.clone() };
-    let replay = train_table(&df, &path, &request, &top.spec, &TrainConfig { lr, epochs, fixed_split: Some(ranking), ..config.clone() }, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
-    assert!((score(&replay) - top.valid_score).abs() < 1e-12, "{} vs {}", score(&replay), top.valid_score);
+    // Every candidate replays: networks with the learning rate and epochs they were ranked with.
+    for c in &outcome.leaderboard {
+        let replay_config = TrainConfig { fixed_split: Some(ranking.clone()), ..c.config(&config) };
+        let replay = train_table(&df, &path, &request, &c.spec, &replay_config, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+        assert!((score(&replay) - c.valid_score).abs() < 1e-12, "{}: {} vs {}", c.name, score(&replay), c.valid_score);
+    }
     // The best was trained again on the usual split and scored on its test rows.
     assert_eq!(outcome.best.report.rows.test, usual.test.len());
     assert!(score(&outcome.best) > 0.9);
