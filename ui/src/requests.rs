@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use wick_core::package::{read_manifest, Manifest, TensorSpec};
-use wick_core::polars::prelude::AnyValue;
+use wick_core::explain::any_value_json;
 
 use crate::state::AppState;
 use crate::jobs::LoadedData;
@@ -19,7 +19,7 @@ pub fn test_request_body(state: &AppState, run_id: u32) -> Result<Value, String>
     match (state.loaded(), sample) {
         (Some(LoadedData::Table { df, .. }), Some(sample)) => {
             let row = row_index(&sample.source).ok_or("the test sample has no row number")?;
-            table_body(&manifest, |name| df.column(name).ok().and_then(|c| c.get(row).ok().map(|v| any_to_json(&v))))
+            table_body(&manifest, |name| df.column(name).ok().and_then(|c| c.get(row).ok().map(|v| any_value_json(&v))))
         }
         (Some(LoadedData::Images { .. }), Some(sample)) => image_body(&manifest, Path::new(&sample.source)),
         _ => Ok(wick_core::publish::example_request(&manifest)),
@@ -53,19 +53,6 @@ fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
     let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
     let pixels: Vec<u8> = if c == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
     Ok(json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }))
-}
-
-fn any_to_json(v: &AnyValue) -> Value {
-    match v {
-        AnyValue::Null => Value::Null,
-        AnyValue::Boolean(b) => Value::Bool(*b),
-        AnyValue::String(s) => Value::String(s.to_string()),
-        AnyValue::StringOwned(s) => Value::String(s.to_string()),
-        other => match other.extract::<f64>() {
-            Some(f) if f.is_finite() => json!(f),
-            _ => Value::String(other.to_string()),
-        },
-    }
 }
 
 /// The 0-based table row of a test sample's source ("row 12" is the 12th row).

@@ -223,17 +223,22 @@ pub fn frame_row(df: &DataFrame, index: usize) -> Result<serde_json::Map<String,
     let mut out = serde_json::Map::new();
     for column in df.columns() {
         let value = column.get(index).map_err(|e| WickError::polars(format!("row {}", index + 1), e))?;
-        let json = match value {
-            AnyValue::Null => serde_json::Value::Null,
-            AnyValue::Boolean(b) => serde_json::Value::Bool(b),
-            AnyValue::String(s) => serde_json::Value::String(s.to_string()),
-            AnyValue::StringOwned(s) => serde_json::Value::String(s.to_string()),
-            other => match other.extract::<f64>() {
-                Some(v) => serde_json::json!(v),
-                None => serde_json::Value::String(other.to_string()),
-            },
-        };
-        out.insert(column.name().to_string(), json);
+        out.insert(column.name().to_string(), any_value_json(&value));
     }
     Ok(out)
+}
+
+/// A table cell as JSON: numbers, text, booleans, `null` for missing; other types (and non-finite
+/// numbers, which JSON lacks) as their text.
+pub fn any_value_json(v: &AnyValue) -> serde_json::Value {
+    match v {
+        AnyValue::Null => serde_json::Value::Null,
+        AnyValue::Boolean(b) => serde_json::Value::Bool(*b),
+        AnyValue::String(s) => serde_json::Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => serde_json::Value::String(s.to_string()),
+        other => match other.extract::<f64>() {
+            Some(f) if f.is_finite() => serde_json::json!(f),
+            _ => serde_json::Value::String(other.to_string()),
+        },
+    }
 }
