@@ -550,8 +550,11 @@ impl WickApp {
             Command::RequestFit { run_id, request } => self.request_fit(run_id, request),
             Command::RequestImportance { run_id, rows } => {
                 self.state.importance = ImportanceState { run: Some(run_id), view: None };
+                let Some(LoadedData::Table { df, .. }) = self.state.loaded() else { return };
+                // The frame is shared (polars columns are reference-counted); the job picks the rows.
+                let df = df.clone();
                 match self.model_source(run_id) {
-                    Ok(source) => self.jobs.importance(run_id, source, rows),
+                    Ok(source) => self.jobs.importance(run_id, source, df, rows),
                     Err(e) => self.state.importance.view = Some(Err(e)),
                 }
             }

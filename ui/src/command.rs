@@ -29,8 +29,8 @@ pub enum Command {
     RefreshVersions,
     Rollback { name: String, version: u64 },
     TryRow(serde_json::Map<String, serde_json::Value>),
-    /// Compute the permutation importance of a run on these (its test) rows.
-    RequestImportance { run_id: u32, rows: wick_core::polars::prelude::DataFrame },
+    /// Compute the permutation importance of a run on these rows (its test rows) of the open table.
+    RequestImportance { run_id: u32, rows: Vec<usize> },
     TryImage(PathBuf),
     Host(HostRequest),
     SetDark(bool),

@@ -319,10 +319,15 @@ impl Jobs {
         });
     }
 
-    /// Permutation importance of a table model on `rows` (the run's test rows), 5 shuffles per feature.
-    pub fn importance(&self, run_id: u32, source: ModelSource, rows: DataFrame) {
+    /// Permutation importance of a table model on `rows` of `df` (the run's test rows), 5 shuffles
+    /// per feature.
+    pub fn importance(&self, run_id: u32, source: ModelSource, df: DataFrame, rows: Vec<usize>) {
         self.spawn("importance", move |send| {
-            let (model, result) = source.with(|model| permutation_importance(model, &rows, IMPORTANCE_REPEATS, 0).map_err(|e| e.to_string()));
+            let idx = wick_core::polars::prelude::IdxCa::from_vec("rows".into(), rows.iter().map(|&r| r as wick_core::polars::prelude::IdxSize).collect());
+            let (model, result) = source.with(|model| {
+                let test_rows = df.take(&idx).map_err(|e| format!("the test rows could not be read: {e}"))?;
+                permutation_importance(model, &test_rows, IMPORTANCE_REPEATS, 0).map_err(|e| e.to_string())
+            });
             send(JobEvent::Importance { run_id, model, result });
         });
     }

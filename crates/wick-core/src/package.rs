@@ -276,15 +276,12 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
     if hex::encode(hasher.finalize()) != manifest.weights_sha256 {
         return Err(WickError::package(path, format!("{weights_name} does not match the checksum in wick.json: the package is damaged; export it again")));
     }
-    if manifest.spec.is_tree() {
-        let bytes = std::fs::read(&weights_path).map_err(|e| WickError::io(&weights_path, e))?;
-        let ensemble: crate::model::TreeEnsemble = serde_json::from_slice(&bytes)
-            .map_err(|e| WickError::package(path, format!("{TREES_FILE} can't be read ({e}); the package may be damaged")))?;
-        let model = Model::new(manifest.spec.clone(), manifest.preprocessing.clone(), manifest.target.clone(), Weights::Trees(ensemble))?;
-        return Ok((model, manifest));
-    }
-    let tensors = candle_core::safetensors::load(&weights_path, device)
-        .map_err(|e| WickError::package(path, format!("model.safetensors can't be read ({e})")))?;
+    // Tree models keep JSON, not tensors.
+    let tensors = if manifest.spec.is_tree() {
+        HashMap::new()
+    } else {
+        candle_core::safetensors::load(&weights_path, device).map_err(|e| WickError::package(path, format!("model.safetensors can't be read ({e})")))?
+    };
     let n_out = match manifest.target.task {
         Task::Classification => manifest.target.labels.len(),
         Task::Regression => 1,
@@ -307,7 +304,12 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
             Weights::Network(Network::from_tensors(&input_dims, &dense_layers(&manifest.spec), n_out, &tensors, device)?)
         }
         ModelSpec::Cnn { layers, .. } => Weights::Network(Network::from_tensors(&input_dims, layers, n_out, &tensors, device)?),
-        ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => return Err(WickError::package(path, "tree weights are read above")),
+        ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
+            let bytes = std::fs::read(&weights_path).map_err(|e| WickError::io(&weights_path, e))?;
+            Weights::Trees(serde_json::from_slice(&bytes).map_err(|e| {
+                WickError::package(path, format!("{TREES_FILE} can't be read ({e}); the package may be damaged: export it again"))
+            })?)
+        }
         ModelSpec::Transfer { backbone } => {
             backbone.weights = path.join(&backbone.weights);
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, device)?;

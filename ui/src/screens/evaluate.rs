@@ -62,18 +62,13 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
 fn importance(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     let state = cx.state;
     let Some(LoadedData::Table { df, .. }) = state.loaded() else { return };
-    let rows: Vec<wick_core::polars::prelude::IdxSize> =
-        run.test_samples.iter().filter_map(|s| crate::requests::row_index(&s.source)).filter(|&r| r < df.height()).map(|r| r as _).collect();
+    let rows: Vec<usize> = run.test_samples.iter().filter_map(|s| crate::requests::row_index(&s.source)).filter(|&r| r < df.height()).collect();
     if rows.len() < 2 {
         return;
     }
     theme::section(ui, "Feature importance");
     if state.importance.run != Some(run.id) {
-        let idx = wick_core::polars::prelude::IdxCa::from_vec("rows".into(), rows);
-        match df.take(&idx) {
-            Ok(test_rows) => cx.send(Command::RequestImportance { run_id: run.id, rows: test_rows }),
-            Err(e) => error_label(ui, &format!("The test rows could not be read: {e}")),
-        }
+        cx.send(Command::RequestImportance { run_id: run.id, rows });
     }
     let view = match &state.importance.view {
         None => {

@@ -105,14 +105,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     if args.serve {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
     }
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let csv = args.data_dir.join(format!("bench-v2-{}.csv", args.csv_rows));
-    if !csv.exists() {
-        eprintln!("writing {} ({} rows)…", csv.display(), args.csv_rows);
-        write_bench_csv(&csv, args.csv_rows)?;
-    }
-    let script = args.data_dir.join("reference.py");
-    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    let (csv, script) = bench_files(&args.data_dir, args.csv_rows)?;
     let py = |a: &[&str]| reference(&args.python, &script, a);
 
     let (lstsq_rows, lstsq_cols) = (200_000usize, 20usize);
@@ -292,14 +285,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
 /// `wick bench --big`: a child `wick inspect --stream` on a generated CSV of `--big-rows` rows,
 /// timed and its peak memory read, then polars' streaming scan of the same file.
 fn big(args: &BenchArgs, json: bool) -> Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let csv = args.data_dir.join(format!("bench-v2-{}.csv", args.big_rows));
-    if !csv.exists() {
-        eprintln!("writing {} ({} rows)…", csv.display(), args.big_rows);
-        write_bench_csv(&csv, args.big_rows)?;
-    }
-    let script = args.data_dir.join("reference.py");
-    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    let (csv, script) = bench_files(&args.data_dir, args.big_rows)?;
     let file_gb = std::fs::metadata(&csv)?.len() as f64 / 1e9;
     let exe = std::env::current_exe()?;
     let t = Instant::now();
@@ -331,6 +317,19 @@ fn big(args: &BenchArgs, json: bool) -> Result<()> {
         _ => println!("polars not installed: pip install polars for the reference"),
     }
     Ok(())
+}
+
+/// The generated `rows`-row CSV in `dir` (written once) and the reference script (written each run).
+fn bench_files(dir: &Path, rows: usize) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let csv = dir.join(format!("bench-v2-{rows}.csv"));
+    if !csv.exists() {
+        eprintln!("writing {} ({rows} rows)…", csv.display());
+        write_bench_csv(&csv, rows)?;
+    }
+    let script = dir.join("reference.py");
+    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    Ok((csv, script))
 }
 
 /// One training row of the bench: Wick's network and the reference script's name for the same one.

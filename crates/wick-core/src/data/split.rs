@@ -30,17 +30,7 @@ impl Default for SplitFractions {
 /// Every class keeps at least one training row.
 pub fn split_rows(n: usize, classes: Option<&[usize]>, fractions: SplitFractions, seed: u64) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let groups: Vec<Vec<usize>> = match classes {
-        Some(classes) => {
-            let n_classes = classes.iter().copied().max().map_or(0, |m| m + 1);
-            let mut groups = vec![Vec::new(); n_classes];
-            for (row, &c) in classes.iter().enumerate() {
-                groups[c].push(row);
-            }
-            groups
-        }
-        None => vec![(0..n).collect()],
-    };
+    let groups = class_groups(n, classes);
     let mut split = Split { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
     for mut rows in groups {
         rows.shuffle(&mut rng);
@@ -62,6 +52,21 @@ pub fn split_rows(n: usize, classes: Option<&[usize]>, fractions: SplitFractions
     split.valid.sort_unstable();
     split.test.sort_unstable();
     split
+}
+
+/// The rows of each class (one group of all `n` rows without classes), in row order.
+pub(crate) fn class_groups(n: usize, classes: Option<&[usize]>) -> Vec<Vec<usize>> {
+    match classes {
+        Some(classes) => {
+            let n_classes = classes.iter().copied().max().map_or(0, |m| m + 1);
+            let mut groups = vec![Vec::new(); n_classes];
+            for (row, &c) in classes.iter().enumerate() {
+                groups[c].push(row);
+            }
+            groups
+        }
+        None => vec![(0..n).collect()],
+    }
 }
 
 #[cfg(test)]

@@ -42,17 +42,7 @@ pub fn fold_rows(n: usize, classes: Option<&[usize]>, k: usize, seed: u64) -> Ve
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let k = k.max(1);
     let mut folds = vec![Vec::new(); k];
-    let groups: Vec<Vec<usize>> = match classes {
-        Some(classes) => {
-            let n_classes = classes.iter().copied().max().map_or(0, |m| m + 1);
-            let mut groups = vec![Vec::new(); n_classes];
-            for (row, &c) in classes.iter().enumerate() {
-                groups[c].push(row);
-            }
-            groups
-        }
-        None => vec![(0..n).collect()],
-    };
+    let groups = crate::data::split::class_groups(n, classes);
     // Continue dealing where the last class stopped, so small classes don't all start in fold 1.
     let mut next = 0;
     for mut rows in groups {

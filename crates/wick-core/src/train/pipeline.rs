@@ -198,7 +198,7 @@ fn train_table_inner(
             (model, summary.epochs_run, summary.best_epoch, device_name)
         }
         ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
-            let threads = rayon::current_num_threads();
+            let device = format!("CPU ({} threads)", rayon::current_num_threads());
             let (y_all, n_classes) = match &dataset.target {
                 TargetValues::Regression(y) => (y.clone(), 0),
                 TargetValues::Classification { classes, labels } => (classes.iter().map(|&c| c as f64).collect(), labels.len()),
@@ -206,14 +206,14 @@ fn train_table_inner(
             let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| y_all[r]).collect() };
             let (y_train, y_valid) = (pick(&split.train), pick(&split.valid));
             let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
-            let (ensemble, epochs_run, best_epoch) = fit_trees(spec, config, &x_train, width, &y_train, n_classes, (&x_valid, &y_valid), threads, &split, &mut recorder, cancel)?;
+            let (ensemble, epochs_run, best_epoch) = fit_trees(spec, config, &x_train, width, &y_train, n_classes, (&x_valid, &y_valid), &device, &split, &mut recorder, cancel)?;
             let model = Model::new(spec.clone(), input, target, Weights::Trees(ensemble))?;
             for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
                 if !rows.is_empty() {
                     split_metrics(&model, &dataset.target, x, rows, epochs_run, split_name, &mut recorder)?;
                 }
             }
-            (model, epochs_run, best_epoch, format!("CPU ({threads} threads)"))
+            (model, epochs_run, best_epoch, device)
         }
         ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => {
             return Err(WickError::InvalidSpec("CNN and transfer-learning models take images; open an image folder instead of a table".into()))
@@ -251,7 +251,7 @@ fn fit_trees(
     y_train: &[f64],
     n_classes: usize,
     valid: (&[f64], &[f64]),
-    threads: usize,
+    device: &str,
     split: &Split,
     recorder: &mut Recorder<'_>,
     cancel: &CancelToken,
@@ -259,13 +259,12 @@ fn fit_trees(
     if cancel.is_cancelled() {
         return Err(WickError::Cancelled);
     }
-    let device = format!("CPU ({threads} threads)");
     // Balanced classes, weighed from the training rows' class counts.
     let class_weights: Option<Vec<f64>> =
         (n_classes >= 2).then(|| config.class_weight.weights(&y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(), n_classes)).flatten();
     match spec {
         ModelSpec::Gbdt { trees, learning_rate, max_depth, min_leaf_weight, l2, early_stopping_rounds } => {
-            recorder.on_event(started_event(device, *trees, 1, split));
+            recorder.on_event(started_event(device.to_string(), *trees, 1, split));
             let params = BoostParams {
                 trees: *trees,
                 learning_rate: *learning_rate,
@@ -292,7 +291,7 @@ fn fit_trees(
             Ok((TreeEnsemble::Boosted(boosted), grown, kept))
         }
         ModelSpec::Forest { trees, max_depth, min_samples_leaf, max_features } => {
-            recorder.on_event(started_event(device, 1, 1, split));
+            recorder.on_event(started_event(device.to_string(), 1, 1, split));
             let params = ForestParams { trees: *trees, max_depth: *max_depth, min_samples_leaf: *min_samples_leaf, max_features: *max_features, seed: config.seed };
             let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
             Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, class_weights.as_deref(), n_outputs, &params)?), 1, 1))
