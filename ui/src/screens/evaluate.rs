@@ -70,20 +70,7 @@ fn importance(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     if state.importance.run != Some(run.id) {
         cx.send(Command::RequestImportance { run_id: run.id, rows });
     }
-    let view = match &state.importance.view {
-        None => {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label("Shuffling each feature on the test rows…");
-            });
-            return;
-        }
-        Some(Err(e)) => {
-            error_label(ui, &format!("Importance could not be computed: {e}"));
-            return;
-        }
-        Some(Ok(view)) => view,
-    };
+    let Some(view) = job_result(ui, &state.importance.view, "Shuffling each feature on the test rows…", "Importance could not be computed") else { return };
     let metric = if view.metric == "r2" { "R²" } else { "accuracy" };
     ui.label(
         RichText::new(format!(
@@ -206,24 +193,30 @@ fn fit_plot(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
         let request = FitRequest { feature: feature.clone(), df, base_row: typical_row(&summary), range, test_rows: test_rows() };
         cx.send(Command::RequestFit { run_id: run.id, request });
     }
-    let view = match &state.fit.view {
-        None => {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label("Drawing the fit…");
-            });
-            return;
-        }
-        Some(Err(e)) => {
-            error_label(ui, &format!("The fit could not be drawn: {e}"));
-            return;
-        }
-        Some(Ok(view)) => view.clone(),
-    };
+    let Some(view) = job_result(ui, &state.fit.view, "Drawing the fit…", "The fit could not be drawn").cloned() else { return };
     Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
         p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
         p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
     });
+}
+
+/// A background job's result: `None` (after a spinner with `running`, or the error after `failed`)
+/// until it is there.
+fn job_result<'a, T>(ui: &mut egui::Ui, view: &'a Option<Result<T, String>>, running: &str, failed: &str) -> Option<&'a T> {
+    match view {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(running);
+            });
+            None
+        }
+        Some(Err(e)) => {
+            error_label(ui, &format!("{failed}: {e}"));
+            None
+        }
+        Some(Ok(view)) => Some(view),
+    }
 }
 
 /// Why this prediction: the base value and each feature's part, largest first, as signed bars.
