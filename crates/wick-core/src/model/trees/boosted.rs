@@ -131,7 +131,7 @@ impl Boosted {
             }
             booster
                 .fit(&data, &y_train, &ones_train, (!evals.is_empty()).then_some(evals))
-                .map_err(|e| WickError::InvalidSpec(format!("boosted trees could not be fitted: {e}")))?;
+                .map_err(|e| WickError::InvalidSpec(format!("boosted trees could not be fitted ({e}); check the features for extreme values, or try a random forest")))?;
             if let Some(h) = &booster.evaluation_history {
                 // Summed over one-vs-rest models; squared for regression so it reads as the MSE loss.
                 let square = class.is_none();
