@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::columns::FeatureAdvice;
 use super::summary::{preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS, TOP_VALUES};
@@ -144,71 +145,17 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
 /// As [`summarize_csv_streaming`], and also draws a seeded random sample of about `sample_rows`
 /// rows (every row equally likely, in file order; at most `sample_rows`), for what needs a frame.
 pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<(TableSummary, DataFrame)> {
-    let total = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
-    let separator = sniff_separator(path, &read_head(path)?);
-    let head = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_n_rows(Some(HEAD_ROWS))
-        .with_infer_schema_length(Some(HEAD_ROWS))
-        .map_parse_options(|p| p.with_separator(separator))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| WickError::data(path, format!("can't be read as CSV ({e})")))?;
-    if head.width() == 0 || head.height() == 0 {
-        return Err(WickError::data(path, "has no rows of data: add rows below the header"));
-    }
-    let schema = Arc::new(head.schema().as_ref().clone());
+    let (mut chunks, head) = CsvChunks::open(path, chunk_bytes)?;
+    let total = chunks.total_bytes();
     let mut accs: Vec<Acc> = head.columns().iter().map(|c| Acc::new(c.dtype())).collect();
-
-    let mut file = std::fs::File::open(path).map_err(|e| WickError::io(path, e))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (1 << 16));
-    let mut header: Option<Vec<u8>> = None;
-    let (mut done, mut rows) = (0u64, 0usize);
-    let mut eof = false;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sampled: Vec<DataFrame> = Vec::new();
     // The share of rows kept, from the file size and the first chunk's bytes per row.
     let mut keep_share: Option<f64> = None;
-    while !eof {
-        let before = buf.len();
-        buf.resize(before + chunk_bytes.max(1 << 12), 0);
-        let n = read_full(&mut file, &mut buf[before..]).map_err(|e| WickError::io(path, e))?;
-        buf.truncate(before + n);
-        done += n as u64;
-        eof = n == 0;
-        let Some(cut) = (if eof { Some(buf.len()) } else { last_row_end(&buf) }) else { continue };
-        if header.is_none() {
-            let end = buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |p| p + 1);
-            header = Some(buf[..end].to_vec());
-            buf.drain(..end);
-            continue;
-        }
-        if cut == 0 && !eof {
-            continue;
-        }
-        let mut bytes = header.clone().unwrap_or_default();
-        let chunk_len = cut;
-        bytes.extend_from_slice(&buf[..cut]);
-        buf.drain(..cut);
-        if bytes.iter().skip(header.as_ref().map_or(0, Vec::len)).all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let chunk = CsvReadOptions::default()
-            .with_has_header(true)
-            .with_schema(Some(schema.clone()))
-            .map_parse_options(|p| p.with_separator(separator))
-            .into_reader_with_file_handle(Cursor::new(bytes))
-            .finish()
-            .map_err(|e| {
-                WickError::data(
-                    path,
-                    format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", rows + 1),
-                )
-            })?;
-        rows += chunk.height();
+    while let Some(chunk) = chunks.next_chunk()? {
         if sample_rows > 0 {
             let share = *keep_share.get_or_insert_with(|| {
-                let est_rows = total as f64 / (chunk_len as f64 / chunk.height().max(1) as f64);
+                let est_rows = chunks.estimated_rows();
                 // A little over, trimmed at the end, so the sample reaches its size.
                 (1.1 * sample_rows as f64 / est_rows.max(1.0)).min(1.0)
             });
@@ -217,24 +164,15 @@ pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64
         }
         // Columns fold in parallel: one column's statistics are one thread's work.
         accs.par_iter_mut().zip(chunk.columns().par_iter()).try_for_each(|(acc, column)| acc.add(column, &format!("column `{}`", column.name())))?;
-        progress(done.min(total), total);
+        progress(chunks.bytes_read().min(total), total);
     }
     let columns = accs
         .into_iter()
         .zip(head.columns())
         .map(|(acc, c)| acc.finish(c.name(), c.dtype(), FeatureAdvice::of(c.as_materialized_series())))
         .collect();
-    let summary = TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows, columns, preview: preview_rows(&head, PREVIEW_ROWS) };
-    let mut sample = match sampled.split_first() {
-        Some((first, rest)) => {
-            let mut df = first.clone();
-            for part in rest {
-                df.vstack_mut(part).map_err(|e| WickError::polars("sample rows", e))?;
-            }
-            df
-        }
-        None => head.clear(),
-    };
+    let summary = TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows: chunks.rows_read(), columns, preview: preview_rows(&head, PREVIEW_ROWS) };
+    let mut sample = stack(sampled, &head)?;
     if sample.height() > sample_rows {
         // Drop the surplus uniformly, keeping file order.
         let mut keep: Vec<IdxSize> = (0..sample.height() as IdxSize).collect();
@@ -244,6 +182,159 @@ pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64
         sample = sample.take(&IdxCa::from_vec("rows".into(), keep)).map_err(|e| WickError::polars("sample rows", e))?;
     }
     Ok((summary, sample))
+}
+
+/// The parts stacked into one frame, or `empty`'s columns with no rows when there are none.
+pub(crate) fn stack(parts: Vec<DataFrame>, empty: &DataFrame) -> Result<DataFrame> {
+    let mut parts = parts.into_iter();
+    let Some(mut df) = parts.next() else { return Ok(empty.clear()) };
+    for part in parts {
+        df.vstack_mut(&part).map_err(|e| WickError::polars("sample rows", e))?;
+    }
+    df.rechunk_mut();
+    Ok(df)
+}
+
+/// A CSV read in chunks of whole rows, each parsed by polars with the schema inferred from the
+/// file's head, so memory stays near one chunk whatever the file's size.
+pub struct CsvChunks {
+    path: PathBuf,
+    file: std::fs::File,
+    separator: u8,
+    schema: SchemaRef,
+    columns: Option<Arc<[PlSmallStr]>>,
+    chunk_bytes: usize,
+    buf: Vec<u8>,
+    header: Option<Vec<u8>>,
+    bytes_read: u64,
+    total_bytes: u64,
+    rows_read: usize,
+    /// Bytes of rows parsed so far (without the header), for the rows-per-byte estimate.
+    row_bytes: u64,
+    eof: bool,
+    hasher: Option<Sha256>,
+}
+
+impl CsvChunks {
+    /// Opens `path` and reads its head (the first rows, which fix the column types); the head is
+    /// returned with the reader.
+    pub fn open(path: &Path, chunk_bytes: usize) -> Result<(Self, DataFrame)> {
+        let total_bytes = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
+        let separator = sniff_separator(path, &read_head(path)?);
+        let head = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_n_rows(Some(HEAD_ROWS))
+            .with_infer_schema_length(Some(HEAD_ROWS))
+            .map_parse_options(|p| p.with_separator(separator))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| WickError::data(path, format!("can't be read as CSV ({e})")))?;
+        if head.width() == 0 || head.height() == 0 {
+            return Err(WickError::data(path, "has no rows of data: add rows below the header"));
+        }
+        let chunks = Self {
+            path: path.to_path_buf(),
+            file: std::fs::File::open(path).map_err(|e| WickError::io(path, e))?,
+            separator,
+            schema: Arc::new(head.schema().as_ref().clone()),
+            columns: None,
+            chunk_bytes: chunk_bytes.max(1 << 12),
+            buf: Vec::with_capacity(chunk_bytes + (1 << 16)),
+            header: None,
+            bytes_read: 0,
+            total_bytes,
+            rows_read: 0,
+            row_bytes: 0,
+            eof: false,
+            hasher: None,
+        };
+        Ok((chunks, head))
+    }
+
+    /// Parses only these columns of each chunk (the bytes are still read).
+    pub fn select(mut self, columns: &[String]) -> Self {
+        self.columns = Some(columns.iter().map(|c| PlSmallStr::from(c.as_str())).collect());
+        self
+    }
+
+    /// Also hashes every byte read, for the dataset's fingerprint without a second read.
+    pub fn hashing(mut self) -> Self {
+        self.hasher = Some(Sha256::new());
+        self
+    }
+
+    /// The next chunk's rows, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<DataFrame>> {
+        while !self.eof {
+            let before = self.buf.len();
+            self.buf.resize(before + self.chunk_bytes, 0);
+            let n = read_full(&mut self.file, &mut self.buf[before..]).map_err(|e| WickError::io(&self.path, e))?;
+            self.buf.truncate(before + n);
+            if let Some(h) = &mut self.hasher {
+                h.update(&self.buf[before..]);
+            }
+            self.bytes_read += n as u64;
+            self.eof = n == 0;
+            let Some(cut) = (if self.eof { Some(self.buf.len()) } else { last_row_end(&self.buf) }) else { continue };
+            if self.header.is_none() {
+                let end = self.buf.iter().position(|&b| b == b'\n').map_or(self.buf.len(), |p| p + 1);
+                self.header = Some(self.buf[..end].to_vec());
+                self.buf.drain(..end);
+                continue;
+            }
+            if cut == 0 {
+                continue;
+            }
+            let mut bytes = self.header.clone().unwrap_or_default();
+            let header_len = bytes.len();
+            bytes.extend_from_slice(&self.buf[..cut]);
+            self.buf.drain(..cut);
+            if bytes[header_len..].iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let separator = self.separator;
+            let chunk = CsvReadOptions::default()
+                .with_has_header(true)
+                .with_schema(Some(self.schema.clone()))
+                .with_columns(self.columns.clone())
+                .map_parse_options(|p| p.with_separator(separator))
+                .into_reader_with_file_handle(Cursor::new(bytes))
+                .finish()
+                .map_err(|e| {
+                    WickError::data(
+                        &self.path,
+                        format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", self.rows_read + 1),
+                    )
+                })?;
+            self.rows_read += chunk.height();
+            self.row_bytes += cut as u64;
+            return Ok(Some(chunk));
+        }
+        Ok(None)
+    }
+
+    /// Rows returned so far.
+    pub fn rows_read(&self) -> usize {
+        self.rows_read
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The file's rows, estimated from the bytes per row seen so far.
+    pub fn estimated_rows(&self) -> f64 {
+        self.total_bytes as f64 / (self.row_bytes as f64 / self.rows_read.max(1) as f64).max(1.0)
+    }
+
+    /// The SHA-256 of the bytes read (all of the file once `next_chunk` has returned `None`).
+    pub fn sha256_hex(self) -> Option<String> {
+        self.hasher.map(|h| hex::encode(h.finalize()))
+    }
 }
 
 /// Reads until `buf` is full or the file ends.

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use linear::{fit_least_squares, polynomial_features, LinearFit};
+pub use linear::{fit_least_squares, polynomial_features, LinearFit, NormalEquations};
 pub use network::Network;
 pub use trees::TreeEnsemble;
 pub use spec::{default_cnn_layers, infer_shapes, lenet_layers, Activation, Backbone, BackboneArch, Layer, LayerShape, ModelSpec, Padding};

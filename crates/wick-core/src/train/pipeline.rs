@@ -148,26 +148,68 @@ fn train_table_inner(
     } else {
         Preprocessor::fit(&dataset, &split.train, &request.options)?
     };
-    let width = preprocessor.width();
     let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
     let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
-    let labels = match &dataset.target {
+    let fingerprint = fingerprint_file(source, dataset.rows())?;
+    let table = EncodedTable {
+        target_name: dataset.target_name,
+        target: dataset.target,
+        split,
+        x_train,
+        x_valid,
+        x_test,
+        warnings: dataset.warnings,
+        fingerprint,
+        file_rows: None,
+        preprocessor,
+    };
+    fit_encoded(table, spec, config, started, observer, cancel)
+}
+
+/// A table encoded for a model: the target of every row, the split, each split's encoded
+/// features (row-major, `preprocessor.width()` columns), and what the run reports about its data.
+pub(super) struct EncodedTable {
+    pub preprocessor: Preprocessor,
+    pub target_name: String,
+    pub target: TargetValues,
+    pub split: Split,
+    pub x_train: Vec<f64>,
+    pub x_valid: Vec<f64>,
+    pub x_test: Vec<f64>,
+    pub warnings: Vec<String>,
+    pub fingerprint: DatasetFingerprint,
+    /// Each target row's row in the file (0-based), where they differ; names the test samples.
+    pub file_rows: Option<Vec<usize>>,
+}
+
+/// Fits `spec` to an encoded table and scores it on the test rows.
+pub(super) fn fit_encoded(
+    table: EncodedTable,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    started: Instant,
+    observer: &mut dyn TrainObserver,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let EncodedTable { preprocessor, target_name, target: target_values, split, x_train, x_valid, x_test, warnings, fingerprint, file_rows } = table;
+    let task = target_values.task();
+    let width = preprocessor.width();
+    let labels = match &target_values {
         TargetValues::Classification { labels, .. } => labels.clone(),
         TargetValues::Regression(_) => Vec::new(),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut recorder = Recorder { inner: observer, history: Vec::new() };
-    let fingerprint = fingerprint_file(source, dataset.rows())?;
     let input = ModelInput::Tabular { preprocessor: preprocessor.clone() };
 
     let (model, epochs_run, best_epoch, device_name) = match spec {
         ModelSpec::Linear { ridge_alpha, poly_degree } => {
-            let TargetValues::Regression(y) = &dataset.target else { unreachable_task()? };
-            recorder.on_event(started_event("CPU (f64 least squares)".into(), 1, 1, &split));
+            let TargetValues::Regression(y) = &target_values else { unreachable_task()? };
+            recorder.on_event(started_event("CPU (f64 least squares)".into(), 1, 1, SplitSizes::from(&split)));
             let y_train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
             let (px, cols) = polynomial_features(&x_train, width, *poly_degree);
             let fit = fit_least_squares(&px, cols, &y_train, *ridge_alpha)?;
-            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
+            let target = TargetInfo { name: target_name.clone(), task, labels, scale: None };
             let model = Model::new(spec.clone(), input, target, Weights::Linear(fit))?;
             for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
                 if rows.is_empty() {
@@ -186,31 +228,31 @@ fn train_table_inner(
             let device = config.device.open()?;
             let device_name = describe(&device);
             let n_out = if task == Task::Classification { labels.len() } else { 1 };
-            let (net_targets, scale) = targets_for(&dataset.target, &split)?;
+            let (net_targets, scale) = targets_for(&target_values, &split)?;
             let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
             let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
             let train = NetData { x: to_f32(&x_train), sample_dims: vec![width], y: net_targets.0 };
             let valid = NetData { x: to_f32(&x_valid), sample_dims: vec![width], y: net_targets.1 };
-            recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), &split));
+            recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
-            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale };
+            let target = TargetInfo { name: target_name.clone(), task, labels, scale };
             let model = Model::new(spec.clone(), input, target, Weights::Network(net))?;
             (model, summary.epochs_run, summary.best_epoch, device_name)
         }
         ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
             let device = format!("CPU ({} threads)", rayon::current_num_threads());
-            let (y_all, n_classes) = match &dataset.target {
+            let (y_all, n_classes) = match &target_values {
                 TargetValues::Regression(y) => (y.clone(), 0),
                 TargetValues::Classification { classes, labels } => (classes.iter().map(|&c| c as f64).collect(), labels.len()),
             };
             let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| y_all[r]).collect() };
             let (y_train, y_valid) = (pick(&split.train), pick(&split.valid));
-            let target = TargetInfo { name: dataset.target_name.clone(), task, labels, scale: None };
+            let target = TargetInfo { name: target_name.clone(), task, labels, scale: None };
             let (ensemble, epochs_run, best_epoch) = fit_trees(spec, config, &x_train, width, &y_train, n_classes, (&x_valid, &y_valid), &device, &split, &mut recorder, cancel)?;
             let model = Model::new(spec.clone(), input, target, Weights::Trees(ensemble))?;
             for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
                 if !rows.is_empty() {
-                    split_metrics(&model, &dataset.target, x, rows, epochs_run, split_name, &mut recorder)?;
+                    split_metrics(&model, &target_values, x, rows, epochs_run, split_name, &mut recorder)?;
                 }
             }
             (model, epochs_run, best_epoch, device)
@@ -221,14 +263,16 @@ fn train_table_inner(
     };
 
     let predictions = model.predict_encoded(&x_test, split.test.len())?;
-    let (test, test_samples) = score_held_out(&dataset.target, &split.test, &predictions, &model.target.labels, |r| format!("row {}", r + 1));
+    let (test, test_samples) = score_held_out(&target_values, &split.test, &predictions, &model.target.labels, |r| {
+        format!("row {}", file_rows.as_ref().and_then(|f| f.get(r)).copied().unwrap_or(r) + 1)
+    });
     let duration_secs = started.elapsed().as_secs_f64();
     recorder.on_event(TrainEvent::Finished { epochs_run, best_epoch, duration_secs });
     let report = TrainReport {
         test,
         history: recorder.history,
         test_samples,
-        warnings: dataset.warnings.clone(),
+        warnings,
         dataset: fingerprint,
         config: config.clone(),
         device: device_name,
@@ -264,7 +308,7 @@ fn fit_trees(
         (n_classes >= 2).then(|| config.class_weight.weights(&y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(), n_classes)).flatten();
     match spec {
         ModelSpec::Gbdt { trees, learning_rate, max_depth, min_leaf_weight, l2, early_stopping_rounds } => {
-            recorder.on_event(started_event(device.to_string(), *trees, 1, split));
+            recorder.on_event(started_event(device.to_string(), *trees, 1, SplitSizes::from(split)));
             let params = BoostParams {
                 trees: *trees,
                 learning_rate: *learning_rate,
@@ -291,7 +335,7 @@ fn fit_trees(
             Ok((TreeEnsemble::Boosted(boosted), grown, kept))
         }
         ModelSpec::Forest { trees, max_depth, min_samples_leaf, max_features } => {
-            recorder.on_event(started_event(device.to_string(), 1, 1, split));
+            recorder.on_event(started_event(device.to_string(), 1, 1, SplitSizes::from(split)));
             let params = ForestParams { trees: *trees, max_depth: *max_depth, min_samples_leaf: *min_samples_leaf, max_features: *max_features, seed: config.seed };
             let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
             Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, class_weights.as_deref(), n_outputs, &params)?), 1, 1))
@@ -356,15 +400,8 @@ fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
     }
 }
 
-fn started_event(device: String, epochs: usize, steps_per_epoch: usize, split: &Split) -> TrainEvent {
-    TrainEvent::Started {
-        device,
-        epochs,
-        steps_per_epoch,
-        train_rows: split.train.len(),
-        valid_rows: split.valid.len(),
-        test_rows: split.test.len(),
-    }
+pub(super) fn started_event(device: String, epochs: usize, steps_per_epoch: usize, rows: SplitSizes) -> TrainEvent {
+    TrainEvent::Started { device, epochs, steps_per_epoch, train_rows: rows.train, valid_rows: rows.valid, test_rows: rows.test }
 }
 
 /// Train and validation targets, and the regression scale (mean, std) if any.
@@ -518,7 +555,7 @@ fn train_images_inner(
         _ => Vec::new(),
     };
     let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
-    recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), &split));
+    recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
     let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
     let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
     let weights = match weights {
