@@ -11,7 +11,7 @@ use wick_core::data::{index_image_folder, read_table, TabularRequest};
 use wick_core::metrics::Metrics;
 use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec, Prediction};
 use wick_core::package::{load_package, read_manifest, save_package};
-use wick_core::train::{train_images, train_table, CancelToken, ClassWeight, TrainConfig, TrainEvent, TrainOutcome};
+use wick_core::train::{train_csv_streamed, train_images, train_table, CancelToken, ClassWeight, RowsUsed, StreamOptions, TrainConfig, TrainEvent, TrainOutcome};
 use wick_core::WickError;
 
 fn weather(spec: &ModelSpec, config: &TrainConfig, events: &mut Vec<TrainEvent>) -> wick_core::Result<TrainOutcome> {
@@ -319,4 +319,111 @@ fn cross_validation_tests_every_row_once_and_warns_about_tiny_classes() {
     assert!(accuracy.mean > 0.85, "{accuracy:?}");
     let err = wick_core::train::cross_validate(&df, &path, &request, &ModelSpec::default_forest(), &config, 40, &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap_err();
     assert!(err.to_string().contains("too few for 40 folds"), "{err}");
+}
+
+// Training on every row of a file read in chunks (a large CSV); the sample data, read 4 KiB at a
+// time, stands in for a file too large to load.
+
+fn streamed(target: &str, spec: &ModelSpec, config: &TrainConfig, options: &StreamOptions, events: &mut Vec<TrainEvent>) -> wick_core::Result<TrainOutcome> {
+    let path = common::sample("seattle-weather.csv");
+    // The sample the file is opened with, as the Data screen draws it.
+    let (_, sample) = wick_core::data::stream_csv(&path, 4096, 600, 0, &mut |_, _| {}).unwrap();
+    let req = TabularRequest { target: target.into(), ..Default::default() };
+    train_csv_streamed(&path, &sample, &req, spec, config, options, &mut |e: TrainEvent| events.push(e), &CancelToken::new())
+}
+
+fn small_chunks() -> StreamOptions {
+    StreamOptions { chunk_bytes: 4096, sample_rows: 500, memory_budget_bytes: 1 << 30 }
+}
+
+#[test]
+fn linear_regression_on_every_row_of_a_streamed_file_is_the_least_squares_fit() {
+    let mut events = Vec::new();
+    let every_row = TrainConfig { split: wick_core::data::SplitFractions { valid: 0.0, test: 0.0 }, ..TrainConfig::default() };
+    let spec = ModelSpec::Linear { ridge_alpha: 0.5, poly_degree: 2 };
+    let out = streamed("temp_max", &spec, &every_row, &small_chunks(), &mut events).unwrap();
+    assert_eq!(out.report.rows_used, Some(RowsUsed::EveryRow { rows: 1461 }));
+    assert_eq!(out.report.rows.train, 1461);
+    // The same rows, encoded by the model's own preprocessor and solved by QR in memory.
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    let wick_core::model::ModelInput::Tabular { preprocessor } = &out.model.input else { panic!() };
+    let x = preprocessor.transform_frame(&df).unwrap();
+    let (px, cols) = wick_core::model::polynomial_features(&x, preprocessor.width(), 2);
+    let y: Vec<f64> = df.column("temp_max").unwrap().f64().unwrap().into_no_null_iter().collect();
+    let exact = wick_core::model::fit_least_squares(&px, cols, &y, 0.5).unwrap();
+    let predicted = out.model.predict_frame(&df).unwrap();
+    for (i, p) in predicted.iter().enumerate() {
+        let want = exact.predict_row(&px[i * cols..(i + 1) * cols]);
+        assert!((p.as_f64() - want).abs() < 1e-6, "row {i}: {} vs {want}", p.as_f64());
+    }
+    // Progress came pass by pass, to the end of the file, before training started.
+    let reads: Vec<(u64, u64)> = events.iter().filter_map(|e| match e { TrainEvent::ReadingData { bytes_done, bytes_total, .. } => Some((*bytes_done, *bytes_total)), _ => None }).collect();
+    assert!(reads.len() > 10, "{} chunks", reads.len());
+    assert!(reads.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(reads.last().map(|r| r.0), reads.last().map(|r| r.1));
+    assert!(matches!(events.iter().find(|e| !matches!(e, TrainEvent::ReadingData { .. })), Some(TrainEvent::Started { .. })));
+    assert_eq!(out.report.dataset.sha256, wick_core::package::fingerprint_file(&path, 0).unwrap().sha256, "the hash is taken while reading");
+}
+
+#[test]
+fn boosted_trees_train_on_every_row_of_a_streamed_file_with_every_class() {
+    let mut events = Vec::new();
+    let spec = ModelSpec::default_gbdt();
+    let config = TrainConfig::default();
+    let out = streamed("weather", &spec, &config, &small_chunks(), &mut events).unwrap();
+    assert_eq!(out.report.rows_used, Some(RowsUsed::EveryRow { rows: 1461 }));
+    let rows = out.report.rows;
+    assert_eq!(rows.train + rows.valid + rows.test, 1461);
+    // The hashed split gives each held-out split about its 15%.
+    for n in [rows.valid, rows.test] {
+        assert!((150..=290).contains(&n), "{rows:?}");
+    }
+    assert_eq!(out.model.target.labels, ["drizzle", "fog", "rain", "snow", "sun"]);
+    let Some(Metrics::Classification(m)) = &out.report.test else { panic!() };
+    // In memory, on its own stratified split, the same model scores 0.83–0.86 (tests/trees).
+    assert!(m.accuracy > 0.78, "accuracy {}", m.accuracy);
+    assert!(out.report.test_samples.iter().all(|s| s.source.starts_with("row ")));
+    // Same seed, same trees.
+    let again = streamed("weather", &spec, &config, &small_chunks(), &mut Vec::new()).unwrap();
+    let path = common::sample("seattle-weather.csv");
+    let df = read_table(&path).unwrap();
+    assert_eq!(out.model.predict_frame(&df).unwrap(), again.model.predict_frame(&df).unwrap());
+}
+
+#[test]
+fn past_the_memory_budget_trees_and_networks_train_on_a_stratified_sample() {
+    let tiny_budget = StreamOptions { memory_budget_bytes: 400 * 6 * 24, ..small_chunks() };
+    let mut events = Vec::new();
+    let out = streamed("weather", &ModelSpec::default_forest(), &TrainConfig::default(), &tiny_budget, &mut events).unwrap();
+    let Some(RowsUsed::Sample { rows, of: 1461, stratified: true, .. }) = out.report.rows_used.clone() else { panic!("{:?}", out.report.rows_used) };
+    // 240 rows of 10 encoded values fit. Each class keeps its share of 240 of 1461, but at least
+    // 50 rows or all it has: drizzle 54 → 50, fog 411 → 68, rain 259 → 50, snow 23 → 23, sun 714 → 117.
+    assert_eq!(rows, 308);
+    let sizes = out.report.rows;
+    assert_eq!(sizes.train + sizes.valid + sizes.test, rows);
+    assert_eq!(out.model.target.labels.len(), 5, "every class is in the sample");
+    assert!(out.report.rows_used.unwrap().describe().contains("stratified"));
+
+    let mlp = ModelSpec::Mlp { hidden: vec![8], activation: Activation::Relu, dropout: 0.0 };
+    let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
+    let out = streamed("weather", &mlp, &config, &small_chunks(), &mut Vec::new()).unwrap();
+    assert!(matches!(out.report.rows_used, Some(RowsUsed::Sample { rows: 500..=560, of: 1461, stratified: true, .. })), "{:?}", out.report.rows_used);
+}
+
+#[test]
+fn a_streamed_run_can_be_cancelled_while_it_reads() {
+    let path = common::sample("seattle-weather.csv");
+    let (_, sample) = wick_core::data::stream_csv(&path, 4096, 600, 0, &mut |_, _| {}).unwrap();
+    let req = TabularRequest { target: "temp_max".into(), ..Default::default() };
+    let cancel = CancelToken::new();
+    let mut seen = Vec::new();
+    let result = train_csv_streamed(&path, &sample, &req, &ModelSpec::default_gbdt(), &TrainConfig::default(), &small_chunks(), &mut |e: TrainEvent| {
+        if matches!(e, TrainEvent::ReadingData { .. }) {
+            cancel.cancel();
+        }
+        seen.push(e);
+    }, &cancel);
+    assert!(matches!(result, Err(WickError::Cancelled)), "{:?}", result.err());
+    assert!(!seen.iter().any(|e| matches!(e, TrainEvent::Started { .. } | TrainEvent::Failed { .. })));
 }

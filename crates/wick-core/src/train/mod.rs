@@ -8,6 +8,7 @@ pub mod optim;
 pub mod parity;
 pub mod search;
 mod pipeline;
+pub mod streamed;
 pub mod throughput;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ pub use device::{available_devices, describe as describe_device, fix_cpu_thread_
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};
+pub use streamed::{train_csv_streamed, RowsUsed, StreamOptions};
 pub use pipeline::{train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
 
 use crate::data::{Split, SplitFractions};

@@ -20,6 +20,7 @@ use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::train::device::describe;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::fit::{fit_network, NetData, NetTargets};
+use crate::train::streamed::RowsUsed;
 use crate::train::TrainConfig;
 
 /// A metric's value at the end of one epoch.
@@ -65,6 +66,9 @@ pub struct TrainReport {
     pub best_epoch: usize,
     pub duration_secs: f64,
     pub rows: SplitSizes,
+    /// For a file too large to load: whether every row trained, or a sample (and why).
+    #[serde(default)]
+    pub rows_used: Option<RowsUsed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,11 +114,11 @@ pub fn train_table(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_table_inner(df, source, request, spec, config, observer, cancel);
+    let result = train_table_with(df, source, None, request, spec, config, observer, cancel);
     report_failure(result, observer)
 }
 
-fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObserver) -> Result<T> {
+pub(super) fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObserver) -> Result<T> {
     match &result {
         Err(WickError::Cancelled) | Err(WickError::Diverged { .. }) | Ok(_) => {}
         Err(e) => observer.on_event(TrainEvent::Failed { message: e.to_string() }),
@@ -122,9 +126,13 @@ fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObserver) -> Res
     result
 }
 
-fn train_table_inner(
+/// As [`train_table`], without reporting a failure as an event; `known` is the file's
+/// fingerprint when it has already been read (so the file is not hashed again).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn train_table_with(
     df: &DataFrame,
     source: &Path,
+    known: Option<DatasetFingerprint>,
     request: &TabularRequest,
     spec: &ModelSpec,
     config: &TrainConfig,
@@ -150,7 +158,10 @@ fn train_table_inner(
     };
     let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
     let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
-    let fingerprint = fingerprint_file(source, dataset.rows())?;
+    let fingerprint = match known {
+        Some(f) => f,
+        None => fingerprint_file(source, dataset.rows())?,
+    };
     let table = EncodedTable {
         target_name: dataset.target_name,
         target: dataset.target,
@@ -280,6 +291,7 @@ pub(super) fn fit_encoded(
         best_epoch,
         duration_secs,
         rows: SplitSizes::from(&split),
+        rows_used: None,
     };
     Ok(TrainOutcome { model, report })
 }
@@ -388,7 +400,7 @@ fn unreachable_task<T>() -> Result<T> {
     Err(WickError::InvalidSpec("linear regression needs a numeric target".into()))
 }
 
-fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
+pub(super) fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
     match (spec, task) {
         (ModelSpec::Linear { .. }, Task::Classification) => Err(WickError::InvalidSpec(
             "linear regression predicts numbers but this target has classes; choose logistic regression or an MLP".into(),
@@ -441,7 +453,7 @@ fn classes_of(predictions: &[Prediction]) -> Vec<usize> {
 }
 
 /// Scores the test rows; no metrics when there are none (the model trained on every row).
-fn score_held_out(
+pub(super) fn score_held_out(
     target: &TargetValues,
     rows: &[usize],
     predictions: &[Prediction],
@@ -587,6 +599,7 @@ fn train_images_inner(
         best_epoch: summary.best_epoch,
         duration_secs,
         rows: SplitSizes::from(&split),
+        rows_used: None,
     };
     Ok(TrainOutcome { model, report })
 }
