@@ -17,7 +17,7 @@ use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput}
 use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
 use crate::settings::Settings;
 pub use crate::project::{default_train_config, sanitize_model_name};
-pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, SaveStatus, Screen, SearchProgress, TryState};
+pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, ReadingProgress, SaveStatus, Screen, SearchProgress, TryState};
 pub use crate::waker::Waker;
 use crate::{screens, theme};
 
@@ -302,6 +302,7 @@ impl WickApp {
                         run.device = done.report.device.clone();
                         run.duration_secs = done.report.duration_secs;
                         run.cv = done.cv.clone();
+                        run.rows_used = done.report.rows_used.clone();
                         if let Some(board) = &done.leaderboard {
                             // The search's run is its best model.
                             run.spec = done.model.spec.clone();
@@ -396,7 +397,11 @@ impl WickApp {
         let Some(active) = self.state.training.as_mut().filter(|a| a.run_id == run_id) else { return };
         let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
         match event {
+            TrainEvent::ReadingData { pass, passes, bytes_done, bytes_total } => {
+                active.reading = Some(ReadingProgress { pass, passes, fraction: bytes_done as f32 / bytes_total.max(1) as f32 });
+            }
             TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, .. } => {
+                active.reading = None;
                 run.device = device;
                 run.epochs = epochs;
                 active.epochs = epochs;
@@ -650,6 +655,7 @@ impl WickApp {
             duration_secs: 0.0,
             cv: None,
             leaderboard: matches!(kind, RunKind::Search { .. }).then(Vec::new),
+            rows_used: None,
         });
         let cv_folds = if matches!(data, LoadedData::Table { .. }) { self.state.project.model.cv_folds } else { 0 };
         let cancel = CancelToken::new();
@@ -664,6 +670,7 @@ impl WickApp {
             train_rows: 0,
             steps_started: None,
             cv_fold: None,
+            reading: None,
             search: match kind {
                 RunKind::Search { budget_secs } => Some(SearchProgress { budget_secs, tried: 0, current: String::new(), finalising: false }),
                 _ => None,
@@ -842,6 +849,7 @@ mod tests {
             steps_started: None,
             cv_fold: None,
             search: None,
+            reading: None,
         };
         assert_eq!(t.throughput(), None, "nothing before the trainer starts");
         t.steps_started = Instant::now().checked_sub(std::time::Duration::from_secs(2));

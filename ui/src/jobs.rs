@@ -14,7 +14,7 @@ use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::{Endpoint, ModelListing, Published};
-use wick_core::train::{cross_validate, search, train_images, train_table, CancelToken, Candidate, CvReport, SearchEvent, TrainConfig, TrainEvent, TrainReport};
+use wick_core::train::{cross_validate, search, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, Candidate, CvReport, SearchEvent, TrainConfig, TrainEvent, TrainReport};
 
 /// A numeric column's histogram, computed off the UI thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +221,10 @@ impl Jobs {
             }
             let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
             let outcome = match (&data, &request) {
+                // A large file's frame is a sample: the run reads the file itself.
+                (LoadedData::Table { df, sampled_from: Some(_), .. }, Some(request)) => {
+                    train_csv_streamed(&source, df, request, &spec, &config, &StreamOptions::default(), &mut observer, &cancel)
+                }
                 (LoadedData::Table { df, .. }, Some(request)) => {
                     train_table(df, &source, request, &spec, &config, &mut observer, &cancel)
                 }

@@ -268,6 +268,9 @@ pub struct RunRecord {
     /// The models *Find the best model* tried, as they finished; the run's model is the best.
     #[serde(default)]
     pub leaderboard: Option<Vec<wick_core::train::Candidate>>,
+    /// For a file too large to load: whether every row trained, or a sample and why.
+    #[serde(default)]
+    pub rows_used: Option<wick_core::train::RowsUsed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,6 +497,7 @@ mod tests {
             duration_secs: 0.0,
             cv: None,
             leaderboard: None,
+            rows_used: None,
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

@@ -68,6 +68,17 @@ pub struct ActiveTraining {
     pub cv_fold: Option<(usize, usize)>,
     /// While *Find the best model* runs: its budget and the candidate being tried.
     pub search: Option<SearchProgress>,
+    /// While a large file is read before training.
+    pub reading: Option<ReadingProgress>,
+}
+
+/// A pass over a large file, before training on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadingProgress {
+    pub pass: usize,
+    pub passes: usize,
+    /// Share of the file's bytes read in this pass.
+    pub fraction: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

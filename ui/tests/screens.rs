@@ -610,7 +610,7 @@ fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
 }
 
 #[test]
-fn a_large_csv_opens_by_streaming_and_trains_on_a_seeded_sample() {
+fn a_large_csv_opens_by_streaming_and_trains_on_every_row() {
     let env = Env::new(false);
     let mut csv = String::from("x,noise,y\n");
     for i in 0..5000 {
@@ -629,15 +629,18 @@ fn a_large_csv_opens_by_streaming_and_trains_on_a_seeded_sample() {
     assert_eq!(summary.rows, 5000, "the statistics cover every row");
     h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Data));
     h.run_steps(3);
-    h.get_by_label_contains("seeded random sample of 1000 rows");
+    h.get_by_label_contains("seeded random sample of 1000");
     h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Model));
     h.run_steps(2);
     h.get_by_role_and_label(Role::Button, "▶  Train").click();
     wait_for(&mut h, "training", trained);
-    h.get_by_label_contains("Training on a seeded random sample of 1000 of the file's 5000 rows");
+    // The default for a numeric target is linear regression, which reads every row of the file.
+    h.get_by_label_contains("Linear regression trains on every one of the file's 5000 rows");
+    h.get_by_label_contains("Trained on every one of the file's 5000 rows");
     let run = h.state().state.project.runs.last().unwrap().clone();
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
-    assert!(run.test_samples.len() <= 200, "tested on the sample's held-out rows: {}", run.test_samples.len());
+    assert_eq!(run.rows_used, Some(wick_core::train::RowsUsed::EveryRow { rows: 5000 }));
+    assert!(run.test_samples.len() > 600, "tested on the file's held-out rows, not the sample's: {}", run.test_samples.len());
 }
 
 #[test]

@@ -4,11 +4,29 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::polars::prelude::DataFrame;
-use wick_core::data::{index_image_csv, index_image_folder, read_table, ImageIndex};
+use wick_core::data::{index_image_csv, index_image_folder, read_table, stream_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 
 pub enum Dataset {
     Table(DataFrame),
     Images(ImageIndex),
+}
+
+/// Rows of the sample a large CSV is opened with for training (as in the app).
+const SAMPLE_ROWS: usize = 500_000;
+
+/// A CSV to train on by streaming (over 1 GiB, or `force`d): the seeded sample it is opened with,
+/// `None` for anything that loads whole.
+pub fn large_csv_sample(path: &Path, force: bool, quiet: bool) -> Result<Option<DataFrame>> {
+    let csv = matches!(TableFormat::from_path(path), Ok(TableFormat::Csv));
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if !csv || !(force || size > STREAM_THRESHOLD_BYTES) {
+        return Ok(None);
+    }
+    if !quiet {
+        eprintln!("{} is large ({:.1} GB): reading a sample for its columns, then training from the file in chunks", path.display(), size as f64 / 1e9);
+    }
+    let (_, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, SAMPLE_ROWS, 0, &mut |_, _| {}).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(sample))
 }
 
 pub fn open(path: &Path) -> Result<Dataset> {

@@ -10,11 +10,13 @@ pub struct ProgressBars {
     line: Vec<String>,
     /// The epoch (or tree) whose metrics `line` holds.
     line_epoch: usize,
+    /// The pass over a large file being read, if one is.
+    reading: Option<usize>,
 }
 
 impl ProgressBars {
     pub fn new(quiet: bool) -> Self {
-        Self { bar: None, quiet, epochs: 0, line: Vec::new(), line_epoch: 0 }
+        Self { bar: None, quiet, epochs: 0, line: Vec::new(), line_epoch: 0, reading: None }
     }
 }
 
@@ -24,7 +26,29 @@ impl TrainObserver for ProgressBars {
             return;
         }
         match event {
+            TrainEvent::ReadingData { pass, passes, bytes_done, bytes_total } => {
+                if self.reading != Some(pass) {
+                    if let Some(bar) = self.bar.take() {
+                        bar.finish_and_clear();
+                    }
+                    let bar = ProgressBar::new(bytes_total);
+                    bar.set_style(
+                        ProgressStyle::with_template("{bar:30.green/blue} {bytes}/{total_bytes}  {elapsed_precise} (eta {eta})  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_message(format!("reading the file, pass {pass} of {passes}"));
+                    self.bar = Some(bar);
+                    self.reading = Some(pass);
+                }
+                if let Some(bar) = &self.bar {
+                    bar.set_position(bytes_done);
+                }
+            }
             TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, valid_rows, test_rows } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                self.reading = None;
                 eprintln!("training on {device}: {train_rows} train / {valid_rows} validation / {test_rows} test rows");
                 self.epochs = epochs;
                 let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);

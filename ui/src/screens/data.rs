@@ -151,7 +151,7 @@ pub fn table_warnings(state: &AppState, summary: &TableSummary) -> Vec<String> {
     let mut out = Vec::new();
     if let Some((sample, total)) = state.sampled() {
         out.push(format!(
-            "This file is large ({total} rows): the statistics cover every row; the rows shown here, the Model screen and training use a seeded random sample of {sample} rows"
+            "This file is large ({total} rows): the statistics cover every row, and the rows shown here are a seeded random sample of {sample}. Linear and tree models train on every row, read from the file; networks on a stratified sample"
         ));
     }
     for c in &summary.columns {

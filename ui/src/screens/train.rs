@@ -8,7 +8,7 @@ use wick_core::train::SplitName;
 use crate::command::Command;
 use crate::state::Screen;
 use crate::decimate;
-use crate::project::{RunRecord, RunStatus};
+use crate::project::{RunRecord, RunStatus, Template};
 use crate::screens::common::{empty_state, error_label, ScreenCtx};
 use crate::theme;
 
@@ -57,9 +57,13 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         }
     });
     if let Some((sample, total)) = state.sampled() {
-        ui.label(RichText::new(format!("Training on a seeded random sample of {sample} of the file's {total} rows.")).small().color(theme::VALID_COLOUR));
+        ui.label(RichText::new(large_file_note(state.project.model.template, sample, total)).small().color(theme::VALID_COLOUR));
     }
-    if let Some(progress) = state.training.as_ref().and_then(|t| Some((t.started.elapsed().as_secs_f64(), t.search.clone()?))) {
+    if let Some(r) = state.training.as_ref().and_then(|t| t.reading) {
+        let text = format!("Reading the file, pass {} of {} · {:.0}%", r.pass, r.passes, r.fraction * 100.0);
+        ui.add(egui::ProgressBar::new(r.fraction.clamp(0.0, 1.0)).text(text).animate(true));
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    } else if let Some(progress) = state.training.as_ref().and_then(|t| Some((t.started.elapsed().as_secs_f64(), t.search.clone()?))) {
         let (elapsed, p) = progress;
         let text = if p.finalising {
             format!("Training the best, {}, on the usual split…", p.current)
@@ -87,6 +91,19 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         }
         ui.add(egui::ProgressBar::new(fraction).text(text).animate(true));
         ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    }
+}
+
+/// What a run on a large file will train on, for the model chosen now.
+pub fn large_file_note(template: Template, sample: usize, total: usize) -> String {
+    match template {
+        Template::Linear | Template::Polynomial | Template::Ridge => {
+            format!("Linear regression trains on every one of the file's {total} rows, read from disk in chunks.")
+        }
+        Template::BoostedTrees | Template::Forest => format!(
+            "Tree models train on every one of the file's {total} rows while they fit in memory (else on a stratified sample); cross-validation and Find the best model use the {sample}-row sample."
+        ),
+        _ => format!("Networks train on a seeded sample of about {sample} of the file's {total} rows, stratified by class."),
     }
 }
 
@@ -166,6 +183,14 @@ fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     if let RunStatus::Failed(message) = &run.status {
         error_label(ui, message);
     }
+    if let Some(used) = &run.rows_used {
+        ui.label(RichText::new(capitalise(&used.describe())).small().weak());
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The curve points a plot should draw for a run's step losses.
@@ -352,6 +377,7 @@ mod tests {
             duration_secs: 0.0,
             cv: None,
             leaderboard: None,
+            rows_used: None,
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use wick_core::data::{MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
 use wick_core::package::save_package;
-use wick_core::train::{cross_validate, train_images, train_table, CancelToken, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
+use wick_core::train::{cross_validate, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
 
 use crate::dataset::{self, Dataset};
 use crate::output::{print_json, print_metrics};
@@ -108,10 +108,20 @@ pub struct TrainArgs {
     /// Where to write the model package (a .wick folder).
     #[arg(long)]
     pub out: PathBuf,
+    /// Train from the CSV in chunks, as for files over 1 GiB (which always do): linear
+    /// regression and trees use every row; networks a stratified sample.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
-    let data = dataset::open(&args.data)?;
+    // A large CSV opens as a sample (columns, encodings) and trains from the file in chunks.
+    let large_sample = dataset::large_csv_sample(&args.data, args.stream, json)?;
+    let streaming = large_sample.is_some();
+    let data = match large_sample {
+        Some(sample) => Dataset::Table(sample),
+        None => dataset::open(&args.data)?,
+    };
     let mut config = TrainConfig {
         seed: args.seed,
         optimizer: args.optimizer,
@@ -151,6 +161,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             };
             let spec = table_spec(args, detected)?;
             apply_defaults(&mut config, args, 100, 32, 3e-3);
+            if let (Some(_), true) = (args.cv, streaming) {
+                bail!("--cv refits the model once per fold, which for a file this large means reading it many times; leave --cv out (the held-out rows are then up to 200,000 rows each)");
+            }
             if let Some(k) = args.cv {
                 let mut fold = 0;
                 let mut progress = |e: TrainEvent| {
@@ -163,7 +176,11 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 };
                 cv_report = Some(cross_validate(df, &args.data, &request, &spec, &config, k, &mut progress, &cancel)?);
             }
-            train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
+            if streaming {
+                train_csv_streamed(&args.data, df, &request, &spec, &config, &StreamOptions::default(), &mut bars, &cancel)?
+            } else {
+                train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
+            }
         }
         Dataset::Images(index) => {
             if args.cv.is_some() {
@@ -199,6 +216,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             "device": outcome.report.device,
             "rows": outcome.report.rows,
             "warnings": outcome.report.warnings,
+            "rows_used": outcome.report.rows_used,
             "cv": cv_report,
         }));
     }
@@ -216,6 +234,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     }
     for w in &outcome.report.warnings {
         eprintln!("note: {w}");
+    }
+    if let Some(used) = &outcome.report.rows_used {
+        println!("{}", used.describe());
     }
     let rows = outcome.report.rows;
     println!(
