@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::polars::prelude::DataFrame;
-use wick_core::data::{index_image_csv, index_image_folder, read_table, stream_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
+use wick_core::data::{index_image_csv, index_image_folder, read_table, sample_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 
 pub enum Dataset {
     Table(DataFrame),
@@ -25,7 +25,7 @@ pub fn large_csv_sample(path: &Path, force: bool, quiet: bool) -> Result<Option<
     if !quiet {
         eprintln!("{} is large ({:.1} GB): reading a sample for its columns, then training from the file in chunks", path.display(), size as f64 / 1e9);
     }
-    let (_, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, SAMPLE_ROWS, 0, &mut |_, _| {}).with_context(|| format!("reading {}", path.display()))?;
+    let sample = sample_csv(path, DEFAULT_CHUNK_BYTES, SAMPLE_ROWS, 0, &mut |_, _| {}).with_context(|| format!("reading {}", path.display()))?;
     Ok(Some(sample))
 }
 

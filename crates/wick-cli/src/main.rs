@@ -15,6 +15,9 @@ struct Cli {
     /// Print machine-readable JSON instead of tables and progress bars.
     #[arg(long, global = true)]
     json: bool,
+    /// Print this process's peak memory to stderr afterwards (used by `wick bench`).
+    #[arg(long, global = true, hide = true)]
+    peak_rss: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,9 +30,6 @@ enum Command {
         /// Summarise a CSV in one streaming pass without loading it (the default above 1 GiB).
         #[arg(long)]
         stream: bool,
-        /// Print this process's peak memory to stderr afterwards (used by `wick bench`).
-        #[arg(long, hide = true)]
-        peak_rss: bool,
     },
     /// Train a model and save it as a package.
     Train(Box<commands::train::TrainArgs>),
@@ -97,14 +97,9 @@ fn main() -> std::process::ExitCode {
     if !matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
         end_quietly_on_closed_stdout();
     }
+    let peak_rss = cli.peak_rss;
     let result = match cli.command {
-        Command::Inspect { data, stream, peak_rss } => {
-            let result = commands::inspect::run(&data, stream, cli.json);
-            if let (true, Some(kb)) = (peak_rss, commands::bench::own_peak_rss_kb()) {
-                eprintln!("peak_rss_kb={kb}");
-            }
-            result
-        }
+        Command::Inspect { data, stream } => commands::inspect::run(&data, stream, cli.json),
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
         Command::Explain(args) => commands::explain::run(&args, cli.json),
@@ -118,6 +113,9 @@ fn main() -> std::process::ExitCode {
         Command::Devices => commands::devices::run(cli.json),
         Command::Bench(args) => commands::bench::run(&args, cli.json),
     };
+    if let (true, Some(kb)) = (peak_rss, commands::bench::own_peak_rss_kb()) {
+        eprintln!("peak_rss_kb={kb}");
+    }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -274,3 +274,24 @@ fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves()
     let out = wick(&["explain", s(&model), s(&data), "--row", "100000"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--row 100000 is not in"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn train_stream_reads_the_file_in_chunks_and_evaluates_like_any_other_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample("seattle-weather.csv");
+    // --stream trains as a file over 1 GiB does: trees and linear regression on every row.
+    let model = dir.path().join("streamed.wick");
+    let v = ok_json(&["--json", "train", s(&data), "--target", "weather", "--model", "gbdt", "--stream", "--out", s(&model)]);
+    assert_eq!(v["rows_used"], serde_json::json!({"kind": "every_row", "rows": 1461}), "{v}");
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.75, "{v}");
+    let v = ok_json(&["--json", "eval", s(&model), s(&data)]);
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.75, "{v}");
+    let out = wick(&["train", s(&data), "--target", "temp_max", "--model", "linear", "--stream", "--out", s(&dir.path().join("linear.wick"))]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("trained on every one of the file's 1461 rows"), "{text}");
+    let out = wick(&["train", s(&data), "--target", "weather", "--model", "mlp", "--epochs", "2", "--stream", "--out", s(&dir.path().join("mlp.wick"))]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stratified (each class keeps its share) sample of"), "{text}");
+    let out = wick(&["train", s(&data), "--target", "weather", "--stream", "--cv", "3", "--out", s(&model)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leave --cv out"), "{}", String::from_utf8_lossy(&out.stderr));
+}

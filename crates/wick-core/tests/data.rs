@@ -172,6 +172,9 @@ fn streaming_summary_matches_the_in_memory_one() {
     let (_, b) = wick_core::data::stream_csv(&path, 1024, 500, 7, &mut |_, _| {}).unwrap();
     assert!((450..=500).contains(&a.height()), "{}", a.height());
     assert!(a.equals_missing(&b), "the same seed draws the same rows");
+    // The sample alone parses only the rows it keeps, and keeps the same ones.
+    let c = wick_core::data::sample_csv(&path, 1024, 500, 7, &mut |_, _| {}).unwrap();
+    assert!(a.equals_missing(&c), "sample_csv draws stream_csv's rows");
     assert_eq!(a.get_column_names(), ["id", "x", "note", "city"]);
     assert_eq!(streamed.rows, 3000);
     assert_eq!(streamed.preview, memory.preview);

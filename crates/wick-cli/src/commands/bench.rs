@@ -287,36 +287,71 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
 fn big(args: &BenchArgs, json: bool) -> Result<()> {
     let (csv, script) = bench_files(&args.data_dir, args.big_rows)?;
     let file_gb = std::fs::metadata(&csv)?.len() as f64 / 1e9;
-    let exe = std::env::current_exe()?;
-    let t = Instant::now();
-    let output = Command::new(exe).args(["--json", "inspect", "--stream", "--peak-rss"]).arg(&csv).output()?;
-    let secs = t.elapsed().as_secs_f64();
-    if !output.status.success() {
-        anyhow::bail!("wick inspect --stream failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading wick inspect's summary")?;
-    let rows = summary["rows"].as_f64().unwrap_or(0.0);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak_mb = stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1000.0);
-    let reference = reference(&args.python, &script, &["big", &csv.to_string_lossy()])?;
-    let polars_rate = reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
-    let wick_rate = rows / secs;
+    let csv_arg = csv.to_string_lossy().to_string();
+    let summary = timed_child(&["--json", "--peak-rss", "inspect", "--stream", &csv_arg])?;
+    let rows = summary.json["rows"].as_f64().unwrap_or(0.0);
+    let scan_reference = reference(&args.python, &script, &["big", &csv_arg])?;
+    let polars_rate = scan_reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
+    let wick_rate = rows / summary.secs;
+    // Linear regression on every row (normal equations summed chunk by chunk), beside the same
+    // fit written with pandas' chunked reader and numpy.
+    let out = std::env::temp_dir().join(format!("wick-bench-big-{}.wick", std::process::id()));
+    let train = timed_child(&["--json", "--peak-rss", "train", &csv_arg, "--target", "score", "--model", "linear", "--stream", "--out", &out.to_string_lossy()]);
+    let _ = std::fs::remove_dir_all(&out);
+    let train = train?;
+    let linear_reference = reference(&args.python, &script, &["big_linear", &csv_arg])?;
+    let train_rate = rows / train.secs;
+    let linear_rate = linear_reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
     if json {
         return print_json(&serde_json::json!({
-            "file_gb": file_gb, "rows": rows, "wick_secs": secs, "wick_rows_per_sec": wick_rate, "wick_peak_rss_mb": peak_mb,
-            "reference": reference,
+            "file_gb": file_gb, "rows": rows, "wick_secs": summary.secs, "wick_rows_per_sec": wick_rate, "wick_peak_rss_mb": summary.peak_mb,
+            "reference": scan_reference,
+            "linear": { "wick_secs": train.secs, "wick_rows_per_sec": train_rate, "wick_peak_rss_mb": train.peak_mb, "rows_used": train.json["rows_used"], "reference": linear_reference },
         }));
     }
-    println!("streaming summary of a {file_gb:.2} GB CSV ({rows:.0} rows × 12): Wick {secs:.1} s = {wick_rate:.0} rows/s, peak memory {} (bound 1,500 MB)",
-        peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into()));
-    match (&reference, polars_rate) {
+    let mb = |m: Option<f64>| m.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into());
+    println!("streaming summary of a {file_gb:.2} GB CSV ({rows:.0} rows × 12): Wick {:.1} s = {wick_rate:.0} rows/s, peak memory {} (bound 1,500 MB)", summary.secs, mb(summary.peak_mb));
+    match (&scan_reference, polars_rate) {
         (Some(r), Some(rate)) => println!(
             "polars {} streaming scan (count, missing, min, max, mean): {:.1} s = {rate:.0} rows/s, peak memory {:.0} MB; Wick × {:.2}",
             r["version"].as_str().unwrap_or("?"), r["secs"].as_f64().unwrap_or(0.0), r["peak_mb"].as_f64().unwrap_or(0.0), wick_rate / rate
         ),
         _ => println!("polars not installed: pip install polars for the reference"),
     }
+    println!(
+        "linear regression on every row (wick train --stream, with its sample and test scoring): {:.1} s = {train_rate:.0} rows/s, peak memory {}",
+        train.secs,
+        mb(train.peak_mb)
+    );
+    match (&linear_reference, linear_rate) {
+        (Some(r), Some(rate)) => println!(
+            "pandas {} chunked read + numpy normal equations (same columns): {:.1} s = {rate:.0} rows/s, peak memory {:.0} MB; Wick × {:.2}",
+            r["version"].as_str().unwrap_or("?"), r["secs"].as_f64().unwrap_or(0.0), r["peak_mb"].as_f64().unwrap_or(0.0), train_rate / rate
+        ),
+        _ => println!("pandas or numpy not installed: pip install pandas numpy for the reference"),
+    }
     Ok(())
+}
+
+/// A child `wick` run: its JSON output, wall time and peak memory.
+struct ChildRun {
+    json: serde_json::Value,
+    secs: f64,
+    peak_mb: Option<f64>,
+}
+
+fn timed_child(args: &[&str]) -> Result<ChildRun> {
+    let exe = std::env::current_exe()?;
+    let t = Instant::now();
+    let output = Command::new(exe).args(args).output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !output.status.success() {
+        anyhow::bail!("wick {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    let json = serde_json::from_slice(&output.stdout).with_context(|| format!("reading the output of wick {}", args.join(" ")))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_mb = stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1000.0);
+    Ok(ChildRun { json, secs, peak_mb })
 }
 
 /// The generated `rows`-row CSV in `dir` (written once) and the reference script (written each run).

@@ -10,7 +10,7 @@ pub mod tabular;
 
 pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
 pub use images::{index_image_csv, index_image_folder, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
-pub use stream::{stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
+pub use stream::{sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 pub use split::{split_rows, Split, SplitFractions};
 pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
 pub use table::{read_table, TableFormat};

@@ -145,6 +145,23 @@ pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut d
 /// As [`summarize_csv_streaming`], and also draws a seeded random sample of about `sample_rows`
 /// rows (every row equally likely, in file order; at most `sample_rows`), for what needs a frame.
 pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<(TableSummary, DataFrame)> {
+    stream_csv_with(path, chunk_bytes, sample_rows, seed, true, progress)
+}
+
+/// Only the seeded sample of [`stream_csv`] (the same rows), without the statistics, which are
+/// most of a pass's work.
+pub fn sample_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<DataFrame> {
+    Ok(stream_csv_with(path, chunk_bytes, sample_rows, seed, false, progress)?.1)
+}
+
+fn stream_csv_with(
+    path: &Path,
+    chunk_bytes: usize,
+    sample_rows: usize,
+    seed: u64,
+    summarise: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(TableSummary, DataFrame)> {
     let (mut chunks, head) = CsvChunks::open(path, chunk_bytes)?;
     let total = chunks.total_bytes();
     let mut accs: Vec<Acc> = head.columns().iter().map(|c| Acc::new(c.dtype())).collect();
@@ -152,7 +169,20 @@ pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64
     let mut sampled: Vec<DataFrame> = Vec::new();
     // The share of rows kept, from the file size and the first chunk's bytes per row.
     let mut keep_share: Option<f64> = None;
-    while let Some(chunk) = chunks.next_chunk()? {
+    // Without statistics, only the sampled rows are parsed; the first chunk is parsed whole, for
+    // the rows-per-byte estimate that sets the share.
+    let next = |chunks: &mut CsvChunks, share: Option<f64>, rng: &mut ChaCha8Rng| match (summarise, share) {
+        (false, Some(share)) => chunks.next_sample(share, rng),
+        _ => chunks.next_chunk(),
+    };
+    loop {
+        let drawn = !summarise && keep_share.is_some();
+        let Some(chunk) = next(&mut chunks, keep_share, &mut rng)? else { break };
+        if drawn {
+            sampled.push(chunk);
+            progress(chunks.bytes_read().min(total), total);
+            continue;
+        }
         if sample_rows > 0 {
             let share = *keep_share.get_or_insert_with(|| {
                 let est_rows = chunks.estimated_rows();
@@ -163,7 +193,9 @@ pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64
             sampled.push(chunk.filter(&mask).map_err(|e| WickError::polars("sample rows", e))?);
         }
         // Columns fold in parallel: one column's statistics are one thread's work.
-        accs.par_iter_mut().zip(chunk.columns().par_iter()).try_for_each(|(acc, column)| acc.add(column, &format!("column `{}`", column.name())))?;
+        if summarise {
+            accs.par_iter_mut().zip(chunk.columns().par_iter()).try_for_each(|(acc, column)| acc.add(column, &format!("column `{}`", column.name())))?;
+        }
         progress(chunks.bytes_read().min(total), total);
     }
     let columns = accs
@@ -205,7 +237,7 @@ pub struct CsvChunks {
     columns: Option<Arc<[PlSmallStr]>>,
     chunk_bytes: usize,
     buf: Vec<u8>,
-    header: Option<Vec<u8>>,
+    header_skipped: bool,
     bytes_read: u64,
     total_bytes: u64,
     rows_read: usize,
@@ -240,7 +272,7 @@ impl CsvChunks {
             columns: None,
             chunk_bytes: chunk_bytes.max(1 << 12),
             buf: Vec::with_capacity(chunk_bytes + (1 << 16)),
-            header: None,
+            header_skipped: false,
             bytes_read: 0,
             total_bytes,
             rows_read: 0,
@@ -265,6 +297,17 @@ impl CsvChunks {
 
     /// The next chunk's rows, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<DataFrame>> {
+        let Some(end) = self.next_rows()? else { return Ok(None) };
+        let chunk = self.parse(&self.buf[..end]);
+        self.buf.drain(..end);
+        let chunk = chunk?;
+        self.rows_read += chunk.height();
+        self.row_bytes += end as u64;
+        Ok(Some(chunk))
+    }
+
+    /// Reads on until `buf` starts with whole rows of data; returns where they end.
+    fn next_rows(&mut self) -> Result<Option<usize>> {
         while !self.eof {
             let before = self.buf.len();
             self.buf.resize(before + self.chunk_bytes, 0);
@@ -276,41 +319,75 @@ impl CsvChunks {
             self.bytes_read += n as u64;
             self.eof = n == 0;
             let Some(cut) = (if self.eof { Some(self.buf.len()) } else { last_row_end(&self.buf) }) else { continue };
-            if self.header.is_none() {
+            if !self.header_skipped {
                 let end = self.buf.iter().position(|&b| b == b'\n').map_or(self.buf.len(), |p| p + 1);
-                self.header = Some(self.buf[..end].to_vec());
                 self.buf.drain(..end);
+                self.header_skipped = true;
                 continue;
             }
             if cut == 0 {
                 continue;
             }
-            let mut bytes = self.header.clone().unwrap_or_default();
-            let header_len = bytes.len();
-            bytes.extend_from_slice(&self.buf[..cut]);
-            self.buf.drain(..cut);
-            if bytes[header_len..].iter().all(|b| b.is_ascii_whitespace()) {
+            if self.buf[..cut].iter().all(|b| b.is_ascii_whitespace()) {
+                self.buf.drain(..cut);
                 continue;
             }
-            let separator = self.separator;
-            let chunk = CsvReadOptions::default()
-                .with_has_header(true)
-                .with_schema(Some(self.schema.clone()))
-                .with_columns(self.columns.clone())
-                .map_parse_options(|p| p.with_separator(separator))
-                .into_reader_with_file_handle(Cursor::new(bytes))
-                .finish()
-                .map_err(|e| {
-                    WickError::data(
-                        &self.path,
-                        format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", self.rows_read + 1),
-                    )
-                })?;
-            self.rows_read += chunk.height();
-            self.row_bytes += cut as u64;
-            return Ok(Some(chunk));
+            return Ok(Some(cut));
         }
         Ok(None)
+    }
+
+    /// Parses whole rows (no header) at the head's schema.
+    fn parse(&self, rows: &[u8]) -> Result<DataFrame> {
+        let separator = self.separator;
+        CsvReadOptions::default()
+            .with_has_header(false)
+            .with_schema(Some(self.schema.clone()))
+            .with_columns(self.columns.clone())
+            .map_parse_options(|p| p.with_separator(separator))
+            .into_reader_with_file_handle(Cursor::new(rows))
+            .finish()
+            .map_err(|e| {
+                WickError::data(
+                    &self.path,
+                    format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", self.rows_read + 1),
+                )
+            })
+    }
+
+    /// The next chunk's rows, each kept with probability `share` (drawn from `rng` row by row),
+    /// parsed; only the kept rows are parsed, so a sample costs little more than reading.
+    pub fn next_sample(&mut self, share: f64, rng: &mut impl Rng) -> Result<Option<DataFrame>> {
+        let Some(end) = self.next_rows()? else { return Ok(None) };
+        let mut kept = Vec::new();
+        let mut start = 0;
+        let mut rows = 0;
+        for row_end in row_ends(&self.buf[..end]).chain((self.buf[end - 1] != b'\n').then_some(end)) {
+            rows += 1;
+            if rng.random_bool(share) {
+                kept.extend_from_slice(&self.buf[start..row_end]);
+                if kept.last() != Some(&b'\n') {
+                    kept.push(b'\n');
+                }
+            }
+            start = row_end;
+        }
+        self.buf.drain(..end);
+        self.rows_read += rows;
+        self.row_bytes += end as u64;
+        if kept.is_empty() {
+            return Ok(Some(self.schema_frame()?));
+        }
+        self.parse(&kept).map(Some)
+    }
+
+    /// No rows, the columns this reader parses.
+    fn schema_frame(&self) -> Result<DataFrame> {
+        let df = DataFrame::empty_with_schema(&self.schema);
+        match &self.columns {
+            Some(columns) => df.select(columns.iter().cloned()).map_err(|e| WickError::polars("columns", e)),
+            None => Ok(df),
+        }
     }
 
     /// Rows returned so far.
@@ -349,17 +426,22 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
     Ok(filled)
 }
 
-/// The end (one past the `\\n`) of the last whole row in `buf`, which starts at a row's start: a
-/// newline inside a quoted field does not end a row.
-fn last_row_end(buf: &[u8]) -> Option<usize> {
+/// The ends (one past each `\\n`) of the whole rows in `buf`, which starts at a row's start: a
+/// newline inside a quoted field does not end a row. memchr skips the bytes between quotes and
+/// newlines with SIMD, which a byte loop over 64 MB chunks does not.
+fn row_ends(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut in_quotes = false;
-    let mut last = None;
-    for (i, &b) in buf.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => last = Some(i + 1),
-            _ => {}
+    memchr::memchr2_iter(b'"', b'\n', buf).filter_map(move |i| {
+        if buf[i] == b'"' {
+            in_quotes = !in_quotes;
+            None
+        } else {
+            (!in_quotes).then_some(i + 1)
         }
-    }
-    last
+    })
+}
+
+/// The end of the last whole row in `buf` (see [`row_ends`]).
+fn last_row_end(buf: &[u8]) -> Option<usize> {
+    row_ends(buf).last()
 }

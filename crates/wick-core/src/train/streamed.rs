@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::stream::stack;
-use crate::data::{prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split, SplitFractions, TabularRequest, TargetValues, Task, DEFAULT_CHUNK_BYTES};
+use crate::data::{prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split, SplitFractions, TabularRequest, TargetValues, Task};
 use crate::error::{Result, WickError};
 use crate::metrics::regression_metrics;
 use crate::model::{polynomial_features, Model, ModelInput, ModelSpec, NormalEquations, TargetInfo, Weights};
@@ -37,6 +38,9 @@ pub const MAX_HELD_OUT_ROWS: usize = 200_000;
 const TREE_BYTES_PER_VALUE: u64 = 8 * 3;
 /// Rows of a class kept in a stratified sample even when its share would give fewer.
 const MIN_SAMPLE_ROWS_PER_CLASS: usize = 50;
+/// Bytes of rows parsed at once: a chunk is copied a few times on its way to the model (parsed,
+/// encoded, split), so smaller than a summary's chunks.
+const TRAIN_CHUNK_BYTES: usize = 16 << 20;
 /// More classes than this is not a classification target (as for tables in memory).
 const MAX_CLASSES: usize = 1000;
 
@@ -57,7 +61,7 @@ impl Default for StreamOptions {
         system.refresh_memory();
         // Half of what is free now, so the app and the system keep room.
         let available = system.available_memory().max(1 << 30);
-        Self { chunk_bytes: DEFAULT_CHUNK_BYTES, sample_rows: 500_000, memory_budget_bytes: available / 2 }
+        Self { chunk_bytes: TRAIN_CHUNK_BYTES, sample_rows: 500_000, memory_budget_bytes: available / 2 }
     }
 }
 
@@ -298,7 +302,13 @@ fn encode_chunk(ctx: &FileCtx<'_>, preprocessor: &Preprocessor, chunk: &DataFram
             }
         }
     }
-    let x = preprocessor.transform_frame(chunk).map_err(|e| WickError::data(ctx.path, format!("rows {}–{}: {e}", first_row + 1, first_row + n)))?;
+    // Encoding (date parsing, category look-ups) is per row: slices of the chunk encode in parallel.
+    let slice_rows = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let parts: Vec<Result<Vec<f64>>> = (0..n).step_by(slice_rows).collect::<Vec<_>>().into_par_iter().map(|start| preprocessor.transform_frame(&chunk.slice(start as i64, slice_rows))).collect();
+    let mut x = Vec::with_capacity(n * preprocessor.width());
+    for part in parts {
+        x.extend(part.map_err(|e| WickError::data(ctx.path, format!("rows {}–{}: {e}", first_row + 1, first_row + n)))?);
+    }
     let width = preprocessor.width();
     let mut out = ChunkRows { rows: Vec::new(), x: Vec::new(), y: Vec::new(), missing_target: 0, missing_feature: 0 };
     for i in 0..n {
@@ -413,8 +423,11 @@ fn linear_every_row(
                 SplitName::Test => test.push(*row, x, part.y[i]),
             }
         }
-        let (px, _) = polynomial_features(&train_x, width, poly_degree);
-        sums.add(&px, &train_y)?;
+        if poly_degree > 1 {
+            sums.add(&polynomial_features(&train_x, width, poly_degree).0, &train_y)?;
+        } else {
+            sums.add(&train_x, &train_y)?;
+        }
         reading.progress(&chunks);
     }
     let sizes = SplitSizes { train: sums.rows() as usize, valid: valid.y.len(), test: test.y.len() };
