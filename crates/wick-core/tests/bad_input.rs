@@ -174,3 +174,33 @@ fn a_class_with_a_single_row_is_named_and_still_trains() {
         assert!(out.report.warnings.iter().any(|w| w.contains("class `lonely` of `label` has a single row")), "{:?}", out.report.warnings);
     }
 }
+
+/// A large file's bad rows past the sample it was opened with are named when training reaches them.
+#[test]
+fn a_streamed_run_names_the_row_that_breaks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,kind,y\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{},{},{}\n", i % 17, ["a", "b"][i % 2], i % 5));
+    }
+    let head = csv.clone();
+    csv.push_str("3,a,inf\n");
+    let path = common::write_temp(&dir, "big.csv", csv.as_bytes());
+    let (_, sample) = wick_core::data::stream_csv(&path, 4096, 500, 0, &mut |_, _| {}).unwrap();
+    let options = wick_core::train::StreamOptions { chunk_bytes: 4096, sample_rows: 500, memory_budget_bytes: 1 << 30 };
+    let request = TabularRequest { target: "y".into(), task: Some(wick_core::data::Task::Regression), ..Default::default() };
+    let linear = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
+    let train = |path: &Path, spec: &ModelSpec, config: &TrainConfig| {
+        wick_core::train::train_csv_streamed(path, &sample, &request, spec, config, &options, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string()
+    };
+    let err = train(&path, &linear, &TrainConfig::default());
+    assert!(err.contains("`y`") && err.contains("row 3001") && err.contains("finite"), "{err}");
+    // Text past the 10,000 rows whose types the file's head fixes: the file and the row.
+    let path = common::write_temp(&dir, "text.csv", format!("{head}{head}{head}{head}three,a,1\n").replace("x,kind,y\n", "").replacen("", "x,kind,y\n", 1).as_bytes());
+    let err = train(&path, &linear, &TrainConfig::default());
+    assert!(err.contains("text.csv") && err.contains("row 12001 has a value that does not fit"), "{err}");
+    // A fixed split of row numbers does not fit a streamed file.
+    let fixed = TrainConfig { fixed_split: Some(wick_core::data::Split { train: vec![0], valid: vec![], test: vec![] }), ..TrainConfig::default() };
+    let err = train(&path, &linear, &fixed);
+    assert!(err.contains("fixed split"), "{err}");
+}

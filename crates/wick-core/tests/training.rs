@@ -384,6 +384,7 @@ fn boosted_trees_train_on_every_row_of_a_streamed_file_with_every_class() {
     // In memory, on its own stratified split, the same model scores 0.83–0.86 (tests/trees).
     assert!(m.accuracy > 0.78, "accuracy {}", m.accuracy);
     assert!(out.report.test_samples.iter().all(|s| s.source.starts_with("row ")));
+    assert!(out.report.warnings.iter().any(|w| w.contains("`date`")), "the sample's note on the date column is kept: {:?}", out.report.warnings);
     // Same seed, same trees.
     let again = streamed("weather", &spec, &config, &small_chunks(), &mut Vec::new()).unwrap();
     let path = common::sample("seattle-weather.csv");

@@ -25,6 +25,8 @@ pub const STREAM_THRESHOLD_BYTES: u64 = 1 << 30;
 pub const DEFAULT_CHUNK_BYTES: usize = 64 << 20;
 /// Rows read from the head for the schema and the preview.
 const HEAD_ROWS: usize = 10_000;
+/// Bytes read for the head at most.
+const HEAD_MAX_BYTES: usize = 16 << 20;
 /// Text values counted exactly per column; beyond, the distinct count is estimated.
 const MAX_COUNTED_VALUES: usize = 100_000;
 
@@ -253,13 +255,23 @@ impl CsvChunks {
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<(Self, DataFrame)> {
         let total_bytes = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
         let separator = sniff_separator(path, &read_head(path)?);
+        // The head is cut at its last row before parsing, so a row further on (which polars
+        // would otherwise parse along) can't fail the open.
+        let mut prefix = vec![0u8; HEAD_MAX_BYTES];
+        let mut file = std::fs::File::open(path).map_err(|e| WickError::io(path, e))?;
+        let n = read_full(&mut file, &mut prefix).map_err(|e| WickError::io(path, e))?;
+        prefix.truncate(n);
+        let cut = match row_ends(&prefix).nth(HEAD_ROWS) {
+            Some(end) => end,
+            None if (n as u64) < total_bytes => last_row_end(&prefix).unwrap_or(n),
+            None => n,
+        };
         let head = CsvReadOptions::default()
             .with_has_header(true)
-            .with_n_rows(Some(HEAD_ROWS))
             .with_infer_schema_length(Some(HEAD_ROWS))
             .map_parse_options(|p| p.with_separator(separator))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
+            .into_reader_with_file_handle(Cursor::new(&prefix[..cut]))
+            .finish()
             .map_err(|e| WickError::data(path, format!("can't be read as CSV ({e})")))?;
         if head.width() == 0 || head.height() == 0 {
             return Err(WickError::data(path, "has no rows of data: add rows below the header"));
@@ -337,8 +349,28 @@ impl CsvChunks {
         Ok(None)
     }
 
-    /// Parses whole rows (no header) at the head's schema.
+    /// Parses whole rows (no header) at the head's schema. A value that does not fit is an
+    /// error naming its row, found by bisecting the chunk (only when parsing fails).
     fn parse(&self, rows: &[u8]) -> Result<DataFrame> {
+        self.try_parse(rows).map_err(|e| {
+            let ends: Vec<usize> = row_ends(rows).chain((rows.last() != Some(&b'\n')).then_some(rows.len())).collect();
+            // The first k whose rows up to ends[k] fail to parse: that row holds the value.
+            let (mut lo, mut hi) = (0, ends.len().saturating_sub(1));
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if self.try_parse(&rows[..ends[mid]]).is_err() {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            // Row numbers count data rows from 1, as a spreadsheet shows them below the header.
+            let row = self.rows_read + lo + 1;
+            WickError::data(&self.path, format!("row {row} has a value that does not fit the column types read from the first {HEAD_ROWS} rows ({e}); fix that value, or move such rows to the top so the types are read from them"))
+        })
+    }
+
+    fn try_parse(&self, rows: &[u8]) -> polars::prelude::PolarsResult<DataFrame> {
         let separator = self.separator;
         CsvReadOptions::default()
             .with_has_header(false)
@@ -347,12 +379,6 @@ impl CsvChunks {
             .map_parse_options(|p| p.with_separator(separator))
             .into_reader_with_file_handle(Cursor::new(rows))
             .finish()
-            .map_err(|e| {
-                WickError::data(
-                    &self.path,
-                    format!("has a value near row {} that does not fit the column types read from its first {HEAD_ROWS} rows ({e})", self.rows_read + 1),
-                )
-            })
     }
 
     /// The next chunk's rows, each kept with probability `share` (drawn from `rng` row by row),
@@ -372,13 +398,17 @@ impl CsvChunks {
             }
             start = row_end;
         }
+        let parsed = match kept.is_empty() {
+            true => self.schema_frame(),
+            // A bad value is named by its row in the file, from the whole chunk.
+            false => self.try_parse(&kept).map_err(|e| {
+                self.parse(&self.buf[..end]).err().unwrap_or_else(|| WickError::data(&self.path, format!("can't be read as CSV ({e})")))
+            }),
+        };
         self.buf.drain(..end);
         self.rows_read += rows;
         self.row_bytes += end as u64;
-        if kept.is_empty() {
-            return Ok(Some(self.schema_frame()?));
-        }
-        self.parse(&kept).map(Some)
+        parsed.map(Some)
     }
 
     /// No rows, the columns this reader parses.

@@ -132,7 +132,7 @@ fn train_streamed_inner(
         Task::Classification => Some(count_classes(path, &request.target, options.chunk_bytes, &mut reading, cancel)?),
         Task::Regression => None,
     };
-    let ctx = FileCtx { path, request, features: &features, config, options, counts: counts.as_ref(), started };
+    let ctx = FileCtx { path, request, features: &features, sample_warnings: &probe.warnings, config, options, counts: counts.as_ref(), started };
     match spec {
         ModelSpec::Linear { ridge_alpha, poly_degree } => {
             let preprocessor = Preprocessor::fit(&probe, &(0..probe.rows()).collect::<Vec<_>>(), &request.options)?;
@@ -165,6 +165,8 @@ struct FileCtx<'a> {
     path: &'a Path,
     request: &'a TabularRequest,
     features: &'a [String],
+    /// The opening sample's notes on the columns (left out, dates, …).
+    sample_warnings: &'a [String],
     config: &'a TrainConfig,
     options: &'a StreamOptions,
     counts: Option<&'a ClassCounts>,
@@ -356,9 +358,9 @@ impl SplitRows {
 }
 
 /// Warnings for the whole file: the sample's notes on columns, and the file's own counts.
-fn file_warnings(ctx: &FileCtx<'_>, sample_warnings: &[String], missing_target: usize, missing_feature: usize) -> Vec<String> {
+fn file_warnings(ctx: &FileCtx<'_>, missing_target: usize, missing_feature: usize) -> Vec<String> {
     // The sample's counts of dropped rows describe the sample, not the file.
-    let mut warnings: Vec<String> = sample_warnings.iter().filter(|w| !w.starts_with("dropped ")).cloned().collect();
+    let mut warnings: Vec<String> = ctx.sample_warnings.iter().filter(|w| !w.starts_with("dropped ")).cloned().collect();
     if missing_target > 0 {
         warnings.push(format!("dropped {missing_target} rows whose target `{}` is missing", ctx.request.target));
     }
@@ -462,7 +464,7 @@ fn linear_every_row(
         test: test_metrics,
         history,
         test_samples,
-        warnings: file_warnings(ctx, &[], missing_target, missing_feature),
+        warnings: file_warnings(ctx, missing_target, missing_feature),
         dataset: fingerprint(ctx, chunks.sha256_hex(), rows)?,
         config: ctx.config.clone(),
         device: "CPU".into(),
@@ -535,7 +537,7 @@ fn trees_every_row(
         x_train: train.x,
         x_valid: valid.x,
         x_test: test.x,
-        warnings: file_warnings(ctx, &[], missing_target, missing_feature),
+        warnings: file_warnings(ctx, missing_target, missing_feature),
         fingerprint: fingerprint(ctx, chunks.sha256_hex(), rows)?,
         file_rows: Some(train.file_rows.into_iter().chain(valid.file_rows).chain(test.file_rows).collect()),
     };
