@@ -149,6 +149,7 @@ fn main() {
         duration_secs: 0.0,
             cv: None,
             leaderboard: None,
+            rows_used: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

@@ -133,21 +133,28 @@ impl NormalEquations {
             self.shift_y = y.iter().sum::<f64>() / n;
         }
         let (shift_x, shift_y) = (&self.shift_x, self.shift_y);
-        let blocks: Vec<(DVector<f64>, f64, DMatrix<f64>, DVector<f64>, f64)> = x
+        let blocks: Vec<Self> = x
             .par_chunks(SUM_BLOCK_ROWS * n_cols)
             .zip(y.par_chunks(SUM_BLOCK_ROWS))
             .map(|(xb, yb)| {
                 let a = DMatrix::from_fn(yb.len(), n_cols, |i, j| xb[i * n_cols + j] - shift_x[j]);
                 let b = DVector::from_iterator(yb.len(), yb.iter().map(|v| v - shift_y));
-                (a.row_sum().transpose(), b.sum(), a.tr_mul(&a), a.tr_mul(&b), b.dot(&b))
+                Self {
+                    sum_x: a.row_sum().transpose(),
+                    sum_y: b.sum(),
+                    xtx: a.tr_mul(&a),
+                    xty: a.tr_mul(&b),
+                    yty: b.dot(&b),
+                    ..Self::new(n_cols)
+                }
             })
             .collect();
-        for (sx, sy, xtx, xty, yty) in blocks {
-            self.sum_x += sx;
-            self.sum_y += sy;
-            self.xtx += xtx;
-            self.xty += xty;
-            self.yty += yty;
+        for block in blocks {
+            self.sum_x += block.sum_x;
+            self.sum_y += block.sum_y;
+            self.xtx += block.xtx;
+            self.xty += block.xty;
+            self.yty += block.yty;
         }
         self.rows += y.len() as u64;
         Ok(())
