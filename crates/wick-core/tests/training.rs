@@ -428,3 +428,30 @@ fn a_streamed_run_can_be_cancelled_while_it_reads() {
     assert!(matches!(result, Err(WickError::Cancelled)), "{:?}", result.err());
     assert!(!seen.iter().any(|e| matches!(e, TrainEvent::Started { .. } | TrainEvent::Failed { .. })));
 }
+
+/// Augmented batches still learn the digits, the same seed gives the same model, and the settings
+/// travel in the package's manifest.
+#[test]
+fn a_cnn_trained_on_augmented_digits_learns_and_keeps_its_augmentation_in_the_manifest() {
+    let index = index_image_folder(&common::sample("digits")).unwrap();
+    let spec = ModelSpec::Cnn { input: index.default_shape(64), layers: default_cnn_layers() };
+    // Digits are not mirror images of themselves: small rotations, crops and noise only.
+    let augment = wick_core::data::Augment::from_names(["rotate", "crop", "noise"]).unwrap();
+    let config = TrainConfig { epochs: 12, lr: 2e-3, batch_size: 32, augment, device: wick_core::train::DeviceChoice::Cpu, ..TrainConfig::default() };
+    let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+    let Some(Metrics::Classification(m)) = &out.report.test else { panic!() };
+    assert!(m.accuracy >= 0.9, "test accuracy {}", m.accuracy);
+    let again = train_images(&index, &spec, &TrainConfig { epochs: 2, ..config.clone() }, &mut |_| {}, &CancelToken::new()).unwrap();
+    let twice = train_images(&index, &spec, &TrainConfig { epochs: 2, ..config.clone() }, &mut |_| {}, &CancelToken::new()).unwrap();
+    let pixels: Vec<u8> = (0..64 * 4).map(|i| (i * 13 % 256) as u8).collect();
+    assert_identical(&again.model.predict_hwc_u8(&pixels, 4).unwrap(), &twice.model.predict_hwc_u8(&pixels, 4).unwrap());
+    let dir = TempDir::new().unwrap();
+    let pkg = dir.path().join("aug.wick");
+    save_package(&out.model, &out.report, "aug", &pkg).unwrap();
+    let manifest = read_manifest(&pkg).unwrap();
+    assert_eq!(manifest.train_config.augment, augment);
+    // A strength out of range is refused before any image is read.
+    let bad = TrainConfig { augment: wick_core::data::Augment { rotate_degrees: 500.0, ..augment }, ..config };
+    let err = train_images(&index, &spec, &bad, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
+    assert!(err.contains("rotate_degrees"), "{err}");
+}

@@ -41,6 +41,19 @@ fn resnet18_backbone_with_a_trained_head() {
     assert_eq!(train_loss.len(), 8);
     assert!(train_loss[7] < train_loss[0], "the head learns: {train_loss:?}");
 
+    // Augmentation: the frozen backbone sees each training image and 3 augmented versions of it.
+    let augment = wick_core::data::Augment::from_names(["flip", "crop", "color"]).unwrap();
+    let mut steps = 0;
+    let augmented = TrainConfig { epochs: 1, batch_size: 8, augment, ..config.clone() };
+    let aug = train_images(&index, &spec, &augmented, &mut |e: TrainEvent| {
+        if let TrainEvent::Started { steps_per_epoch, .. } = e {
+            steps = steps_per_epoch;
+        }
+    }, &CancelToken::new())
+    .unwrap();
+    let views = 1 + wick_core::train::AUGMENTED_VIEWS;
+    assert_eq!(steps, (aug.report.rows.train * views).div_ceil(8), "{:?}", aug.report.rows);
+
     let pkg = dir.path().join("t.wick");
     save_package(&out.model, &out.report, "transfer", &pkg).unwrap();
     assert!(pkg.join(BACKBONE_FILE).exists(), "the package carries its backbone");

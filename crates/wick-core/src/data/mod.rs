@@ -1,5 +1,6 @@
 //! Datasets: tables (CSV, Parquet, NDJSON) and image folders, their statistics, splits and preprocessing.
 
+pub mod augment;
 pub mod columns;
 pub mod images;
 pub mod split;
@@ -8,6 +9,7 @@ pub mod summary;
 pub mod table;
 pub mod tabular;
 
+pub use augment::{Augment, AUGMENT_NAMES};
 pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
 pub use images::{index_image_csv, index_image_folder, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
 pub use stream::{sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};

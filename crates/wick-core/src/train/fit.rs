@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::{Augment, ImageShape};
 use crate::error::{Result, WickError};
 use crate::model::Network;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
@@ -24,6 +25,8 @@ pub(crate) struct NetData {
     pub x: Vec<f32>,
     pub sample_dims: Vec<usize>,
     pub y: NetTargets,
+    /// Training images augmented afresh in every batch (CNNs; `x` holds CHW pixels of `shape`).
+    pub augment: Option<(Augment, ImageShape)>,
 }
 
 impl NetData {
@@ -35,14 +38,36 @@ impl NetData {
     }
 
     fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
+        Ok((self.x_tensor(device)?, self.y_tensor(device)?))
+    }
+
+    fn x_tensor(&self, device: &Device) -> Result<Tensor> {
         let mut dims = vec![self.rows()];
         dims.extend(&self.sample_dims);
-        let x = Tensor::from_slice(&self.x, dims, device)?;
-        let y = match &self.y {
+        Ok(Tensor::from_slice(&self.x, dims, device)?)
+    }
+
+    fn y_tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(match &self.y {
             NetTargets::Classes(c) => Tensor::from_slice(c, c.len(), device)?,
             NetTargets::Values(v) => Tensor::from_slice(v, (v.len(), 1), device)?,
-        };
-        Ok((x, y))
+        })
+    }
+
+    /// The samples at `rows`, each augmented with `rng`.
+    fn augmented_batch(&self, rows: &[u32], augment: &Augment, shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
+        let per = shape.len();
+        let mut x = Vec::with_capacity(rows.len() * per);
+        for &r in rows {
+            let start = r as usize * per;
+            x.extend_from_slice(&self.x[start..start + per]);
+        }
+        for image in x.chunks_mut(per) {
+            augment.apply(image, shape, rng);
+        }
+        let mut dims = vec![rows.len()];
+        dims.extend(&self.sample_dims);
+        Ok(Tensor::from_vec(x, dims, device)?)
     }
 }
 
@@ -82,7 +107,9 @@ pub(crate) fn fit_network(
     }
     let device = net.device().clone();
     let classification = matches!(train.y, NetTargets::Classes(_));
-    let (x_train, y_train) = train.tensors(&device)?;
+    // Augmented training images are gathered batch by batch; the rest go to the device once.
+    let x_train = if train.augment.is_none() { Some(train.x_tensor(&device)?) } else { None };
+    let y_train = train.y_tensor(&device)?;
     let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
     let mut optimizer = Optimizer::new(config.optimizer, net.trainable_vars(), config.lr, config.momentum, config.weight_decay)?;
     // Balanced classes weigh the training loss; validation keeps the plain loss, so early stopping
@@ -110,7 +137,11 @@ pub(crate) fn fit_network(
                 return Err(WickError::Cancelled);
             }
             let idx = Tensor::from_slice(batch, batch.len(), &device)?;
-            let xb = x_train.index_select(&idx, 0)?;
+            let xb = match (&x_train, &train.augment) {
+                (Some(x), _) => x.index_select(&idx, 0)?,
+                (None, Some((augment, shape))) => train.augmented_batch(batch, augment, *shape, rng, &device)?,
+                (None, None) => return Err(WickError::InvalidSpec("training images are missing".into())),
+            };
             let yb = y_train.index_select(&idx, 0)?;
             let output = net.forward(&xb, true, Some(rng))?;
             let loss = match &class_weights {

@@ -19,7 +19,7 @@ pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};
 pub use streamed::{train_csv_streamed, RowsUsed, StreamOptions};
-pub use pipeline::{train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
+pub use pipeline::{train_images, train_table, AUGMENTED_VIEWS, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
 
 use crate::data::{Split, SplitFractions};
 
@@ -43,6 +43,8 @@ pub struct TrainConfig {
     pub fixed_split: Option<Split>,
     /// How much each class counts in the loss (classification only).
     pub class_weight: ClassWeight,
+    /// Random changes to training images (image models only; none by default).
+    pub augment: crate::data::Augment,
 }
 
 /// Weights of the classes in the training loss.
@@ -110,6 +112,7 @@ impl Default for TrainConfig {
             split: SplitFractions::default(),
             fixed_split: None,
             class_weight: ClassWeight::None,
+            augment: crate::data::Augment::default(),
         }
     }
 }

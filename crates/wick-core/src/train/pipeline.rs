@@ -242,8 +242,8 @@ pub(super) fn fit_encoded(
             let (net_targets, scale) = targets_for(&target_values, &split)?;
             let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
             let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            let train = NetData { x: to_f32(&x_train), sample_dims: vec![width], y: net_targets.0 };
-            let valid = NetData { x: to_f32(&x_valid), sample_dims: vec![width], y: net_targets.1 };
+            let train = NetData { x: to_f32(&x_train), sample_dims: vec![width], y: net_targets.0, augment: None };
+            let valid = NetData { x: to_f32(&x_valid), sample_dims: vec![width], y: net_targets.1, augment: None };
             recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
             let target = TargetInfo { name: target_name.clone(), task, labels, scale };
@@ -496,6 +496,9 @@ fn score(
     }
 }
 
+/// Augmented versions of each training image a frozen backbone sees, besides the image itself.
+pub const AUGMENTED_VIEWS: usize = 3;
+
 /// Trains a CNN or a transfer-learning head on an image dataset.
 pub fn train_images(
     index: &ImageIndex,
@@ -525,6 +528,7 @@ fn train_images_inner(
             ))
         }
     };
+    config.augment.check()?;
     let samples = index.samples()?;
     let paths: Vec<PathBuf> = samples.iter().map(|(p, _)| p.clone()).collect();
     let classes: Vec<usize> = samples.iter().map(|(_, c)| *c).collect();
@@ -560,14 +564,32 @@ fn train_images_inner(
             Some(b) => backbone_features(b, &x, rows.len(), &image_dims, &device),
         }
     };
-    let train = NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train) };
-    let valid = NetData { x: features(&split.valid)?, sample_dims: feature_dims.clone(), y: targets(&split.valid) };
+    let augment = config.augment.is_active().then_some(config.augment);
+    let train = match (&weights, augment) {
+        // A frozen backbone's features are computed once, so it sees each training image as it is
+        // and in AUGMENTED_VIEWS augmented versions, all drawn before training.
+        (Some(backbone), Some(augment)) => {
+            let mut x = features(&split.train)?;
+            let mut rows = split.train.clone();
+            for _ in 0..AUGMENTED_VIEWS {
+                let mut view = gather(&split.train);
+                view.chunks_mut(per).for_each(|image| augment.apply(image, shape, &mut rng));
+                x.extend(backbone_features(backbone, &view, split.train.len(), &image_dims, &device)?);
+                rows.extend(&split.train);
+            }
+            NetData { x, sample_dims: feature_dims.clone(), y: targets(&rows), augment: None }
+        }
+        // A CNN's batches are augmented afresh every epoch.
+        (None, augment) => NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)) },
+        (Some(_), None) => NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train), augment: None },
+    };
+    let valid = NetData { x: features(&split.valid)?, sample_dims: feature_dims.clone(), y: targets(&split.valid), augment: None };
     let layers = match spec {
         ModelSpec::Cnn { layers, .. } => layers.clone(),
         _ => Vec::new(),
     };
     let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
-    recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
+    recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
     let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
     let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
     let weights = match weights {
