@@ -78,6 +78,7 @@ impl WickApp {
             try_it: TryState::default(),
             fit: FitState::default(),
             importance: ImportanceState::default(),
+            augment_preview: Default::default(),
             load_progress: None,
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
             show_settings: false,
@@ -386,6 +387,11 @@ impl WickApp {
                     self.state.fit.view = Some(result);
                 }
             }
+            JobEvent::AugmentPreview { augment, result } => {
+                if self.state.augment_preview.augment == Some(augment) {
+                    self.state.augment_preview.images = Some(result);
+                }
+            }
             JobEvent::Exported { path, result } => match result {
                 Ok(()) => self.state.notices.push(format!("Model exported to {}", path.display())),
                 Err(e) => self.state.notices.push(format!("Export failed: {e}")),
@@ -553,6 +559,14 @@ impl WickApp {
                 }
             }
             Command::RequestFit { run_id, request } => self.request_fit(run_id, request),
+            Command::PreviewAugment(augment) => {
+                self.state.augment_preview = crate::state::AugmentPreview { augment: Some(augment), images: None };
+                let Some(LoadedData::Images { index }) = self.state.loaded() else { return };
+                match index.samples().ok().and_then(|s| s.into_iter().next()) {
+                    Some((path, _)) => self.jobs.augment_preview(path, index.default_shape(64), augment, self.state.project.train.seed),
+                    None => self.state.augment_preview.images = Some(Err("the dataset has no images to preview".into())),
+                }
+            }
             Command::RequestImportance { run_id, rows } => {
                 self.state.importance = ImportanceState { run: Some(run_id), view: None };
                 let Some(LoadedData::Table { df, .. }) = self.state.loaded() else { return };

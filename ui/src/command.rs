@@ -47,6 +47,8 @@ pub enum Command {
     ShowSettings(bool),
     ShowAbout(bool),
     DismissNotice(usize),
+    /// Make the Model screen's preview of these augmentations on a training image.
+    PreviewAugment(wick_core::data::Augment),
     /// Compute the Evaluate screen's fit plot for a run.
     RequestFit { run_id: u32, request: FitRequest },
     /// A menu item of the UI-drawn menus (same as the host's native menu).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wick_core::data::{
     index_image_csv, index_image_folder, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
 };
+use wick_core::data::{Augment, ImageShape};
 use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
@@ -154,6 +155,7 @@ pub enum JobEvent {
     Importance { run_id: u32, model: Option<Arc<Model>>, result: Result<Importance, String> },
     FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
     Exported { path: PathBuf, result: Result<(), String> },
+    AugmentPreview { augment: Augment, result: Result<Vec<egui::ColorImage>, String> },
 }
 
 /// Starts background jobs; every job gets the event channel and a way to wake the UI.
@@ -344,6 +346,25 @@ impl Jobs {
         });
     }
 
+    /// Decodes `path` at `shape`, then draws it as it is and in `PREVIEW_VIEWS - 1` augmented versions
+    /// (seeded from `seed`).
+    pub fn augment_preview(&self, path: PathBuf, shape: ImageShape, augment: Augment, seed: u64) {
+        self.spawn("augment-preview", move |send| {
+            let result = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string()).map(|image| {
+                (0..PREVIEW_VIEWS)
+                    .map(|i| {
+                        let mut view = image.clone();
+                        if i > 0 {
+                            augment.apply_seeded(&mut view, shape, seed.wrapping_add(i as u64));
+                        }
+                        chw_to_color_image(&view, shape)
+                    })
+                    .collect()
+            });
+            send(JobEvent::AugmentPreview { augment, result });
+        });
+    }
+
     /// Copies a package folder to `dest` (staged next to it, then renamed).
     /// Exports a package: as ONNX when `dest` ends in `.onnx`, else as a copy of the package.
     pub fn export(&self, package: PathBuf, dest: PathBuf) {
@@ -357,6 +378,22 @@ impl Jobs {
             send(JobEvent::Exported { path: dest, result });
         });
     }
+}
+
+/// Images in the augmentation preview: the original, then augmented versions.
+pub const PREVIEW_VIEWS: usize = 6;
+
+/// CHW `f32` pixels in `[0, 1]` (one or three channels) as an egui image.
+fn chw_to_color_image(chw: &[f32], shape: ImageShape) -> egui::ColorImage {
+    let plane = shape.height * shape.width;
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let pixels = (0..plane)
+        .map(|i| match shape.channels {
+            3 => egui::Color32::from_rgb(byte(chw[i]), byte(chw[plane + i]), byte(chw[2 * plane + i])),
+            _ => egui::Color32::from_gray(byte(chw[i])),
+        })
+        .collect();
+    egui::ColorImage { size: [shape.width, shape.height], source_size: egui::vec2(shape.width as f32, shape.height as f32), pixels }
 }
 
 pub enum TryInput {

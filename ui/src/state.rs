@@ -72,6 +72,14 @@ pub struct ActiveTraining {
     pub reading: Option<ReadingProgress>,
 }
 
+/// The Model screen's augmentation preview: one training image as it is and augmented.
+#[derive(Default)]
+pub struct AugmentPreview {
+    /// The settings the images show, or are being made for.
+    pub augment: Option<wick_core::data::Augment>,
+    pub images: Option<Result<Vec<egui::ColorImage>, String>>,
+}
+
 /// A pass over a large file, before training on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadingProgress {
@@ -176,6 +184,7 @@ pub struct AppState {
     pub try_it: TryState,
     pub fit: FitState,
     pub importance: ImportanceState,
+    pub augment_preview: AugmentPreview,
     /// The share of a large file read while it opens by streaming.
     pub load_progress: Option<f32>,
     /// Problems to show in the banner at the top (save failures, a damaged project file, …).

@@ -657,3 +657,34 @@ fn stopping_a_search_ends_it_as_stopped() {
     assert_eq!(run.status, RunStatus::Cancelled, "{:?}", run.status);
     assert!(!run.leaderboard.unwrap().is_empty(), "what was tried stays listed");
 }
+
+#[test]
+fn augmentation_is_chosen_on_the_model_screen_with_a_preview_of_what_the_network_sees() {
+    let env = Env::new(false);
+    let mut h = with_sample(&env, "Handwritten digits");
+    h.get_by_role_and_label(Role::Button, "Model").click();
+    h.run_steps(2);
+    h.get_by_label("Rotate ±15°").scroll_to_me();
+    h.run_steps(4);
+    h.get_by_label("Rotate ±15°").click();
+    wait_for(&mut h, "rotation to be on", |a| a.state.project.train.augment.has("rotate"));
+    h.get_by_label("Crop and zoom").click();
+    wait_for(&mut h, "the preview", |a| matches!(&a.state.augment_preview.images, Some(Ok(images)) if images.len() == 6) && a.state.augment_preview.augment.is_some_and(|x| x.has("crop")));
+    let augment = h.state().state.project.train.augment;
+    assert!(augment.has("rotate") && augment.has("crop") && !augment.has("flip"), "{augment:?}");
+    let Some(Ok(images)) = &h.state().state.augment_preview.images else { panic!() };
+    assert_ne!(images[0].pixels, images[1].pixels, "an augmented version differs from the image");
+    h.get_by_label_contains("What the network sees").scroll_to_me();
+    h.run_steps(4);
+    settle(&mut h);
+    h.snapshot_options("model_augmentation", &snapshot_options());
+    // The run trains with them, and its package keeps them.
+    h.state_mut().state.project.train.epochs = 1;
+    h.state_mut().command(wick_ui::command::Command::StartTraining);
+    wait_for(&mut h, "training", trained);
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert_eq!(run.config.augment, augment);
+    let manifest = wick_core::package::read_manifest(run.package.as_ref().unwrap()).unwrap();
+    assert_eq!(manifest.train_config.augment, augment);
+}

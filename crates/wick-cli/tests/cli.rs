@@ -120,6 +120,15 @@ fn train_and_predict_the_image_sample() {
     let img = data.join("3").join(std::fs::read_dir(data.join("3")).unwrap().next().unwrap().unwrap().file_name());
     let v = ok_json(&["--json", "predict", s(&model), s(&img)]);
     assert!(v[0]["prediction"]["probabilities"].as_array().unwrap().len() == 10);
+    // --augment: the named augmentations, kept in the package's manifest.
+    let augmented = dir.path().join("augmented.wick");
+    ok_json(&["--json", "train", s(&data), "--epochs", "1", "--augment", "rotate,crop,noise", "--out", s(&augmented)]);
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(augmented.join("wick.json")).unwrap()).unwrap();
+    assert_eq!(manifest["train_config"]["augment"]["rotate_degrees"], 15.0, "{}", manifest["train_config"]);
+    let out = wick(&["train", s(&data), "--augment", "flip,zoom", "--out", s(&augmented)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`zoom` is not an augmentation"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wick(&["train", s(&sample("seattle-weather.csv")), "--target", "weather", "--augment", "flip", "--out", s(&augmented)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for a table, leave it out"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

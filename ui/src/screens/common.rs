@@ -27,6 +27,8 @@ pub struct ViewState {
     /// The Evaluate screen's "Try it" fields (feature, typed value) and the run they are for.
     pub try_fields: Vec<(String, String)>,
     pub try_fields_for_run: Option<u32>,
+    /// The augmentation preview's textures, and the settings they show.
+    pub augment_textures: Option<(wick_core::data::Augment, Vec<egui::TextureHandle>)>,
 }
 
 /// What a screen gets: the state to read, the view state of the screens, the thumbnail cache, and

@@ -572,10 +572,81 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
             .on_hover_text("A row of class c weighs rows ÷ (classes × rows of c), as scikit-learn's class_weight=\"balanced\"; a rare class is then not drowned out");
         c.class_weight = if balanced { ClassWeight::Balanced } else { ClassWeight::None };
     }
+    if state.loaded().is_some_and(LoadedData::is_images) {
+        augmentation(cx, ui, c);
+    }
     if template.is_tree() {
         ui.label(RichText::new("Trees train on the CPU, on every core; their settings are above.").small().weak());
     } else if exact {
         ui.label(RichText::new("Solved exactly in one step (least squares) — no epochs or learning rate needed.").small().weak());
+    }
+}
+
+/// The augmentations a person can turn on, with the names `Augment::set` takes.
+const AUGMENTATIONS: [(&str, &str, &str); 7] = [
+    ("flip", "Flip left–right", "Mirror half the images; for photos whose left and right look alike"),
+    ("vflip", "Flip top–bottom", "Mirror half the images upside down; for views from above (cells, leaves, parts)"),
+    ("rotate", "Rotate ±15°", "Turn each image by a random angle of up to 15°"),
+    ("crop", "Crop and zoom", "Zoom into a random crop of 80–100 % of each side"),
+    ("color", "Brightness and contrast", "Shift brightness by up to ±0.1 and scale contrast by 0.8–1.2"),
+    ("noise", "Noise", "Add Gaussian noise (sd 0.02)"),
+    ("blur", "Blur", "Blur half the images slightly (up to 1 pixel)"),
+];
+
+/// Augmentation toggles and a strip of one training image as the network will see it.
+fn augmentation(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, c: &mut wick_core::train::TrainConfig) {
+    theme::section(ui, "Augmentation");
+    ui.horizontal_wrapped(|ui| {
+        for (name, label, hover) in AUGMENTATIONS {
+            let mut on = c.augment.has(name);
+            if ui.checkbox(&mut on, label).on_hover_text(hover).changed() {
+                c.augment.set(name, on);
+            }
+        }
+    });
+    if !c.augment.is_active() {
+        ui.label(RichText::new("Random changes to the training images, so the model learns what stays the same; none is on.").small().weak());
+        return;
+    }
+    let preview = &cx.state.augment_preview;
+    if preview.augment != Some(c.augment) {
+        cx.send(Command::PreviewAugment(c.augment));
+    }
+    match &preview.images {
+        None => {
+            ui.spinner();
+        }
+        Some(Err(e)) => error_label(ui, e),
+        Some(Ok(images)) => {
+            let key = preview.augment;
+            if cx.view.augment_textures.as_ref().is_none_or(|(k, _)| Some(*k) != key) {
+                let textures = images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, image)| ui.ctx().load_texture(format!("augment-preview-{i}"), image.clone(), egui::TextureOptions::NEAREST))
+                    .collect();
+                cx.view.augment_textures = key.map(|k| (k, textures));
+            }
+            if let Some((_, textures)) = &cx.view.augment_textures {
+                ui.horizontal(|ui| {
+                    for texture in textures {
+                        let side = 72.0;
+                        let size = texture.size_vec2();
+                        let scale = side / size.x.max(size.y).max(1.0);
+                        ui.add(egui::Image::new(texture).fit_to_exact_size(size * scale));
+                    }
+                });
+            }
+            ui.label(
+                RichText::new(format!(
+                    "What the network sees: a training image as it is, then {} augmented versions. A CNN sees new ones every epoch; a frozen backbone sees {} per image, drawn once.",
+                    images.len().saturating_sub(1),
+                    wick_core::train::AUGMENTED_VIEWS
+                ))
+                .small()
+                .weak(),
+            );
+        }
     }
 }
 

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use wick_core::data::{MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
+use wick_core::data::{Augment, MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
 use wick_core::package::save_package;
 use wick_core::train::{cross_validate, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
@@ -69,6 +69,10 @@ pub struct TrainArgs {
     /// Image side length for CNN/transfer inputs (default: from the data, at most 64).
     #[arg(long)]
     pub image_size: Option<usize>,
+    /// Random changes to training images, comma-separated: flip, vflip, rotate, crop, color,
+    /// noise, blur (image datasets only).
+    #[arg(long, value_delimiter = ',')]
+    pub augment: Option<Vec<String>>,
     /// How to handle missing values: drop, mean, median, most-frequent.
     #[arg(long, default_value = "mean")]
     pub missing: String,
@@ -161,6 +165,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             };
             let spec = table_spec(args, detected)?;
             apply_defaults(&mut config, args, 100, 32, 3e-3);
+            if args.augment.is_some() {
+                bail!("--augment changes training images; for a table, leave it out");
+            }
             if let (Some(_), true) = (args.cv, streaming) {
                 bail!("--cv refits the model once per fold, which for a file this large means reading it many times; leave --cv out (the held-out rows are then up to 200,000 rows each)");
             }
@@ -196,6 +203,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             }
             let spec = image_spec(args, shape)?;
             apply_defaults(&mut config, args, 15, 32, 2e-3);
+            if let Some(names) = &args.augment {
+                config.augment = Augment::from_names(names.iter().map(String::as_str)).context("--augment")?;
+            }
             train_images(index, &spec, &config, &mut bars, &cancel)?
         }
     };

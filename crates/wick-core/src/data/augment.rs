@@ -64,6 +64,35 @@ impl Augment {
         Ok(a)
     }
 
+    /// Whether the named augmentation (see [`Augment::from_names`]) is on.
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "flip" => self.flip_horizontal,
+            "vflip" => self.flip_vertical,
+            "rotate" => self.rotate_degrees > 0.0,
+            "crop" => self.crop_min_side > 0.0 && self.crop_min_side < 1.0,
+            "color" => self.brightness > 0.0 || self.contrast > 0.0,
+            "noise" => self.noise_std > 0.0,
+            "blur" => self.blur_sigma > 0.0,
+            _ => false,
+        }
+    }
+
+    /// Turns the named augmentation on at its usual strength, or off.
+    pub fn set(&mut self, name: &str, on: bool) {
+        let usual = Self::from_names([name]).unwrap_or_default();
+        match name {
+            "flip" => self.flip_horizontal = on,
+            "vflip" => self.flip_vertical = on,
+            "rotate" => self.rotate_degrees = if on { usual.rotate_degrees } else { 0.0 },
+            "crop" => self.crop_min_side = if on { usual.crop_min_side } else { 0.0 },
+            "color" => (self.brightness, self.contrast) = if on { (usual.brightness, usual.contrast) } else { (0.0, 0.0) },
+            "noise" => self.noise_std = if on { usual.noise_std } else { 0.0 },
+            "blur" => self.blur_sigma = if on { usual.blur_sigma } else { 0.0 },
+            _ => {}
+        }
+    }
+
     /// Whether any augmentation is on.
     pub fn is_active(&self) -> bool {
         *self != Self::default() && self.check().is_ok()
@@ -87,6 +116,12 @@ impl Augment {
             return bad("blur_sigma", "between 0 and 5");
         }
         Ok(())
+    }
+
+    /// As [`Augment::apply`], drawing from a generator seeded with `seed` (previews draw the
+    /// same versions every time).
+    pub fn apply_seeded(&self, chw: &mut [f32], shape: ImageShape, seed: u64) {
+        self.apply(chw, shape, &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed));
     }
 
     /// Augments one CHW image in place.
@@ -239,6 +274,16 @@ mod tests {
         let err = Augment::from_names(["flip", "zoom"]).unwrap_err().to_string();
         assert!(err.contains("`zoom`") && err.contains("rotate"), "{err}");
         assert!(Augment { rotate_degrees: 400.0, ..Augment::default() }.check().is_err());
+        let mut a = Augment::default();
+        for name in AUGMENT_NAMES.iter().chain(&["vflip"]) {
+            a.set(name, true);
+            assert!(a.has(name), "{name}");
+        }
+        assert_eq!(a, Augment { flip_vertical: true, ..all });
+        for name in AUGMENT_NAMES.iter().chain(&["vflip"]) {
+            a.set(name, false);
+        }
+        assert_eq!(a, Augment::default());
     }
 
     #[test]
