@@ -204,3 +204,56 @@ fn a_streamed_run_names_the_row_that_breaks_it() {
     let err = train(&path, &linear, &fixed);
     assert!(err.contains("fixed split"), "{err}");
 }
+
+/// A file whose header reads but whose pixels don't (a truncated PNG; the JPEG decoder fills a cut
+/// JPEG with grey instead) is skipped and counted when training decodes it; the run goes on.
+#[test]
+fn a_truncated_image_found_mid_training_is_skipped_and_counted() {
+    for spec_kind in ["cnn", "transfer"] {
+        let dir = TempDir::new().unwrap();
+        for class in ["dark", "light"] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            for i in 0..12u8 {
+                let base = if class == "dark" { 20 } else { 200 };
+                let image = image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([base + (x as u8 % 9) + i, base + (y as u8 % 7), base]));
+                image.save(dir.path().join(class).join(format!("{i}.png"))).unwrap();
+            }
+        }
+        let good = std::fs::read(dir.path().join("dark/0.png")).unwrap();
+        std::fs::write(dir.path().join("dark/truncated.png"), &good[..good.len() * 7 / 10]).unwrap();
+        let index = index_image_folder(dir.path()).unwrap();
+        assert_eq!(index.samples().unwrap().len(), 25, "the header reads, so indexing keeps it");
+        let shape = ImageShape { height: 32, width: 32, channels: 3 };
+        let spec = if spec_kind == "cnn" {
+            ModelSpec::Cnn { input: shape, layers: wick_core::model::default_cnn_layers() }
+        } else {
+            let weights = common::random_resnet18(dir.path());
+            ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch: wick_core::model::BackboneArch::Resnet18, weights, input: shape } }
+        };
+        let config = TrainConfig { epochs: 1, split: wick_core::data::SplitFractions { valid: 0.0, test: 0.0 }, ..TrainConfig::default() };
+        let out = wick_core::train::train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+        assert_eq!(out.report.rows.train, 24, "{spec_kind}: the truncated file is left out");
+        assert!(out.report.warnings.iter().any(|w| w.contains("skipped 1 images that could not be decoded") && w.contains("truncated.png")), "{spec_kind}: {:?}", out.report.warnings);
+    }
+}
+
+/// Phone photos store their rotation in EXIF: decoding applies it, so the model sees them upright.
+#[test]
+fn exif_orientation_is_applied_when_decoding() {
+    let dir = TempDir::new().unwrap();
+    let image = image::RgbImage::from_fn(8, 4, |x, _| image::Rgb([x as u8 * 30, 0, 0]));
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(image).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    // An APP1 segment after SOI: EXIF, big-endian TIFF, one IFD entry (0x0112 Orientation = 6,
+    // "rotate 90° clockwise to view").
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(((exif.len() + 2) as u16).to_be_bytes());
+    app1.append(&mut exif);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend(app1);
+    with_exif.extend(&jpeg[2..]);
+    let path = common::write_temp(&dir, "phone.jpg", &with_exif);
+    let upright = wick_core::data::images::decode_image(&path).unwrap();
+    assert_eq!((upright.width(), upright.height()), (4, 8), "turned upright");
+}

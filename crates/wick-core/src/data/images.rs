@@ -243,29 +243,47 @@ fn probe_image(path: &Path) -> std::result::Result<(u32, u32, u8), String> {
 
 /// Decodes an image file into `shape`, as f32 in `[0, 1]`, channel-first (C, H, W).
 pub fn load_image(path: &Path, shape: ImageShape) -> Result<Vec<f32>> {
-    let img = ImageReader::open(path)
+    Ok(load_image_u8(path, shape)?.into_iter().map(|v| v as f32 / 255.0).collect())
+}
+
+/// Decodes an image file into `shape` as channel-first bytes (a quarter of the f32 pixels' memory;
+/// `v / 255` gives [`load_image`]'s values exactly).
+pub fn load_image_u8(path: &Path, shape: ImageShape) -> Result<Vec<u8>> {
+    Ok(image_to_chw_u8(&decode_image(path)?, shape))
+}
+
+/// Decodes an image file upright: its EXIF orientation applied (phone photos are often stored
+/// sideways), within the image crate's default limits (512 MB per image), so a decompression bomb
+/// is an error, not an allocation.
+pub fn decode_image(path: &Path) -> Result<DynamicImage> {
+    let unreadable = |e: image::ImageError| WickError::data(path, format!("is not a readable image ({e}); replace or remove the file"));
+    let mut decoder = ImageReader::open(path)
         .map_err(|e| WickError::io(path, e))?
         .with_guessed_format()
         .map_err(|e| WickError::io(path, e))?
-        .decode()
-        .map_err(|e| WickError::data(path, format!("is not a readable image ({e}); replace or remove the file")))?;
-    Ok(image_to_chw(&img, shape))
+        .into_decoder()
+        .map_err(unreadable)?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
-/// Resizes and converts a decoded image to channel-first f32 in `[0, 1]`.
-pub fn image_to_chw(img: &DynamicImage, shape: ImageShape) -> Vec<f32> {
+/// Resizes and converts a decoded image to channel-first bytes (grey, or RGB from any colour type:
+/// CMYK, 16-bit and alpha images are converted).
+pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Vec<u8> {
     let (w, h) = (shape.width as u32, shape.height as u32);
     let resized = if img.width() == w && img.height() == h { img.clone() } else { img.resize_exact(w, h, FilterType::Triangle) };
     let plane = shape.height * shape.width;
-    let mut out = vec![0f32; shape.len()];
+    let mut out = vec![0u8; shape.len()];
     if shape.channels == 1 {
         for (i, p) in resized.to_luma8().pixels().enumerate() {
-            out[i] = p.0[0] as f32 / 255.0;
+            out[i] = p.0[0];
         }
     } else {
         for (i, p) in resized.to_rgb8().pixels().enumerate() {
             for c in 0..3 {
-                out[c * plane + i] = p.0[c] as f32 / 255.0;
+                out[c * plane + i] = p.0[c];
             }
         }
     }

@@ -20,9 +20,31 @@ pub(crate) enum NetTargets {
     Values(Vec<f32>),
 }
 
-/// Encoded samples for a network: `rows` samples of `sample_dims` f32 values each.
+/// A network's inputs, row after row.
+pub(crate) enum Samples {
+    F32(Vec<f32>),
+    /// Image pixels as bytes, a quarter of the memory; a batch is scaled to `[0, 1]` (`v / 255`)
+    /// when it is gathered.
+    Bytes(Vec<u8>),
+}
+
+impl Samples {
+    /// The values of `rows` samples of `per` values each, starting at each row, as f32.
+    fn gather(&self, rows: impl Iterator<Item = usize>, per: usize) -> Vec<f32> {
+        let mut x = Vec::new();
+        for r in rows {
+            match self {
+                Self::F32(v) => x.extend_from_slice(&v[r * per..(r + 1) * per]),
+                Self::Bytes(v) => x.extend(v[r * per..(r + 1) * per].iter().map(|&b| b as f32 / 255.0)),
+            }
+        }
+        x
+    }
+}
+
+/// Encoded samples for a network: `rows` samples of `sample_dims` values each.
 pub(crate) struct NetData {
-    pub x: Vec<f32>,
+    pub x: Samples,
     pub sample_dims: Vec<usize>,
     pub y: NetTargets,
     /// Training images augmented afresh in every batch (CNNs; `x` holds CHW pixels of `shape`).
@@ -44,7 +66,14 @@ impl NetData {
     fn x_tensor(&self, device: &Device) -> Result<Tensor> {
         let mut dims = vec![self.rows()];
         dims.extend(&self.sample_dims);
-        Ok(Tensor::from_slice(&self.x, dims, device)?)
+        Ok(match &self.x {
+            Samples::F32(x) => Tensor::from_slice(x, dims, device)?,
+            Samples::Bytes(_) => Tensor::from_vec(self.x.gather(0..self.rows(), self.sample_len()), dims, device)?,
+        })
+    }
+
+    fn sample_len(&self) -> usize {
+        self.sample_dims.iter().product()
     }
 
     fn y_tensor(&self, device: &Device) -> Result<Tensor> {
@@ -54,16 +83,14 @@ impl NetData {
         })
     }
 
-    /// The samples at `rows`, each augmented with `rng`.
-    fn augmented_batch(&self, rows: &[u32], augment: &Augment, shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
-        let per = shape.len();
-        let mut x = Vec::with_capacity(rows.len() * per);
-        for &r in rows {
-            let start = r as usize * per;
-            x.extend_from_slice(&self.x[start..start + per]);
-        }
-        for image in x.chunks_mut(per) {
-            augment.apply(image, shape, rng);
+    /// The samples at `rows`, each augmented with `rng` when `augment` is given.
+    fn batch(&self, rows: &[u32], augment: Option<(&Augment, ImageShape)>, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
+        let per = self.sample_len();
+        let mut x = self.x.gather(rows.iter().map(|&r| r as usize), per);
+        if let Some((augment, shape)) = augment {
+            for image in x.chunks_mut(per) {
+                augment.apply(image, shape, rng);
+            }
         }
         let mut dims = vec![rows.len()];
         dims.extend(&self.sample_dims);
@@ -107,8 +134,11 @@ pub(crate) fn fit_network(
     }
     let device = net.device().clone();
     let classification = matches!(train.y, NetTargets::Classes(_));
-    // Augmented training images are gathered batch by batch; the rest go to the device once.
-    let x_train = if train.augment.is_none() { Some(train.x_tensor(&device)?) } else { None };
+    // Bytes and augmented images are gathered batch by batch; f32 samples go to the device once.
+    let x_train = match (&train.x, &train.augment) {
+        (Samples::F32(_), None) => Some(train.x_tensor(&device)?),
+        _ => None,
+    };
     let y_train = train.y_tensor(&device)?;
     let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
     let mut optimizer = Optimizer::new(config.optimizer, net.trainable_vars(), config.lr, config.momentum, config.weight_decay)?;
@@ -137,10 +167,9 @@ pub(crate) fn fit_network(
                 return Err(WickError::Cancelled);
             }
             let idx = Tensor::from_slice(batch, batch.len(), &device)?;
-            let xb = match (&x_train, &train.augment) {
-                (Some(x), _) => x.index_select(&idx, 0)?,
-                (None, Some((augment, shape))) => train.augmented_batch(batch, augment, *shape, rng, &device)?,
-                (None, None) => return Err(WickError::InvalidSpec("training images are missing".into())),
+            let xb = match &x_train {
+                Some(x) => x.index_select(&idx, 0)?,
+                None => train.batch(batch, train.augment.as_ref().map(|(a, s)| (a, *s)), rng, &device)?,
             };
             let yb = y_train.index_select(&idx, 0)?;
             let output = net.forward(&xb, true, Some(rng))?;

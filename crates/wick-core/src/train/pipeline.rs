@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::images::load_image;
+use crate::data::images::load_image_u8;
 use crate::data::{prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues, Task};
 use crate::error::{Result, WickError};
 use crate::metrics::{classification_metrics, regression_metrics, Metrics};
@@ -19,7 +19,7 @@ use crate::model::{TreeEnsemble, fit_least_squares, polynomial_features, Model, 
 use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::train::device::describe;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
-use crate::train::fit::{fit_network, NetData, NetTargets};
+use crate::train::fit::{fit_network, NetData, NetTargets, Samples};
 use crate::train::streamed::RowsUsed;
 use crate::train::TrainConfig;
 
@@ -242,8 +242,8 @@ pub(super) fn fit_encoded(
             let (net_targets, scale) = targets_for(&target_values, &split)?;
             let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
             let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            let train = NetData { x: to_f32(&x_train), sample_dims: vec![width], y: net_targets.0, augment: None };
-            let valid = NetData { x: to_f32(&x_valid), sample_dims: vec![width], y: net_targets.1, augment: None };
+            let train = NetData { x: Samples::F32(to_f32(&x_train)), sample_dims: vec![width], y: net_targets.0, augment: None };
+            let valid = NetData { x: Samples::F32(to_f32(&x_valid)), sample_dims: vec![width], y: net_targets.1, augment: None };
             recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
             let target = TargetInfo { name: target_name.clone(), task, labels, scale };
@@ -533,57 +533,71 @@ fn train_images_inner(
     let paths: Vec<PathBuf> = samples.iter().map(|(p, _)| p.clone()).collect();
     let classes: Vec<usize> = samples.iter().map(|(_, c)| *c).collect();
     let labels = index.classes.clone();
-    let split = config.split_rows(samples.len(), Some(&classes))?;
-    let pixels = load_images_parallel(&paths, shape)?;
+    let mut split = config.split_rows(samples.len(), Some(&classes))?;
     let fingerprint = fingerprint_files(&index.root, &paths)?;
     let device = config.device.open()?;
     let device_name = describe(&device);
     let per = shape.len();
-    let gather = |rows: &[usize]| -> Vec<f32> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
     let targets = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut recorder = Recorder { inner: observer, history: Vec::new() };
     let image_dims = vec![shape.channels, shape.height, shape.width];
+    let augment = config.augment.is_active().then_some(config.augment);
+    let mut undecodable: Vec<(PathBuf, String)> = Vec::new();
 
-    let (weights, feature_dims) = match spec {
+    // Pixels are kept as bytes (a quarter of f32) and converted batch by batch; a frozen
+    // backbone's images are decoded a chunk at a time and only their features kept.
+    let (weights, feature_dims, train, valid) = match spec {
         ModelSpec::Cnn { layers, .. } => {
             crate::model::infer_shapes(shape, layers, labels.len())?;
-            (None, image_dims.clone())
+            let (pixels, bad) = load_images_parallel(&paths, shape)?;
+            undecodable = bad;
+            drop_undecodable(&mut split, &paths, &undecodable);
+            let gather = |rows: &[usize]| -> Vec<u8> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
+            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)) };
+            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None };
+            (None, image_dims.clone(), train, valid)
         }
         ModelSpec::Transfer { backbone } => {
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, &device)?;
-            (Some(frozen), vec![backbone.arch.feature_len()])
+            let features = |rows: &[usize], views: usize, rng: &mut ChaCha8Rng, bad: &mut Vec<(PathBuf, String)>| -> Result<(Vec<f32>, Vec<usize>)> {
+                let mut x = Vec::new();
+                let mut kept = Vec::new();
+                for chunk in rows.chunks(FEATURE_CHUNK_IMAGES) {
+                    let chunk_paths: Vec<PathBuf> = chunk.iter().map(|&r| paths[r].clone()).collect();
+                    let (pixels, chunk_bad) = load_images_parallel(&chunk_paths, shape)?;
+                    let ok: Vec<usize> = (0..chunk.len()).filter(|&i| !chunk_bad.iter().any(|(p, _)| *p == chunk_paths[i])).collect();
+                    bad.extend(chunk_bad);
+                    let images: Vec<f32> = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+                    // Each view's images in row order: the image itself, then its augmented versions.
+                    for view in 0..views {
+                        let mut batch = images.clone();
+                        if view > 0 {
+                            if let Some(a) = augment {
+                                batch.chunks_mut(per).for_each(|image| a.apply(image, shape, rng));
+                            }
+                        }
+                        x.extend(backbone_features(&frozen, &batch, ok.len(), &image_dims, &device)?);
+                        kept.extend(ok.iter().map(|&i| chunk[i]));
+                    }
+                }
+                Ok((x, kept))
+            };
+            // A frozen backbone's features are computed once, so it sees each training image as
+            // it is and in AUGMENTED_VIEWS augmented versions, all drawn before training.
+            let views = if augment.is_some() { 1 + AUGMENTED_VIEWS } else { 1 };
+            let mut bad = Vec::new();
+            let (train_x, train_rows) = features(&split.train.clone(), views, &mut rng, &mut bad)?;
+            let (valid_x, valid_rows) = features(&split.valid.clone(), 1, &mut rng, &mut bad)?;
+            undecodable = bad;
+            drop_undecodable(&mut split, &paths, &undecodable);
+            let feature_dims = vec![backbone.arch.feature_len()];
+            let train = NetData { x: Samples::F32(train_x), sample_dims: feature_dims.clone(), y: targets(&train_rows), augment: None };
+            let valid = NetData { x: Samples::F32(valid_x), sample_dims: feature_dims.clone(), y: targets(&valid_rows), augment: None };
+            (Some(frozen), feature_dims, train, valid)
         }
         _ => unreachable_task()?,
     };
-    // The backbone is frozen, so each image's features are computed once, not every epoch.
-    let features = |rows: &[usize]| -> Result<Vec<f32>> {
-        let x = gather(rows);
-        match &weights {
-            None => Ok(x),
-            Some(b) => backbone_features(b, &x, rows.len(), &image_dims, &device),
-        }
-    };
-    let augment = config.augment.is_active().then_some(config.augment);
-    let train = match (&weights, augment) {
-        // A frozen backbone's features are computed once, so it sees each training image as it is
-        // and in AUGMENTED_VIEWS augmented versions, all drawn before training.
-        (Some(backbone), Some(augment)) => {
-            let mut x = features(&split.train)?;
-            let mut rows = split.train.clone();
-            for _ in 0..AUGMENTED_VIEWS {
-                let mut view = gather(&split.train);
-                view.chunks_mut(per).for_each(|image| augment.apply(image, shape, &mut rng));
-                x.extend(backbone_features(backbone, &view, split.train.len(), &image_dims, &device)?);
-                rows.extend(&split.train);
-            }
-            NetData { x, sample_dims: feature_dims.clone(), y: targets(&rows), augment: None }
-        }
-        // A CNN's batches are augmented afresh every epoch.
-        (None, augment) => NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)) },
-        (Some(_), None) => NetData { x: features(&split.train)?, sample_dims: feature_dims.clone(), y: targets(&split.train), augment: None },
-    };
-    let valid = NetData { x: features(&split.valid)?, sample_dims: feature_dims.clone(), y: targets(&split.valid), augment: None };
     let layers = match spec {
         ModelSpec::Cnn { layers, .. } => layers.clone(),
         _ => Vec::new(),
@@ -591,6 +605,7 @@ fn train_images_inner(
     let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
     recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
     let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+    drop((train, valid));
     let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
     let weights = match weights {
         None => Weights::Network(net),
@@ -598,17 +613,32 @@ fn train_images_inner(
     };
     let model = Model::new(spec.clone(), ModelInput::Image { shape }, target, weights)?;
 
-    let test_pixels = gather(&split.test);
-    let predictions = model.predict_pixels(&test_pixels, split.test.len())?;
+    // Test images are decoded and predicted a chunk at a time too.
+    let mut predictions = Vec::with_capacity(split.test.len());
+    let mut test_rows = Vec::with_capacity(split.test.len());
+    for chunk in split.test.chunks(FEATURE_CHUNK_IMAGES) {
+        let chunk_paths: Vec<PathBuf> = chunk.iter().map(|&r| paths[r].clone()).collect();
+        let (pixels, bad) = load_images_parallel(&chunk_paths, shape)?;
+        let ok: Vec<usize> = (0..chunk.len()).filter(|&i| !bad.iter().any(|(p, _)| *p == chunk_paths[i])).collect();
+        undecodable.extend(bad);
+        let images: Vec<f32> = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+        predictions.extend(model.predict_pixels(&images, ok.len())?);
+        test_rows.extend(ok.iter().map(|&i| chunk[i]));
+    }
+    split.test = test_rows;
     let target_values = TargetValues::Classification { labels: labels.clone(), classes: classes.clone() };
     let (test, test_samples) = score_held_out(&target_values, &split.test, &predictions, &labels, |r| paths[r].display().to_string());
     let duration_secs = started.elapsed().as_secs_f64();
     recorder.on_event(TrainEvent::Finished { epochs_run: summary.epochs_run, best_epoch: summary.best_epoch, duration_secs });
-    let warnings = if index.skipped.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!("skipped {} files that are not readable images", index.skipped.len())]
-    };
+    let mut warnings = Vec::new();
+    if !index.skipped.is_empty() {
+        warnings.push(format!("skipped {} files that are not readable images", index.skipped.len()));
+    }
+    undecodable.sort();
+    undecodable.dedup();
+    if let Some((first, why)) = undecodable.first() {
+        warnings.push(format!("skipped {} images that could not be decoded (the first: {}: {why})", undecodable.len(), first.display()));
+    }
     let report = TrainReport {
         test,
         history: recorder.history,
@@ -626,6 +656,20 @@ fn train_images_inner(
     Ok(TrainOutcome { model, report })
 }
 
+/// Images decoded at once for a frozen backbone's features or for scoring the test split.
+const FEATURE_CHUNK_IMAGES: usize = 256;
+
+/// Removes the images that failed to decode from every split.
+fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[(PathBuf, String)]) {
+    if bad.is_empty() {
+        return;
+    }
+    let bad: std::collections::HashSet<&PathBuf> = bad.iter().map(|(p, _)| p).collect();
+    for rows in [&mut split.train, &mut split.valid, &mut split.test] {
+        rows.retain(|&r| !bad.contains(&paths[r]));
+    }
+}
+
 fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usize], device: &candle_core::Device) -> Result<Vec<f32>> {
     let per: usize = dims.iter().product();
     let mut out = Vec::new();
@@ -639,28 +683,27 @@ fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usi
     Ok(out)
 }
 
-/// Decodes images on every core; the first unreadable image is an error naming it.
-fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<Vec<f32>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
-    let chunk = paths.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut out = Vec::with_capacity(part.len() * shape.len());
-                    for p in part {
-                        out.extend(load_image(p, shape)?);
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(WickError::InvalidSpec("image decoding panicked".into())))).collect()
-    });
-    let mut pixels = Vec::with_capacity(paths.len() * shape.len());
-    for part in parts {
-        pixels.extend(part?);
+/// Decodes images on every core into channel-first bytes. An image that fails to decode (say a
+/// truncated JPEG) is skipped: its pixels stay zero and it is returned with the reason, so one bad
+/// file does not stop a run. It is an error only when no image decodes.
+fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>, Vec<(PathBuf, String)>)> {
+    use rayon::prelude::*;
+    let per = shape.len();
+    let mut pixels = vec![0u8; paths.len() * per];
+    let bad: Vec<(PathBuf, String)> = pixels
+        .par_chunks_mut(per.max(1))
+        .zip(paths.par_iter())
+        .filter_map(|(out, path)| match load_image_u8(path, shape) {
+            Ok(image) => {
+                out.copy_from_slice(&image);
+                None
+            }
+            Err(e) => Some((path.clone(), e.to_string())),
+        })
+        .collect();
+    if !paths.is_empty() && bad.len() == paths.len() {
+        let (path, why) = &bad[0];
+        return Err(WickError::data(path, format!("none of the {} images could be decoded; the first: {why}", paths.len())));
     }
-    Ok(pixels)
+    Ok((pixels, bad))
 }
