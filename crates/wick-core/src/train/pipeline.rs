@@ -543,7 +543,7 @@ fn train_images_inner(
     let mut recorder = Recorder { inner: observer, history: Vec::new() };
     let image_dims = vec![shape.channels, shape.height, shape.width];
     let augment = config.augment.is_active().then_some(config.augment);
-    let mut undecodable: Vec<(PathBuf, String)> = Vec::new();
+    let mut undecodable: Vec<Undecodable> = Vec::new();
 
     // Pixels are kept as bytes (a quarter of f32) and converted batch by batch; a frozen
     // backbone's images are decoded a chunk at a time and only their features kept.
@@ -560,7 +560,7 @@ fn train_images_inner(
         }
         ModelSpec::Transfer { backbone } => {
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, &device)?;
-            let features = |rows: &[usize], views: usize, rng: &mut ChaCha8Rng, bad: &mut Vec<(PathBuf, String)>| -> Result<(Vec<f32>, Vec<usize>)> {
+            let features = |rows: &[usize], views: usize, rng: &mut ChaCha8Rng, bad: &mut Vec<Undecodable>| -> Result<(Vec<f32>, Vec<usize>)> {
                 let mut x = Vec::new();
                 let mut kept = Vec::new();
                 for chunk in rows.chunks(FEATURE_CHUNK_IMAGES) {
@@ -656,11 +656,14 @@ fn train_images_inner(
     Ok(TrainOutcome { model, report })
 }
 
+/// An image that failed to decode, and why.
+type Undecodable = (PathBuf, String);
+
 /// Images decoded at once for a frozen backbone's features or for scoring the test split.
 const FEATURE_CHUNK_IMAGES: usize = 256;
 
 /// Removes the images that failed to decode from every split.
-fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[(PathBuf, String)]) {
+fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[Undecodable]) {
     if bad.is_empty() {
         return;
     }
@@ -686,7 +689,7 @@ fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usi
 /// Decodes images on every core into channel-first bytes. An image that fails to decode (say a
 /// truncated JPEG) is skipped: its pixels stay zero and it is returned with the reason, so one bad
 /// file does not stop a run. It is an error only when no image decodes.
-fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>, Vec<(PathBuf, String)>)> {
+fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>, Vec<Undecodable>)> {
     use rayon::prelude::*;
     let per = shape.len();
     let mut pixels = vec![0u8; paths.len() * per];
