@@ -106,6 +106,31 @@ def big_linear(path):
     out({"secs": secs, "rows": rows, "rows_per_sec": rows / secs, "peak_mb": peak_mb, "version": pd.__version__})
 
 
+def photos(folder, threads):
+    """Pillow decoding the bench's JPEGs and resizing them to 224x224 RGB (bilinear), as a PyTorch
+    data loader does, on a thread pool of the same size (Pillow releases the GIL while it decodes)."""
+    try:
+        import numpy as np
+        import PIL
+        from PIL import Image
+    except ImportError:
+        return out({"missing": "pillow"})
+    import glob
+    from concurrent.futures import ThreadPoolExecutor
+    paths = sorted(glob.glob(f"{folder}/*/*.jpg"))
+
+    def load(p):
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB").resize((224, 224), Image.BILINEAR)).nbytes
+
+    with ThreadPoolExecutor(threads) as pool:
+        t = time.perf_counter()
+        total = sum(pool.map(load, paths))
+        secs = time.perf_counter() - t
+    assert total == len(paths) * 224 * 224 * 3
+    out({"images_per_sec": len(paths) / secs, "secs": secs, "version": PIL.__version__})
+
+
 def gbdt(path, threads):
     """HistGradientBoostingRegressor on the generated table (target: last column), as Wick's row
     fits it: 100 trees of depth 6, rate 0.1, at least 20 rows a leaf, no L2, no early stopping."""
@@ -244,6 +269,8 @@ if __name__ == "__main__":
         big(args[0])
     elif cmd == "big_linear":
         big_linear(args[0])
+    elif cmd == "photos":
+        photos(args[0], int(args[1]))
     elif cmd == "gbdt":
         gbdt(args[0], int(args[1]))
     elif cmd == "lstsq":

@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Rows of the generated regression table of the boosted-tree rows (0 leaves them out).
     #[arg(long, default_value_t = 50_000)]
     pub gbdt_rows: usize,
+    /// Instead: generate this many 640×480 JPEGs (once) and time decoding and resizing them to
+    /// 224×224 beside Pillow, then the peak memory of training the default transfer model on them.
+    #[arg(long)]
+    pub photos: Option<usize>,
     /// Internal: run the peak-memory training in this process and report its peak memory.
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -101,6 +105,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     }
     if args.big {
         return big(args, json);
+    }
+    if let Some(n) = args.photos {
+        return photos(args, n, json);
     }
     if args.serve {
         return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
@@ -330,6 +337,54 @@ fn big(args: &BenchArgs, json: bool) -> Result<()> {
         ),
         _ => println!("pandas or numpy not installed: pip install pandas numpy for the reference"),
     }
+    Ok(())
+}
+
+/// `wick bench --photos N`: decode + resize throughput beside Pillow on the same files and threads,
+/// and the peak memory of `wick train --model transfer` on them at 224×224.
+fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
+    let dir = args.data_dir.join(format!("photos-{n}"));
+    let script = args.data_dir.join("reference.py");
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    if !json {
+        eprintln!("writing {n} photos to {} (once)…", dir.display());
+    }
+    let paths = wick_core::train::throughput::write_bench_photos(&dir, n)?;
+    let threads = wick_core::train::throughput::pool_threads();
+    let wick_rate = wick_core::train::throughput::decode_resize_throughput(&paths, 224)?;
+    let pillow = reference(&args.python, &script, &["photos", &dir.to_string_lossy(), &threads.to_string()])?;
+    let pillow_rate = pillow.as_ref().and_then(|r| r["images_per_sec"].as_f64());
+    let weights = args.data_dir.join("resnet18-random.safetensors");
+    if !weights.exists() {
+        wick_core::train::throughput::write_random_resnet18(&weights)?;
+    }
+    let out = std::env::temp_dir().join(format!("wick-bench-photos-{}.wick", std::process::id()));
+    let train = timed_child(&[
+        "--json", "--peak-rss", "train", &dir.to_string_lossy(), "--model", "transfer", "--backbone", &weights.to_string_lossy(),
+        "--image-size", "224", "--epochs", "1", "--out", &out.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_dir_all(&out);
+    let train = train?;
+    if json {
+        return print_json(&serde_json::json!({
+            "photos": n, "threads": threads, "wick_decode_images_per_sec": wick_rate, "reference": pillow,
+            "transfer_train_secs": train.secs, "transfer_train_peak_rss_mb": train.peak_mb,
+        }));
+    }
+    println!("decode + resize of {n} 640×480 JPEGs to 224×224 RGB, {threads} threads: Wick {wick_rate:.0} images/s");
+    match (&pillow, pillow_rate) {
+        (Some(r), Some(rate)) => println!(
+            "Pillow {} (open, convert RGB, bilinear resize, to numpy; a thread pool of {threads}): {rate:.0} images/s; Wick × {:.2}",
+            r["version"].as_str().unwrap_or("?"), wick_rate / rate
+        ),
+        _ => println!("Pillow not installed: pip install pillow numpy for the reference"),
+    }
+    println!(
+        "training the default transfer model (ResNet-18, 224×224, 1 epoch) on them: {:.0} s, peak memory {} (bound 2,000 MB)",
+        train.secs,
+        train.peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into())
+    );
     Ok(())
 }
 

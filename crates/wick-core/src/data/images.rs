@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::{imageops::FilterType, DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -249,7 +249,7 @@ pub fn load_image(path: &Path, shape: ImageShape) -> Result<Vec<f32>> {
 /// Decodes an image file into `shape` as channel-first bytes (a quarter of the f32 pixels' memory;
 /// `v / 255` gives [`load_image`]'s values exactly).
 pub fn load_image_u8(path: &Path, shape: ImageShape) -> Result<Vec<u8>> {
-    Ok(image_to_chw_u8(&decode_image(path)?, shape))
+    image_to_chw_u8(&decode_image(path)?, shape)
 }
 
 /// Decodes an image file upright: its EXIF orientation applied (phone photos are often stored
@@ -270,24 +270,30 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
 }
 
 /// Resizes and converts a decoded image to channel-first bytes (grey, or RGB from any colour type:
-/// CMYK, 16-bit and alpha images are converted).
-pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Vec<u8> {
+/// CMYK, 16-bit and alpha images are converted). The resize is a bilinear (triangle) convolution
+/// scaled to the reduction, as Pillow's `BILINEAR` and image's `Triangle` are, by fast_image_resize.
+pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>> {
+    use fast_image_resize::{FilterType as Filter, ResizeAlg, ResizeOptions, Resizer};
     let (w, h) = (shape.width as u32, shape.height as u32);
-    let resized = if img.width() == w && img.height() == h { img.clone() } else { img.resize_exact(w, h, FilterType::Triangle) };
+    let src = if shape.channels == 1 { DynamicImage::ImageLuma8(img.to_luma8()) } else { DynamicImage::ImageRgb8(img.to_rgb8()) };
+    let hwc = if src.width() == w && src.height() == h {
+        src.into_bytes()
+    } else {
+        let mut dst = DynamicImage::new(w, h, src.color());
+        Resizer::new()
+            .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear)))
+            .map_err(|e| WickError::InvalidSpec(format!("an image could not be resized to {w}×{h}: {e}")))?;
+        dst.into_bytes()
+    };
+    let channels = shape.channels.min(3).max(1);
     let plane = shape.height * shape.width;
     let mut out = vec![0u8; shape.len()];
-    if shape.channels == 1 {
-        for (i, p) in resized.to_luma8().pixels().enumerate() {
-            out[i] = p.0[0];
-        }
-    } else {
-        for (i, p) in resized.to_rgb8().pixels().enumerate() {
-            for c in 0..3 {
-                out[c * plane + i] = p.0[c];
-            }
+    for i in 0..plane {
+        for c in 0..channels {
+            out[c * plane + i] = hwc[i * channels + c];
         }
     }
-    out
+    Ok(out)
 }
 
 /// Converts interleaved u8 pixels (H, W, C) of the model's size into channel-first f32 in `[0, 1]`.

@@ -244,3 +244,72 @@ pub fn lenet_memory_run(steps: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes a randomly initialised candle-transformers ResNet-18 (no final layer) as safetensors, for
+/// benchmarks that train a transfer model without downloading weights.
+pub fn write_random_resnet18(path: &std::path::Path) -> Result<()> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
+    varmap.save(path)?;
+    Ok(())
+}
+
+/// Writes `n` photo-like 640×480 JPEGs (quality 85) into `dir/warm` and `dir/cool`: smooth colour
+/// gradients with seeded blobs and noise, so they compress and decode like photos rather than flat
+/// colour. Returns their paths.
+pub fn write_bench_photos(dir: &std::path::Path, n: usize) -> Result<Vec<std::path::PathBuf>> {
+    let paths: Vec<std::path::PathBuf> = (0..n).map(|i| dir.join(if i % 2 == 0 { "warm" } else { "cool" }).join(format!("{i:05}.jpg"))).collect();
+    for class in ["warm", "cool"] {
+        std::fs::create_dir_all(dir.join(class)).map_err(|e| crate::WickError::io(&dir.join(class), e))?;
+    }
+    paths.par_iter().enumerate().try_for_each(|(i, path)| -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+        let warm = i % 2 == 0;
+        let blobs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
+            .map(|_| (rng.random_range(0.0..640.0), rng.random_range(0.0..480.0), rng.random_range(30.0..120.0), [rng.random(), rng.random(), rng.random()]))
+            .collect();
+        let mut noise = ChaCha8Rng::seed_from_u64(i as u64 ^ 0xFEED);
+        let image = image::RgbImage::from_fn(640, 480, |x, y| {
+            let (fx, fy) = (x as f32 / 640.0, y as f32 / 480.0);
+            let mut c = if warm { [0.8 - 0.3 * fy, 0.5 * fx, 0.2] } else { [0.2, 0.4 * fy, 0.8 - 0.3 * fx] };
+            for (bx, by, r, colour) in &blobs {
+                let d = ((x as f32 - bx).powi(2) + (y as f32 - by).powi(2)).sqrt();
+                let w = (1.0 - d / r).clamp(0.0, 1.0);
+                for k in 0..3 {
+                    c[k] = c[k] * (1.0 - w) + colour[k] * w;
+                }
+            }
+            let jitter: f32 = noise.random_range(-0.04..0.04);
+            image::Rgb(c.map(|v| ((v + jitter).clamp(0.0, 1.0) * 255.0) as u8))
+        });
+        let partial = path.with_extension("jpg.partial");
+        let file = std::fs::File::create(&partial).map_err(|e| crate::WickError::io(&partial, e))?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 85)
+            .encode_image(&image)
+            .map_err(|e| crate::WickError::data(&partial, format!("could not be written ({e})")))?;
+        std::fs::rename(&partial, path).map_err(|e| crate::WickError::io(path, e))?;
+        Ok(())
+    })?;
+    Ok(paths)
+}
+
+/// Images per second decoded and resized to `side`×`side` RGB bytes, on every thread of the pool.
+pub fn decode_resize_throughput(paths: &[std::path::PathBuf], side: usize) -> Result<f64> {
+    let shape = ImageShape { height: side, width: side, channels: 3 };
+    let started = Instant::now();
+    let bytes: usize = paths.par_iter().map(|p| crate::data::images::load_image_u8(p, shape).map(|v| v.len())).sum::<Result<usize>>()?;
+    let secs = started.elapsed().as_secs_f64();
+    if bytes != paths.len() * shape.len() {
+        return Err(crate::WickError::InvalidSpec("decoded images have the wrong size".into()));
+    }
+    Ok(paths.len() as f64 / secs)
+}
+
+/// Threads of the pool that decodes and trains on the CPU.
+pub fn pool_threads() -> usize {
+    rayon::current_num_threads()
+}
