@@ -49,9 +49,10 @@ fn table_body(manifest: &Manifest, value_of: impl Fn(&str) -> Option<Value>) -> 
 fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
     let spec = manifest.inputs.first().ok_or("the model has no input")?;
     let [_, h, w, c] = spec.shape[..] else { return Err(format!("unexpected image input shape {:?}", spec.shape)) };
-    let img = image::open(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-    let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
-    let pixels: Vec<u8> = if c == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
+    // Decoded, cropped and resized as training saw its images.
+    let shape = wick_core::data::ImageShape { height: h.max(1) as usize, width: w.max(1) as usize, channels: c.max(1) as usize };
+    let img = wick_core::data::images::decode_image(path).map_err(|e| e.to_string())?;
+    let pixels = wick_core::data::images::image_to_hwc_u8(&img, shape).map_err(|e| e.to_string())?;
     Ok(json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }))
 }
 

@@ -194,3 +194,23 @@ fn streaming_summary_matches_the_in_memory_one() {
         }
     }
 }
+
+/// Image files become model input one way everywhere: the centred region of the input's aspect
+/// ratio, resized; 16-bit and grey images are converted.
+#[test]
+fn images_are_centre_cropped_to_the_input_and_converted() {
+    let dir = TempDir::new().unwrap();
+    // 12×4: black, then a white 4×4 square in the middle, then black.
+    let wide = image::RgbImage::from_fn(12, 4, |x, _| if (4..8).contains(&x) { image::Rgb([255, 255, 255]) } else { image::Rgb([0, 0, 0]) });
+    let path = dir.path().join("wide.png");
+    wide.save(&path).unwrap();
+    let square = wick_core::data::ImageShape { height: 4, width: 4, channels: 3 };
+    let px = wick_core::data::load_image(&path, square).unwrap();
+    assert!(px.iter().all(|v| *v > 0.99), "only the centre is kept, not stretched: {px:?}");
+    // A 16-bit grey PNG as RGB input: scaled to bytes, one value per channel.
+    let deep = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(4, 4, image::Luma([32768]));
+    let path = dir.path().join("deep.png");
+    deep.save(&path).unwrap();
+    let px = wick_core::data::load_image(&path, square).unwrap();
+    assert!(px.iter().all(|v| (v - 0.5).abs() < 0.01), "{px:?}");
+}

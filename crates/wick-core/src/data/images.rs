@@ -270,22 +270,16 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
 }
 
 /// Resizes and converts a decoded image to channel-first bytes (grey, or RGB from any colour type:
-/// CMYK, 16-bit and alpha images are converted). The resize is a bilinear (triangle) convolution
-/// scaled to the reduction, as Pillow's `BILINEAR` and image's `Triangle` are, by fast_image_resize.
+/// CMYK, 16-bit and alpha images are converted).
+///
+/// The policy, the same wherever an image file becomes model input (training, Evaluate, *Try it*,
+/// `wick predict`): the largest centred region with the model input's aspect ratio is cut out (a
+/// 640×480 photo for a square input loses 80 pixels left and right), then resized by a bilinear
+/// (triangle) convolution scaled to the reduction, as Pillow's `BILINEAR` is, by fast_image_resize.
+/// Nothing is stretched.
 pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>> {
-    use fast_image_resize::{FilterType as Filter, ResizeAlg, ResizeOptions, Resizer};
-    let (w, h) = (shape.width as u32, shape.height as u32);
-    let src = if shape.channels == 1 { DynamicImage::ImageLuma8(img.to_luma8()) } else { DynamicImage::ImageRgb8(img.to_rgb8()) };
-    let hwc = if src.width() == w && src.height() == h {
-        src.into_bytes()
-    } else {
-        let mut dst = DynamicImage::new(w, h, src.color());
-        Resizer::new()
-            .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear)))
-            .map_err(|e| WickError::InvalidSpec(format!("an image could not be resized to {w}×{h}: {e}")))?;
-        dst.into_bytes()
-    };
-    let channels = shape.channels.min(3).max(1);
+    let hwc = image_to_hwc_u8(img, shape)?;
+    let channels = shape.channels.clamp(1, 3);
     let plane = shape.height * shape.width;
     let mut out = vec![0u8; shape.len()];
     for i in 0..plane {
@@ -294,6 +288,21 @@ pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>>
         }
     }
     Ok(out)
+}
+
+/// As [`image_to_chw_u8`], interleaved (H, W, C): what an inference request's image tensor holds.
+pub fn image_to_hwc_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>> {
+    use fast_image_resize::{FilterType as Filter, ResizeAlg, ResizeOptions, Resizer};
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let src = if shape.channels == 1 { DynamicImage::ImageLuma8(img.to_luma8()) } else { DynamicImage::ImageRgb8(img.to_rgb8()) };
+    if src.width() == w && src.height() == h {
+        return Ok(src.into_bytes());
+    }
+    let mut dst = DynamicImage::new(w, h, src.color());
+    Resizer::new()
+        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear)).fit_into_destination(None))
+        .map_err(|e| WickError::InvalidSpec(format!("an image could not be resized to {w}×{h}: {e}")))?;
+    Ok(dst.into_bytes())
 }
 
 /// Converts interleaved u8 pixels (H, W, C) of the model's size into channel-first f32 in `[0, 1]`.

@@ -89,6 +89,8 @@ impl Prediction {
 
 /// How many rows a network sees at once when predicting.
 const PREDICT_BATCH: usize = 256;
+/// Images a frozen backbone sees at once (training features and prediction alike).
+pub const BACKBONE_BATCH: usize = 16;
 
 impl Model {
     pub(crate) fn new(spec: ModelSpec, input: ModelInput, target: TargetInfo, weights: Weights) -> Result<Self> {
@@ -162,8 +164,16 @@ impl Model {
         if let Some(cpu) = &self.cpu_net {
             return Ok(self.decode_outputs(&cpu.forward(chw, n), n));
         }
-        let x: Vec<f64> = chw.iter().map(|&v| v as f64).collect();
-        self.predict_encoded(&x, n)
+        // A batch at a time, so the f64 copy stays one batch (a chunk of 224×224 photos in f64 is
+        // hundreds of MB).
+        let per = shape.len();
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(PREDICT_BATCH) {
+            let rows = PREDICT_BATCH.min(n - start);
+            let x: Vec<f64> = chw[start * per..(start + rows) * per].iter().map(|&v| v as f64).collect();
+            out.extend(self.predict_encoded(&x, rows)?);
+        }
+        Ok(out)
     }
 
     pub fn image_shape(&self) -> Result<ImageShape> {
@@ -237,8 +247,10 @@ impl Model {
         let width = self.input_width();
         let device = net.device().clone();
         let mut out = Vec::new();
-        for start in (0..n).step_by(PREDICT_BATCH) {
-            let rows = PREDICT_BATCH.min(n - start);
+        // A backbone's activations at photo sizes are tens of MB an image: smaller batches.
+        let batch_rows = if backbone.is_some() { BACKBONE_BATCH } else { PREDICT_BATCH };
+        for start in (0..n).step_by(batch_rows) {
+            let rows = batch_rows.min(n - start);
             let chunk: Vec<f32> = x[start * width..(start + rows) * width].iter().map(|&v| v as f32).collect();
             let mut dims = vec![rows];
             let input_dims = match (&self.input, backbone) {

@@ -676,8 +676,8 @@ fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[Undecodable]) {
 fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usize], device: &candle_core::Device) -> Result<Vec<f32>> {
     let per: usize = dims.iter().product();
     let mut out = Vec::new();
-    for start in (0..n).step_by(64) {
-        let len = 64.min(n - start);
+    for start in (0..n).step_by(crate::model::BACKBONE_BATCH) {
+        let len = crate::model::BACKBONE_BATCH.min(n - start);
         let mut shape = vec![len];
         shape.extend(dims);
         let batch = candle_core::Tensor::from_slice(&x[start * per..(start + len) * per], shape, device)?;
