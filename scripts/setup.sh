@@ -30,8 +30,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   . "$HOME/.cargo/env"
 fi
 if [ "${1:-}" = "--bench" ]; then
-  # pandas/numpy and scikit-learn (the boosted-tree rows) for `wick bench`; FastAPI on uvicorn with uvloop and httptools (as `fastapi[standard]`
+  # pandas/numpy, scikit-learn (the boosted-tree rows) and Pillow (the photo rows) for `wick bench`; FastAPI on uvicorn with uvloop and httptools (as `fastapi[standard]`
   # deploys it) for the reference server of `wick bench --serve`.
-  python3 -m pip install --quiet pandas numpy scikit-learn fastapi "uvicorn[standard]" safetensors
+  python3 -m pip install --quiet pandas numpy scikit-learn pillow fastapi "uvicorn[standard]" safetensors
   echo "PyTorch is optional for the training rows: python3 -m pip install torch torchvision pillow"
 fi
