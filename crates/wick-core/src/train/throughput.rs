@@ -261,7 +261,7 @@ pub fn write_random_resnet18(path: &std::path::Path) -> Result<()> {
 pub fn write_bench_photos(dir: &std::path::Path, n: usize) -> Result<Vec<std::path::PathBuf>> {
     let paths: Vec<std::path::PathBuf> = (0..n).map(|i| dir.join(if i % 2 == 0 { "warm" } else { "cool" }).join(format!("{i:05}.jpg"))).collect();
     for class in ["warm", "cool"] {
-        std::fs::create_dir_all(dir.join(class)).map_err(|e| crate::WickError::io(&dir.join(class), e))?;
+        std::fs::create_dir_all(dir.join(class)).map_err(|e| crate::WickError::io(dir.join(class), e))?;
     }
     paths.par_iter().enumerate().try_for_each(|(i, path)| -> Result<()> {
         if path.exists() {
