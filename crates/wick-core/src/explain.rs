@@ -242,3 +242,117 @@ pub fn any_value_json(v: &AnyValue) -> serde_json::Value {
         },
     }
 }
+
+/// Where an image model looked: for each pixel, how much the predicted class's score changes with
+/// it (the gradient's magnitude, the largest over the colour channels), scaled so the largest is 1.
+/// This is vanilla gradient saliency (Simonyan et al., 2014).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaliencyMap {
+    pub class_index: usize,
+    pub label: String,
+    pub width: usize,
+    pub height: usize,
+    /// `height × width` values in `[0, 1]`, row by row.
+    pub values: Vec<f32>,
+}
+
+/// The saliency map of one image given as channel-first f32 in `[0, 1]` at the model's input size
+/// (as [`crate::data::load_image`] returns it), for the class the model predicts.
+pub fn saliency(model: &Model, chw: &[f32]) -> Result<SaliencyMap> {
+    let shape = model.image_shape()?;
+    if chw.len() != shape.len() {
+        return Err(WickError::PredictInput(format!("expected one image of {} values, got {}", shape.len(), chw.len())));
+    }
+    let device = match &model.weights {
+        Weights::Network(net) | Weights::Transfer { head: net, .. } => net.device().clone(),
+        _ => return Err(WickError::InvalidSpec("saliency maps are for image models (CNNs and transfer models)".into())),
+    };
+    let x = candle_core::Var::from_slice(chw, (1, shape.channels, shape.height, shape.width), &device)?;
+    let logits = match &model.weights {
+        Weights::Network(net) => net.forward(x.as_tensor(), false, None)?,
+        Weights::Transfer { backbone, head } => head.forward(&backbone.features(x.as_tensor())?, false, None)?,
+        _ => return Err(WickError::InvalidSpec("saliency maps are for image models (CNNs and transfer models)".into())),
+    };
+    let scores = logits.flatten_all()?.to_vec1::<f32>()?;
+    let class_index = scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    let grads = logits.narrow(1, class_index, 1)?.sum_all()?.backward()?;
+    let gradient = grads
+        .get(x.as_tensor())
+        .ok_or_else(|| WickError::InvalidSpec(format!("{} models do not pass gradients back to their input, so Wick can't draw their saliency map", model.spec.kind_name())))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let plane = shape.height * shape.width;
+    let mut values: Vec<f32> = (0..plane).map(|i| (0..shape.channels).map(|c| gradient[c * plane + i].abs()).fold(0.0, f32::max)).collect();
+    let max = values.iter().copied().fold(0.0f32, f32::max);
+    if max > 0.0 {
+        values.iter_mut().for_each(|v| *v /= max);
+    }
+    let label = model.target.labels.get(class_index).cloned().unwrap_or_default();
+    Ok(SaliencyMap { class_index, label, width: shape.width, height: shape.height, values })
+}
+
+/// The image with its saliency map laid over it in red, each pixel drawn `scale`×`scale`, as RGB
+/// bytes row by row: `(width, height, pixels)`.
+pub fn saliency_overlay(chw: &[f32], channels: usize, map: &SaliencyMap, scale: usize) -> (usize, usize, Vec<u8>) {
+    let (w, h, scale) = (map.width, map.height, scale.max(1));
+    let plane = w * h;
+    let mut out = Vec::with_capacity(plane * scale * scale * 3);
+    for y in 0..h * scale {
+        for x in 0..w * scale {
+            let i = (y / scale) * w + x / scale;
+            let grey = |c: usize| chw.get(c.min(channels.saturating_sub(1)) * plane + i).copied().unwrap_or(0.0);
+            let heat = map.values.get(i).copied().unwrap_or(0.0);
+            // The image dimmed where the model did not look, red where it did.
+            for (c, tint) in [(0, 1.0f32), (1, 0.15), (2, 0.1)] {
+                let base = 0.35 * grey(c);
+                out.push(((base + heat * tint * 0.65).clamp(0.0, 1.0) * 255.0) as u8);
+            }
+        }
+    }
+    (w * scale, h * scale, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ImageShape, Task};
+    use crate::model::{default_cnn_layers, Network, TargetInfo};
+    use candle_core::{Device, Tensor};
+
+    /// The map is the gradient of the predicted class's logit: checked against central finite
+    /// differences of that logit, pixel by pixel, on a randomly initialised default CNN.
+    #[test]
+    fn saliency_is_the_logit_gradient_by_finite_differences() {
+        let shape = ImageShape { height: 8, width: 8, channels: 1 };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let net = Network::new(&[1, 8, 8], &default_cnn_layers(), 3, &mut rng, &Device::Cpu).unwrap();
+        let image: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32) / 64.0).collect();
+        let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: vec!["a".into(), "b".into(), "c".into()], scale: None };
+        let spec = ModelSpec::Cnn { input: shape, layers: default_cnn_layers() };
+        let model = Model::new(spec, ModelInput::Image { shape }, target, Weights::Network(net)).unwrap();
+        let Weights::Network(net) = &model.weights else { unreachable!() };
+        let logit = |x: &[f32], class: usize| -> f64 {
+            let t = Tensor::from_slice(x, (1, 1, 8, 8), &Device::Cpu).unwrap();
+            net.forward(&t, false, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[class] as f64
+        };
+        let map = saliency(&model, &image).unwrap();
+        let eps = 2e-3f32;
+        let numeric: Vec<f64> = (0..64)
+            .map(|i| {
+                let (mut up, mut down) = (image.clone(), image.clone());
+                up[i] += eps;
+                down[i] -= eps;
+                ((logit(&up, map.class_index) - logit(&down, map.class_index)) / (2.0 * eps as f64)).abs()
+            })
+            .collect();
+        let max = numeric.iter().copied().fold(0.0, f64::max);
+        assert!(max > 0.0);
+        for (i, (m, n)) in map.values.iter().zip(&numeric).enumerate() {
+            // f32 logits and ReLU/max-pool kinks within ±eps leave a little slack.
+            assert!((*m as f64 - n / max).abs() < 0.03, "pixel {i}: {m} vs {}", n / max);
+        }
+        assert!(map.values.iter().any(|v| *v == 1.0));
+        let (w, h, rgb) = saliency_overlay(&image, 1, &map, 4);
+        assert_eq!((w, h, rgb.len()), (32, 32, 32 * 32 * 3));
+    }
+}
