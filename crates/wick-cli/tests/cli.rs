@@ -120,6 +120,14 @@ fn train_and_predict_the_image_sample() {
     let img = data.join("3").join(std::fs::read_dir(data.join("3")).unwrap().next().unwrap().unwrap().file_name());
     let v = ok_json(&["--json", "predict", s(&model), s(&img)]);
     assert!(v[0]["prediction"]["probabilities"].as_array().unwrap().len() == 10);
+    // The saliency map of one image: a PNG of at least 224 pixels a side.
+    let map = dir.path().join("map.png");
+    let v = ok_json(&["--json", "explain", s(&model), s(&img), "--out", s(&map)]);
+    assert!(v["class"].is_string(), "{v}");
+    let png = image::open(&map).unwrap();
+    assert!(png.width() >= 224 && png.height() >= 224, "{}×{}", png.width(), png.height());
+    let out = wick(&["explain", s(&model), s(&img)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --out map.png"), "{}", String::from_utf8_lossy(&out.stderr));
     // --augment: the named augmentations, kept in the package's manifest.
     let augmented = dir.path().join("augmented.wick");
     ok_json(&["--json", "train", s(&data), "--epochs", "1", "--augment", "rotate,crop,noise", "--out", s(&augmented)]);

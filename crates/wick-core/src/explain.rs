@@ -312,6 +312,17 @@ pub fn saliency_overlay(chw: &[f32], channels: usize, map: &SaliencyMap, scale: 
     (w * scale, h * scale, out)
 }
 
+/// Writes [`saliency_overlay`] as a PNG, drawn at least 224 pixels on its longer side; the file is
+/// written next to `path` and renamed into place.
+pub fn write_saliency_png(chw: &[f32], channels: usize, map: &SaliencyMap, path: &std::path::Path) -> Result<()> {
+    let scale = 224usize.div_ceil(map.width.max(map.height).max(1)).max(1);
+    let (w, h, rgb) = saliency_overlay(chw, channels, map, scale);
+    let image = image::RgbImage::from_raw(w as u32, h as u32, rgb).ok_or_else(|| WickError::InvalidSpec("the saliency image has the wrong size".into()))?;
+    let partial = path.with_extension("png.partial");
+    image.save_with_format(&partial, image::ImageFormat::Png).map_err(|e| WickError::data(&partial, format!("could not be written ({e})")))?;
+    std::fs::rename(&partial, path).map_err(|e| WickError::io(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

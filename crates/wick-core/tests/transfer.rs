@@ -54,6 +54,13 @@ fn resnet18_backbone_with_a_trained_head() {
     let views = 1 + wick_core::train::AUGMENTED_VIEWS;
     assert_eq!(steps, (aug.report.rows.train * views).div_ceil(8), "{:?}", aug.report.rows);
 
+    // Saliency through the frozen backbone: a map of the input's size with its peak at 1.
+    let first = index.samples().unwrap()[0].0.clone();
+    let pixels = wick_core::data::load_image(&first, out.model.image_shape().unwrap()).unwrap();
+    let map = wick_core::explain::saliency(&out.model, &pixels).unwrap();
+    assert_eq!((map.width, map.height, map.values.len()), (32, 32, 32 * 32));
+    assert!(map.values.iter().any(|v| *v == 1.0) && map.values.iter().all(|v| (0.0..=1.0).contains(v)));
+
     let pkg = dir.path().join("t.wick");
     save_package(&out.model, &out.report, "transfer", &pkg).unwrap();
     assert!(pkg.join(BACKBONE_FILE).exists(), "the package carries its backbone");

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wick_core::explain::{explain_row, frame_row, permutation_importance};
+use wick_core::data::load_image;
+use wick_core::explain::{explain_row, frame_row, permutation_importance, saliency, write_saliency_png};
 use wick_core::package::load_package;
 
 use crate::dataset::{self, Dataset};
@@ -13,10 +14,14 @@ use crate::output::{print_json, table};
 
 #[derive(Args)]
 pub struct ExplainArgs {
-    /// A model package (.wick folder) of a table model.
+    /// A model package (.wick folder).
     pub model: PathBuf,
-    /// A labelled table (with the model's target column), e.g. held-out rows.
+    /// For a table model, a labelled table (with the model's target column), e.g. held-out rows.
+    /// For an image model, one image: its saliency map is written to --out.
     pub data: PathBuf,
+    /// Image models: where to write the saliency map (a PNG: the image, red where the model looked).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Shuffles per feature; more give steadier figures.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
@@ -30,6 +35,17 @@ pub struct ExplainArgs {
 
 pub fn run(args: &ExplainArgs, json: bool) -> Result<()> {
     let (model, manifest) = load_package(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    if let Ok(shape) = model.image_shape() {
+        let Some(out) = &args.out else { bail!("{} is an image model: add --out map.png for the saliency map of {}", manifest.name, args.data.display()) };
+        let chw = load_image(&args.data, shape).with_context(|| format!("reading {}", args.data.display()))?;
+        let map = saliency(&model, &chw)?;
+        write_saliency_png(&chw, shape.channels, &map, out)?;
+        if json {
+            return print_json(&serde_json::json!({ "model": manifest.name, "class": map.label, "class_index": map.class_index, "out": out }));
+        }
+        println!("`{}` predicts `{}` for {}; its saliency map (red where the score depends most on the pixel) is in {}", manifest.name, map.label, args.data.display(), out.display());
+        return Ok(());
+    }
     let Dataset::Table(df) = dataset::open(&args.data)? else {
         bail!("{} is images; `wick explain` explains table models on a labelled table", args.data.display());
     };
