@@ -361,9 +361,11 @@ impl WickApp {
                 }
                 Err(e) => self.state.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
-            JobEvent::TryIt { run_id, model, result } => {
+            JobEvent::TryIt { run_id, model, result, saliency } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 self.state.try_it.busy = false;
+                self.state.try_it.saliency = saliency;
+                self.state.try_it.generation += 1;
                 match result {
                     Ok((predictions, explanation)) => {
                         self.state.try_it.result = Some(Ok(predictions.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));

@@ -151,7 +151,8 @@ pub enum JobEvent {
     RolledBack { name: String, version: u64, result: Result<(), String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
-    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<(Vec<Prediction>, Option<Explanation>), String> },
+    /// For an image, also the image and its saliency overlay (when the model passes gradients back).
+    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<(Vec<Prediction>, Option<Explanation>), String>, saliency: Option<crate::state::TrySaliency> },
     Importance { run_id: u32, model: Option<Arc<Model>>, result: Result<Importance, String> },
     FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
     Exported { path: PathBuf, result: Result<(), String> },
@@ -310,6 +311,7 @@ impl Jobs {
     /// Predicts one table row given as JSON values, or one image file.
     pub fn try_it(&self, run_id: u32, source: ModelSource, input: TryInput) {
         self.spawn("try-it", move |send| {
+            let mut saliency = None;
             let (model, result) = source.with(|model| {
                 match input {
                     TryInput::Row(row) => {
@@ -318,10 +320,14 @@ impl Jobs {
                         let explanation = explain_row(model, &row).ok().flatten();
                         Ok((predictions, explanation))
                     }
-                    TryInput::Image(path) => model.predict_image_paths(&[path]).map(|p| (p, None)).map_err(|e| e.to_string()),
+                    TryInput::Image(path) => {
+                        let predictions = model.predict_image_paths(std::slice::from_ref(&path)).map_err(|e| e.to_string())?;
+                        saliency = try_saliency(model, &path);
+                        Ok((predictions, None))
+                    }
                 }
             });
-            send(JobEvent::TryIt { run_id, model, result });
+            send(JobEvent::TryIt { run_id, model, result, saliency });
         });
     }
 
@@ -378,6 +384,17 @@ impl Jobs {
             send(JobEvent::Exported { path: dest, result });
         });
     }
+}
+
+/// The image at the model's input size, and its saliency overlay drawn at least 224 pixels a side;
+/// `None` when the model has no saliency map.
+fn try_saliency(model: &Model, path: &Path) -> Option<crate::state::TrySaliency> {
+    let shape = model.image_shape().ok()?;
+    let chw = wick_core::data::load_image(path, shape).ok()?;
+    let map = wick_core::explain::saliency(model, &chw).ok()?;
+    let scale = 224usize.div_ceil(shape.width.max(shape.height).max(1)).max(1);
+    let (w, h, overlay) = wick_core::explain::saliency_overlay(&chw, shape.channels, &map, scale);
+    Some(crate::state::TrySaliency { image: chw_to_color_image(&chw, shape), overlay: egui::ColorImage::from_rgb([w, h], &overlay) })
 }
 
 /// Images in the augmentation preview: the original, then augmented versions.

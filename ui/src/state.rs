@@ -145,6 +145,17 @@ pub struct TryState {
     pub result: Option<Result<String, String>>,
     /// The prediction split into per-feature parts (linear and tree models).
     pub explanation: Option<wick_core::explain::Explanation>,
+    /// For an image: the image at the model's input size and its saliency overlay.
+    pub saliency: Option<TrySaliency>,
+    /// Counts results, so views know when to replace their textures.
+    pub generation: u64,
+}
+
+/// An image tried on an image model, and where the model looked.
+#[derive(Clone)]
+pub struct TrySaliency {
+    pub image: egui::ColorImage,
+    pub overlay: egui::ColorImage,
 }
 
 /// The Evaluate screen's feature importance, computed in the background for one run at a time.

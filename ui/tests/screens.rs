@@ -330,6 +330,15 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     wait_for(&mut h, "the prediction", |a| !a.state.try_it.busy && a.state.try_it.result.is_some());
     let answer = h.state().state.try_it.result.clone().unwrap().expect("a prediction for a digit image");
     assert!(answer.contains("% sure"), "{answer}");
+    // Where the model looked: a toggle swaps the image for its saliency overlay.
+    assert!(h.state().state.try_it.saliency.is_some(), "a CNN has a saliency map");
+    h.get_by_label("Show where the model looked").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Show where the model looked").click();
+    h.run_steps(3);
+    assert!(h.state().view.show_saliency);
+    settle(&mut h);
+    h.snapshot_options("try_it_saliency", &snapshot_options());
 }
 
 #[test]

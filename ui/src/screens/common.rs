@@ -27,6 +27,10 @@ pub struct ViewState {
     /// The Evaluate screen's "Try it" fields (feature, typed value) and the run they are for.
     pub try_fields: Vec<(String, String)>,
     pub try_fields_for_run: Option<u32>,
+    /// Whether *Try it* shows where the model looked, and its textures (image, overlay) for the
+    /// result generation they were made from.
+    pub show_saliency: bool,
+    pub saliency_textures: Option<(u64, egui::TextureHandle, egui::TextureHandle)>,
     /// The augmentation preview's textures, and the settings they show.
     pub augment_textures: Option<(wick_core::data::Augment, Vec<egui::TextureHandle>)>,
 }

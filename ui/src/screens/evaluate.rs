@@ -420,6 +420,24 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Class
     }
 }
 
+/// The tried image, or with the toggle on, where the model looked (red: the pixels the predicted
+/// class's score depends on most).
+fn saliency(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, s: &crate::state::TrySaliency, generation: u64) {
+    if cx.view.saliency_textures.as_ref().is_none_or(|(g, _, _)| *g != generation) {
+        let image = ui.ctx().load_texture("try-image", s.image.clone(), egui::TextureOptions::NEAREST);
+        let overlay = ui.ctx().load_texture("try-saliency", s.overlay.clone(), egui::TextureOptions::NEAREST);
+        cx.view.saliency_textures = Some((generation, image, overlay));
+    }
+    ui.checkbox(&mut cx.view.show_saliency, "Show where the model looked")
+        .on_hover_text("Red marks the pixels the predicted class's score changes most with (the gradient's size)");
+    if let Some((_, image, overlay)) = &cx.view.saliency_textures {
+        let texture = if cx.view.show_saliency { overlay } else { image };
+        // Both drawn at the overlay's size (at least 224 pixels a side), pixels kept sharp.
+        let size = overlay.size_vec2() * (224.0 / overlay.size_vec2().max_elem().max(1.0)).min(1.0);
+        ui.add(egui::Image::new(texture).fit_to_exact_size(size));
+    }
+}
+
 fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
     let state = cx.state;
     theme::section(ui, "Try it");
@@ -490,6 +508,9 @@ fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                 ui.label(RichText::new(format!("Prediction: {text}")).size(18.0).strong().color(theme::ACCENT));
                 if let Some(e) = &state.try_it.explanation {
                     contributions(ui, e);
+                }
+                if let Some(s) = &state.try_it.saliency {
+                    saliency(cx, ui, s, state.try_it.generation);
                 }
             }
             Some(Err(e)) => error_label(ui, e),
