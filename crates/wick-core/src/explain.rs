@@ -362,7 +362,7 @@ mod tests {
             // f32 logits and ReLU/max-pool kinks within ±eps leave a little slack.
             assert!((*m as f64 - n / max).abs() < 0.03, "pixel {i}: {m} vs {}", n / max);
         }
-        assert!(map.values.iter().any(|v| *v == 1.0));
+        assert!(map.values.contains(&1.0));
         let (w, h, rgb) = saliency_overlay(&image, 1, &map, 4);
         assert_eq!((w, h, rgb.len()), (32, 32, 32 * 32 * 3));
     }

@@ -59,7 +59,7 @@ fn resnet18_backbone_with_a_trained_head() {
     let pixels = wick_core::data::load_image(&first, out.model.image_shape().unwrap()).unwrap();
     let map = wick_core::explain::saliency(&out.model, &pixels).unwrap();
     assert_eq!((map.width, map.height, map.values.len()), (32, 32, 32 * 32));
-    assert!(map.values.iter().any(|v| *v == 1.0) && map.values.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(map.values.contains(&1.0) && map.values.iter().all(|v| (0.0..=1.0).contains(v)));
 
     let pkg = dir.path().join("t.wick");
     save_package(&out.model, &out.report, "transfer", &pkg).unwrap();
