@@ -206,14 +206,40 @@ async fn model_ready_v(State(state): Shared, headers: HeaderMap, Path((name, ver
 
 type InferBody = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
-async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: InferBody) -> Result<Json<InferResponse>, ApiError> {
-    let body = infer_body_bytes(&state, body)?;
-    run_inference(&state, &headers, &name, None, body).await
+async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: InferBody) -> Response {
+    let result = match infer_body_bytes(&state, body) {
+        Ok(body) => run_inference(&state, &headers, &name, None, body).await,
+        Err(e) => Err(e),
+    };
+    with_request_id(result)
 }
 
-async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: InferBody) -> Result<Json<InferResponse>, ApiError> {
-    let body = infer_body_bytes(&state, body)?;
-    run_inference(&state, &headers, &name, Some(parse_version(&version)?), body).await
+async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: InferBody) -> Response {
+    let result = match (infer_body_bytes(&state, body), parse_version(&version)) {
+        (Ok(body), Ok(version)) => run_inference(&state, &headers, &name, Some(version), body).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    with_request_id(result)
+}
+
+/// The header every inference answer carries its id in (errors too), for logs and feedback.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Gives an inference answer its id: the request's own OIP `id`, or one the server makes
+/// (`wick-` and 16 hex digits), in the body and in the `x-request-id` header.
+fn with_request_id(result: Result<Json<InferResponse>, ApiError>) -> Response {
+    let made = || format!("wick-{:016x}", rand::random::<u64>());
+    let (id, mut response) = match result {
+        Ok(Json(mut answer)) => {
+            let id = answer.id.get_or_insert_with(made).clone();
+            (id, Json(answer).into_response())
+        }
+        Err(e) => (made(), e.into_response()),
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// The body, or an error that says which limit it broke and what to do.

@@ -683,3 +683,32 @@ fn large_inference_bodies_in_flight_are_bounded() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Every inference answer carries an id, in its body and in `x-request-id`: the request's own, or
+/// one the server makes; errors carry one in the header.
+#[test]
+fn every_inference_answer_carries_a_request_id() {
+    let s = start();
+    let p = packages();
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "first").unwrap();
+    let url = format!("{}/v2/models/weather/infer", s.url);
+    let rows = [(10.0, 3.0, "rain")];
+    let send = |body: &Value| {
+        let resp = client().post(&url).bearer_auth(&s.infer_token).json(body).send().unwrap();
+        let header = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
+        (resp.status().as_u16(), header, resp.json::<Value>().unwrap())
+    };
+    let (status, header, answer) = send(&weather_body(&rows));
+    assert_eq!((status, header.as_deref(), answer["id"].as_str()), (200, Some("t1"), Some("t1")), "the request's own id");
+    let mut anonymous = weather_body(&rows);
+    anonymous.as_object_mut().unwrap().remove("id");
+    let (_, first_header, first) = send(&anonymous);
+    let (_, _, second) = send(&anonymous);
+    let made = first["id"].as_str().unwrap();
+    assert!(made.starts_with("wick-") && made.len() == 21, "{made}");
+    assert_eq!(first_header.as_deref(), Some(made));
+    assert_ne!(first["id"], second["id"], "each answer its own id");
+    let resp = client().post(format!("{}/v2/models/nope/infer", s.url)).bearer_auth(&s.infer_token).json(&anonymous).send().unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(resp.headers().get("x-request-id").is_some_and(|v| v.to_str().unwrap().starts_with("wick-")));
+}
