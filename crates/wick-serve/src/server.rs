@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Scope, TokenStore};
+use crate::audit::{AuditEntry, AuditLog, MAX_AUDIT_ENTRIES};
+use crate::auth::{Scope, TokenRecord, TokenStore};
 use crate::config::ServeConfig;
 use crate::error::{ApiError, ServeError};
 use crate::metrics::{InferLabels, Metrics, ModelLabels, RouteLabels};
@@ -25,6 +26,7 @@ use crate::tensors::{to_call, to_outputs, InferRequest, InferResponse};
 pub struct AppState {
     pub config: ServeConfig,
     pub registry: Registry,
+    pub audit: AuditLog,
     pub tokens: TokenStore,
     pub metrics: Metrics,
     permits: Arc<Semaphore>,
@@ -42,13 +44,14 @@ const INLINE_MAX_BODY_BYTES: usize = 64 * 1024;
 impl AppState {
     pub async fn new(config: ServeConfig) -> Result<Arc<Self>, ServeError> {
         let store = Registry::open_store(&config.store)?;
+        let audit = AuditLog::new(store.clone());
         let registry = Registry::new(store, config.data_dir.join("cache"));
         registry.refresh().await?;
         let tokens = TokenStore::open(&config.tokens_path());
         let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
         let budget_kib = (config.max_inflight_infer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let infer_body_budget = Arc::new(Semaphore::new(budget_kib));
-        Ok(Arc::new(Self { config, registry, tokens, metrics: Metrics::default(), permits, infer_body_budget }))
+        Ok(Arc::new(Self { config, registry, audit, tokens, metrics: Metrics::default(), permits, infer_body_budget }))
     }
 }
 
@@ -77,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/wick/models/{name}/default", post(set_default))
         .route("/v2/wick/models/{name}/public", post(set_public))
         .route("/v2/wick/usage", get(usage))
+        .route("/v2/wick/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
     Router::new()
@@ -312,9 +316,12 @@ async fn publish(
     axum::extract::Query(query): axum::extract::Query<PublishQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let expected = headers.get("x-wick-sha256").and_then(|v| v.to_str().ok());
     let published = state.registry.publish(&name, body, expected, &query.notes).await?;
+    if !published.existing {
+        audit(&state, token.as_ref(), "publish", &name, serde_json::json!({ "version": published.version, "sha256": published.sha256 })).await;
+    }
     let status = if published.existing { StatusCode::OK } else { StatusCode::CREATED };
     tracing::info!(model = %name, version = published.version, existing = published.existing, "published");
     Ok((status, Json(published)).into_response())
@@ -338,8 +345,9 @@ struct DefaultBody {
 }
 
 async fn set_default(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<DefaultBody>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     state.registry.set_default(&name, body.version).await.map_err(not_found_or)?;
+    audit(&state, token.as_ref(), "set_default", &name, serde_json::json!({ "version": body.version })).await;
     Ok(Json(serde_json::json!({ "name": name, "default_version": body.version })))
 }
 
@@ -349,18 +357,20 @@ struct PublicBody {
 }
 
 async fn set_public(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<PublicBody>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
     state.registry.set_public(&name, body.public).await?;
+    audit(&state, token.as_ref(), "set_public", &name, serde_json::json!({ "public": body.public })).await;
     Ok(Json(serde_json::json!({ "name": name, "public": body.public })))
 }
 
 async fn delete_version(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let version = parse_version(&version)?;
     state.registry.delete_version(&name, version).await.map_err(not_found_or)?;
+    audit(&state, token.as_ref(), "delete_version", &name, serde_json::json!({ "version": version })).await;
     Ok(Json(serde_json::json!({ "name": name, "deleted": version })))
 }
 
@@ -370,6 +380,26 @@ fn not_found_or(e: ServeError) -> ApiError {
         ServeError::Invalid(m) if m.contains("is the default") => ApiError::Conflict(m),
         other => other.into(),
     }
+}
+
+/// Records a change in the audit log. The change has happened: a failed write is logged, not
+/// turned into an error for a request that succeeded.
+async fn audit(state: &AppState, token: Option<&TokenRecord>, action: &str, model: &str, details: serde_json::Value) {
+    let entry = AuditEntry {
+        at: chrono::Utc::now(),
+        token_id: token.map_or_else(|| "none".to_string(), |t| t.id.clone()),
+        action: action.to_string(),
+        model: model.to_string(),
+        details,
+    };
+    if let Err(e) = state.audit.append(&entry).await {
+        tracing::error!(error = %e, action, model, "could not write the audit entry");
+    }
+}
+
+async fn audit_log(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false)?;
+    Ok(Json(serde_json::json!({ "entries": state.audit.read(MAX_AUDIT_ENTRIES).await? })))
 }
 
 async fn usage(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {

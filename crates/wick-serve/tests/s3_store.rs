@@ -101,4 +101,11 @@ fn s3_store_round_trip_and_a_second_replica() {
     let row: serde_json::Map<String, Value> = serde_json::from_value(json!({ "temp_min": 12.0, "month": 6 })).unwrap();
     let wick_core::model::Prediction::Value { value } = out.model.predict_rows(&[row]).unwrap()[0].clone() else { panic!() };
     assert_eq!(answer["outputs"][0]["data"][0].as_f64().unwrap(), value);
+
+    // Both replicas append to one audit log in the bucket, neither overwriting the other's entries.
+    let visibility = |url: &str, public: bool| http.post(format!("{url}/v2/wick/models/weather/public")).bearer_auth(&token).json(&json!({ "public": public })).send().unwrap().status().as_u16();
+    assert_eq!((visibility(&a, true), visibility(&b, false)), (200, 200));
+    let log: Value = http.get(format!("{b}/v2/wick/audit")).bearer_auth(&token).send().unwrap().json().unwrap();
+    let actions: Vec<(&str, &Value)> = log["entries"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), &e["details"])).collect();
+    assert_eq!(actions, [("publish", &json!({ "version": 1, "sha256": published.sha256 })), ("set_public", &json!({ "public": true })), ("set_public", &json!({ "public": false }))], "{log}");
 }

@@ -712,3 +712,37 @@ fn every_inference_answer_carries_a_request_id() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert!(resp.headers().get("x-request-id").is_some_and(|v| v.to_str().unwrap().starts_with("wick-")));
 }
+
+/// Publish, rollback, visibility and deletion are appended to the audit log in the store, with the
+/// id of the token that made them (never the token), and read back in order.
+#[test]
+fn registry_changes_are_in_the_audit_log() {
+    let s = start();
+    let p = packages();
+    let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    endpoint.publish(&p.linear_a, None, "").unwrap();
+    endpoint.publish(&p.linear_b, None, "").unwrap();
+    endpoint.publish(&p.linear_a, None, "").unwrap(); // identical bytes: no new version, no entry
+    endpoint.set_default("weather", 1).unwrap();
+    let public = client().post(format!("{}/v2/wick/models/weather/public", s.url)).bearer_auth(&s.publish_token).json(&json!({ "public": true })).send().unwrap();
+    assert_eq!(public.status().as_u16(), 200);
+    let del = client().delete(format!("{}/v2/wick/models/weather/versions/2", s.url)).bearer_auth(&s.publish_token).send().unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    let failed = client().delete(format!("{}/v2/wick/models/weather/versions/1", s.url)).bearer_auth(&s.publish_token).send().unwrap();
+    assert_eq!(failed.status().as_u16(), 409, "a refused change is not in the log");
+
+    let (status, log) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
+    assert_eq!(status, 200, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    let actions: Vec<(&str, Value)> = entries.iter().map(|e| (e["action"].as_str().unwrap(), e["details"]["version"].clone())).collect();
+    assert_eq!(
+        actions,
+        [("publish", json!(1)), ("publish", json!(2)), ("set_default", json!(1)), ("set_public", Value::Null), ("delete_version", json!(2))],
+        "{log}"
+    );
+    assert!(entries.iter().all(|e| e["model"] == "weather" && e["at"].is_string()));
+    let token_id = entries[0]["token_id"].as_str().unwrap();
+    assert!(!token_id.is_empty() && token_id != "none");
+    assert!(!log.to_string().contains(&s.publish_token), "never the token itself");
+    assert_eq!(get(&format!("{}/v2/wick/audit", s.url), Some(&s.infer_token)).0, 403, "publish scope only");
+}
