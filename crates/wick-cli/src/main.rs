@@ -62,6 +62,16 @@ enum Command {
         #[command(flatten)]
         endpoint: commands::remote::EndpointArgs,
     },
+    /// Split a model's unversioned calls between versions, e.g. `wick traffic weather 2=90 3=10` for a
+    /// canary of version 3; `wick rollback NAME V` (promote or roll back) ends the split.
+    Traffic {
+        name: String,
+        /// VERSION=PERCENT, adding up to 100.
+        #[arg(required = true)]
+        split: Vec<String>,
+        #[command(flatten)]
+        endpoint: commands::remote::EndpointArgs,
+    },
     /// Run the endpoint server (same as `wick-serve`).
     Serve {
         /// Configuration file (TOML); WICK_SERVE_* environment variables override it.
@@ -109,6 +119,7 @@ fn main() -> std::process::ExitCode {
         Command::Publish(args) => commands::remote::publish(&args, cli.json),
         Command::Models(args) => commands::remote::models(&args, cli.json),
         Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),
+        Command::Traffic { name, split, endpoint } => commands::remote::traffic(&endpoint, &name, &split, cli.json),
         Command::Serve { config } => commands::serve(config.as_deref()),
         Command::Devices => commands::devices::run(cli.json),
         Command::Bench(args) => commands::bench::run(&args, cli.json),

@@ -218,8 +218,14 @@ fn serve_publish_models_rollback() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     assert_eq!(models(&["--json", "models"])[0]["default_version"], 2);
+    // A canary of version 2 at 10%, then a rollback, which ends it.
+    assert_eq!(models(&["--json", "traffic", "weather", "1=90", "2=10"])["traffic"], serde_json::json!({ "1": 90, "2": 10 }));
+    assert_eq!(models(&["--json", "models"])[0]["traffic"], serde_json::json!({ "1": 90, "2": 10 }));
+    let bad = Command::new(env!("CARGO_BIN_EXE_wick")).args(["traffic", "weather", "1=90", "2=20", "--endpoint", &endpoint]).env("WICK_TOKEN", &token).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("add up to 110"), "{}", String::from_utf8_lossy(&bad.stderr));
     models(&["--json", "rollback", "weather", "1"]);
     assert_eq!(models(&["--json", "models"])[0]["default_version"], 1);
+    assert!(models(&["--json", "models"])[0].get("traffic").is_none());
 
     let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(["publish", s(&m1), "--endpoint", &endpoint, "--token", "wick_bad_token"]).output().unwrap();
     assert!(!out.status.success());

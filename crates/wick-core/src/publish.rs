@@ -46,6 +46,9 @@ pub struct ModelListing {
     pub default_version: Option<u64>,
     pub public: bool,
     pub versions: Vec<VersionRecord>,
+    /// A traffic split: the percentage of unversioned calls each version answers (a canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<std::collections::BTreeMap<u64, u32>>,
 }
 
 /// One immutable version of a model on an endpoint.
@@ -165,6 +168,15 @@ impl Endpoint {
     pub fn set_default(&self, name: &str, version: u64) -> Result<(), PublishError> {
         self.check()?;
         self.send(self.client.post(format!("{}/v2/wick/models/{name}/default", self.base)).json(&serde_json::json!({ "version": version })))?;
+        Ok(())
+    }
+
+    /// Splits `name`'s unversioned calls between versions by percentage (they must add up to 100), e.g.
+    /// `{2: 90, 3: 10}` for a canary of version 3. Making a version the default ends the split.
+    pub fn set_traffic(&self, name: &str, percent: &std::collections::BTreeMap<u64, u32>) -> Result<(), PublishError> {
+        self.check()?;
+        let versions: serde_json::Map<String, serde_json::Value> = percent.iter().map(|(v, p)| (v.to_string(), serde_json::json!(p))).collect();
+        self.send(self.client.put(format!("{}/v2/wick/models/{name}/traffic", self.base)).json(&serde_json::json!({ "versions": versions })))?;
         Ok(())
     }
 

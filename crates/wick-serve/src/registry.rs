@@ -31,6 +31,10 @@ pub struct ModelSettings {
     pub default_version: Option<u64>,
     #[serde(default)]
     pub public: bool,
+    /// Percent of unversioned calls per version (adding up to 100); `None` sends them all to the
+    /// default. Making a version the default ends the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<BTreeMap<u64, u32>>,
 }
 
 /// A version loaded and ready to answer.
@@ -50,6 +54,15 @@ pub struct Registry {
     store: Arc<dyn ObjectStore>,
     cache_dir: PathBuf,
     models: RwLock<HashMap<String, ModelState>>,
+}
+
+/// The version a draw in `0..100` lands on, the versions taking their percentages in order.
+fn draw(split: &BTreeMap<u64, u32>, roll: u32) -> Option<u64> {
+    let mut upto = 0;
+    split.iter().find_map(|(v, p)| {
+        upto += p;
+        (roll < upto).then_some(*v)
+    })
 }
 
 /// Model names become store keys and URL segments: keep them simple.
@@ -194,6 +207,30 @@ impl Registry {
         let settings_path = key(&["models", name, "settings.json"]);
         let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
         settings.default_version = Some(version);
+        // Promoting a canary (or rolling back) is one call: the split ends with it.
+        settings.traffic = None;
+        self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        self.refresh_model(name).await
+    }
+
+    /// Splits unversioned calls between versions by percent. The versions must exist and the
+    /// percentages add up to 100; an error says which rule broke.
+    pub async fn set_traffic(&self, name: &str, percent: BTreeMap<u64, u32>) -> Result<(), ServeError> {
+        check_model_name(name)?;
+        let records = self.version_records(name).await?;
+        if records.is_empty() {
+            return Err(ServeError::Invalid(format!("model `{name}` has no version to send traffic to")));
+        }
+        if let Some(v) = percent.keys().find(|v| !records.iter().any(|r| r.version == **v)) {
+            return Err(ServeError::Invalid(format!("model `{name}` has no version {v}; its versions are {}", records.iter().map(|r| r.version.to_string()).collect::<Vec<_>>().join(", "))));
+        }
+        let total: u64 = percent.values().map(|&p| u64::from(p)).sum();
+        if total != 100 {
+            return Err(ServeError::Invalid(format!("the traffic percentages add up to {total}; they must add up to 100")));
+        }
+        let settings_path = key(&["models", name, "settings.json"]);
+        let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
+        settings.traffic = Some(percent.into_iter().filter(|(_, p)| *p > 0).collect());
         self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
         self.refresh_model(name).await
     }
@@ -213,6 +250,9 @@ impl Registry {
         let settings: ModelSettings = self.get_json(&key(&["models", name, "settings.json"])).await?.unwrap_or_default();
         if settings.default_version == Some(version) {
             return Err(ServeError::Invalid(format!("version {version} is the default of `{name}`; make another version the default first")));
+        }
+        if settings.traffic.as_ref().is_some_and(|t| t.contains_key(&version)) {
+            return Err(ServeError::Invalid(format!("version {version} answers part of `{name}`'s calls in its traffic split; make a version the default first, which ends the split")));
         }
         let path = key(&["models", name, "versions", &format!("{version}.json")]);
         let Some(record) = self.get_json::<VersionRecord>(&path).await? else {
@@ -286,11 +326,12 @@ impl Registry {
         .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?
     }
 
-    /// The version to serve: `version` if given, else the model's default.
+    /// The version to serve: `version` if given, else one drawn by the traffic split, else the
+    /// model's default.
     pub async fn resolve(&self, name: &str, version: Option<u64>) -> Option<(Arc<LoadedVersion>, bool)> {
         let models = self.models.read().await;
         let state = models.get(name)?;
-        let v = version.or(state.settings.default_version)?;
+        let v = version.or_else(|| state.settings.traffic.as_ref().and_then(|split| draw(split, rand::random_range(0..100)))).or(state.settings.default_version)?;
         state.versions.get(&v).map(|l| (l.clone(), state.settings.public))
     }
 
@@ -311,6 +352,7 @@ impl Registry {
                 default_version: m.settings.default_version,
                 public: m.settings.public,
                 versions: m.versions.values().map(|v| v.record.clone()).collect(),
+                traffic: m.settings.traffic.clone(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -79,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/wick/models/{name}/versions/{version}", delete(delete_version))
         .route("/v2/wick/models/{name}/default", post(set_default))
         .route("/v2/wick/models/{name}/public", post(set_public))
+        .route("/v2/wick/models/{name}/traffic", axum::routing::put(set_traffic))
         .route("/v2/wick/usage", get(usage))
         .route("/v2/wick/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
@@ -351,6 +352,32 @@ async fn set_default(State(state): Shared, headers: HeaderMap, Path(name): Path<
     Ok(Json(serde_json::json!({ "name": name, "default_version": body.version })))
 }
 
+/// `{"versions": {"2": 90, "3": 10}}`, read by hand so a wrong shape is a 400 with a JSON error
+/// that says what to send.
+async fn set_traffic(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let usage = "send {\"versions\": {\"2\": 90, \"3\": 10}}: whole percentages per version, adding up to 100";
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+    let Some(versions) = value.get("versions").and_then(|v| v.as_object()) else {
+        return Err(ApiError::BadRequest(format!("the body has no `versions` object; {usage}")));
+    };
+    let mut percent = std::collections::BTreeMap::new();
+    for (version, weight) in versions {
+        let v = version.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("`{version}` is not a version number; {usage}")))?;
+        let p = weight.as_u64().filter(|p| *p <= 100).ok_or_else(|| ApiError::BadRequest(format!("version {v}'s share {weight} is not a whole percentage from 0 to 100; {usage}")))?;
+        percent.insert(v, p as u32);
+    }
+    if state.registry.versions_of(&name).await.is_none() {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    }
+    state.registry.set_traffic(&name, percent.clone()).await.map_err(|e| match e {
+        ServeError::Invalid(m) => ApiError::BadRequest(m),
+        other => other.into(),
+    })?;
+    audit(&state, token.as_ref(), "traffic", &name, serde_json::json!({ "versions": percent })).await;
+    Ok(Json(serde_json::json!({ "name": name, "traffic": percent })))
+}
+
 #[derive(Deserialize)]
 struct PublicBody {
     public: bool,
@@ -377,7 +404,7 @@ async fn delete_version(State(state): Shared, headers: HeaderMap, Path((name, ve
 fn not_found_or(e: ServeError) -> ApiError {
     match e {
         ServeError::Invalid(m) if m.contains("has no version") => ApiError::NotFound(m),
-        ServeError::Invalid(m) if m.contains("is the default") => ApiError::Conflict(m),
+        ServeError::Invalid(m) if m.contains("is the default") || m.contains("traffic split") => ApiError::Conflict(m),
         other => other.into(),
     }
 }

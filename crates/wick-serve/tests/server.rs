@@ -746,3 +746,59 @@ fn registry_changes_are_in_the_audit_log() {
     assert!(!log.to_string().contains(&s.publish_token), "never the token itself");
     assert_eq!(get(&format!("{}/v2/wick/audit", s.url), Some(&s.infer_token)).0, 403, "publish scope only");
 }
+
+/// A canary: 90/10 between two versions lands within ±2 points over 10,000 unversioned calls,
+/// versioned calls are unaffected, bad splits are 400s with a JSON error, and making a version the
+/// default (promote) ends the split.
+#[test]
+fn a_traffic_split_sends_each_version_its_share() {
+    let s = start();
+    let p = packages();
+    let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    endpoint.publish(&p.linear_a, None, "").unwrap();
+    endpoint.publish(&p.linear_b, None, "").unwrap();
+    endpoint.set_traffic("weather", &[(1, 90), (2, 10)].into_iter().collect()).unwrap();
+    assert_eq!(endpoint.models().unwrap()[0].traffic, Some([(1, 90), (2, 10)].into_iter().collect()));
+    // One request both versions answer: every column either needs.
+    let body = json!({ "inputs": [
+        { "name": "temp_min", "shape": [1], "datatype": "FP64", "data": [10.0] },
+        { "name": "wind", "shape": [1], "datatype": "FP64", "data": [3.0] },
+        { "name": "weather", "shape": [1], "datatype": "BYTES", "data": ["rain"] },
+        { "name": "month", "shape": [1], "datatype": "FP64", "data": [7.0] }
+    ] });
+    let url = format!("{}/v2/models/weather/infer", s.url);
+    let mut second = 0;
+    for _ in 0..10_000 {
+        let (status, answer) = post(&url, Some(&s.infer_token), &body);
+        assert_eq!(status, 200, "{answer}");
+        second += usize::from(answer["model_version"] == "2");
+    }
+    assert!((800..=1200).contains(&second), "version 2 answered {second} of 10,000 calls (10% ± 2 points)");
+    let (_, pinned) = post(&format!("{}/v2/models/weather/versions/1/infer", s.url), Some(&s.infer_token), &weather_body(&[(1.0, 2.0, "sun")]));
+    assert_eq!(pinned["model_version"], "1", "a versioned call is not split");
+
+    let put = |body: Value| {
+        let resp = client().put(format!("{}/v2/wick/models/weather/traffic", s.url)).bearer_auth(&s.publish_token).json(&body).send().unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().unwrap_or(Value::Null))
+    };
+    for (body, says) in [
+        (json!({ "versions": { "1": 90, "2": 20 } }), "add up to 110"),
+        (json!({ "versions": { "1": 50, "7": 50 } }), "no version 7"),
+        (json!({ "versions": { "1": 110, "2": -10 } }), "whole percentage"),
+        (json!({ "split": { "1": 100 } }), "no `versions` object"),
+    ] {
+        let (status, error) = put(body);
+        assert_eq!(status, 400, "{error}");
+        assert!(error["error"].as_str().is_some_and(|e| e.contains(says)), "{says}: {error}");
+    }
+    let del = client().delete(format!("{}/v2/wick/models/weather/versions/1", s.url)).bearer_auth(&s.publish_token).send().unwrap();
+    assert_eq!(del.status().as_u16(), 409, "a version in the split can't be deleted");
+    // Promote: version 2 becomes the default and takes every call.
+    endpoint.set_default("weather", 2).unwrap();
+    assert_eq!(endpoint.models().unwrap()[0].traffic, None);
+    for _ in 0..50 {
+        assert_eq!(post(&url, Some(&s.infer_token), &body).1["model_version"], "2");
+    }
+    let (_, log) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
+    assert!(log["entries"].as_array().unwrap().iter().any(|e| e["action"] == "traffic" && e["details"]["versions"] == json!({ "1": 90, "2": 10 })), "{log}");
+}

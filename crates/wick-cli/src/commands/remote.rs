@@ -68,6 +68,22 @@ pub fn models(args: &EndpointArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn traffic(args: &EndpointArgs, name: &str, split: &[String], json: bool) -> Result<()> {
+    let mut percent = std::collections::BTreeMap::new();
+    for part in split {
+        let parsed = part.split_once('=').and_then(|(v, p)| Some((v.trim().parse::<u64>().ok()?, p.trim().trim_end_matches('%').parse::<u32>().ok()?)));
+        let Some((version, share)) = parsed else { anyhow::bail!("`{part}` is not VERSION=PERCENT, e.g. 2=90 3=10") };
+        percent.insert(version, share);
+    }
+    Endpoint::new(&args.endpoint, &args.token)?.set_traffic(name, &percent)?;
+    if json {
+        return print_json(&serde_json::json!({ "name": name, "traffic": percent }));
+    }
+    let shares: Vec<String> = percent.iter().map(|(v, p)| format!("version {v} {p}%")).collect();
+    println!("`{name}` now splits its unversioned calls: {}; `wick rollback {name} VERSION` ends the split", shares.join(", "));
+    Ok(())
+}
+
 pub fn rollback(args: &EndpointArgs, name: &str, version: u64, json: bool) -> Result<()> {
     Endpoint::new(&args.endpoint, &args.token)?.set_default(name, version)?;
     if json {
