@@ -361,6 +361,10 @@ impl WickApp {
                 }
                 Err(e) => self.state.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
+            JobEvent::TrafficSet { name, result } => match result {
+                Ok(()) => self.command(Command::RefreshVersions),
+                Err(e) => self.state.publish.error = Some(format!("The traffic split of {name} failed: {e}")),
+            },
             JobEvent::TryIt { run_id, model, result, saliency } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 self.state.try_it.busy = false;
@@ -524,6 +528,10 @@ impl WickApp {
             },
             Command::Rollback { name, version } => match self.state.endpoint() {
                 Ok(endpoint) => self.jobs.rollback(endpoint, name, version),
+                Err(e) => self.state.publish.error = Some(e),
+            },
+            Command::SetTraffic { name, split } => match self.state.endpoint() {
+                Ok(endpoint) => self.jobs.set_traffic(endpoint, name, split),
                 Err(e) => self.state.publish.error = Some(e),
             },
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),

@@ -28,6 +28,8 @@ pub enum Command {
     SendTestRequest,
     RefreshVersions,
     Rollback { name: String, version: u64 },
+    /// Split the model's unversioned calls between versions by percent (a canary).
+    SetTraffic { name: String, split: std::collections::BTreeMap<u64, u32> },
     TryRow(serde_json::Map<String, serde_json::Value>),
     /// Compute the permutation importance of a run on these rows (its test rows) of the open table.
     RequestImportance { run_id: u32, rows: Vec<usize> },

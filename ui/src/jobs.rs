@@ -149,6 +149,7 @@ pub enum JobEvent {
     TestResponse { result: Result<String, String> },
     Versions { result: Result<Vec<ModelListing>, String> },
     RolledBack { name: String, version: u64, result: Result<(), String> },
+    TrafficSet { name: String, result: Result<(), String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
     /// For an image, also the image and its saliency overlay (when the model passes gradients back).
@@ -305,6 +306,14 @@ impl Jobs {
                 .and_then(|e| e.set_default(&name, version))
                 .map_err(|e| e.to_string());
             send(JobEvent::RolledBack { name, version, result });
+        });
+    }
+
+    /// Sets a traffic split (a canary) on the endpoint.
+    pub fn set_traffic(&self, endpoint: EndpointTarget, name: String, split: std::collections::BTreeMap<u64, u32>) {
+        self.spawn("traffic", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.set_traffic(&name, &split)).map_err(|e| e.to_string());
+            send(JobEvent::TrafficSet { name, result });
         });
     }
 

@@ -234,7 +234,15 @@ fn versions_roll_back_from_the_publish_screen() {
     wait_for(&mut h, "the rollback", |a| {
         a.state.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|m| m.first()).and_then(|m| m.default_version) == Some(1)
     });
-    h.get_by_role_and_label(Role::Button, "Serve v2");
+    // A canary: v2 gets 10% of the calls, then is promoted, which ends the split.
+    let listing = |a: &WickApp| a.state.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|m| m.first()).cloned();
+    h.get_by_role_and_label(Role::Button, "Canary v2 at 10%").click();
+    wait_for(&mut h, "the canary", |a| listing(a).and_then(|m| m.traffic).is_some_and(|t| t == [(1, 90), (2, 10)].into_iter().collect()));
+    h.get_by_label("canary 10%");
+    h.get_by_label("serving 90%");
+    h.get_by_role_and_label(Role::Button, "Promote v2").click();
+    wait_for(&mut h, "the promotion", |a| listing(a).is_some_and(|m| m.default_version == Some(2) && m.traffic.is_none()));
+    h.get_by_role_and_label(Role::Button, "Roll back to v1");
 }
 
 #[test]

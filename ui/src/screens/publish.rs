@@ -175,8 +175,10 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             };
             let default = model.default_version;
             let mut rollback = None;
-            egui::Grid::new("versions").striped(true).num_columns(5).show(ui, |ui| {
-                for h in ["Version", "Published", "Size", "Notes", ""] {
+            let mut canary = None;
+            let split = model.traffic.as_ref();
+            egui::Grid::new("versions").striped(true).num_columns(6).show(ui, |ui| {
+                for h in ["Version", "Published", "Size", "Notes", "", ""] {
                     ui.label(RichText::new(h).small().strong());
                 }
                 ui.end_row();
@@ -185,20 +187,40 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     ui.label(published_ago(v.created_at, chrono::Utc::now())).on_hover_text(v.created_at.to_rfc3339());
                     ui.label(format!("{:.1} kB", v.size_bytes as f64 / 1024.0));
                     ui.label(&v.notes);
-                    if Some(v.version) == default {
-                        ui.colored_label(theme::GOOD, "serving");
-                    } else {
-                        let older = default.is_some_and(|d| v.version < d);
-                        let text = if older { format!("Roll back to v{}", v.version) } else { format!("Serve v{}", v.version) };
-                        if ui.button(text).clicked() {
-                            rollback = Some(v.version);
+                    let share = split.and_then(|s| s.get(&v.version));
+                    match (share, Some(v.version) == default) {
+                        (Some(p), true) => ui.colored_label(theme::GOOD, format!("serving {p}%")),
+                        (Some(p), false) => ui.colored_label(theme::VALID_COLOUR, format!("canary {p}%")),
+                        (None, true) if split.is_none() => ui.colored_label(theme::GOOD, "serving"),
+                        _ => ui.label(""),
+                    };
+                    ui.horizontal(|ui| {
+                        if Some(v.version) != default || split.is_some() {
+                            let older = default.is_some_and(|d| v.version < d);
+                            let text = match (share.is_some() && Some(v.version) != default, older, Some(v.version) == default) {
+                                (true, _, _) => format!("Promote v{}", v.version),
+                                (_, _, true) => format!("End canary, serve v{}", v.version),
+                                (_, true, _) => format!("Roll back to v{}", v.version),
+                                _ => format!("Serve v{}", v.version),
+                            };
+                            if ui.button(text).on_hover_text("Make this the default for every call (ends a canary)").clicked() {
+                                rollback = Some(v.version);
+                            }
                         }
-                    }
+                        if let (Some(d), None, true) = (default, split, Some(v.version) != default) {
+                            if ui.button(format!("Canary v{} at 10%", v.version)).on_hover_text(format!("Send 10% of calls to v{} and 90% to v{d}; watch both, then promote or end it", v.version)).clicked() {
+                                canary = Some((d, v.version));
+                            }
+                        }
+                    });
                     ui.end_row();
                 }
             });
             if let Some(version) = rollback {
-                cx.send(Command::Rollback { name, version });
+                cx.send(Command::Rollback { name: name.clone(), version });
+            }
+            if let Some((serving, new)) = canary {
+                cx.send(Command::SetTraffic { name, split: [(serving, 90), (new, 10)].into_iter().collect() });
             }
         }
     }
