@@ -86,6 +86,12 @@ pub fn fingerprint_file(path: &Path, rows: usize) -> Result<DatasetFingerprint> 
     Ok(DatasetFingerprint { source: file_name(path), sha256: hex::encode(hasher.finalize()), rows })
 }
 
+/// The fingerprint of a file whose SHA-256 was taken while it was read for something else (a large
+/// CSV read in chunks), so it is not read again.
+pub fn fingerprint_hashed(path: &Path, sha256: String, rows: usize) -> DatasetFingerprint {
+    DatasetFingerprint { source: file_name(path), sha256, rows }
+}
+
 /// Hashes a set of files (an image dataset): each file's path relative to `root`, then its bytes.
 pub fn fingerprint_files(root: &Path, paths: &[PathBuf]) -> Result<DatasetFingerprint> {
     let mut sorted: Vec<&PathBuf> = paths.iter().collect();

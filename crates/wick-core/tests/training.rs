@@ -410,6 +410,11 @@ fn past_the_memory_budget_trees_and_networks_train_on_a_stratified_sample() {
     let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
     let out = streamed("weather", &mlp, &config, &small_chunks(), &mut Vec::new()).unwrap();
     assert!(matches!(out.report.rows_used, Some(RowsUsed::Sample { rows: 500..=560, of: 1461, stratified: true, .. })), "{:?}", out.report.rows_used);
+    // A numeric target: the opening sample, uniform, out of the file's rows (counted as it is hashed).
+    let out = streamed("temp_max", &mlp, &config, &small_chunks(), &mut Vec::new()).unwrap();
+    assert!(matches!(out.report.rows_used, Some(RowsUsed::Sample { rows: 500, of: 1461, stratified: false, .. })), "{:?}", out.report.rows_used);
+    let path = common::sample("seattle-weather.csv");
+    assert_eq!(out.report.dataset.sha256, wick_core::package::fingerprint_file(&path, 0).unwrap().sha256);
 }
 
 #[test]

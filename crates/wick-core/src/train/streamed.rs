@@ -25,7 +25,7 @@ use crate::data::{prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split
 use crate::error::{Result, WickError};
 use crate::metrics::regression_metrics;
 use crate::model::{polynomial_features, Model, ModelInput, ModelSpec, NormalEquations, TargetInfo, Weights};
-use crate::package::DatasetFingerprint;
+use crate::package::{fingerprint_hashed, DatasetFingerprint};
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::pipeline::{check_spec_fits_task, fit_encoded, report_failure, score_held_out, started_event, train_table_with, EncodedTable};
 use crate::train::{SplitSizes, TrainConfig, TrainOutcome, TrainReport};
@@ -129,7 +129,7 @@ fn train_streamed_inner(
     let passes = usize::from(task == Task::Classification) + 1;
     let mut reading = Reading { observer, pass: 0, passes };
     let counts = match task {
-        Task::Classification => Some(count_classes(path, &request.target, options.chunk_bytes, &mut reading, cancel)?),
+        Task::Classification => Some(count_target(path, &request.target, true, options.chunk_bytes, &mut reading, cancel)?),
         Task::Regression => None,
     };
     let ctx = FileCtx { path, request, features: &features, sample_warnings: &probe.warnings, config, options, counts: counts.as_ref(), started };
@@ -205,7 +205,8 @@ impl Reading<'_> {
     }
 }
 
-/// The target's classes over the whole file, and the file's hash (read on the way).
+/// The target's classes over the whole file (none for a numeric target), and the file's hash
+/// (read on the way).
 struct ClassCounts {
     /// Sorted, as for a table in memory.
     labels: Vec<String>,
@@ -215,15 +216,24 @@ struct ClassCounts {
     sha256: String,
 }
 
-fn count_classes(path: &Path, target: &str, chunk_bytes: usize, reading: &mut Reading<'_>, cancel: &CancelToken) -> Result<ClassCounts> {
+/// One pass over the target column: the rows with a target, the file's hash, and with `classes`
+/// the count of each class.
+fn count_target(path: &Path, target: &str, classes: bool, chunk_bytes: usize, reading: &mut Reading<'_>, cancel: &CancelToken) -> Result<ClassCounts> {
     reading.start_pass();
     let mut chunks = CsvChunks::open(path, chunk_bytes)?.0.select(&[target.to_string()]).hashing();
     let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut rows = 0;
     while let Some(chunk) = chunks.next_chunk()? {
         if cancel.is_cancelled() {
             return Err(WickError::Cancelled);
         }
-        for label in target_text(&chunk, target)?.iter().flatten() {
+        let text = target_text(&chunk, target)?;
+        if !classes {
+            rows += text.len() - text.null_count();
+            reading.progress(&chunks);
+            continue;
+        }
+        for label in text.iter().flatten() {
             match counts.get_mut(label) {
                 Some(n) => *n += 1,
                 None => {
@@ -238,7 +248,7 @@ fn count_classes(path: &Path, target: &str, chunk_bytes: usize, reading: &mut Re
     }
     let mut pairs: Vec<(String, usize)> = counts.into_iter().collect();
     pairs.sort();
-    let rows = pairs.iter().map(|(_, n)| n).sum();
+    rows += pairs.iter().map(|(_, n)| n).sum::<usize>();
     let sha256 = chunks.sha256_hex().unwrap_or_default();
     let (labels, counts) = pairs.into_iter().unzip();
     Ok(ClassCounts { labels, counts, rows, sha256 })
@@ -246,7 +256,7 @@ fn count_classes(path: &Path, target: &str, chunk_bytes: usize, reading: &mut Re
 
 /// The target column of a chunk as text (how class labels are read everywhere).
 fn target_text(chunk: &DataFrame, target: &str) -> Result<StringChunked> {
-    let column = chunk.column(target).map_err(|_| WickError::column(target, "is missing from a part of the file"))?;
+    let column = chunk.column(target).map_err(|_| WickError::column(target, "is missing from part of the file: check that every row has the header's columns"))?;
     let text = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
     Ok(text.str().map_err(|e| WickError::polars(format!("target `{target}`"), e))?.clone())
 }
@@ -285,7 +295,7 @@ fn encode_chunk(ctx: &FileCtx<'_>, preprocessor: &Preprocessor, chunk: &DataFram
     let y: Vec<Option<f64>> = match ctx.counts {
         Some(counts) => target_text(chunk, target)?.iter().map(|v| v.and_then(|v| counts.labels.binary_search_by(|l| l.as_str().cmp(v)).ok()).map(|c| c as f64)).collect(),
         None => {
-            let values = chunk.column(target).map_err(|_| WickError::column(target, "is missing from a part of the file"))?;
+            let values = chunk.column(target).map_err(|_| WickError::column(target, "is missing from part of the file: check that every row has the header's columns"))?;
             let values = values.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
             let values = values.f64().map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
             if let Some((i, v)) = values.iter().enumerate().find_map(|(i, v)| v.filter(|v| !v.is_finite()).map(|v| (i, v))) {
@@ -379,13 +389,9 @@ fn file_warnings(ctx: &FileCtx<'_>, missing_target: usize, missing_feature: usiz
 
 fn fingerprint(ctx: &FileCtx<'_>, sha256: Option<String>, rows: usize) -> Result<DatasetFingerprint> {
     match sha256.or_else(|| ctx.counts.map(|c| c.sha256.clone())) {
-        Some(sha256) => Ok(DatasetFingerprint { source: file_name(ctx.path), sha256, rows }),
+        Some(sha256) => Ok(fingerprint_hashed(ctx.path, sha256, rows)),
         None => crate::package::fingerprint_file(ctx.path, rows),
     }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// Linear regression on every row: the training rows' normal equations are summed chunk by
@@ -558,17 +564,18 @@ fn train_on_sample(
     reading: &mut Reading<'_>,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let (df, file_rows, stratified) = match ctx.counts {
-        Some(counts) => (stratified_sample(ctx, counts, rows, reading, cancel)?, counts.rows, true),
+    let (df, counted, stratified) = match ctx.counts {
+        Some(counts) => (stratified_sample(ctx, counts, rows, reading, cancel)?, None, true),
         None => {
-            let n = uniform.height().min(rows.max(1));
-            (uniform.slice(0, n), 0, false)
+            // The file's rows and hash in the one pass its fingerprint needs anyway.
+            let counted = count_target(ctx.path, &ctx.request.target, false, ctx.options.chunk_bytes, reading, cancel)?;
+            (uniform.slice(0, uniform.height().min(rows.max(1))), Some(counted), false)
         }
     };
-    let known = ctx.counts.map(|c| DatasetFingerprint { source: file_name(ctx.path), sha256: c.sha256.clone(), rows: c.rows });
-    let mut outcome = train_table_with(&df, ctx.path, known, ctx.request, spec, ctx.config, reading.observer, cancel)?;
-    let of = if file_rows > 0 { file_rows } else { outcome.report.dataset.rows.max(df.height()) };
-    outcome.report.rows_used = Some(RowsUsed::Sample { rows: df.height(), of, stratified, reason });
+    let file = ctx.counts.or(counted.as_ref()).ok_or_else(|| WickError::InvalidSpec("the file's rows were not counted".into()))?;
+    let known = fingerprint_hashed(ctx.path, file.sha256.clone(), file.rows);
+    let mut outcome = train_table_with(&df, ctx.path, Some(known), ctx.request, spec, ctx.config, reading.observer, cancel)?;
+    outcome.report.rows_used = Some(RowsUsed::Sample { rows: df.height(), of: file.rows, stratified, reason });
     Ok(outcome)
 }
 
