@@ -330,8 +330,11 @@ impl Jobs {
                         Ok((predictions, explanation))
                     }
                     TryInput::Image(path) => {
-                        let predictions = model.predict_image_paths(std::slice::from_ref(&path)).map_err(|e| e.to_string())?;
-                        saliency = try_saliency(model, &path);
+                        // Decoded once, for the prediction and its saliency map.
+                        let shape = model.image_shape().map_err(|e| e.to_string())?;
+                        let chw = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string())?;
+                        let predictions = model.predict_pixels(&chw, 1).map_err(|e| e.to_string())?;
+                        saliency = try_saliency(model, &chw, shape);
                         Ok((predictions, None))
                     }
                 }
@@ -397,13 +400,11 @@ impl Jobs {
 
 /// The image at the model's input size, and its saliency overlay drawn at least 224 pixels a side;
 /// `None` when the model has no saliency map.
-fn try_saliency(model: &Model, path: &Path) -> Option<crate::state::TrySaliency> {
-    let shape = model.image_shape().ok()?;
-    let chw = wick_core::data::load_image(path, shape).ok()?;
-    let map = wick_core::explain::saliency(model, &chw).ok()?;
+fn try_saliency(model: &Model, chw: &[f32], shape: ImageShape) -> Option<crate::state::TrySaliency> {
+    let map = wick_core::explain::saliency(model, chw).ok()?;
     let scale = 224usize.div_ceil(shape.width.max(shape.height).max(1)).max(1);
-    let (w, h, overlay) = wick_core::explain::saliency_overlay(&chw, shape.channels, &map, scale);
-    Some(crate::state::TrySaliency { image: chw_to_color_image(&chw, shape), overlay: egui::ColorImage::from_rgb([w, h], &overlay) })
+    let (w, h, overlay) = wick_core::explain::saliency_overlay(chw, shape.channels, &map, scale);
+    Some(crate::state::TrySaliency { image: chw_to_color_image(chw, shape), overlay: egui::ColorImage::from_rgb([w, h], &overlay) })
 }
 
 /// Images in the augmentation preview: the original, then augmented versions.

@@ -353,7 +353,7 @@ impl CsvChunks {
     /// error naming its row, found by bisecting the chunk (only when parsing fails).
     fn parse(&self, rows: &[u8]) -> Result<DataFrame> {
         self.try_parse(rows).map_err(|e| {
-            let ends: Vec<usize> = row_ends(rows).chain((rows.last() != Some(&b'\n')).then_some(rows.len())).collect();
+            let ends: Vec<usize> = whole_row_ends(rows).collect();
             // The first k whose rows up to ends[k] fail to parse: that row holds the value.
             let (mut lo, mut hi) = (0, ends.len().saturating_sub(1));
             while lo < hi {
@@ -388,7 +388,7 @@ impl CsvChunks {
         let mut kept = Vec::new();
         let mut start = 0;
         let mut rows = 0;
-        for row_end in row_ends(&self.buf[..end]).chain((self.buf[end - 1] != b'\n').then_some(end)) {
+        for row_end in whole_row_ends(&self.buf[..end]) {
             rows += 1;
             if rng.random_bool(share) {
                 kept.extend_from_slice(&self.buf[start..row_end]);
@@ -469,6 +469,12 @@ fn row_ends(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
             (!in_quotes).then_some(i + 1)
         }
     })
+}
+
+/// The ends of every row of `buf`, which holds whole rows: [`row_ends`], and the end of `buf` when
+/// its last row has no newline (the file's last).
+fn whole_row_ends(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    row_ends(buf).chain((buf.last().is_some_and(|&b| b != b'\n')).then_some(buf.len()))
 }
 
 /// The end of the last whole row in `buf` (see [`row_ends`]).

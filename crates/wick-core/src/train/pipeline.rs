@@ -564,11 +564,7 @@ fn train_images_inner(
                 let mut x = Vec::new();
                 let mut kept = Vec::new();
                 for chunk in rows.chunks(FEATURE_CHUNK_IMAGES) {
-                    let chunk_paths: Vec<PathBuf> = chunk.iter().map(|&r| paths[r].clone()).collect();
-                    let (pixels, chunk_bad) = load_images_parallel(&chunk_paths, shape)?;
-                    let ok: Vec<usize> = (0..chunk.len()).filter(|&i| !chunk_bad.iter().any(|(p, _)| *p == chunk_paths[i])).collect();
-                    bad.extend(chunk_bad);
-                    let images: Vec<f32> = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+                    let (images, ok) = decode_rows(&paths, chunk, shape, bad)?;
                     // Each view's images in row order: the image itself, then its augmented versions.
                     for view in 0..views {
                         let mut batch = images.clone();
@@ -578,7 +574,7 @@ fn train_images_inner(
                             }
                         }
                         x.extend(backbone_features(&frozen, &batch, ok.len(), &image_dims, &device)?);
-                        kept.extend(ok.iter().map(|&i| chunk[i]));
+                        kept.extend(&ok);
                     }
                 }
                 Ok((x, kept))
@@ -617,13 +613,9 @@ fn train_images_inner(
     let mut predictions = Vec::with_capacity(split.test.len());
     let mut test_rows = Vec::with_capacity(split.test.len());
     for chunk in split.test.chunks(FEATURE_CHUNK_IMAGES) {
-        let chunk_paths: Vec<PathBuf> = chunk.iter().map(|&r| paths[r].clone()).collect();
-        let (pixels, bad) = load_images_parallel(&chunk_paths, shape)?;
-        let ok: Vec<usize> = (0..chunk.len()).filter(|&i| !bad.iter().any(|(p, _)| *p == chunk_paths[i])).collect();
-        undecodable.extend(bad);
-        let images: Vec<f32> = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+        let (images, ok) = decode_rows(&paths, chunk, shape, &mut undecodable)?;
         predictions.extend(model.predict_pixels(&images, ok.len())?);
-        test_rows.extend(ok.iter().map(|&i| chunk[i]));
+        test_rows.extend(ok);
     }
     split.test = test_rows;
     let target_values = TargetValues::Classification { labels: labels.clone(), classes: classes.clone() };
@@ -661,6 +653,19 @@ type Undecodable = (PathBuf, String);
 
 /// Images decoded at once for a frozen backbone's features or for scoring the test split.
 const FEATURE_CHUNK_IMAGES: usize = 256;
+
+/// Decodes the images of `rows` (indices into `paths`) as f32 in `[0, 1]`: the pixels of those that
+/// decode, in order, and their rows. Those that don't are added to `bad`.
+fn decode_rows(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut Vec<Undecodable>) -> Result<(Vec<f32>, Vec<usize>)> {
+    let chunk_paths: Vec<PathBuf> = rows.iter().map(|&r| paths[r].clone()).collect();
+    let (pixels, failed) = load_images_parallel(&chunk_paths, shape)?;
+    let failed_paths: std::collections::HashSet<&PathBuf> = failed.iter().map(|(p, _)| p).collect();
+    let per = shape.len();
+    let ok: Vec<usize> = (0..rows.len()).filter(|&i| !failed_paths.contains(&chunk_paths[i])).collect();
+    let images = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+    bad.extend(failed);
+    Ok((images, ok.iter().map(|&i| rows[i]).collect()))
+}
 
 /// Removes the images that failed to decode from every split.
 fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[Undecodable]) {
