@@ -40,6 +40,10 @@ pub enum WickError {
     #[error("model package {path}: {message}")]
     Package { path: PathBuf, message: String },
 
+    /// A file that could not be downloaded (pretrained backbone weights).
+    #[error("downloading {what}: {message}")]
+    Download { what: String, message: String },
+
     /// A model that can't be written in an export format.
     #[error("export: {0}")]
     Export(String),

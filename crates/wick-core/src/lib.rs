@@ -8,6 +8,7 @@ pub mod error;
 pub mod evaluate;
 pub mod explain;
 pub mod export;
+pub mod hub;
 pub mod metrics;
 pub mod model;
 pub mod package;

@@ -7,7 +7,7 @@ use super::graph::{attr_float, attr_int, attr_ints, Dim, GraphBuilder};
 use super::onnx_proto::tensor_proto::DataType;
 use crate::data::{FeatureEncoder, ImageShape, Preprocessor, Task};
 use crate::error::{Result, WickError};
-use crate::model::spec::{conv_padding, Activation, Layer};
+use crate::model::spec::{conv_padding, Activation, BackboneArch, Layer};
 use crate::model::transfer::{FoldedConv, FrozenBackbone, IMAGENET_MEAN, IMAGENET_STD};
 use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
 
@@ -207,11 +207,14 @@ fn activation(g: &mut GraphBuilder, x: &str, function: Activation) -> String {
 }
 
 /// The frozen ResNet with its batch norms folded into the convolutions, exactly as Wick runs it on
-/// the CPU; returns `float [N, 512]` features.
+/// the CPU; returns `float [N, features]`.
 fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<String> {
-    let net = backbone
-        .cpu_resnet()
-        .ok_or_else(|| WickError::Export("the backbone is loaded on a GPU; export loads the package on the CPU".into()))?;
+    let net = backbone.cpu_resnet().ok_or_else(|| {
+        WickError::Export(match backbone.arch() {
+            BackboneArch::MobileNetV4Small => "ONNX export covers ResNet backbones, not MobileNetV4 yet; the model still publishes to a Wick endpoint, or train it on a ResNet to export it".into(),
+            _ => "the backbone is loaded on a GPU; export loads the package on the CPU".into(),
+        })
+    })?;
     let mean = g.f32s("imagenet_mean", &[1, 3, 1, 1], &IMAGENET_MEAN);
     let std = g.f32s("imagenet_std", &[1, 3, 1, 1], &IMAGENET_STD);
     let x = g.op("Sub", &[x, &mean], vec![]);
@@ -219,12 +222,16 @@ fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<St
     let x = folded_conv(g, &net.stem, &x, true)?;
     let mut x = pool(g, "MaxPool", &x, 3, 2, 1);
     for block in &net.blocks {
-        let y = folded_conv(g, &block.conv1, &x, true)?;
+        let Some((last, inner)) = block.convs.split_last() else { continue };
+        let mut y = x.clone();
+        for conv in inner {
+            y = folded_conv(g, conv, &y, true)?;
+        }
         let shortcut = match &block.downsample {
             Some(ds) => folded_conv(g, ds, &x, false)?,
             None => x.clone(),
         };
-        let y = folded_conv(g, &block.conv2, &y, false)?;
+        let y = folded_conv(g, last, &y, false)?;
         let y = g.op("Add", &[&y, &shortcut], vec![]);
         x = g.op("Relu", &[&y], vec![]);
     }

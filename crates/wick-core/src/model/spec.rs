@@ -148,12 +148,30 @@ pub struct Backbone {
 pub enum BackboneArch {
     Resnet18,
     Resnet34,
+    Resnet50,
+    /// timm's `mobilenetv4_conv_small`.
+    #[serde(rename = "mobilenetv4_small")]
+    MobileNetV4Small,
 }
 
 impl BackboneArch {
     /// Length of the feature vector the backbone produces.
     pub fn feature_len(self) -> usize {
-        512
+        match self {
+            Self::Resnet18 | Self::Resnet34 => 512,
+            Self::Resnet50 => 2048,
+            // The last stage's channels; timm's 1280-wide head convolution is part of its classifier.
+            Self::MobileNetV4Small => 960,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Resnet18 => "ResNet-18",
+            Self::Resnet34 => "ResNet-34",
+            Self::Resnet50 => "ResNet-50",
+            Self::MobileNetV4Small => "MobileNetV4 small",
+        }
     }
 }
 

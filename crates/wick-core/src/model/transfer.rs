@@ -1,10 +1,11 @@
-//! Transfer learning: a frozen ResNet backbone turns images into feature vectors; only a new head is
-//! trained on them.
+//! Transfer learning: a frozen pretrained backbone turns images into feature vectors; only a new
+//! head is trained on them.
 //!
-//! The weights use candle-transformers' ResNet naming. On the CPU the backbone runs through the
-//! fused convolution of `cpu_ops` with each batch norm folded into its convolution (the backbone is
-//! frozen, so its statistics never change): features are computed once per image and dominate
-//! transfer-learning time. Elsewhere (CUDA, Metal) it runs as candle-transformers' own model.
+//! The weights use candle-transformers' naming (torchvision's for the ResNets, timm's for
+//! MobileNetV4). On the CPU a ResNet runs through the fused convolution of `cpu_ops` with each
+//! batch norm folded into its convolution (the backbone is frozen, so its statistics never change):
+//! features are computed once per image and dominate transfer-learning time. Elsewhere (CUDA,
+//! Metal), and for MobileNetV4 everywhere, the backbone runs as candle-transformers' own model.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +24,7 @@ pub(crate) const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 const BN_EPS: f64 = 1e-5;
 
 pub struct FrozenBackbone {
+    arch: BackboneArch,
     net: BackboneNet,
     mean: Tensor,
     std: Tensor,
@@ -34,31 +36,46 @@ enum BackboneNet {
 }
 
 impl FrozenBackbone {
-    /// Loads backbone weights from a safetensors file in candle-transformers' ResNet naming.
+    /// Loads backbone weights from a safetensors file in candle-transformers' naming.
     pub fn load(arch: BackboneArch, weights: &Path, device: &Device) -> Result<Self> {
         let tensors = candle_core::safetensors::load(weights, device).map_err(|e| {
-            WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a ResNet .safetensors file"))
+            WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a {} .safetensors file", arch.title()))
         })?;
         Self::from_tensors(arch, tensors, device).map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
     }
 
-    /// A backbone from tensors by name (candle-transformers' ResNet naming).
+    /// A backbone from tensors by name (candle-transformers' naming).
     pub fn from_tensors(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
-        let net = if device.is_cpu() {
-            BackboneNet::Cpu(CpuResNet::new(arch, &tensors)?)
-        } else {
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-            BackboneNet::Candle(match arch {
-                BackboneArch::Resnet18 => candle_transformers::models::resnet::resnet18_no_final_layer(vb)?,
-                BackboneArch::Resnet34 => candle_transformers::models::resnet::resnet34_no_final_layer(vb)?,
-            })
+        use candle_transformers::models::{mobilenetv4, resnet};
+        let net = match arch {
+            BackboneArch::Resnet18 | BackboneArch::Resnet34 | BackboneArch::Resnet50 if device.is_cpu() => {
+                BackboneNet::Cpu(CpuResNet::new(arch, &tensors)?)
+            }
+            _ => {
+                // candle's VarBuilder names a missing tensor in its error, as CpuResNet does.
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                BackboneNet::Candle(match arch {
+                    BackboneArch::Resnet18 => resnet::resnet18_no_final_layer(vb)?,
+                    BackboneArch::Resnet34 => resnet::resnet34_no_final_layer(vb)?,
+                    BackboneArch::Resnet50 => resnet::resnet50_no_final_layer(vb)?,
+                    BackboneArch::MobileNetV4Small => {
+                        let net = mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb)?;
+                        // It keeps the pooled 1×1 dimensions: (N, 960, 1, 1) to (N, 960).
+                        Func::new(move |x| net.forward(x)?.flatten_from(1))
+                    }
+                })
+            }
         };
         let mean = Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?;
         let std = Tensor::from_slice(&IMAGENET_STD, (1, 3, 1, 1), device)?;
-        Ok(Self { net, mean, std })
+        Ok(Self { arch, net, mean, std })
     }
 
-    /// The folded CPU network (for export); `None` when the backbone runs on a GPU.
+    pub fn arch(&self) -> BackboneArch {
+        self.arch
+    }
+
+    /// The folded CPU network (for export); `None` when the backbone runs as candle's model.
     pub(crate) fn cpu_resnet(&self) -> Option<&CpuResNet> {
         match &self.net {
             BackboneNet::Cpu(net) => Some(net),
@@ -66,7 +83,7 @@ impl FrozenBackbone {
         }
     }
 
-    /// Feature vectors `(N, 512)` for images `(N, 3, H, W)` with values in `[0, 1]`.
+    /// Feature vectors `(N, arch.feature_len())` for images `(N, 3, H, W)` with values in `[0, 1]`.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let x = images.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
         match &self.net {
@@ -122,30 +139,34 @@ impl FoldedConv {
     }
 }
 
-/// One basic block: two 3×3 convolutions and the shortcut (a strided 1×1 convolution where the
-/// shape changes).
-pub(crate) struct BasicBlock {
-    pub(crate) conv1: FoldedConv,
-    pub(crate) conv2: FoldedConv,
+/// One residual block: its convolutions in order (a basic block's two 3×3, a bottleneck's 1×1, 3×3,
+/// 1×1), ReLU after each but the last, whose output is added to the shortcut before its ReLU. The
+/// shortcut is a strided 1×1 convolution where the shape changes.
+pub(crate) struct ResBlock {
+    pub(crate) convs: Vec<FoldedConv>,
     pub(crate) downsample: Option<FoldedConv>,
 }
 
 /// candle-transformers' ResNet (torchvision's layout) for inference on the CPU.
 pub(crate) struct CpuResNet {
     pub(crate) stem: FoldedConv,
-    pub(crate) blocks: Vec<BasicBlock>,
+    pub(crate) blocks: Vec<ResBlock>,
 }
 
 impl CpuResNet {
     fn new(arch: BackboneArch, tensors: &HashMap<String, Tensor>) -> Result<Self> {
-        let counts = match arch {
-            BackboneArch::Resnet18 => [2, 2, 2, 2],
-            BackboneArch::Resnet34 => [3, 4, 6, 3],
+        let (counts, bottleneck) = match arch {
+            BackboneArch::Resnet18 => ([2, 2, 2, 2], false),
+            BackboneArch::Resnet34 => ([3, 4, 6, 3], false),
+            BackboneArch::Resnet50 => ([3, 4, 6, 3], true),
+            BackboneArch::MobileNetV4Small => return Err(WickError::InvalidSpec("MobileNetV4 is not a ResNet".into())),
         };
+        let expansion = if bottleneck { 4 } else { 1 };
         let stem = FoldedConv::new(tensors, "conv1", "bn1", 2, 3)?;
         let mut blocks = Vec::new();
         let mut c_in = 64;
-        for (layer, (&count, c_out)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+        for (layer, (&count, width)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+            let c_out = width * expansion;
             for index in 0..count {
                 let stride = if index == 0 && layer > 0 { 2 } else { 1 };
                 let p = format!("layer{}.{index}", layer + 1);
@@ -154,11 +175,10 @@ impl CpuResNet {
                 } else {
                     None
                 };
-                blocks.push(BasicBlock {
-                    conv1: FoldedConv::new(tensors, &format!("{p}.conv1"), &format!("{p}.bn1"), stride, 1)?,
-                    conv2: FoldedConv::new(tensors, &format!("{p}.conv2"), &format!("{p}.bn2"), 1, 1)?,
-                    downsample,
-                });
+                let conv = |i: usize, stride: usize, padding: usize| FoldedConv::new(tensors, &format!("{p}.conv{i}"), &format!("{p}.bn{i}"), stride, padding);
+                // torchvision's v1.5 bottleneck strides in its 3×3 convolution, as candle's does.
+                let convs = if bottleneck { vec![conv(1, 1, 0)?, conv(2, stride, 1)?, conv(3, 1, 0)?] } else { vec![conv(1, stride, 1)?, conv(2, 1, 1)?] };
+                blocks.push(ResBlock { convs, downsample });
                 c_in = c_out;
             }
         }
@@ -169,12 +189,16 @@ impl CpuResNet {
         // The stem: 7×7 convolution, stride 2, ReLU, then a 3×3 max-pool with stride 2 and padding 1.
         let mut x = self.stem.forward_relu_pool(&x.contiguous()?, MaxPool { size: 3, stride: 2, padding: 1 })?;
         for block in &self.blocks {
-            let y = block.conv1.forward(&x, true)?;
+            let Some((last, inner)) = block.convs.split_last() else { continue };
+            let mut y = x.clone();
+            for conv in inner {
+                y = conv.forward(&y, true)?;
+            }
             let shortcut = match &block.downsample {
                 Some(ds) => ds.forward(&x, false)?,
                 None => x,
             };
-            x = block.conv2.forward_residual_relu(&y, &shortcut)?;
+            x = last.forward_residual_relu(&y, &shortcut)?;
         }
         Ok(x.mean(D::Minus1)?.mean(D::Minus1)?)
     }
@@ -189,9 +213,16 @@ mod tests {
 
     /// Random ResNet-18 tensors with non-trivial batch-norm statistics.
     fn random_resnet18() -> HashMap<String, Tensor> {
+        random_tensors(|vb| {
+            candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+        })
+    }
+
+    /// Random tensors of the model `build` makes, with non-trivial batch-norm statistics.
+    fn random_tensors(build: impl FnOnce(VarBuilder)) -> HashMap<String, Tensor> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+        build(vb);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let data = varmap.data().lock().unwrap();
         data.iter()
@@ -212,16 +243,46 @@ mod tests {
     #[test]
     fn cpu_resnet_matches_candle_transformers() {
         let tensors = random_resnet18();
-        let cpu = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors.clone(), &Device::Cpu).unwrap();
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu);
         let reference = candle_transformers::models::resnet::resnet18_no_final_layer(vb).unwrap();
+        assert_cpu_matches(BackboneArch::Resnet18, tensors, &reference);
+    }
+
+    #[test]
+    fn cpu_bottleneck_resnet50_matches_candle_transformers() {
+        let tensors = random_tensors(|vb| {
+            candle_transformers::models::resnet::resnet50_no_final_layer(vb).unwrap();
+        });
+        let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu);
+        let reference = candle_transformers::models::resnet::resnet50_no_final_layer(vb).unwrap();
+        assert_cpu_matches(BackboneArch::Resnet50, tensors, &reference);
+    }
+
+    #[test]
+    fn mobilenetv4_gives_960_features_per_image() {
+        use candle_transformers::models::mobilenetv4;
+        let tensors = random_tensors(|vb| {
+            mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb).unwrap();
+        });
+        let backbone = FrozenBackbone::from_tensors(BackboneArch::MobileNetV4Small, tensors, &Device::Cpu).unwrap();
+        let images = Tensor::rand(0f32, 1f32, (3, 3, 64, 64), &Device::Cpu).unwrap();
+        let features = backbone.features(&images).unwrap();
+        assert_eq!(features.dims(), &[3, BackboneArch::MobileNetV4Small.feature_len()]);
+        assert!(features.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|v| v.is_finite()));
+        assert!(backbone.cpu_resnet().is_none());
+    }
+
+    /// Wick's folded CPU network gives candle-transformers' features for two random images.
+    fn assert_cpu_matches(arch: BackboneArch, tensors: HashMap<String, Tensor>, reference: &Func) {
+        let cpu = FrozenBackbone::from_tensors(arch, tensors, &Device::Cpu).unwrap();
+        assert!(cpu.cpu_resnet().is_some());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
         let v: Vec<f32> = (0..2 * 3 * 64 * 64).map(|_| rng.random::<f32>()).collect();
         let images = Tensor::from_vec(v, (2, 3, 64, 64), &Device::Cpu).unwrap();
         let ours = cpu.features(&images).unwrap();
         let x = images.broadcast_sub(&cpu.mean).unwrap().broadcast_div(&cpu.std).unwrap();
         let want = reference.forward(&x).unwrap();
-        assert_eq!(ours.dims(), &[2, 512]);
+        assert_eq!(ours.dims(), &[2, arch.feature_len()]);
         let (a, b) = (ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
