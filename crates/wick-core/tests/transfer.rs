@@ -87,3 +87,76 @@ fn a_backbone_file_that_is_not_resnet_is_a_clear_error() {
     let err = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
     assert!(err.contains("bad.safetensors") && err.contains("safetensors"), "{err}");
 }
+
+#[path = "support/fake_hub.rs"]
+mod fake_hub;
+
+/// A random ResNet-18 file and a client of a fake Hub serving it, with an empty cache.
+fn hub_with_resnet18(behaviour: fake_hub::Behaviour) -> (TempDir, Vec<u8>, fake_hub::FakeHub, wick_core::hub::HubClient) {
+    let dir = TempDir::new().unwrap();
+    let weights = common::random_resnet18(dir.path());
+    let bytes = std::fs::read(weights).unwrap();
+    let b = wick_core::hub::backbone("resnet18").unwrap();
+    let hub = fake_hub::serve(b.repo, b.file, bytes.clone(), behaviour);
+    let client = wick_core::hub::HubClient::new(&hub.url, dir.path().join("cache"));
+    (dir, bytes, hub, client)
+}
+
+#[test]
+fn a_hub_backbone_downloads_resumes_after_a_dropped_connection_and_is_cached() {
+    let (_dir, bytes, hub, client) = hub_with_resnet18(fake_hub::Behaviour::DropHalfway);
+    let backbone = wick_core::hub::backbone("resnet18").unwrap();
+    assert!(client.cached(backbone).is_none());
+    let mut progress = Vec::new();
+    let path = client.fetch(backbone, &mut |done, total| progress.push((done, total))).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file in the cache is the Hub's, whole");
+    let size = bytes.len() as u64;
+    assert_eq!(progress.last(), Some(&(size, size)));
+    assert!(progress.windows(2).all(|w| w[1].0 >= w[0].0), "progress never goes back, across the resume");
+    // The first transfer stopped halfway; the retry asked for the rest, not the whole file again.
+    let requests = hub.requests.lock().unwrap().clone();
+    let resumed: Vec<u64> = requests
+        .iter()
+        .filter_map(|r| r.split_once(" bytes=")?.1.strip_suffix('-')?.parse().ok())
+        .collect();
+    assert!(resumed.iter().any(|&start| start > 0 && start < size), "requests: {requests:?}");
+    assert!(!std::fs::read_dir(path.parent().unwrap().join("../../blobs")).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "part")));
+
+    // Cached: a second fetch makes no request, and the weights load as a backbone.
+    let before = hub.requests.lock().unwrap().len();
+    assert_eq!(client.fetch(backbone, &mut |_, _| {}).unwrap(), path);
+    assert_eq!(hub.requests.lock().unwrap().len(), before);
+    wick_core::model::transfer::FrozenBackbone::load(BackboneArch::Resnet18, &path, &candle_core::Device::Cpu).unwrap();
+}
+
+#[test]
+fn hub_failures_say_what_happened_and_leave_no_file_in_the_cache() {
+    let backbone = wick_core::hub::backbone("resnet18").unwrap();
+
+    // The bytes don't match the ETag: refused and removed.
+    let (_dir, _bytes, _hub, client) = hub_with_resnet18(fake_hub::Behaviour::WrongBytes);
+    let err = client.fetch(backbone, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("SHA-256") && err.contains("removed from the cache"), "{err}");
+    assert!(client.cached(backbone).is_none(), "a file that failed its check is not kept");
+
+    // An HTML page where the file should be (a wrong HF_ENDPOINT, a captive portal).
+    let (_dir, _bytes, _hub, client) = hub_with_resnet18(fake_hub::Behaviour::HtmlPage);
+    let err = client.fetch(backbone, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("not a Hub file") && err.contains("HF_ENDPOINT"), "{err}");
+
+    // A 404: the mirror has another repository.
+    let (_dir, _bytes, _hub, client) = hub_with_resnet18(fake_hub::Behaviour::Normal);
+    let err = client.fetch(wick_core::hub::backbone("resnet50").unwrap(), &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("HTTP 404") && err.contains("ResNet-50"), "{err}");
+
+    // Offline: nothing listens. The message says where to put the file by hand, and that works.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = TempDir::new().unwrap();
+    let client = wick_core::hub::HubClient::new(format!("http://{closed}"), dir.path().join("cache"));
+    let err = client.fetch(backbone, &mut |_, _| {}).unwrap_err().to_string();
+    let manual = client.manual_path(backbone);
+    assert!(err.contains("could not reach") && err.contains(manual.to_str().unwrap()), "{err}");
+    std::fs::create_dir_all(manual.parent().unwrap()).unwrap();
+    std::fs::copy(common::random_resnet18(dir.path()), &manual).unwrap();
+    assert_eq!(client.fetch(backbone, &mut |_, _| {}).unwrap(), manual);
+}

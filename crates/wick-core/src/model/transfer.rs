@@ -93,6 +93,22 @@ impl FrozenBackbone {
     }
 }
 
+/// Writes a randomly initialised backbone of `arch` to `path` in candle-transformers' naming: the
+/// stand-in for downloaded weights in benchmarks and in tests that run offline.
+pub fn write_random_weights(arch: BackboneArch, path: &Path) -> Result<()> {
+    use candle_transformers::models::{mobilenetv4, resnet};
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    match arch {
+        BackboneArch::Resnet18 => drop(resnet::resnet18_no_final_layer(vb)?),
+        BackboneArch::Resnet34 => drop(resnet::resnet34_no_final_layer(vb)?),
+        BackboneArch::Resnet50 => drop(resnet::resnet50_no_final_layer(vb)?),
+        BackboneArch::MobileNetV4Small => drop(mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb)?),
+    }
+    varmap.save(path)?;
+    Ok(())
+}
+
 /// A convolution with its batch norm folded in: `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
 pub(crate) struct FoldedConv {
     pub(crate) weight: Tensor,
