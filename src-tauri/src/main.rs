@@ -172,6 +172,7 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         native_menu: NATIVE_MENU,
         stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
         stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
+        hub: wick_core::hub::HubClient::from_env().ok(),
     };
     let wick = WickApp::new(config);
     let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), accessibility, server)?;

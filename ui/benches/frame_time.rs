@@ -67,6 +67,7 @@ fn app_in(dir: &std::path::Path, samples_dir: Option<PathBuf>) -> WickApp {
         native_menu: false,
         stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
         stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
+        hub: None,
     })
 }
 

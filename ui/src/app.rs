@@ -144,7 +144,7 @@ impl WickApp {
                 None => self.state.notices.push("Train a model before exporting it.".into()),
             },
             HostEvent::BackboneChosen(path) => {
-                self.state.project.model.backbone_weights = Some(path);
+                self.state.project.model.backbone = crate::project::BackboneChoice::File(path);
             }
             HostEvent::TryImageChosen(path) => self.command(Command::TryImage(path)),
             HostEvent::Save => {
@@ -412,8 +412,12 @@ impl WickApp {
             TrainEvent::ReadingData { pass, passes, bytes_done, bytes_total } => {
                 active.reading = Some(ReadingProgress { pass, passes, fraction: bytes_done as f32 / bytes_total.max(1) as f32 });
             }
+            TrainEvent::Downloading { file, bytes_done, bytes_total } => {
+                active.download = Some(crate::state::DownloadProgress { file, bytes_done, bytes_total });
+            }
             TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, .. } => {
                 active.reading = None;
+                active.download = None;
                 run.device = device;
                 run.epochs = epochs;
                 active.epochs = epochs;
@@ -695,6 +699,7 @@ impl WickApp {
             steps_started: None,
             cv_fold: None,
             reading: None,
+            download: None,
             search: match kind {
                 RunKind::Search { budget_secs } => Some(SearchProgress { budget_secs, tried: 0, current: String::new(), finalising: false }),
                 _ => None,
@@ -703,11 +708,18 @@ impl WickApp {
         self.state.selected_run = Some(run_id);
         self.generation += 1;
         self.state.screen = Screen::Train;
+        // A Hub backbone (a spec without a weights file yet) downloads in the job, before it trains.
+        let download = match &spec {
+            ModelSpec::Transfer { backbone } if backbone.weights.as_os_str().is_empty() => {
+                self.state.project.model.backbone.hub().map(|b| (b, self.state.config.hub.clone()))
+            }
+            _ => None,
+        };
         match (kind, data, request) {
             (RunKind::Search { budget_secs }, LoadedData::Table { df, .. }, Some(request)) => {
                 self.jobs.search(run_id, df, source, request, config, budget_secs, package, cancel)
             }
-            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, cancel),
+            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, download, cancel),
         }
     }
 
@@ -874,6 +886,7 @@ mod tests {
             cv_fold: None,
             search: None,
             reading: None,
+            download: None,
         };
         assert_eq!(t.throughput(), None, "nothing before the trainer starts");
         t.steps_started = Instant::now().checked_sub(std::time::Duration::from_secs(2));

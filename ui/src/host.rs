@@ -27,6 +27,9 @@ pub struct AppConfig {
     /// of at most `stream_sample_rows` rows as the frame to show and train on.
     pub stream_threshold_bytes: u64,
     pub stream_sample_rows: usize,
+    /// Where pretrained backbones download from and are kept; `None` where the system has no
+    /// cache folder (transfer learning then says so).
+    pub hub: Option<wick_core::hub::HubClient>,
 }
 
 /// Things only the host can do; the UI queues them and the host drains them after each frame.

@@ -10,6 +10,7 @@ use wick_core::data::{
     index_image_csv, index_image_folder, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
 };
 use wick_core::data::{Augment, ImageShape};
+use wick_core::hub::{BackboneSource, HubBackbone, HubClient};
 use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
@@ -202,9 +203,31 @@ impl Jobs {
         config: TrainConfig,
         cv_folds: usize,
         package: PathBuf,
+        download: Option<(&'static HubBackbone, Option<HubClient>)>,
         cancel: CancelToken,
     ) {
         self.spawn("train", move |send| {
+            let mut spec = spec;
+            if let (Some((backbone, client)), ModelSpec::Transfer { backbone: chosen }) = (download, &mut spec) {
+                let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
+                let fetched = client
+                    .ok_or_else(|| format!("this system has no cache folder to download {} into; set {} to one", backbone.title, wick_core::hub::CACHE_ENV))
+                    .and_then(|client| BackboneSource::Hub(backbone).resolve(&client, &mut observer).map_err(|e| e.to_string()));
+                match fetched {
+                    Ok((arch, weights)) => {
+                        chosen.arch = arch;
+                        chosen.weights = weights;
+                    }
+                    Err(e) => {
+                        send(JobEvent::TrainDone { run_id, result: Err(e) });
+                        return;
+                    }
+                }
+                if cancel.is_cancelled() {
+                    send(JobEvent::TrainDone { run_id, result: Err("training was cancelled".into()) });
+                    return;
+                }
+            }
             let mut cv = None;
             if let (LoadedData::Table { df, .. }, Some(request), true) = (&data, &request, cv_folds >= 2) {
                 // The folds' own curves are not the run's: only their progress is shown.

@@ -8,6 +8,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 
 use serde::{Deserialize, Serialize};
 use wick_core::data::{MissingPolicy, Task};
+use wick_core::hub::BackboneSource;
 use wick_core::metrics::Metrics;
 use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec};
 use wick_core::train::{MetricPoint, TestSample, TrainConfig};
@@ -31,6 +32,40 @@ pub struct DatasetRef {
     pub sample: Option<String>,
 }
 
+/// Where transfer learning's backbone comes from: a Hub backbone by name (downloaded on first use),
+/// or a safetensors file the user picked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneChoice {
+    Hub(String),
+    File(PathBuf),
+}
+
+impl Default for BackboneChoice {
+    fn default() -> Self {
+        Self::Hub(wick_core::hub::DEFAULT_BACKBONE.into())
+    }
+}
+
+impl BackboneChoice {
+    pub fn source(&self) -> Result<BackboneSource, String> {
+        match self {
+            Self::Hub(name) => wick_core::hub::backbone(name)
+                .map(BackboneSource::Hub)
+                .ok_or_else(|| format!("the backbone `{name}` is not one Wick knows; pick one of the list")),
+            Self::File(path) => Ok(BackboneSource::File(path.clone())),
+        }
+    }
+
+    /// The Hub backbone chosen, if it is one.
+    pub fn hub(&self) -> Option<&'static wick_core::hub::HubBackbone> {
+        match self {
+            Self::Hub(name) => wick_core::hub::backbone(name),
+            Self::File(_) => None,
+        }
+    }
+}
+
 /// The model the user is building: one template plus the settings each template keeps, so switching
 /// between templates does not lose the edits of another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +85,8 @@ pub struct ModelChoice {
     pub cnn_layers: Vec<Layer>,
     /// Image side the CNN resizes to (0 = the dataset's own size, capped at 64).
     pub image_side: usize,
-    pub backbone_weights: Option<PathBuf>,
+    /// Transfer learning's pretrained backbone.
+    pub backbone: BackboneChoice,
     /// Boosted trees: the most trees grown (early stopping on the validation rows may stop sooner).
     pub gbdt_trees: usize,
     pub gbdt_learning_rate: f64,
@@ -79,7 +115,7 @@ impl Default for ModelChoice {
             mlp_dropout: 0.0,
             cnn_layers: default_cnn_layers(),
             image_side: 0,
-            backbone_weights: None,
+            backbone: BackboneChoice::default(),
             gbdt_trees: 300,
             gbdt_learning_rate: 0.1,
             gbdt_max_depth: 6,
@@ -162,7 +198,7 @@ impl Template {
             Self::BoostedTrees => "The strong baseline for tables. Missing values and text are fine.",
             Self::Forest => "Many deep trees, averaged. Robust with little tuning.",
             Self::Cnn => "A convolutional network for images.",
-            Self::Transfer => "Reuse a pretrained ResNet; train only a new head.",
+            Self::Transfer => "Reuse a pretrained network from the Hub; train only a new head.",
         }
     }
 
@@ -227,17 +263,17 @@ impl ModelChoice {
                 ModelSpec::Cnn { input, layers: self.cnn_layers.clone() }
             }
             Template::Transfer => {
-                let weights = self
-                    .backbone_weights
-                    .clone()
-                    .ok_or("choose the pretrained ResNet weights (a .safetensors file) first")?;
-                let mut input = image_shape.ok_or("transfer learning needs an image dataset")?;
-                input.channels = 3;
-                input.height = input.height.max(32);
-                input.width = input.width.max(32);
-                ModelSpec::Transfer {
-                    backbone: wick_core::model::Backbone { arch: wick_core::model::BackboneArch::Resnet18, weights, input },
-                }
+                image_shape.ok_or("transfer learning needs an image dataset")?;
+                let source = self.backbone.source()?;
+                // The backbone sees photos at the size it was trained on (224×224 for all of them).
+                let side = source.input_px();
+                let input = wick_core::data::ImageShape { channels: 3, height: side, width: side };
+                let (arch, weights) = match &source {
+                    // The training job downloads it (with progress) and fills in the path.
+                    BackboneSource::Hub(b) => (b.arch, PathBuf::new()),
+                    BackboneSource::File(path) => (wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?, path.clone()),
+                };
+                ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch, weights, input } }
             }
         })
     }

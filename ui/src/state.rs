@@ -70,6 +70,17 @@ pub struct ActiveTraining {
     pub search: Option<SearchProgress>,
     /// While a large file is read before training.
     pub reading: Option<ReadingProgress>,
+    /// While pretrained weights download before training.
+    pub download: Option<DownloadProgress>,
+}
+
+/// Pretrained weights downloading before a run trains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadProgress {
+    /// `repo/file` on the Hub.
+    pub file: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
 }
 
 /// The Model screen's augmentation preview: one training image as it is and augmented.

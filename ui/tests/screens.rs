@@ -43,6 +43,8 @@ impl Env {
             native_menu: false,
             stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
             stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
+            // Nothing listens there: a test that trains on a Hub backbone serves one itself.
+            hub: Some(wick_core::hub::HubClient::new("http://127.0.0.1:9", self.dir.path().join("hub-cache"))),
         }
     }
 }
@@ -704,4 +706,69 @@ fn augmentation_is_chosen_on_the_model_screen_with_a_preview_of_what_the_network
     assert_eq!(run.config.augment, augment);
     let manifest = wick_core::package::read_manifest(run.package.as_ref().unwrap()).unwrap();
     assert_eq!(manifest.train_config.augment, augment);
+}
+
+#[path = "../../crates/wick-core/tests/support/fake_hub.rs"]
+mod fake_hub;
+
+#[test]
+fn transfer_learning_offers_hub_backbones_and_downloads_the_chosen_one_with_progress() {
+    // A small photo folder: three digit classes, 12 images each.
+    let env = Env::new(false);
+    let data = env.dir.path().join("digits3");
+    for class in ["0", "1", "7"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(samples_dir().join("digits").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(12) {
+            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let weights = env.dir.path().join("random-resnet18.safetensors");
+    wick_core::model::transfer::write_random_weights(wick_core::model::BackboneArch::Resnet18, &weights).unwrap();
+    let b = wick_core::hub::backbone("resnet18").unwrap();
+    let hub = fake_hub::serve(b.repo, b.file, std::fs::read(&weights).unwrap(), fake_hub::Behaviour::Normal);
+    let config = AppConfig { hub: Some(wick_core::hub::HubClient::new(&hub.url, env.dir.path().join("hub-cache"))), ..env.config() };
+    let mut h = harness(WickApp::new(config));
+    h.run_steps(3);
+    h.state_mut().handle_host_event(HostEvent::OpenDataset(data));
+    wait_for(&mut h, "the folder to load", loaded);
+    h.get_by_role_and_label(Role::Button, "Model").click();
+    h.run_steps(2);
+    h.get_by_label("Transfer learning").click();
+    h.run_steps(3);
+    // Each backbone with its size and input; ResNet-18 is the default.
+    h.get_by_label("ResNet-50").scroll_to_me();
+    h.run_steps(3);
+    assert_eq!(h.state().state.project.model.backbone, wick_ui::project::BackboneChoice::Hub("resnet18".into()));
+    h.get_by_label("MobileNetV4 small").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.project.model.backbone, wick_ui::project::BackboneChoice::Hub("mobilenetv4".into()));
+    h.get_by_label("ResNet-18").click();
+    h.run_steps(2);
+    h.get_by_label("47 MB download");
+    h.get_by_label_contains("Downloads from the Hugging Face Hub");
+    settle(&mut h);
+    h.snapshot_options("model_backbones", &snapshot_options());
+
+    // Training downloads it first, with a progress line, then trains on it.
+    h.state_mut().state.project.train.epochs = 2;
+    h.state_mut().command(wick_ui::command::Command::StartTraining);
+    let mut saw_download = false;
+    let start = Instant::now();
+    while !trained(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "training did not finish");
+        saw_download |= h.state().state.training.as_ref().is_some_and(|t| t.download.is_some());
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let run = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
+    assert!(saw_download || !hub.requests.lock().unwrap().is_empty(), "the weights came from the Hub");
+    let manifest = wick_core::package::read_manifest(run.package.as_ref().unwrap()).unwrap();
+    let wick_core::model::ModelSpec::Transfer { backbone } = &manifest.spec else { panic!("{:?}", manifest.spec) };
+    assert_eq!((backbone.arch, backbone.input.height), (wick_core::model::BackboneArch::Resnet18, 224));
+    h.get_by_role_and_label(Role::Button, "Model").click();
+    h.run_steps(3);
+    h.get_by_label("downloaded");
 }

@@ -33,6 +33,9 @@ enum Command {
     },
     /// Train a model and save it as a package.
     Train(Box<commands::train::TrainArgs>),
+    /// The pretrained backbones for transfer learning (`train --backbone NAME`), their sizes and
+    /// whether each is downloaded yet.
+    Backbones,
     /// Score a saved model on labelled data.
     Eval { model: PathBuf, data: PathBuf },
     /// Which features a table model relies on (permutation importance, split gain for trees), and
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
         Command::Explain(args) => commands::explain::run(&args, cli.json),
+        Command::Backbones => commands::backbones::run(cli.json),
         Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
         Command::Export(args) => commands::export::run(&args, cli.json),
         Command::Search(args) => commands::search::run(&args, cli.json),

@@ -44,6 +44,29 @@ impl TrainObserver for ProgressBars {
                     bar.set_position(bytes_done);
                 }
             }
+            TrainEvent::Downloading { file, bytes_done, bytes_total } => {
+                if self.reading.is_some() || self.bar.is_none() {
+                    if let Some(bar) = self.bar.take() {
+                        bar.finish_and_clear();
+                    }
+                    let bar = ProgressBar::new(bytes_total);
+                    bar.set_style(
+                        ProgressStyle::with_template("{bar:30.green/blue} {bytes}/{total_bytes}  {bytes_per_sec} (eta {eta})  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_message(format!("downloading {file}"));
+                    self.bar = Some(bar);
+                    self.reading = None;
+                }
+                if let Some(bar) = &self.bar {
+                    bar.set_position(bytes_done);
+                    if bytes_done >= bytes_total {
+                        bar.finish_and_clear();
+                        self.bar = None;
+                        eprintln!("downloaded {file} ({:.0} MB)", bytes_total as f64 / 1e6);
+                    }
+                }
+            }
             TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, valid_rows, test_rows } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();

@@ -318,3 +318,71 @@ fn train_stream_reads_the_file_in_chunks_and_evaluates_like_any_other_model() {
     let out = wick(&["train", s(&data), "--target", "weather", "--stream", "--cv", "3", "--out", s(&model)]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("leave --cv out"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[path = "../../wick-core/tests/support/fake_hub.rs"]
+mod fake_hub;
+
+/// Three digit classes, 15 images each: enough for a head on a backbone to train in seconds.
+fn small_digits(dir: &Path) -> PathBuf {
+    let data = dir.join("digits3");
+    for class in ["0", "1", "7"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(sample("digits").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(15) {
+            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    data
+}
+
+#[test]
+fn train_with_a_backbone_named_downloads_it_from_the_hub_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("random-resnet18.safetensors");
+    wick_core::model::transfer::write_random_weights(wick_core::model::BackboneArch::Resnet18, &weights).unwrap();
+    let b = wick_core::hub::backbone("resnet18").unwrap();
+    let hub = fake_hub::serve(b.repo, b.file, std::fs::read(&weights).unwrap(), fake_hub::Behaviour::Normal);
+    let cache = dir.path().join("hub-cache");
+    let data = small_digits(dir.path());
+    let model = dir.path().join("photos.wick");
+    let train = |out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_wick"))
+            .args(["train", s(&data), "--backbone", "resnet18", "--image-size", "32", "--epochs", "3", "--out", s(out)])
+            .env("HF_ENDPOINT", &hub.url)
+            .env("WICK_HUB_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let out = train(&model);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("downloaded lmz/candle-resnet/resnet18.safetensors"), "{stderr}");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(model.join("wick.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["backbone"]["arch"], "resnet18", "{}", manifest["spec"]);
+
+    // The second run uses the cache: no new request reaches the Hub.
+    let requests = hub.requests.lock().unwrap().len();
+    let again = train(&dir.path().join("again.wick"));
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("downloaded"));
+    assert_eq!(hub.requests.lock().unwrap().len(), requests);
+    let listed: serde_json::Value = serde_json::from_slice(
+        &Command::new(env!("CARGO_BIN_EXE_wick")).args(["--json", "backbones"]).env("WICK_HUB_CACHE", &cache).output().unwrap().stdout,
+    )
+    .unwrap();
+    let resnet18 = listed["backbones"].as_array().unwrap().iter().find(|b| b["name"] == "resnet18").unwrap();
+    assert!(resnet18["cached"].is_string(), "{listed}");
+
+    // Offline with an empty cache: a clear message naming the file and where to put it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let offline = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["train", s(&data), "--backbone", "mobilenetv4", "--out", s(&dir.path().join("x.wick"))])
+        .env("HF_ENDPOINT", format!("http://{closed}"))
+        .env("WICK_HUB_CACHE", dir.path().join("empty-cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&offline.stderr);
+    assert!(!offline.status.success());
+    assert!(err.contains("could not reach") && err.contains("manual") && err.contains("mobilenetv4.safetensors"), "{err}");
+}

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Result, WickError};
 use crate::model::BackboneArch;
+use crate::train::{TrainEvent, TrainObserver};
 
 /// The Hub, unless `HF_ENDPOINT` names a mirror.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -64,7 +65,7 @@ pub const BACKBONES: &[HubBackbone] = &[
         params_millions: 11.7,
         download_mb: 47,
         input_px: 224,
-        summary: "the default: a good balance of speed and accuracy",
+        summary: "a good balance of speed and accuracy",
     },
     HubBackbone {
         name: "resnet34",
@@ -210,12 +211,10 @@ impl HubClient {
 
     fn download_error(&self, backbone: &HubBackbone, what: &str, error: ApiError) -> WickError {
         let offline_hint = format!(
-            "To train offline, put {} at {} (from {}/{}/resolve/main/{}), or pass a local .safetensors file as the backbone",
+            "To train offline, download {DEFAULT_ENDPOINT}/{}/resolve/main/{} on another machine and save it as {}, or pass a local .safetensors file as the backbone",
+            backbone.repo,
             backbone.file,
             self.manual_path(backbone).display(),
-            DEFAULT_ENDPOINT,
-            backbone.repo,
-            backbone.file
         );
         let message = match error {
             ApiError::RequestError(e) => match *e {
@@ -296,30 +295,102 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// The safetensors layout: an 8-byte little-endian header length, a JSON header whose tensors'
 /// byte ranges fit in the file. An HTML page or a truncated file fails here.
 fn check_safetensors_header(path: &Path) -> std::result::Result<(), String> {
-    let not_it = |why: &str| format!("the downloaded file is not a safetensors file ({why})");
-    let mut file = std::fs::File::open(path).map_err(|e| not_it(&e.to_string()))?;
-    let len = file.metadata().map_err(|e| not_it(&e.to_string()))?.len();
+    read_safetensors_header(path).map(|_| ()).map_err(|why| format!("the downloaded file is not a safetensors file ({why})"))
+}
+
+/// A safetensors file's tensor entries by name, after checking they lie inside the file.
+fn read_safetensors_header(path: &Path) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut size = [0u8; 8];
-    file.read_exact(&mut size).map_err(|_| not_it("it is shorter than a header"))?;
+    file.read_exact(&mut size).map_err(|_| "it is shorter than a header".to_string())?;
     let header_len = u64::from_le_bytes(size);
     if header_len == 0 || header_len > 100 << 20 || header_len + 8 > len {
-        return Err(not_it("its header length does not fit the file"));
+        return Err("its header length does not fit the file".into());
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(|_| not_it("its header is cut short"))?;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|_| not_it("its header is not JSON"))?;
+    file.read_exact(&mut header).map_err(|_| "its header is cut short".to_string())?;
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|_| "its header is not JSON".to_string())?;
+    header.remove("__metadata__");
     let data_len = len - 8 - header_len;
     for (name, entry) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
         let end = entry.get("data_offsets").and_then(|o| o.get(1)).and_then(|v| v.as_u64());
         match end {
             Some(end) if end <= data_len => {}
-            _ => return Err(not_it(&format!("tensor `{name}` lies past the end of the file"))),
+            _ => return Err(format!("tensor `{name}` lies past the end of the file")),
         }
     }
-    Ok(())
+    Ok(header)
+}
+
+/// Which architecture a local weights file holds, from its tensor names (candle-transformers'
+/// naming): MobileNetV4 has a `conv_stem`, a bottleneck ResNet a third convolution per block, and
+/// ResNet-34 a sixth block in its third stage.
+pub fn detect_arch(weights: &Path) -> Result<BackboneArch> {
+    let header = read_safetensors_header(weights).map_err(|why| WickError::data(weights, format!("is not a safetensors file ({why}); a backbone is a .safetensors file of weights")))?;
+    let has = |name: &str| header.contains_key(name);
+    Ok(if has("conv_stem.weight") {
+        BackboneArch::MobileNetV4Small
+    } else if has("layer1.0.conv3.weight") {
+        BackboneArch::Resnet50
+    } else if has("layer3.5.conv1.weight") {
+        BackboneArch::Resnet34
+    } else if has("layer1.0.conv1.weight") {
+        BackboneArch::Resnet18
+    } else {
+        return Err(WickError::data(
+            weights,
+            "holds no ResNet or MobileNetV4 weights in candle-transformers' naming (no `layer1.0.conv1.weight` or `conv_stem.weight` tensor)",
+        ));
+    })
+}
+
+/// Where a backbone's weights come from: a name from [`BACKBONES`], or a local safetensors file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackboneSource {
+    Hub(&'static HubBackbone),
+    File(PathBuf),
+}
+
+impl BackboneSource {
+    /// A backbone name, or the path of a file (one that exists, or ends in `.safetensors`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let path = Path::new(text);
+        if path.is_file() || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
+            return Ok(Self::File(path.to_path_buf()));
+        }
+        backbone(text).map(Self::Hub).ok_or_else(|| {
+            WickError::InvalidSpec(format!("`{text}` is neither a backbone Wick knows ({}) nor a .safetensors file", backbone_names()))
+        })
+    }
+
+    /// The side of the square input the backbone was trained on.
+    pub fn input_px(&self) -> usize {
+        match self {
+            Self::Hub(b) => b.input_px,
+            Self::File(_) => 224,
+        }
+    }
+
+    /// The weights on this machine and their architecture: a Hub backbone is downloaded on first
+    /// use, reporting [`TrainEvent::Downloading`] to `observer`.
+    pub fn resolve(&self, client: &HubClient, observer: &mut dyn TrainObserver) -> Result<(BackboneArch, PathBuf)> {
+        match self {
+            Self::File(path) => {
+                if !path.is_file() {
+                    return Err(WickError::data(path, "does not exist; pass a backbone's .safetensors file, or a name: ".to_string() + &backbone_names()));
+                }
+                Ok((detect_arch(path)?, path.clone()))
+            }
+            Self::Hub(b) => {
+                let file = format!("{}/{}", b.repo, b.file);
+                let path = client.fetch(b, &mut |bytes_done, bytes_total| {
+                    observer.on_event(TrainEvent::Downloading { file: file.clone(), bytes_done, bytes_total })
+                })?;
+                Ok((b.arch, path))
+            }
+        }
+    }
 }
 
 /// Removes a cached file that failed its check: the blob, and the snapshot's link to it.
@@ -358,5 +429,20 @@ mod tests {
         let bytes = std::fs::read(&ok).unwrap();
         std::fs::write(&ok, &bytes[..bytes.len() - 4]).unwrap();
         assert!(check_safetensors_header(&ok).unwrap_err().contains("past the end"));
+        assert!(detect_arch(&html).unwrap_err().to_string().contains("not a safetensors file"));
+    }
+
+    #[test]
+    fn a_local_file_says_which_backbone_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        for arch in [BackboneArch::Resnet18, BackboneArch::Resnet50, BackboneArch::MobileNetV4Small] {
+            let path = dir.path().join(format!("{arch:?}.safetensors"));
+            crate::model::transfer::write_random_weights(arch, &path).unwrap();
+            assert_eq!(detect_arch(&path).unwrap(), arch);
+        }
+        assert!(matches!(BackboneSource::parse("resnet50").unwrap(), BackboneSource::Hub(b) if b.arch == BackboneArch::Resnet50));
+        assert!(matches!(BackboneSource::parse("mine.safetensors").unwrap(), BackboneSource::File(_)));
+        let err = BackboneSource::parse("vgg").unwrap_err().to_string();
+        assert!(err.contains("resnet18") && err.contains("mobilenetv4"), "{err}");
     }
 }

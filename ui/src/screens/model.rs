@@ -246,20 +246,47 @@ fn template_settings(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draf
             ui.label(RichText::new("Each tree sees a bootstrap sample of the training rows and a random subset of the features at every split.").small().weak());
         }
         Template::Cnn => cnn_editor(cx, ui, m),
-        Template::Transfer => {
-            let name = m.backbone_weights.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none chosen".into());
-            let mut choose = false;
-            ui.horizontal(|ui| {
-                ui.label("Pretrained ResNet-18 weights");
-                ui.label(RichText::new(name).weak());
-                choose = ui.button("Choose .safetensors…").clicked();
-            });
-            if choose {
-                cx.send(Command::Host(HostRequest::PickBackbone));
-            }
-            ui.label(RichText::new("The backbone stays frozen; only a new head is trained. Images are resized to at least 32×32 RGB.").small().weak());
+        Template::Transfer => backbone_picker(cx, ui, m),
+    }
+}
+
+/// The pretrained backbones, with their size, input and whether each is downloaded, or a file.
+fn backbone_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoice) {
+    use crate::project::BackboneChoice;
+    theme::section(ui, "Pretrained backbone");
+    let hub = cx.state.config.hub.as_ref();
+    egui::Grid::new("backbones").num_columns(3).spacing([16.0, 6.0]).show(ui, |ui| {
+        for b in wick_core::hub::BACKBONES {
+            ui.radio_value(&mut m.backbone, BackboneChoice::Hub(b.name.into()), b.title);
+            ui.label(RichText::new(format!("{:.1} M parameters · {1}×{1} input", b.params_millions, b.input_px)).weak());
+            let here = hub.and_then(|h| h.cached(b)).is_some();
+            ui.label(RichText::new(if here { "downloaded".to_string() } else { format!("{} MB download", b.download_mb) }).small().weak());
+            ui.end_row();
+        }
+        let file = match &m.backbone {
+            BackboneChoice::File(path) => Some(path.clone()),
+            BackboneChoice::Hub(_) => None,
+        };
+        let mut own = file.is_some();
+        if ui.radio(own, "Your own file").clicked() {
+            own = true;
+        }
+        let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "a .safetensors file in candle's naming".into());
+        ui.label(RichText::new(name).weak());
+        if ui.button("Choose .safetensors…").clicked() || (own && file.is_none()) {
+            cx.send(Command::Host(HostRequest::PickBackbone));
+        }
+        ui.end_row();
+    });
+    if let Some(b) = m.backbone.hub() {
+        ui.label(RichText::new(format!("{}: {}.", b.title, b.summary)).small());
+        if hub.and_then(|h| h.cached(b)).is_none() {
+            let place = hub.map(|h| format!("Kept in {} (HF_ENDPOINT names a mirror).", h.cache_dir().display())).unwrap_or_default();
+            ui.label(RichText::new(format!("Downloads from the Hugging Face Hub ({}/{}, {} MB) when training starts, once.", b.repo, b.file, b.download_mb)).small().weak())
+                .on_hover_text(place);
         }
     }
+    ui.label(RichText::new("The backbone stays frozen; only a new head is trained. Photos are scaled to cover 224×224 and centre-cropped, in training, Try it and the endpoint alike.").small().weak());
 }
 
 /// Input width of the tabular model (features after one-hot encoding is not known before fitting, so

@@ -59,7 +59,12 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     if let Some((sample, total)) = state.sampled() {
         ui.label(RichText::new(large_file_note(state.project.model.template, sample, total)).small().color(theme::VALID_COLOUR));
     }
-    if let Some(r) = state.training.as_ref().and_then(|t| t.reading) {
+    if let Some(d) = state.training.as_ref().and_then(|t| t.download.as_ref()) {
+        let fraction = d.bytes_done as f32 / d.bytes_total.max(1) as f32;
+        let text = format!("Downloading {} · {:.0} of {:.0} MB", d.file, d.bytes_done as f64 / 1e6, d.bytes_total as f64 / 1e6);
+        ui.add(egui::ProgressBar::new(fraction.clamp(0.0, 1.0)).text(text).animate(true));
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+    } else if let Some(r) = state.training.as_ref().and_then(|t| t.reading) {
         let text = format!("Reading the file, pass {} of {} · {:.0}%", r.pass, r.passes, r.fraction * 100.0);
         ui.add(egui::ProgressBar::new(r.fraction.clamp(0.0, 1.0)).text(text).animate(true));
         ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));

@@ -1,3 +1,4 @@
+pub mod backbones;
 pub mod bench;
 pub mod bench_serve;
 pub mod devices;

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use wick_core::data::{Augment, MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
-use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
+use wick_core::hub::{self, BackboneSource, HubClient};
+use wick_core::model::{default_cnn_layers, Activation, Backbone, ModelSpec};
 use wick_core::package::save_package;
 use wick_core::train::{cross_validate, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
 
@@ -63,10 +64,13 @@ pub struct TrainArgs {
     /// Tree depth limit (gbdt: 6; forest: none, trees grow until their leaves are pure).
     #[arg(long)]
     pub max_depth: Option<usize>,
-    /// Backbone weights, a ResNet safetensors file (transfer).
+    /// Pretrained backbone (transfer): a name, downloaded from the Hugging Face Hub on first use
+    /// (mobilenetv4, resnet18, resnet34, resnet50; `wick backbones` lists them), or a local
+    /// .safetensors file. Default resnet18. Implies --model transfer.
     #[arg(long)]
-    pub backbone: Option<PathBuf>,
-    /// Image side length for CNN/transfer inputs (default: from the data, at most 64).
+    pub backbone: Option<String>,
+    /// Image side length for CNN/transfer inputs (CNN default: from the data, at most 64;
+    /// transfer default: the backbone's own, 224).
     #[arg(long)]
     pub image_size: Option<usize>,
     /// Random changes to training images, comma-separated: flip, vflip, rotate, crop, color,
@@ -201,7 +205,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 shape.height = side;
                 shape.width = side;
             }
-            let spec = image_spec(args, shape)?;
+            let spec = image_spec(args, shape, &mut bars)?;
             apply_defaults(&mut config, args, 15, 32, 2e-3);
             if let Some(names) = &args.augment {
                 config.augment = Augment::from_names(names.iter().map(String::as_str)).context("--augment")?;
@@ -313,17 +317,20 @@ fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
     })
 }
 
-fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape) -> Result<ModelSpec> {
+fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape, bars: &mut ProgressBars) -> Result<ModelSpec> {
     if let Some(path) = &args.spec {
         return read_spec(path);
     }
-    Ok(match args.model.unwrap_or(ModelKind::Cnn) {
+    let default = if args.backbone.is_some() { ModelKind::Transfer } else { ModelKind::Cnn };
+    Ok(match args.model.unwrap_or(default) {
         ModelKind::Cnn => ModelSpec::Cnn { input: shape, layers: default_cnn_layers() },
         ModelKind::Transfer => {
-            let Some(weights) = args.backbone.clone() else {
-                bail!("--model transfer needs --backbone PATH, a ResNet-18 .safetensors file");
-            };
-            ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input: wick_core::data::ImageShape { channels: 3, ..shape } } }
+            let source = BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE)).context("--backbone")?;
+            let client = HubClient::from_env()?;
+            let (arch, weights) = source.resolve(&client, bars)?;
+            // The backbone sees images at the size it was trained on unless --image-size says otherwise.
+            let side = args.image_size.unwrap_or(source.input_px());
+            ModelSpec::Transfer { backbone: Backbone { arch, weights, input: wick_core::data::ImageShape { channels: 3, height: side, width: side } } }
         }
         _ => bail!("an image dataset needs --model cnn or --model transfer"),
     })

@@ -21,6 +21,8 @@ pub enum SplitName {
 pub enum TrainEvent {
     /// Reading a file too large to load, before training on it: pass `pass` of `passes` over it.
     ReadingData { pass: usize, passes: usize, bytes_done: u64, bytes_total: u64 },
+    /// Downloading pretrained weights before training (`file` is `repo/file` on the Hub).
+    Downloading { file: String, bytes_done: u64, bytes_total: u64 },
     Started { device: String, epochs: usize, steps_per_epoch: usize, train_rows: usize, valid_rows: usize, test_rows: usize },
     /// One optimiser step; `loss` is the batch's training loss.
     Step { epoch: usize, step: usize, loss: f64 },
