@@ -78,6 +78,7 @@ impl WickApp {
             try_it: TryState::default(),
             fit: FitState::default(),
             importance: ImportanceState::default(),
+            grid_saliency: Default::default(),
             augment_preview: Default::default(),
             load_progress: None,
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
@@ -381,6 +382,20 @@ impl WickApp {
                     }
                 }
             }
+            JobEvent::GridSaliency { run_id, path, result } => {
+                let grid = &mut self.state.grid_saliency;
+                if grid.run == Some(run_id) {
+                    match result {
+                        Ok(image) => {
+                            grid.overlays.insert(path, image);
+                        }
+                        Err(e) => grid.error = Some(e),
+                    }
+                }
+            }
+            JobEvent::GridSaliencyDone { run_id, model } => {
+                self.state.models.extend(model.map(|m| (run_id, m)));
+            }
             JobEvent::Importance { run_id, model, result } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 if self.state.importance.run == Some(run_id) {
@@ -540,6 +555,7 @@ impl WickApp {
             },
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
+            Command::RequestGridSaliency { run_id, paths } => self.request_grid_saliency(run_id, paths),
             Command::Host(request) => self.host_requests.push(request),
             Command::SetDark(dark) => {
                 self.state.settings.dark = dark;
@@ -796,6 +812,22 @@ impl WickApp {
         match self.model_source(run_id) {
             Ok(source) => self.jobs.fit_view(run_id, source, request),
             Err(e) => self.state.fit.view = Some(Err(e)),
+        }
+    }
+
+    /// Starts saliency overlays for those of `paths` not yet asked for; another run's are dropped.
+    fn request_grid_saliency(&mut self, run_id: u32, paths: Vec<PathBuf>) {
+        let grid = &mut self.state.grid_saliency;
+        if grid.run != Some(run_id) {
+            *grid = crate::state::GridSaliency { run: Some(run_id), ..Default::default() };
+        }
+        let fresh: Vec<PathBuf> = paths.into_iter().filter(|p| grid.requested.insert(p.clone())).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        match self.model_source(run_id) {
+            Ok(source) => self.jobs.grid_saliency(run_id, source, fresh),
+            Err(e) => self.state.grid_saliency.error = Some(e),
         }
     }
 

@@ -34,6 +34,8 @@ pub enum Command {
     /// Compute the permutation importance of a run on these rows (its test rows) of the open table.
     RequestImportance { run_id: u32, rows: Vec<usize> },
     TryImage(PathBuf),
+    /// Compute saliency overlays of these test images of a run (Evaluate's sample grid).
+    RequestGridSaliency { run_id: u32, paths: Vec<PathBuf> },
     Host(HostRequest),
     SetDark(bool),
     /// The Settings window's edits; saved to disk when `save` (a field was committed).

@@ -159,6 +159,10 @@ pub enum JobEvent {
     FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
     Exported { path: PathBuf, result: Result<(), String> },
     AugmentPreview { augment: Augment, result: Result<Vec<egui::ColorImage>, String> },
+    /// One test image's saliency overlay for Evaluate's grid.
+    GridSaliency { run_id: u32, path: PathBuf, result: Result<egui::ColorImage, String> },
+    /// The grid's overlays are all made; `model` is set when the job loaded it.
+    GridSaliencyDone { run_id: u32, model: Option<Arc<Model>> },
 }
 
 /// Starts background jobs; every job gets the event channel and a way to wake the UI.
@@ -363,6 +367,34 @@ impl Jobs {
                 }
             });
             send(JobEvent::TryIt { run_id, model, result, saliency });
+        });
+    }
+
+    /// Saliency overlays of test images, one event per image as each finishes.
+    pub fn grid_saliency(&self, run_id: u32, source: ModelSource, paths: Vec<PathBuf>) {
+        self.spawn("grid-saliency", move |send| {
+            let (model, result) = source.with(|model| {
+                let shape = model.image_shape().map_err(|e| e.to_string())?;
+                for path in paths {
+                    let result = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string()).and_then(|chw| {
+                        let map = wick_core::explain::saliency(model, &chw).map_err(|e| e.to_string())?;
+                        // Thumbnails are 72 points a side: enlarge small inputs so the overlay stays sharp.
+                        let scale = 72usize.div_ceil(shape.width.max(shape.height).max(1)).max(1);
+                        let (w, h, rgb) = wick_core::explain::saliency_overlay(&chw, shape.channels, &map, scale);
+                        Ok(egui::ColorImage::from_rgb([w, h], &rgb))
+                    });
+                    let failed = result.is_err();
+                    send(JobEvent::GridSaliency { run_id, path, result });
+                    if failed {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                send(JobEvent::GridSaliency { run_id, path: PathBuf::new(), result: Err(e) });
+            }
+            send(JobEvent::GridSaliencyDone { run_id, model });
         });
     }
 

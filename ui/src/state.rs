@@ -169,6 +169,18 @@ pub struct TrySaliency {
     pub overlay: egui::ColorImage,
 }
 
+/// Saliency overlays of the Evaluate screen's test images, computed in the background one image at
+/// a time for one run.
+#[derive(Default)]
+pub struct GridSaliency {
+    pub run: Option<u32>,
+    /// Overlays by image path, as they finish.
+    pub overlays: std::collections::HashMap<PathBuf, egui::ColorImage>,
+    pub requested: std::collections::HashSet<PathBuf>,
+    /// Why they could not be computed (the model passes no gradients back, say).
+    pub error: Option<String>,
+}
+
 /// The Evaluate screen's feature importance, computed in the background for one run at a time.
 #[derive(Default)]
 pub struct ImportanceState {
@@ -206,6 +218,7 @@ pub struct AppState {
     pub try_it: TryState,
     pub fit: FitState,
     pub importance: ImportanceState,
+    pub grid_saliency: GridSaliency,
     pub augment_preview: AugmentPreview,
     /// The share of a large file read while it opens by streaming.
     pub load_progress: Option<f32>,

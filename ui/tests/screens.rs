@@ -329,6 +329,25 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     h.run_steps(3);
     assert!(h.state().view.mistakes_only);
     h.get_by_label("Accuracy");
+    // Where the model looked, on every shown test image: overlays computed in the background.
+    h.get_by_label("Where the model looked, on each image").click();
+    h.run_steps(2);
+    let shown = {
+        let app = h.state();
+        let run = app.state.project.runs.last().unwrap();
+        let mistake = |s: &&wick_core::train::TestSample| match (&s.actual, &s.predicted) {
+            (wick_core::train::Actual::Class(a), wick_core::model::Prediction::Class { class_index, .. }) => a != class_index,
+            _ => false,
+        };
+        run.test_samples.iter().filter(mistake).count().min(120)
+    };
+    wait_for(&mut h, "the saliency overlays", |a| a.state.grid_saliency.overlays.len() >= shown && a.state.grid_saliency.run.is_some());
+    assert!(h.state().state.grid_saliency.error.is_none(), "{:?}", h.state().state.grid_saliency.error);
+    h.get_by_label("Where the model looked, on each image").scroll_to_me();
+    settle(&mut h);
+    h.snapshot_options("evaluate_saliency_grid", &snapshot_options());
+    h.get_by_label("Where the model looked, on each image").click();
+    h.run_steps(2);
     // Try it with an image chosen in a file dialog (the host answers the request).
     h.get_by_role_and_label(Role::Button, "Choose image…").scroll_to_me();
     h.run_steps(3);

@@ -31,6 +31,10 @@ pub struct ViewState {
     /// result generation they were made from.
     pub show_saliency: bool,
     pub saliency_textures: Option<(u64, egui::TextureHandle, egui::TextureHandle)>,
+    /// Evaluate's grid: overlay the test images' saliency maps.
+    pub grid_saliency: bool,
+    /// Textures of `AppState::grid_saliency`'s overlays, for the run they were made for.
+    pub grid_saliency_textures: (Option<u32>, std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>),
     /// The augmentation preview's textures, and the settings they show.
     pub augment_textures: Option<(wick_core::data::Augment, Vec<egui::TextureHandle>)>,
 }
@@ -88,6 +92,16 @@ pub fn error_label(ui: &mut egui::Ui, message: &str) {
 
 /// A wrapping grid of thumbnails with a caption each and an optional right/wrong mark.
 pub fn thumbnail_grid(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>) {
+    thumbnail_grid_with(cx, ui, items, &std::collections::HashMap::new());
+}
+
+/// The thumbnail grid, with `overlays` drawn instead of the images they are keyed by.
+pub fn thumbnail_grid_with(
+    cx: &mut ScreenCtx<'_>,
+    ui: &mut egui::Ui,
+    items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>,
+    overlays: &std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>,
+) {
     let items: Vec<_> = items.collect();
     cx.thumbnails.request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
     ui.horizontal_wrapped(|ui| {
@@ -95,7 +109,11 @@ pub fn thumbnail_grid(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, items: impl Ite
             ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| ui.vertical(|ui| {
                 ui.set_width(84.0);
                 let size = egui::vec2(72.0, 72.0);
-                match cx.thumbnails.get(&path) {
+                let texture = match overlays.get(&path) {
+                    Some(overlay) => Some(overlay),
+                    None => cx.thumbnails.get(&path),
+                };
+                match texture {
                     Some(texture) => {
                         ui.add(egui::Image::new(texture).fit_to_exact_size(size).corner_radius(4.0));
                     }

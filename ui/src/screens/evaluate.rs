@@ -13,7 +13,7 @@ use crate::state::Screen;
 use crate::host::HostRequest;
 use crate::jobs::{FitRequest, LoadedData};
 use crate::project::RunRecord;
-use crate::screens::common::{empty_state, error_label, thumbnail_grid, ScreenCtx};
+use crate::screens::common::{empty_state, error_label, thumbnail_grid, thumbnail_grid_with, ScreenCtx};
 use crate::theme;
 
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
@@ -401,7 +401,38 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Class
                 (std::path::PathBuf::from(&s.source), caption, Some(class_of(s) == predicted_of(s)))
             })
             .collect();
-        thumbnail_grid(cx, ui, items.into_iter());
+        // Where the model looked, on every shown image: overlays arrive one by one from a job.
+        ui.checkbox(&mut cx.view.grid_saliency, "Where the model looked, on each image")
+            .on_hover_text("Red marks the pixels the predicted class's score depends on most (the gradient of its logit)");
+        if cx.view.grid_saliency {
+            let missing: Vec<_> = items.iter().map(|(p, _, _)| p.clone()).filter(|p| !state.grid_saliency.requested.contains(p) || state.grid_saliency.run != Some(run.id)).collect();
+            if !missing.is_empty() {
+                cx.send(Command::RequestGridSaliency { run_id: run.id, paths: missing });
+            }
+            let textures = &mut cx.view.grid_saliency_textures;
+            if textures.0 != Some(run.id) {
+                *textures = (Some(run.id), Default::default());
+            }
+            if state.grid_saliency.run == Some(run.id) {
+                for (path, image) in &state.grid_saliency.overlays {
+                    if !textures.1.contains_key(path) {
+                        let texture = ui.ctx().load_texture(format!("saliency {}", path.display()), image.clone(), egui::TextureOptions::LINEAR);
+                        textures.1.insert(path.clone(), texture);
+                    }
+                }
+                let done = items.iter().filter(|(p, _, _)| textures.1.contains_key(p)).count();
+                if let Some(e) = &state.grid_saliency.error {
+                    error_label(ui, e);
+                } else if done < items.len() {
+                    ui.label(RichText::new(format!("Computing saliency maps: {done} of {}…", items.len())).small().weak());
+                }
+            }
+            let overlays = std::mem::take(&mut cx.view.grid_saliency_textures.1);
+            thumbnail_grid_with(cx, ui, items.into_iter(), &overlays);
+            cx.view.grid_saliency_textures.1 = overlays;
+        } else {
+            thumbnail_grid(cx, ui, items.into_iter());
+        }
     } else {
         egui::Grid::new("sample_rows").striped(true).num_columns(4).show(ui, |ui| {
             for h in ["Row", "Actual", "Predicted", "Confidence"] {
