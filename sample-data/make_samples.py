@@ -35,3 +35,12 @@ for i, (img, label) in enumerate(zip(digits.images, digits.target)):
     os.makedirs(folder, exist_ok=True)
     pixels = np.round(img * 255.0 / 16.0).astype(np.uint8)
     Image.fromarray(pixels, mode="L").save(os.path.join(folder, f"{i:04d}.png"))
+
+# Photos: scikit-learn's two sample JPEGs (CC BY 2.0, see sklearn/datasets/images/README.txt), unchanged.
+import shutil
+import sklearn.datasets
+
+photos = os.path.join(here, "photos")
+os.makedirs(photos, exist_ok=True)
+for name in ["flower.jpg", "china.jpg"]:
+    shutil.copyfile(os.path.join(os.path.dirname(sklearn.datasets.__file__), "images", name), os.path.join(photos, name))

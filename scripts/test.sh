@@ -8,11 +8,12 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/cache/wick-target ]; then
 fi
 start=$(date +%s)
 # Python for the tests that need a reference implementation: the stock tritonclient (OIP
-# compatibility), moto (an S3-compatible store), and onnx + onnxruntime (ONNX export).
+# compatibility, with Pillow to prepare a photo as a client would), moto (an S3-compatible store), and
+# onnx + onnxruntime (ONNX export).
 pyenv_dir="${CARGO_TARGET_DIR:-target}/test-python"
-if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http, moto, onnx, onnxruntime" 2>/dev/null; then
+if [ ! -x "$pyenv_dir/bin/python" ] || ! "$pyenv_dir/bin/python" -c "import tritonclient.http, moto, onnx, onnxruntime, PIL" 2>/dev/null; then
   python3 -m venv "$pyenv_dir"
-  "$pyenv_dir/bin/pip" install --quiet --no-cache-dir "tritonclient[http]" numpy "moto[server]" onnx onnxruntime
+  "$pyenv_dir/bin/pip" install --quiet --no-cache-dir "tritonclient[http]" numpy pillow "moto[server]" onnx onnxruntime
 fi
 export WICK_PYTHON="$PWD/$pyenv_dir/bin/python"
 case "$pyenv_dir" in /*) export WICK_PYTHON="$pyenv_dir/bin/python";; esac

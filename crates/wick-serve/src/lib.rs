@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod binary_data;
 pub mod config;
 pub mod embedded;
 pub mod error;

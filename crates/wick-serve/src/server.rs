@@ -230,14 +230,33 @@ async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version))
 /// The header every inference answer carries its id in (errors too), for logs and feedback.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// An inference answer, with the bytes of its binary outputs when the request asked for them.
+struct InferAnswer {
+    response: InferResponse,
+    binary: Option<Vec<u8>>,
+}
+
 /// Gives an inference answer its id: the request's own OIP `id`, or one the server makes
-/// (`wick-` and 16 hex digits), in the body and in the `x-request-id` header.
-fn with_request_id(result: Result<Json<InferResponse>, ApiError>) -> Response {
+/// (`wick-` and 16 hex digits), in the body and in the `x-request-id` header. Binary outputs follow
+/// the JSON, whose length the `Inference-Header-Content-Length` header gives.
+fn with_request_id(result: Result<InferAnswer, ApiError>) -> Response {
     let made = || format!("wick-{:016x}", rand::random::<u64>());
     let (id, mut response) = match result {
-        Ok(Json(mut answer)) => {
-            let id = answer.id.get_or_insert_with(made).clone();
-            (id, Json(answer).into_response())
+        Ok(InferAnswer { mut response, binary }) => {
+            let id = response.id.get_or_insert_with(made).clone();
+            match binary {
+                None => (id, Json(response).into_response()),
+                Some(blobs) => match serde_json::to_vec(&response) {
+                    Ok(mut body) => {
+                        let json_len = body.len();
+                        body.extend_from_slice(&blobs);
+                        let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
+                        r.headers_mut().insert(crate::binary_data::HEADER_LENGTH, header::HeaderValue::from(json_len));
+                        (id, r)
+                    }
+                    Err(e) => (id, ApiError::Internal(format!("the answer could not be written: {e}")).into_response()),
+                },
+            }
         }
         Err(e) => (made(), e.into_response()),
     };
@@ -261,19 +280,20 @@ fn infer_body_bytes(state: &AppState, body: InferBody) -> Result<Bytes, ApiError
     })
 }
 
-async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: Bytes) -> Result<Json<InferResponse>, ApiError> {
+async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: Bytes) -> Result<InferAnswer, ApiError> {
     let started = Instant::now();
     let (loaded, token) = lookup(state, headers, name, version).await?;
     let version_label = loaded.record.version.to_string();
     let max_elements = state.config.max_tensor_elements;
+    let json_len = headers.get(crate::binary_data::HEADER_LENGTH).map(|v| v.to_str().unwrap_or("?").to_string());
     let result = if body.len() <= INLINE_MAX_BODY_BYTES {
         // Small requests take microseconds: a hop to the blocking pool would cost more than the work.
-        infer_body(&loaded, name, &version_label, &body, max_elements)
+        infer_body(&loaded, name, &version_label, &body, json_len.as_deref(), max_elements)
     } else {
         // Parsing and predicting a large request takes long enough to hold up the other connections
         // of this worker: off to the blocking pool.
         let (loaded, name, version_label) = (loaded.clone(), name.to_string(), version_label.clone());
-        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, max_elements))
+        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, json_len.as_deref(), max_elements))
             .await
             .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
     };
@@ -286,22 +306,32 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
     state.metrics.infer_latency.get_or_create(&ModelLabels { model: name.to_string(), version: version_label }).observe(started.elapsed().as_secs_f64());
     let rows = result.as_ref().map(|(_, r)| *r as u64).unwrap_or(0);
     state.metrics.meter(token.as_deref().unwrap_or("public"), name, rows, result.is_ok());
-    result.map(|(r, _)| Json(r))
+    result.map(|(r, _)| r)
 }
 
-/// Parses an inference request, predicts and builds the response; also returns the number of rows.
-fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], max_elements: usize) -> Result<(InferResponse, usize), ApiError> {
-    let request: InferRequest = crate::tensor_data::parse_with_element_limit(body, max_elements).map_err(|e| match e {
+/// Parses an inference request (JSON, or JSON and binary tensors when `json_len` is given),
+/// predicts and builds the response; also returns the number of rows.
+fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], json_len: Option<&str>, max_elements: usize) -> Result<(InferAnswer, usize), ApiError> {
+    let (json, blobs) = crate::binary_data::split(body, json_len)?;
+    let mut request: InferRequest = crate::tensor_data::parse_with_element_limit(json, max_elements).map_err(|e| match e {
         crate::tensor_data::ParseError::TooManyElements => ApiError::TooLarge(format!(
             "the request holds more than {max_elements} tensor elements, the server's limit. Send fewer rows per request"
         )),
         crate::tensor_data::ParseError::Invalid(e) => ApiError::BadRequest(format!("the request body is not a valid inference request: {e}")),
     })?;
+    crate::binary_data::fill_inputs(&mut request, blobs, max_elements)?;
     let call = to_call(&loaded.model, &request, max_elements)?;
     let rows = call.rows();
     let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
-    Ok((InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs }, rows))
+    let mut outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
+    let mut binary: Option<Vec<u8>> = None;
+    for output in &mut outputs {
+        if crate::binary_data::wants_binary(&request, &output.name) {
+            binary.get_or_insert_with(Vec::new).extend(crate::binary_data::encode_output(output));
+        }
+    }
+    let response = InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs };
+    Ok((InferAnswer { response, binary }, rows))
 }
 
 #[derive(Deserialize)]

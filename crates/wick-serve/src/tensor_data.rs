@@ -43,6 +43,12 @@ pub fn parse_with_element_limit<T: serde::de::DeserializeOwned>(body: &[u8], lim
     }
 }
 
+impl Default for TensorData {
+    fn default() -> Self {
+        Self::Numbers(Vec::new())
+    }
+}
+
 impl TensorData {
     pub fn len(&self) -> usize {
         match self {

@@ -15,7 +15,9 @@ pub struct InferInput {
     pub datatype: String,
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
-    /// Flattened while parsing (row-major, as the protocol lays tensors out).
+    /// Flattened while parsing (row-major, as the protocol lays tensors out). Absent when the
+    /// tensor comes as binary data after the JSON (`parameters.binary_data_size`).
+    #[serde(default)]
     pub data: TensorData,
 }
 
@@ -42,6 +44,11 @@ pub struct InferOutput {
     pub name: String,
     pub shape: Vec<i64>,
     pub datatype: String,
+    /// `binary_data_size` when the data follows the JSON as bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    /// Null when the data is sent as binary.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
 }
 
@@ -235,13 +242,13 @@ pub fn to_outputs(model: &Model, predictions: &[Prediction], requested: Option<&
     let mut outputs = Vec::new();
     if predictions.iter().all(|p| matches!(p, Prediction::Value { .. })) {
         let data: Vec<f64> = predictions.iter().map(|p| if let Prediction::Value { value } = p { *value } else { f64::NAN }).collect();
-        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "FP64".into(), data: serde_json::json!(data) });
+        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "FP64".into(), parameters: None, data: serde_json::json!(data) });
     } else {
         let labels: Vec<String> = predictions.iter().map(|p| if let Prediction::Class { label, .. } = p { label.clone() } else { String::new() }).collect();
         let k = model.target.labels.len() as i64;
         let probs: Vec<f32> = predictions.iter().flat_map(|p| if let Prediction::Class { probabilities, .. } = p { probabilities.clone() } else { Vec::new() }).collect();
-        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "BYTES".into(), data: serde_json::json!(labels) });
-        outputs.push(InferOutput { name: "probabilities".into(), shape: vec![n, k], datatype: "FP32".into(), data: serde_json::json!(probs) });
+        outputs.push(InferOutput { name: target, shape: vec![n], datatype: "BYTES".into(), parameters: None, data: serde_json::json!(labels) });
+        outputs.push(InferOutput { name: "probabilities".into(), shape: vec![n, k], datatype: "FP32".into(), parameters: None, data: serde_json::json!(probs) });
     }
     if let Some(requested) = requested.filter(|r| !r.is_empty()) {
         outputs.retain(|o| requested.iter().any(|r| r.name == o.name));

@@ -802,3 +802,121 @@ fn a_traffic_split_sends_each_version_its_share() {
     let (_, log) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
     assert!(log["entries"].as_array().unwrap().iter().any(|e| e["action"] == "traffic" && e["details"]["versions"] == json!({ "1": 90, "2": 10 })), "{log}");
 }
+
+/// A transfer model on a folder of photos, published and called by the stock tritonclient with a
+/// real 640×427 JPEG that the client prepares itself (Pillow: EXIF, centre crop, bilinear resize)
+/// as the README tells clients to. The served answer matches Wick's own prediction for the file.
+#[test]
+fn tritonclient_sends_a_real_photo_to_a_transfer_model() {
+    use wick_core::model::{Backbone, BackboneArch};
+    let python = std::env::var("WICK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python).args(["-c", "import tritonclient.http, PIL"]).output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "{python} can't import tritonclient.http and PIL: run scripts/test.sh, or `pip install 'tritonclient[http]' pillow` and set WICK_PYTHON"
+    );
+    // Two classes of photos: crops of each sample photo at seeded places and sizes (50–90 % a side).
+    let dir = tempfile::tempdir().unwrap();
+    let photos = sample("photos");
+    let data = dir.path().join("photos");
+    for class in ["flower", "china"] {
+        let photo = image::open(photos.join(format!("{class}.jpg"))).unwrap();
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..10u32 {
+            let side = 0.5 + 0.04 * i as f32;
+            let (w, h) = ((photo.width() as f32 * side) as u32, (photo.height() as f32 * side) as u32);
+            let (x, y) = ((photo.width() - w) * (i % 3) / 2, (photo.height() - h) * (i % 2));
+            photo.crop_imm(x, y, w, h).to_rgb8().save(data.join(class).join(format!("{i}.jpg"))).unwrap();
+        }
+    }
+    let weights = dir.path().join("resnet18.safetensors");
+    wick_core::model::transfer::write_random_weights(BackboneArch::Resnet18, &weights).unwrap();
+    let input = wick_core::data::ImageShape { channels: 3, height: 64, width: 64 };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
+    let index = index_image_folder(&data).unwrap();
+    let config = TrainConfig { epochs: 30, lr: 3e-3, early_stopping_patience: None, ..TrainConfig::default() };
+    let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+    let package = dir.path().join("photos.wick");
+    save_package(&out.model, &out.report, "photos", &package).unwrap();
+
+    // The package carries its 45 MB backbone: the server's own limits (256 MB bodies), not the
+    // small ones the other tests use.
+    let server_dir = Arc::new(tempfile::tempdir().unwrap());
+    let tokens_file = server_dir.path().join("tokens.json");
+    let (publish, _) = create_token(&tokens_file, "publisher", vec![Scope::Publish, Scope::Infer], None).unwrap();
+    let config = ServeConfig {
+        max_body_bytes: ServeConfig::default().max_body_bytes,
+        max_tensor_elements: ServeConfig::default().max_tensor_elements,
+        ..config_in(server_dir.path(), &server_dir.path().join("store"))
+    };
+    let s = start_with(config, server_dir, (publish.clone(), publish));
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&package, None, "").unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/triton_photo.py");
+    let flower = photos.join("flower.jpg");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args([s.url.trim_start_matches("http://"), &s.publish_token, "photos", flower.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tritonclient failed: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["input_shape"], json!([-1, 64, 64, 3]));
+    assert_eq!(answer["model_version"], "1");
+    let (model, _) = load_package(&package).unwrap();
+    let local = model.predict_image_paths(std::slice::from_ref(&flower)).unwrap();
+    let Prediction::Class { label, probabilities, .. } = &local[0] else { panic!("{local:?}") };
+    assert_eq!(answer["label"], json!([label]), "the served class is Wick's own for the file: {answer}");
+    let served: Vec<f64> = serde_json::from_value(answer["probabilities"][0].clone()).unwrap();
+    // Pillow's bilinear resize and Wick's (fast_image_resize) differ by about a grey level.
+    for (a, b) in served.iter().zip(probabilities) {
+        assert!((a - f64::from(*b)).abs() < 0.02, "served {served:?}, Wick {probabilities:?}");
+    }
+}
+
+/// The binary tensor data extension: inputs as raw little-endian bytes after the JSON header
+/// (FP64 and length-prefixed BYTES), outputs asked for as binary; the same answer as in JSON.
+#[test]
+fn binary_tensor_data_gives_the_json_answer() {
+    let s = start();
+    let p = packages();
+    Endpoint::new(&s.url, &s.publish_token).unwrap().publish(&p.linear_a, None, "").unwrap();
+    let rows = [(10.0, 3.0, "rain"), (15.5, 1.2, "sun")];
+    let url = format!("{}/v2/models/weather/infer", s.url);
+    let (status, json_answer) = post(&url, Some(&s.infer_token), &weather_body(&rows));
+    assert_eq!(status, 200, "{json_answer}");
+
+    let f64s = |v: [f64; 2]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let texts: Vec<u8> = ["rain", "sun"].iter().flat_map(|t| [(t.len() as u32).to_le_bytes().to_vec(), t.as_bytes().to_vec()].concat()).collect();
+    let blobs = [f64s([10.0, 15.5]), f64s([3.0, 1.2]), texts.clone()];
+    let header = json!({
+        "inputs": [
+            { "name": "temp_min", "shape": [2], "datatype": "FP64", "parameters": { "binary_data_size": 16 } },
+            { "name": "wind", "shape": [2], "datatype": "FP64", "parameters": { "binary_data_size": 16 } },
+            { "name": "weather", "shape": [2], "datatype": "BYTES", "parameters": { "binary_data_size": texts.len() } },
+        ],
+        "parameters": { "binary_data_output": true },
+    })
+    .to_string();
+    let send = |header: &str, declared: usize, blobs: &[Vec<u8>]| {
+        let body = [header.as_bytes().to_vec(), blobs.concat()].concat();
+        client().post(&url).bearer_auth(&s.infer_token).header("Inference-Header-Content-Length", declared).body(body).send().unwrap()
+    };
+    let resp = send(&header, header.len(), &blobs);
+    assert_eq!(resp.status().as_u16(), 200);
+    let json_len: usize = resp.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let body = resp.bytes().unwrap();
+    let answer: Value = serde_json::from_slice(&body[..json_len]).unwrap();
+    assert_eq!(answer["outputs"][0]["parameters"]["binary_data_size"], 16, "{answer}");
+    assert!(answer["outputs"][0].get("data").is_none());
+    let served: Vec<f64> = body[json_len..].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(json!(served), json_answer["outputs"][0]["data"]);
+
+    // A header length past the body, and bytes no input accounts for: 400s that say so.
+    let resp = send(&header, header.len() + 1000, &blobs);
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().unwrap().contains("Inference-Header-Content-Length"));
+    let extra = [blobs.to_vec(), vec![vec![0u8; 3]]].concat();
+    let resp = send(&header, header.len(), &extra);
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().unwrap().contains("no input's binary_data_size accounts for"));
+}
