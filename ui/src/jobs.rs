@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use wick_core::data::{
-    index_image_csv, index_image_folder, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
+    index_image_csv, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
 };
 use wick_core::data::{Augment, ImageShape};
 use wick_core::hub::{BackboneSource, HubBackbone, HubClient};
@@ -492,7 +492,13 @@ pub const SAMPLE_ROWS: usize = 500_000;
 pub fn load_dataset(path: &Path, stream: (u64, usize), progress: &mut dyn FnMut(f32)) -> Result<LoadedData, String> {
     let (stream_threshold_bytes, sample_rows) = stream;
     if path.is_dir() {
-        let index = index_image_folder(path).map_err(|e| e.to_string())?;
+        // A folder of thousands of photos takes a while to index: its share read is the progress.
+        let index = wick_core::data::index_image_folder_with_progress(path, &mut |done, total| {
+            if total >= 1000 {
+                progress(done as f32 / total as f32);
+            }
+        })
+        .map_err(|e| e.to_string())?;
         return Ok(LoadedData::Images { index });
     }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::polars::prelude::DataFrame;
-use wick_core::data::{index_image_csv, index_image_folder, read_table, sample_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
+use wick_core::data::{index_image_csv, index_image_folder_with_progress, read_table, sample_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 
 pub enum Dataset {
     Table(DataFrame),
@@ -29,13 +29,35 @@ pub fn large_csv_sample(path: &Path, force: bool, quiet: bool) -> Result<Option<
     Ok(Some(sample))
 }
 
+/// Indexes an image folder, with a progress bar on a terminal for one of 1,000 files or more.
+pub fn index_folder(path: &Path) -> Result<ImageIndex> {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let index = index_image_folder_with_progress(path, &mut |done, total| {
+        if total < 1000 {
+            return;
+        }
+        let bar = bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30.green/blue} {pos}/{len} images  {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("indexing {}", path.display()));
+            bar
+        });
+        bar.set_position(done as u64);
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    index.with_context(|| format!("opening image folder {}", path.display()))
+}
+
 pub fn open(path: &Path) -> Result<Dataset> {
     if !path.exists() {
         anyhow::bail!("{} does not exist", path.display());
     }
     if path.is_dir() {
-        let index = index_image_folder(path).with_context(|| format!("opening image folder {}", path.display()))?;
-        return Ok(Dataset::Images(index));
+        return Ok(Dataset::Images(index_folder(path)?));
     }
     let df = read_table(path).with_context(|| format!("opening {}", path.display()))?;
     let names: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();

@@ -214,3 +214,13 @@ fn images_are_centre_cropped_to_the_input_and_converted() {
     let px = wick_core::data::load_image(&path, square).unwrap();
     assert!(px.iter().all(|v| (v - 0.5).abs() < 0.01), "{px:?}");
 }
+
+#[test]
+fn indexing_a_folder_reports_its_progress_to_the_last_file() {
+    let mut seen = Vec::new();
+    let index = wick_core::data::index_image_folder_with_progress(&common::sample("digits"), &mut |done, total| seen.push((done, total))).unwrap();
+    assert_eq!(seen.first(), Some(&(0, 1797)), "the total is known before the headers are read");
+    assert_eq!(seen.last(), Some(&(1797, 1797)));
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    assert_eq!(index.samples().unwrap().len(), 1797);
+}

@@ -30,7 +30,9 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             match cx.state.load_progress {
                 // A large file streams: every row is read once for its statistics.
                 Some(fraction) => {
-                    ui.add(egui::ProgressBar::new(fraction).text(format!("Reading {} ({:.0}%)…", path.display(), fraction * 100.0)).animate(true));
+                    // A folder of many photos: each file's header is read to index it.
+                    let what = if path.is_dir() { "Indexing the images in" } else { "Reading" };
+                    ui.add(egui::ProgressBar::new(fraction).text(format!("{what} {} ({:.0}%)…", path.display(), fraction * 100.0)).animate(true));
                 }
                 None => {
                     ui.horizontal(|ui| {

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::data::{
-    index_image_csv, index_image_folder, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat, TableSummary, DEFAULT_CHUNK_BYTES,
+    index_image_csv, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat, TableSummary, DEFAULT_CHUNK_BYTES,
     STREAM_THRESHOLD_BYTES,
 };
 
@@ -11,7 +11,7 @@ use crate::output::{print_json, table};
 /// `stream`: summarise a CSV in one streaming pass without loading it (automatic above 1 GiB).
 pub fn run(path: &Path, stream: bool, json: bool) -> Result<()> {
     if path.is_dir() {
-        let index = index_image_folder(path).with_context(|| format!("opening image folder {}", path.display()))?;
+        let index = crate::dataset::index_folder(path)?;
         return print_images(path, &index, json);
     }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -11,7 +11,7 @@ pub mod tabular;
 
 pub use augment::{Augment, AUGMENT_NAMES};
 pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
-pub use images::{index_image_csv, index_image_folder, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
+pub use images::{index_image_csv, index_image_folder, index_image_folder_with_progress, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
 pub use stream::{sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 pub use split::{split_rows, Split, SplitFractions};
 pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
