@@ -87,6 +87,8 @@ pub struct ModelChoice {
     pub image_side: usize,
     /// Transfer learning's pretrained backbone.
     pub backbone: BackboneChoice,
+    /// Transfer learning: train the backbone's last stage too.
+    pub fine_tune: bool,
     /// Boosted trees: the most trees grown (early stopping on the validation rows may stop sooner).
     pub gbdt_trees: usize,
     pub gbdt_learning_rate: f64,
@@ -116,6 +118,7 @@ impl Default for ModelChoice {
             cnn_layers: default_cnn_layers(),
             image_side: 0,
             backbone: BackboneChoice::default(),
+            fine_tune: false,
             gbdt_trees: 300,
             gbdt_learning_rate: 0.1,
             gbdt_max_depth: 6,
@@ -198,7 +201,7 @@ impl Template {
             Self::BoostedTrees => "The strong baseline for tables. Missing values and text are fine.",
             Self::Forest => "Many deep trees, averaged. Robust with little tuning.",
             Self::Cnn => "A convolutional network for images.",
-            Self::Transfer => "Reuse a pretrained network from the Hub; train only a new head.",
+            Self::Transfer => "Reuse a pretrained network from the Hub; train a new head on it.",
         }
     }
 
@@ -273,7 +276,7 @@ impl ModelChoice {
                     BackboneSource::Hub(b) => (b.arch, PathBuf::new()),
                     BackboneSource::File(path) => (wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?, path.clone()),
                 };
-                ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch, weights, input } }
+                ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch, weights, input, fine_tune: self.fine_tune } }
             }
         })
     }

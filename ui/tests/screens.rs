@@ -769,8 +769,11 @@ fn transfer_learning_offers_hub_backbones_and_downloads_the_chosen_one_with_prog
     h.get_by_label_contains("Downloads from the Hugging Face Hub");
     settle(&mut h);
     h.snapshot_options("model_backbones", &snapshot_options());
+    h.get_by_label("Fine-tune the last stage").click();
+    h.run_steps(2);
+    assert!(h.state().state.project.model.fine_tune);
 
-    // Training downloads it first, with a progress line, then trains on it.
+    // Training downloads it first, with a progress line, then trains on it (its last stage too).
     h.state_mut().state.project.train.epochs = 2;
     h.state_mut().command(wick_ui::command::Command::StartTraining);
     let mut saw_download = false;
@@ -786,7 +789,7 @@ fn transfer_learning_offers_hub_backbones_and_downloads_the_chosen_one_with_prog
     assert!(saw_download || !hub.requests.lock().unwrap().is_empty(), "the weights came from the Hub");
     let manifest = wick_core::package::read_manifest(run.package.as_ref().unwrap()).unwrap();
     let wick_core::model::ModelSpec::Transfer { backbone } = &manifest.spec else { panic!("{:?}", manifest.spec) };
-    assert_eq!((backbone.arch, backbone.input.height), (wick_core::model::BackboneArch::Resnet18, 224));
+    assert_eq!((backbone.arch, backbone.input.height, backbone.fine_tune), (wick_core::model::BackboneArch::Resnet18, 224, true));
     h.get_by_role_and_label(Role::Button, "Model").click();
     h.run_steps(3);
     h.get_by_label("downloaded");

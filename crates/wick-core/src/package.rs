@@ -186,10 +186,17 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
             ("linear.intercept".to_string(), Tensor::from_slice(&[fit.intercept], 1, &Device::Cpu)?),
         ]),
         Weights::Network(net) => net.tensors()?,
-        Weights::Transfer { head, .. } => {
+        Weights::Transfer { head, backbone: frozen } => {
             if let ModelSpec::Transfer { backbone } = &mut spec {
                 let dest = dir.join(BACKBONE_FILE);
-                std::fs::copy(&backbone.weights, &dest).map_err(|e| WickError::io(&backbone.weights, e))?;
+                if backbone.fine_tune {
+                    // The pretrained tensors with the fine-tuned last stage in their place.
+                    let mut tensors = crate::model::transfer::read_weights(backbone.arch, &backbone.weights, &Device::Cpu)?;
+                    tensors.extend(frozen.last_stage_tensors()?);
+                    candle_core::safetensors::save(&tensors, &dest)?;
+                } else {
+                    std::fs::copy(&backbone.weights, &dest).map_err(|e| WickError::io(&backbone.weights, e))?;
+                }
                 backbone.weights = PathBuf::from(BACKBONE_FILE);
             }
             head.tensors()?

@@ -27,7 +27,7 @@ fn resnet18_backbone_with_a_trained_head() {
     }
     let index = index_image_folder(&data).unwrap();
     let input = ImageShape { height: 32, width: 32, channels: 3 };
-    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input } };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input, fine_tune: false } };
     let config = TrainConfig { epochs: 8, lr: 1e-3, early_stopping_patience: None, ..TrainConfig::default() };
     let mut train_loss = Vec::new();
     let out = train_images(&index, &spec, &config, &mut |e: TrainEvent| {
@@ -76,13 +76,80 @@ fn resnet18_backbone_with_a_trained_head() {
     }
 }
 
+/// Three digit classes, `per_class` images each, copied into `dir`.
+fn digits3(dir: &std::path::Path, per_class: usize) -> std::path::PathBuf {
+    let data = dir.join("digits3");
+    for class in ["0", "1", "7"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(common::sample("digits").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(per_class) {
+            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    data
+}
+
+#[test]
+fn fine_tuning_trains_the_last_stage_and_the_package_carries_it() {
+    let dir = TempDir::new().unwrap();
+    let weights = common::random_resnet18(dir.path());
+    let index = index_image_folder(&digits3(dir.path(), 12)).unwrap();
+    let input = ImageShape { height: 32, width: 32, channels: 3 };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input, fine_tune: true } };
+    let augment = wick_core::data::Augment::from_names(["flip"]).unwrap();
+    let config = TrainConfig { epochs: 6, lr: 1e-3, early_stopping_patience: None, augment, ..TrainConfig::default() };
+    let mut train_loss = Vec::new();
+    let out = train_images(&index, &spec, &config, &mut |e: TrainEvent| {
+        if let TrainEvent::Metric { split: SplitName::Train, name, value, .. } = e {
+            if name == "loss" {
+                train_loss.push(value);
+            }
+        }
+    }, &CancelToken::new())
+    .unwrap();
+    assert_eq!(train_loss.len(), 6);
+    assert!(train_loss[5] < train_loss[0], "the stage and head learn: {train_loss:?}");
+
+    // The package's backbone file: the pretrained tensors, but a trained last stage.
+    let pkg = dir.path().join("fine.wick");
+    save_package(&out.model, &out.report, "fine", &pkg).unwrap();
+    let original = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    let packaged = candle_core::safetensors::load(pkg.join(BACKBONE_FILE), &candle_core::Device::Cpu).unwrap();
+    let same = |name: &str| {
+        let (a, b) = (&original[name], &packaged[name]);
+        a.flatten_all().unwrap().to_vec1::<f32>().unwrap() == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert!(same("layer3.1.conv2.weight") && same("conv1.weight"), "the trunk is the pretrained one");
+    assert!(!same("layer4.1.conv2.weight"), "the last stage was fine-tuned");
+    // Loaded back (folded again on the CPU), it predicts as the model that trained.
+    std::fs::remove_file(&weights).unwrap();
+    let (loaded, manifest) = load_package(&pkg).unwrap();
+    let ModelSpec::Transfer { backbone } = &manifest.spec else { panic!() };
+    assert!(backbone.fine_tune);
+    let paths: Vec<_> = index.samples().unwrap().into_iter().map(|(p, _)| p).take(6).collect();
+    let a = out.model.predict_image_paths(&paths).unwrap();
+    let b = loaded.predict_image_paths(&paths).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let (Prediction::Class { probabilities: p, .. }, Prediction::Class { probabilities: q, .. }) = (x, y) else { panic!() };
+        assert!(p.iter().zip(q).all(|(a, b)| (a - b).abs() < 1e-5), "{p:?} vs {q:?}");
+    }
+
+    // MobileNetV4 trains frozen only, and says so.
+    let mobile = dir.path().join("mobile.safetensors");
+    wick_core::model::transfer::write_random_weights(BackboneArch::MobileNetV4Small, &mobile).unwrap();
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::MobileNetV4Small, weights: mobile, input, fine_tune: true } };
+    let err = train_images(&index, &spec, &TrainConfig { epochs: 1, ..config }, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
+    assert!(err.contains("fine-tuning covers the ResNet backbones"), "{err}");
+}
+
 #[test]
 fn a_backbone_file_that_is_not_resnet_is_a_clear_error() {
     let dir = TempDir::new().unwrap();
     let weights = common::write_temp(&dir, "bad.safetensors", b"not safetensors at all");
     let index = index_image_folder(&common::sample("digits")).unwrap();
     let input = ImageShape { height: 16, width: 16, channels: 3 };
-    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input, fine_tune: false } };
     let config = TrainConfig { epochs: 1, ..TrainConfig::default() };
     let err = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
     assert!(err.contains("bad.safetensors") && err.contains("safetensors"), "{err}");

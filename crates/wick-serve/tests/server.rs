@@ -832,7 +832,7 @@ fn tritonclient_sends_a_real_photo_to_a_transfer_model() {
     let weights = dir.path().join("resnet18.safetensors");
     wick_core::model::transfer::write_random_weights(BackboneArch::Resnet18, &weights).unwrap();
     let input = wick_core::data::ImageShape { channels: 3, height: 64, width: 64 };
-    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input, fine_tune: false } };
     let index = index_image_folder(&data).unwrap();
     let config = TrainConfig { epochs: 30, lr: 3e-3, early_stopping_patience: None, ..TrainConfig::default() };
     let out = train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();

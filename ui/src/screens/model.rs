@@ -286,7 +286,19 @@ fn backbone_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoic
                 .on_hover_text(place);
         }
     }
-    ui.label(RichText::new("The backbone stays frozen; only a new head is trained. Photos are scaled to cover 224×224 and centre-cropped, in training, Try it and the endpoint alike.").small().weak());
+    let resnet = m.backbone.hub().is_none_or(|b| b.arch != wick_core::model::BackboneArch::MobileNetV4Small);
+    if !resnet {
+        m.fine_tune = false;
+    }
+    ui.add_enabled(resnet, egui::Checkbox::new(&mut m.fine_tune, "Fine-tune the last stage"))
+        .on_hover_text("Also train the backbone's last stage, at a tenth of the learning rate. Every epoch then runs the photos through the backbone: slower, often more accurate.")
+        .on_disabled_hover_text("Fine-tuning covers the ResNets; MobileNetV4 trains with its backbone frozen.");
+    let what = if m.fine_tune {
+        "The backbone's last stage and a new head are trained; the rest stays frozen."
+    } else {
+        "The backbone stays frozen; only a new head is trained."
+    };
+    ui.label(RichText::new(format!("{what} Photos are scaled to cover 224×224 and centre-cropped, in training, Try it and the endpoint alike.")).small().weak());
 }
 
 /// Input width of the tabular model (features after one-hot encoding is not known before fitting, so

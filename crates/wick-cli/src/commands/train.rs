@@ -69,6 +69,10 @@ pub struct TrainArgs {
     /// .safetensors file. Default resnet18. Implies --model transfer.
     #[arg(long)]
     pub backbone: Option<String>,
+    /// Transfer learning: also train the backbone's last stage (at a tenth of the learning rate),
+    /// not only the new head. Slower (every epoch runs the backbone), often more accurate. ResNets only.
+    #[arg(long)]
+    pub fine_tune: bool,
     /// Image side length for CNN/transfer inputs (CNN default: from the data, at most 64;
     /// transfer default: the backbone's own, 224).
     #[arg(long)]
@@ -330,7 +334,7 @@ fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape, bars: &mut P
             let (arch, weights) = source.resolve(&client, bars)?;
             // The backbone sees images at the size it was trained on unless --image-size says otherwise.
             let side = args.image_size.unwrap_or(source.input_px());
-            ModelSpec::Transfer { backbone: Backbone { arch, weights, input: wick_core::data::ImageShape { channels: 3, height: side, width: side } } }
+            ModelSpec::Transfer { backbone: Backbone { arch, weights, input: wick_core::data::ImageShape { channels: 3, height: side, width: side }, fine_tune: args.fine_tune } }
         }
         _ => bail!("an image dataset needs --model cnn or --model transfer"),
     })

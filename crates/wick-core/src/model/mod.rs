@@ -2,6 +2,7 @@
 
 mod cpu_net;
 pub(crate) mod cpu_ops;
+pub(crate) mod fine_tune;
 pub mod linear;
 pub mod network;
 pub mod spec;

@@ -141,6 +141,9 @@ pub struct Backbone {
     /// Path to the safetensors weights (candle-transformers' naming).
     pub weights: std::path::PathBuf,
     pub input: ImageShape,
+    /// Train the backbone's last stage too (at a tenth of the learning rate), not only the head.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fine_tune: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

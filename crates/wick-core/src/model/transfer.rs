@@ -1,11 +1,13 @@
-//! Transfer learning: a frozen pretrained backbone turns images into feature vectors; only a new
-//! head is trained on them.
+//! Transfer learning: a pretrained backbone turns images into feature vectors, and a new head is
+//! trained on them; the backbone stays frozen, or its last stage is fine-tuned too.
 //!
 //! The weights use candle-transformers' naming (torchvision's for the ResNets, timm's for
-//! MobileNetV4). On the CPU a ResNet runs through the fused convolution of `cpu_ops` with each
-//! batch norm folded into its convolution (the backbone is frozen, so its statistics never change):
-//! features are computed once per image and dominate transfer-learning time. Elsewhere (CUDA,
-//! Metal), and for MobileNetV4 everywhere, the backbone runs as candle-transformers' own model.
+//! MobileNetV4). On the CPU a ResNet runs as a *folded* network: each batch norm folded into its
+//! convolution (a frozen backbone's statistics never change), through the fused convolution of
+//! `cpu_ops`. Features are computed once per image and dominate transfer-learning time. Elsewhere
+//! (CUDA, Metal), and for MobileNetV4 everywhere, the frozen backbone runs as candle-transformers'
+//! own model. Fine-tuning needs the stages apart, so it always uses the folded network, with
+//! candle's conv2d where `cpu_ops` can't run.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,28 +33,42 @@ pub struct FrozenBackbone {
 }
 
 enum BackboneNet {
-    Cpu(CpuResNet),
+    Folded(FoldedResNet),
     Candle(Func<'static>),
 }
 
 impl FrozenBackbone {
     /// Loads backbone weights from a safetensors file in candle-transformers' naming.
     pub fn load(arch: BackboneArch, weights: &Path, device: &Device) -> Result<Self> {
-        let tensors = candle_core::safetensors::load(weights, device).map_err(|e| {
-            WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a {} .safetensors file", arch.title()))
-        })?;
-        Self::from_tensors(arch, tensors, device).map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
+        Self::load_with(arch, weights, device, device.is_cpu())
+    }
+
+    /// As [`FrozenBackbone::load`], as the folded network on every device (for fine-tuning).
+    pub fn load_folded(arch: BackboneArch, weights: &Path, device: &Device) -> Result<Self> {
+        if arch == BackboneArch::MobileNetV4Small {
+            return Err(WickError::InvalidSpec("fine-tuning covers the ResNet backbones; MobileNetV4 trains with its backbone frozen".into()));
+        }
+        Self::load_with(arch, weights, device, true)
+    }
+
+    fn load_with(arch: BackboneArch, weights: &Path, device: &Device, folded: bool) -> Result<Self> {
+        let tensors = read_weights(arch, weights, device)?;
+        Self::from_tensors_with(arch, tensors, device, folded).map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
     }
 
     /// A backbone from tensors by name (candle-transformers' naming).
     pub fn from_tensors(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        Self::from_tensors_with(arch, tensors, device, device.is_cpu())
+    }
+
+    fn from_tensors_with(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device, folded: bool) -> Result<Self> {
         use candle_transformers::models::{mobilenetv4, resnet};
         let net = match arch {
-            BackboneArch::Resnet18 | BackboneArch::Resnet34 | BackboneArch::Resnet50 if device.is_cpu() => {
-                BackboneNet::Cpu(CpuResNet::new(arch, &tensors)?)
+            BackboneArch::Resnet18 | BackboneArch::Resnet34 | BackboneArch::Resnet50 if folded => {
+                BackboneNet::Folded(FoldedResNet::new(arch, &tensors, device)?)
             }
             _ => {
-                // candle's VarBuilder names a missing tensor in its error, as CpuResNet does.
+                // candle's VarBuilder names a missing tensor in its error, as FoldedResNet does.
                 let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
                 BackboneNet::Candle(match arch {
                     BackboneArch::Resnet18 => resnet::resnet18_no_final_layer(vb)?,
@@ -75,22 +91,95 @@ impl FrozenBackbone {
         self.arch
     }
 
-    /// The folded CPU network (for export); `None` when the backbone runs as candle's model.
-    pub(crate) fn cpu_resnet(&self) -> Option<&CpuResNet> {
+    /// The folded network (for export); `None` when the backbone runs as candle's model.
+    pub(crate) fn cpu_resnet(&self) -> Option<&FoldedResNet> {
         match &self.net {
-            BackboneNet::Cpu(net) => Some(net),
-            BackboneNet::Candle(_) => None,
+            BackboneNet::Folded(net) if net.stem.weight.device().is_cpu() => Some(net),
+            _ => None,
         }
+    }
+
+    fn folded(&self) -> Result<&FoldedResNet> {
+        match &self.net {
+            BackboneNet::Folded(net) => Ok(net),
+            BackboneNet::Candle(_) => Err(WickError::InvalidSpec("fine-tuning needs the backbone loaded as its stages (FrozenBackbone::load_folded)".into())),
+        }
+    }
+
+    fn normalise(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(images.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?)
     }
 
     /// Feature vectors `(N, arch.feature_len())` for images `(N, 3, H, W)` with values in `[0, 1]`.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        let x = images.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        let x = self.normalise(images)?;
         match &self.net {
-            BackboneNet::Cpu(net) => net.forward(&x),
+            BackboneNet::Folded(net) => net.forward(&x),
             BackboneNet::Candle(func) => Ok(func.forward(&x)?),
         }
     }
+
+    /// What the last stage takes: the activations `(N, C, h, w)` of every block before it.
+    pub(crate) fn trunk(&self, images: &Tensor) -> Result<Tensor> {
+        let net = self.folded()?;
+        net.run_blocks(&net.stem_forward(&self.normalise(images)?)?, &net.blocks[..net.last_stage_start])
+    }
+
+    /// The blocks of the last stage (ResNet's `layer4`), which fine-tuning trains.
+    pub(crate) fn last_stage(&self) -> Result<&[ResBlock]> {
+        let net = self.folded()?;
+        Ok(&net.blocks[net.last_stage_start..])
+    }
+
+    /// The backbone with its last stage replaced by fine-tuned blocks of the same shapes.
+    pub(crate) fn with_last_stage(mut self, stage: Vec<ResBlock>) -> Result<Self> {
+        let BackboneNet::Folded(net) = &mut self.net else {
+            return Err(WickError::InvalidSpec("only a folded backbone takes a fine-tuned stage".into()));
+        };
+        if stage.len() != net.blocks.len() - net.last_stage_start {
+            return Err(WickError::InvalidSpec(format!("the fine-tuned stage has {} blocks, the backbone's last has {}", stage.len(), net.blocks.len() - net.last_stage_start)));
+        }
+        net.blocks.truncate(net.last_stage_start);
+        net.blocks.extend(stage);
+        Ok(self)
+    }
+
+    /// The last stage in candle-transformers' naming, each convolution's folded weight and bias
+    /// with an identity batch norm (γ 1, β the bias, mean 0, variance 1 − ε, so that folding it
+    /// again gives the same weights): a fine-tuned package's backbone file keeps the format every
+    /// reader (CPU, GPU, export) loads.
+    pub(crate) fn last_stage_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let net = self.folded()?;
+        let stage = &net.blocks[net.last_stage_start..];
+        let mut out = HashMap::new();
+        let mut put = |conv_name: String, bn_name: String, c: &FoldedConv| -> Result<()> {
+            let cpu = |t: &Tensor| -> Result<Tensor> { Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?) };
+            let filters = c.weight.dim(0)?;
+            out.insert(format!("{conv_name}.weight"), cpu(&c.weight)?);
+            out.insert(format!("{bn_name}.weight"), Tensor::ones(filters, DType::F32, &Device::Cpu)?);
+            out.insert(format!("{bn_name}.bias"), cpu(&c.bias)?);
+            out.insert(format!("{bn_name}.running_mean"), Tensor::zeros(filters, DType::F32, &Device::Cpu)?);
+            out.insert(format!("{bn_name}.running_var"), Tensor::full((1.0 - BN_EPS) as f32, filters, &Device::Cpu)?);
+            Ok(())
+        };
+        for (index, block) in stage.iter().enumerate() {
+            let p = format!("layer4.{index}");
+            for (i, conv) in block.convs.iter().enumerate() {
+                put(format!("{p}.conv{}", i + 1), format!("{p}.bn{}", i + 1), conv)?;
+            }
+            if let Some(ds) = &block.downsample {
+                put(format!("{p}.downsample.0"), format!("{p}.downsample.1"), ds)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A backbone's tensors from its safetensors file, with a message that names the file.
+pub(crate) fn read_weights(arch: BackboneArch, weights: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(weights, device).map_err(|e| {
+        WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a {} .safetensors file", arch.title()))
+    })
 }
 
 /// Writes a randomly initialised backbone of `arch` to `path` in candle-transformers' naming: the
@@ -109,7 +198,54 @@ pub fn write_random_weights(arch: BackboneArch, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `relu?(conv(x, weight) + bias)`: the fused op of `cpu_ops` on the CPU (with gradients when an
+/// input tracks them), candle's conv2d elsewhere.
+pub(crate) fn conv_bias(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, relu: bool) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return Ok(conv_block(x, weight, bias, ConvBlock { stride, padding, relu, max_pool: None })?);
+    }
+    candle_conv_bias(x, weight, bias, stride, padding, relu)
+}
+
+/// [`conv_bias`] in candle's ops: what GPUs run (its CPU twin is checked in the tests).
+fn candle_conv_bias(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, relu: bool) -> Result<Tensor> {
+    let y = x.conv2d(weight, padding, stride, 1, 1)?.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?;
+    Ok(if relu { y.relu()? } else { y })
+}
+
+/// The stem's 3×3 max-pool, stride 2, padding 1, in candle's ops. After a ReLU, padding with the
+/// edge values is padding with −∞.
+fn candle_stem_pool(y: &Tensor) -> Result<Tensor> {
+    Ok(y.pad_with_same(D::Minus1, 1, 1)?.pad_with_same(D::Minus2, 1, 1)?.max_pool2d_with_stride(3, 2)?)
+}
+
+/// `relu(conv(x, weight) + bias + residual)`.
+fn conv_bias_residual_relu(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, residual: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return Ok(conv_block_residual(x, weight, bias, ConvBlock { stride, padding, relu: true, max_pool: None }, residual)?);
+    }
+    Ok((conv_bias(x, weight, bias, stride, padding, false)? + residual)?.relu()?)
+}
+
+/// One residual block's forward pass: ReLU after each convolution but the last, whose output is
+/// added to the shortcut (`x`, or `x` through the downsampling convolution) before its ReLU. Each
+/// convolution is `(weight, bias, stride, padding)`. Frozen blocks and fine-tuned ones (whose
+/// weights are training variables) run through this one function.
+pub(crate) fn residual_block(x: &Tensor, convs: &[(&Tensor, &Tensor, usize, usize)], downsample: Option<(&Tensor, &Tensor, usize, usize)>) -> Result<Tensor> {
+    let Some(((w, b, stride, padding), inner)) = convs.split_last() else { return Ok(x.clone()) };
+    let mut y = x.clone();
+    for (w, b, s, p) in inner {
+        y = conv_bias(&y, w, b, *s, *p, true)?;
+    }
+    let shortcut = match downsample {
+        Some((dw, db, s, p)) => conv_bias(x, dw, db, s, p, false)?,
+        None => x.clone(),
+    };
+    conv_bias_residual_relu(&y, w, b, *stride, *padding, &shortcut)
+}
+
 /// A convolution with its batch norm folded in: `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
+#[derive(Clone)]
 pub(crate) struct FoldedConv {
     pub(crate) weight: Tensor,
     pub(crate) bias: Tensor,
@@ -118,59 +254,55 @@ pub(crate) struct FoldedConv {
 }
 
 impl FoldedConv {
-    fn new(tensors: &HashMap<String, Tensor>, conv: &str, bn: &str, stride: usize, padding: usize) -> Result<Self> {
+    fn new(tensors: &HashMap<String, Tensor>, conv: &str, bn: &str, stride: usize, padding: usize, device: &Device) -> Result<Self> {
         let get = |name: String| {
             tensors
                 .get(&name)
                 .ok_or_else(|| WickError::InvalidSpec(format!("the backbone weights have no tensor `{name}`")))
-                .and_then(|t| Ok(t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?))
+                .and_then(|t| Ok(t.to_dtype(DType::F32)?.to_device(device)?))
         };
         let weight = get(format!("{conv}.weight"))?;
         let (gamma, beta) = (get(format!("{bn}.weight"))?, get(format!("{bn}.bias"))?);
         let (mean, var) = (get(format!("{bn}.running_mean"))?, get(format!("{bn}.running_var"))?);
         let filters = weight.dim(0)?;
         let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-        // Detached: the backbone is frozen, so nothing is kept for a backward pass through it.
+        // Detached: a frozen backbone keeps nothing for a backward pass through it.
         let weight = weight.broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?.contiguous()?.detach();
         let bias = (beta - (mean * &scale)?)?.detach();
         Ok(Self { weight, bias, stride, padding })
     }
 
-    fn block(&self, relu: bool) -> ConvBlock {
-        ConvBlock { stride: self.stride, padding: self.padding, relu, max_pool: None }
-    }
-
-    fn forward(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
-        Ok(conv_block(x, &self.weight, &self.bias, self.block(relu))?)
-    }
-
-    /// `maxpool(relu(conv(x)))` in one op.
-    fn forward_relu_pool(&self, x: &Tensor, pool: MaxPool) -> Result<Tensor> {
-        Ok(conv_block(x, &self.weight, &self.bias, ConvBlock { max_pool: Some(pool), ..self.block(true) })?)
-    }
-
-    /// `relu(conv(x) + residual)`.
-    fn forward_residual_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        Ok(conv_block_residual(x, &self.weight, &self.bias, self.block(true), residual)?)
+    pub(crate) fn as_conv(&self) -> (&Tensor, &Tensor, usize, usize) {
+        (&self.weight, &self.bias, self.stride, self.padding)
     }
 }
 
 /// One residual block: its convolutions in order (a basic block's two 3×3, a bottleneck's 1×1, 3×3,
-/// 1×1), ReLU after each but the last, whose output is added to the shortcut before its ReLU. The
-/// shortcut is a strided 1×1 convolution where the shape changes.
+/// 1×1) and the shortcut's strided 1×1 convolution where the shape changes (see [`residual_block`]).
+#[derive(Clone)]
 pub(crate) struct ResBlock {
     pub(crate) convs: Vec<FoldedConv>,
     pub(crate) downsample: Option<FoldedConv>,
 }
 
-/// candle-transformers' ResNet (torchvision's layout) for inference on the CPU.
-pub(crate) struct CpuResNet {
-    pub(crate) stem: FoldedConv,
-    pub(crate) blocks: Vec<ResBlock>,
+impl ResBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let convs: Vec<_> = self.convs.iter().map(FoldedConv::as_conv).collect();
+        residual_block(x, &convs, self.downsample.as_ref().map(FoldedConv::as_conv))
+    }
 }
 
-impl CpuResNet {
-    fn new(arch: BackboneArch, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+/// candle-transformers' ResNet (torchvision's layout) with batch norms folded, for inference and
+/// as the frozen part of fine-tuning.
+pub(crate) struct FoldedResNet {
+    pub(crate) stem: FoldedConv,
+    pub(crate) blocks: Vec<ResBlock>,
+    /// Where the last stage (`layer4`) begins in `blocks`.
+    last_stage_start: usize,
+}
+
+impl FoldedResNet {
+    fn new(arch: BackboneArch, tensors: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
         let (counts, bottleneck) = match arch {
             BackboneArch::Resnet18 => ([2, 2, 2, 2], false),
             BackboneArch::Resnet34 => ([3, 4, 6, 3], false),
@@ -178,44 +310,52 @@ impl CpuResNet {
             BackboneArch::MobileNetV4Small => return Err(WickError::InvalidSpec("MobileNetV4 is not a ResNet".into())),
         };
         let expansion = if bottleneck { 4 } else { 1 };
-        let stem = FoldedConv::new(tensors, "conv1", "bn1", 2, 3)?;
+        let stem = FoldedConv::new(tensors, "conv1", "bn1", 2, 3, device)?;
         let mut blocks = Vec::new();
         let mut c_in = 64;
+        let mut last_stage_start = 0;
         for (layer, (&count, width)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
             let c_out = width * expansion;
+            last_stage_start = blocks.len();
             for index in 0..count {
                 let stride = if index == 0 && layer > 0 { 2 } else { 1 };
                 let p = format!("layer{}.{index}", layer + 1);
                 let downsample = if stride != 1 || c_in != c_out {
-                    Some(FoldedConv::new(tensors, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), stride, 0)?)
+                    Some(FoldedConv::new(tensors, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), stride, 0, device)?)
                 } else {
                     None
                 };
-                let conv = |i: usize, stride: usize, padding: usize| FoldedConv::new(tensors, &format!("{p}.conv{i}"), &format!("{p}.bn{i}"), stride, padding);
+                let conv = |i: usize, stride: usize, padding: usize| FoldedConv::new(tensors, &format!("{p}.conv{i}"), &format!("{p}.bn{i}"), stride, padding, device);
                 // torchvision's v1.5 bottleneck strides in its 3×3 convolution, as candle's does.
                 let convs = if bottleneck { vec![conv(1, 1, 0)?, conv(2, stride, 1)?, conv(3, 1, 0)?] } else { vec![conv(1, stride, 1)?, conv(2, 1, 1)?] };
                 blocks.push(ResBlock { convs, downsample });
                 c_in = c_out;
             }
         }
-        Ok(Self { stem, blocks })
+        Ok(Self { stem, blocks, last_stage_start })
+    }
+
+    /// The stem: 7×7 convolution, stride 2, ReLU, then a 3×3 max-pool with stride 2 and padding 1.
+    fn stem_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let s = &self.stem;
+        if x.device().is_cpu() {
+            let block = ConvBlock { stride: s.stride, padding: s.padding, relu: true, max_pool: Some(MaxPool { size: 3, stride: 2, padding: 1 }) };
+            return Ok(conv_block(&x, &s.weight, &s.bias, block)?);
+        }
+        candle_stem_pool(&candle_conv_bias(&x, &s.weight, &s.bias, s.stride, s.padding, true)?)
+    }
+
+    fn run_blocks(&self, x: &Tensor, blocks: &[ResBlock]) -> Result<Tensor> {
+        let mut x = x.clone();
+        for block in blocks {
+            x = block.forward(&x)?;
+        }
+        Ok(x)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // The stem: 7×7 convolution, stride 2, ReLU, then a 3×3 max-pool with stride 2 and padding 1.
-        let mut x = self.stem.forward_relu_pool(&x.contiguous()?, MaxPool { size: 3, stride: 2, padding: 1 })?;
-        for block in &self.blocks {
-            let Some((last, inner)) = block.convs.split_last() else { continue };
-            let mut y = x.clone();
-            for conv in inner {
-                y = conv.forward(&y, true)?;
-            }
-            let shortcut = match &block.downsample {
-                Some(ds) => ds.forward(&x, false)?,
-                None => x,
-            };
-            x = last.forward_residual_relu(&y, &shortcut)?;
-        }
+        let x = self.run_blocks(&self.stem_forward(x)?, &self.blocks)?;
         Ok(x.mean(D::Minus1)?.mean(D::Minus1)?)
     }
 }
@@ -304,6 +444,35 @@ mod tests {
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert!((x - y).abs() <= 1e-4 * scale, "feature {i}: {x} vs {y} (scale {scale})");
         }
+    }
+
+    /// The candle-op path GPUs take through the folded network gives the fused CPU ops' answers
+    /// (the CPU twin of fine-tuning and folded inference on CUDA).
+    #[test]
+    fn candle_ops_twin_of_the_folded_convolutions() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut rand = |dims: &[usize]| {
+            let v: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+        };
+        let x = rand(&[2, 8, 15, 15]);
+        for (k, stride, padding) in [(3, 1, 1), (3, 2, 1), (1, 2, 0), (7, 2, 3)] {
+            let (w, b) = (rand(&[6, 8, k, k]), rand(&[6]));
+            for relu in [false, true] {
+                let fused = conv_bias(&x, &w, &b, stride, padding, relu).unwrap();
+                let candle = candle_conv_bias(&x, &w, &b, stride, padding, relu).unwrap();
+                let diff = (fused - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-4, "k{k} s{stride} p{padding} relu {relu}: {diff}");
+            }
+        }
+        let relu = rand(&[2, 6, 15, 15]).relu().unwrap();
+        let pooled = candle_stem_pool(&relu).unwrap();
+        let b = Tensor::zeros(6, DType::F32, &Device::Cpu).unwrap();
+        // An identity 1×1 convolution: the fused op's pool on the activations themselves.
+        let eye = Tensor::eye(6, DType::F32, &Device::Cpu).unwrap().reshape((6, 6, 1, 1)).unwrap();
+        let fused = conv_block(&relu, &eye, &b, ConvBlock { stride: 1, padding: 0, relu: true, max_pool: Some(MaxPool { size: 3, stride: 2, padding: 1 }) }).unwrap();
+        let diff = (fused - pooled).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{diff}");
     }
 
     #[test]

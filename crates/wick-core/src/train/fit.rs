@@ -1,14 +1,17 @@
-//! The gradient-descent loop shared by logistic regression, MLPs, CNNs and transfer-learning heads.
+//! The gradient-descent loop shared by logistic regression, MLPs, CNNs, transfer-learning heads and
+//! fine-tuned backbone stages.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Augment, ImageShape};
 use crate::error::{Result, WickError};
+use crate::model::transfer::FrozenBackbone;
 use crate::model::Network;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::optim::Optimizer;
@@ -49,6 +52,46 @@ pub(crate) struct NetData {
     pub y: NetTargets,
     /// Training images augmented afresh in every batch (CNNs; `x` holds CHW pixels of `shape`).
     pub augment: Option<(Augment, ImageShape)>,
+    /// A frozen backbone every batch of images goes through first (its trunk, before the stage that
+    /// is fine-tuned): the network trains on what it gives.
+    pub prefix: Option<Arc<FrozenBackbone>>,
+}
+
+/// What [`fit_network`] trains: a [`Network`], or a fine-tuned backbone stage with its head.
+pub(crate) trait Trainable {
+    fn forward(&self, x: &Tensor, train: bool, dropout_rng: Option<&mut ChaCha8Rng>) -> Result<Tensor>;
+    /// The trainable variables, each group with its learning rate as a share of the run's.
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)>;
+    fn snapshot(&self) -> Result<HashMap<String, Tensor>>;
+    fn restore(&mut self, snapshot: &HashMap<String, Tensor>) -> Result<()>;
+    fn n_outputs(&self) -> usize;
+    fn device(&self) -> &Device;
+}
+
+impl Trainable for Network {
+    fn forward(&self, x: &Tensor, train: bool, dropout_rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        Network::forward(self, x, train, dropout_rng)
+    }
+
+    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
+        vec![(self.trainable_vars(), 1.0)]
+    }
+
+    fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+        Network::snapshot(self)
+    }
+
+    fn restore(&mut self, snapshot: &HashMap<String, Tensor>) -> Result<()> {
+        Network::restore(self, snapshot)
+    }
+
+    fn n_outputs(&self) -> usize {
+        Network::n_outputs(self)
+    }
+
+    fn device(&self) -> &Device {
+        Network::device(self)
+    }
 }
 
 impl NetData {
@@ -66,6 +109,19 @@ impl NetData {
     fn x_tensor(&self, device: &Device) -> Result<Tensor> {
         let mut dims = vec![self.rows()];
         dims.extend(&self.sample_dims);
+        if let Some(prefix) = &self.prefix {
+            // Through the backbone's trunk a few images at a time: its early activations are large.
+            let per = self.sample_len();
+            let mut parts = Vec::new();
+            for start in (0..self.rows()).step_by(crate::model::BACKBONE_BATCH) {
+                let len = crate::model::BACKBONE_BATCH.min(self.rows() - start);
+                let mut batch_dims = vec![len];
+                batch_dims.extend(&self.sample_dims);
+                let x = Tensor::from_vec(self.x.gather(start..start + len, per), batch_dims, device)?;
+                parts.push(prefix.trunk(&x)?);
+            }
+            return Ok(Tensor::cat(&parts, 0)?);
+        }
         Ok(match &self.x {
             Samples::F32(x) => Tensor::from_slice(x, dims, device)?,
             Samples::Bytes(_) => Tensor::from_vec(self.x.gather(0..self.rows(), self.sample_len()), dims, device)?,
@@ -94,7 +150,11 @@ impl NetData {
         }
         let mut dims = vec![rows.len()];
         dims.extend(&self.sample_dims);
-        Ok(Tensor::from_vec(x, dims, device)?)
+        let x = Tensor::from_vec(x, dims, device)?;
+        match &self.prefix {
+            Some(prefix) => prefix.trunk(&x),
+            None => Ok(x),
+        }
     }
 }
 
@@ -118,7 +178,7 @@ pub(crate) fn weighted_cross_entropy(logits: &Tensor, y: &Tensor, class_weights:
 
 /// Trains `net` in place; on return it holds the weights of the best validation epoch.
 pub(crate) fn fit_network(
-    net: &mut Network,
+    net: &mut impl Trainable,
     train: &NetData,
     valid: Option<&NetData>,
     config: &TrainConfig,
@@ -134,14 +194,19 @@ pub(crate) fn fit_network(
     }
     let device = net.device().clone();
     let classification = matches!(train.y, NetTargets::Classes(_));
-    // Bytes and augmented images are gathered batch by batch; f32 samples go to the device once.
-    let x_train = match (&train.x, &train.augment) {
-        (Samples::F32(_), None) => Some(train.x_tensor(&device)?),
+    // Bytes, augmented images and images for a backbone's trunk are gathered batch by batch; f32
+    // samples go to the device once.
+    let x_train = match (&train.x, &train.augment, &train.prefix) {
+        (Samples::F32(_), None, None) => Some(train.x_tensor(&device)?),
         _ => None,
     };
     let y_train = train.y_tensor(&device)?;
     let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
-    let mut optimizer = Optimizer::new(config.optimizer, net.trainable_vars(), config.lr, config.momentum, config.weight_decay)?;
+    let mut optimizers = net
+        .param_groups()
+        .into_iter()
+        .map(|(vars, share)| Optimizer::new(config.optimizer, vars, config.lr * share, config.momentum, config.weight_decay))
+        .collect::<Result<Vec<_>>>()?;
     // Balanced classes weigh the training loss; validation keeps the plain loss, so early stopping
     // and the curves compare runs with and without weights alike.
     let class_weights = match &train.y {
@@ -183,7 +248,10 @@ pub(crate) fn fit_network(
                 observer.on_event(TrainEvent::Failed { message: err.to_string() });
                 return Err(err);
             }
-            optimizer.backward_step(&loss)?;
+            let grads = loss.backward()?;
+            for optimizer in &mut optimizers {
+                optimizer.step(&grads)?;
+            }
             loss_sum += loss_value * batch.len() as f64;
             seen += batch.len();
             if classification {
@@ -234,7 +302,7 @@ pub(crate) fn fit_network(
 }
 
 /// Mean loss and accuracy (classification) or R² (regression) in evaluation mode.
-fn evaluate(net: &Network, x: &Tensor, y: &Tensor, classification: bool, batch: usize) -> Result<(f64, f64)> {
+fn evaluate(net: &impl Trainable, x: &Tensor, y: &Tensor, classification: bool, batch: usize) -> Result<(f64, f64)> {
     let n = x.dim(0)?;
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let (mut actual_all, mut predicted_all) = (Vec::new(), Vec::new());

@@ -3,7 +3,7 @@
 pub mod cv;
 pub mod device;
 pub mod events;
-mod fit;
+pub(crate) mod fit;
 pub mod optim;
 pub mod parity;
 pub mod search;

@@ -75,7 +75,7 @@ impl Optimizer {
         self.step(&grads)
     }
 
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
+    pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
             Self::Cpu(cpu) => cpu.step(grads)?,
             Self::Adam(adam) => adam.step(grads)?,

@@ -1,5 +1,7 @@
 //! Whole training runs: from a table or an image index to a trained [`Model`] and its report.
 
+use crate::model::fine_tune::FineTuneNet;
+use crate::train::fit::FitSummary;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -242,8 +244,8 @@ pub(super) fn fit_encoded(
             let (net_targets, scale) = targets_for(&target_values, &split)?;
             let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
             let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            let train = NetData { x: Samples::F32(to_f32(&x_train)), sample_dims: vec![width], y: net_targets.0, augment: None };
-            let valid = NetData { x: Samples::F32(to_f32(&x_valid)), sample_dims: vec![width], y: net_targets.1, augment: None };
+            let train = NetData { x: Samples::F32(to_f32(&x_train)), sample_dims: vec![width], y: net_targets.0, augment: None, prefix: None };
+            let valid = NetData { x: Samples::F32(to_f32(&x_valid)), sample_dims: vec![width], y: net_targets.1, augment: None, prefix: None };
             recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
             let target = TargetInfo { name: target_name.clone(), task, labels, scale };
@@ -548,14 +550,33 @@ fn train_images_inner(
     // Pixels are kept as bytes (a quarter of f32) and converted batch by batch; a frozen
     // backbone's images are decoded a chunk at a time and only their features kept.
     let (weights, feature_dims, train, valid) = match spec {
+        ModelSpec::Transfer { backbone } if backbone.fine_tune => {
+            // The last stage trains, so every epoch runs the images through the frozen trunk.
+            let frozen = std::sync::Arc::new(FrozenBackbone::load_folded(backbone.arch, &backbone.weights, &device)?);
+            let (pixels, bad) = load_images_parallel(&paths, shape)?;
+            undecodable = bad;
+            drop_undecodable(&mut split, &paths, &undecodable);
+            let gather = |rows: &[usize]| -> Vec<u8> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
+            let prefix = Some(frozen.clone());
+            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: prefix.clone() };
+            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix };
+            drop(pixels);
+            let mut net = FineTuneNet::new(frozen.last_stage()?, labels.len(), &mut rng, &device)?;
+            recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
+            let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+            drop((train, valid));
+            let frozen = std::sync::Arc::try_unwrap(frozen).map_err(|_| WickError::InvalidSpec("the backbone is still in use after training".into()))?;
+            let weights = Weights::Transfer { backbone: frozen.with_last_stage(net.stage_blocks()?)?, head: net.head()? };
+            return finish_image_run(FinishedImageRun { index, spec, config, shape, labels, classes, paths, split, fingerprint, device_name, started, recorder, undecodable, weights, summary });
+        }
         ModelSpec::Cnn { layers, .. } => {
             crate::model::infer_shapes(shape, layers, labels.len())?;
             let (pixels, bad) = load_images_parallel(&paths, shape)?;
             undecodable = bad;
             drop_undecodable(&mut split, &paths, &undecodable);
             let gather = |rows: &[usize]| -> Vec<u8> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
-            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)) };
-            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None };
+            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: None };
+            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix: None };
             (None, image_dims.clone(), train, valid)
         }
         ModelSpec::Transfer { backbone } => {
@@ -588,8 +609,8 @@ fn train_images_inner(
             undecodable = bad;
             drop_undecodable(&mut split, &paths, &undecodable);
             let feature_dims = vec![backbone.arch.feature_len()];
-            let train = NetData { x: Samples::F32(train_x), sample_dims: feature_dims.clone(), y: targets(&train_rows), augment: None };
-            let valid = NetData { x: Samples::F32(valid_x), sample_dims: feature_dims.clone(), y: targets(&valid_rows), augment: None };
+            let train = NetData { x: Samples::F32(train_x), sample_dims: feature_dims.clone(), y: targets(&train_rows), augment: None, prefix: None };
+            let valid = NetData { x: Samples::F32(valid_x), sample_dims: feature_dims.clone(), y: targets(&valid_rows), augment: None, prefix: None };
             (Some(frozen), feature_dims, train, valid)
         }
         _ => unreachable_task()?,
@@ -602,11 +623,35 @@ fn train_images_inner(
     recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
     let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
     drop((train, valid));
-    let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
     let weights = match weights {
         None => Weights::Network(net),
         Some(backbone) => Weights::Transfer { backbone, head: net },
     };
+    finish_image_run(FinishedImageRun { index, spec, config, shape, labels, classes, paths, split, fingerprint, device_name, started, recorder, undecodable, weights, summary })
+}
+
+/// An image run whose network has trained, for scoring on the test split and reporting.
+struct FinishedImageRun<'a, 'o> {
+    index: &'a ImageIndex,
+    spec: &'a ModelSpec,
+    config: &'a TrainConfig,
+    shape: ImageShape,
+    labels: Vec<String>,
+    classes: Vec<usize>,
+    paths: Vec<PathBuf>,
+    split: Split,
+    fingerprint: DatasetFingerprint,
+    device_name: String,
+    started: Instant,
+    recorder: Recorder<'o>,
+    undecodable: Vec<Undecodable>,
+    weights: Weights,
+    summary: FitSummary,
+}
+
+fn finish_image_run(run: FinishedImageRun<'_, '_>) -> Result<TrainOutcome> {
+    let FinishedImageRun { index, spec, config, shape, labels, classes, paths, mut split, fingerprint, device_name, started, mut recorder, mut undecodable, weights, summary } = run;
+    let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
     let model = Model::new(spec.clone(), ModelInput::Image { shape }, target, weights)?;
 
     // Test images are decoded and predicted a chunk at a time too.

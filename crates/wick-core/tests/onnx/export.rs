@@ -221,7 +221,7 @@ fn transfer_model_runs_in_onnxruntime_with_its_backbone() {
     let dir = TempDir::new().unwrap();
     let weights = common::random_resnet18(dir.path());
     let input = ImageShape { height: 32, width: 32, channels: 3 };
-    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input } };
+    let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights, input, fine_tune: false } };
     let report = image_case(&dir, "transfer", spec, 2, 60);
     assert_eq!(report["outputs"]["label"]["mismatches"], 0, "{report}");
 }
