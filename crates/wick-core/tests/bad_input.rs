@@ -209,7 +209,7 @@ fn a_streamed_run_names_the_row_that_breaks_it() {
 /// JPEG with grey instead) is skipped and counted when training decodes it; the run goes on.
 #[test]
 fn a_truncated_image_found_mid_training_is_skipped_and_counted() {
-    for spec_kind in ["cnn", "transfer"] {
+    for spec_kind in ["cnn", "transfer", "fine-tune"] {
         let dir = TempDir::new().unwrap();
         for class in ["dark", "light"] {
             std::fs::create_dir(dir.path().join(class)).unwrap();
@@ -228,7 +228,8 @@ fn a_truncated_image_found_mid_training_is_skipped_and_counted() {
             ModelSpec::Cnn { input: shape, layers: wick_core::model::default_cnn_layers() }
         } else {
             let weights = common::random_resnet18(dir.path());
-            ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch: wick_core::model::BackboneArch::Resnet18, weights, input: shape, fine_tune: false } }
+            let fine_tune = spec_kind == "fine-tune";
+            ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch: wick_core::model::BackboneArch::Resnet18, weights, input: shape, fine_tune } }
         };
         let config = TrainConfig { epochs: 1, split: wick_core::data::SplitFractions { valid: 0.0, test: 0.0 }, ..TrainConfig::default() };
         let out = wick_core::train::train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();

@@ -29,19 +29,84 @@ pub(crate) enum Samples {
     /// Image pixels as bytes, a quarter of the memory; a batch is scaled to `[0, 1]` (`v / 255`)
     /// when it is gathered.
     Bytes(Vec<u8>),
+    /// Training images too many to hold decoded: read from their files batch by batch, ahead of
+    /// the step on a background thread, through a bounded cache of decoded bytes.
+    Files(ImageFiles),
 }
 
 impl Samples {
-    /// The values of `rows` samples of `per` values each, starting at each row, as f32.
+    /// The values of `rows` samples of `per` values each, starting at each row, as f32 (not for
+    /// `Files`, whose rows may fail to decode: see [`ImageFiles::decode`]).
     fn gather(&self, rows: impl Iterator<Item = usize>, per: usize) -> Vec<f32> {
         let mut x = Vec::new();
         for r in rows {
             match self {
                 Self::F32(v) => x.extend_from_slice(&v[r * per..(r + 1) * per]),
                 Self::Bytes(v) => x.extend(v[r * per..(r + 1) * per].iter().map(|&b| b as f32 / 255.0)),
+                Self::Files(_) => {}
             }
         }
         x
+    }
+}
+
+/// Image files of a training split, decoded when a batch needs them. Decoded images are kept while
+/// they fit in `cache_budget_bytes` (those seen first), so a folder that nearly fits is decoded
+/// once; the rest are decoded again each epoch.
+pub(crate) struct ImageFiles {
+    /// The file of each sample row.
+    pub paths: Vec<std::path::PathBuf>,
+    pub shape: ImageShape,
+    cache_budget_bytes: usize,
+    cache: std::sync::Mutex<HashMap<u32, Arc<Vec<u8>>>>,
+    /// Images that failed to decode during training, with why; their rows are left out of batches.
+    pub failed: std::sync::Mutex<Vec<(std::path::PathBuf, String)>>,
+}
+
+impl ImageFiles {
+    pub fn new(paths: Vec<std::path::PathBuf>, shape: ImageShape, cache_budget_bytes: usize) -> Self {
+        Self { paths, shape, cache_budget_bytes, cache: Default::default(), failed: Default::default() }
+    }
+
+    /// The rows of `rows` that decode, and their CHW bytes one after another. An image that does
+    /// not decode (a file truncated since the folder was indexed) is recorded in `failed` once and
+    /// left out, so the run goes on.
+    pub fn decode(&self, rows: &[u32]) -> (Vec<u32>, Vec<u8>) {
+        use rayon::prelude::*;
+        let cached: Vec<Option<Arc<Vec<u8>>>> = {
+            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rows.iter().map(|r| cache.get(r).cloned()).collect()
+        };
+        let decoded: Vec<std::result::Result<Arc<Vec<u8>>, String>> = rows
+            .par_iter()
+            .zip(cached)
+            .map(|(&r, hit)| match hit {
+                Some(bytes) => Ok(bytes),
+                None => crate::data::images::load_image_u8(&self.paths[r as usize], self.shape).map(Arc::new).map_err(|e| e.to_string()),
+            })
+            .collect();
+        let mut ok = Vec::with_capacity(rows.len());
+        let mut bytes = Vec::with_capacity(rows.len() * self.shape.len());
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (&r, image) in rows.iter().zip(decoded) {
+            match image {
+                Ok(image) => {
+                    bytes.extend_from_slice(&image);
+                    ok.push(r);
+                    if !cache.contains_key(&r) && (cache.len() + 1) * self.shape.len() <= self.cache_budget_bytes {
+                        cache.insert(r, image);
+                    }
+                }
+                Err(why) => {
+                    let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let path = &self.paths[r as usize];
+                    if !failed.iter().any(|(p, _)| p == path) {
+                        failed.push((path.clone(), why));
+                    }
+                }
+            }
+        }
+        (ok, bytes)
     }
 }
 
@@ -109,7 +174,7 @@ impl NetData {
     fn x_tensor(&self, device: &Device) -> Result<Tensor> {
         let mut dims = vec![self.rows()];
         dims.extend(&self.sample_dims);
-        if let Some(prefix) = &self.prefix {
+        if let (Some(prefix), false) = (&self.prefix, matches!(self.x, Samples::Files(_))) {
             // Through the backbone's trunk a few images at a time: its early activations are large.
             let per = self.sample_len();
             let mut parts = Vec::new();
@@ -125,6 +190,8 @@ impl NetData {
         Ok(match &self.x {
             Samples::F32(x) => Tensor::from_slice(x, dims, device)?,
             Samples::Bytes(_) => Tensor::from_vec(self.x.gather(0..self.rows(), self.sample_len()), dims, device)?,
+            // Only training splits stream; held-out ones are decoded before training.
+            Samples::Files(_) => return Err(WickError::InvalidSpec("images read from files are a training split only".into())),
         })
     }
 
@@ -139,10 +206,14 @@ impl NetData {
         })
     }
 
-    /// The samples at `rows`, each augmented with `rng` when `augment` is given.
-    fn batch(&self, rows: &[u32], augment: Option<(&Augment, ImageShape)>, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
+    /// The samples at `rows`, each augmented with `rng` when `augment` is given. `decoded` holds
+    /// their pixels when they were read from files ([`Samples::Files`]).
+    fn batch(&self, rows: &[u32], decoded: Option<Vec<u8>>, augment: Option<(&Augment, ImageShape)>, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
         let per = self.sample_len();
-        let mut x = self.x.gather(rows.iter().map(|&r| r as usize), per);
+        let mut x = match decoded {
+            Some(bytes) => bytes.iter().map(|&b| b as f32 / 255.0).collect(),
+            None => self.x.gather(rows.iter().map(|&r| r as usize), per),
+        };
         if let Some((augment, shape)) = augment {
             for image in x.chunks_mut(per) {
                 augment.apply(image, shape, rng);
@@ -226,15 +297,18 @@ pub(crate) fn fit_network(
         let started = Instant::now();
         order.shuffle(rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        for (step, batch) in order.chunks(config.batch_size).enumerate() {
+        let mut step_on = |step: usize, batch: &[u32], decoded: Option<Vec<u8>>, rng: &mut ChaCha8Rng| -> Result<()> {
             if cancel.is_cancelled() {
                 observer.on_event(TrainEvent::Cancelled);
                 return Err(WickError::Cancelled);
             }
+            if batch.is_empty() {
+                return Ok(());
+            }
             let idx = Tensor::from_slice(batch, batch.len(), &device)?;
             let xb = match &x_train {
                 Some(x) => x.index_select(&idx, 0)?,
-                None => train.batch(batch, train.augment.as_ref().map(|(a, s)| (a, *s)), rng, &device)?,
+                None => train.batch(batch, decoded, train.augment.as_ref().map(|(a, s)| (a, *s)), rng, &device)?,
             };
             let yb = y_train.index_select(&idx, 0)?;
             let output = net.forward(&xb, true, Some(rng))?;
@@ -260,6 +334,32 @@ pub(crate) fn fit_network(
                 correct += predicted.iter().zip(&actual).filter(|(p, a)| p == a).count();
             }
             observer.on_event(TrainEvent::Step { epoch, step: step + 1, loss: loss_value });
+            Ok(())
+        };
+        match &train.x {
+            Samples::Files(files) => {
+                // The next batches decode on another thread while this one trains; two wait at most.
+                std::thread::scope(|scope| -> Result<()> {
+                    let (sender, batches) = std::sync::mpsc::sync_channel(2);
+                    let order = &order;
+                    scope.spawn(move || {
+                        for batch in order.chunks(config.batch_size) {
+                            if sender.send(files.decode(batch)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    for (step, (rows, bytes)) in batches.iter().enumerate() {
+                        step_on(step, &rows, Some(bytes), rng)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            _ => {
+                for (step, batch) in order.chunks(config.batch_size).enumerate() {
+                    step_on(step, batch, None, rng)?;
+                }
+            }
         }
         epochs_run = epoch;
         let metric = |split, name: &str, value| TrainEvent::Metric { epoch, split, name: name.to_string(), value };

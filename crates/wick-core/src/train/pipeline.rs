@@ -1,7 +1,7 @@
 //! Whole training runs: from a table or an image index to a trained [`Model`] and its report.
 
 use crate::model::fine_tune::FineTuneNet;
-use crate::train::fit::FitSummary;
+use crate::train::fit::{FitSummary, ImageFiles};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -509,14 +509,21 @@ pub fn train_images(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_images_inner(index, spec, config, observer, cancel);
+    let result = train_images_inner(index, spec, config, IMAGES_IN_MEMORY_MAX_BYTES, observer, cancel);
     report_failure(result, observer)
 }
+
+/// Training images (decoded, as bytes) held in memory at most; past it a CNN's or a fine-tuned
+/// backbone's training split streams from its files (`Samples::Files`).
+pub const IMAGES_IN_MEMORY_MAX_BYTES: usize = 1 << 30;
+/// Decoded images a streamed training split keeps between epochs.
+pub const STREAMED_IMAGE_CACHE_BYTES: usize = 512 << 20;
 
 fn train_images_inner(
     index: &ImageIndex,
     spec: &ModelSpec,
     config: &TrainConfig,
+    in_memory_max_bytes: usize,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
@@ -553,17 +560,14 @@ fn train_images_inner(
         ModelSpec::Transfer { backbone } if backbone.fine_tune => {
             // The last stage trains, so every epoch runs the images through the frozen trunk.
             let frozen = std::sync::Arc::new(FrozenBackbone::load_folded(backbone.arch, &backbone.weights, &device)?);
-            let (pixels, bad) = load_images_parallel(&paths, shape)?;
-            undecodable = bad;
-            drop_undecodable(&mut split, &paths, &undecodable);
-            let gather = |rows: &[usize]| -> Vec<u8> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
+            let (train_x, valid_x) = epoch_images(&paths, &mut split, shape, in_memory_max_bytes, &mut undecodable)?;
             let prefix = Some(frozen.clone());
-            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: prefix.clone() };
-            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix };
-            drop(pixels);
+            let train = NetData { x: train_x, sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: prefix.clone() };
+            let valid = NetData { x: valid_x, sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix };
             let mut net = FineTuneNet::new(frozen.last_stage()?, labels.len(), &mut rng, &device)?;
             recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
             let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+            streamed_failures(&train, &mut split, &paths, &mut undecodable);
             drop((train, valid));
             let frozen = std::sync::Arc::try_unwrap(frozen).map_err(|_| WickError::InvalidSpec("the backbone is still in use after training".into()))?;
             let weights = Weights::Transfer { backbone: frozen.with_last_stage(net.stage_blocks()?)?, head: net.head()? };
@@ -571,12 +575,9 @@ fn train_images_inner(
         }
         ModelSpec::Cnn { layers, .. } => {
             crate::model::infer_shapes(shape, layers, labels.len())?;
-            let (pixels, bad) = load_images_parallel(&paths, shape)?;
-            undecodable = bad;
-            drop_undecodable(&mut split, &paths, &undecodable);
-            let gather = |rows: &[usize]| -> Vec<u8> { rows.iter().flat_map(|&r| pixels[r * per..(r + 1) * per].iter().copied()).collect() };
-            let train = NetData { x: Samples::Bytes(gather(&split.train)), sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: None };
-            let valid = NetData { x: Samples::Bytes(gather(&split.valid)), sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix: None };
+            let (train_x, valid_x) = epoch_images(&paths, &mut split, shape, in_memory_max_bytes, &mut undecodable)?;
+            let train = NetData { x: train_x, sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: None };
+            let valid = NetData { x: valid_x, sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix: None };
             (None, image_dims.clone(), train, valid)
         }
         ModelSpec::Transfer { backbone } => {
@@ -622,6 +623,7 @@ fn train_images_inner(
     let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
     recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
     let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+    streamed_failures(&train, &mut split, &paths, &mut undecodable);
     drop((train, valid));
     let weights = match weights {
         None => Weights::Network(net),
@@ -712,6 +714,57 @@ fn decode_rows(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut V
     Ok((images, ok.iter().map(|&i| rows[i]).collect()))
 }
 
+/// Training and validation pixels for a network that sees the images every epoch (a CNN, a
+/// fine-tuned backbone), as bytes in memory. Past `in_memory_max_bytes` the training split is read
+/// from its files batch by batch instead ([`Samples::Files`]); validation is decoded here either
+/// way. `split`'s rows are renumbered to those that decoded.
+fn epoch_images(paths: &[PathBuf], split: &mut Split, shape: ImageShape, in_memory_max_bytes: usize, bad: &mut Vec<Undecodable>) -> Result<(Samples, Samples)> {
+    let (valid, valid_rows) = decode_rows_u8(paths, &split.valid, shape, bad)?;
+    split.valid = valid_rows;
+    let train = if split.train.len().saturating_mul(shape.len()) <= in_memory_max_bytes {
+        let (train, train_rows) = decode_rows_u8(paths, &split.train, shape, bad)?;
+        split.train = train_rows;
+        Samples::Bytes(train)
+    } else {
+        let files = split.train.iter().map(|&r| paths[r].clone()).collect();
+        Samples::Files(ImageFiles::new(files, shape, STREAMED_IMAGE_CACHE_BYTES))
+    };
+    Ok((train, Samples::Bytes(valid)))
+}
+
+/// Images of a streamed training split that failed to decode while it trained: reported, and left
+/// out of the split's count.
+fn streamed_failures(train: &NetData, split: &mut Split, paths: &[PathBuf], bad: &mut Vec<Undecodable>) {
+    if let Samples::Files(files) = &train.x {
+        let failed = files.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        bad.extend(failed);
+        drop_undecodable(split, paths, bad);
+    }
+}
+
+/// [`decode_rows`] as bytes, all at once (an error only when none of them decodes).
+fn decode_rows_u8(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut Vec<Undecodable>) -> Result<(Vec<u8>, Vec<usize>)> {
+    let per = shape.len();
+    let row_paths: Vec<PathBuf> = rows.iter().map(|&r| paths[r].clone()).collect();
+    let (mut pixels, failed) = load_images_parallel(&row_paths, shape)?;
+    if failed.is_empty() {
+        return Ok((pixels, rows.to_vec()));
+    }
+    let failed_paths: std::collections::HashSet<&PathBuf> = failed.iter().map(|(p, _)| p).collect();
+    let mut kept = Vec::with_capacity(rows.len());
+    let mut write = 0;
+    for (i, &r) in rows.iter().enumerate() {
+        if !failed_paths.contains(&row_paths[i]) {
+            pixels.copy_within(i * per..(i + 1) * per, write * per);
+            write += 1;
+            kept.push(r);
+        }
+    }
+    pixels.truncate(write * per);
+    bad.extend(failed);
+    Ok((pixels, kept))
+}
+
 /// Removes the images that failed to decode from every split.
 fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[Undecodable]) {
     if bad.is_empty() {
@@ -759,4 +812,71 @@ fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>
         return Err(WickError::data(path, format!("none of the {} images could be decoded; the first: {why}", paths.len())));
     }
     Ok((pixels, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+    use crate::data::index_image_folder;
+
+    /// Two classes of 12 small PNGs; `truncated` adds a file whose header reads but pixels don't.
+    fn two_classes(dir: &std::path::Path, truncated: bool) -> ImageIndex {
+        for class in ["dark", "light"] {
+            std::fs::create_dir_all(dir.join(class)).unwrap();
+            for i in 0..12u8 {
+                let base = if class == "dark" { 20 } else { 200 };
+                let image = image::RgbImage::from_fn(24, 24, |x, y| image::Rgb([base + (x as u8 % 9) + i, base + (y as u8 % 7), base]));
+                image.save(dir.join(class).join(format!("{i}.png"))).unwrap();
+            }
+        }
+        if truncated {
+            let good = std::fs::read(dir.join("dark/0.png")).unwrap();
+            std::fs::write(dir.join("dark/truncated.png"), &good[..good.len() * 7 / 10]).unwrap();
+        }
+        index_image_folder(dir).unwrap()
+    }
+
+    fn losses(index: &ImageIndex, in_memory_max_bytes: usize, split: crate::data::SplitFractions) -> (Vec<f64>, TrainReport) {
+        let spec = ModelSpec::Cnn { input: ImageShape { height: 16, width: 16, channels: 3 }, layers: crate::model::default_cnn_layers() };
+        let augment = crate::data::Augment::from_names(["flip", "crop"]).unwrap();
+        let config = TrainConfig { epochs: 3, batch_size: 8, augment, early_stopping_patience: None, split, ..TrainConfig::default() };
+        let mut steps = Vec::new();
+        let mut observer = |e: TrainEvent| {
+            if let TrainEvent::Step { loss, .. } = e {
+                steps.push(loss);
+            }
+        };
+        let out = train_images_inner(index, &spec, &config, in_memory_max_bytes, &mut observer, &CancelToken::new()).unwrap();
+        (steps, out.report)
+    }
+
+    /// Streamed from the files batch by batch, a CNN trains exactly as from decoded bytes: the same
+    /// batches, the same augmentation draws, the same losses.
+    #[test]
+    fn a_streamed_training_split_trains_as_the_one_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = two_classes(dir.path(), false);
+        let split = TrainConfig::default().split;
+        let (in_memory, _) = losses(&index, IMAGES_IN_MEMORY_MAX_BYTES, split);
+        let (streamed, _) = losses(&index, 0, split);
+        assert_eq!(in_memory.len(), streamed.len());
+        assert_eq!(in_memory, streamed);
+        // With a cache too small for any image, every epoch decodes again: still the same.
+        let files = ImageFiles::new(vec![dir.path().join("dark/1.png"), dir.path().join("dark/2.png")], ImageShape { height: 16, width: 16, channels: 3 }, 0);
+        assert_eq!(files.decode(&[1, 0]).0, vec![1, 0]);
+        assert_eq!(files.decode(&[0]).1, files.decode(&[0]).1);
+    }
+
+    /// An image that fails to decode while the split streams is skipped and counted; the run goes on.
+    #[test]
+    fn a_streamed_image_that_fails_to_decode_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = two_classes(dir.path(), true);
+        // Every image in the training split, so the bad one is met while streaming.
+        let (steps, report) = losses(&index, 0, crate::data::SplitFractions { valid: 0.0, test: 0.0 });
+        assert!(!steps.is_empty());
+        assert_eq!(report.rows.train, 24, "the truncated file is left out of the count");
+        assert!(report.warnings.iter().any(|w| w.contains("skipped 1 images that could not be decoded") && w.contains("truncated.png")), "{:?}", report.warnings);
+    }
 }
