@@ -235,6 +235,47 @@ def resnet18(batch, batches, threads, device="cpu"):
     out({"images_per_sec": batches * batch / (time.perf_counter() - t), "version": torch.__version__})
 
 
+def resnet18_fine_tune(batch, steps, threads, device="cpu"):
+    """Fine-tuning a ResNet-18's layer4 and a 10-class head at 224x224, as Wick does: the rest frozen
+    under no_grad, batch norms in eval mode (their statistics fixed), AdamW at 1e-4 for layer4 and
+    1e-3 for the head."""
+    try:
+        import torch
+        import torchvision  # noqa: F401
+    except ImportError:
+        return out({"missing": "torchvision"})
+    from torch import nn
+    from torchvision.models import resnet18 as make
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = make()
+    net.fc = nn.Linear(512, 10)
+    net = net.to(device).eval()
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3)
+    for p in trunk.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW([{"params": net.layer4.parameters(), "lr": 1e-4}, {"params": net.fc.parameters(), "lr": 1e-3}], weight_decay=0.01)
+    x = torch.rand(batch, 3, 224, 224, device=device)
+    y = torch.arange(batch, device=device) % 10
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        with torch.no_grad():
+            h = trunk(x)
+        feats = torch.flatten(net.avgpool(net.layer4(h)), 1)
+        loss = loss_fn(net.fc(feats), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    out({"images_per_sec": steps * batch / (time.perf_counter() - t), "version": torch.__version__})
+
+
 def peak_memory(steps, threads):
     """Peak resident memory of training LeNet on 60,000 28×28 images held in memory."""
     try:
@@ -281,5 +322,7 @@ if __name__ == "__main__":
         train(args[0], int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "resnet18":
         resnet18(int(args[0]), int(args[1]), int(args[2]), *args[3:4])
+    elif cmd == "resnet18-fine-tune":
+        resnet18_fine_tune(int(args[0]), int(args[1]), int(args[2]), *args[3:4])
     elif cmd == "peak-memory":
         peak_memory(int(args[0]), int(args[1]))

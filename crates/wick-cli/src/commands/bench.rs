@@ -14,7 +14,7 @@ use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
 use wick_core::model::spec::dense_layers;
 use wick_core::model::trees::{BoostParams, Boosted};
 use wick_core::model::{default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec};
-use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
+use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_fine_tune_throughput, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
 use wick_core::train::parity::{device_parity, PARITY_TOLERANCE};
 use wick_core::train::{DeviceChoice, OptimizerKind};
 
@@ -56,7 +56,7 @@ pub struct BenchArgs {
     /// The sample-data folder (--serve trains its models from it).
     #[arg(long, default_value = "sample-data")]
     pub samples: PathBuf,
-    /// Batches of 16 per round for the ResNet-18 forward row (0 leaves the row out).
+    /// Batches of 16 per round for the ResNet-18 forward and fine-tuning rows (0 leaves them out).
     #[arg(long, default_value_t = 3)]
     pub resnet_batches: usize,
     /// Training steps of the peak-memory run (LeNet on 60,000 images; 0 leaves it out).
@@ -80,6 +80,10 @@ pub struct BenchArgs {
     /// 224×224 beside Pillow, then the peak memory of training the default transfer model on them.
     #[arg(long)]
     pub photos: Option<usize>,
+    /// With --photos: also the peak memory of fine-tuning the backbone's last stage on them (one
+    /// epoch; its training split streams from the files past 1 GiB).
+    #[arg(long)]
+    pub fine_tune: bool,
     /// Internal: run the peak-memory training in this process and report its peak memory.
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -140,6 +144,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     let (mut csv_w, mut csv_p, mut ls_w, mut ls_p) = (f64::MAX, None::<f64>, f64::MAX, None::<f64>);
     let (mut in_w, mut in_p) = (0f64, None::<f64>);
     let (mut rn_w, mut rn_p) = (0f64, None::<f64>);
+    let (mut ft_w, mut ft_p) = (0f64, None::<f64>);
     let mut train_w = vec![0f64; trainings.len()];
     let mut train_p: Vec<Option<f64>> = vec![None; trainings.len()];
     let mut versions = serde_json::Map::new();
@@ -199,6 +204,9 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             if let Some(r) = r {
                 versions.insert("torchvision/torch".into(), r["version"].clone());
             }
+            ft_w = ft_w.max(resnet18_fine_tune_throughput(16, args.resnet_batches, args.device)?);
+            let r = py(&["resnet18-fine-tune", "16", &args.resnet_batches.to_string(), &threads, &torch_device])?;
+            best_max(&mut ft_p, r.as_ref().and_then(|r| r["images_per_sec"].as_f64()));
         }
     }
     let peak_rss_mb = peak_rss_of_inspect(&csv)?;
@@ -240,6 +248,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     rows.push(rate_row("LeNet inference, batch 256", in_w, in_p, &torch_name, "images/s"));
     if args.resnet_batches > 0 {
         rows.push(rate_row("ResNet-18 forward 224×224, batch 16", rn_w, rn_p, &torch_name, "images/s"));
+        rows.push(rate_row("ResNet-18 fine-tune layer4 + head 224×224, batch 16", ft_w, ft_p, &torch_name, "images/s"));
     }
     // How close LeNet training comes to what this CPU can do at all.
     let peak_gflops = cpu_peak_gflops();
@@ -366,10 +375,21 @@ fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
     ]);
     let _ = std::fs::remove_dir_all(&out);
     let train = train?;
+    let fine_tune = if args.fine_tune {
+        let run = timed_child(&[
+            "--json", "--peak-rss", "train", &dir.to_string_lossy(), "--model", "transfer", "--backbone", &weights.to_string_lossy(),
+            "--fine-tune", "--image-size", "224", "--epochs", "1", "--out", &out.to_string_lossy(),
+        ]);
+        let _ = std::fs::remove_dir_all(&out);
+        Some(run?)
+    } else {
+        None
+    };
     if json {
         return print_json(&serde_json::json!({
             "photos": n, "threads": threads, "wick_decode_images_per_sec": wick_rate, "reference": pillow,
             "transfer_train_secs": train.secs, "transfer_train_peak_rss_mb": train.peak_mb,
+            "fine_tune_train_secs": fine_tune.as_ref().map(|r| r.secs), "fine_tune_peak_rss_mb": fine_tune.as_ref().and_then(|r| r.peak_mb),
         }));
     }
     println!("decode + resize of {n} 640×480 JPEGs to 224×224 RGB, {threads} threads: Wick {wick_rate:.0} images/s");
@@ -385,6 +405,13 @@ fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
         train.secs,
         train.peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into())
     );
+    if let Some(run) = fine_tune {
+        println!(
+            "fine-tuning its last stage too (1 epoch): {:.0} s, peak memory {} (bound 2,000 MB)",
+            run.secs,
+            run.peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into())
+        );
+    }
     Ok(())
 }
 

@@ -61,6 +61,11 @@ impl FrozenBackbone {
         Self::from_tensors_with(arch, tensors, device, device.is_cpu())
     }
 
+    /// As [`FrozenBackbone::from_tensors`], as the folded network on every device (fine-tuning).
+    pub(crate) fn from_tensors_folded(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        Self::from_tensors_with(arch, tensors, device, true)
+    }
+
     fn from_tensors_with(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device, folded: bool) -> Result<Self> {
         use candle_transformers::models::{mobilenetv4, resnet};
         let net = match arch {

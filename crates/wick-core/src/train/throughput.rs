@@ -115,6 +115,49 @@ pub fn resnet18_forward_throughput(batch: usize, batches: usize, device: DeviceC
     Ok((batches * batch) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Images per second of fine-tuning a ResNet-18's last stage at 224×224, batch `batch`: the frozen
+/// trunk's forward pass (no gradients), then the stage and a 10-class head forward and back, and
+/// AdamW steps at the two learning rates; randomly initialised weights.
+pub fn resnet18_fine_tune_throughput(batch: usize, steps: usize, device: DeviceChoice) -> Result<f64> {
+    use crate::model::fine_tune::FineTuneNet;
+    use crate::train::fit::Trainable;
+    let device = device.open()?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
+    let tensors = {
+        let vars = varmap.data().lock().map_err(|_| crate::WickError::InvalidSpec("the ResNet's weights are locked".into()))?;
+        vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
+    };
+    let backbone = FrozenBackbone::from_tensors_folded(BackboneArch::Resnet18, tensors, &device)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net = FineTuneNet::new(backbone.last_stage()?, 10, &mut rng, &device)?;
+    let mut optimizers = net
+        .param_groups()
+        .into_iter()
+        .map(|(vars, share)| Optimizer::new(OptimizerKind::AdamW, vars, 1e-3 * share, 0.9, 0.01))
+        .collect::<Result<Vec<_>>>()?;
+    let x = random_tensor(&[batch, 3, 224, 224], &mut rng, &device)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let y = Tensor::from_vec(labels, batch, &device)?;
+    let mut step = || -> Result<()> {
+        let trunk = backbone.trunk(&x)?;
+        let loss = candle_nn::loss::cross_entropy(&net.forward(&trunk, true, None)?, &y)?;
+        let grads = loss.backward()?;
+        for optimizer in &mut optimizers {
+            optimizer.step(&grads)?;
+        }
+        loss.to_scalar::<f32>()?;
+        Ok(())
+    };
+    step()?;
+    let started = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    Ok((steps * batch) as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Floating-point operations (a multiply-add counts two) of one training step per sample: the
 /// forward pass, the weight gradients, and the input gradients of every layer but the first (whose
 /// input, the data, needs none). Element-wise work (activations, pooling, the optimiser) is left out.
