@@ -258,3 +258,60 @@ fn exif_orientation_is_applied_when_decoding() {
     let upright = wick_core::data::images::decode_image(&path).unwrap();
     assert_eq!((upright.width(), upright.height()), (4, 8), "turned upright");
 }
+
+/// A PNG whose header claims 30,000 × 30,000 pixels (900 million; a decompression bomb), written as
+/// a header and a token of data: decoding must refuse it by the image crate's limits, not allocate.
+fn bomb_png(path: &std::path::Path) {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let chunk = |kind: &[u8], data: &[u8]| -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc32(&[kind, data].concat()).to_be_bytes());
+        out
+    };
+    let mut ihdr = 30_000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&30_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey
+    let png = [b"\x89PNG\r\n\x1a\n".to_vec(), chunk(b"IHDR", &ihdr), chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), chunk(b"IEND", &[])].concat();
+    std::fs::write(path, png).unwrap();
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_and_a_single_class_folder_is_named() {
+    let dir = TempDir::new().unwrap();
+    for class in ["dark", "light"] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        for i in 0..6u8 {
+            let base = if class == "dark" { 20 } else { 200 };
+            image::GrayImage::from_fn(12, 12, |x, _| image::Luma([base + x as u8 + i])).save(dir.path().join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    bomb_png(&dir.path().join("dark/huge.png"));
+    let index = index_image_folder(dir.path()).unwrap();
+    let shape = ImageShape { height: 12, width: 12, channels: 1 };
+    let spec = ModelSpec::Cnn { input: shape, layers: wick_core::model::default_cnn_layers() };
+    let config = TrainConfig { epochs: 1, split: wick_core::data::SplitFractions { valid: 0.0, test: 0.0 }, ..TrainConfig::default() };
+    let out = wick_core::train::train_images(&index, &spec, &config, &mut |_| {}, &CancelToken::new()).unwrap();
+    let note = out.report.warnings.iter().find(|w| w.contains("huge.png")).cloned().unwrap_or_default();
+    assert!(note.contains("skipped 1 images") && note.contains("30000×30000 pixels") && note.contains("over the 512 MB limit"), "{:?}", out.report.warnings);
+    assert_eq!(out.report.rows.train, 12);
+
+    // A folder with one class can't train a classifier: the message says so and names it.
+    let one = TempDir::new().unwrap();
+    std::fs::create_dir(one.path().join("cats")).unwrap();
+    for i in 0..3 {
+        std::fs::copy(dir.path().join("dark/0.png"), one.path().join(format!("cats/{i}.png"))).unwrap();
+    }
+    let err = index_image_folder(one.path()).err().unwrap().to_string();
+    assert!(err.contains(one.path().to_str().unwrap()) && err.contains("only one class"), "{err}");
+}

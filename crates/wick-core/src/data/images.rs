@@ -272,9 +272,14 @@ pub fn load_image_u8(path: &Path, shape: ImageShape) -> Result<Vec<u8>> {
     image_to_chw_u8(&decode_image(path)?, shape)
 }
 
+/// The most bytes one image may take decoded (the image crate's default `max_alloc`): a
+/// 30,000 × 30,000 PNG (a decompression bomb, or a scan far larger than any model input) is refused
+/// from its header, before anything is allocated.
+pub const MAX_DECODED_IMAGE_BYTES: u64 = 512 << 20;
+
 /// Decodes an image file upright: its EXIF orientation applied (phone photos are often stored
-/// sideways), within the image crate's default limits (512 MB per image), so a decompression bomb
-/// is an error, not an allocation.
+/// sideways), refusing one larger than [`MAX_DECODED_IMAGE_BYTES`] decoded. (The image crate's own
+/// `max_alloc` is advisory, and its PNG decoder does not check it before allocating the image.)
 pub fn decode_image(path: &Path) -> Result<DynamicImage> {
     let unreadable = |e: image::ImageError| WickError::data(path, format!("is not a readable image ({e}); replace or remove the file"));
     let mut decoder = ImageReader::open(path)
@@ -283,6 +288,17 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
         .map_err(|e| WickError::io(path, e))?
         .into_decoder()
         .map_err(unreadable)?;
+    let (width, height) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODED_IMAGE_BYTES {
+        return Err(WickError::data(
+            path,
+            format!(
+                "is {width}×{height} pixels, {} MB decoded, over the {} MB limit for one image (a decompression bomb, or far larger than any model input); resize it first",
+                decoder.total_bytes() >> 20,
+                MAX_DECODED_IMAGE_BYTES >> 20
+            ),
+        ));
+    }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     img.apply_orientation(orientation);

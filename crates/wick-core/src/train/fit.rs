@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Augment, ImageShape};
@@ -174,18 +175,9 @@ impl NetData {
     fn x_tensor(&self, device: &Device) -> Result<Tensor> {
         let mut dims = vec![self.rows()];
         dims.extend(&self.sample_dims);
-        if let (Some(prefix), false) = (&self.prefix, matches!(self.x, Samples::Files(_))) {
-            // Through the backbone's trunk a few images at a time: its early activations are large.
-            let per = self.sample_len();
-            let mut parts = Vec::new();
-            for start in (0..self.rows()).step_by(crate::model::BACKBONE_BATCH) {
-                let len = crate::model::BACKBONE_BATCH.min(self.rows() - start);
-                let mut batch_dims = vec![len];
-                batch_dims.extend(&self.sample_dims);
-                let x = Tensor::from_vec(self.x.gather(start..start + len, per), batch_dims, device)?;
-                parts.push(prefix.trunk(&x)?);
-            }
-            return Ok(Tensor::cat(&parts, 0)?);
+        if self.prefix.is_some() {
+            // A backbone trunk's activations are large: they are made a batch at a time (`batch`).
+            return Err(WickError::InvalidSpec("samples for a backbone's trunk are gathered batch by batch".into()));
         }
         Ok(match &self.x {
             Samples::F32(x) => Tensor::from_slice(x, dims, device)?,
@@ -272,7 +264,11 @@ pub(crate) fn fit_network(
         _ => None,
     };
     let y_train = train.y_tensor(&device)?;
-    let valid_tensors = valid.filter(|v| v.rows() > 0).map(|v| v.tensors(&device)).transpose()?;
+    // Validation samples go to the device once, except images for a backbone's trunk: its
+    // activations are kept for one batch at a time.
+    let valid = valid.filter(|v| v.rows() > 0);
+    let valid_tensors = valid.filter(|v| v.prefix.is_none()).map(|v| v.tensors(&device)).transpose()?;
+    let valid_y = valid.map(|v| v.y_tensor(&device)).transpose()?;
     let mut optimizers = net
         .param_groups()
         .into_iter()
@@ -367,9 +363,22 @@ pub(crate) fn fit_network(
         if classification {
             observer.on_event(metric(SplitName::Train, "accuracy", correct as f64 / seen.max(1) as f64));
         }
-        let valid_loss = match &valid_tensors {
-            Some((xv, yv)) => {
-                let (loss, score) = evaluate(net, xv, yv, classification, config.batch_size.max(256))?;
+        let scored = match (&valid_tensors, valid, &valid_y) {
+            (Some((xv, yv)), _, _) => {
+                let n = xv.dim(0)?;
+                Some(evaluate(net, n, config.batch_size.max(256), classification, |start, len| Ok((xv.narrow(0, start, len)?, yv.narrow(0, start, len)?)))?)
+            }
+            (None, Some(v), Some(yv)) => {
+                let mut no_augment = ChaCha8Rng::seed_from_u64(0);
+                Some(evaluate(net, v.rows(), crate::model::BACKBONE_BATCH, classification, |start, len| {
+                    let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
+                    Ok((v.batch(&rows, None, None, &mut no_augment, &device)?, yv.narrow(0, start, len)?))
+                })?)
+            }
+            _ => None,
+        };
+        let valid_loss = match scored {
+            Some((loss, score)) => {
                 observer.on_event(metric(SplitName::Valid, "loss", loss));
                 observer.on_event(metric(SplitName::Valid, if classification { "accuracy" } else { "r2" }, score));
                 Some(loss)
@@ -401,14 +410,20 @@ pub(crate) fn fit_network(
     Ok(FitSummary { epochs_run, best_epoch })
 }
 
-/// Mean loss and accuracy (classification) or R² (regression) in evaluation mode.
-fn evaluate(net: &impl Trainable, x: &Tensor, y: &Tensor, classification: bool, batch: usize) -> Result<(f64, f64)> {
-    let n = x.dim(0)?;
+/// Mean loss and accuracy (classification) or R² (regression) in evaluation mode, over `n` samples
+/// that `batch_at(start, len)` gives `batch` at a time.
+fn evaluate(
+    net: &impl Trainable,
+    n: usize,
+    batch: usize,
+    classification: bool,
+    mut batch_at: impl FnMut(usize, usize) -> Result<(Tensor, Tensor)>,
+) -> Result<(f64, f64)> {
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let (mut actual_all, mut predicted_all) = (Vec::new(), Vec::new());
-    for start in (0..n).step_by(batch) {
+    for start in (0..n).step_by(batch.max(1)) {
         let len = batch.min(n - start);
-        let (xb, yb) = (x.narrow(0, start, len)?, y.narrow(0, start, len)?);
+        let (xb, yb) = batch_at(start, len)?;
         let output = net.forward(&xb, false, None)?;
         loss_sum += loss_of(&output, &yb, classification)?.to_scalar::<f32>()? as f64 * len as f64;
         if classification {

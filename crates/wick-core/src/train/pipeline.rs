@@ -515,9 +515,9 @@ pub fn train_images(
 
 /// Training images (decoded, as bytes) held in memory at most; past it a CNN's or a fine-tuned
 /// backbone's training split streams from its files (`Samples::Files`).
-pub const IMAGES_IN_MEMORY_MAX_BYTES: usize = 1 << 30;
+pub const IMAGES_IN_MEMORY_MAX_BYTES: usize = 512 << 20;
 /// Decoded images a streamed training split keeps between epochs.
-pub const STREAMED_IMAGE_CACHE_BYTES: usize = 512 << 20;
+pub const STREAMED_IMAGE_CACHE_BYTES: usize = 256 << 20;
 
 fn train_images_inner(
     index: &ImageIndex,
