@@ -75,6 +75,25 @@ enum Command {
         #[command(flatten)]
         endpoint: commands::remote::EndpointArgs,
     },
+    /// Log a share of a model's inference requests (and their answers) to the endpoint's store, for
+    /// monitoring and retraining: `wick logging weather --sample 0.1`; `--sample 0` turns it off.
+    Logging {
+        name: String,
+        #[arg(long)]
+        sample: f64,
+        #[command(flatten)]
+        endpoint: commands::remote::EndpointArgs,
+    },
+    /// A model's live figures on an endpoint, per version: requests, errors, latency, predictions,
+    /// and accuracy or error from feedback.
+    Monitor {
+        name: String,
+        /// The last this many seconds.
+        #[arg(long, default_value_t = 3600.0)]
+        window_secs: f64,
+        #[command(flatten)]
+        endpoint: commands::remote::EndpointArgs,
+    },
     /// Run the endpoint server (same as `wick-serve`).
     Serve {
         /// Configuration file (TOML); WICK_SERVE_* environment variables override it.
@@ -124,6 +143,8 @@ fn main() -> std::process::ExitCode {
         Command::Models(args) => commands::remote::models(&args, cli.json),
         Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),
         Command::Traffic { name, split, endpoint } => commands::remote::traffic(&endpoint, &name, &split, cli.json),
+        Command::Logging { name, sample, endpoint } => commands::remote::logging(&endpoint, &name, sample, cli.json),
+        Command::Monitor { name, window_secs, endpoint } => commands::remote::monitor(&endpoint, &name, window_secs, cli.json),
         Command::Serve { config } => commands::serve(config.as_deref()),
         Command::Devices => commands::devices::run(cli.json),
         Command::Bench(args) => commands::bench::run(&args, cli.json),

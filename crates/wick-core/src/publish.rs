@@ -49,6 +49,9 @@ pub struct ModelListing {
     /// A traffic split: the percentage of unversioned calls each version answers (a canary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<std::collections::BTreeMap<u64, u32>>,
+    /// The share of inference requests the endpoint logs (absent: logging off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_sample: Option<f64>,
 }
 
 /// One immutable version of a model on an endpoint.
@@ -177,6 +180,33 @@ impl Endpoint {
         self.check()?;
         let versions: serde_json::Map<String, serde_json::Value> = percent.iter().map(|(v, p)| (v.to_string(), serde_json::json!(p))).collect();
         self.send(self.client.put(format!("{}/v2/wick/models/{name}/traffic", self.base)).json(&serde_json::json!({ "versions": versions })))?;
+        Ok(())
+    }
+
+    /// Logs `sample` (0 to 1) of the model's inference requests to the endpoint's store; 0 turns
+    /// logging off.
+    pub fn set_logging(&self, name: &str, sample: f64) -> Result<(), PublishError> {
+        self.check()?;
+        self.send(self.client.put(format!("{}/v2/wick/models/{name}/logging", self.base)).json(&serde_json::json!({ "sample": sample })))?;
+        Ok(())
+    }
+
+    /// The endpoint's live figures of `name` per version over the last `window_secs`.
+    pub fn monitor(&self, name: &str, window_secs: f64) -> Result<serde_json::Value, PublishError> {
+        self.check()?;
+        self.send(self.client.get(format!("{}/v2/wick/models/{name}/monitor?window_secs={window_secs}", self.base)))?
+            .json()
+            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+    }
+
+    /// Records the true outcome of a logged request: a class label or a number.
+    pub fn feedback(&self, name: &str, id: &str, outcome: &serde_json::Value) -> Result<(), PublishError> {
+        let mut body = serde_json::json!({ "id": id });
+        match outcome {
+            serde_json::Value::Number(_) => body["value"] = outcome.clone(),
+            other => body["label"] = serde_json::Value::String(other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string())),
+        }
+        self.send(self.client.post(format!("{}/v2/wick/models/{name}/feedback", self.base)).json(&body))?;
         Ok(())
     }
 

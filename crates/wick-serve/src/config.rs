@@ -42,6 +42,8 @@ pub struct ServeConfig {
     /// next request finds it awake (waking a sleeping thread costs tens of µs on virtual machines).
     /// Costs at most this much CPU per request; 0 turns it off.
     pub idle_spin_us: u64,
+    /// Days request logs and feedback are kept in the store.
+    pub log_retention_days: u32,
 }
 
 impl Default for ServeConfig {
@@ -65,6 +67,7 @@ impl Default for ServeConfig {
             tls_key: None,
             worker_threads: 0,
             idle_spin_us: 100,
+            log_retention_days: 30,
         }
     }
 }
@@ -111,6 +114,9 @@ impl ServeConfig {
         }
         if let Some(v) = get("WICK_SERVE_TOKENS_FILE") {
             self.tokens_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("WICK_SERVE_LOG_RETENTION_DAYS") {
+            self.log_retention_days = parse("WICK_SERVE_LOG_RETENTION_DAYS", v)?;
         }
         if let Some(v) = get("WICK_SERVE_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("WICK_SERVE_MAX_BODY_BYTES", v)?;

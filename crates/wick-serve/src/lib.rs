@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod registry;
+pub mod request_log;
 pub mod server;
 pub mod tensor_data;
 pub mod tensors;

@@ -66,6 +66,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the request log's counters (`wick_logged_requests_total`, `wick_log_dropped_total`).
+    pub fn register_log(&mut self, log: &crate::request_log::RequestLog) {
+        self.registry.register("logged_requests", "Inference requests queued for the request log", log.logged.clone());
+        self.registry.register("log_dropped", "Request log entries dropped because the log's queue was full", log.dropped.clone());
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Encoding into a String cannot fail.

@@ -35,6 +35,9 @@ pub struct ModelSettings {
     /// default. Making a version the default ends the split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<BTreeMap<u64, u32>>,
+    /// The share of inference requests logged to the store (0 to 1); `None`: logging off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_sample: Option<f64>,
 }
 
 /// A version loaded and ready to answer.
@@ -235,6 +238,29 @@ impl Registry {
         self.refresh_model(name).await
     }
 
+    /// Logs this share (0 to 1) of the model's inference requests; 0 turns logging off.
+    pub async fn set_logging(&self, name: &str, sample: f64) -> Result<(), ServeError> {
+        check_model_name(name)?;
+        if !(0.0..=1.0).contains(&sample) {
+            return Err(ServeError::Invalid(format!("the logging sample {sample} is not a share from 0 to 1")));
+        }
+        let settings_path = key(&["models", name, "settings.json"]);
+        let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
+        settings.log_sample = (sample > 0.0).then_some(sample);
+        self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        self.refresh_model(name).await
+    }
+
+    /// The share of the model's requests to log (0 when logging is off).
+    pub async fn log_sample(&self, name: &str) -> f64 {
+        self.models.read().await.get(name).and_then(|m| m.settings.log_sample).unwrap_or(0.0)
+    }
+
+    /// The store the registry keeps its models in (request logs are kept there too).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     pub async fn set_public(&self, name: &str, public: bool) -> Result<(), ServeError> {
         check_model_name(name)?;
         let settings_path = key(&["models", name, "settings.json"]);
@@ -353,6 +379,7 @@ impl Registry {
                 public: m.settings.public,
                 versions: m.versions.values().map(|v| v.record.clone()).collect(),
                 traffic: m.settings.traffic.clone(),
+                log_sample: m.settings.log_sample,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -21,6 +21,7 @@ use crate::config::ServeConfig;
 use crate::error::{ApiError, ServeError};
 use crate::metrics::{InferLabels, Metrics, ModelLabels, RouteLabels};
 use crate::registry::{LoadedVersion, Registry};
+use crate::request_log::{FeedbackError, LoggedRequest, Predicted, RequestLog};
 use crate::tensors::{to_call, to_outputs, InferRequest, InferResponse};
 
 pub struct AppState {
@@ -29,6 +30,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub tokens: TokenStore,
     pub metrics: Metrics,
+    /// Request logging, feedback and live figures (written by a task on the first worker).
+    pub log: Arc<RequestLog>,
     permits: Arc<Semaphore>,
     /// Inference bodies in flight, in KiB (`max_inflight_infer_bytes`).
     infer_body_budget: Arc<Semaphore>,
@@ -45,13 +48,16 @@ impl AppState {
     pub async fn new(config: ServeConfig) -> Result<Arc<Self>, ServeError> {
         let store = Registry::open_store(&config.store)?;
         let audit = AuditLog::new(store.clone());
+        let log = Arc::new(RequestLog::new(store.clone(), config.log_retention_days));
+        let mut metrics = Metrics::default();
+        metrics.register_log(&log);
         let registry = Registry::new(store, config.data_dir.join("cache"));
         registry.refresh().await?;
         let tokens = TokenStore::open(&config.tokens_path());
         let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
         let budget_kib = (config.max_inflight_infer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let infer_body_budget = Arc::new(Semaphore::new(budget_kib));
-        Ok(Arc::new(Self { config, registry, audit, tokens, metrics: Metrics::default(), permits, infer_body_budget }))
+        Ok(Arc::new(Self { config, registry, audit, tokens, metrics, log, permits, infer_body_budget }))
     }
 }
 
@@ -80,6 +86,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/wick/models/{name}/default", post(set_default))
         .route("/v2/wick/models/{name}/public", post(set_public))
         .route("/v2/wick/models/{name}/traffic", axum::routing::put(set_traffic))
+        .route("/v2/wick/models/{name}/logging", axum::routing::put(set_logging))
+        .route("/v2/wick/models/{name}/feedback", post(feedback))
+        .route("/v2/wick/models/{name}/monitor", get(monitor))
         .route("/v2/wick/usage", get(usage))
         .route("/v2/wick/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
@@ -234,6 +243,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 struct InferAnswer {
     response: InferResponse,
     binary: Option<Vec<u8>>,
+    /// The first predictions, for the live figures.
+    predicted: Vec<Predicted>,
+    /// The request's tensors and the answer's, when this request is logged.
+    logged: Option<(Vec<crate::tensors::InferInput>, Vec<crate::tensors::InferOutput>)>,
 }
 
 /// Gives an inference answer its id: the request's own OIP `id`, or one the server makes
@@ -242,7 +255,7 @@ struct InferAnswer {
 fn with_request_id(result: Result<InferAnswer, ApiError>) -> Response {
     let made = || format!("wick-{:016x}", rand::random::<u64>());
     let (id, mut response) = match result {
-        Ok(InferAnswer { mut response, binary }) => {
+        Ok(InferAnswer { mut response, binary, .. }) => {
             let id = response.id.get_or_insert_with(made).clone();
             match binary {
                 None => (id, Json(response).into_response()),
@@ -286,14 +299,16 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
     let version_label = loaded.record.version.to_string();
     let max_elements = state.config.max_tensor_elements;
     let json_len = headers.get(crate::binary_data::HEADER_LENGTH).map(|v| v.to_str().unwrap_or("?").to_string());
+    let sample = state.registry.log_sample(name).await;
+    let log = sample > 0.0 && rand::random::<f64>() < sample;
     let result = if body.len() <= INLINE_MAX_BODY_BYTES {
         // Small requests take microseconds: a hop to the blocking pool would cost more than the work.
-        infer_body(&loaded, name, &version_label, &body, json_len.as_deref(), max_elements)
+        infer_body(&loaded, name, &version_label, &body, json_len.as_deref(), max_elements, log)
     } else {
         // Parsing and predicting a large request takes long enough to hold up the other connections
         // of this worker: off to the blocking pool.
         let (loaded, name, version_label) = (loaded.clone(), name.to_string(), version_label.clone());
-        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, json_len.as_deref(), max_elements))
+        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, json_len.as_deref(), max_elements, log))
             .await
             .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
     };
@@ -306,12 +321,31 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
     state.metrics.infer_latency.get_or_create(&ModelLabels { model: name.to_string(), version: version_label }).observe(started.elapsed().as_secs_f64());
     let rows = result.as_ref().map(|(_, r)| *r as u64).unwrap_or(0);
     state.metrics.meter(token.as_deref().unwrap_or("public"), name, rows, result.is_ok());
-    result.map(|(r, _)| r)
+    let latency_secs = started.elapsed().as_secs_f64();
+    let version = loaded.record.version;
+    match result {
+        Ok((mut answer, _)) => {
+            // The id is made here, before logging, so the log and the caller see the same one.
+            let id = answer.response.id.get_or_insert_with(|| format!("wick-{:016x}", rand::random::<u64>())).clone();
+            let first = answer.predicted.first().cloned();
+            state.log.observe(name, version, true, latency_secs, std::mem::take(&mut answer.predicted));
+            if let Some((inputs, outputs)) = answer.logged.take() {
+                let entry = LoggedRequest { id, at: chrono::Utc::now(), model: name.to_string(), version, latency_ms: latency_secs * 1e3, inputs, outputs };
+                state.log.log_request(entry, first);
+            }
+            Ok(answer)
+        }
+        Err(e) => {
+            state.log.observe(name, version, false, latency_secs, Vec::new());
+            Err(e)
+        }
+    }
 }
 
 /// Parses an inference request (JSON, or JSON and binary tensors when `json_len` is given),
 /// predicts and builds the response; also returns the number of rows.
-fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], json_len: Option<&str>, max_elements: usize) -> Result<(InferAnswer, usize), ApiError> {
+#[allow(clippy::too_many_arguments)]
+fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], json_len: Option<&str>, max_elements: usize, log: bool) -> Result<(InferAnswer, usize), ApiError> {
     let (json, blobs) = crate::binary_data::split(body, json_len)?;
     let mut request: InferRequest = crate::tensor_data::parse_with_element_limit(json, max_elements).map_err(|e| match e {
         crate::tensor_data::ParseError::TooManyElements => ApiError::TooLarge(format!(
@@ -324,6 +358,15 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
     let rows = call.rows();
     let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let mut outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
+    let predicted = predictions
+        .iter()
+        .take(64)
+        .map(|p| match p {
+            wick_core::model::Prediction::Class { label, .. } => Predicted::Class(label.clone()),
+            wick_core::model::Prediction::Value { value } => Predicted::Value(*value),
+        })
+        .collect();
+    let logged = log.then(|| (request.inputs.clone(), outputs.clone()));
     let mut binary: Option<Vec<u8>> = None;
     for output in &mut outputs {
         if crate::binary_data::wants_binary(&request, &output.name) {
@@ -331,7 +374,7 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
         }
     }
     let response = InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs };
-    Ok((InferAnswer { response, binary }, rows))
+    Ok((InferAnswer { response, binary, predicted, logged }, rows))
 }
 
 #[derive(Deserialize)]
@@ -406,6 +449,68 @@ async fn set_traffic(State(state): Shared, headers: HeaderMap, Path(name): Path<
     })?;
     audit(&state, token.as_ref(), "traffic", &name, serde_json::json!({ "versions": percent })).await;
     Ok(Json(serde_json::json!({ "name": name, "traffic": percent })))
+}
+
+/// `PUT /v2/wick/models/{name}/logging` with `{"sample": 0.1}`: log that share of the model's
+/// inference requests (0 turns logging off).
+async fn set_logging(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let usage = "send {\"sample\": 0.1}: the share of inference requests to log, from 0 (off) to 1 (all)";
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+    let sample = value
+        .get("sample")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|s| (0.0..=1.0).contains(s))
+        .ok_or_else(|| ApiError::BadRequest(format!("`sample` is missing or not a number from 0 to 1; {usage}")))?;
+    if state.registry.versions_of(&name).await.is_none() {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    }
+    state.registry.set_logging(&name, sample).await?;
+    audit(&state, token.as_ref(), "logging", &name, serde_json::json!({ "sample": sample })).await;
+    Ok(Json(serde_json::json!({ "name": name, "logging": { "sample": sample } })))
+}
+
+/// `POST /v2/wick/models/{name}/feedback` with `{"id": ..., "label": ...}` or `{"id": ...,
+/// "value": ...}`: the true outcome of a logged request.
+async fn feedback(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let public = state.registry.is_public(&name).await;
+    state.tokens.authorize(auth_header(&headers), Scope::Infer, Some(&name), public)?;
+    let usage = "send {\"id\": \"<the answer's id>\", \"label\": \"<the true class>\"} or {\"id\": ..., \"value\": <the true number>}";
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+    let id = value.get("id").and_then(serde_json::Value::as_str).ok_or_else(|| ApiError::BadRequest(format!("`id` is missing; {usage}")))?;
+    let label = value.get("label").map(|l| l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string()));
+    let number = value.get("value").map(|v| v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| ApiError::BadRequest(format!("`value` is {v}, not a finite number; {usage}")))).transpose()?;
+    if label.is_none() && number.is_none() {
+        return Err(ApiError::BadRequest(format!("neither `label` nor `value` is given; {usage}")));
+    }
+    if state.registry.versions_of(&name).await.is_none() {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    }
+    let recorded = state.log.feedback(&name, id, label, number).map_err(|e| match e {
+        FeedbackError::UnknownId(m) | FeedbackError::Invalid(m) => ApiError::BadRequest(m),
+    })?;
+    Ok(Json(serde_json::json!({ "recorded": recorded })))
+}
+
+#[derive(Deserialize)]
+struct MonitorQuery {
+    window_secs: Option<f64>,
+}
+
+/// `GET /v2/wick/models/{name}/monitor?window_secs=N`: this server's live figures per version over
+/// the last N seconds (default 3600).
+async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, axum::extract::Query(query): axum::extract::Query<MonitorQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let window_secs = query.window_secs.unwrap_or(3600.0);
+    if !(window_secs > 0.0 && window_secs.is_finite()) {
+        return Err(ApiError::BadRequest(format!("window_secs is {window_secs}; give a number of seconds above 0, e.g. ?window_secs=3600")));
+    }
+    if state.registry.versions_of(&name).await.is_none() {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    }
+    let figures = state.log.monitor(&name, window_secs);
+    let versions: serde_json::Map<String, serde_json::Value> = figures.into_iter().map(|(v, f)| (v.to_string(), serde_json::json!(f))).collect();
+    Ok(Json(serde_json::json!({ "model": name, "window_secs": window_secs, "log_sample": state.registry.log_sample(&name).await, "versions": versions })))
 }
 
 #[derive(Deserialize)]

@@ -166,6 +166,8 @@ fn spawn_worker(
                     tokio::task::spawn_local(spin_after_requests(spin));
                 }
                 let refresher = (index == 0).then(|| spawn_refresher(state.clone()));
+                // The request log's writer: it writes what is queued when the server stops.
+                let log_writer = (index == 0).then(|| tokio::spawn(state.log.clone().run_writer(stopped.clone())));
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -178,6 +180,9 @@ fn spawn_worker(
                 };
                 if let Some(r) = refresher {
                     r.abort();
+                }
+                if let Some(w) = log_writer {
+                    let _ = w.await;
                 }
                 if let Err(e) = &result {
                     tracing::error!(worker = index, "a server worker stopped: {e}");

@@ -920,3 +920,101 @@ fn binary_tensor_data_gives_the_json_answer() {
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.text().unwrap().contains("no input's binary_data_size accounts for"));
 }
+
+fn put_json(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    let resp = client().put(url).bearer_auth(token).json(body).send().unwrap();
+    (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+}
+
+/// Request logging at sample 1.0: every answered request lands in the store as NDJSON (no token in
+/// it), feedback joins its id, and monitor reports requests, latency, predictions and the live
+/// error; bad settings, unknown ids and a window of 0 are 400s with a JSON error.
+#[test]
+fn logged_requests_feedback_and_monitor() {
+    let s = start();
+    let p = packages();
+    let publisher = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    publisher.publish(&p.linear_a, None, "").unwrap();
+    publisher.publish(&p.cnn, None, "").unwrap();
+    let models = format!("{}/v2/wick/models", s.url);
+    for bad in [json!({ "sample": 1.5 }), json!({ "sample": "all" }), json!({})] {
+        let (status, err) = put_json(&format!("{models}/weather/logging"), &s.publish_token, &bad);
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert!(err["error"].as_str().unwrap().contains("sample"), "{err}");
+    }
+    let (status, _) = put_json(&format!("{models}/weather/logging"), &s.infer_token, &json!({ "sample": 1.0 }));
+    assert_eq!(status, 403, "logging needs the publish scope");
+    publisher.set_logging("weather", 1.0).unwrap();
+    publisher.set_logging("digits", 1.0).unwrap();
+    assert_eq!(publisher.models().unwrap().iter().find(|m| m.name == "weather").unwrap().log_sample, Some(1.0));
+
+    // 20 calls of 2 rows each; the server makes each answer's id.
+    let mut body = weather_body(&[(10.0, 3.0, "rain"), (15.5, 1.2, "sun")]);
+    body.as_object_mut().unwrap().remove("id");
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let (status, a) = post(&format!("{}/v2/models/weather/infer", s.url), Some(&s.infer_token), &body);
+        assert_eq!(status, 200, "{a}");
+        answers.push(a);
+    }
+    let infer = Endpoint::new(&s.url, &s.infer_token).unwrap();
+    let truth = 20.0;
+    for a in &answers {
+        infer.feedback("weather", a["id"].as_str().unwrap(), &json!(truth)).unwrap();
+    }
+    let feedback = format!("{models}/weather/feedback");
+    for (bad, says) in [
+        (json!({ "id": "wick-0000000000000000", "value": 1.0 }), "no logged request"),
+        (json!({ "id": answers[0]["id"], "label": "sun" }), "predicts numbers"),
+        (json!({ "id": answers[0]["id"] }), "neither `label` nor `value`"),
+        (json!({ "value": 3.0 }), "`id` is missing"),
+    ] {
+        let (status, err) = post(&feedback, Some(&s.infer_token), &bad);
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert!(err["error"].as_str().unwrap().contains(says), "{bad}: {err}");
+    }
+    // A classifier: feedback that agrees with the prediction.
+    let image = json!({ "inputs": [{ "name": "image", "shape": [1, 8, 8, 1], "datatype": "UINT8", "data": vec![7; 64] }] });
+    let (_, digit) = post(&format!("{}/v2/models/digits/infer", s.url), Some(&s.infer_token), &image);
+    infer.feedback("digits", digit["id"].as_str().unwrap(), &digit["outputs"][0]["data"][0]).unwrap();
+
+    let (status, err) = get(&format!("{models}/weather/monitor?window_secs=0"), Some(&s.publish_token));
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("window_secs"), "{err}");
+    let m = publisher.monitor("weather", 600.0).unwrap();
+    let v1 = &m["versions"]["1"];
+    assert_eq!((v1["requests"].as_u64(), v1["errors"].as_u64(), v1["feedback"].as_u64()), (Some(20), Some(0), Some(20)), "{m}");
+    assert!(v1["latency_p50_ms"].as_f64().unwrap() > 0.0 && v1["latency_p99_ms"].as_f64().unwrap() >= v1["latency_p50_ms"].as_f64().unwrap(), "{m}");
+    assert_eq!(v1["predicted_values"]["count"], 40);
+    // Each call's first row is the one feedback is checked against.
+    let first = answers[0]["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((v1["live_mae"].as_f64().unwrap() - (first - truth).abs()).abs() < 1e-9, "{m}");
+    let d = publisher.monitor("digits", 600.0).unwrap();
+    assert_eq!(d["versions"]["1"]["live_accuracy"], 1.0, "{d}");
+
+    // The store holds every logged request (written within a second), and the feedback.
+    let store = wick_serve::registry::Registry::open_store(&s.dir.path().join("store").to_string_lossy()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let read = |prefix: &str| runtime.block_on(wick_serve::request_log::read_entries::<Value>(store.as_ref(), prefix)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while read("logs/weather").len() < 20 || read("feedback/weather").len() < 20 {
+        assert!(std::time::Instant::now() < deadline, "the logs did not reach the store");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let logged = read("logs/weather");
+    let ids: std::collections::HashSet<&str> = logged.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert!(answers.iter().all(|a| ids.contains(a["id"].as_str().unwrap())));
+    assert_eq!(logged[0]["inputs"][0]["name"], "temp_min");
+    assert_eq!(logged[0]["version"], 1);
+    let raw = std::fs::read_dir(s.dir.path().join("store/logs/weather/v1")).unwrap().flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap()).map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect::<String>();
+    assert!(!raw.contains(&s.infer_token) && !raw.contains(&s.publish_token), "never a token in the logs");
+    let (_, metrics) = {
+        let r = client().get(format!("{}/metrics", s.url)).send().unwrap();
+        (r.status(), r.text().unwrap())
+    };
+    assert!(metrics.contains("wick_logged_requests_total 21"), "{metrics}");
+    assert!(metrics.contains("wick_log_dropped_total 0"), "{metrics}");
+    // The audit log has the logging changes.
+    let (_, audit) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "logging" && e["details"]["sample"] == 1.0), "{audit}");
+}

@@ -84,6 +84,47 @@ pub fn traffic(args: &EndpointArgs, name: &str, split: &[String], json: bool) ->
     Ok(())
 }
 
+pub fn logging(args: &EndpointArgs, name: &str, sample: f64, json: bool) -> Result<()> {
+    if !(0.0..=1.0).contains(&sample) {
+        anyhow::bail!("--sample {sample} is not a share from 0 to 1 (0.1 logs one request in ten; 0 turns logging off)");
+    }
+    Endpoint::new(&args.endpoint, &args.token)?.set_logging(name, sample)?;
+    if json {
+        return print_json(&serde_json::json!({ "name": name, "logging": { "sample": sample } }));
+    }
+    if sample == 0.0 {
+        println!("`{name}` no longer logs its requests");
+    } else {
+        println!("`{name}` now logs {:.1}% of its inference requests and their answers to the endpoint's store (logs/{name}/)", sample * 100.0);
+    }
+    Ok(())
+}
+
+pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) -> Result<()> {
+    let figures = Endpoint::new(&args.endpoint, &args.token)?.monitor(name, window_secs)?;
+    if json {
+        return print_json(&figures);
+    }
+    println!("`{name}` over the last {window_secs:.0} s (this server's memory):");
+    let mut t = crate::output::table(&["version", "requests", "errors", "p50 ms", "p99 ms", "predictions", "feedback", "live metric"]);
+    let ms = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
+    for (version, f) in figures["versions"].as_object().into_iter().flatten() {
+        let predictions = match (f["predicted_classes"].as_object(), f["predicted_values"].as_object()) {
+            (Some(classes), _) => classes.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", "),
+            (_, Some(v)) => format!("mean {} (p10 {}, p90 {})", ms(&v["mean"]), ms(&v["p10"]), ms(&v["p90"])),
+            _ => "–".into(),
+        };
+        let metric = match (f["live_accuracy"].as_f64(), f["live_mae"].as_f64()) {
+            (Some(a), _) => format!("accuracy {:.1}%", a * 100.0),
+            (_, Some(m)) => format!("MAE {m:.3}"),
+            _ => "–".into(),
+        };
+        t.add_row(vec![version.clone(), f["requests"].to_string(), f["errors"].to_string(), ms(&f["latency_p50_ms"]), ms(&f["latency_p99_ms"]), predictions, f["feedback"].to_string(), metric]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
 pub fn rollback(args: &EndpointArgs, name: &str, version: u64, json: bool) -> Result<()> {
     Endpoint::new(&args.endpoint, &args.token)?.set_default(name, version)?;
     if json {

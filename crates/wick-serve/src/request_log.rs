@@ -1,0 +1,418 @@
+//! After publish: request logging (opt-in per model, sampled), feedback on logged requests, and the
+//! live figures `GET /v2/wick/models/{name}/monitor` reports.
+//!
+//! - **Off the request path.** A request that is sampled is queued with `try_send` on a bounded
+//!   channel; when it is full the entry is dropped and counted (`wick_log_dropped_total`), never
+//!   waited for. A writer task on the first worker drains it.
+//! - **Whole objects.** The writer groups entries by model, version and day and writes each group
+//!   as one new NDJSON object, `logs/{model}/v{version}/{YYYY-MM-DD}/{millis}-{random}.ndjson`
+//!   (feedback under `feedback/{model}/{YYYY-MM-DD}/`), at most every second and at most 4 MiB
+//!   each. Objects are created, never appended to, so replicas sharing a store never clobber each
+//!   other, and a killed server leaves only whole objects (it loses at most the last second).
+//!   Readers skip a line that does not parse all the same.
+//! - **Retention.** Day folders older than `log_retention_days` are deleted hourly.
+//! - **Never tokens**: only the request's tensors, its answer, its id and timings are written.
+//! - **Live figures** (requests, errors, latency, predictions, feedback) come from this replica's
+//!   memory of its last 100,000 requests and feedback entries.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use prometheus_client::metrics::counter::Counter;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::tensors::{InferInput, InferOutput};
+
+/// Log entries waiting for the writer at most; more are dropped and counted.
+pub const LOG_BUFFER_ENTRIES: usize = 10_000;
+/// Requests (and feedback entries) the live figures remember, per replica.
+pub const LIVE_MEMORY: usize = 100_000;
+/// Predictions of one request kept for the live figures (a batch of thousands keeps its first).
+const PREDICTIONS_KEPT: usize = 64;
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_OBJECT_BYTES: usize = 4 << 20;
+const RETENTION_CHECK: Duration = Duration::from_secs(3600);
+
+/// One sampled request and its answer, as written to the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub model: String,
+    pub version: u64,
+    pub latency_ms: f64,
+    pub inputs: Vec<InferInput>,
+    pub outputs: Vec<InferOutput>,
+}
+
+/// The true outcome of a logged request, sent later by the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Feedback {
+    pub id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub model: String,
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+enum Record {
+    Request(LoggedRequest),
+    Feedback(Feedback),
+}
+
+impl Record {
+    /// The folder its object goes in: per model, version (requests) and day.
+    fn folder(&self) -> String {
+        match self {
+            Self::Request(r) => format!("logs/{}/v{}/{}", r.model, r.version, r.at.format("%Y-%m-%d")),
+            Self::Feedback(f) => format!("feedback/{}/{}", f.model, f.at.format("%Y-%m-%d")),
+        }
+    }
+
+    fn line(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Request(r) => serde_json::to_vec(r).ok(),
+            Self::Feedback(f) => serde_json::to_vec(f).ok(),
+        }
+    }
+}
+
+/// One prediction, as the live figures count it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicted {
+    Class(String),
+    Value(f64),
+}
+
+struct Observation {
+    at_secs: f64,
+    model: String,
+    version: u64,
+    ok: bool,
+    latency_secs: f64,
+    predictions: Vec<Predicted>,
+}
+
+struct FeedbackObservation {
+    at_secs: f64,
+    model: String,
+    version: u64,
+    correct: Option<bool>,
+    abs_error: Option<f64>,
+}
+
+/// A logged request's id, what it predicted, for feedback to be checked against.
+struct LoggedId {
+    model: String,
+    version: u64,
+    predicted: Option<Predicted>,
+}
+
+#[derive(Default)]
+struct Live {
+    observations: VecDeque<Observation>,
+    feedback: VecDeque<FeedbackObservation>,
+    logged: HashMap<String, LoggedId>,
+    logged_order: VecDeque<String>,
+}
+
+/// Why feedback was refused.
+#[derive(Debug, PartialEq)]
+pub enum FeedbackError {
+    UnknownId(String),
+    Invalid(String),
+}
+
+pub struct RequestLog {
+    sender: mpsc::Sender<Record>,
+    receiver: Mutex<Option<mpsc::Receiver<Record>>>,
+    store: Arc<dyn ObjectStore>,
+    live: Mutex<Live>,
+    retention_days: u32,
+    pub dropped: Counter,
+    pub logged: Counter,
+}
+
+fn now_secs() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1e6
+}
+
+impl RequestLog {
+    pub fn new(store: Arc<dyn ObjectStore>, retention_days: u32) -> Self {
+        let (sender, receiver) = mpsc::channel(LOG_BUFFER_ENTRIES);
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            store,
+            live: Mutex::default(),
+            retention_days,
+            dropped: Counter::default(),
+            logged: Counter::default(),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers an answered request for the live figures (every request, sampled or not).
+    pub fn observe(&self, model: &str, version: u64, ok: bool, latency_secs: f64, predictions: Vec<Predicted>) {
+        let mut live = self.live();
+        if live.observations.len() >= LIVE_MEMORY {
+            live.observations.pop_front();
+        }
+        let predictions = predictions.into_iter().take(PREDICTIONS_KEPT).collect();
+        live.observations.push_back(Observation { at_secs: now_secs(), model: model.to_string(), version, ok, latency_secs, predictions });
+    }
+
+    /// Queues a sampled request for the store; `false` when the queue is full and it was dropped.
+    pub fn log_request(&self, entry: LoggedRequest, first_prediction: Option<Predicted>) -> bool {
+        let id = entry.id.clone();
+        let (model, version) = (entry.model.clone(), entry.version);
+        match self.sender.try_send(Record::Request(entry)) {
+            Ok(()) => {
+                self.logged.inc();
+                let mut live = self.live();
+                if live.logged_order.len() >= LIVE_MEMORY {
+                    if let Some(old) = live.logged_order.pop_front() {
+                        live.logged.remove(&old);
+                    }
+                }
+                live.logged_order.push_back(id.clone());
+                live.logged.insert(id, LoggedId { model, version, predicted: first_prediction });
+                true
+            }
+            Err(_) => {
+                self.dropped.inc();
+                false
+            }
+        }
+    }
+
+    /// Records the true outcome of a logged request of `model`: a class label or a number.
+    pub fn feedback(&self, model: &str, id: &str, label: Option<String>, value: Option<f64>) -> Result<Feedback, FeedbackError> {
+        let (version, correct, abs_error) = {
+            let live = self.live();
+            let Some(logged) = live.logged.get(id).filter(|l| l.model == model) else {
+                return Err(FeedbackError::UnknownId(format!(
+                    "no logged request of `{model}` has id `{id}`: feedback is for requests the server logged (turn logging on with PUT /v2/wick/models/{model}/logging; only sampled requests are logged, and this server remembers the last {LIVE_MEMORY})"
+                )));
+            };
+            let (correct, abs_error) = match (&logged.predicted, &label, value) {
+                (Some(Predicted::Class(p)), Some(l), None) => (Some(p == l), None),
+                (Some(Predicted::Value(p)), None, Some(v)) if v.is_finite() => (None, Some((p - v).abs())),
+                (Some(Predicted::Class(_)), _, _) => return Err(FeedbackError::Invalid("this model predicts classes: send {\"id\": ..., \"label\": \"...\"}".into())),
+                (Some(Predicted::Value(_)), _, _) => return Err(FeedbackError::Invalid("this model predicts numbers: send {\"id\": ..., \"value\": <finite number>}".into())),
+                (None, _, _) => (None, None),
+            };
+            (logged.version, correct, abs_error)
+        };
+        let entry = Feedback { id: id.to_string(), at: chrono::Utc::now(), model: model.to_string(), version, label, value };
+        if self.sender.try_send(Record::Feedback(entry.clone())).is_err() {
+            self.dropped.inc();
+        }
+        let mut live = self.live();
+        if live.feedback.len() >= LIVE_MEMORY {
+            live.feedback.pop_front();
+        }
+        live.feedback.push_back(FeedbackObservation { at_secs: now_secs(), model: model.to_string(), version, correct, abs_error });
+        Ok(entry)
+    }
+
+    /// Per version over the last `window_secs`: requests, errors, latency quantiles, the
+    /// distribution of predictions and the live accuracy or mean absolute error from feedback.
+    pub fn monitor(&self, model: &str, window_secs: f64) -> BTreeMap<u64, VersionFigures> {
+        let since = now_secs() - window_secs;
+        let live = self.live();
+        let mut out: BTreeMap<u64, VersionFigures> = BTreeMap::new();
+        let mut latencies: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        let mut values: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for o in live.observations.iter().filter(|o| o.at_secs >= since && o.model == model) {
+            let f = out.entry(o.version).or_default();
+            f.requests += 1;
+            if !o.ok {
+                f.errors += 1;
+                continue;
+            }
+            latencies.entry(o.version).or_default().push(o.latency_secs);
+            for p in &o.predictions {
+                match p {
+                    Predicted::Class(c) => *f.predicted_classes.entry(c.clone()).or_default() += 1,
+                    Predicted::Value(v) => values.entry(o.version).or_default().push(*v),
+                }
+            }
+        }
+        for (version, mut l) in latencies {
+            let f = out.entry(version).or_default();
+            f.latency_p50_ms = quantile(&mut l, 0.5).map(|s| s * 1e3);
+            f.latency_p99_ms = quantile(&mut l, 0.99).map(|s| s * 1e3);
+        }
+        for (version, mut v) in values {
+            let f = out.entry(version).or_default();
+            f.predicted_values = Some(ValueSummary { count: v.len(), mean: v.iter().sum::<f64>() / v.len().max(1) as f64, p10: quantile(&mut v, 0.1), p50: quantile(&mut v, 0.5), p90: quantile(&mut v, 0.9) });
+        }
+        for fb in live.feedback.iter().filter(|f| f.at_secs >= since && f.model == model) {
+            let f = out.entry(fb.version).or_default();
+            f.feedback += 1;
+            if let Some(c) = fb.correct {
+                f.correct += usize::from(c);
+                f.judged_classes += 1;
+            }
+            if let Some(e) = fb.abs_error {
+                f.abs_error_sum += e;
+                f.judged_values += 1;
+            }
+        }
+        for f in out.values_mut() {
+            f.live_accuracy = (f.judged_classes > 0).then(|| f.correct as f64 / f.judged_classes as f64);
+            f.live_mae = (f.judged_values > 0).then(|| f.abs_error_sum / f.judged_values as f64);
+        }
+        out
+    }
+
+    /// Drains the queue into the store until `stopped`, then writes what is left.
+    pub async fn run_writer(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let Some(mut receiver) = self.receiver.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        let mut pending: Vec<Record> = Vec::new();
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        let mut retention = tokio::time::interval(RETENTION_CHECK);
+        loop {
+            tokio::select! {
+                record = receiver.recv() => match record {
+                    Some(r) => pending.push(r),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.flush(&mut pending).await;
+                }
+                _ = retention.tick() => self.remove_expired().await,
+                changed = stopped.changed() => {
+                    if changed.is_err() || *stopped.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        while let Ok(r) = receiver.try_recv() {
+            pending.push(r);
+        }
+        self.flush(&mut pending).await;
+    }
+
+    async fn flush(&self, pending: &mut Vec<Record>) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut groups: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for record in pending.drain(..) {
+            let Some(line) = record.line() else { continue };
+            let folder = record.folder();
+            let buf = groups.entry(folder.clone()).or_default();
+            if buf.len() + line.len() > MAX_OBJECT_BYTES && !buf.is_empty() {
+                let full = std::mem::take(buf);
+                self.put(&folder, full).await;
+            }
+            let buf = groups.entry(folder).or_default();
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        for (folder, bytes) in groups {
+            self.put(&folder, bytes).await;
+        }
+    }
+
+    async fn put(&self, folder: &str, bytes: Vec<u8>) {
+        let key = StorePath::from(format!("{folder}/{:013}-{:016x}.ndjson", chrono::Utc::now().timestamp_millis().max(0), rand::random::<u64>()));
+        if let Err(e) = self.store.put_opts(&key, PutPayload::from(bytes), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
+            tracing::error!(key = %key, error = %e, "could not write request logs");
+        }
+    }
+
+    /// Deletes log and feedback objects in day folders older than the retention.
+    async fn remove_expired(&self) {
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).format("%Y-%m-%d").to_string();
+        for prefix in ["logs", "feedback"] {
+            let objects: Vec<_> = match self.store.list(Some(&StorePath::from(prefix))).try_collect().await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list request logs for retention");
+                    continue;
+                }
+            };
+            for o in objects {
+                let day = o.location.parts().map(|p| p.as_ref().to_string()).find(|p| p.len() == 10 && p.as_bytes()[4] == b'-');
+                if day.is_some_and(|d| d < cutoff) {
+                    let _ = self.store.delete(&o.location).await;
+                }
+            }
+        }
+    }
+}
+
+/// Live figures of one version.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VersionFigures {
+    pub requests: usize,
+    pub errors: usize,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    /// Classification: how often each class was predicted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub predicted_classes: BTreeMap<String, usize>,
+    /// Regression: the predicted values' spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_values: Option<ValueSummary>,
+    pub feedback: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_mae: Option<f64>,
+    #[serde(skip)]
+    judged_classes: usize,
+    #[serde(skip)]
+    judged_values: usize,
+    #[serde(skip)]
+    correct: usize,
+    #[serde(skip)]
+    abs_error_sum: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValueSummary {
+    pub count: usize,
+    pub mean: f64,
+    pub p10: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() - 1) as f64 * q).round() as usize;
+    values.get(i).copied()
+}
+
+/// Every entry under `prefix` (e.g. `logs/weather`), oldest object first; a line that does not
+/// parse (a server killed while writing could only leave one in a store without atomic puts) is
+/// skipped.
+pub async fn read_entries<T: serde::de::DeserializeOwned>(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<T>, object_store::Error> {
+    let mut objects: Vec<_> = store.list(Some(&StorePath::from(prefix))).try_collect().await?;
+    objects.sort_by(|a, b| a.location.as_ref().rsplit('/').next().cmp(&b.location.as_ref().rsplit('/').next()));
+    let mut out = Vec::new();
+    for o in objects {
+        let bytes = store.get(&o.location).await?.bytes().await?;
+        out.extend(bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok()));
+    }
+    Ok(out)
+}
