@@ -79,6 +79,7 @@ impl WickApp {
             fit: FitState::default(),
             importance: ImportanceState::default(),
             grid_saliency: Default::default(),
+            monitor: Default::default(),
             augment_preview: Default::default(),
             load_progress: None,
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
@@ -362,6 +363,28 @@ impl WickApp {
                 }
                 Err(e) => self.state.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
             },
+            JobEvent::Monitor { name, result } => {
+                let m = &mut self.state.monitor;
+                m.busy = false;
+                if let (Ok(report), true) = (&result, self.state.publish.last.as_ref().is_some_and(|p| p.name == name)) {
+                    let since = *m.since.get_or_insert_with(Instant::now);
+                    let secs = since.elapsed().as_secs_f64();
+                    for (version, f) in &report.versions {
+                        m.history.push(crate::state::MonitorPoint { secs, version: version.clone(), requests: f.requests, p50_ms: f.latency_p50_ms });
+                    }
+                    // An hour of refreshes at most.
+                    let excess = m.history.len().saturating_sub(4000);
+                    m.history.drain(..excess);
+                }
+                m.report = Some(result);
+            }
+            JobEvent::LoggingSet { name, result } => match result {
+                Ok(()) => {
+                    self.state.monitor.logging_error = None;
+                    self.refresh_monitor();
+                }
+                Err(e) => self.state.monitor.logging_error = Some(format!("Logging of {name} could not be changed: {e}")),
+            },
             JobEvent::TrafficSet { name, result } => match result {
                 Ok(()) => self.command(Command::RefreshVersions),
                 Err(e) => self.state.publish.error = Some(format!("The traffic split of {name} failed: {e}")),
@@ -552,6 +575,17 @@ impl WickApp {
             Command::SetTraffic { name, split } => match self.state.endpoint() {
                 Ok(endpoint) => self.jobs.set_traffic(endpoint, name, split),
                 Err(e) => self.state.publish.error = Some(e),
+            },
+            Command::RefreshMonitor => self.refresh_monitor(),
+            Command::SetMonitorWindow(secs) => {
+                self.state.monitor.window_secs = secs;
+                self.state.monitor.history.clear();
+                self.state.monitor.since = None;
+                self.refresh_monitor();
+            }
+            Command::SetLogging { name, sample } => match self.state.endpoint() {
+                Ok(endpoint) => self.jobs.set_logging(endpoint, name, sample),
+                Err(e) => self.state.monitor.logging_error = Some(e),
             },
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
@@ -812,6 +846,20 @@ impl WickApp {
         match self.model_source(run_id) {
             Ok(source) => self.jobs.fit_view(run_id, source, request),
             Err(e) => self.state.fit.view = Some(Err(e)),
+        }
+    }
+
+    /// Asks the endpoint for the published model's live figures (one request at a time).
+    fn refresh_monitor(&mut self) {
+        let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+        self.state.monitor.asked = Some(Instant::now());
+        match self.state.endpoint() {
+            Ok(endpoint) if !self.state.monitor.busy => {
+                self.state.monitor.busy = true;
+                self.jobs.monitor(endpoint, name, self.state.monitor.window_secs);
+            }
+            Ok(_) => {}
+            Err(e) => self.state.monitor.report = Some(Err(e)),
         }
     }
 

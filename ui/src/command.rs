@@ -30,6 +30,11 @@ pub enum Command {
     Rollback { name: String, version: u64 },
     /// Split the model's unversioned calls between versions by percent (a canary).
     SetTraffic { name: String, split: std::collections::BTreeMap<u64, u32> },
+    /// Ask the endpoint for the published model's live figures (the Monitor screen).
+    RefreshMonitor,
+    SetMonitorWindow(f64),
+    /// Log this share of the model's requests on the endpoint (0: off).
+    SetLogging { name: String, sample: f64 },
     TryRow(serde_json::Map<String, serde_json::Value>),
     /// Compute the permutation importance of a run on these rows (its test rows) of the open table.
     RequestImportance { run_id: u32, rows: Vec<usize> },

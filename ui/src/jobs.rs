@@ -151,6 +151,8 @@ pub enum JobEvent {
     Versions { result: Result<Vec<ModelListing>, String> },
     RolledBack { name: String, version: u64, result: Result<(), String> },
     TrafficSet { name: String, result: Result<(), String> },
+    Monitor { name: String, result: Result<wick_core::publish::MonitorReport, String> },
+    LoggingSet { name: String, result: Result<(), String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
     /// For an image, also the image and its saliency overlay (when the model passes gradients back).
@@ -341,6 +343,21 @@ impl Jobs {
         self.spawn("traffic", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.set_traffic(&name, &split)).map_err(|e| e.to_string());
             send(JobEvent::TrafficSet { name, result });
+        });
+    }
+
+    /// The endpoint's live figures of `name` over the last `window_secs`.
+    pub fn monitor(&self, endpoint: EndpointTarget, name: String, window_secs: f64) {
+        self.spawn("monitor", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.monitor(&name, window_secs)).map_err(|e| e.to_string());
+            send(JobEvent::Monitor { name, result });
+        });
+    }
+
+    pub fn set_logging(&self, endpoint: EndpointTarget, name: String, sample: f64) {
+        self.spawn("logging", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.set_logging(&name, sample)).map_err(|e| e.to_string());
+            send(JobEvent::LoggingSet { name, result });
         });
     }
 

@@ -8,7 +8,7 @@ use crate::command::{Command, Commands};
 use crate::host::{HostEvent, HostRequest};
 use crate::project::RunStatus;
 use crate::screens::common::{ScreenCtx, ViewState};
-use crate::screens::{data, evaluate, model, publish, train};
+use crate::screens::{data, evaluate, model, monitor, publish, train};
 use crate::state::{AppState, Screen};
 use crate::theme;
 use crate::thumbnails::Thumbnails;
@@ -28,6 +28,7 @@ pub fn shell(state: &AppState, view: &mut ViewState, thumbnails: &mut Thumbnails
                 Screen::Train => train::ui(cx, ui),
                 Screen::Evaluate => evaluate::ui(cx, ui),
                 Screen::Publish => publish::ui(cx, ui),
+                Screen::Monitor => monitor::ui(cx, ui),
             }
         });
     });
@@ -161,6 +162,7 @@ fn steps(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             Screen::Train => state.project.runs.iter().any(|r| r.status == RunStatus::Finished),
             Screen::Evaluate => state.selected_run_record().is_some_and(|r| r.test_metrics.is_some()),
             Screen::Publish => state.publish.last.is_some(),
+            Screen::Monitor => state.monitor.report.as_ref().is_some_and(|r| r.as_ref().is_ok_and(|r| !r.versions.is_empty())),
         };
         ui.horizontal(|ui| {
             let mark = if done { RichText::new("✓").color(theme::GOOD) } else { RichText::new(format!("{}", i + 1)).weak() };

@@ -27,10 +27,11 @@ pub enum Screen {
     Train,
     Evaluate,
     Publish,
+    Monitor,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 5] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish];
+    pub const ALL: [Screen; 6] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish, Screen::Monitor];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -39,6 +40,7 @@ impl Screen {
             Self::Train => "Train",
             Self::Evaluate => "Evaluate",
             Self::Publish => "Publish",
+            Self::Monitor => "Monitor",
         }
     }
 }
@@ -135,6 +137,35 @@ pub struct PublishState {
     pub snippets: Option<(String, String)>,
 }
 
+/// The Monitor screen: the endpoint's live figures of the published model, asked for every few
+/// seconds while the screen is shown, and their history for the charts.
+pub struct MonitorState {
+    pub busy: bool,
+    pub report: Option<Result<wick_core::publish::MonitorReport, String>>,
+    pub asked: Option<Instant>,
+    pub window_secs: f64,
+    /// One point per version per refresh.
+    pub history: Vec<MonitorPoint>,
+    /// When the first of `history` was taken.
+    pub since: Option<Instant>,
+    pub logging_error: Option<String>,
+}
+
+impl Default for MonitorState {
+    fn default() -> Self {
+        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorPoint {
+    /// Seconds since the first refresh.
+    pub secs: f64,
+    pub version: String,
+    pub requests: usize,
+    pub p50_ms: Option<f64>,
+}
+
 /// The Evaluate screen's fit plot, computed in the background for one (run, feature) at a time.
 #[derive(Default)]
 pub struct FitState {
@@ -219,6 +250,7 @@ pub struct AppState {
     pub fit: FitState,
     pub importance: ImportanceState,
     pub grid_saliency: GridSaliency,
+    pub monitor: MonitorState,
     pub augment_preview: AugmentPreview,
     /// The share of a large file read while it opens by streaming.
     pub load_progress: Option<f32>,
@@ -239,6 +271,7 @@ impl AppState {
             || self.try_it.busy
             || self.fit.is_busy()
             || self.importance.is_busy()
+            || self.monitor.busy
     }
 
     /// For a large file kept as a sample: `(rows in the sample, rows in the file)`.

@@ -207,6 +207,50 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     assert!(clicks.0 <= 8, "launch to a published endpoint answering took {} clicks", clicks.0);
     wait_for(&mut h, "the versions list", |a| !a.state.publish.versions_busy);
     h.get_by_label("serving");
+
+    // Monitor: switch request logging on, then calls from "an app" (every 5th day of the sample
+    // file, 16 rows a call) show up with their latency and the drift of each input.
+    h.get_by_role_and_label(Role::Button, "Monitor").click();
+    wait_for(&mut h, "the live figures", |a| matches!(&a.state.monitor.report, Some(Ok(r)) if r.versions.contains_key("1")));
+    h.get_by_role_and_label(Role::Button, "All").click();
+    wait_for(&mut h, "logging on", |a| matches!(&a.state.monitor.report, Some(Ok(r)) if r.log_sample == 1.0));
+    let server = env.server.as_ref().unwrap();
+    let endpoint = wick_core::publish::Endpoint::new(&server.url, &server.token).unwrap();
+    let manifest = wick_core::package::read_manifest(run.package.as_ref().unwrap()).unwrap();
+    let df = wick_core::data::read_table(&samples_dir().join("seattle-weather.csv")).unwrap();
+    let rows: Vec<usize> = (0..df.height()).step_by(5).collect();
+    for chunk in rows.chunks(16) {
+        let inputs: Vec<serde_json::Value> = manifest
+            .inputs
+            .iter()
+            .map(|input| {
+                let column = df.column(&input.name).unwrap().as_materialized_series().clone();
+                let data: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|&r| match (column.get(r).unwrap(), input.datatype.as_str()) {
+                        (wick_core::polars::prelude::AnyValue::String(s), _) => serde_json::json!(s),
+                        // Text and dates go as text (a date column reads as polars dates).
+                        (v, "BYTES") => serde_json::json!(v.to_string().trim_matches('"')),
+                        (v, _) => serde_json::json!(v.try_extract::<f64>().unwrap()),
+                    })
+                    .collect();
+                serde_json::json!({ "name": input.name, "shape": [chunk.len()], "datatype": input.datatype, "data": data })
+            })
+            .collect();
+        endpoint.infer("seattle-weather", None, &serde_json::json!({ "inputs": inputs })).unwrap();
+    }
+    let calls = rows.len().div_ceil(16) + 1;
+    wait_for(&mut h, "the calls in the figures", |a| matches!(&a.state.monitor.report, Some(Ok(r)) if r.versions["1"].requests >= calls && !r.versions["1"].drift.is_empty()));
+    let report = h.state().state.monitor.report.clone().unwrap().unwrap();
+    let v1 = &report.versions["1"];
+    assert!(v1.latency_p50_ms.is_some() && v1.errors == 0, "{v1:?}");
+    assert!(v1.drift.iter().all(|d| !d.drifting), "rows drawn across the training file do not drift: {:?}", v1.drift);
+    h.get_by_label_contains("Drift from training");
+    // Two refreshes draw the request history.
+    let polls = h.state().state.monitor.history.len();
+    wait_for(&mut h, "another refresh", |a| a.state.monitor.history.len() > polls + 1);
+    settle(&mut h);
+    h.snapshot_options("monitor", &snapshot_options());
 }
 
 #[test]

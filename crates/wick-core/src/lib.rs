@@ -4,6 +4,7 @@
 //! [`train::TrainEvent`]s → save a [`package`] → load it and predict with [`model::Model`].
 
 pub mod data;
+pub mod drift;
 pub mod error;
 pub mod evaluate;
 pub mod explain;

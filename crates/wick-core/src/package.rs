@@ -77,6 +77,9 @@ pub struct Manifest {
     pub seed: u64,
     pub train_config: TrainConfig,
     pub weights_sha256: String,
+    /// A table model's training distributions per feature and of the target (drift monitoring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_profile: Option<crate::drift::TrainingProfile>,
 }
 
 /// Hashes a data file.
@@ -225,6 +228,7 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
         seed: report.config.seed,
         train_config: report.config.clone(),
         weights_sha256: hex::encode(hasher.finalize()),
+        training_profile: report.training_profile.clone(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| WickError::package(path, format!("manifest: {e}")))?;
     write_synced(&dir.join(MANIFEST_FILE), &json)?;

@@ -54,6 +54,64 @@ pub struct ModelListing {
     pub log_sample: Option<f64>,
 }
 
+/// An endpoint's live figures of one model (`GET /v2/wick/models/{name}/monitor`): per version,
+/// over the last `window_secs`, as the answering server saw them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorReport {
+    pub model: String,
+    pub window_secs: f64,
+    /// The share of requests the endpoint logs (0: logging off).
+    pub log_sample: f64,
+    /// By version number, as text (JSON's keys).
+    pub versions: std::collections::BTreeMap<String, VersionFigures>,
+}
+
+/// Live figures of one version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionFigures {
+    pub requests: usize,
+    pub errors: usize,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    /// Classification: how often each class was predicted.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub predicted_classes: std::collections::BTreeMap<String, usize>,
+    /// Regression: the predicted values' spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_values: Option<ValueSummary>,
+    pub feedback: usize,
+    /// PSI of each feature's live values against training, the worst first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<FeatureDrift>,
+    /// PSI of the predictions against the training target's distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_drift: Option<FeatureDrift>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_mae: Option<f64>,
+}
+
+/// How far one feature (or the predictions) has moved from training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub psi: f64,
+    /// `psi` above [`crate::drift::DRIFT_PSI`].
+    pub drifting: bool,
+    /// Live values it was computed from.
+    pub rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueSummary {
+    pub count: usize,
+    pub mean: f64,
+    pub p10: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+}
+
 /// One immutable version of a model on an endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionRecord {
@@ -192,7 +250,7 @@ impl Endpoint {
     }
 
     /// The endpoint's live figures of `name` per version over the last `window_secs`.
-    pub fn monitor(&self, name: &str, window_secs: f64) -> Result<serde_json::Value, PublishError> {
+    pub fn monitor(&self, name: &str, window_secs: f64) -> Result<MonitorReport, PublishError> {
         self.check()?;
         self.send(self.client.get(format!("{}/v2/wick/models/{name}/monitor?window_secs={window_secs}", self.base)))?
             .json()

@@ -361,6 +361,13 @@ impl Registry {
         state.versions.get(&v).map(|l| (l.clone(), state.settings.public))
     }
 
+    /// Each loaded version's training profile (table models trained with this Wick).
+    pub async fn training_profiles(&self, name: &str) -> BTreeMap<u64, wick_core::drift::TrainingProfile> {
+        let models = self.models.read().await;
+        let Some(state) = models.get(name) else { return BTreeMap::new() };
+        state.versions.iter().filter_map(|(v, l)| Some((*v, l.manifest.training_profile.clone()?))).collect()
+    }
+
     pub async fn is_public(&self, name: &str) -> bool {
         self.models.read().await.get(name).is_some_and(|m| m.settings.public)
     }

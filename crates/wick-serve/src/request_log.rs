@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::tensors::{InferInput, InferOutput};
+pub use wick_core::drift::LiveValue;
+use wick_core::drift::{TrainingProfile, DRIFT_PSI};
+use wick_core::publish::{FeatureDrift, ValueSummary, VersionFigures};
 
 /// Log entries waiting for the writer at most; more are dropped and counted.
 pub const LOG_BUFFER_ENTRIES: usize = 10_000;
@@ -34,6 +37,9 @@ pub const LOG_BUFFER_ENTRIES: usize = 10_000;
 pub const LIVE_MEMORY: usize = 100_000;
 /// Predictions of one request kept for the live figures (a batch of thousands keeps its first).
 const PREDICTIONS_KEPT: usize = 64;
+/// Input rows of one request kept for drift, and of one model in all.
+pub const ROWS_KEPT_PER_REQUEST: usize = 16;
+const LIVE_ROWS_PER_MODEL: usize = 20_000;
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_OBJECT_BYTES: usize = 4 << 20;
 const RETENTION_CHECK: Duration = Duration::from_secs(3600);
@@ -116,8 +122,16 @@ struct LoggedId {
     predicted: Option<Predicted>,
 }
 
+/// A model's recent input rows (its features in `names`' order), for drift.
+#[derive(Default)]
+struct LiveRows {
+    names: Vec<String>,
+    rows: VecDeque<(f64, u64, Vec<LiveValue>)>,
+}
+
 #[derive(Default)]
 struct Live {
+    rows: HashMap<String, LiveRows>,
     observations: VecDeque<Observation>,
     feedback: VecDeque<FeedbackObservation>,
     logged: HashMap<String, LoggedId>,
@@ -163,9 +177,24 @@ impl RequestLog {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers an answered request for the live figures (every request, sampled or not).
-    pub fn observe(&self, model: &str, version: u64, ok: bool, latency_secs: f64, predictions: Vec<Predicted>) {
+    /// Remembers an answered request for the live figures (every request, sampled or not), with
+    /// its first input rows (a table model's features, named) for drift.
+    pub fn observe(&self, model: &str, version: u64, ok: bool, latency_secs: f64, predictions: Vec<Predicted>, inputs: Option<(Vec<String>, Vec<Vec<LiveValue>>)>) {
         let mut live = self.live();
+        if let Some((names, rows)) = inputs {
+            let at = now_secs();
+            let kept = live.rows.entry(model.to_string()).or_default();
+            if kept.names != names {
+                // A version with other features: its rows start afresh.
+                *kept = LiveRows { names, rows: VecDeque::new() };
+            }
+            for row in rows.into_iter().take(ROWS_KEPT_PER_REQUEST) {
+                if kept.rows.len() >= LIVE_ROWS_PER_MODEL {
+                    kept.rows.pop_front();
+                }
+                kept.rows.push_back((at, version, row));
+            }
+        }
         if live.observations.len() >= LIVE_MEMORY {
             live.observations.pop_front();
         }
@@ -229,12 +258,13 @@ impl RequestLog {
 
     /// Per version over the last `window_secs`: requests, errors, latency quantiles, the
     /// distribution of predictions and the live accuracy or mean absolute error from feedback.
-    pub fn monitor(&self, model: &str, window_secs: f64) -> BTreeMap<u64, VersionFigures> {
+    pub fn monitor(&self, model: &str, window_secs: f64, profiles: &BTreeMap<u64, TrainingProfile>) -> BTreeMap<u64, VersionFigures> {
         let since = now_secs() - window_secs;
         let live = self.live();
         let mut out: BTreeMap<u64, VersionFigures> = BTreeMap::new();
         let mut latencies: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         let mut values: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        let mut judged: BTreeMap<u64, Judged> = BTreeMap::new();
         for o in live.observations.iter().filter(|o| o.at_secs >= since && o.model == model) {
             let f = out.entry(o.version).or_default();
             f.requests += 1;
@@ -260,20 +290,46 @@ impl RequestLog {
             f.predicted_values = Some(ValueSummary { count: v.len(), mean: v.iter().sum::<f64>() / v.len().max(1) as f64, p10: quantile(&mut v, 0.1), p50: quantile(&mut v, 0.5), p90: quantile(&mut v, 0.9) });
         }
         for fb in live.feedback.iter().filter(|f| f.at_secs >= since && f.model == model) {
-            let f = out.entry(fb.version).or_default();
-            f.feedback += 1;
+            out.entry(fb.version).or_default().feedback += 1;
+            let j = judged.entry(fb.version).or_default();
             if let Some(c) = fb.correct {
-                f.correct += usize::from(c);
-                f.judged_classes += 1;
+                j.correct += usize::from(c);
+                j.classes += 1;
             }
             if let Some(e) = fb.abs_error {
-                f.abs_error_sum += e;
-                f.judged_values += 1;
+                j.abs_error_sum += e;
+                j.values += 1;
             }
         }
-        for f in out.values_mut() {
-            f.live_accuracy = (f.judged_classes > 0).then(|| f.correct as f64 / f.judged_classes as f64);
-            f.live_mae = (f.judged_values > 0).then(|| f.abs_error_sum / f.judged_values as f64);
+        for (version, j) in judged {
+            let f = out.entry(version).or_default();
+            f.live_accuracy = (j.classes > 0).then(|| j.correct as f64 / j.classes as f64);
+            f.live_mae = (j.values > 0).then(|| j.abs_error_sum / j.values as f64);
+        }
+        // Drift: each profiled feature's live values, and the predictions, against training.
+        for (version, profile) in profiles {
+            let Some(f) = out.get_mut(version) else { continue };
+            if let Some(rows) = live.rows.get(model) {
+                let window: Vec<&Vec<LiveValue>> = rows.rows.iter().filter(|(at, v, _)| *at >= since && v == version).map(|(_, _, r)| r).collect();
+                for feature in &profile.features {
+                    let Some(i) = rows.names.iter().position(|n| *n == feature.name) else { continue };
+                    let values: Vec<LiveValue> = window.iter().filter_map(|r| r.get(i).cloned()).collect();
+                    if let Some(psi) = feature.profile.psi(&values) {
+                        f.drift.push(FeatureDrift { feature: feature.name.clone(), psi, drifting: psi > DRIFT_PSI, rows: values.len() });
+                    }
+                }
+                f.drift.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+            }
+            let predicted: Vec<LiveValue> = live
+                .observations
+                .iter()
+                .filter(|o| o.at_secs >= since && o.model == model && o.version == *version)
+                .flat_map(|o| o.predictions.iter().map(|p| match p {
+                    Predicted::Class(c) => LiveValue::Text(c.clone()),
+                    Predicted::Value(v) => LiveValue::Number(*v),
+                }))
+                .collect();
+            f.prediction_drift = profile.target.psi(&predicted).map(|psi| FeatureDrift { feature: "prediction".into(), psi, drifting: psi > DRIFT_PSI, rows: predicted.len() });
         }
         out
     }
@@ -357,41 +413,13 @@ impl RequestLog {
     }
 }
 
-/// Live figures of one version.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct VersionFigures {
-    pub requests: usize,
-    pub errors: usize,
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p99_ms: Option<f64>,
-    /// Classification: how often each class was predicted.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub predicted_classes: BTreeMap<String, usize>,
-    /// Regression: the predicted values' spread.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub predicted_values: Option<ValueSummary>,
-    pub feedback: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live_accuracy: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live_mae: Option<f64>,
-    #[serde(skip)]
-    judged_classes: usize,
-    #[serde(skip)]
-    judged_values: usize,
-    #[serde(skip)]
+/// Feedback tallies of one version while its figures are made.
+#[derive(Default)]
+struct Judged {
+    classes: usize,
     correct: usize,
-    #[serde(skip)]
+    values: usize,
     abs_error_sum: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ValueSummary {
-    pub count: usize,
-    pub mean: f64,
-    pub p10: Option<f64>,
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
 }
 
 fn quantile(values: &mut [f64], q: f64) -> Option<f64> {

@@ -21,7 +21,7 @@ use crate::config::ServeConfig;
 use crate::error::{ApiError, ServeError};
 use crate::metrics::{InferLabels, Metrics, ModelLabels, RouteLabels};
 use crate::registry::{LoadedVersion, Registry};
-use crate::request_log::{FeedbackError, LoggedRequest, Predicted, RequestLog};
+use crate::request_log::{FeedbackError, LiveValue, LoggedRequest, Predicted, RequestLog};
 use crate::tensors::{to_call, to_outputs, InferRequest, InferResponse};
 
 pub struct AppState {
@@ -247,6 +247,8 @@ struct InferAnswer {
     predicted: Vec<Predicted>,
     /// The request's tensors and the answer's, when this request is logged.
     logged: Option<(Vec<crate::tensors::InferInput>, Vec<crate::tensors::InferOutput>)>,
+    /// A table model's first input rows, named by feature, for drift.
+    inputs: Option<(Vec<String>, Vec<Vec<LiveValue>>)>,
 }
 
 /// Gives an inference answer its id: the request's own OIP `id`, or one the server makes
@@ -328,7 +330,7 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
             // The id is made here, before logging, so the log and the caller see the same one.
             let id = answer.response.id.get_or_insert_with(|| format!("wick-{:016x}", rand::random::<u64>())).clone();
             let first = answer.predicted.first().cloned();
-            state.log.observe(name, version, true, latency_secs, std::mem::take(&mut answer.predicted));
+            state.log.observe(name, version, true, latency_secs, std::mem::take(&mut answer.predicted), answer.inputs.take());
             if let Some((inputs, outputs)) = answer.logged.take() {
                 let entry = LoggedRequest { id, at: chrono::Utc::now(), model: name.to_string(), version, latency_ms: latency_secs * 1e3, inputs, outputs };
                 state.log.log_request(entry, first);
@@ -336,7 +338,7 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
             Ok(answer)
         }
         Err(e) => {
-            state.log.observe(name, version, false, latency_secs, Vec::new());
+            state.log.observe(name, version, false, latency_secs, Vec::new(), None);
             Err(e)
         }
     }
@@ -356,6 +358,7 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
     crate::binary_data::fill_inputs(&mut request, blobs, max_elements)?;
     let call = to_call(&loaded.model, &request, max_elements)?;
     let rows = call.rows();
+    let inputs = live_rows(&loaded.model, &call);
     let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let mut outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
     let predicted = predictions
@@ -374,7 +377,26 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
         }
     }
     let response = InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs };
-    Ok((InferAnswer { response, binary, predicted, logged }, rows))
+    Ok((InferAnswer { response, binary, predicted, logged, inputs }, rows))
+}
+
+/// A table call's first rows as live values, with the features' names.
+fn live_rows(model: &wick_core::model::Model, call: &crate::tensors::ModelCall) -> Option<(Vec<String>, Vec<Vec<LiveValue>>)> {
+    use wick_core::data::RawColumn;
+    let (crate::tensors::ModelCall::Table { columns, n }, wick_core::model::ModelInput::Tabular { preprocessor }) = (call, &model.input) else { return None };
+    let names = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
+    let rows = (0..(*n).min(crate::request_log::ROWS_KEPT_PER_REQUEST))
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match c {
+                    RawColumn::Numeric(v) => v[r].map_or(LiveValue::Missing, LiveValue::Number),
+                    RawColumn::Text(v) | RawColumn::Date(v) => v[r].clone().map_or(LiveValue::Missing, LiveValue::Text),
+                })
+                .collect()
+        })
+        .collect();
+    Some((names, rows))
 }
 
 #[derive(Deserialize)]
@@ -508,9 +530,14 @@ async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<Stri
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
-    let figures = state.log.monitor(&name, window_secs);
-    let versions: serde_json::Map<String, serde_json::Value> = figures.into_iter().map(|(v, f)| (v.to_string(), serde_json::json!(f))).collect();
-    Ok(Json(serde_json::json!({ "model": name, "window_secs": window_secs, "log_sample": state.registry.log_sample(&name).await, "versions": versions })))
+    let figures = state.log.monitor(&name, window_secs, &state.registry.training_profiles(&name).await);
+    let report = wick_core::publish::MonitorReport {
+        log_sample: state.registry.log_sample(&name).await,
+        versions: figures.into_iter().map(|(v, f)| (v.to_string(), f)).collect(),
+        model: name,
+        window_secs,
+    };
+    Ok(Json(serde_json::json!(report)))
 }
 
 #[derive(Deserialize)]

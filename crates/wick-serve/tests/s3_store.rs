@@ -108,4 +108,38 @@ fn s3_store_round_trip_and_a_second_replica() {
     let log: Value = http.get(format!("{b}/v2/wick/audit")).bearer_auth(&token).send().unwrap().json().unwrap();
     let actions: Vec<(&str, &Value)> = log["entries"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), &e["details"])).collect();
     assert_eq!(actions, [("publish", &json!({ "version": 1, "sha256": published.sha256 })), ("set_public", &json!({ "public": true })), ("set_public", &json!({ "public": false }))], "{log}");
+
+    // Both replicas see a traffic split and a logging setting made through one of them, and both
+    // write request logs into the bucket without overwriting each other's.
+    let endpoint_a = Endpoint::new(&a, &token).unwrap();
+    endpoint_a.set_traffic("weather", &std::collections::BTreeMap::from([(1, 100)])).unwrap();
+    endpoint_a.set_logging("weather", 1.0).unwrap();
+    let endpoint_b = Endpoint::new(&b, &token).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listing = endpoint_b.models().unwrap();
+        let weather = listing.iter().find(|m| m.name == "weather").unwrap();
+        if weather.log_sample == Some(1.0) && weather.traffic.as_ref().is_some_and(|t| t.get(&1) == Some(&100)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica b never saw the settings made through a");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for url in [&a, &b].into_iter().cycle().take(20) {
+        let answer: Value = http.post(format!("{url}/v2/models/weather/infer")).bearer_auth(&token).json(&body).send().unwrap().json().unwrap();
+        ids.insert(answer["id"].as_str().unwrap().to_string());
+    }
+    let store = wick_serve::registry::Registry::open_store("s3://wick-models/team-a").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logged: Vec<Value> = runtime.block_on(wick_serve::request_log::read_entries(store.as_ref(), "logs/weather")).unwrap();
+        let seen: std::collections::HashSet<String> = logged.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+        if seen == ids {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the bucket has {} of the 20 logged requests", seen.len());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

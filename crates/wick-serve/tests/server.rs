@@ -981,7 +981,7 @@ fn logged_requests_feedback_and_monitor() {
     let (status, err) = get(&format!("{models}/weather/monitor?window_secs=0"), Some(&s.publish_token));
     assert_eq!(status, 400, "{err}");
     assert!(err["error"].as_str().unwrap().contains("window_secs"), "{err}");
-    let m = publisher.monitor("weather", 600.0).unwrap();
+    let m = json!(publisher.monitor("weather", 600.0).unwrap());
     let v1 = &m["versions"]["1"];
     assert_eq!((v1["requests"].as_u64(), v1["errors"].as_u64(), v1["feedback"].as_u64()), (Some(20), Some(0), Some(20)), "{m}");
     assert!(v1["latency_p50_ms"].as_f64().unwrap() > 0.0 && v1["latency_p99_ms"].as_f64().unwrap() >= v1["latency_p50_ms"].as_f64().unwrap(), "{m}");
@@ -989,7 +989,7 @@ fn logged_requests_feedback_and_monitor() {
     // Each call's first row is the one feedback is checked against.
     let first = answers[0]["outputs"][0]["data"][0].as_f64().unwrap();
     assert!((v1["live_mae"].as_f64().unwrap() - (first - truth).abs()).abs() < 1e-9, "{m}");
-    let d = publisher.monitor("digits", 600.0).unwrap();
+    let d = json!(publisher.monitor("digits", 600.0).unwrap());
     assert_eq!(d["versions"]["1"]["live_accuracy"], 1.0, "{d}");
 
     // The store holds every logged request (written within a second), and the feedback.
@@ -1017,4 +1017,115 @@ fn logged_requests_feedback_and_monitor() {
     // The audit log has the logging changes.
     let (_, audit) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
     assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "logging" && e["details"]["sample"] == 1.0), "{audit}");
+}
+
+/// kill -9 while requests are being logged leaves only readable NDJSON in the store: every object
+/// whole (the last second's entries may be lost). SIGTERM writes what is queued before it exits.
+#[test]
+fn killed_while_logging_the_store_holds_only_whole_ndjson() {
+    let p = packages();
+    let PublishedServer { dir, token, port: _, url, mut server } = published_wick_serve(&p.linear_a);
+    Endpoint::new(&url, &token).unwrap().set_logging("weather", 1.0).unwrap();
+    let mut body = weather_body(&[(10.0, 3.0, "rain")]);
+    body.as_object_mut().unwrap().remove("id");
+    let infer = format!("{url}/v2/models/weather/infer");
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    // Requests for 2.5 s, so that several objects are written, then SIGKILL with more queued.
+    while started.elapsed() < std::time::Duration::from_millis(2500) {
+        let (status, _) = post(&infer, Some(&token), &body);
+        assert_eq!(status, 200);
+        answered += 1;
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    let logs = dir.path().join("store/logs/weather/v1");
+    let mut lines = 0;
+    for day in std::fs::read_dir(&logs).unwrap() {
+        for object in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let path = object.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'), "{} is cut short", path.display());
+            for line in text.lines() {
+                serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{}: {e}: {line}", path.display()));
+                lines += 1;
+            }
+        }
+    }
+    assert!(lines > 0 && lines <= answered, "{lines} logged of {answered}");
+
+    // SIGTERM: a fresh server on the same store writes every queued entry before it exits.
+    let port = free_port();
+    let mut server = spawn_wick_serve(dir.path(), Some(&dir.path().join("tokens.json")), port, &[]);
+    let url = format!("http://127.0.0.1:{port}");
+    let before = count_lines(&logs);
+    let ids: Vec<String> = (0..50)
+        .map(|_| {
+            let (status, a) = post(&format!("{url}/v2/models/weather/infer"), Some(&token), &body);
+            assert_eq!(status, 200);
+            a["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let term = std::process::Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
+    assert!(term.success());
+    let _ = server.wait();
+    assert_eq!(count_lines(&logs), before + ids.len(), "every answered request was logged before exit");
+}
+
+fn count_lines(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().count())
+        .sum()
+}
+
+/// Drift: live rows drawn across the training file stay under the PSI threshold on every feature;
+/// the same rows with temp_min 25 °C warmer flag it, the worst first, and the predictions too.
+#[test]
+fn monitor_flags_a_drifting_feature_against_the_training_profile() {
+    let s = start();
+    let p = packages();
+    let publisher = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    for name in ["steady", "shifted"] {
+        publisher.publish(&p.linear_a, Some(name), "").unwrap();
+    }
+    let df = read_table(&sample("seattle-weather.csv")).unwrap();
+    let col = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
+    let (temp_min, wind, weather) = (col("temp_min"), col("wind"), col("weather"));
+    let rows: Vec<usize> = (0..df.height()).step_by(5).collect();
+    let numbers = |s: &wick_core::polars::prelude::Series, shift: f64| -> Vec<f64> { rows.iter().map(|&r| s.get(r).unwrap().try_extract::<f64>().unwrap() + shift).collect() };
+    let texts: Vec<String> = rows.iter().map(|&r| weather.str().unwrap().get(r).unwrap().to_string()).collect();
+    for (name, shift) in [("steady", 0.0), ("shifted", 25.0)] {
+        let body = json!({ "inputs": [
+            { "name": "temp_min", "shape": [rows.len()], "datatype": "FP64", "data": numbers(&temp_min, shift) },
+            { "name": "wind", "shape": [rows.len()], "datatype": "FP64", "data": numbers(&wind, 0.0) },
+            { "name": "weather", "shape": [rows.len()], "datatype": "BYTES", "data": texts },
+        ] });
+        // 16 rows of each request are kept for drift: send it in requests of 16.
+        for start in (0..rows.len()).step_by(16) {
+            let end = (start + 16).min(rows.len());
+            let mut part = body.clone();
+            for input in part["inputs"].as_array_mut().unwrap() {
+                input["data"] = json!(input["data"].as_array().unwrap()[start..end]);
+                input["shape"] = json!([end - start]);
+            }
+            let (status, a) = post(&format!("{}/v2/models/{name}/infer", s.url), Some(&s.publish_token), &part);
+            assert_eq!(status, 200, "{a}");
+        }
+    }
+    let steady = json!(publisher.monitor("steady", 600.0).unwrap());
+    let drift = steady["versions"]["1"]["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 3, "{steady}");
+    for d in drift {
+        assert!(d["psi"].as_f64().unwrap() < 0.2 && d["drifting"] == false, "{d}");
+        assert_eq!(d["rows"], rows.len());
+    }
+    let shifted = json!(publisher.monitor("shifted", 600.0).unwrap());
+    let v1 = &shifted["versions"]["1"];
+    assert_eq!(v1["drift"][0]["feature"], "temp_min", "the worst first: {shifted}");
+    assert_eq!(v1["drift"][0]["drifting"], true);
+    assert_eq!(v1["drift"][1]["drifting"], false, "wind did not move: {shifted}");
+    assert_eq!(v1["prediction_drift"]["drifting"], true, "warmer nights, warmer predicted days: {shifted}");
+    assert_eq!(steady["versions"]["1"]["prediction_drift"]["drifting"], false, "{steady}");
 }

@@ -101,10 +101,11 @@ pub fn logging(args: &EndpointArgs, name: &str, sample: f64, json: bool) -> Resu
 }
 
 pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) -> Result<()> {
-    let figures = Endpoint::new(&args.endpoint, &args.token)?.monitor(name, window_secs)?;
+    let report = Endpoint::new(&args.endpoint, &args.token)?.monitor(name, window_secs)?;
     if json {
-        return print_json(&figures);
+        return print_json(&report);
     }
+    let figures = serde_json::json!(report);
     println!("`{name}` over the last {window_secs:.0} s (this server's memory):");
     let mut t = crate::output::table(&["version", "requests", "errors", "p50 ms", "p99 ms", "predictions", "feedback", "live metric"]);
     let ms = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());

@@ -71,6 +71,9 @@ pub struct TrainReport {
     /// For a file too large to load: whether every row trained, or a sample (and why).
     #[serde(default)]
     pub rows_used: Option<RowsUsed>,
+    /// A table model's training distributions, which an endpoint compares live inputs with.
+    #[serde(default)]
+    pub training_profile: Option<crate::drift::TrainingProfile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +161,7 @@ pub(super) fn train_table_with(
     } else {
         Preprocessor::fit(&dataset, &split.train, &request.options)?
     };
+    let profile = crate::drift::TrainingProfile::of(&dataset.features, &dataset.target, &split.train);
     let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
     let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
     let fingerprint = match known {
@@ -175,6 +179,7 @@ pub(super) fn train_table_with(
         fingerprint,
         file_rows: None,
         preprocessor,
+        profile: Some(profile),
     };
     fit_encoded(table, spec, config, started, observer, cancel)
 }
@@ -193,6 +198,8 @@ pub(super) struct EncodedTable {
     pub fingerprint: DatasetFingerprint,
     /// Each target row's row in the file (0-based), where they differ; names the test samples.
     pub file_rows: Option<Vec<usize>>,
+    /// The training rows' distributions (not for a file read in chunks: no frame holds its rows).
+    pub profile: Option<crate::drift::TrainingProfile>,
 }
 
 /// Fits `spec` to an encoded table and scores it on the test rows.
@@ -204,7 +211,7 @@ pub(super) fn fit_encoded(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let EncodedTable { preprocessor, target_name, target: target_values, split, x_train, x_valid, x_test, warnings, fingerprint, file_rows } = table;
+    let EncodedTable { preprocessor, target_name, target: target_values, split, x_train, x_valid, x_test, warnings, fingerprint, file_rows, profile } = table;
     let task = target_values.task();
     let width = preprocessor.width();
     let labels = match &target_values {
@@ -294,6 +301,7 @@ pub(super) fn fit_encoded(
         duration_secs,
         rows: SplitSizes::from(&split),
         rows_used: None,
+        training_profile: profile,
     };
     Ok(TrainOutcome { model, report })
 }
@@ -691,6 +699,7 @@ fn finish_image_run(run: FinishedImageRun<'_, '_>) -> Result<TrainOutcome> {
         duration_secs,
         rows: SplitSizes::from(&split),
         rows_used: None,
+        training_profile: None,
     };
     Ok(TrainOutcome { model, report })
 }

@@ -479,6 +479,7 @@ fn linear_every_row(
         duration_secs,
         rows: sizes,
         rows_used: Some(RowsUsed::EveryRow { rows }),
+        training_profile: None,
     };
     Ok(TrainOutcome { model, report })
 }
@@ -546,6 +547,7 @@ fn trees_every_row(
         warnings: file_warnings(ctx, missing_target, missing_feature),
         fingerprint: fingerprint(ctx, chunks.sha256_hex(), rows)?,
         file_rows: Some(train.file_rows.into_iter().chain(valid.file_rows).chain(test.file_rows).collect()),
+        profile: None,
     };
     let mut outcome = fit_encoded(table, spec, ctx.config, ctx.started, reading.observer, cancel)?;
     outcome.report.rows_used = Some(RowsUsed::EveryRow { rows });

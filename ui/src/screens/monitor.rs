@@ -1,0 +1,152 @@
+//! Monitor: the published model on live traffic. Per version: requests and latency over time,
+//! errors, what it predicts, how far each input has drifted from training (worst first), and the
+//! live accuracy from feedback; request logging is switched here. The figures come from the
+//! endpoint (built-in or remote) every few seconds while the screen is shown.
+
+use egui::RichText;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use crate::command::Command;
+use crate::screens::common::{empty_state, error_label, ScreenCtx};
+use crate::state::Screen;
+use crate::theme;
+
+/// How often the figures are asked for while the screen is shown.
+pub const POLL_SECS: f64 = 3.0;
+/// The windows offered: label and seconds.
+const WINDOWS: [(&str, f64); 3] = [("Last 5 minutes", 300.0), ("Last hour", 3600.0), ("Last day", 86_400.0)];
+/// The logging shares offered.
+const SAMPLES: [(&str, f64); 4] = [("Off", 0.0), ("1 %", 0.01), ("10 %", 0.1), ("All", 1.0)];
+
+pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
+    let state = cx.state;
+    ui.heading("Monitor");
+    let Some(published) = state.publish.last.clone() else {
+        empty_state(ui, "Publish a model first; then watch it on live traffic here.", |ui| {
+            if ui.button("Go to Publish").clicked() {
+                cx.send(Command::GoTo(Screen::Publish));
+            }
+        });
+        return;
+    };
+    let m = &state.monitor;
+    if !m.busy && m.asked.is_none_or(|t| t.elapsed().as_secs_f64() >= POLL_SECS) {
+        cx.send(Command::RefreshMonitor);
+    }
+    ui.ctx().request_repaint_after(std::time::Duration::from_secs_f64(POLL_SECS));
+    ui.label(RichText::new(format!("`{}` on {} · figures of the server that answers, refreshed every {POLL_SECS:.0} s", published.name, published.endpoint)).weak());
+    ui.add_space(6.0);
+    let report = match &m.report {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            error_label(ui, e);
+            None
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Asking the endpoint…");
+            });
+            None
+        }
+    };
+    ui.horizontal(|ui| {
+        ui.label("Log requests");
+        let current = report.map(|r| r.log_sample).unwrap_or(0.0);
+        for (label, sample) in SAMPLES {
+            if ui.add(egui::Button::selectable((current - sample).abs() < 1e-9, label)).on_hover_text("The share of requests (and answers) kept in the endpoint's store, for feedback and retraining").clicked() {
+                cx.send(Command::SetLogging { name: published.name.clone(), sample });
+            }
+        }
+        ui.separator();
+        for (label, secs) in WINDOWS {
+            if ui.add(egui::Button::selectable(m.window_secs == secs, label)).clicked() {
+                cx.send(Command::SetMonitorWindow(secs));
+            }
+        }
+    });
+    if let Some(e) = &m.logging_error {
+        error_label(ui, e);
+    }
+    let Some(report) = report else { return };
+    if report.versions.is_empty() {
+        ui.add_space(20.0);
+        ui.label(RichText::new("No calls in this window yet. Send a test request on Publish, or call the endpoint from your app.").weak());
+        return;
+    }
+    history_plot(ui, m);
+    for (version, f) in report.versions.iter().rev() {
+        theme::section(ui, &format!("Version {version}"));
+        theme::card(ui).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            egui::Grid::new(("monitor", version)).num_columns(2).spacing([16.0, 6.0]).show(ui, |ui| {
+                ui.label("Requests");
+                ui.label(RichText::new(format!("{}", f.requests)).strong());
+                ui.end_row();
+                ui.label("Errors");
+                let errors = RichText::new(format!("{}", f.errors));
+                ui.label(if f.errors > 0 { errors.color(theme::BAD) } else { errors });
+                ui.end_row();
+                ui.label("Latency p50 / p99");
+                let ms = |v: Option<f64>| v.map(|x| format!("{x:.2} ms")).unwrap_or_else(|| "–".into());
+                ui.label(format!("{} / {}", ms(f.latency_p50_ms), ms(f.latency_p99_ms)));
+                ui.end_row();
+                ui.label("Live metric");
+                let metric = match (f.live_accuracy, f.live_mae) {
+                    (Some(a), _) => format!("accuracy {:.1} % on {} answers with feedback", a * 100.0, f.feedback),
+                    (_, Some(e)) => format!("mean absolute error {e:.3} on {} answers with feedback", f.feedback),
+                    _ => "no feedback yet (POST …/feedback with an answer's id and the true outcome)".into(),
+                };
+                ui.label(metric);
+                ui.end_row();
+                ui.label("Predictions");
+                if let Some(v) = &f.predicted_values {
+                    let q = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
+                    ui.label(format!("mean {:.2} · p10 {} · median {} · p90 {} ({} values)", v.mean, q(v.p10), q(v.p50), q(v.p90), v.count));
+                } else {
+                    let total: usize = f.predicted_classes.values().sum();
+                    let shares: Vec<String> = f.predicted_classes.iter().map(|(c, n)| format!("{c} {:.0} %", *n as f64 * 100.0 / total.max(1) as f64)).collect();
+                    ui.label(shares.join(" · "));
+                }
+                ui.end_row();
+            });
+            if !f.drift.is_empty() || f.prediction_drift.is_some() {
+                ui.add_space(6.0);
+                ui.label(RichText::new("Drift from training (population stability index; above 0.2 is drifting)").small().weak());
+                for d in f.prediction_drift.iter().chain(&f.drift) {
+                    ui.horizontal(|ui| {
+                        ui.add_sized([140.0, 18.0], egui::Label::new(&d.feature));
+                        let colour = if d.drifting { theme::BAD } else { theme::GOOD };
+                        let text = format!("PSI {:.3}{}", d.psi, if d.drifting { " · drifting" } else { "" });
+                        ui.add(egui::ProgressBar::new((d.psi / 0.5).clamp(0.0, 1.0) as f32).desired_width(260.0).fill(colour).text(text));
+                        ui.label(RichText::new(format!("{} live values", d.rows)).small().weak());
+                    });
+                }
+            }
+        });
+    }
+}
+
+/// Requests in the window and median latency per version, one point per refresh.
+fn history_plot(ui: &mut egui::Ui, m: &crate::state::MonitorState) {
+    if m.history.len() < 2 {
+        return;
+    }
+    let mut versions: Vec<&str> = m.history.iter().map(|p| p.version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    ui.columns(2, |cols| {
+        Plot::new("monitor_requests").height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("requests in window").show(&mut cols[0], |plot| {
+            for v in &versions {
+                let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).map(|p| [p.secs, p.requests as f64]).collect();
+                plot.line(Line::new(format!("v{v}"), points));
+            }
+        });
+        Plot::new("monitor_latency").height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("p50 ms").show(&mut cols[1], |plot| {
+            for v in &versions {
+                let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).filter_map(|p| Some([p.secs, p.p50_ms?])).collect();
+                plot.line(Line::new(format!("v{v}"), points));
+            }
+        });
+    });
+}
