@@ -250,6 +250,18 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     let polls = h.state().state.monitor.history.len();
     wait_for(&mut h, "another refresh", |a| a.state.monitor.history.len() > polls + 1);
     settle(&mut h);
+    // Latencies and refresh times differ from run to run: the snapshot pins them (the counts and
+    // drift are the run's own), and is taken before the next refresh.
+    {
+        let m = &mut h.state_mut().state.monitor;
+        let mut report = m.report.clone().unwrap().unwrap();
+        let v1 = report.versions.get_mut("1").unwrap();
+        (v1.latency_p50_ms, v1.latency_p99_ms) = (Some(0.15), Some(0.35));
+        m.history = (0..5).map(|i| wick_ui::state::MonitorPoint { secs: 3.0 * i as f64, version: "1".into(), requests: (v1.requests * i / 4).max(1), p50_ms: Some(0.15 + 0.01 * (4 - i) as f64) }).collect();
+        m.report = Some(Ok(report));
+        m.asked = Some(Instant::now());
+    }
+    h.run_steps(3);
     h.snapshot_options("monitor", &snapshot_options());
 }
 

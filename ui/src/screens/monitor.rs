@@ -34,7 +34,8 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         cx.send(Command::RefreshMonitor);
     }
     ui.ctx().request_repaint_after(std::time::Duration::from_secs_f64(POLL_SECS));
-    ui.label(RichText::new(format!("`{}` on {} · figures of the server that answers, refreshed every {POLL_SECS:.0} s", published.name, published.endpoint)).weak());
+    // The endpoint's address is in the status bar.
+    ui.label(RichText::new(format!("`{}` · figures of the server that answers, refreshed every {POLL_SECS:.0} s", published.name)).weak());
     ui.add_space(6.0);
     let report = match &m.report {
         Some(Ok(r)) => Some(r),
@@ -117,8 +118,10 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     ui.horizontal(|ui| {
                         ui.add_sized([140.0, 18.0], egui::Label::new(&d.feature));
                         let colour = if d.drifting { theme::BAD } else { theme::GOOD };
-                        let text = format!("PSI {:.3}{}", d.psi, if d.drifting { " · drifting" } else { "" });
-                        ui.add(egui::ProgressBar::new((d.psi / 0.5).clamp(0.0, 1.0) as f32).desired_width(260.0).fill(colour).text(text));
+                        // The bar's full width is a PSI of 0.5, so the 0.2 threshold sits at 40 %.
+                        ui.add(egui::ProgressBar::new((d.psi / 0.5).clamp(0.0, 1.0) as f32).desired_width(240.0).desired_height(10.0).fill(colour).corner_radius(2.0));
+                        let text = RichText::new(format!("PSI {:.3}{}", d.psi, if d.drifting { " · drifting" } else { "" }));
+                        ui.label(if d.drifting { text.color(theme::BAD).strong() } else { text });
                         ui.label(RichText::new(format!("{} live values", d.rows)).small().weak());
                     });
                 }
