@@ -80,6 +80,7 @@ impl WickApp {
             importance: ImportanceState::default(),
             grid_saliency: Default::default(),
             monitor: Default::default(),
+            downloaded_backbones: Vec::new(),
             augment_preview: Default::default(),
             load_progress: None,
             notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
@@ -88,6 +89,8 @@ impl WickApp {
             save_status: SaveStatus::default(),
             project,
         };
+        let mut state = state;
+        state.refresh_downloaded_backbones();
         let mut app = Self {
             thumbnails: crate::thumbnails::Thumbnails::new(waker.clone()),
             waker,
@@ -293,6 +296,8 @@ impl WickApp {
                 }
             }
             JobEvent::TrainDone { run_id, result } => {
+                // A transfer run may have downloaded its backbone.
+                self.state.refresh_downloaded_backbones();
                 self.generation += 1;
                 let active = self.state.training.take();
                 let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };

@@ -251,6 +251,8 @@ pub struct AppState {
     pub importance: ImportanceState,
     pub grid_saliency: GridSaliency,
     pub monitor: MonitorState,
+    /// The Hub backbones in the cache (read at start and after each run, not every frame).
+    pub downloaded_backbones: Vec<&'static str>,
     pub augment_preview: AugmentPreview,
     /// The share of a large file read while it opens by streaming.
     pub load_progress: Option<f32>,
@@ -262,6 +264,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Re-reads which Hub backbones are in the cache.
+    pub fn refresh_downloaded_backbones(&mut self) {
+        self.downloaded_backbones = match &self.config.hub {
+            Some(hub) => wick_core::hub::BACKBONES.iter().filter(|b| hub.cached(b).is_some()).map(|b| b.name).collect(),
+            None => Vec::new(),
+        };
+    }
+
     pub fn is_busy(&self) -> bool {
         self.training.is_some()
             || matches!(self.data, DataState::Loading(_))

@@ -15,17 +15,7 @@ fn resnet18_backbone_with_a_trained_head() {
     let dir = TempDir::new().unwrap();
     let weights = common::random_resnet18(dir.path());
 
-    // Three digit classes, 12 images each.
-    let data = dir.path().join("digits3");
-    for class in ["0", "1", "7"] {
-        std::fs::create_dir_all(data.join(class)).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(common::sample("digits").join(class)).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
-        for f in files.iter().take(12) {
-            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    let index = index_image_folder(&data).unwrap();
+    let index = index_image_folder(&digits3(dir.path(), 12)).unwrap();
     let input = ImageShape { height: 32, width: 32, channels: 3 };
     let spec = ModelSpec::Transfer { backbone: Backbone { arch: BackboneArch::Resnet18, weights: weights.clone(), input, fine_tune: false } };
     let config = TrainConfig { epochs: 8, lr: 1e-3, early_stopping_patience: None, ..TrainConfig::default() };

@@ -259,7 +259,7 @@ fn backbone_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoic
         for b in wick_core::hub::BACKBONES {
             ui.radio_value(&mut m.backbone, BackboneChoice::Hub(b.name.into()), b.title);
             ui.label(RichText::new(format!("{:.1} M parameters · {1}×{1} input", b.params_millions, b.input_px)).weak());
-            let here = hub.and_then(|h| h.cached(b)).is_some();
+            let here = cx.state.downloaded_backbones.contains(&b.name);
             ui.label(RichText::new(if here { "downloaded".to_string() } else { format!("{} MB download", b.download_mb) }).small().weak());
             ui.end_row();
         }
@@ -280,7 +280,7 @@ fn backbone_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &mut ModelChoic
     });
     if let Some(b) = m.backbone.hub() {
         ui.label(RichText::new(format!("{}: {}.", b.title, b.summary)).small());
-        if hub.and_then(|h| h.cached(b)).is_none() {
+        if !cx.state.downloaded_backbones.contains(&b.name) {
             let place = hub.map(|h| format!("Kept in {} (HF_ENDPOINT names a mirror).", h.cache_dir().display())).unwrap_or_default();
             ui.label(RichText::new(format!("Downloads from the Hugging Face Hub ({}/{}, {} MB) when training starts, once.", b.repo, b.file, b.download_mb)).small().weak())
                 .on_hover_text(place);

@@ -366,7 +366,7 @@ fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
     let pillow_rate = pillow.as_ref().and_then(|r| r["images_per_sec"].as_f64());
     let weights = args.data_dir.join("resnet18-random.safetensors");
     if !weights.exists() {
-        wick_core::train::throughput::write_random_resnet18(&weights)?;
+        wick_core::model::transfer::write_random_weights(wick_core::model::BackboneArch::Resnet18, &weights)?;
     }
     let out = std::env::temp_dir().join(format!("wick-bench-photos-{}.wick", std::process::id()));
     let train = timed_child(&[

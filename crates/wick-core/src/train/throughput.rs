@@ -89,17 +89,20 @@ pub fn infer_throughput(layers: &[Layer], shape: ImageShape, n_classes: usize, b
     Ok((batches * batch) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// A randomly initialised ResNet-18 without its final layer, as tensors by name, on `device`.
+fn random_resnet18_tensors(device: &Device) -> Result<std::collections::HashMap<String, Tensor>> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
+    let vars = varmap.data().lock().map_err(|_| crate::WickError::InvalidSpec("the ResNet's weights are locked".into()))?;
+    Ok(vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect())
+}
+
 /// Images per second of the transfer-learning backbone's features: a randomly initialised ResNet-18
 /// without its final layer, at 224×224 in batches of `batch`.
 pub fn resnet18_forward_throughput(batch: usize, batches: usize, device: DeviceChoice) -> Result<f64> {
     let device = device.open()?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
-    let tensors = {
-        let vars = varmap.data().lock().map_err(|_| crate::WickError::InvalidSpec("the ResNet's weights are locked".into()))?;
-        vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
-    };
+    let tensors = random_resnet18_tensors(&device)?;
     let backbone = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors, &device)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x = random_tensor(&[batch, 3, 224, 224], &mut rng, &device)?;
@@ -122,13 +125,7 @@ pub fn resnet18_fine_tune_throughput(batch: usize, steps: usize, device: DeviceC
     use crate::model::fine_tune::FineTuneNet;
     use crate::train::fit::Trainable;
     let device = device.open()?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
-    let tensors = {
-        let vars = varmap.data().lock().map_err(|_| crate::WickError::InvalidSpec("the ResNet's weights are locked".into()))?;
-        vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
-    };
+    let tensors = random_resnet18_tensors(&device)?;
     let backbone = FrozenBackbone::from_tensors_folded(BackboneArch::Resnet18, tensors, &device)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let net = FineTuneNet::new(backbone.last_stage()?, 10, &mut rng, &device)?;
@@ -285,16 +282,6 @@ pub fn lenet_memory_run(steps: usize) -> Result<()> {
         let loss = candle_nn::loss::cross_entropy(&logits, &y.index_select(&idx, 0)?)?;
         optimizer.backward_step(&loss)?;
     }
-    Ok(())
-}
-
-/// Writes a randomly initialised candle-transformers ResNet-18 (no final layer) as safetensors, for
-/// benchmarks that train a transfer model without downloading weights.
-pub fn write_random_resnet18(path: &std::path::Path) -> Result<()> {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    candle_transformers::models::resnet::resnet18_no_final_layer(vb)?;
-    varmap.save(path)?;
     Ok(())
 }
 
