@@ -701,6 +701,7 @@ impl WickApp {
                     features: Some(self.state.features()),
                     task: self.state.project.model.task_override,
                     options: PreprocessOptions { missing: self.state.project.model.missing, ..PreprocessOptions::default() },
+                    personal: self.state.project.model.personal.clone(),
                 })
             }
             LoadedData::Images { .. } => None,

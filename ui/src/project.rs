@@ -100,6 +100,8 @@ pub struct ModelChoice {
     pub cv_folds: usize,
     /// Seconds *Find the best model* spends trying models.
     pub search_budget_secs: f64,
+    /// Personal columns to drop or hash before training (and, through the model, at serving).
+    pub personal: wick_core::data::PersonalData,
 }
 
 impl Default for ModelChoice {
@@ -126,6 +128,7 @@ impl Default for ModelChoice {
             forest_max_depth: 0,
             cv_folds: 0,
             search_budget_secs: 60.0,
+            personal: wick_core::data::PersonalData::default(),
         }
     }
 }

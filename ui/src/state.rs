@@ -333,6 +333,7 @@ impl AppState {
             .iter()
             .map(|c| c.name.clone())
             .filter(|n| Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n))
+            .filter(|n| self.project.model.personal.action(n) != Some(wick_core::data::PersonalAction::Drop))
             .collect()
     }
 

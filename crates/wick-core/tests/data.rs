@@ -132,6 +132,7 @@ fn raw_columns_encode_like_a_frame() {
             FeatureEncoder::Numeric { name: "temp".into(), fill: 10.0, mean: 12.0, std: 4.0 },
             FeatureEncoder::OneHot { name: "weather".into(), categories: vec!["rain".into(), "sun".into()], fill: "sun".into() },
         ],
+        personal: Default::default(),
     };
     let frame = df!("weather" => [Some("rain"), Some("snow"), None], "temp" => [Some(16.0), None, Some(8.0)]).unwrap();
     let columns = [

@@ -460,3 +460,67 @@ fn a_cnn_trained_on_augmented_digits_learns_and_keeps_its_augmentation_in_the_ma
     let err = train_images(&index, &spec, &bad, &mut |_| {}, &CancelToken::new()).err().unwrap().to_string();
     assert!(err.contains("rotate_degrees"), "{err}");
 }
+
+/// Personal columns: a dropped one is never a feature, a hashed one trains on its hashes, and
+/// prediction from raw rows (frame, JSON rows, tensors' columns) hashes them the same way, so the
+/// saved package predicts like the model in memory; ONNX export refuses the hashed feature.
+#[test]
+fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
+    use wick_core::data::{PersonalAction, PersonalData, RawColumn};
+    let n = 120;
+    let emails: Vec<String> = (0..n).map(|i| format!("user{}@example.com", i % 6)).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("Person {}", i)).collect();
+    let x: Vec<f64> = (0..n).map(|i| (i % 10) as f64).collect();
+    // y depends on which of 6 addresses a row has: only a hashed (not dropped) column can learn it.
+    let y: Vec<f64> = (0..n).map(|i| (i % 6) as f64 * 3.0 + (i % 10) as f64 * 0.1).collect();
+    use polars::prelude::*;
+    let df = df!("email" => &emails, "name" => &names, "x" => &x, "y" => &y).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("people.csv");
+    std::fs::write(&source, "email,name,x,y\n").unwrap();
+    let mut personal = PersonalData::default();
+    personal.set("email", Some(PersonalAction::Hash));
+    personal.set("name", Some(PersonalAction::Drop));
+    let request = TabularRequest {
+        target: "y".into(),
+        features: Some(vec!["email".into(), "name".into(), "x".into()]),
+        personal: personal.clone(),
+        ..Default::default()
+    };
+    let spec = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
+    let out = train_table(&df, &source, &request, &spec, &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap();
+    let wick_core::model::ModelInput::Tabular { preprocessor } = &out.model.input else { panic!("a table model") };
+    let names_used: Vec<&str> = preprocessor.encoders.iter().map(|e| e.name()).collect();
+    assert_eq!(names_used, ["email", "x"], "the dropped column is not a feature");
+    let wick_core::data::FeatureEncoder::OneHot { categories, .. } = &preprocessor.encoders[0] else { panic!("email one-hot") };
+    assert!(categories.iter().all(|c| c.len() == 16 && !c.contains('@')), "categories are hashes: {categories:?}");
+    assert!(categories.contains(&personal.hash_value("user3@example.com")));
+    assert!(out.report.warnings.iter().any(|w| w.contains("`name`") && w.contains("personal")));
+    // Raw addresses in, the hashed model's answer out, on each prediction path.
+    let from_frame = out.model.predict_frame(&df.head(Some(12))).unwrap();
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = (0..12)
+        .map(|i| serde_json::json!({"email": emails[i], "x": x[i]}).as_object().unwrap().clone())
+        .collect();
+    let from_rows = out.model.predict_rows(&rows).unwrap();
+    let columns = [RawColumn::Text(emails[..12].iter().cloned().map(Some).collect()), RawColumn::Numeric(x[..12].iter().copied().map(Some).collect())];
+    let from_columns = out.model.predict_columns(&columns, 12).unwrap();
+    assert_eq!(from_frame, from_rows);
+    assert_eq!(from_frame, from_columns);
+    for (i, p) in from_frame.iter().enumerate() {
+        assert!((p.as_f64() - y[i]).abs() < 1e-6, "row {i}: {} vs {}", p.as_f64(), y[i]);
+    }
+    // The package keeps the choice and the salt, and predicts the same.
+    let pkg = dir.path().join("people.wick");
+    save_package(&out.model, &out.report, "people", &pkg).unwrap();
+    let (loaded, _) = load_package(&pkg).unwrap();
+    assert_eq!(loaded.predict_frame(&df.head(Some(12))).unwrap(), from_frame);
+    let manifest = std::fs::read_to_string(pkg.join("manifest.json")).unwrap();
+    assert!(manifest.contains(&personal.salt) && manifest.contains("\"drop\""));
+    assert!(!manifest.contains("user3@example.com"), "no raw address in the manifest");
+    let err = wick_core::export::export_package_onnx(&pkg, &dir.path().join("people.onnx")).unwrap_err().to_string();
+    assert!(err.contains("`email`") && err.contains("SHA-256"), "{err}");
+    // The target can't be personal data.
+    let bad = TabularRequest { target: "email".into(), personal, ..Default::default() };
+    let err = train_table(&df, &source, &bad, &spec, &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap_err().to_string();
+    assert!(err.contains("`email`") && err.contains("personal"), "{err}");
+}

@@ -70,6 +70,9 @@ pub struct TabularRequest {
     /// Overrides task detection.
     pub task: Option<Task>,
     pub options: PreprocessOptions,
+    /// Personal columns to drop or hash before anything else sees them.
+    #[serde(default)]
+    pub personal: super::PersonalData,
 }
 
 /// One feature column's raw values.
@@ -112,6 +115,8 @@ pub struct TabularDataset {
     pub target: TargetValues,
     /// Things the user should know (dropped rows, skipped columns).
     pub warnings: Vec<String>,
+    /// The personal-data choices the features were prepared with (hashed columns hold hashes).
+    pub personal: super::PersonalData,
 }
 
 impl TabularDataset {
@@ -125,6 +130,32 @@ impl TabularDataset {
 
 /// Picks features and target from `df` and checks them.
 pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<TabularDataset> {
+    if request.personal.action(&request.target).is_some() {
+        return Err(WickError::column(
+            &request.target,
+            "is the target and is marked as personal data: unmark it on the Data screen (or leave out --personal) or choose another target",
+        ));
+    }
+    let mut warnings = Vec::new();
+    let request_features = request.features.as_ref().map(|f| {
+        f.iter()
+            .filter(|name| match request.personal.action(name) {
+                Some(super::PersonalAction::Drop) => {
+                    warnings.push(format!("`{name}` is left out: it is marked as personal data to drop"));
+                    false
+                }
+                _ => true,
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    let personal_frame;
+    let df = if request.personal.is_empty() {
+        df
+    } else {
+        personal_frame = request.personal.apply(df)?;
+        &personal_frame
+    };
     let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
     let target_col = df.column(&request.target).map_err(|_| {
         WickError::column(&request.target, format!("is not in the table; the columns are: {}", names.join(", ")))
@@ -141,10 +172,9 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         ));
     }
     let task = request.task.unwrap_or_else(|| detect_task(target_series));
-    let mut warnings = Vec::new();
 
     let explicit = request.features.is_some();
-    let feature_names: Vec<String> = match &request.features {
+    let feature_names: Vec<String> = match &request_features {
         Some(f) => f.clone(),
         None => names.iter().filter(|n| **n != request.target).cloned().collect(),
     };
@@ -237,7 +267,7 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
             }
         }
     }
-    Ok(TabularDataset { features, target_name: request.target.clone(), target, warnings })
+    Ok(TabularDataset { features, target_name: request.target.clone(), target, warnings, personal: request.personal.clone() })
 }
 
 impl RawColumn {
@@ -394,6 +424,10 @@ impl FeatureEncoder {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
     pub encoders: Vec<FeatureEncoder>,
+    /// Personal columns: hashed ones are hashed from raw input before encoding, exactly as for
+    /// training; all of them are hashed in the endpoint's request log.
+    #[serde(default, skip_serializing_if = "super::PersonalData::is_empty")]
+    pub personal: super::PersonalData,
 }
 
 impl Preprocessor {
@@ -444,7 +478,7 @@ impl Preprocessor {
                 }
             }
         }
-        Ok(Self { encoders })
+        Ok(Self { encoders, personal: dataset.personal.clone() })
     }
 
     /// The tree encoding, fitted on `rows`: numbers pass through, text becomes category codes, and
@@ -468,7 +502,7 @@ impl Preprocessor {
                 RawColumn::Date(_) => FeatureEncoder::Date { name: name.clone(), scale: Vec::new() },
             });
         }
-        Ok(Self { encoders })
+        Ok(Self { encoders, personal: dataset.personal.clone() })
     }
 
     /// Number of model inputs after encoding.
@@ -506,7 +540,9 @@ impl Preprocessor {
                 FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } | FeatureEncoder::Date { .. } => {
                     let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
                     let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
-                    RawColumn::Text(text.iter().map(|v| v.map(str::to_string)).collect())
+                    let mut values: Vec<Option<String>> = text.iter().map(|v| v.map(str::to_string)).collect();
+                    self.personal.hash_values(enc.name(), &mut values);
+                    RawColumn::Text(values)
                 }
             };
             columns.push(raw);
@@ -527,6 +563,25 @@ impl Preprocessor {
                 return Err(WickError::column(enc.name(), format!("has {len} values but the other features have {n_rows}")));
             }
         }
+        let hashed: Vec<RawColumn>;
+        let columns = if self.personal.columns.values().any(|a| *a == super::PersonalAction::Hash) {
+            hashed = self
+                .encoders
+                .iter()
+                .zip(columns)
+                .map(|(enc, raw)| match raw {
+                    RawColumn::Text(v) if self.personal.is_hashed(enc.name()) => {
+                        let mut v = v.clone();
+                        self.personal.hash_values(enc.name(), &mut v);
+                        RawColumn::Text(v)
+                    }
+                    other => other.clone(),
+                })
+                .collect();
+            &hashed[..]
+        } else {
+            columns
+        };
         let refs: Vec<&RawColumn> = columns.iter().collect();
         self.encode(&refs, 0..n_rows, n_rows)
     }

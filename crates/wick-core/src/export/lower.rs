@@ -16,6 +16,15 @@ const BN_EPS: f32 = 1e-5;
 
 /// Writes the whole model into `g`: inputs as the endpoint takes them, outputs as it answers.
 pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
+    if let ModelInput::Tabular { preprocessor } = &model.input {
+        // ONNX has no SHA-256 operator: a graph fed raw values could not hash them as training did.
+        if let Some(e) = preprocessor.encoders.iter().find(|e| preprocessor.personal.is_hashed(e.name())) {
+            return Err(WickError::Export(format!(
+                "feature `{}` is personal data hashed before the model sees it, and ONNX has no SHA-256 operator to do that; drop the column instead of hashing it, or serve the model with wick-serve",
+                e.name()
+            )));
+        }
+    }
     match (&model.input, &model.weights) {
         (_, Weights::Trees(_)) => {
             return Err(WickError::Export(
