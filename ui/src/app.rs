@@ -50,6 +50,8 @@ enum RunKind {
     Candidate(wick_core::train::Candidate),
     /// The leaderboard search; the run becomes its best model.
     Search { budget_secs: f64 },
+    /// *Improve with live data*: run `base_run`'s model trained again on the dataset and these rows.
+    LiveRows { base_run: u32, rows: wick_core::polars::prelude::DataFrame },
 }
 
 impl WickApp {
@@ -343,14 +345,25 @@ impl WickApp {
                             infer_url,
                         };
                         self.state.publish.snippets = self.snippets_for(&record);
+                        if let Some((serving, percent)) = self.state.publish.canary_after_publish.take() {
+                            let split = [(serving, 100 - percent.min(100)), (record.version, percent.min(100))].into_iter().filter(|(_, p)| *p > 0).collect();
+                            self.command(Command::SetTraffic { name: record.name.clone(), split });
+                        }
                         self.state.project.published.push(record.clone());
                         self.state.publish.last = Some(record);
                         self.state.publish.error = None;
                         self.state.publish.test_response = None;
                         self.command(Command::RefreshVersions);
                     }
-                    Err(e) => self.state.publish.error = Some(e),
+                    Err(e) => {
+                        self.state.publish.canary_after_publish = None;
+                        self.state.publish.error = Some(e);
+                    }
                 }
+            }
+            JobEvent::LiveRows { base_run, result } => {
+                self.state.monitor.live.busy = false;
+                self.state.monitor.live.result = Some(result.map(|new| crate::state::LiveRows { base_run, new }));
             }
             JobEvent::TestResponse { result } => {
                 self.state.publish.test_busy = false;
@@ -592,6 +605,23 @@ impl WickApp {
                 Ok(endpoint) => self.jobs.set_logging(endpoint, name, sample),
                 Err(e) => self.state.monitor.logging_error = Some(e),
             },
+            Command::FetchLiveRows => self.fetch_live_rows(),
+            Command::TrainWithLiveRows => match self.state.monitor.live.result.take() {
+                Some(Ok(live)) => {
+                    let (base_run, rows) = (live.base_run, live.new.frame.clone());
+                    self.state.monitor.live.result = Some(Ok(live));
+                    self.start_run(RunKind::LiveRows { base_run, rows });
+                }
+                other => self.state.monitor.live.result = other,
+            },
+            Command::PublishCanary { run_id, percent } => {
+                let serving = self.state.publish.last.as_ref().map(|p| p.version);
+                self.state.selected_run = Some(run_id);
+                self.start_publish();
+                if self.state.publish.busy {
+                    self.state.publish.canary_after_publish = serving.map(|v| (v, percent));
+                }
+            }
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
             Command::RequestGridSaliency { run_id, paths } => self.request_grid_saliency(run_id, paths),
@@ -612,6 +642,10 @@ impl WickApp {
                 }
             }
             Command::SetModelChoice(choice) => self.state.project.model = choice,
+            Command::SetPersonal { column, action } => {
+                tracing::info!(%column, ?action, "personal data choice");
+                self.state.project.model.personal.set(&column, action);
+            }
             Command::SetTrainConfig(config) => self.state.project.train = config,
             Command::SetPublishForm(form) => self.state.project.publish = form,
             Command::SetCompared { run_id, compared } => {
@@ -669,7 +703,18 @@ impl WickApp {
             return;
         };
         let source = self.state.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+        let base_run = match &kind {
+            RunKind::LiveRows { base_run, .. } => match self.state.project.runs.iter().find(|r| r.id == *base_run) {
+                Some(run) => Some(run.clone()),
+                None => {
+                    self.state.monitor.live.result = Some(Err(format!("run {base_run}, the published one, is no longer in this project")));
+                    return;
+                }
+            },
+            _ => None,
+        };
         let spec = match &kind {
+            RunKind::LiveRows { .. } => Ok(base_run.as_ref().map(|r| r.spec.clone()).unwrap_or_else(ModelSpec::default_gbdt)),
             RunKind::Candidate(c) => Ok(c.spec.clone()),
             // The search's run takes the best candidate's spec when it finishes.
             RunKind::Search { .. } if data.is_images() => Err("Find the best model compares table models; this dataset is images".to_string()),
@@ -709,16 +754,19 @@ impl WickApp {
         self.view.model_error = None;
         let run_id = self.state.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
         let package = self.state.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
-        let config = match &kind {
-            RunKind::Candidate(c) => c.config(&self.state.project.train),
+        let config = match (&kind, &base_run) {
+            (RunKind::LiveRows { .. }, Some(base)) => base.config.clone(),
+            (RunKind::Candidate(c), _) => c.config(&self.state.project.train),
             _ => self.state.project.train.clone(),
         };
         let template = match &kind {
             RunKind::Current => self.state.project.model.template,
+            RunKind::LiveRows { .. } => base_run.as_ref().map(|r| r.template).unwrap_or_else(|| Template::of(&spec)),
             RunKind::Candidate(_) | RunKind::Search { .. } => Template::of(&spec),
         };
         let name = match &kind {
             RunKind::Search { .. } => format!("Run {run_id} · Find the best model"),
+            RunKind::LiveRows { rows, .. } => format!("Run {run_id} · {} + {} live rows", template.title(), rows.height()),
             _ => format!("Run {run_id} · {}", template.title()),
         };
         self.state.project.runs.push(RunRecord {
@@ -740,8 +788,12 @@ impl WickApp {
             cv: None,
             leaderboard: matches!(kind, RunKind::Search { .. }).then(Vec::new),
             rows_used: None,
+            live_rows: match &kind {
+                RunKind::LiveRows { base_run, rows } => Some(crate::project::LiveRowsRun { base_run: *base_run, rows: rows.height() }),
+                _ => None,
+            },
         });
-        let cv_folds = if matches!(data, LoadedData::Table { .. }) { self.state.project.model.cv_folds } else { 0 };
+        let cv_folds = if matches!(data, LoadedData::Table { .. }) && !matches!(kind, RunKind::LiveRows { .. }) { self.state.project.model.cv_folds } else { 0 };
         let cancel = CancelToken::new();
         self.state.training = Some(ActiveTraining {
             run_id,
@@ -775,7 +827,8 @@ impl WickApp {
             (RunKind::Search { budget_secs }, LoadedData::Table { df, .. }, Some(request)) => {
                 self.jobs.search(run_id, df, source, request, config, budget_secs, package, cancel)
             }
-            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, download, cancel),
+            (RunKind::LiveRows { rows, .. }, data, request) => self.jobs.train(run_id, data, source, request, spec, config, 0, package, None, Some(rows), cancel),
+            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, download, None, cancel),
         }
     }
 
@@ -804,6 +857,34 @@ impl WickApp {
         self.state.publish.busy = true;
         self.state.publish.error = None;
         self.jobs.publish(run_id, endpoint, package, name, self.state.project.publish.notes.clone());
+    }
+
+    /// Asks the endpoint for the published model's logged requests with feedback, as rows of the
+    /// open table.
+    fn fetch_live_rows(&mut self) {
+        let live = &mut self.state.monitor.live;
+        if live.busy {
+            return;
+        }
+        let Some(last) = self.state.publish.last.clone() else {
+            live.result = Some(Err("Publish a model first.".into()));
+            return;
+        };
+        let Some(LoadedData::Table { df, .. }) = self.state.loaded().cloned() else {
+            self.state.monitor.live.result = Some(Err("Open the table the published model was trained on; live rows are added to it.".into()));
+            return;
+        };
+        let Some(target) = self.state.project.runs.iter().find(|r| r.id == last.run_id).and_then(|r| r.target.clone()) else {
+            self.state.monitor.live.result = Some(Err(format!("run {} (the published one) is not a table model in this project", last.run_id)));
+            return;
+        };
+        match self.state.endpoint() {
+            Ok(endpoint) => {
+                self.state.monitor.live.busy = true;
+                self.jobs.fetch_live_rows(endpoint, last.name, last.run_id, df, target);
+            }
+            Err(e) => self.state.monitor.live.result = Some(Err(e)),
+        }
     }
 
     fn send_test_request(&mut self) {

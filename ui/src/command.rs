@@ -35,6 +35,12 @@ pub enum Command {
     SetMonitorWindow(f64),
     /// Log this share of the model's requests on the endpoint (0: off).
     SetLogging { name: String, sample: f64 },
+    /// Fetch the published model's logged requests that have feedback, as new rows of the dataset.
+    FetchLiveRows,
+    /// Train the published run's model again on the dataset and the fetched live rows.
+    TrainWithLiveRows,
+    /// Publish a run and send it `percent` of the calls, the serving version the rest.
+    PublishCanary { run_id: u32, percent: u32 },
     TryRow(serde_json::Map<String, serde_json::Value>),
     /// Compute the permutation importance of a run on these rows (its test rows) of the open table.
     RequestImportance { run_id: u32, rows: Vec<usize> },
@@ -47,6 +53,8 @@ pub enum Command {
     SetSettings { settings: Settings, save: bool },
     /// The Model screen's edits of the model choice (target, features, template settings, layers).
     SetModelChoice(ModelChoice),
+    /// Drop or hash a column of personal data before training (`None`: keep it as it is).
+    SetPersonal { column: String, action: Option<wick_core::data::PersonalAction> },
     /// The Model screen's training settings.
     SetTrainConfig(wick_core::train::TrainConfig),
     /// The Publish screen's name and notes.

@@ -153,6 +153,7 @@ pub enum JobEvent {
     TrafficSet { name: String, result: Result<(), String> },
     Monitor { name: String, result: Result<wick_core::publish::MonitorReport, String> },
     LoggingSet { name: String, result: Result<(), String> },
+    LiveRows { base_run: u32, result: Result<wick_core::train::NewRows, String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
     /// For an image, also the image and its saliency overlay (when the model passes gradients back).
@@ -210,6 +211,7 @@ impl Jobs {
         cv_folds: usize,
         package: PathBuf,
         download: Option<(&'static HubBackbone, Option<HubClient>)>,
+        live_rows: Option<DataFrame>,
         cancel: CancelToken,
     ) {
         self.spawn("train", move |send| {
@@ -253,16 +255,18 @@ impl Jobs {
                 }
             }
             let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
-            let outcome = match (&data, &request) {
+            let outcome = match (&data, &request, &live_rows) {
+                // Improve with live data: the run's test rows are the earlier run's.
+                (LoadedData::Table { df, .. }, Some(request), Some(rows)) => {
+                    wick_core::train::train_with_live_rows(df, rows, &source, request, &spec, &config, &mut observer, &cancel)
+                }
                 // A large file's frame is a sample: the run reads the file itself.
-                (LoadedData::Table { df, sampled_from: Some(_), .. }, Some(request)) => {
+                (LoadedData::Table { df, sampled_from: Some(_), .. }, Some(request), None) => {
                     train_csv_streamed(&source, df, request, &spec, &config, &StreamOptions::default(), &mut observer, &cancel)
                 }
-                (LoadedData::Table { df, .. }, Some(request)) => {
-                    train_table(df, &source, request, &spec, &config, &mut observer, &cancel)
-                }
-                (LoadedData::Images { index }, _) => train_images(index, &spec, &config, &mut observer, &cancel),
-                (LoadedData::Table { .. }, None) => {
+                (LoadedData::Table { df, .. }, Some(request), None) => train_table(df, &source, request, &spec, &config, &mut observer, &cancel),
+                (LoadedData::Images { index }, _, _) => train_images(index, &spec, &config, &mut observer, &cancel),
+                (LoadedData::Table { .. }, None, _) => {
                     send(JobEvent::TrainDone { run_id, result: Err("pick a target column first".into()) });
                     return;
                 }
@@ -274,6 +278,18 @@ impl Jobs {
                 Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone(), cv, leaderboard: None }))
             });
             send(JobEvent::TrainDone { run_id, result });
+        });
+    }
+
+    /// *Improve with live data*: the model's logged requests with feedback, matched to the dataset's
+    /// columns and deduplicated against its rows.
+    pub fn fetch_live_rows(&self, endpoint: EndpointTarget, name: String, base_run: u32, df: DataFrame, target: String) {
+        self.spawn("live-rows", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.labelled_rows(&name))
+                .map_err(|e| e.to_string())
+                .and_then(|labelled| wick_core::train::live_rows_frame(&df, &target, &labelled).map_err(|e| e.to_string()));
+            send(JobEvent::LiveRows { base_run, result });
         });
     }
 

@@ -313,6 +313,16 @@ pub struct RunRecord {
     /// For a file too large to load: whether every row trained, or a sample and why.
     #[serde(default)]
     pub rows_used: Option<wick_core::train::RowsUsed>,
+    /// Trained again with live rows (*Improve with live data*): the run it improves on and how many
+    /// rows were added. Its test rows are that run's.
+    #[serde(default)]
+    pub live_rows: Option<LiveRowsRun>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRowsRun {
+    pub base_run: u32,
+    pub rows: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -540,6 +550,7 @@ mod tests {
             cv: None,
             leaderboard: None,
             rows_used: None,
+            live_rows: None,
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

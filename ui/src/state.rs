@@ -135,6 +135,9 @@ pub struct PublishState {
     pub versions_busy: bool,
     /// Ready-to-paste (curl, Python) calls of the last published version.
     pub snippets: Option<(String, String)>,
+    /// After the publish in progress, send the new version this percentage of the calls and this
+    /// (the serving) version the rest.
+    pub canary_after_publish: Option<(u64, u32)>,
 }
 
 /// The Monitor screen: the endpoint's live figures of the published model, asked for every few
@@ -149,11 +152,25 @@ pub struct MonitorState {
     /// When the first of `history` was taken.
     pub since: Option<Instant>,
     pub logging_error: Option<String>,
+    /// *Improve with live data*: the logged requests with feedback, as new rows of the dataset.
+    pub live: LiveRowsState,
+}
+
+#[derive(Default)]
+pub struct LiveRowsState {
+    pub busy: bool,
+    pub result: Option<Result<LiveRows, String>>,
+}
+
+/// Live rows fetched for a run (the published one), ready to train it again with.
+pub struct LiveRows {
+    pub base_run: u32,
+    pub new: wick_core::train::NewRows,
 }
 
 impl Default for MonitorState {
     fn default() -> Self {
-        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None }
+        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None, live: LiveRowsState::default() }
     }
 }
 

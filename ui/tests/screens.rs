@@ -263,6 +263,93 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     }
     h.run_steps(3);
     h.snapshot_options("monitor", &snapshot_options());
+
+    // Improve with live data: 12 days the app saw with a slightly different night (new rows) and 3
+    // it saw as they are in the file (duplicates), each with its true temp_max as feedback.
+    let one_row = |r: usize, shift: f64| -> serde_json::Value {
+        let inputs: Vec<serde_json::Value> = manifest
+            .inputs
+            .iter()
+            .map(|input| {
+                let value = match (df.column(&input.name).unwrap().as_materialized_series().get(r).unwrap(), input.datatype.as_str()) {
+                    (wick_core::polars::prelude::AnyValue::String(s), _) => serde_json::json!(s),
+                    (v, "BYTES") => serde_json::json!(v.to_string().trim_matches('"')),
+                    (v, _) if input.name == "temp_min" => serde_json::json!(v.try_extract::<f64>().unwrap() + shift),
+                    (v, _) => serde_json::json!(v.try_extract::<f64>().unwrap()),
+                };
+                serde_json::json!({ "name": input.name, "shape": [1], "datatype": input.datatype, "data": [value] })
+            })
+            .collect();
+        serde_json::json!({ "inputs": inputs })
+    };
+    let temp_max = df.column("temp_max").unwrap().f64().unwrap().clone();
+    for (i, r) in (3..df.height()).step_by(97).take(15).enumerate() {
+        let answer = endpoint.infer("seattle-weather", None, &one_row(r, if i < 12 { 0.25 } else { 0.0 })).unwrap();
+        endpoint.feedback("seattle-weather", answer["id"].as_str().unwrap(), &serde_json::json!(temp_max.get(r).unwrap())).unwrap();
+    }
+    h.get_by_role_and_label(Role::Button, "Get live rows with feedback").scroll_to_me();
+    h.run_steps(2);
+    // The log reaches the store within a second: ask until every answer with feedback is there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.get_by_role_and_label(Role::Button, "Get live rows with feedback").click();
+        wait_for(&mut h, "the live rows", |a| !a.state.monitor.live.busy && a.state.monitor.live.result.is_some());
+        let received = match &h.state().state.monitor.live.result {
+            Some(Ok(live)) => live.new.received,
+            other => panic!("{:?}", other.as_ref().map(|r| r.as_ref().map(|_| ()))),
+        };
+        if received == 15 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{received} of 15 labelled requests reached the store");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (new_rows, duplicates) = match &h.state().state.monitor.live.result {
+        Some(Ok(live)) => (live.new.frame.height(), live.new.duplicates),
+        _ => unreachable!(),
+    };
+    assert_eq!(new_rows + duplicates, 15);
+    assert!(new_rows >= 12, "{new_rows} new rows");
+    h.get_by_label_contains(&format!("15 logged requests have feedback: {new_rows} new rows"));
+    h.get_by_role_and_label(Role::Button, &format!("Retrain with {new_rows} new rows")).click();
+    wait_for(&mut h, "training with the live rows", trained);
+    let improved = h.state().state.project.runs.last().unwrap().clone();
+    assert_eq!(improved.status, RunStatus::Finished, "{:?}", improved.status);
+    assert_eq!(improved.live_rows, Some(wick_ui::project::LiveRowsRun { base_run: run.id, rows: new_rows }));
+    assert_eq!(improved.spec, run.spec, "the same model, trained again");
+    h.get_by_role_and_label(Role::Button, "Monitor").click();
+    h.run_steps(3);
+    h.get_by_label_contains("(same test rows)");
+    let canary = format!("Publish {} as a canary (10 %)", improved.name);
+    h.get_by_role_and_label(Role::Button, &canary).scroll_to_me();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, &canary).click();
+    wait_for(&mut h, "the canary", |a| !a.state.publish.busy && a.state.publish.last.as_ref().is_some_and(|p| p.version == 2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.step();
+        let listing = endpoint.models().unwrap();
+        let model = listing.iter().find(|m| m.name == "seattle-weather").unwrap();
+        if model.traffic == Some([(1, 90), (2, 10)].into_iter().collect()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 90/10 split: {:?}", model.traffic);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The snapshot pins the latencies and the history, which differ from run to run.
+    settle(&mut h);
+    {
+        let m = &mut h.state_mut().state.monitor;
+        if let Some(Ok(report)) = &mut m.report {
+            for f in report.versions.values_mut() {
+                (f.latency_p50_ms, f.latency_p99_ms) = (Some(0.15), Some(0.35));
+            }
+        }
+        m.history.clear();
+        m.asked = Some(Instant::now());
+    }
+    h.run_steps(3);
+    h.snapshot_options("monitor_improve", &snapshot_options());
 }
 
 #[test]
@@ -849,4 +936,41 @@ fn transfer_learning_offers_hub_backbones_and_downloads_the_chosen_one_with_prog
     h.get_by_role_and_label(Role::Button, "Model").click();
     h.run_steps(3);
     h.get_by_label("downloaded");
+}
+
+/// A table with e-mail addresses: the Model screen (where opening lands) and the Data screen flag the
+/// column and offer Keep, Hash and Drop; the choice is the project's and shapes the features.
+#[test]
+fn personal_columns_are_flagged_with_drop_and_hash() {
+    let env = Env::new(false);
+    let csv = env.dir.path().join("customers.csv");
+    let mut text = String::from("email,visits,spend\n");
+    for i in 0..40 {
+        text.push_str(&format!("customer{}@example.org,{},{}\n", i % 5, i % 9, (i % 5) * 10 + i % 9));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    h.state_mut().handle_host_event(HostEvent::OpenDataset(csv));
+    wait_for(&mut h, "the table to load", loaded);
+    assert_eq!(h.state().state.screen, Screen::Model);
+    h.get_by_label("⚠ looks like e-mail addresses");
+    h.get_by_label("Hash").click();
+    h.run_steps(3);
+    let personal = &h.state().state.project.model.personal;
+    assert_eq!(personal.action("email"), Some(wick_core::data::PersonalAction::Hash));
+    assert_eq!(personal.salt.len(), 32, "a salt is made with the first hashed column");
+    assert!(h.state().state.features().contains(&"email".to_string()), "a hashed column is still a feature");
+    h.state_mut().command(wick_ui::command::Command::GoTo(Screen::Data));
+    h.run_steps(3);
+    h.get_by_label("⚠ looks like e-mail addresses");
+    h.get_by_label("Drop").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.project.model.personal.action("email"), Some(wick_core::data::PersonalAction::Drop));
+    assert_eq!(h.state().state.features(), ["visits"], "a dropped column is not a feature");
+    settle(&mut h);
+    h.snapshot_options("data_personal", &snapshot_options());
+    h.get_by_label("Keep").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.project.model.personal.action("email"), None);
 }

@@ -94,6 +94,10 @@ enum Command {
         #[command(flatten)]
         endpoint: commands::remote::EndpointArgs,
     },
+    /// Train a published table model again with its live data: the endpoint's logged requests that
+    /// have feedback become new rows of the dataset; the old and new models' figures on the same test
+    /// rows are printed side by side; `--canary 10` releases the new one to 10% of the calls.
+    Improve(Box<commands::improve::ImproveArgs>),
     /// Run the endpoint server (same as `wick-serve`).
     Serve {
         /// Configuration file (TOML); WICK_SERVE_* environment variables override it.
@@ -145,6 +149,7 @@ fn main() -> std::process::ExitCode {
         Command::Traffic { name, split, endpoint } => commands::remote::traffic(&endpoint, &name, &split, cli.json),
         Command::Logging { name, sample, endpoint } => commands::remote::logging(&endpoint, &name, sample, cli.json),
         Command::Monitor { name, window_secs, endpoint } => commands::remote::monitor(&endpoint, &name, window_secs, cli.json),
+        Command::Improve(args) => commands::improve::run(&args, cli.json),
         Command::Serve { config } => commands::serve(config.as_deref()),
         Command::Devices => commands::devices::run(cli.json),
         Command::Bench(args) => commands::bench::run(&args, cli.json),

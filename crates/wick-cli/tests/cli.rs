@@ -386,3 +386,101 @@ fn train_with_a_backbone_named_downloads_it_from_the_hub_once() {
     assert!(!offline.status.success());
     assert!(err.contains("could not reach") && err.contains("manual") && err.contains("mobilenetv4.safetensors"), "{err}");
 }
+
+/// The loop after publish from the CLI and HTTP: publish v1 (trained on 2012–2014), log its calls,
+/// send 2015's days and their true temperatures as feedback, `wick improve` trains v2 on both and
+/// releases it to 10% of the calls, and `wick rollback` promotes it.
+#[test]
+fn improve_with_live_data_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let (token, _) = wick_serve::auth::create_token(&tokens, "me", vec![wick_serve::auth::Scope::Publish, wick_serve::auth::Scope::Infer], None).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .arg("serve")
+        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WICK_SERVE_STORE", dir.path().join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_TOKENS_FILE", &tokens)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = KillOnDrop(server);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // 2012–2014 to train on; 2015 arrives as live traffic.
+    let text = std::fs::read_to_string(sample("seattle-weather.csv")).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let (old, live): (Vec<&str>, Vec<&str>) = rows.lines().partition(|l| !l.starts_with("2015"));
+    let data = dir.path().join("weather-2012-2014.csv");
+    std::fs::write(&data, format!("{header}\n{}\n", old.join("\n"))).unwrap();
+    let v1 = dir.path().join("v1.wick");
+    ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--features", "temp_min,month,wind", "--name", "weather", "--out", s(&v1)]);
+    let remote = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(args).args(["--endpoint", &endpoint]).env("WICK_TOKEN", &token).output().unwrap();
+        assert!(out.status.success(), "wick {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    remote(&["--json", "publish", s(&v1)]);
+    // Nothing logged yet: a clear error, not an empty model.
+    let v2 = dir.path().join("v2.wick");
+    let out = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["improve", "weather", "--model", s(&v1), "--data", s(&data), "--out", s(&v2), "--endpoint", &endpoint])
+        .env("WICK_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("wick logging weather"), "{}", String::from_utf8_lossy(&out.stderr));
+    remote(&["--json", "logging", "weather", "--sample", "1"]);
+
+    let client = reqwest::blocking::Client::new();
+    let field = |line: &str, i: usize| line.split(',').nth(i).unwrap().to_string();
+    for line in &live {
+        let body = serde_json::json!({ "inputs": [
+            { "name": "temp_min", "shape": [1], "datatype": "FP64", "data": [field(line, 3).parse::<f64>().unwrap()] },
+            { "name": "month", "shape": [1], "datatype": "INT64", "data": [field(line, 1).parse::<i64>().unwrap()] },
+            { "name": "wind", "shape": [1], "datatype": "FP64", "data": [field(line, 4).parse::<f64>().unwrap()] },
+        ] });
+        let answer: serde_json::Value = client.post(format!("{endpoint}/v2/models/weather/infer")).bearer_auth(&token).json(&body).send().unwrap().json().unwrap();
+        let feedback = serde_json::json!({ "id": answer["id"], "value": field(line, 6).parse::<f64>().unwrap() });
+        let status = client.post(format!("{endpoint}/v2/wick/models/weather/feedback")).bearer_auth(&token).json(&feedback).send().unwrap().status();
+        assert_eq!(status, 200);
+    }
+    let monitor = remote(&["--json", "monitor", "weather"]);
+    assert_eq!(monitor["versions"]["1"]["feedback"], live.len(), "{monitor}");
+    // The log reaches the store within a second or so.
+    let mut improved = None;
+    for _ in 0..50 {
+        let out = Command::new(env!("CARGO_BIN_EXE_wick"))
+            .args(["--json", "improve", "weather", "--model", s(&v1), "--data", s(&data), "--out", s(&v2), "--canary", "10", "--endpoint", &endpoint])
+            .env("WICK_TOKEN", &token)
+            .output()
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.success() && answer["received"] == live.len() {
+            improved = Some(answer);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let improved = improved.expect("every live row with feedback comes back as a new row");
+    // Two 2015 days may agree in every column the log has: the second is a duplicate.
+    let new_rows = improved["new_rows"].as_u64().unwrap();
+    assert_eq!(new_rows + improved["duplicates"].as_u64().unwrap(), live.len() as u64, "{improved}");
+    assert!(new_rows as usize > live.len() - 5 && improved["unusable"] == 0, "{improved}");
+    assert!(improved["before"]["r2"].as_f64().unwrap() > 0.8 && improved["after"]["r2"].as_f64().unwrap() > 0.8, "{improved}");
+    assert_eq!(improved["canary"]["version"], 2, "{improved}");
+    let listing = remote(&["--json", "models"]);
+    assert_eq!(listing[0]["traffic"], serde_json::json!({ "1": 90, "2": 10 }), "{listing}");
+    // The new package trained on the live rows too; its test rows are v1's.
+    let v2_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v2.join("manifest.json")).unwrap()).unwrap();
+    let v1_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v1.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(v2_manifest["dataset"]["rows"].as_u64().unwrap(), v1_manifest["dataset"]["rows"].as_u64().unwrap() + new_rows);
+    // Promote.
+    remote(&["--json", "rollback", "weather", "2"]);
+    assert_eq!(remote(&["--json", "models"])[0]["default_version"], 2);
+}

@@ -124,6 +124,27 @@ pub struct VersionRecord {
 }
 
 /// An endpoint and its token.
+/// Logged requests with feedback, as `GET /v2/wick/models/{name}/labelled` returns them: the rows
+/// *Improve with live data* adds to a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelledRows {
+    pub model: String,
+    pub rows: Vec<LabelledRow>,
+    /// Columns the log holds only as hashes (personal data): their values come back missing.
+    #[serde(default)]
+    pub hashed: Vec<String>,
+}
+
+/// One logged request's first row: its feature values by name, and the outcome feedback gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelledRow {
+    pub id: String,
+    pub version: u64,
+    pub values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A class label (text) or a number.
+    pub outcome: serde_json::Value,
+}
+
 pub struct Endpoint {
     base: String,
     token: String,
@@ -276,6 +297,15 @@ impl Endpoint {
             None => format!("{}/v2/models/{name}/infer", self.base),
         };
         self.send(self.client.post(url).json(body))?
+            .json()
+            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+    }
+
+    /// The logged requests of `name` that have feedback, as rows with their true outcome (all
+    /// versions; the first row of each request, the one feedback is about).
+    pub fn labelled_rows(&self, name: &str) -> Result<LabelledRows, PublishError> {
+        self.check()?;
+        self.send(self.client.get(format!("{}/v2/wick/models/{name}/labelled", self.base)))?
             .json()
             .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
     }

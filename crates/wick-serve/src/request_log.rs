@@ -444,3 +444,60 @@ pub async fn read_entries<T: serde::de::DeserializeOwned>(store: &dyn ObjectStor
     }
     Ok(out)
 }
+
+/// Labelled requests at most in one answer of `GET /v2/wick/models/{name}/labelled`.
+pub const LABELLED_ROWS_MAX: usize = 100_000;
+
+/// Joins logged requests with their feedback (the latest for an id): each request's first row, by
+/// feature name, with its true outcome. `features(version)` names a version's features in order
+/// (for a request sent as one 2-D tensor) and says which of them the log holds hashed; those come
+/// back missing, since a hash can't be trained on again as the raw value.
+pub fn labelled_rows(
+    model: &str,
+    logged: &[LoggedRequest],
+    feedback: &[Feedback],
+    features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
+) -> wick_core::publish::LabelledRows {
+    use crate::tensor_data::TensorData;
+    let outcomes: HashMap<&str, serde_json::Value> = feedback
+        .iter()
+        .filter_map(|f| {
+            let outcome = f.label.clone().map(serde_json::Value::String).or_else(|| f.value.map(serde_json::Value::from))?;
+            Some((f.id.as_str(), outcome))
+        })
+        .collect();
+    let mut hashed = std::collections::BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    for request in logged {
+        let Some(outcome) = outcomes.get(request.id.as_str()) else { continue };
+        if rows.len() >= LABELLED_ROWS_MAX || !seen.insert(request.id.as_str()) {
+            continue;
+        }
+        let (names, hashed_here) = features(request.version).unwrap_or_default();
+        let first = |data: &TensorData, i: usize| match data {
+            TensorData::Numbers(v) => v.get(i).map(|x| serde_json::json!(x)),
+            TensorData::Values(v) => v.get(i).cloned(),
+        };
+        let mut values = BTreeMap::new();
+        match request.inputs.as_slice() {
+            // One 2-D tensor whose columns are the features in order.
+            [only] if only.shape.len() == 2 && only.shape[1] as usize == names.len() && !names.contains(&only.name) => {
+                for (j, name) in names.iter().enumerate() {
+                    values.insert(name.clone(), first(&only.data, j).unwrap_or_default());
+                }
+            }
+            inputs => {
+                for input in inputs {
+                    values.insert(input.name.clone(), first(&input.data, 0).unwrap_or_default());
+                }
+            }
+        }
+        for name in hashed_here {
+            values.insert(name.clone(), serde_json::Value::Null);
+            hashed.insert(name);
+        }
+        rows.push(wick_core::publish::LabelledRow { id: request.id.clone(), version: request.version, values, outcome: outcome.clone() });
+    }
+    wick_core::publish::LabelledRows { model: model.to_string(), rows, hashed: hashed.into_iter().collect() }
+}

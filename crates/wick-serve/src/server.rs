@@ -89,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/wick/models/{name}/logging", axum::routing::put(set_logging))
         .route("/v2/wick/models/{name}/feedback", post(feedback))
         .route("/v2/wick/models/{name}/monitor", get(monitor))
+        .route("/v2/wick/models/{name}/labelled", get(labelled))
         .route("/v2/wick/usage", get(usage))
         .route("/v2/wick/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
@@ -369,7 +370,7 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
             wick_core::model::Prediction::Value { value } => Predicted::Value(*value),
         })
         .collect();
-    let logged = log.then(|| (request.inputs.clone(), outputs.clone()));
+    let logged = log.then(|| (logged_inputs(&loaded.model, &request.inputs), outputs.clone()));
     let mut binary: Option<Vec<u8>> = None;
     for output in &mut outputs {
         if crate::binary_data::wants_binary(&request, &output.name) {
@@ -380,18 +381,50 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
     Ok((InferAnswer { response, binary, predicted, logged, inputs }, rows))
 }
 
-/// A table call's first rows as live values, with the features' names.
+/// The request's tensors as the request log keeps them: a column marked as personal data is left
+/// out when training dropped it and hashed (with the model's salt) when training hashed it, so the
+/// log never holds what the user chose not to train on, even when a caller sends it.
+fn logged_inputs(model: &wick_core::model::Model, inputs: &[crate::tensors::InferInput]) -> Vec<crate::tensors::InferInput> {
+    use crate::tensor_data::TensorData;
+    use wick_core::data::PersonalAction;
+    let wick_core::model::ModelInput::Tabular { preprocessor } = &model.input else { return inputs.to_vec() };
+    let personal = &preprocessor.personal;
+    inputs
+        .iter()
+        .filter(|input| personal.action(&input.name) != Some(PersonalAction::Drop))
+        .map(|input| {
+            if !personal.is_hashed(&input.name) {
+                return input.clone();
+            }
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let hashed = match &input.data {
+                TensorData::Numbers(v) => v.iter().map(|&x| personal.hash_value(&crate::tensor_data::number_text(x)).into()).collect(),
+                TensorData::Values(v) => v.iter().map(|v| if v.is_null() { v.clone() } else { personal.hash_value(&text(v)).into() }).collect(),
+            };
+            crate::tensors::InferInput { data: TensorData::Values(hashed), datatype: "BYTES".into(), ..input.clone() }
+        })
+        .collect()
+}
+
+/// A table call's first rows as live values, with the features' names; hashed personal columns
+/// hold their hashes, as the training rows the drift is measured against did.
 fn live_rows(model: &wick_core::model::Model, call: &crate::tensors::ModelCall) -> Option<(Vec<String>, Vec<Vec<LiveValue>>)> {
     use wick_core::data::RawColumn;
     let (crate::tensors::ModelCall::Table { columns, n }, wick_core::model::ModelInput::Tabular { preprocessor }) = (call, &model.input) else { return None };
-    let names = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
+    let names: Vec<String> = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
+    let personal = &preprocessor.personal;
     let rows = (0..(*n).min(crate::request_log::ROWS_KEPT_PER_REQUEST))
         .map(|r| {
             columns
                 .iter()
-                .map(|c| match c {
+                .zip(&names)
+                .map(|(c, name)| match c {
                     RawColumn::Numeric(v) => v[r].map_or(LiveValue::Missing, LiveValue::Number),
-                    RawColumn::Text(v) | RawColumn::Date(v) => v[r].clone().map_or(LiveValue::Missing, LiveValue::Text),
+                    RawColumn::Text(v) | RawColumn::Date(v) => match &v[r] {
+                        None => LiveValue::Missing,
+                        Some(t) if personal.is_hashed(name) => LiveValue::Text(personal.hash_value(t)),
+                        Some(t) => LiveValue::Text(t.clone()),
+                    },
                 })
                 .collect()
         })
@@ -538,6 +571,36 @@ async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<Stri
         window_secs,
     };
     Ok(Json(serde_json::json!(report)))
+}
+
+/// `GET /v2/wick/models/{name}/labelled`: the logged requests that have feedback, as rows with
+/// their true outcome, read from the store (so every replica's logs count): what *Improve with live
+/// data* adds to the dataset.
+async fn labelled(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::request_log::{read_entries, Feedback, LoggedRequest};
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let Some(versions) = state.registry.versions_of(&name).await else {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    };
+    let store = state.registry.store();
+    let read_error = |e: object_store::Error| ApiError::Internal(format!("reading the request log of `{name}` from the store: {e}"));
+    let feedback: Vec<Feedback> = read_entries(store.as_ref(), &format!("feedback/{name}")).await.map_err(read_error)?;
+    let logged: Vec<LoggedRequest> =
+        if feedback.is_empty() { Vec::new() } else { read_entries(store.as_ref(), &format!("logs/{name}")).await.map_err(read_error)? };
+    let mut features = std::collections::HashMap::new();
+    for version in versions {
+        if let Some((loaded, _)) = state.registry.resolve(&name, Some(version)).await {
+            if let wick_core::model::ModelInput::Tabular { preprocessor } = &loaded.model.input {
+                let names: Vec<String> = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
+                let hashed = names.iter().filter(|n| preprocessor.personal.is_hashed(n)).cloned().collect();
+                features.insert(version, (names, hashed));
+            } else {
+                return Err(ApiError::BadRequest(format!("`{name}` is an image model; live rows with feedback are for table models")));
+            }
+        }
+    }
+    let rows = crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
+    Ok(Json(serde_json::json!(rows)))
 }
 
 #[derive(Deserialize)]

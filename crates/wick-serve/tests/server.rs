@@ -1129,3 +1129,68 @@ fn monitor_flags_a_drifting_feature_against_the_training_profile() {
     assert_eq!(v1["prediction_drift"]["drifting"], true, "warmer nights, warmer predicted days: {shifted}");
     assert_eq!(steady["versions"]["1"]["prediction_drift"]["drifting"], false, "{steady}");
 }
+
+/// A model trained with a hashed e-mail column and a dropped name column: the request log keeps
+/// the e-mail only as the model's salted hash and never the name, even when the caller sends it;
+/// the answer is the one the model gives locally for the raw rows.
+#[test]
+fn the_request_log_never_holds_personal_data() {
+    use wick_core::data::{PersonalAction, PersonalData};
+    use wick_core::polars::prelude::*;
+    let n = 60;
+    let emails: Vec<String> = (0..n).map(|i| format!("user{}@example.com", i % 4)).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("Ann Example{i}")).collect();
+    let x: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+    let y: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 2.0 + (i % 7) as f64).collect();
+    let df = df!("email" => &emails, "name" => &names, "x" => &x, "y" => &y).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut personal = PersonalData::default();
+    personal.set("email", Some(PersonalAction::Hash));
+    personal.set("name", Some(PersonalAction::Drop));
+    let request = TabularRequest { target: "y".into(), personal: personal.clone(), ..Default::default() };
+    let spec = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
+    let out = train_table(&df, &dir.path().join("people.csv"), &request, &spec, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+    let pkg = dir.path().join("people.wick");
+    save_package(&out.model, &out.report, "people", &pkg).unwrap();
+    let local = out.model.predict_frame(&df.head(Some(3))).unwrap();
+
+    let s = start();
+    let publisher = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    publisher.publish(&pkg, None, "").unwrap();
+    publisher.set_logging("people", 1.0).unwrap();
+    let body = json!({ "inputs": [
+        { "name": "email", "shape": [3], "datatype": "BYTES", "data": &emails[..3] },
+        { "name": "name", "shape": [3], "datatype": "BYTES", "data": &names[..3] },
+        { "name": "x", "shape": [3], "datatype": "FP64", "data": &x[..3] },
+    ] });
+    let (status, answer) = post(&format!("{}/v2/models/people/infer", s.url), Some(&s.publish_token), &body);
+    assert_eq!(status, 200, "{answer}");
+    for (i, p) in local.iter().enumerate() {
+        assert!((answer["outputs"][0]["data"][i].as_f64().unwrap() - p.as_f64()).abs() < 1e-9, "{answer}");
+    }
+    let store = wick_serve::registry::Registry::open_store(&s.dir.path().join("store").to_string_lossy()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let logged = loop {
+        let entries = runtime.block_on(wick_serve::request_log::read_entries::<Value>(store.as_ref(), "logs/people")).unwrap();
+        if !entries.is_empty() {
+            break entries;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log did not reach the store");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let inputs = logged[0]["inputs"].as_array().unwrap();
+    let names_logged: Vec<&str> = inputs.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names_logged, ["email", "x"], "the dropped column is not logged: {}", logged[0]);
+    let hashes: Vec<String> = emails[..3].iter().map(|e| personal_hash(&out.model, e)).collect();
+    assert_eq!(inputs[0]["data"], json!(hashes));
+    let raw = serde_json::to_string(&logged).unwrap();
+    assert!(!raw.contains("@example.com") && !raw.contains("Ann Example"), "{raw}");
+}
+
+/// The model's own hash of a value of its hashed `email` column.
+fn personal_hash(model: &wick_core::model::Model, value: &str) -> String {
+    let wick_core::model::ModelInput::Tabular { preprocessor } = &model.input else { panic!("a table model") };
+    assert!(preprocessor.personal.is_hashed("email"));
+    preprocessor.personal.hash_value(value)
+}

@@ -134,6 +134,7 @@ fn table_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, df: &DataFrame, summary
     for w in &warnings {
         ui.colored_label(theme::ACCENT, format!("⚠ {w}"));
     }
+    personal_choices(cx, ui, summary);
     ui.add_space(4.0);
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Columns");
@@ -172,6 +173,49 @@ pub fn table_warnings(state: &AppState, summary: &TableSummary) -> Vec<String> {
         out.push(w);
     }
     out
+}
+
+/// The columns that look like personal data (or that the user marked), each with Keep, Hash and
+/// Drop; shown on the Data screen and again on the Model screen, where opening a table lands.
+pub fn personal_choices(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &TableSummary) {
+    use wick_core::data::PersonalAction;
+    let state = cx.state;
+    let personal = &state.project.model.personal;
+    let target = state.project.model.target.as_deref();
+    let flagged: Vec<_> = summary
+        .columns
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != target && (c.personal.is_some() || personal.action(&c.name).is_some()))
+        .collect();
+    if flagged.is_empty() {
+        return;
+    }
+    theme::section(ui, "Personal data");
+    ui.label(
+        RichText::new(
+            "Drop leaves a column out of training. Hash trains on a salted SHA-256 of each value instead of the value; \
+             the endpoint hashes what callers send the same way, and its request log keeps only the hashes.",
+        )
+        .small(),
+    );
+    egui::Grid::new("personal").num_columns(3).show(ui, |ui| {
+        for c in flagged {
+            ui.label(RichText::new(&c.name).strong());
+            match c.personal {
+                Some(kind) => ui.colored_label(theme::ACCENT, format!("⚠ looks like {}", kind.describe())),
+                None => ui.label("marked by you"),
+            };
+            let current = personal.action(&c.name);
+            ui.horizontal(|ui| {
+                for (label, action) in [("Keep", None), ("Hash", Some(PersonalAction::Hash)), ("Drop", Some(PersonalAction::Drop))] {
+                    if ui.selectable_label(current == action, label).clicked() && current != action {
+                        cx.send(Command::SetPersonal { column: c.name.clone(), action });
+                    }
+                }
+            });
+            ui.end_row();
+        }
+    });
 }
 
 fn column_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &TableSummary) {

@@ -107,6 +107,7 @@ fn target_and_features(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Dr
         error_label(ui, "Pick the column to predict.");
         return;
     }
+    crate::screens::data::personal_choices(cx, ui, summary);
     egui::CollapsingHeader::new(format!("Features: {} of {} columns", state.features().len(), names.len() - 1))
         .id_salt("features")
         .show(ui, |ui| {

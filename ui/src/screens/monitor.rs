@@ -69,7 +69,14 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     if let Some(e) = &m.logging_error {
         error_label(ui, e);
     }
-    let Some(report) = report else { return };
+    if let Some(report) = report {
+        figures(ui, m, report);
+    }
+    improve_with_live_data(cx, ui, &published);
+}
+
+/// Each version's figures, newest first, after the requests and latency charts.
+fn figures(ui: &mut egui::Ui, m: &crate::state::MonitorState, report: &wick_core::publish::MonitorReport) {
     if report.versions.is_empty() {
         ui.add_space(20.0);
         ui.label(RichText::new("No calls in this window yet. Send a test request on Publish, or call the endpoint from your app.").weak());
@@ -127,6 +134,131 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 }
             }
         });
+    }
+}
+
+/// *Improve with live data*: the logged requests that have feedback become new rows (those the
+/// dataset already has are left out); the published run's model trains again on both, held back
+/// on the same test rows, and the two runs' test figures are shown side by side; the new one can
+/// go out as a canary.
+fn improve_with_live_data(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, published: &crate::project::PublishedRecord) {
+    let state = cx.state;
+    let live = &state.monitor.live;
+    theme::section(ui, "Improve with live data");
+    ui.label(
+        RichText::new("Logged requests that have feedback become new rows of your dataset; the same model trains again on both and is tested on the same held-back rows as the published one.")
+            .small()
+            .weak(),
+    );
+    ui.horizontal(|ui| {
+        let button = egui::Button::new("Get live rows with feedback");
+        if ui.add_enabled(!live.busy, button).clicked() {
+            cx.send(Command::FetchLiveRows);
+        }
+        if live.busy {
+            ui.spinner();
+            ui.label("Reading the request log…");
+        }
+    });
+    match &live.result {
+        None => {}
+        Some(Err(e)) => error_label(ui, e),
+        Some(Ok(rows)) => {
+            let new = &rows.new;
+            let mut summary = format!("{} logged requests have feedback: {} new rows, {} already in the dataset", new.received, new.frame.height(), new.duplicates);
+            if new.unusable > 0 {
+                summary.push_str(&format!(", {} whose outcome does not fit the target", new.unusable));
+            }
+            ui.label(RichText::new(summary).strong());
+            if !new.hashed.is_empty() {
+                ui.label(RichText::new(format!("{} is logged only as a hash (personal data); the new rows leave it empty.", new.hashed.join(", "))).small());
+            }
+            if new.frame.height() > 0 {
+                live_rows_preview(ui, &new.frame);
+                let training = state.training.is_some();
+                let text = format!("Retrain with {} new rows", new.frame.height());
+                if ui.add_enabled(!training, egui::Button::new(RichText::new(text).strong()).fill(theme::ACCENT.gamma_multiply(0.35))).clicked() {
+                    cx.send(Command::TrainWithLiveRows);
+                }
+            } else {
+                ui.label("Nothing new to train on yet: log requests (above) and send feedback for their answers.");
+            }
+        }
+    }
+    comparison(cx, ui, published);
+}
+
+/// The first live rows, as a table.
+fn live_rows_preview(ui: &mut egui::Ui, frame: &wick_core::polars::prelude::DataFrame) {
+    const SHOWN: usize = 8;
+    egui::ScrollArea::horizontal().id_salt("live_rows").show(ui, |ui| {
+        egui::Grid::new("live_rows_grid").striped(true).show(ui, |ui| {
+            for c in frame.columns() {
+                ui.label(RichText::new(c.name().as_str()).small().strong());
+            }
+            ui.end_row();
+            for r in 0..frame.height().min(SHOWN) {
+                for c in frame.columns() {
+                    let text = match c.get(r) {
+                        Ok(wick_core::polars::prelude::AnyValue::Null) | Err(_) => "–".to_string(),
+                        Ok(v) => v.str_value().to_string(),
+                    };
+                    ui.label(RichText::new(text).small());
+                }
+                ui.end_row();
+            }
+        });
+    });
+    if frame.height() > SHOWN {
+        ui.label(RichText::new(format!("… and {} more", frame.height() - SHOWN)).small().weak());
+    }
+}
+
+/// The latest run trained with live rows beside the run it improves on, on the same test rows.
+fn comparison(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, published: &crate::project::PublishedRecord) {
+    let state = cx.state;
+    let Some((run, live)) = state.project.runs.iter().rev().find_map(|r| Some((r, r.live_rows?))) else { return };
+    let Some(base) = state.project.runs.iter().find(|r| r.id == live.base_run) else { return };
+    ui.add_space(6.0);
+    ui.label(RichText::new(format!("{} beside {} (same test rows)", run.name, base.name)).strong());
+    match (&base.test_metrics, &run.test_metrics) {
+        (Some(before), Some(after)) => {
+            egui::Grid::new("live_comparison").striped(true).num_columns(3).show(ui, |ui| {
+                ui.label(RichText::new("metric").small().strong());
+                ui.label(RichText::new(base.name.as_str()).small().strong());
+                ui.label(RichText::new(run.name.as_str()).small().strong());
+                ui.end_row();
+                for ((name, old), (_, new)) in before.scalars().into_iter().zip(after.scalars()) {
+                    ui.label(name);
+                    ui.label(format!("{old:.4}"));
+                    ui.label(format!("{new:.4}"));
+                    ui.end_row();
+                }
+            });
+            if state.publish.busy {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Publishing…");
+                });
+            } else if published.run_id != run.id && run.package.is_some() {
+                let text = format!("Publish {} as a canary (10 %)", run.name);
+                if ui.button(text).on_hover_text(format!("A new version of `{}` answers 10 % of the calls and the serving one the rest; promote or end it on Publish", published.name)).clicked() {
+                    cx.send(Command::PublishCanary { run_id: run.id, percent: 10 });
+                }
+            }
+            if let Some(e) = &state.publish.error {
+                error_label(ui, e);
+            }
+        }
+        _ if run.status == crate::project::RunStatus::Running => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Training…");
+            });
+        }
+        _ => {
+            ui.label(RichText::new("One of the two runs has no test figures (it did not finish, or it trained on every row).").weak());
+        }
     }
 }
 

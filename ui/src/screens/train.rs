@@ -383,6 +383,7 @@ mod tests {
             cv: None,
             leaderboard: None,
             rows_used: None,
+            live_rows: None,
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });

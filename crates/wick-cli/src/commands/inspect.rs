@@ -61,6 +61,15 @@ fn print_table(path: &Path, summary: &TableSummary) {
         if c.distinct <= 1 {
             println!("note: column `{}` is constant; it can't help a model", c.name);
         }
+        if let Some(kind) = c.personal {
+            println!(
+                "note: column `{}` looks like {}; train with --personal {}=drop (leave it out) or {}=hash (a salted hash instead of the value)",
+                c.name,
+                kind.describe(),
+                c.name,
+                c.name
+            );
+        }
         if c.kind == ColumnKind::Text && c.distinct > 50 {
             println!("note: column `{}` is text with {} distinct values; training leaves it out of the features", c.name, c.distinct);
         }

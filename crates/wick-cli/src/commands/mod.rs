@@ -4,6 +4,7 @@ pub mod bench_serve;
 pub mod devices;
 pub mod eval;
 pub mod explain;
+pub mod improve;
 pub mod export;
 pub mod inspect;
 pub mod predict;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use wick_core::data::{Augment, MissingPolicy, PreprocessOptions, SplitFractions, TabularRequest, Task};
+use wick_core::data::{Augment, MissingPolicy, PersonalAction, PersonalData, PreprocessOptions, SplitFractions, TabularRequest, Task};
 use wick_core::hub::{self, BackboneSource, HubClient};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, ModelSpec};
 use wick_core::package::save_package;
@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// noise, blur (image datasets only).
     #[arg(long, value_delimiter = ',')]
     pub augment: Option<Vec<String>>,
+    /// Personal columns, comma-separated COLUMN=drop or COLUMN=hash: drop leaves the column out,
+    /// hash trains on (and the endpoint logs) a salted SHA-256 of each value instead of the value.
+    /// `wick inspect` flags the columns that look personal.
+    #[arg(long, value_delimiter = ',')]
+    pub personal: Option<Vec<String>>,
     /// How to handle missing values: drop, mean, median, most-frequent.
     #[arg(long, default_value = "mean")]
     pub missing: String,
@@ -160,7 +165,8 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 "most-frequent" | "most_frequent" => MissingPolicy::MostFrequent,
                 other => bail!("--missing {other:?} is not known; use drop, mean, median or most-frequent"),
             };
-            let request = TabularRequest { target, features: args.features.clone(), task, options: PreprocessOptions { missing, ..Default::default() } };
+            let personal = personal_choices(args.personal.as_deref().unwrap_or_default(), df)?;
+            let request = TabularRequest { target, features: args.features.clone(), task, options: PreprocessOptions { missing, ..Default::default() }, personal };
             let detected = match task {
                 Some(t) => t,
                 None => {
@@ -200,6 +206,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         Dataset::Images(index) => {
             if args.cv.is_some() {
                 bail!("--cv cross-validates table models; for an image folder, leave it out");
+            }
+            if args.personal.is_some() {
+                bail!("--personal marks table columns; for an image folder, leave it out");
             }
             if args.target.is_some() {
                 eprintln!("note: --target is ignored for image datasets; the class is the sub-folder name");
@@ -338,4 +347,21 @@ fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape, bars: &mut P
         }
         _ => bail!("an image dataset needs --model cnn or --model transfer"),
     })
+}
+
+/// Parses `--personal COLUMN=drop|hash` against the table's columns.
+fn personal_choices(items: &[String], df: &wick_core::polars::prelude::DataFrame) -> Result<PersonalData> {
+    let mut personal = PersonalData::default();
+    for item in items {
+        let Some((column, action)) = item.split_once('=') else {
+            bail!("--personal {item:?}: write COLUMN=drop or COLUMN=hash");
+        };
+        if df.column(column).is_err() {
+            let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+            bail!("--personal: column `{column}` is not in the table; the columns are: {}", names.join(", "));
+        }
+        let action: PersonalAction = action.parse().map_err(|e: String| anyhow::anyhow!("--personal {item:?}: {e}"))?;
+        personal.set(column, Some(action));
+    }
+    Ok(personal)
 }

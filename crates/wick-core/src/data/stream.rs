@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::columns::FeatureAdvice;
+use super::personal::PersonalKind;
 use super::summary::{preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS, TOP_VALUES};
 use super::table::{read_head, sniff_separator, TableFormat};
 use crate::error::{Result, WickError};
@@ -97,7 +98,7 @@ impl Acc {
         Ok(())
     }
 
-    fn finish(self, name: &str, dtype: &DataType, advice: FeatureAdvice) -> ColumnSummary {
+    fn finish(self, name: &str, dtype: &DataType, advice: FeatureAdvice, personal: Option<PersonalKind>) -> ColumnSummary {
         let mut s = ColumnSummary {
             name: name.to_string(),
             dtype: dtype.to_string(),
@@ -111,6 +112,7 @@ impl Acc {
             std: None,
             top_values: Vec::new(),
             advice,
+            personal,
         };
         match self {
             Self::Numeric { n, missing, min, max, mean, m2, hll } => {
@@ -203,7 +205,11 @@ fn stream_csv_with(
     let columns = accs
         .into_iter()
         .zip(head.columns())
-        .map(|(acc, c)| acc.finish(c.name(), c.dtype(), FeatureAdvice::of(c.as_materialized_series())))
+        .map(|(acc, c)| {
+            // Personal data shows in the first rows as well as in all of them.
+            let series = c.as_materialized_series();
+            acc.finish(c.name(), c.dtype(), FeatureAdvice::of(series), super::detect_personal(series))
+        })
         .collect();
     let summary = TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows: chunks.rows_read(), columns, preview: preview_rows(&head, PREVIEW_ROWS) };
     let mut sample = stack(sampled, &head)?;

@@ -54,6 +54,9 @@ pub struct ColumnSummary {
     /// What training does with the column as a feature (dates, IDs, constants).
     #[serde(default)]
     pub advice: super::columns::FeatureAdvice,
+    /// What personal data the values look like, if any (the Data screen and `wick inspect` flag it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal: Option<super::PersonalKind>,
 }
 
 /// An opened table: its schema, size, a preview and statistics.
@@ -115,6 +118,7 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
         std: None,
         top_values: Vec::new(),
         advice: super::columns::FeatureAdvice::of(series),
+        personal: super::detect_personal(series),
     };
     match kind {
         ColumnKind::Text | ColumnKind::Boolean => {

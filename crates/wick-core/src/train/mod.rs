@@ -3,6 +3,7 @@
 pub mod cv;
 pub mod device;
 pub mod events;
+pub mod live_data;
 pub(crate) mod fit;
 pub mod optim;
 pub mod parity;
@@ -17,6 +18,7 @@ pub use cv::{cross_validate, CvReport, FoldStat};
 pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, keep_freed_memory_for_reuse, DeviceChoice};
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 pub use optim::OptimizerKind;
+pub use live_data::{live_rows_frame, request_of, train_with_live_rows, NewRows};
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};
 pub use streamed::{train_csv_streamed, RowsUsed, StreamOptions};
 pub use pipeline::{train_images, train_table, AUGMENTED_VIEWS, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
