@@ -239,7 +239,15 @@ fn bench_serve_loads_a_real_wick_serve_process() {
     let v = ok_json(&["--json", "bench", "--serve", "--duration-secs", "0.3", "--max-requests", "300", "--python", "/nonexistent/python", "--samples", s(&sample(""))]);
     let rows = v["rows"].as_array().unwrap();
     let cells: Vec<(&str, u64)> = rows.iter().map(|r| (r["model"].as_str().unwrap(), r["connections"].as_u64().unwrap())).collect();
-    assert_eq!(cells, [("linear", 1), ("linear", 16), ("linear", 64), ("cnn", 1), ("cnn", 16), ("cnn", 64), ("health", 1)]);
+    assert_eq!(
+        cells,
+        [("linear", 1), ("linear", 16), ("linear", 64), ("cnn", 1), ("cnn", 16), ("cnn", 64), ("health", 1), ("linear, logging all", 16), ("linear, logging all", 64)]
+    );
+    // Logging every request under load loses no answer and no log entry.
+    let logging = &v["logging"];
+    assert_eq!(logging["dropped"], 0, "{logging}");
+    assert_eq!(logging["logged"], logging["answered"], "{logging}");
+    assert!(logging["cells"][0]["ratio"].as_f64().unwrap() > 0.0, "{logging}");
     for r in rows {
         let wick = &r["wick"];
         assert!(wick["requests"].as_u64().unwrap() > 0, "{r}");

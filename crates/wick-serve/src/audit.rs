@@ -19,7 +19,8 @@ pub struct AuditEntry {
     pub at: chrono::DateTime<chrono::Utc>,
     /// The id of the token that made the change (never the token itself).
     pub token_id: String,
-    /// `publish`, `set_default`, `set_public` or `delete_version`.
+    /// `publish`, `set_default`, `traffic`, `logging`, `set_public`, `delete_version`, `token_create`
+    /// or `token_revoke`.
     pub action: String,
     pub model: String,
     /// What changed, e.g. `{"version": 3}`.

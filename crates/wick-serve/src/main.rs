@@ -75,6 +75,7 @@ fn token(config: &ServeConfig, cmd: TokenCommand) -> Result<()> {
             let (token, record) = create_token(&path, &name, scopes, models)?;
             eprintln!("created token `{}` (id {}) with scopes {:?}; store it now, it is not shown again:", record.name, record.id, record.scopes);
             println!("{token}");
+            audit_token_change(config, "token_create", serde_json::json!({ "id": record.id, "name": record.name, "scopes": record.scopes, "models": record.models }));
         }
         TokenCommand::List => {
             for r in list_tokens(&path)? {
@@ -83,12 +84,36 @@ fn token(config: &ServeConfig, cmd: TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::Revoke { name_or_id } => {
+            let record = list_tokens(&path)?.into_iter().find(|r| r.name == name_or_id || r.id == name_or_id);
             if revoke_token(&path, &name_or_id)? {
                 println!("revoked `{name_or_id}`");
+                let details = record.map_or_else(|| serde_json::json!({ "name_or_id": name_or_id }), |r| serde_json::json!({ "id": r.id, "name": r.name }));
+                audit_token_change(config, "token_revoke", details);
             } else {
                 anyhow::bail!("no token named or with id `{name_or_id}`");
             }
         }
     }
     Ok(())
+}
+
+/// Appends a token change to the audit log in the model store, as the server does for registry
+/// changes. The change has happened: a store that can't be written is a warning, not a failure.
+/// Never the token itself, only its id and name.
+fn audit_token_change(config: &ServeConfig, action: &str, details: serde_json::Value) {
+    let entry = wick_serve::audit::AuditEntry {
+        at: chrono::Utc::now(),
+        // Made on the server's machine with access to its tokens file, not with a token.
+        token_id: "wick-serve token".into(),
+        action: action.into(),
+        model: String::new(),
+        details,
+    };
+    let written = wick_serve::registry::Registry::open_store(&config.store).map_err(anyhow::Error::from).and_then(|store| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(wick_serve::audit::AuditLog::new(store).append(&entry)).map_err(anyhow::Error::from)
+    });
+    if let Err(e) = written {
+        eprintln!("warning: the audit log in {} was not written: {e:#}", config.store);
+    }
 }

@@ -1194,3 +1194,31 @@ fn personal_hash(model: &wick_core::model::Model, value: &str) -> String {
     assert!(preprocessor.personal.is_hashed("email"));
     preprocessor.personal.hash_value(value)
 }
+
+/// `wick-serve token create` and `revoke` (offline, on the server's machine) are in the audit log
+/// in the model store: the token's id and name, never the token.
+#[test]
+fn token_changes_are_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let wick_serve = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wick-serve"))
+            .args(args)
+            .env("WICK_SERVE_STORE", dir.path().join("store"))
+            .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+            .env("WICK_SERVE_TOKENS_FILE", dir.path().join("tokens.json"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "wick-serve {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let token = wick_serve(&["token", "create", "--name", "ci", "--scopes", "infer"]).trim().to_string();
+    wick_serve(&["token", "revoke", "ci"]);
+    let store = wick_serve::registry::Registry::open_store(&dir.path().join("store").to_string_lossy()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let entries = runtime.block_on(wick_serve::audit::AuditLog::new(store).read(10)).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["token_create", "token_revoke"]);
+    assert_eq!(entries[0].details["name"], "ci");
+    assert_eq!(entries[0].details["id"], entries[1].details["id"]);
+    assert!(!serde_json::to_string(&entries).unwrap().contains(&token), "never the token itself");
+}

@@ -80,6 +80,9 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     let endpoint = Endpoint::new(&wick_server.url(), &token)?;
     endpoint.publish(&linear, Some("linear"), "")?;
     endpoint.publish(&cnn, Some("cnn"), "")?;
+    // The same linear model with every request logged, for the logging-on row.
+    endpoint.publish(&linear, Some("linear-logged"), "")?;
+    endpoint.set_logging("linear-logged", 1.0)?;
 
     let reference = start_reference(python, dir.path(), &linear, &cnn)?;
     if reference.is_none() {
@@ -117,11 +120,37 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
             rows.push(Row { model: model.into(), connections, wick, python, throughput_ratio });
         }
     }
+    // Request logging at sample 1.0 against the same model unlogged, in the same run: its cost on
+    // throughput, and whether every answered request was logged (none dropped).
+    let mut logging = Vec::new();
+    for connections in [16usize, 64] {
+        eprintln!("linear with every request logged, {connections} connections…");
+        let target = Target { addr: wick_server.addr, path: "/v2/models/linear-logged/infer".into(), auth: Some(token.clone()) };
+        let logged = load_test(&target, Some(&linear_body), connections, client_threads, Duration::from_secs_f64(duration_secs), max_requests)?;
+        let off = rows.iter().find(|r| r.model == "linear" && r.connections == connections).map(|r| r.wick.requests_per_sec);
+        logging.push(serde_json::json!({
+            "connections": connections,
+            "requests_per_sec": logged.requests_per_sec,
+            "requests_per_sec_logging_off": off,
+            "ratio": off.map(|o| logged.requests_per_sec / o.max(1e-9)),
+            "requests": logged.requests,
+            "errors": logged.errors,
+        }));
+        rows.push(Row { model: "linear, logging all".into(), connections, wick: logged, python: None, throughput_ratio: None });
+    }
+    let metrics = reqwest::blocking::get(format!("{}/metrics", wick_server.url())).and_then(|r| r.text()).context("reading wick serve's /metrics")?;
+    let counter = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64;
+    let (logged_total, dropped_total) = (counter("wick_logged_requests_total "), counter("wick_log_dropped_total "));
+    let answered_logged: usize = rows.iter().filter(|r| r.model == "linear, logging all").map(|r| r.wick.requests - r.wick.errors).sum();
     drop(reference);
     drop(wick_server);
     let echo_round_trips_per_sec = tcp_echo_round_trips_per_sec(Duration::from_secs_f64(duration_secs.min(2.0)))?;
     if json {
-        return print_json(&serde_json::json!({ "rows": rows, "tcp_echo_round_trips_per_sec": echo_round_trips_per_sec }));
+        return print_json(&serde_json::json!({
+            "rows": rows,
+            "tcp_echo_round_trips_per_sec": echo_round_trips_per_sec,
+            "logging": { "cells": logging, "answered": answered_logged, "logged": logged_total, "dropped": dropped_total },
+        }));
     }
     let mut t = table(&["model", "conns", "Wick req/s", "p50 ms", "p99 ms", "err", "Python req/s", "p50 ms", "p99 ms", "err", "Wick ×"]);
     for r in &rows {
@@ -143,6 +172,12 @@ pub fn run(samples: &Path, python: &str, duration_secs: f64, max_requests: usize
     println!("{t}");
     println!("each cell: {duration_secs} s or {max_requests} requests, one row or one 8×8 image per request; load generator in this process");
     println!("health: GET /v2/health/ready, each server's round trip with no model work");
+    for cell in &logging {
+        if let (Some(on), Some(ratio)) = (cell["requests_per_sec"].as_f64(), cell["ratio"].as_f64()) {
+            println!("request logging at sample 1.0, {} connections: {on:.0} req/s, {ratio:.2}× the same model unlogged", cell["connections"]);
+        }
+    }
+    println!("logged {logged_total} of the {answered_logged} answered requests of the logging rows, {dropped_total} dropped (buffer full)");
     println!(
         "this machine's floor at 1 connection: {echo_round_trips_per_sec:.0} round trips/s of 300 bytes between two threads over loopback TCP, with no HTTP and no work (a sleeping thread woken per message)"
     );
