@@ -151,6 +151,7 @@ fn main() {
             cv: None,
             leaderboard: None,
             rows_used: None,
+            live_rows: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

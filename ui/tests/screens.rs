@@ -282,7 +282,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
             .collect();
         serde_json::json!({ "inputs": inputs })
     };
-    let temp_max = df.column("temp_max").unwrap().f64().unwrap().clone();
+    let temp_max = df.column("temp_max").unwrap().as_materialized_series().f64().unwrap().clone();
     for (i, r) in (3..df.height()).step_by(97).take(15).enumerate() {
         let answer = endpoint.infer("seattle-weather", None, &one_row(r, if i < 12 { 0.25 } else { 0.0 })).unwrap();
         endpoint.feedback("seattle-weather", answer["id"].as_str().unwrap(), &serde_json::json!(temp_max.get(r).unwrap())).unwrap();
@@ -330,7 +330,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
         h.step();
         let listing = endpoint.models().unwrap();
         let model = listing.iter().find(|m| m.name == "seattle-weather").unwrap();
-        if model.traffic == Some([(1, 90), (2, 10)].into_iter().collect()) {
+        if model.traffic == Some(std::collections::BTreeMap::from([(1u64, 90u32), (2, 10)])) {
             break;
         }
         assert!(Instant::now() < deadline, "no 90/10 split: {:?}", model.traffic);

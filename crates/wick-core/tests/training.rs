@@ -521,6 +521,7 @@ fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
     assert!(err.contains("`email`") && err.contains("SHA-256"), "{err}");
     // The target can't be personal data.
     let bad = TabularRequest { target: "email".into(), personal, ..Default::default() };
-    let err = train_table(&df, &source, &bad, &spec, &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new()).unwrap_err().to_string();
+    let Err(err) = train_table(&df, &source, &bad, &spec, &TrainConfig::default(), &mut |_: TrainEvent| {}, &CancelToken::new()) else { panic!("a personal target trained") };
+    let err = err.to_string();
     assert!(err.contains("`email`") && err.contains("personal"), "{err}");
 }

@@ -78,7 +78,7 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
                 .with_context(|| format!("`{}` has no default version on {} to release a canary beside", args.name, args.endpoint.endpoint))?;
             let notes = format!("retrained with {} live rows", new.frame.height());
             let published = endpoint.publish(&args.out, Some(&args.name), &notes)?;
-            let split = if percent == 100 { [(published.version, 100)].into() } else { [(current, 100 - percent), (published.version, percent)].into() };
+            let split: std::collections::BTreeMap<u64, u32> = if percent == 100 { [(published.version, 100)].into() } else { [(current, 100 - percent), (published.version, percent)].into() };
             endpoint.set_traffic(&args.name, &split)?;
             Some((current, published.version, percent))
         }

@@ -53,7 +53,7 @@ pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRow
         return Err(WickError::InvalidSpec(format!("the target `{target}` is not a column of the dataset")));
     }
     let rows = &labelled.rows;
-    let mut columns = Vec::with_capacity(dataset.width());
+    let mut columns: Vec<Column> = Vec::with_capacity(dataset.width());
     for column in dataset.columns() {
         let name = column.name().as_str();
         let values: Vec<Option<&serde_json::Value>> =
@@ -66,10 +66,10 @@ pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRow
             text.with_name(name.into()).into_series()
         };
         // A value that does not fit the column's type (text in a number column) becomes missing.
-        let typed = series.cast_with_options(column.dtype(), CastOptions::NonStrict).map_err(|e| WickError::polars(format!("live values of column `{name}`"), e))?;
+        let typed = series.cast(column.dtype()).map_err(|e| WickError::polars(format!("live values of column `{name}`"), e))?;
         columns.push(typed.into());
     }
-    let frame = DataFrame::new(columns).map_err(|e| WickError::polars("live rows", e))?;
+    let frame = DataFrame::new(rows.len(), columns).map_err(|e| WickError::polars("live rows", e))?;
     let usable = frame.column(target).map_err(|e| WickError::polars("target", e))?.is_not_null();
     let unusable = frame.height() - usable.sum().unwrap_or(0) as usize;
     let frame = frame.filter(&usable).map_err(|e| WickError::polars("live rows", e))?;
