@@ -250,10 +250,17 @@ fn looks_like_phone(v: &str, named_phone: bool) -> bool {
         return false;
     }
     let n = digits(v).len();
-    if !(7..=15).contains(&n) {
+    if !(7..=15).contains(&n) || looks_like_date(v) {
         return false;
     }
     named_phone || v.starts_with('+') || v.chars().any(|c| " -()".contains(c))
+}
+
+/// Dates written with digits and separators (`2012-01-01`, `01/02/2012`, `1.2.2012`), which the
+/// phone pattern would otherwise take.
+fn looks_like_date(v: &str) -> bool {
+    const FORMATS: [&str; 6] = ["%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%d.%m.%Y"];
+    FORMATS.iter().any(|f| chrono::NaiveDate::parse_from_str(v, f).is_ok())
 }
 
 /// One to four words, each starting with a capital letter, of letters and name punctuation.
