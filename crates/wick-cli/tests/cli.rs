@@ -485,8 +485,8 @@ fn improve_with_live_data_from_the_cli() {
     let listing = remote(&["--json", "models"]);
     assert_eq!(listing[0]["traffic"], serde_json::json!({ "1": 90, "2": 10 }), "{listing}");
     // The new package trained on the live rows too; its test rows are v1's.
-    let v2_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v2.join("manifest.json")).unwrap()).unwrap();
-    let v1_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v1.join("manifest.json")).unwrap()).unwrap();
+    let v2_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v2.join("wick.json")).unwrap()).unwrap();
+    let v1_manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(v1.join("wick.json")).unwrap()).unwrap();
     assert_eq!(v2_manifest["dataset"]["rows"].as_u64().unwrap(), v1_manifest["dataset"]["rows"].as_u64().unwrap() + new_rows);
     // Promote.
     remote(&["--json", "rollback", "weather", "2"]);

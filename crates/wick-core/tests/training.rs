@@ -514,7 +514,7 @@ fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
     save_package(&out.model, &out.report, "people", &pkg).unwrap();
     let (loaded, _) = load_package(&pkg).unwrap();
     assert_eq!(loaded.predict_frame(&df.head(Some(12))).unwrap(), from_frame);
-    let manifest = std::fs::read_to_string(pkg.join("manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(pkg.join(wick_core::package::MANIFEST_FILE)).unwrap();
     assert!(manifest.contains(&personal.salt) && manifest.contains("\"drop\""));
     assert!(!manifest.contains("user3@example.com"), "no raw address in the manifest");
     let err = wick_core::export::export_package_onnx(&pkg, &dir.path().join("people.onnx")).unwrap_err().to_string();

@@ -1147,9 +1147,12 @@ fn the_request_log_never_holds_personal_data() {
     let mut personal = PersonalData::default();
     personal.set("email", Some(PersonalAction::Hash));
     personal.set("name", Some(PersonalAction::Drop));
-    let request = TabularRequest { target: "y".into(), personal: personal.clone(), ..Default::default() };
+    let request = TabularRequest { target: "y".into(), task: Some(wick_core::data::Task::Regression), personal: personal.clone(), ..Default::default() };
     let spec = ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 };
-    let out = train_table(&df, &dir.path().join("people.csv"), &request, &spec, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+    // The source file is hashed for the package's fingerprint.
+    let source = dir.path().join("people.csv");
+    std::fs::write(&source, "email,name,x,y\n").unwrap();
+    let out = train_table(&df, &source, &request, &spec, &TrainConfig::default(), &mut |_| {}, &CancelToken::new()).unwrap();
     let pkg = dir.path().join("people.wick");
     save_package(&out.model, &out.report, "people", &pkg).unwrap();
     let local = out.model.predict_frame(&df.head(Some(3))).unwrap();
