@@ -288,7 +288,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
         endpoint.feedback("seattle-weather", answer["id"].as_str().unwrap(), &serde_json::json!(temp_max.get(r).unwrap())).unwrap();
     }
     h.get_by_role_and_label(Role::Button, "Get live rows with feedback").scroll_to_me();
-    h.run_steps(2);
+    h.run_steps(10);
     // The log reaches the store within a second: ask until every answer with feedback is there.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -311,6 +311,9 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     assert_eq!(new_rows + duplicates, 15);
     assert!(new_rows >= 12, "{new_rows} new rows");
     h.get_by_label_contains(&format!("15 logged requests have feedback: {new_rows} new rows"));
+    // Scrolling is animated: some frames pass before the button is under the pointer.
+    h.get_by_role_and_label(Role::Button, &format!("Retrain with {new_rows} new rows")).scroll_to_me();
+    h.run_steps(10);
     h.get_by_role_and_label(Role::Button, &format!("Retrain with {new_rows} new rows")).click();
     wait_for(&mut h, "training with the live rows", trained);
     let improved = h.state().state.project.runs.last().unwrap().clone();
@@ -322,7 +325,7 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     h.get_by_label_contains("(same test rows)");
     let canary = format!("Publish {} as a canary (10 %)", improved.name);
     h.get_by_role_and_label(Role::Button, &canary).scroll_to_me();
-    h.run_steps(2);
+    h.run_steps(10);
     h.get_by_role_and_label(Role::Button, &canary).click();
     wait_for(&mut h, "the canary", |a| !a.state.publish.busy && a.state.publish.last.as_ref().is_some_and(|p| p.version == 2));
     let deadline = Instant::now() + Duration::from_secs(20);
