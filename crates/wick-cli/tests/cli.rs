@@ -164,30 +164,36 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `wick serve`, then `wick publish`, `wick models` and `wick rollback` against it, as processes.
-#[test]
-fn serve_publish_models_rollback() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
+/// `wick serve` on a free loopback port with its store in `dir` and a publish+infer token: the
+/// server (killed when dropped), its URL and the token.
+fn serve_in(dir: &Path) -> (KillOnDrop, String, String) {
+    let tokens = dir.join("tokens.json");
     let (token, _) = wick_serve::auth::create_token(&tokens, "me", vec![wick_serve::auth::Scope::Publish, wick_serve::auth::Scope::Infer], None).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = std::process::Command::new(env!("CARGO_BIN_EXE_wick"))
+    let server = Command::new(env!("CARGO_BIN_EXE_wick"))
         .arg("serve")
         .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WICK_SERVE_STORE", dir.path().join("store"))
-        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
+        .env("WICK_SERVE_STORE", dir.join("store"))
+        .env("WICK_SERVE_DATA_DIR", dir.join("data"))
         .env("WICK_SERVE_TOKENS_FILE", &tokens)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _server = KillOnDrop(server);
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = KillOnDrop(server);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (server, format!("http://127.0.0.1:{port}"), token)
+}
+
+/// `wick serve`, then `wick publish`, `wick models` and `wick rollback` against it, as processes.
+#[test]
+fn serve_publish_models_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, endpoint, token) = serve_in(dir.path());
     let data = sample("seattle-weather.csv");
     let (m1, m2) = (dir.path().join("a.wick"), dir.path().join("b.wick"));
     ok_json(&["--json", "train", s(&data), "--target", "temp_max", "--features", "temp_min,wind", "--name", "weather", "--out", s(&m1)]);
@@ -401,26 +407,7 @@ fn train_with_a_backbone_named_downloads_it_from_the_hub_once() {
 #[test]
 fn improve_with_live_data_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    let (token, _) = wick_serve::auth::create_token(&tokens, "me", vec![wick_serve::auth::Scope::Publish, wick_serve::auth::Scope::Infer], None).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Command::new(env!("CARGO_BIN_EXE_wick"))
-        .arg("serve")
-        .env("WICK_SERVE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WICK_SERVE_STORE", dir.path().join("store"))
-        .env("WICK_SERVE_DATA_DIR", dir.path().join("data"))
-        .env("WICK_SERVE_TOKENS_FILE", &tokens)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = KillOnDrop(server);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (_server, endpoint, token) = serve_in(dir.path());
     // 2012–2014 to train on; 2015 arrives as live traffic.
     let text = std::fs::read_to_string(sample("seattle-weather.csv")).unwrap();
     let (header, rows) = text.split_once('\n').unwrap();

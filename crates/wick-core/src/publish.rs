@@ -123,7 +123,6 @@ pub struct VersionRecord {
     pub notes: String,
 }
 
-/// An endpoint and its token.
 /// Logged requests with feedback, as `GET /v2/wick/models/{name}/labelled` returns them: the rows
 /// *Improve with live data* adds to a dataset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -145,6 +144,7 @@ pub struct LabelledRow {
     pub outcome: serde_json::Value,
 }
 
+/// An endpoint and its token.
 pub struct Endpoint {
     base: String,
     token: String,

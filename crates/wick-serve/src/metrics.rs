@@ -96,3 +96,42 @@ impl Metrics {
             .unwrap_or_default()
     }
 }
+
+/// The monitor's live figures as OpenMetrics gauges, by model and version (and feature): the
+/// feedback count, live accuracy or mean absolute error, and the drift of each feature and of the
+/// predictions, over `window_secs`. Appended to `/metrics` before its `# EOF`.
+pub fn live_gauges(models: &[(String, BTreeMap<u64, wick_core::publish::VersionFigures>)], window_secs: f64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP wick_{name} {help} (the last {window_secs:.0} s).\n# TYPE wick_{name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "wick_{name}{{{labels}}} {value}");
+        }
+    };
+    let labels = |model: &str, version: u64| format!("model=\"{}\",version=\"{version}\"", escape_label(model));
+    let each = |f: &dyn Fn(&wick_core::publish::VersionFigures) -> Vec<(String, f64)>| -> Vec<(String, f64)> {
+        models
+            .iter()
+            .flat_map(|(model, versions)| versions.iter().flat_map(move |(v, figures)| f(figures).into_iter().map(move |(extra, x)| (format!("{}{extra}", labels(model, *v)), x))))
+            .collect()
+    };
+    family("live_feedback", "Answers that got feedback, by model and version", each(&|f| vec![(String::new(), f.feedback as f64)]));
+    family("live_accuracy", "Accuracy of the answers that got feedback", each(&|f| f.live_accuracy.map(|a| (String::new(), a)).into_iter().collect()));
+    family("live_mae", "Mean absolute error of the answers that got feedback", each(&|f| f.live_mae.map(|e| (String::new(), e)).into_iter().collect()));
+    family(
+        "feature_psi",
+        "Population stability index of each input feature's live values against training; above 0.2 is drifting",
+        each(&|f| f.drift.iter().map(|d| (format!(",feature=\"{}\"", escape_label(&d.feature)), d.psi)).collect()),
+    );
+    family("prediction_psi", "Population stability index of the predictions against the training target", each(&|f| f.prediction_drift.iter().map(|d| (String::new(), d.psi)).collect()));
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format needs.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

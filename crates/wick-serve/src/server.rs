@@ -165,8 +165,25 @@ async fn ready() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ready": true }))
 }
 
+/// The window of the live gauges `/metrics` ends with: the monitor's default.
+const LIVE_GAUGE_WINDOW_SECS: f64 = 3600.0;
+
 async fn metrics(State(state): Shared) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+    let mut text = state.metrics.encode();
+    let mut models = Vec::new();
+    for listing in state.registry.list().await {
+        let profiles = state.registry.training_profiles(&listing.name).await;
+        let figures = state.log.monitor(&listing.name, LIVE_GAUGE_WINDOW_SECS, &profiles);
+        if !figures.is_empty() {
+            models.push((listing.name, figures));
+        }
+    }
+    let gauges = crate::metrics::live_gauges(&models, LIVE_GAUGE_WINDOW_SECS);
+    match text.rfind("# EOF") {
+        Some(end) => text.insert_str(end, &gauges),
+        None => text.push_str(&gauges),
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
 }
 
 fn auth_header(headers: &HeaderMap) -> Option<&str> {

@@ -1014,6 +1014,12 @@ fn logged_requests_feedback_and_monitor() {
     };
     assert!(metrics.contains("wick_logged_requests_total 21"), "{metrics}");
     assert!(metrics.contains("wick_log_dropped_total 0"), "{metrics}");
+    // The monitor's live figures, as gauges by model and version.
+    assert!(metrics.contains("wick_live_feedback{model=\"weather\",version=\"1\"} 20"), "{metrics}");
+    assert!(metrics.contains(&format!("wick_live_mae{{model=\"weather\",version=\"1\"}} {}", v1["live_mae"].as_f64().unwrap())), "{metrics}");
+    assert!(metrics.contains("wick_live_accuracy{model=\"digits\",version=\"1\"} 1"), "{metrics}");
+    assert!(metrics.contains("wick_feature_psi{model=\"weather\",version=\"1\",feature=\"temp_min\"}"), "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
     // The audit log has the logging changes.
     let (_, audit) = get(&format!("{}/v2/wick/audit", s.url), Some(&s.publish_token));
     assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "logging" && e["details"]["sample"] == 1.0), "{audit}");
