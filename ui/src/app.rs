@@ -541,6 +541,8 @@ impl WickApp {
             }
             Command::OpenDataset(path) => {
                 self.state.data = DataState::Loading(path.clone());
+                // Live rows are rows of the table they were matched to.
+                self.state.monitor.live = Default::default();
                 self.view = screens::common::ViewState::default();
                 self.jobs.load_dataset(path, (self.state.config.stream_threshold_bytes, self.state.config.stream_sample_rows));
             }
@@ -736,7 +738,9 @@ impl WickApp {
         }
         let request = match &data {
             LoadedData::Table { .. } => {
-                let Some(target) = self.state.project.model.target.clone() else {
+                // A retrain with live rows predicts what the run it improves on predicted.
+                let target = base_run.as_ref().and_then(|r| r.target.clone()).or_else(|| self.state.project.model.target.clone());
+                let Some(target) = target else {
                     self.view.model_error = Some("Pick the column to predict (the target) first.".into());
                     self.state.screen = Screen::Model;
                     return;
@@ -775,7 +779,7 @@ impl WickApp {
             template,
             spec: spec.clone(),
             config: config.clone(),
-            target: self.state.project.model.target.clone(),
+            target: request.as_ref().map(|r| r.target.clone()).or_else(|| self.state.project.model.target.clone()),
             status: RunStatus::Running,
             device: String::new(),
             epochs: config.epochs,
