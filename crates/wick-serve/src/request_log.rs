@@ -501,3 +501,40 @@ pub fn labelled_rows(
     }
     wick_core::publish::LabelledRows { model: model.to_string(), rows, hashed: hashed.into_iter().collect() }
 }
+
+#[cfg(test)]
+mod labelled_tests {
+    use super::*;
+    use crate::tensor_data::TensorData;
+
+    fn input(name: &str, shape: Vec<i64>, data: TensorData) -> InferInput {
+        InferInput { name: name.into(), shape, datatype: "FP64".into(), parameters: None, data }
+    }
+
+    fn request(id: &str, inputs: Vec<InferInput>) -> LoggedRequest {
+        LoggedRequest { id: id.into(), at: chrono::Utc::now(), model: "m".into(), version: 1, latency_ms: 1.0, inputs, outputs: vec![] }
+    }
+
+    fn feedback(id: &str, value: f64) -> Feedback {
+        Feedback { id: id.into(), at: chrono::Utc::now(), model: "m".into(), version: 1, label: None, value: Some(value) }
+    }
+
+    /// A 2-D tensor's first row is named by the features; the latest feedback for an id wins; a
+    /// hashed column comes back missing; requests without feedback are left out.
+    #[test]
+    fn logged_requests_join_their_feedback_by_id() {
+        let logged = vec![
+            request("a", vec![input("x", vec![2, 2], TensorData::Numbers(vec![1.0, 2.0, 3.0, 4.0]))]),
+            request("b", vec![input("x1", vec![1], TensorData::Numbers(vec![5.0])), input("email", vec![1], TensorData::Values(vec!["3f2a".into()]))]),
+            request("c", vec![input("x1", vec![1], TensorData::Numbers(vec![7.0]))]),
+        ];
+        let answers = [feedback("a", 1.0), feedback("b", 2.0), feedback("a", 10.0)];
+        let features = |_| Some((vec!["x1".to_string(), "x2".to_string()], vec!["email".to_string()]));
+        let rows = labelled_rows("m", &logged, &answers, features);
+        assert_eq!(rows.rows.len(), 2);
+        assert_eq!((rows.rows[0].values["x1"].as_f64(), rows.rows[0].values["x2"].as_f64()), (Some(1.0), Some(2.0)));
+        assert_eq!(rows.rows[0].outcome, serde_json::json!(10.0));
+        assert!(rows.rows[1].values["email"].is_null());
+        assert_eq!(rows.hashed, ["email"]);
+    }
+}
