@@ -46,11 +46,15 @@ pub struct NewRows {
 }
 
 /// Turns the endpoint's labelled rows into rows of `dataset` (same columns, same types), with
-/// the outcome as `target`. Columns a request did not send are missing; rows the dataset already
-/// holds, in every column, are left out.
+/// the outcome as `target`. Columns a request did not send are missing. A row is a duplicate when
+/// the dataset (or an earlier live row) has the same values in the columns the requests send and
+/// the target; columns the model never sees (missing in every live row) are not compared, or no
+/// live row would ever match a dataset row.
 pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRows) -> Result<NewRows> {
     if dataset.column(target).is_err() {
-        return Err(WickError::InvalidSpec(format!("the target `{target}` is not a column of the dataset")));
+        return Err(WickError::InvalidSpec(format!(
+            "the model predicts `{target}`, which is not a column of this table: open the table the published model was trained on"
+        )));
     }
     let rows = &labelled.rows;
     let mut columns: Vec<Column> = Vec::with_capacity(dataset.width());
@@ -74,17 +78,24 @@ pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRow
     let unusable = frame.height() - usable.sum().unwrap_or(0) as usize;
     let frame = frame.filter(&usable).map_err(|e| WickError::polars("live rows", e))?;
 
-    let mut seen: HashSet<String> = row_keys(dataset)?.into_iter().collect();
-    let keep: BooleanChunked = row_keys(&frame)?.into_iter().map(|k| seen.insert(k)).collect();
+    let compared: Vec<&str> = dataset
+        .get_column_names()
+        .into_iter()
+        .map(|n| n.as_str())
+        .filter(|&n| n == target || rows.iter().any(|r| r.values.get(n).is_some_and(|v| !v.is_null())))
+        .collect();
+    let mut seen: HashSet<String> = row_keys(dataset, &compared)?.into_iter().collect();
+    let keep: BooleanChunked = row_keys(&frame, &compared)?.into_iter().map(|k| seen.insert(k)).collect();
     let duplicates = frame.height() - keep.sum().unwrap_or(0) as usize;
     let frame = frame.filter(&keep).map_err(|e| WickError::polars("live rows", e))?;
     Ok(NewRows { frame, received: rows.len(), duplicates, unusable, hashed: labelled.hashed.clone() })
 }
 
-/// One text key per row, every column's value in order (missing as a mark no value has).
-fn row_keys(df: &DataFrame) -> Result<Vec<String>> {
+/// One text key per row, the values of `columns` in order (missing as a mark no value has).
+fn row_keys(df: &DataFrame, columns: &[&str]) -> Result<Vec<String>> {
     let mut keys = vec![String::new(); df.height()];
-    for column in df.columns() {
+    for name in columns {
+        let column = df.column(name).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
         let text = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
         let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
         for (key, value) in keys.iter_mut().zip(text.iter()) {
@@ -134,7 +145,8 @@ mod tests {
 
     #[test]
     fn live_rows_take_the_dataset_types_and_skip_duplicates_and_misfits() {
-        let dataset = df!("x" => [1.0, 2.0], "kind" => ["a", "b"], "y" => [10i64, 20]).unwrap();
+        // `note` is in the table but never sent: row 1 still matches the table's first row.
+        let dataset = df!("x" => [1.0, 2.0], "kind" => ["a", "b"], "note" => ["n1", "n2"], "y" => [10i64, 20]).unwrap();
         let labelled = LabelledRows {
             model: "m".into(),
             rows: vec![
