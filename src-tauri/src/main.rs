@@ -2,6 +2,7 @@
 //! endpoint server embedded on 127.0.0.1 so one-click publish works without setup.
 
 mod accessibility;
+mod dialogs;
 mod egui_host;
 mod gpu;
 mod input;
@@ -20,6 +21,7 @@ use anyhow::{anyhow, Context as _};
 use egui_host::{EguiPluginBuilder, Host, RepaintScheduler, SharedHost, SharedInbox, MAIN_WINDOW};
 use wick_ui::{AppConfig, EndpointTarget, HostEvent, HostRequest, WickApp};
 
+use crate::dialogs::DialogSpec;
 use crate::menu::MenuAction;
 use crate::paths::AppPaths;
 use crate::window_state::WindowState;
@@ -155,8 +157,21 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
     let repaint = scheduler.clone();
     ctx.set_request_repaint_callback(move |info| repaint.schedule(info.delay));
 
-    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir, &paths.endpoint_token) {
-        Ok(s) => (Some(s), None),
+    let mut startup_notices = Vec::new();
+    let port = match std::env::var("WICK_ENDPOINT_PORT") {
+        Ok(v) => v.trim().parse::<u16>().with_context(|| format!("WICK_ENDPOINT_PORT={v} is not a port number (0 to 65535)"))?,
+        Err(_) => wick_serve::embedded::DEFAULT_PORT,
+    };
+    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir, &paths.endpoint_token, port) {
+        Ok(s) => {
+            if let Some(taken) = s.port_taken {
+                startup_notices.push(format!(
+                    "Another program uses port {taken}, where the built-in endpoint usually listens, so it listens at {} this time: copied snippets with port {taken} won't reach it until that port is free again.",
+                    s.url
+                ));
+            }
+            (Some(s), None)
+        }
         Err(e) => {
             tracing::error!("the built-in endpoint could not start: {e}");
             (None, Some(e.to_string()))
@@ -173,6 +188,7 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
         stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
         hub: wick_core::hub::HubClient::from_env().ok(),
+        startup_notices,
     };
     let wick = WickApp::new(config);
     let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), accessibility, server)?;
@@ -187,37 +203,27 @@ fn deliver(inbox: &SharedInbox, scheduler: &RepaintScheduler, event: HostEvent) 
     scheduler.schedule(std::time::Duration::ZERO);
 }
 
-/// Native dialogs (modal, on the main thread) and quitting.
+/// Native dialogs (shown without blocking the event loop, see `dialogs`) and quitting.
 fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHost, inbox: &SharedInbox, scheduler: &RepaintScheduler, request: HostRequest) {
     let dataset_filter = ["csv", "tsv", "txt", "parquet", "pq", "ndjson", "jsonl", "json"];
-    let answer = match request {
-        HostRequest::PickDataset { folder: false } => rfd::FileDialog::new()
-            .set_title("Open a dataset")
-            .add_filter("Tables", &dataset_filter)
-            .pick_file()
-            .map(HostEvent::OpenDataset),
-        HostRequest::PickDataset { folder: true } => {
-            rfd::FileDialog::new().set_title("Open a folder of images (one sub-folder per class)").pick_folder().map(HostEvent::OpenDataset)
-        }
-        HostRequest::PickProject => rfd::FileDialog::new().set_title("Open a Wick project folder").pick_folder().map(HostEvent::OpenProject),
+    let ask = |spec: DialogSpec, to_event: fn(std::path::PathBuf) -> HostEvent| open_dialog(app, inbox, scheduler, spec, to_event);
+    match request {
+        HostRequest::PickDataset { folder: false } => ask(DialogSpec::open_file("Open a dataset").filter("Tables", &dataset_filter), HostEvent::OpenDataset),
+        HostRequest::PickDataset { folder: true } => ask(DialogSpec::open_folder("Open a folder of images (one sub-folder per class)"), HostEvent::OpenDataset),
+        HostRequest::PickProject => ask(DialogSpec::open_folder("Open a Wick project folder"), HostEvent::OpenProject),
         HostRequest::PickExportPath { suggested_name } => {
-            let dialog = if suggested_name.ends_with(".onnx") {
-                rfd::FileDialog::new().set_title("Export the model as ONNX").add_filter("ONNX model", &["onnx"])
+            let spec = if suggested_name.ends_with(".onnx") {
+                DialogSpec::save("Export the model as ONNX", &suggested_name).filter("ONNX model", &["onnx"])
             } else {
-                rfd::FileDialog::new().set_title("Export the model package")
+                DialogSpec::save("Export the model package", &suggested_name)
             };
-            dialog.set_file_name(suggested_name).save_file().map(HostEvent::ExportTo)
+            ask(spec, HostEvent::ExportTo)
         }
-        HostRequest::PickBackbone => rfd::FileDialog::new()
-            .set_title("Choose pretrained ResNet-18 weights")
-            .add_filter("safetensors", &["safetensors"])
-            .pick_file()
-            .map(HostEvent::BackboneChosen),
-        HostRequest::PickTryImage => rfd::FileDialog::new()
-            .set_title("Choose an image for the model to look at")
-            .add_filter("Images", wick_core::data::IMAGE_EXTENSIONS)
-            .pick_file()
-            .map(HostEvent::TryImageChosen),
+        HostRequest::PickBackbone => ask(DialogSpec::open_file("Choose pretrained ResNet-18 weights").filter("safetensors", &["safetensors"]), HostEvent::BackboneChosen),
+        HostRequest::PickTryImage => ask(
+            DialogSpec::open_file("Choose an image for the model to look at").filter("Images", wick_core::data::IMAGE_EXTENSIONS),
+            HostEvent::TryImageChosen,
+        ),
         HostRequest::Quit => {
             if let Ok(mut h) = host.lock() {
                 if let Some(h) = h.as_mut() {
@@ -225,10 +231,27 @@ fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHos
                 }
             }
             app.exit(0);
-            None
+        }
+    }
+}
+
+/// Shows a file dialog over the main window; its answer reaches the UI as `to_event(path)`.
+fn open_dialog<R: tauri::Runtime>(app: &tauri::AppHandle<R>, inbox: &SharedInbox, scheduler: &RepaintScheduler, spec: DialogSpec, to_event: fn(std::path::PathBuf) -> HostEvent) {
+    let (inbox, scheduler) = (inbox.clone(), scheduler.clone());
+    let answer = move |path: Option<std::path::PathBuf>| {
+        if let Some(path) = path {
+            deliver(&inbox, &scheduler, to_event(path));
         }
     };
-    if let Some(event) = answer {
-        deliver(inbox, scheduler, event);
+    #[cfg(target_os = "linux")]
+    {
+        use tauri::Manager as _;
+        let parent = app.get_window(MAIN_WINDOW).and_then(|w| w.gtk_window().ok());
+        dialogs::show(parent.as_ref(), spec, answer);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = app;
+        dialogs::show(spec, answer);
     }
 }

@@ -68,6 +68,7 @@ fn app_in(dir: &std::path::Path, samples_dir: Option<PathBuf>) -> WickApp {
         stream_threshold_bytes: wick_core::data::STREAM_THRESHOLD_BYTES,
         stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
         hub: None,
+        startup_notices: Vec::new(),
     })
 }
 

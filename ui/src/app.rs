@@ -67,6 +67,7 @@ impl WickApp {
         let saver_waker = waker.clone();
         let saver = ProjectSaver::start(config.project_dir.clone(), move || saver_waker.wake());
         let saved_project_json = small_state_json(&project).unwrap_or_default();
+        let notices = config.startup_notices.iter().cloned().chain(problem.map(|p| p.to_string())).collect();
         let state = AppState {
             config,
             settings,
@@ -85,7 +86,7 @@ impl WickApp {
             downloaded_backbones: Vec::new(),
             augment_preview: Default::default(),
             load_progress: None,
-            notices: problem.map(|p| vec![p.to_string()]).unwrap_or_default(),
+            notices,
             show_settings: false,
             show_about: false,
             save_status: SaveStatus::default(),
@@ -113,7 +114,27 @@ impl WickApp {
             app.state.data = DataState::Loading(dataset.path.clone());
             app.jobs.load_dataset(dataset.path, (app.state.config.stream_threshold_bytes, app.state.config.stream_sample_rows));
         }
+        app.restore_published();
         app
+    }
+
+    /// What this project last published is live again after a restart: Monitor, *Send test
+    /// request* and the step list's tick come back at once, and the endpoint's version list
+    /// (asked for here) confirms the version is still there or takes it back.
+    fn restore_published(&mut self) {
+        let runs = &self.state.project.runs;
+        let Some(mut record) = self.state.project.published.iter().rev().find(|p| runs.iter().any(|r| r.id == p.run_id)).cloned() else { return };
+        let Ok(endpoint) = self.state.endpoint() else { return };
+        // The record names the endpoint it was published to; the app's own endpoint keeps its port,
+        // but an older project may have been published while the port changed with each launch.
+        if record.endpoint != endpoint.url && self.state.config.embedded_endpoint.as_ref().is_some_and(|e| e.url == endpoint.url) {
+            record.infer_url = format!("{}/v2/models/{}/versions/{}/infer", endpoint.url, record.name, record.version);
+            record.endpoint = endpoint.url.clone();
+        }
+        tracing::info!(model = %record.name, version = record.version, "published version restored");
+        self.state.publish.snippets = self.snippets_for(&record);
+        self.state.publish.last = Some(record);
+        self.command(Command::RefreshVersions);
     }
 
     /// Draws one frame. Hosts call this inside their root `Ui`.
@@ -211,8 +232,10 @@ impl WickApp {
         self.state.fit = FitState::default();
         self.state.importance = ImportanceState::default();
         self.state.publish = PublishState::default();
+        self.state.monitor = Default::default();
         self.state.try_it = TryState::default();
         self.state.notices.extend(problem.map(|p| p.to_string()));
+        self.restore_published();
         self.state.data = DataState::Empty;
         if let Some(dataset) = self.state.project.dataset.clone() {
             self.state.data = DataState::Loading(dataset.path.clone());
@@ -305,12 +328,17 @@ impl WickApp {
                 let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
                 match result {
                     Ok(done) => {
+                        tracing::info!(run = run_id, secs = done.report.duration_secs, "run finished");
                         run.status = RunStatus::Finished;
                         run.test_metrics = done.report.test.clone();
                         run.test_samples = done.report.test_samples.clone();
                         run.history = done.report.history.clone();
                         run.device = done.report.device.clone();
-                        run.duration_secs = done.report.duration_secs;
+                        // A search's run took the whole search, not only its best model's fit.
+                        run.duration_secs = match (&done.leaderboard, &active) {
+                            (Some(_), Some(a)) => a.started.elapsed().as_secs_f64(),
+                            _ => done.report.duration_secs,
+                        };
                         run.cv = done.cv.clone();
                         run.rows_used = done.report.rows_used.clone();
                         if let Some(board) = &done.leaderboard {
@@ -328,6 +356,7 @@ impl WickApp {
                         self.state.try_it = TryState::default();
                     }
                     Err(message) => {
+                        tracing::info!(run = run_id, %message, "run did not finish");
                         let cancelled = active.is_some_and(|a| a.cancel.is_cancelled());
                         run.status = if cancelled { RunStatus::Cancelled } else { RunStatus::Failed(message) };
                     }
@@ -337,6 +366,7 @@ impl WickApp {
                 self.state.publish.busy = false;
                 match result {
                     Ok((published, infer_url)) => {
+                        tracing::info!(model = %published.name, version = published.version, run = run_id, "published");
                         let record = PublishedRecord {
                             run_id,
                             endpoint,
@@ -345,32 +375,57 @@ impl WickApp {
                             infer_url,
                         };
                         self.state.publish.snippets = self.snippets_for(&record);
-                        if let Some((serving, percent)) = self.state.publish.canary_after_publish.take() {
-                            let split = [(serving, 100 - percent.min(100)), (record.version, percent.min(100))].into_iter().filter(|(_, p)| *p > 0).collect();
-                            self.command(Command::SetTraffic { name: record.name.clone(), split });
-                        }
                         self.state.project.published.push(record.clone());
                         self.state.publish.last = Some(record);
                         self.state.publish.error = None;
                         self.state.publish.test_response = None;
+                        // The notes were this version's; the next one gets its own. A canary is a
+                        // choice made once, not the way every later version goes out.
+                        self.state.project.publish.notes.clear();
+                        self.state.project.publish.canary = false;
                         self.command(Command::RefreshVersions);
                     }
                     Err(e) => {
-                        self.state.publish.canary_after_publish = None;
+                        tracing::info!(error = %e, "publish refused");
                         self.state.publish.error = Some(e);
                     }
                 }
             }
             JobEvent::LiveRows { base_run, result } => {
                 self.state.monitor.live.busy = false;
+                if let Ok(new) = &result {
+                    tracing::info!(received = new.received, new = new.frame.height(), duplicates = new.duplicates, "live rows fetched");
+                }
                 self.state.monitor.live.result = Some(result.map(|new| crate::state::LiveRows { base_run, new }));
             }
+            JobEvent::LabelQueue { name, result } => {
+                let queue = &mut self.state.monitor.queue;
+                queue.busy = false;
+                if self.state.publish.last.as_ref().is_some_and(|p| p.name == name) {
+                    // Labels already sent stay shown until the list is fetched again.
+                    queue.sent.retain(|_, s| s.is_none());
+                    queue.result = Some(result);
+                }
+            }
+            JobEvent::FeedbackSent { id, outcome, result } => {
+                tracing::info!(%id, ok = result.is_ok(), "feedback sent");
+                self.state.monitor.queue.sent.insert(id, Some(result.map(|()| outcome)));
+            }
             JobEvent::TestResponse { result } => {
+                tracing::info!(ok = result.is_ok(), "test request answered");
                 self.state.publish.test_busy = false;
                 self.state.publish.test_response = Some(result);
             }
             JobEvent::Versions { result } => {
                 self.state.publish.versions_busy = false;
+                if let (Ok(models), Some(last)) = (&result, &self.state.publish.last) {
+                    let there = models.iter().any(|m| m.name == last.name && m.versions.iter().any(|v| v.version == last.version));
+                    if !there {
+                        self.state.notices.push(format!("{} version {} is no longer on the endpoint; publish again to serve it.", last.name, last.version));
+                        self.state.publish.last = None;
+                        self.state.publish.snippets = None;
+                    }
+                }
                 self.state.publish.versions = Some(result);
             }
             JobEvent::RolledBack { name, version, result } => match result {
@@ -404,7 +459,10 @@ impl WickApp {
                 Err(e) => self.state.monitor.logging_error = Some(format!("Logging of {name} could not be changed: {e}")),
             },
             JobEvent::TrafficSet { name, result } => match result {
-                Ok(()) => self.command(Command::RefreshVersions),
+                Ok(()) => {
+                    tracing::info!(model = %name, "traffic split set");
+                    self.command(Command::RefreshVersions);
+                }
                 Err(e) => self.state.publish.error = Some(format!("The traffic split of {name} failed: {e}")),
             },
             JobEvent::TryIt { run_id, model, result, saliency } => {
@@ -455,7 +513,10 @@ impl WickApp {
                 }
             }
             JobEvent::Exported { path, result } => match result {
-                Ok(()) => self.state.notices.push(format!("Model exported to {}", path.display())),
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "model exported");
+                    self.state.notices.push(format!("Model exported to {}", path.display()));
+                }
                 Err(e) => self.state.notices.push(format!("Export failed: {e}")),
             },
         }
@@ -538,6 +599,9 @@ impl WickApp {
             Command::GoTo(screen) => {
                 tracing::info!(?screen, "screen shown");
                 self.state.screen = screen;
+                if screen == Screen::Publish && self.state.publish.versions.is_none() && !self.state.publish.versions_busy {
+                    self.apply(Command::RefreshVersions);
+                }
             }
             Command::OpenDataset(path) => {
                 self.state.data = DataState::Loading(path.clone());
@@ -579,7 +643,7 @@ impl WickApp {
                 self.state.selected_run = Some(id);
                 self.state.try_it = TryState::default();
             }
-            Command::Publish => self.start_publish(),
+            Command::Publish => self.start_publish(self.state.project.publish.canary.then_some(CANARY_PERCENT)),
             Command::SendTestRequest => self.send_test_request(),
             Command::RefreshVersions => match self.state.endpoint() {
                 Ok(endpoint) => {
@@ -608,6 +672,29 @@ impl WickApp {
                 Err(e) => self.state.monitor.logging_error = Some(e),
             },
             Command::FetchLiveRows => self.fetch_live_rows(),
+            Command::FetchLabelQueue => {
+                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+                match self.state.endpoint() {
+                    Ok(endpoint) if !self.state.monitor.queue.busy => {
+                        self.state.monitor.queue.busy = true;
+                        self.jobs.label_queue(endpoint, name);
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.state.monitor.queue.result = Some(Err(e)),
+                }
+            }
+            Command::SendFeedback { id, outcome } => {
+                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+                match self.state.endpoint() {
+                    Ok(endpoint) => {
+                        self.state.monitor.queue.sent.insert(id.clone(), None);
+                        self.jobs.feedback(endpoint, name, id, outcome);
+                    }
+                    Err(e) => {
+                        self.state.monitor.queue.sent.insert(id, Some(Err(e)));
+                    }
+                }
+            }
             Command::TrainWithLiveRows => match self.state.monitor.live.result.take() {
                 Some(Ok(live)) => {
                     let (base_run, rows) = (live.base_run, live.new.frame.clone());
@@ -617,12 +704,8 @@ impl WickApp {
                 other => self.state.monitor.live.result = other,
             },
             Command::PublishCanary { run_id, percent } => {
-                let serving = self.state.publish.last.as_ref().map(|p| p.version);
                 self.state.selected_run = Some(run_id);
-                self.start_publish();
-                if self.state.publish.busy {
-                    self.state.publish.canary_after_publish = serving.map(|v| (v, percent));
-                }
+                self.start_publish(Some(percent));
             }
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
@@ -771,6 +854,8 @@ impl WickApp {
         let name = match &kind {
             RunKind::Search { .. } => format!("Run {run_id} · Find the best model"),
             RunKind::LiveRows { rows, .. } => format!("Run {run_id} · {} + {} live rows", template.title(), rows.height()),
+            // The leaderboard's name carries the settings it was ranked with.
+            RunKind::Candidate(c) => format!("Run {run_id} · {}", c.name),
             _ => format!("Run {run_id} · {}", template.title()),
         };
         self.state.project.runs.push(RunRecord {
@@ -836,7 +921,9 @@ impl WickApp {
         }
     }
 
-    fn start_publish(&mut self) {
+    /// Publishes the selected run; with `canary_percent` it takes that share of the calls and the
+    /// serving version keeps the rest.
+    fn start_publish(&mut self, canary_percent: Option<u32>) {
         let Some(run) = self.state.selected_run_record() else {
             self.state.publish.error = Some("Train a model first: there is nothing to publish yet.".into());
             return;
@@ -860,7 +947,8 @@ impl WickApp {
         self.state.project.publish.model_name = name.clone();
         self.state.publish.busy = true;
         self.state.publish.error = None;
-        self.jobs.publish(run_id, endpoint, package, name, self.state.project.publish.notes.clone());
+        let options = wick_core::publish::PublishOptions { canary_percent, replace_inputs: false };
+        self.jobs.publish(run_id, endpoint, package, name, self.state.project.publish.notes.clone(), options);
     }
 
     /// Asks the endpoint for the published model's logged requests with feedback, as rows of the
@@ -900,7 +988,9 @@ impl WickApp {
                 return;
             }
         };
-        let body = match crate::requests::test_request_body(&self.state, last.run_id) {
+        let which = self.state.publish.next_test_row;
+        self.state.publish.next_test_row += 1;
+        let body = match crate::requests::test_request_body(&self.state, last.run_id, which) {
             Ok(b) => b,
             Err(e) => {
                 self.state.publish.test_response = Some(Err(e));
@@ -908,16 +998,16 @@ impl WickApp {
             }
         };
         self.state.publish.test_busy = true;
-        self.jobs.test_request(endpoint, last.name, last.version, body);
+        self.jobs.test_request(endpoint, last.name, body);
     }
 
     fn snippets_for(&self, record: &PublishedRecord) -> Option<(String, String)> {
         let run = self.state.project.runs.iter().find(|r| r.id == record.run_id)?;
         let manifest = wick_core::package::read_manifest(run.package.as_ref()?).ok()?;
-        let body = crate::requests::test_request_body(&self.state, record.run_id)
+        let body = crate::requests::test_request_body(&self.state, record.run_id, 0)
             .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
         let curl = wick_core::publish::curl_example(&record.infer_url, &body);
-        let python = wick_core::publish::python_example(&record.endpoint, &record.name, record.version, &manifest);
+        let python = wick_core::publish::python_example(&record.endpoint, &record.name, record.version, &manifest, Some(&body));
         Some((curl, python))
     }
 
@@ -1005,6 +1095,9 @@ impl WickApp {
         }
     }
 }
+
+/// The share of calls a canary takes when it goes out.
+pub const CANARY_PERCENT: u32 = 10;
 
 /// Typing in a field saves at most this often.
 const SAVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);

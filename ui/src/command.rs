@@ -37,6 +37,10 @@ pub enum Command {
     SetLogging { name: String, sample: f64 },
     /// Fetch the published model's logged requests that have feedback, as new rows of the dataset.
     FetchLiveRows,
+    /// Fetch the published model's logged requests that wait for a label (the label queue).
+    FetchLabelQueue,
+    /// Send a person's label for a logged request as its feedback.
+    SendFeedback { id: String, outcome: serde_json::Value },
     /// Train the published run's model again on the dataset and the fetched live rows.
     TrainWithLiveRows,
     /// Publish a run and send it `percent` of the calls, the serving version the rest.

@@ -30,6 +30,8 @@ pub struct AppConfig {
     /// Where pretrained backbones download from and are kept; `None` where the system has no
     /// cache folder (transfer learning then says so).
     pub hub: Option<wick_core::hub::HubClient>,
+    /// What the host wants the person to know at start (the endpoint moved to another port, …).
+    pub startup_notices: Vec<String>,
 }
 
 /// Things only the host can do; the UI queues them and the host drains them after each frame.

@@ -41,6 +41,9 @@ impl LoadedData {
     }
 }
 
+/// Requests the Monitor screen's label queue shows at once.
+pub const LABEL_QUEUE_LENGTH: usize = 20;
+
 /// Where to publish: the embedded server or a remote one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointTarget {
@@ -154,6 +157,8 @@ pub enum JobEvent {
     Monitor { name: String, result: Result<wick_core::publish::MonitorReport, String> },
     LoggingSet { name: String, result: Result<(), String> },
     LiveRows { base_run: u32, result: Result<wick_core::train::NewRows, String> },
+    LabelQueue { name: String, result: Result<wick_core::publish::LabelQueue, String> },
+    FeedbackSent { id: String, outcome: serde_json::Value, result: Result<(), String> },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
     /// For an image, also the image and its saliency overlay (when the model passes gradients back).
@@ -293,6 +298,22 @@ impl Jobs {
         });
     }
 
+    /// The published model's logged requests without feedback, the least sure first.
+    pub fn label_queue(&self, endpoint: EndpointTarget, name: String) {
+        self.spawn("label-queue", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.label_queue(&name, LABEL_QUEUE_LENGTH)).map_err(|e| e.to_string());
+            send(JobEvent::LabelQueue { name, result });
+        });
+    }
+
+    /// A person's label for a logged request, sent as its feedback.
+    pub fn feedback(&self, endpoint: EndpointTarget, name: String, id: String, outcome: serde_json::Value) {
+        self.spawn("feedback", move |send| {
+            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.feedback(&name, &id, &outcome)).map_err(|e| e.to_string());
+            send(JobEvent::FeedbackSent { id, outcome, result });
+        });
+    }
+
     /// *Find the best model*: the leaderboard search on a table; the best model is saved as the
     /// run's package, as a training run's is.
     #[allow(clippy::too_many_arguments)]
@@ -315,11 +336,11 @@ impl Jobs {
         });
     }
 
-    pub fn publish(&self, run_id: u32, endpoint: EndpointTarget, package: PathBuf, name: String, notes: String) {
+    pub fn publish(&self, run_id: u32, endpoint: EndpointTarget, package: PathBuf, name: String, notes: String, options: wick_core::publish::PublishOptions) {
         self.spawn("publish", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| {
-                    let published = e.publish(&package, Some(&name), &notes)?;
+                    let published = e.publish_with(&package, Some(&name), &notes, &options)?;
                     let url = e.infer_url(&published);
                     Ok((published, url))
                 })
@@ -328,10 +349,11 @@ impl Jobs {
         });
     }
 
-    pub fn test_request(&self, endpoint: EndpointTarget, name: String, version: u64, body: serde_json::Value) {
+    /// Sends `body` to `name` without a version, as clients do: through the traffic split.
+    pub fn test_request(&self, endpoint: EndpointTarget, name: String, body: serde_json::Value) {
         self.spawn("test-request", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
-                .and_then(|e| e.infer(&name, Some(version), &body))
+                .and_then(|e| e.infer(&name, None, &body))
                 .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
                 .map_err(|e| e.to_string());
             send(JobEvent::TestResponse { result });

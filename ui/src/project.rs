@@ -341,6 +341,8 @@ pub enum RunStatus {
 pub struct PublishForm {
     pub model_name: String,
     pub notes: String,
+    /// Publish the next version as a canary taking 10% of the calls (offered while a version serves).
+    pub canary: bool,
 }
 
 /// A version this project published.

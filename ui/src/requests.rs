@@ -10,12 +10,13 @@ use wick_core::explain::any_value_json;
 use crate::state::AppState;
 use crate::jobs::LoadedData;
 
-/// An Open Inference Protocol request body for run `run_id`'s first test sample.
-pub fn test_request_body(state: &AppState, run_id: u32) -> Result<Value, String> {
+/// An Open Inference Protocol request body for one of run `run_id`'s test samples: the `which`-th,
+/// counting round (so repeated test requests send different rows, as real traffic does).
+pub fn test_request_body(state: &AppState, run_id: u32, which: usize) -> Result<Value, String> {
     let run = state.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
     let package = run.package.as_ref().ok_or("the run has no saved model (it did not finish); train it again and publish that run")?;
     let manifest = read_manifest(package).map_err(|e| e.to_string())?;
-    let sample = run.test_samples.first();
+    let sample = (!run.test_samples.is_empty()).then(|| &run.test_samples[which % run.test_samples.len()]);
     match (state.loaded(), sample) {
         (Some(LoadedData::Table { df, .. }), Some(sample)) => {
             let row = row_index(&sample.source).ok_or("the test sample has no row number")?;

@@ -204,7 +204,7 @@ fn settings_window(cx: &mut ScreenCtx<'_>, ctx: &egui::Context) {
     let mut settings = state.settings.clone();
     let mut commit = false;
     let mut pick_project = false;
-    egui::Window::new("Settings").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
+    egui::Window::new("Settings").open(&mut open).resizable(false).collapsible(false).pivot(Align2::CENTER_TOP).default_pos(window_spot(ctx)).show(ctx, |ui| {
         ui.label(RichText::new("Publishing endpoint").strong());
         commit |= ui.radio_value(&mut settings.use_remote, false, "Built-in endpoint on this computer").changed();
         if let Some(e) = &state.config.embedded_endpoint {
@@ -236,9 +236,15 @@ fn settings_window(cx: &mut ScreenCtx<'_>, ctx: &egui::Context) {
     }
 }
 
+/// Where a window first opens: centred, below the top bar (egui's default corner put it over the
+/// File menu).
+fn window_spot(ctx: &egui::Context) -> egui::Pos2 {
+    ctx.content_rect().center_top() + egui::vec2(0.0, 90.0)
+}
+
 fn about_window(cx: &mut ScreenCtx<'_>, ctx: &egui::Context) {
     let mut open = cx.state.show_about;
-    egui::Window::new("About Wick").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
+    egui::Window::new("About Wick").open(&mut open).resizable(false).collapsible(false).pivot(Align2::CENTER_TOP).default_pos(window_spot(ctx)).show(ctx, |ui| {
         ui.heading("Wick");
         ui.label(format!("Version {}", env!("CARGO_PKG_VERSION")));
         ui.label("Train models on your own data and publish them to an Open Inference Protocol endpoint.");

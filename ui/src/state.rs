@@ -135,9 +135,8 @@ pub struct PublishState {
     pub versions_busy: bool,
     /// Ready-to-paste (curl, Python) calls of the last published version.
     pub snippets: Option<(String, String)>,
-    /// After the publish in progress, send the new version this percentage of the calls and this
-    /// (the serving) version the rest.
-    pub canary_after_publish: Option<(u64, u32)>,
+    /// Which of the project's test rows the next *Send test request* sends (they take turns).
+    pub next_test_row: usize,
 }
 
 /// The Monitor screen: the endpoint's live figures of the published model, asked for every few
@@ -154,6 +153,16 @@ pub struct MonitorState {
     pub logging_error: Option<String>,
     /// *Improve with live data*: the logged requests with feedback, as new rows of the dataset.
     pub live: LiveRowsState,
+    /// Logged requests waiting for a person's label, and the labels sent.
+    pub queue: LabelQueueState,
+}
+
+#[derive(Default)]
+pub struct LabelQueueState {
+    pub busy: bool,
+    pub result: Option<Result<wick_core::publish::LabelQueue, String>>,
+    /// Per request id: the label sent (`Ok`) or why it failed; `None` while it is on its way.
+    pub sent: std::collections::BTreeMap<String, Option<Result<serde_json::Value, String>>>,
 }
 
 #[derive(Default)]
@@ -170,7 +179,7 @@ pub struct LiveRows {
 
 impl Default for MonitorState {
     fn default() -> Self {
-        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None, live: LiveRowsState::default() }
+        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None, live: LiveRowsState::default(), queue: LabelQueueState::default() }
     }
 }
 

@@ -48,6 +48,11 @@ pub fn install(ctx: &egui::Context, dark: bool) {
             style.visuals.widgets.hovered.corner_radius = 6.into();
             style.visuals.widgets.inactive.corner_radius = 6.into();
             style.visuals.widgets.active.corner_radius = 6.into();
+            // Check marks and arrows are drawn with the widget's foreground stroke: egui's 1 px made
+            // a ticked box hard to tell from an empty one.
+            for w in [&mut style.visuals.widgets.inactive, &mut style.visuals.widgets.hovered, &mut style.visuals.widgets.active] {
+                w.fg_stroke.width = w.fg_stroke.width.max(2.0);
+            }
         });
     }
     set_dark(ctx, dark);

@@ -28,7 +28,7 @@ struct Env {
 impl Env {
     fn new(with_server: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let server = with_server.then(|| wick_serve::EmbeddedServer::start(&dir.path().join("endpoint"), &dir.path().join("config/desktop-token")).unwrap());
+        let server = with_server.then(|| wick_serve::EmbeddedServer::start(&dir.path().join("endpoint"), &dir.path().join("config/desktop-token"), 0).unwrap());
         Self { dir, server }
     }
 
@@ -45,6 +45,7 @@ impl Env {
             stream_sample_rows: wick_ui::jobs::SAMPLE_ROWS,
             // Nothing listens there: a test that trains on a Hub backbone serves one itself.
             hub: Some(wick_core::hub::HubClient::new("http://127.0.0.1:9", self.dir.path().join("hub-cache"))),
+            startup_notices: Vec::new(),
         }
     }
 }
@@ -353,6 +354,25 @@ fn regression_flow_from_sample_to_a_published_endpoint_in_few_clicks() {
     }
     h.run_steps(3);
     h.snapshot_options("monitor_improve", &snapshot_options());
+
+    // The label queue: the logged calls without feedback (the app's 16-row calls and the test
+    // request); a label sent from the screen is that request's feedback on the endpoint.
+    h.get_by_role_and_label(Role::Button, "Get requests to label").scroll_to_me();
+    h.run_steps(10);
+    h.get_by_role_and_label(Role::Button, "Get requests to label").click();
+    wait_for(&mut h, "the label queue", |a| !a.state.monitor.queue.busy && a.state.monitor.queue.result.is_some());
+    let queue = h.state().state.monitor.queue.result.clone().unwrap().unwrap();
+    assert!(queue.requests.len() >= 5, "{} requests wait for a label", queue.requests.len());
+    assert!(queue.labels.is_empty(), "a regression has no classes to pick");
+    assert!(queue.requests.windows(2).all(|w| w[0].at >= w[1].at), "without confidences, the newest first");
+    let first = queue.requests[0].id.clone();
+    let feedback_before: usize = endpoint.monitor("seattle-weather", 3600.0).unwrap().versions.values().map(|f| f.feedback).sum();
+    h.get_all_by_role_and_label(Role::Button, "Send label").next().unwrap().click();
+    wait_for(&mut h, "the label", |a| matches!(a.state.monitor.queue.sent.get(&first), Some(Some(Ok(_)))));
+    let feedback_after: usize = endpoint.monitor("seattle-weather", 3600.0).unwrap().versions.values().map(|f| f.feedback).sum();
+    assert_eq!(feedback_after, feedback_before + 1, "the label reached the endpoint as feedback");
+    h.run_steps(2);
+    h.get_by_label_contains("✓ ");
 }
 
 #[test]
@@ -388,8 +408,15 @@ fn versions_roll_back_from_the_publish_screen() {
     wait_for(&mut h, "the canary", |a| listing(a).and_then(|m| m.traffic).is_some_and(|t| t == [(1, 90), (2, 10)].into_iter().collect()));
     h.get_by_label("canary 10%");
     h.get_by_label("serving 90%");
+    h.get_by_role_and_label(Role::Button, "End canary, serve v1");
     h.get_by_role_and_label(Role::Button, "Promote v2").click();
     wait_for(&mut h, "the promotion", |a| listing(a).is_some_and(|m| m.default_version == Some(2) && m.traffic.is_none()));
+    // A canary of the older version, ended: every call goes back to the serving version, not to the
+    // canary (the screen sent everything to the canary).
+    h.get_by_role_and_label(Role::Button, "Canary v1 at 10%").click();
+    wait_for(&mut h, "the second canary", |a| listing(a).and_then(|m| m.traffic).is_some_and(|t| t == [(2, 90), (1, 10)].into_iter().collect()));
+    h.get_by_role_and_label(Role::Button, "End canary, serve v2").click();
+    wait_for(&mut h, "the canary's end", |a| listing(a).is_some_and(|m| m.default_version == Some(2) && m.traffic.is_none()));
     h.get_by_role_and_label(Role::Button, "Roll back to v1");
 }
 
@@ -776,7 +803,12 @@ fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
     // Sort by time with a click on the header; the fastest comes first.
     h.get_by_label("Seconds").click();
     h.run_steps(2);
-    assert_eq!(h.state().view.leaderboard_sort, wick_ui::screens::train::LeaderboardSort::Time);
+    assert_eq!(h.state().view.leaderboard_sort, (wick_ui::screens::train::LeaderboardSort::Time, false));
+    // A second click reverses it, and the arrow turns.
+    h.get_by_label("Seconds ▲").click();
+    h.run_steps(2);
+    assert_eq!(h.state().view.leaderboard_sort, (wick_ui::screens::train::LeaderboardSort::Time, true));
+    h.get_by_label("Seconds ▼");
     h.get_by_label("Validation").click();
     h.run_steps(2);
     settle(&mut h);

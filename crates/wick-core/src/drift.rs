@@ -16,6 +16,15 @@ use crate::data::{RawColumn, TargetValues};
 
 /// PSI above which a feature (or the predictions) counts as drifting.
 pub const DRIFT_PSI: f64 = 0.2;
+/// Live values needed before drift is judged. With ten bins, a handful of values puts most bins at
+/// zero and the index in the several units whatever the traffic (eight identical requests scored
+/// 8.x on every feature); a hundred gives each decile bin ten values on average.
+pub const MIN_DRIFT_ROWS: usize = 100;
+
+/// Whether an index computed from `rows` live values says the feature is drifting.
+pub fn is_drifting(psi: f64, rows: usize) -> bool {
+    rows >= MIN_DRIFT_ROWS && psi > DRIFT_PSI
+}
 /// Text values profiled one by one; the rest share a bin.
 const TOP_VALUES: usize = 20;
 const BINS: usize = 10;

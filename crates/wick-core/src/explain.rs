@@ -199,7 +199,7 @@ pub fn explain_row(model: &Model, row: &serde_json::Map<String, serde_json::Valu
                 (Some(_), 1) => (0, format!("score of {}", model.target.labels.get(1).cloned().unwrap_or_default())),
                 (Some(i), _) => (i, format!("score of {}", model.target.labels.get(i).cloned().unwrap_or_default())),
             };
-            let method = if matches!(model.spec, ModelSpec::Gbdt { .. }) { "TreeSHAP (exact Shapley values)" } else { "path attribution (Saabas), sums exactly" };
+            let method = if matches!(model.spec, ModelSpec::Gbdt { .. }) { "TreeSHAP: exact Shapley values" } else { "path attribution (Saabas), sums exactly" };
             let owner = owners(preprocessor);
             let mut parts = vec![0.0; names.len()];
             for (j, p) in c.per_feature.iter().enumerate() {

@@ -260,6 +260,49 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(|e| WickError::io(path, e))
 }
 
+/// What a caller sends a model: named table columns, or images (any size; the model resizes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerInput {
+    Table { columns: std::collections::BTreeSet<String> },
+    Images,
+}
+
+impl CallerInput {
+    pub fn of(manifest: &Manifest) -> Self {
+        match &manifest.preprocessing {
+            ModelInput::Tabular { preprocessor } => Self::Table { columns: preprocessor.encoders.iter().map(|e| e.name().to_string()).collect() },
+            ModelInput::Image { .. } => Self::Images,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Images => "images".into(),
+            Self::Table { columns } => {
+                let names: Vec<&str> = columns.iter().map(String::as_str).take(6).collect();
+                let more = columns.len().saturating_sub(names.len());
+                let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+                format!("table rows with the columns {}{tail}", names.join(", "))
+            }
+        }
+    }
+}
+
+/// Why `new` can't answer the calls that `serving` answers today: it takes another kind of input, or
+/// needs table columns the callers don't send. `None` when every call `serving` takes fits `new`
+/// (fewer columns are fine: extra columns are ignored).
+pub fn caller_input_change(serving: &Manifest, new: &Manifest) -> Option<String> {
+    let (was, now) = (CallerInput::of(serving), CallerInput::of(new));
+    match (&was, &now) {
+        (CallerInput::Images, CallerInput::Images) => None,
+        (CallerInput::Table { columns: sent }, CallerInput::Table { columns: needed }) => {
+            let missing: Vec<&str> = needed.difference(sent).map(String::as_str).collect();
+            (!missing.is_empty()).then(|| format!("it needs the column{} {}, which callers of the serving version don't send", if missing.len() == 1 { "" } else { "s" }, missing.join(", ")))
+        }
+        _ => Some(format!("it takes {}, but the serving version takes {}", now.describe(), was.describe())),
+    }
+}
+
 /// Reads a package's manifest only.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let manifest_path = path.join(MANIFEST_FILE);

@@ -39,6 +39,18 @@ pub struct Published {
     pub existing: bool,
 }
 
+/// How a new version goes live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Send the new version this percent of the unversioned calls and the serving version the rest,
+    /// in the same step (the serving version stays the default). Needs a serving version and no
+    /// canary already running.
+    pub canary_percent: Option<u32>,
+    /// Let the new version take other inputs than the serving one (callers must change with it).
+    /// Without it such a version is refused: its callers' requests would fail.
+    pub replace_inputs: bool,
+}
+
 /// A model on an endpoint, as the server lists it (one definition for client and server).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelListing {
@@ -97,7 +109,7 @@ pub struct VersionFigures {
 pub struct FeatureDrift {
     pub feature: String,
     pub psi: f64,
-    /// `psi` above [`crate::drift::DRIFT_PSI`].
+    /// `psi` above [`crate::drift::DRIFT_PSI`], from at least [`crate::drift::MIN_DRIFT_ROWS`] values.
     pub drifting: bool,
     /// Live values it was computed from.
     pub rows: usize,
@@ -142,6 +154,31 @@ pub struct LabelledRow {
     pub values: std::collections::BTreeMap<String, serde_json::Value>,
     /// A class label (text) or a number.
     pub outcome: serde_json::Value,
+}
+
+/// Logged requests waiting for a person's label (`GET /v2/wick/models/{name}/queue`), the ones the
+/// model was least sure of first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelQueue {
+    pub model: String,
+    pub requests: Vec<QueuedRequest>,
+    /// The serving version's class labels, to pick from (empty for a regression).
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// One logged request without feedback: its first row, and what the model answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedRequest {
+    pub id: String,
+    pub version: u64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The answer's first prediction: a class label or a number.
+    pub predicted: serde_json::Value,
+    /// The predicted class's probability (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 /// An endpoint and its token.
@@ -218,13 +255,25 @@ impl Endpoint {
 
     /// Uploads a package folder as a new version of `name` (default: the package's own name).
     pub fn publish(&self, package: &Path, name: Option<&str>, notes: &str) -> Result<Published, PublishError> {
+        self.publish_with(package, name, notes, &PublishOptions::default())
+    }
+
+    /// [`Endpoint::publish`] as a canary, or replacing what callers send (see [`PublishOptions`]).
+    pub fn publish_with(&self, package: &Path, name: Option<&str>, notes: &str, options: &PublishOptions) -> Result<Published, PublishError> {
         let manifest = read_manifest(package)?;
         let name = name.unwrap_or(&manifest.name).to_string();
         let archive = pack_package(package)?;
         let sha256 = hex::encode(Sha256::digest(&archive));
         self.check()?;
         let url = format!("{}/v2/wick/models/{name}/versions", self.base);
-        let response = self.send(self.client.post(url).query(&[("notes", notes)]).header("x-wick-sha256", &sha256).body(archive))?;
+        let mut query = vec![("notes", notes.to_string())];
+        if let Some(p) = options.canary_percent {
+            query.push(("canary", p.to_string()));
+        }
+        if options.replace_inputs {
+            query.push(("replace_inputs", "true".into()));
+        }
+        let response = self.send(self.client.post(url).query(&query).header("x-wick-sha256", &sha256).body(archive))?;
         response.json().map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
     }
 
@@ -310,6 +359,14 @@ impl Endpoint {
             .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
     }
 
+    /// Up to `limit` logged requests of `name` without feedback, the least sure first.
+    pub fn label_queue(&self, name: &str, limit: usize) -> Result<LabelQueue, PublishError> {
+        self.check()?;
+        self.send(self.client.get(format!("{}/v2/wick/models/{name}/queue?limit={limit}", self.base)))?
+            .json()
+            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+    }
+
     pub fn set_public(&self, name: &str, public: bool) -> Result<(), PublishError> {
         self.check()?;
         self.send(self.client.post(format!("{}/v2/wick/models/{name}/public", self.base)).json(&serde_json::json!({ "public": public })))?;
@@ -368,7 +425,10 @@ pub fn curl_example(infer_url: &str, body: &serde_json::Value) -> String {
 }
 
 /// A ready-to-paste Python snippet calling a published version with the stock `tritonclient[http]`.
-pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manifest) -> String {
+/// A `tritonclient` call of a published version. `request`, an Open Inference Protocol request body
+/// (a real test row), gives table inputs their values; without it each input takes an example
+/// value the model knows.
+pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manifest, request: Option<&serde_json::Value>) -> String {
     let host = base_url.trim_start_matches("http://").trim_start_matches("https://");
     let ssl = if base_url.starts_with("https://") { ", ssl=True" } else { "" };
     let mut s = format!(
@@ -381,7 +441,10 @@ pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manif
             _ => "np.float64",
         };
         // JSON's numbers and strings read the same in Python.
-        let value = example_value(manifest, t).to_string();
+        let from_request = request
+            .and_then(|r| r["inputs"].as_array()?.iter().find(|i| i["name"] == t.name.as_str())?["data"].as_array()?.first().cloned())
+            .filter(|v| (v.is_number() || v.is_string()) && t.datatype != "UINT8");
+        let value = from_request.unwrap_or_else(|| example_value(manifest, t)).to_string();
         let shape: Vec<String> = example_shape(&t.shape).iter().map(i64::to_string).collect();
         s.push_str(&format!(
             "x = http.InferInput(\"{}\", [{}], \"{}\")\nx.set_data_from_numpy(np.full(({},), {value}, dtype={dtype}).reshape([{}]), binary_data=False)\ninputs.append(x)\n",

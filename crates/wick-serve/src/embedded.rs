@@ -1,5 +1,5 @@
-//! The endpoint server running inside another program (the desktop app, tests) on a random loopback
-//! port, with a local token that can publish and infer.
+//! The endpoint server running inside another program (the desktop app, tests) on a loopback port,
+//! with a local token that can publish and infer.
 
 use std::path::Path;
 
@@ -10,21 +10,33 @@ use crate::{RunningServer, ServeConfig};
 /// The token's name in the token file.
 const TOKEN_NAME: &str = "desktop";
 
+/// The desktop app's endpoint port: the same on every launch, so copied curl and Python snippets keep
+/// working. `WICK_ENDPOINT_PORT` overrides it (0: any free port).
+pub const DEFAULT_PORT: u16 = 7447;
+
 /// A running embedded server. Dropping it stops the server.
 pub struct EmbeddedServer {
     pub url: String,
     /// Publish + infer token for this machine's user, kept in the token file given to
     /// [`EmbeddedServer::start`] (mode 0600).
     pub token: String,
+    /// The port asked for, when another program had it and a free one was taken instead.
+    pub port_taken: Option<u16>,
     _server: RunningServer,
 }
 
 impl EmbeddedServer {
-    /// Starts a server on 127.0.0.1 with a free port, storing models under `data_dir/models`; the local
-    /// token is read from (or written to) `token_file`.
-    pub fn start(data_dir: &Path, token_file: &Path) -> Result<Self, ServeError> {
+    /// Starts a server on 127.0.0.1:`port` (any free port for 0, or when `port` is taken), storing
+    /// models under `data_dir/models`; the local token is read from (or written to) `token_file`.
+    pub fn start(data_dir: &Path, token_file: &Path, port: u16) -> Result<Self, ServeError> {
+        let wanted = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        // Probed rather than retried after a failed start: a failed start may have loaded the store.
+        let port_taken = (port != 0 && std::net::TcpListener::bind(wanted).is_err()).then_some(port);
+        if let Some(p) = port_taken {
+            tracing::warn!(port = p, "the endpoint's usual port is taken; using a free one");
+        }
         let config = ServeConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], if port_taken.is_some() { 0 } else { port })),
             store: data_dir.join("models").to_string_lossy().to_string(),
             data_dir: data_dir.to_path_buf(),
             // Two threads are plenty for one person's requests, and a laptop should not spin.
@@ -36,7 +48,7 @@ impl EmbeddedServer {
         let token = local_token(token_file, &config.tokens_path())?;
         let server = RunningServer::start(config)?;
         tracing::info!(addr = %server.addr, "embedded endpoint listening");
-        Ok(Self { url: format!("http://{}", server.addr), token, _server: server })
+        Ok(Self { url: format!("http://{}", server.addr), token, port_taken, _server: server })
     }
 }
 
@@ -73,13 +85,23 @@ mod tests {
     fn starts_on_loopback_answers_and_keeps_its_token() {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("config/desktop-token");
-        let first = EmbeddedServer::start(&dir.path().join("data"), &token_file).unwrap();
+        let first = EmbeddedServer::start(&dir.path().join("data"), &token_file, 0).unwrap();
         assert!(first.url.starts_with("http://127.0.0.1:"));
+        assert_eq!(first.port_taken, None);
         let live = reqwest::blocking::get(format!("{}/v2/health/live", first.url)).unwrap();
         assert!(live.status().is_success());
         let token = first.token.clone();
+        let port: u16 = first.url.rsplit(':').next().unwrap().parse().unwrap();
+        // While the first holds its port, a second asking for it gets another and says so.
+        let beside = EmbeddedServer::start(&dir.path().join("beside"), &dir.path().join("beside-token"), port).unwrap();
+        assert_eq!(beside.port_taken, Some(port));
+        assert_ne!(beside.url, first.url);
+        drop(beside);
         drop(first);
-        let second = EmbeddedServer::start(&dir.path().join("data"), &token_file).unwrap();
+        // Restarted on the same port, with the same token.
+        let second = EmbeddedServer::start(&dir.path().join("data"), &token_file, port).unwrap();
+        assert_eq!(second.url, format!("http://127.0.0.1:{port}"));
+        assert_eq!(second.port_taken, None);
         assert!(token_file.is_file());
         assert_eq!(second.token, token, "the local token survives a restart");
         let models = reqwest::blocking::Client::new()

@@ -70,6 +70,9 @@ pub enum ServeError {
     Config(String),
     #[error("{0}")]
     Invalid(String),
+    /// The request clashes with the model's state (a canary already running, inputs that differ).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<ServeError> for ApiError {
@@ -77,6 +80,7 @@ impl From<ServeError> for ApiError {
         match e {
             ServeError::Package(p) => ApiError::BadRequest(p.to_string()),
             ServeError::Invalid(m) => ApiError::BadRequest(m),
+            ServeError::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use wick_core::model::Model;
 use wick_core::package::{load_package, unpack_package, Manifest};
-pub use wick_core::publish::{ModelListing, Published, VersionRecord};
+pub use wick_core::publish::{ModelListing, PublishOptions, Published, VersionRecord};
 
 use crate::error::ServeError;
 
@@ -66,6 +66,10 @@ fn draw(split: &BTreeMap<u64, u32>, roll: u32) -> Option<u64> {
         upto += p;
         (roll < upto).then_some(*v)
     })
+}
+
+fn describe_split(split: &BTreeMap<u64, u32>) -> String {
+    split.iter().map(|(v, p)| format!("v{v} {p}%")).collect::<Vec<_>>().join(", ")
 }
 
 /// Model names become store keys and URL segments: keep them simple.
@@ -150,7 +154,17 @@ impl Registry {
     /// Stores a package archive as a new version (or returns the version with identical bytes).
     /// The archive must unpack to a loadable package before any version record is written.
     pub async fn publish(&self, name: &str, archive: Bytes, expected_sha256: Option<&str>, notes: &str) -> Result<Published, ServeError> {
+        self.publish_with(name, archive, expected_sha256, notes, &PublishOptions::default()).await
+    }
+
+    /// [`Registry::publish`], as a canary or replacing the callers' inputs ([`PublishOptions`]).
+    pub async fn publish_with(&self, name: &str, archive: Bytes, expected_sha256: Option<&str>, notes: &str, options: &PublishOptions) -> Result<Published, ServeError> {
         check_model_name(name)?;
+        if let Some(p) = options.canary_percent {
+            if !(1..=99).contains(&p) {
+                return Err(ServeError::Invalid(format!("a canary takes 1 to 99 percent of the calls, not {p}")));
+            }
+        }
         // Hashing a large upload takes a while: off the worker that answers other connections.
         let for_hash = archive.clone();
         let sha256 = tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&for_hash)))
@@ -169,13 +183,34 @@ impl Registry {
         let staging = tempfile::tempdir_in(self.ensure_cache()?).map_err(|e| ServeError::Io { path: self.cache_dir.clone(), source: e })?;
         let unpack_dir = staging.path().join("package");
         let archive_for_check = archive.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
+        let manifest = tokio::task::spawn_blocking(move || -> Result<Manifest, ServeError> {
             unpack_package(&archive_for_check, &unpack_dir)?;
-            load_package(&unpack_dir)?;
-            Ok(())
+            Ok(load_package(&unpack_dir)?.1)
         })
         .await
         .map_err(|e| ServeError::Invalid(format!("package check failed: {e}")))??;
+        // The serving version's callers keep sending what it takes: a version that can't answer them
+        // would turn every call into an error the moment it goes live.
+        let serving = self.serving_version(name).await;
+        if let (Some(serving), false) = (&serving, options.replace_inputs) {
+            if let Some(why) = wick_core::package::caller_input_change(&serving.manifest, &manifest) {
+                return Err(ServeError::Conflict(format!(
+                    "`{name}` is served by version {} and this model can't answer its calls: {why}. Publish it under another name, \
+                     or replace the inputs on purpose, if its callers change too (`wick publish --replace-inputs`, or replace_inputs=true)",
+                    serving.record.version
+                )));
+            }
+        }
+        let canary_of = match (options.canary_percent, &serving) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ServeError::Invalid(format!("`{name}` has no serving version for a canary to run beside; publish it without a canary"))),
+            (Some(p), Some(serving)) => {
+                if let Some(split) = self.models.read().await.get(name).and_then(|m| m.settings.traffic.clone()) {
+                    return Err(ServeError::Conflict(format!("`{name}` already runs a canary ({}); promote it or end it first", describe_split(&split))));
+                }
+                Some((serving.record.version, p))
+            }
+        };
 
         let size_bytes = archive.len() as u64;
         self.store.put(&key(&["models", name, "blobs", &format!("{sha256}.tar")]), PutPayload::from(archive)).await?;
@@ -189,10 +224,16 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        // A new version becomes the default: publishing is deploying. Roll back to undo.
+        // A new version becomes the default: publishing is deploying. Roll back to undo. A canary
+        // leaves the serving version the default and splits the calls in the same write, so no
+        // call reaches the new version before the split holds.
         let settings_path = key(&["models", name, "settings.json"]);
         let mut settings: ModelSettings = self.get_json(&settings_path).await?.unwrap_or_default();
-        if settings.default_version.is_none_or(|d| d < version) {
+        if let Some((serving, percent)) = canary_of {
+            settings.default_version = Some(serving);
+            settings.traffic = Some([(serving, 100 - percent), (version, percent)].into_iter().collect());
+            self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
+        } else if settings.default_version.is_none_or(|d| d < version) {
             settings.default_version = Some(version);
             self.put_json(&settings_path, &settings, PutMode::Overwrite).await?;
         }
@@ -350,6 +391,18 @@ impl Registry {
         })
         .await
         .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?
+    }
+
+    /// The version that answers most unversioned calls: the largest share of a traffic split
+    /// (the older on a tie), else the default.
+    pub async fn serving_version(&self, name: &str) -> Option<Arc<LoadedVersion>> {
+        let models = self.models.read().await;
+        let state = models.get(name)?;
+        let v = match &state.settings.traffic {
+            Some(split) => split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v),
+            None => state.settings.default_version,
+        }?;
+        state.versions.get(&v).cloned()
     }
 
     /// The version to serve: `version` if given, else one drawn by the traffic split, else the

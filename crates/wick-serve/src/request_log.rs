@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::tensors::{InferInput, InferOutput};
 pub use wick_core::drift::LiveValue;
-use wick_core::drift::{TrainingProfile, DRIFT_PSI};
+use wick_core::drift::{is_drifting, TrainingProfile};
 use wick_core::publish::{FeatureDrift, ValueSummary, VersionFigures};
 
 /// Log entries waiting for the writer at most; more are dropped and counted.
@@ -315,7 +315,7 @@ impl RequestLog {
                     let Some(i) = rows.names.iter().position(|n| *n == feature.name) else { continue };
                     let values: Vec<LiveValue> = window.iter().filter_map(|r| r.get(i).cloned()).collect();
                     if let Some(psi) = feature.profile.psi(&values) {
-                        f.drift.push(FeatureDrift { feature: feature.name.clone(), psi, drifting: psi > DRIFT_PSI, rows: values.len() });
+                        f.drift.push(FeatureDrift { feature: feature.name.clone(), psi, drifting: is_drifting(psi, values.len()), rows: values.len() });
                     }
                 }
                 f.drift.sort_by(|a, b| b.psi.total_cmp(&a.psi));
@@ -329,7 +329,7 @@ impl RequestLog {
                     Predicted::Value(v) => LiveValue::Number(*v),
                 }))
                 .collect();
-            f.prediction_drift = profile.target.psi(&predicted).map(|psi| FeatureDrift { feature: "prediction".into(), psi, drifting: psi > DRIFT_PSI, rows: predicted.len() });
+            f.prediction_drift = profile.target.psi(&predicted).map(|psi| FeatureDrift { feature: "prediction".into(), psi, drifting: is_drifting(psi, predicted.len()), rows: predicted.len() });
         }
         out
     }
@@ -458,7 +458,6 @@ pub fn labelled_rows(
     feedback: &[Feedback],
     features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
 ) -> wick_core::publish::LabelledRows {
-    use crate::tensor_data::TensorData;
     let outcomes: HashMap<&str, serde_json::Value> = feedback
         .iter()
         .filter_map(|f| {
@@ -474,32 +473,78 @@ pub fn labelled_rows(
         if rows.len() >= LABELLED_ROWS_MAX || !seen.insert(request.id.as_str()) {
             continue;
         }
-        let (names, hashed_here) = features(request.version).unwrap_or_default();
-        let first = |data: &TensorData, i: usize| match data {
-            TensorData::Numbers(v) => v.get(i).map(|x| serde_json::json!(x)),
-            TensorData::Values(v) => v.get(i).cloned(),
-        };
-        let mut values = BTreeMap::new();
-        match request.inputs.as_slice() {
-            // One 2-D tensor whose columns are the features in order.
-            [only] if only.shape.len() == 2 && only.shape[1] as usize == names.len() && !names.contains(&only.name) => {
-                for (j, name) in names.iter().enumerate() {
-                    values.insert(name.clone(), first(&only.data, j).unwrap_or_default());
-                }
-            }
-            inputs => {
-                for input in inputs {
-                    values.insert(input.name.clone(), first(&input.data, 0).unwrap_or_default());
-                }
-            }
-        }
-        for name in hashed_here {
-            values.insert(name.clone(), serde_json::Value::Null);
-            hashed.insert(name);
-        }
+        let (values, hashed_here) = first_row(request, features(request.version).unwrap_or_default());
+        hashed.extend(hashed_here);
         rows.push(wick_core::publish::LabelledRow { id: request.id.clone(), version: request.version, values, outcome: outcome.clone() });
     }
     wick_core::publish::LabelledRows { model: model.to_string(), rows, hashed: hashed.into_iter().collect() }
+}
+
+/// A logged request's first row by feature name, given the version's features in order and those
+/// it hashes (which come back missing, and are returned).
+fn first_row(request: &LoggedRequest, (names, hashed): (Vec<String>, Vec<String>)) -> (BTreeMap<String, serde_json::Value>, Vec<String>) {
+    use crate::tensor_data::TensorData;
+    let first = |data: &TensorData, i: usize| match data {
+        TensorData::Numbers(v) => v.get(i).map(|x| serde_json::json!(x)),
+        TensorData::Values(v) => v.get(i).cloned(),
+    };
+    let mut values = BTreeMap::new();
+    match request.inputs.as_slice() {
+        // One 2-D tensor whose columns are the features in order.
+        [only] if only.shape.len() == 2 && only.shape[1] as usize == names.len() && !names.contains(&only.name) => {
+            for (j, name) in names.iter().enumerate() {
+                values.insert(name.clone(), first(&only.data, j).unwrap_or_default());
+            }
+        }
+        inputs => {
+            for input in inputs {
+                values.insert(input.name.clone(), first(&input.data, 0).unwrap_or_default());
+            }
+        }
+    }
+    for name in &hashed {
+        values.insert(name.clone(), serde_json::Value::Null);
+    }
+    (values, hashed)
+}
+
+/// Requests in one answer of `GET /v2/wick/models/{name}/queue` at most.
+pub const LABEL_QUEUE_MAX: usize = 200;
+
+/// The label queue: logged requests without feedback, the ones the model was least sure of first
+/// (its top class's probability; a regression has none, and those come newest first), at most
+/// `limit`. Active learning: a person's label teaches the model most where it was unsure.
+pub fn label_queue(
+    logged: &[LoggedRequest],
+    feedback: &[Feedback],
+    features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
+    limit: usize,
+) -> Vec<wick_core::publish::QueuedRequest> {
+    let answered: std::collections::HashSet<&str> = feedback.iter().map(|f| f.id.as_str()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue: Vec<wick_core::publish::QueuedRequest> = logged
+        .iter()
+        .filter(|r| !answered.contains(r.id.as_str()) && seen.insert(r.id.as_str()))
+        .map(|request| {
+            let (values, _) = first_row(request, features(request.version).unwrap_or_default());
+            let predicted = request.outputs.first().and_then(|o| o.data.as_array()?.first().cloned()).unwrap_or_default();
+            // The first row of the probabilities ([n, classes], flattened): its largest.
+            let confidence = request.outputs.iter().find(|o| o.name == "probabilities").and_then(|o| {
+                let classes = *o.shape.get(1)? as usize;
+                let row: Vec<f64> = o.data.as_array()?.iter().take(classes).filter_map(serde_json::Value::as_f64).collect();
+                row.into_iter().reduce(f64::max)
+            });
+            wick_core::publish::QueuedRequest { id: request.id.clone(), version: request.version, at: request.at, values, predicted, confidence }
+        })
+        .collect();
+    queue.sort_by(|a, b| match (a.confidence, b.confidence) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then(b.at.cmp(&a.at)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b.at.cmp(&a.at),
+    });
+    queue.truncate(limit.min(LABEL_QUEUE_MAX));
+    queue
 }
 
 #[cfg(test)]
@@ -517,6 +562,28 @@ mod labelled_tests {
 
     fn feedback(id: &str, value: f64) -> Feedback {
         Feedback { id: id.into(), at: chrono::Utc::now(), model: "m".into(), version: 1, label: None, value: Some(value) }
+    }
+
+    #[test]
+    fn the_label_queue_puts_the_least_sure_first_and_leaves_out_answered_requests() {
+        let answered = |id: &str, p: [f64; 2]| {
+            let mut r = request(id, vec![input("x", vec![1], TensorData::Numbers(vec![p[0]]))]);
+            r.outputs = vec![
+                InferOutput { name: "y".into(), shape: vec![1], datatype: "BYTES".into(), parameters: None, data: serde_json::json!([if p[0] > p[1] { "a" } else { "b" }]) },
+                InferOutput { name: "probabilities".into(), shape: vec![1, 2], datatype: "FP32".into(), parameters: None, data: serde_json::json!(p) },
+            ];
+            r
+        };
+        let logged = vec![answered("sure", [0.95, 0.05]), answered("unsure", [0.45, 0.55]), answered("middling", [0.7, 0.3]), answered("labelled", [0.5, 0.5])];
+        let mut given = feedback("labelled", 0.0);
+        given.label = Some("a".into());
+        let queue = label_queue(&logged, &[given], |_| Some((vec!["x".into()], vec![])), 10);
+        let ids: Vec<&str> = queue.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ids, ["unsure", "middling", "sure"]);
+        assert_eq!(queue[0].confidence, Some(0.55));
+        assert_eq!(queue[0].predicted, serde_json::json!("b"));
+        assert_eq!(queue[0].values["x"], serde_json::json!(0.45));
+        assert_eq!(label_queue(&logged, &[], |_| None, 2).len(), 2, "the limit holds");
     }
 
     /// A 2-D tensor's first row is named by the features; the latest feedback for an id wins; a

@@ -90,6 +90,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/wick/models/{name}/feedback", post(feedback))
         .route("/v2/wick/models/{name}/monitor", get(monitor))
         .route("/v2/wick/models/{name}/labelled", get(labelled))
+        .route("/v2/wick/models/{name}/queue", get(label_queue))
         .route("/v2/wick/usage", get(usage))
         .route("/v2/wick/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
@@ -453,6 +454,12 @@ fn live_rows(model: &wick_core::model::Model, call: &crate::tensors::ModelCall) 
 struct PublishQuery {
     #[serde(default)]
     notes: String,
+    /// Publish as a canary taking this percent of the calls.
+    #[serde(default)]
+    canary: Option<u32>,
+    /// Allow other inputs than the serving version's.
+    #[serde(default)]
+    replace_inputs: bool,
 }
 
 async fn publish(
@@ -464,9 +471,10 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let expected = headers.get("x-wick-sha256").and_then(|v| v.to_str().ok());
-    let published = state.registry.publish(&name, body, expected, &query.notes).await?;
+    let options = wick_core::publish::PublishOptions { canary_percent: query.canary, replace_inputs: query.replace_inputs };
+    let published = state.registry.publish_with(&name, body, expected, &query.notes, &options).await?;
     if !published.existing {
-        audit(&state, token.as_ref(), "publish", &name, serde_json::json!({ "version": published.version, "sha256": published.sha256 })).await;
+        audit(&state, token.as_ref(), "publish", &name, serde_json::json!({ "version": published.version, "sha256": published.sha256, "canary_percent": query.canary })).await;
     }
     let status = if published.existing { StatusCode::OK } else { StatusCode::CREATED };
     tracing::info!(model = %name, version = published.version, existing = published.existing, "published");
@@ -604,20 +612,61 @@ async fn labelled(State(state): Shared, headers: HeaderMap, Path(name): Path<Str
     let feedback: Vec<Feedback> = read_entries(store.as_ref(), &format!("feedback/{name}")).await.map_err(read_error)?;
     let logged: Vec<LoggedRequest> =
         if feedback.is_empty() { Vec::new() } else { read_entries(store.as_ref(), &format!("logs/{name}")).await.map_err(read_error)? };
+    let features = table_features(&state, &name, versions).await?;
+    let rows = crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
+    Ok(Json(serde_json::json!(rows)))
+}
+
+/// Each version's features in order and those it hashes; an image model is a 400 (live rows and
+/// labels are for table models).
+async fn table_features(state: &AppState, name: &str, versions: Vec<u64>) -> Result<std::collections::HashMap<u64, (Vec<String>, Vec<String>)>, ApiError> {
     let mut features = std::collections::HashMap::new();
     for version in versions {
-        if let Some((loaded, _)) = state.registry.resolve(&name, Some(version)).await {
+        if let Some((loaded, _)) = state.registry.resolve(name, Some(version)).await {
             if let wick_core::model::ModelInput::Tabular { preprocessor } = &loaded.model.input {
                 let names: Vec<String> = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
                 let hashed = names.iter().filter(|n| preprocessor.personal.is_hashed(n)).cloned().collect();
                 features.insert(version, (names, hashed));
             } else {
-                return Err(ApiError::BadRequest(format!("`{name}` is an image model; live rows with feedback are for table models")));
+                return Err(ApiError::BadRequest(format!("`{name}` is an image model; live rows and labels are for table models")));
             }
         }
     }
-    let rows = crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
-    Ok(Json(serde_json::json!(rows)))
+    Ok(features)
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    #[serde(default = "default_queue_limit")]
+    limit: usize,
+}
+
+fn default_queue_limit() -> usize {
+    20
+}
+
+/// `GET /v2/wick/models/{name}/queue?limit=N`: logged requests without feedback, the ones the model
+/// was least sure of first, read from the store like `labelled`; a person labels them on Monitor
+/// and the labels go back as feedback.
+async fn label_queue(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<QueueQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::request_log::{read_entries, Feedback, LoggedRequest};
+    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let Some(versions) = state.registry.versions_of(&name).await else {
+        return Err(ApiError::NotFound(format!("model `{name}` not found")));
+    };
+    let features = table_features(&state, &name, versions).await?;
+    let store = state.registry.store();
+    let read_error = |e: object_store::Error| ApiError::Internal(format!("reading the request log of `{name}` from the store: {e}"));
+    let feedback: Vec<Feedback> = read_entries(store.as_ref(), &format!("feedback/{name}")).await.map_err(read_error)?;
+    let logged: Vec<LoggedRequest> = read_entries(store.as_ref(), &format!("logs/{name}")).await.map_err(read_error)?;
+    let requests = crate::request_log::label_queue(&logged, &feedback, |v| features.get(&v).cloned(), query.limit);
+    let labels = state.registry.serving_version(&name).await.map(|v| v.manifest.target.labels.clone()).unwrap_or_default();
+    Ok(Json(serde_json::json!(wick_core::publish::LabelQueue { model: name, requests, labels })))
 }
 
 #[derive(Deserialize)]

@@ -58,6 +58,12 @@ fn packages() -> &'static Packages {
     })
 }
 
+/// `linear_b` takes other columns (temp_min, month) than `linear_a` (temp_min, wind, weather): as a
+/// later version of the same name it must say it replaces the inputs.
+fn replacing_inputs() -> wick_core::publish::PublishOptions {
+    wick_core::publish::PublishOptions { replace_inputs: true, ..Default::default() }
+}
+
 struct Server {
     url: String,
     publish_token: String,
@@ -190,7 +196,7 @@ fn versions_rollback_identical_bytes_and_deletion() {
     let p = packages();
     let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
     assert_eq!(endpoint.publish(&p.linear_a, None, "").unwrap().version, 1);
-    assert_eq!(endpoint.publish(&p.linear_b, None, "").unwrap().version, 2);
+    assert_eq!(endpoint.publish_with(&p.linear_b, None, "", &replacing_inputs()).unwrap().version, 2);
     let again = endpoint.publish(&p.linear_a, None, "").unwrap();
     assert!(again.existing && again.version == 1, "identical bytes return the existing version");
 
@@ -331,7 +337,7 @@ fn concurrent_publishes_get_distinct_versions() {
         .into_iter()
         .map(|pkg| {
             let (url, token, pkg) = (s.url.clone(), s.publish_token.clone(), pkg.clone());
-            std::thread::spawn(move || Endpoint::new(&url, &token).unwrap().publish(&pkg, Some("race"), "").unwrap().version)
+            std::thread::spawn(move || Endpoint::new(&url, &token).unwrap().publish_with(&pkg, Some("race"), "", &replacing_inputs()).unwrap().version)
         })
         .collect();
     let mut versions: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -347,7 +353,7 @@ fn a_second_replica_sees_new_versions_and_rollbacks() {
     let b = start_with(config_b, a.dir.clone(), (a.publish_token.clone(), a.infer_token.clone()));
     let endpoint = Endpoint::new(&a.url, &a.publish_token).unwrap();
     endpoint.publish(&p.linear_a, None, "").unwrap();
-    endpoint.publish(&p.linear_b, None, "").unwrap();
+    endpoint.publish_with(&p.linear_b, None, "", &replacing_inputs()).unwrap();
     let version_on_b = || get(&format!("{}/v2/models/weather", b.url), Some(&a.infer_token)).1["parameters"]["version"].clone();
     let wait_for = |want: &str| {
         for _ in 0..50 {
@@ -721,7 +727,7 @@ fn registry_changes_are_in_the_audit_log() {
     let p = packages();
     let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
     endpoint.publish(&p.linear_a, None, "").unwrap();
-    endpoint.publish(&p.linear_b, None, "").unwrap();
+    endpoint.publish_with(&p.linear_b, None, "", &replacing_inputs()).unwrap();
     endpoint.publish(&p.linear_a, None, "").unwrap(); // identical bytes: no new version, no entry
     endpoint.set_default("weather", 1).unwrap();
     let public = client().post(format!("{}/v2/wick/models/weather/public", s.url)).bearer_auth(&s.publish_token).json(&json!({ "public": true })).send().unwrap();
@@ -747,6 +753,36 @@ fn registry_changes_are_in_the_audit_log() {
     assert_eq!(get(&format!("{}/v2/wick/audit", s.url), Some(&s.infer_token)).0, 403, "publish scope only");
 }
 
+/// A version whose inputs the serving version's callers don't send is refused (409, saying what
+/// differs and what to do), unless it says it replaces them; a canary published in one step keeps
+/// the serving version the default with the larger share, and a second canary waits for the first.
+#[test]
+fn publishing_checks_the_callers_inputs_and_releases_a_canary_in_one_step() {
+    let s = start();
+    let p = packages();
+    let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
+    endpoint.publish(&p.linear_a, None, "").unwrap();
+    // An image model under the table model's name: every caller's request would fail.
+    let refused = endpoint.publish(&p.cnn, Some("weather"), "").unwrap_err().to_string();
+    assert!(refused.contains("409") && refused.contains("takes images") && refused.contains("another name"), "{refused}");
+    let refused = endpoint.publish(&p.linear_b, None, "").unwrap_err().to_string();
+    assert!(refused.contains("month") && refused.contains("version 1"), "{refused}");
+    assert_eq!(endpoint.models().unwrap()[0].versions.len(), 1, "nothing was written");
+    // Fewer columns than callers send is fine; trees on the same columns too, as a canary.
+    let canary = wick_core::publish::PublishOptions { canary_percent: Some(10), replace_inputs: false };
+    let published = endpoint.publish_with(&p.trees, Some("weather"), "trees", &canary).unwrap();
+    assert_eq!(published.version, 2);
+    let listing = endpoint.models().unwrap().remove(0);
+    assert_eq!((listing.default_version, listing.traffic), (Some(1), Some([(1, 90), (2, 10)].into_iter().collect())));
+    let second = endpoint.publish_with(&p.linear_b, None, "", &wick_core::publish::PublishOptions { canary_percent: Some(10), replace_inputs: true }).unwrap_err().to_string();
+    assert!(second.contains("already runs a canary") && second.contains("v1 90%"), "{second}");
+    let first = endpoint.publish_with(&p.linear_a, Some("fresh"), "", &canary).unwrap_err().to_string();
+    assert!(first.contains("no serving version"), "{first}");
+    // Promote: the canary serves everything, and its callers' inputs are the ones checked now.
+    endpoint.set_default("weather", 2).unwrap();
+    assert_eq!(endpoint.publish_with(&p.linear_b, None, "", &replacing_inputs()).unwrap().version, 3);
+}
+
 /// A canary: 90/10 between two versions lands within ±2 points over 10,000 unversioned calls,
 /// versioned calls are unaffected, bad splits are 400s with a JSON error, and making a version the
 /// default (promote) ends the split.
@@ -756,7 +792,7 @@ fn a_traffic_split_sends_each_version_its_share() {
     let p = packages();
     let endpoint = Endpoint::new(&s.url, &s.publish_token).unwrap();
     endpoint.publish(&p.linear_a, None, "").unwrap();
-    endpoint.publish(&p.linear_b, None, "").unwrap();
+    endpoint.publish_with(&p.linear_b, None, "", &replacing_inputs()).unwrap();
     endpoint.set_traffic("weather", &[(1, 90), (2, 10)].into_iter().collect()).unwrap();
     assert_eq!(endpoint.models().unwrap()[0].traffic, Some([(1, 90), (2, 10)].into_iter().collect()));
     // One request both versions answer: every column either needs.
@@ -1093,7 +1129,7 @@ fn monitor_flags_a_drifting_feature_against_the_training_profile() {
     let s = start();
     let p = packages();
     let publisher = Endpoint::new(&s.url, &s.publish_token).unwrap();
-    for name in ["steady", "shifted"] {
+    for name in ["steady", "shifted", "few"] {
         publisher.publish(&p.linear_a, Some(name), "").unwrap();
     }
     let df = read_table(&sample("seattle-weather.csv")).unwrap();
@@ -1134,6 +1170,23 @@ fn monitor_flags_a_drifting_feature_against_the_training_profile() {
     assert_eq!(v1["drift"][1]["drifting"], false, "wind did not move: {shifted}");
     assert_eq!(v1["prediction_drift"]["drifting"], true, "warmer nights, warmer predicted days: {shifted}");
     assert_eq!(steady["versions"]["1"]["prediction_drift"]["drifting"], false, "{steady}");
+    // Eight identical requests (what *Send test request* used to send): the index is large, but
+    // eight values are too few to call anything drifting.
+    let one = json!({ "inputs": [
+        { "name": "temp_min", "shape": [1], "datatype": "FP64", "data": [5.0] },
+        { "name": "wind", "shape": [1], "datatype": "FP64", "data": [3.0] },
+        { "name": "weather", "shape": [1], "datatype": "BYTES", "data": ["rain"] },
+    ] });
+    for _ in 0..8 {
+        assert_eq!(post(&format!("{}/v2/models/few/infer", s.url), Some(&s.publish_token), &one).0, 200);
+    }
+    let few = json!(publisher.monitor("few", 600.0).unwrap());
+    let drift = few["versions"]["1"]["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 3, "{few}");
+    for d in drift.iter().chain([&few["versions"]["1"]["prediction_drift"]]) {
+        assert_eq!((d["rows"].as_u64(), d["drifting"].as_bool()), (Some(8), Some(false)), "{d}");
+    }
+    assert!(drift[0]["psi"].as_f64().unwrap() > 1.0, "one value in every request is a large index: {few}");
 }
 
 /// A model trained with a hashed e-mail column and a dropped name column: the request log keeps

@@ -11,8 +11,8 @@ use crate::thumbnails::Thumbnails;
 /// Screen-local view state that is not part of the saved project.
 #[derive(Default)]
 pub struct ViewState {
-    /// How the Train screen's leaderboard is sorted.
-    pub leaderboard_sort: crate::screens::train::LeaderboardSort,
+    /// How the Train screen's leaderboard is sorted, and whether that order is reversed.
+    pub leaderboard_sort: (crate::screens::train::LeaderboardSort, bool),
     /// The column whose histogram the Data screen shows.
     pub selected_column: Option<usize>,
     /// Why training could not start (shown on the Model screen next to the Train button).
@@ -35,6 +35,8 @@ pub struct ViewState {
     pub grid_saliency: bool,
     /// Textures of `AppState::grid_saliency`'s overlays, for the run they were made for.
     pub grid_saliency_textures: (Option<u32>, std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>),
+    /// The label queue's typed or picked outcomes, by request id.
+    pub label_answers: std::collections::HashMap<String, String>,
     /// The augmentation preview's textures, and the settings they show.
     pub augment_textures: Option<(wick_core::data::Augment, Vec<egui::TextureHandle>)>,
 }
@@ -51,6 +53,19 @@ pub struct ScreenCtx<'a> {
 impl ScreenCtx<'_> {
     pub fn send(&mut self, command: Command) {
         self.commands.send(command);
+    }
+}
+
+/// A metric's name as people read it ("macro_f1" is the key in files and events).
+pub fn metric_title(key: &str) -> &str {
+    match key {
+        "accuracy" => "accuracy",
+        "macro_f1" => "macro F1",
+        "r2" => "R²",
+        "mse" => "MSE",
+        "rmse" => "RMSE",
+        "mae" => "MAE",
+        other => other,
     }
 }
 

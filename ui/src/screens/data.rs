@@ -57,7 +57,22 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     if ui.add(egui::Button::new(RichText::new("Next: choose a model  →").strong()).fill(theme::ACCENT.gamma_multiply(0.35))).clicked() {
                         cx.send(Command::GoTo(Screen::Model));
                     }
-                    if ui.button("Open another…").clicked() {
+                    // The samples stay one click away once a dataset is open.
+                    let samples = cx.state.samples();
+                    if !samples.is_empty() {
+                        ui.menu_button("Samples ▾", |ui| {
+                            for (sample, _) in samples {
+                                if ui.button(format!("Open {}", sample.title)).on_hover_text(sample.blurb).clicked() {
+                                    cx.send(Command::OpenSample(sample.id));
+                                    ui.close();
+                                }
+                            }
+                        });
+                    }
+                    if ui.button("Open folder…").on_hover_text("A folder of images, one sub-folder per class").clicked() {
+                        cx.send(Command::Host(HostRequest::PickDataset { folder: true }));
+                    }
+                    if ui.button("Open file…").on_hover_text("A CSV, TSV, Parquet or NDJSON table").clicked() {
                         cx.send(Command::Host(HostRequest::PickDataset { folder: false }));
                     }
                 });
@@ -250,6 +265,20 @@ fn kind_name(kind: ColumnKind) -> &'static str {
 }
 
 fn column_chart(ui: &mut egui::Ui, col: &wick_core::data::ColumnSummary, histogram: Option<&Histogram>) {
+    // Dates and IDs or free text have nearly one row per value: a few bars of count 1 say nothing.
+    let spread = match col.advice {
+        wick_core::data::FeatureAdvice::Date => Some("dates: training uses their year, month, day of week, hour and days since 1970"),
+        wick_core::data::FeatureAdvice::IdLike { .. } => Some("values that nearly all differ (IDs or free text)"),
+        _ => None,
+    };
+    if let (None, Some(what)) = (histogram, spread) {
+        ui.add_space(20.0);
+        ui.label(RichText::new(format!("{} distinct {what}; no distribution to draw.", col.distinct)).weak());
+        if let Some((first, _)) = col.top_values.first() {
+            ui.label(RichText::new(format!("For example: {first}")).small());
+        }
+        return;
+    }
     let bars: Vec<Bar> = match histogram {
         Some(h) => h
             .counts

@@ -41,7 +41,7 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         ui.label(RichText::new(format!("{} · measured on {} test samples the model never saw", run.name, run.test_samples.len())).weak());
     }
     if let Some(cv) = &run.cv {
-        let stats: Vec<String> = cv.stats.iter().map(|s| format!("{} {:.3} ± {:.3}", s.name, s.mean, s.sd)).collect();
+        let stats: Vec<String> = cv.stats.iter().map(|s| format!("{} {:.3} ± {:.3}", crate::screens::common::metric_title(&s.name), s.mean, s.sd)).collect();
         ui.label(RichText::new(format!("{}-fold cross-validation: {}", cv.folds, stats.join(" · "))).strong())
             .on_hover_text("Mean ± standard deviation over the folds; each fold was tested by a model trained on the others.");
         for w in &cv.warnings {
@@ -133,10 +133,12 @@ fn regression(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Re
     });
     let pairs: Vec<[f64; 2]> = run.test_samples.iter().map(|s| [value_of(&s.actual), s.predicted.as_f64()]).collect();
     fit_plot(cx, ui, run);
+    ui.label(RichText::new("Drag a plot to pan, Ctrl + wheel to zoom, double-click to reset it.").small().weak());
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Predicted vs actual");
         let (lo, hi) = pairs.iter().flat_map(|p| [p[0], p[1]]).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        Plot::new("pred_vs_actual").height(240.0).data_aspect(1.0).x_axis_label("actual").y_axis_label("predicted").legend(Legend::default()).show(&mut cols[0], |p| {
+        // Per run: a plot keeps its zoom, and the next run's data may lie outside the last one's.
+        Plot::new(("pred_vs_actual", run.id)).allow_scroll(false).height(240.0).data_aspect(1.0).x_axis_label("actual").y_axis_label("predicted").legend(Legend::default()).show(&mut cols[0], |p| {
             if lo.is_finite() {
                 p.line(Line::new("y = x", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY));
             }
@@ -144,7 +146,7 @@ fn regression(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Re
         });
         theme::section(&mut cols[1], "Residuals");
         let residuals: Vec<[f64; 2]> = pairs.iter().map(|p| [p[1], p[0] - p[1]]).collect();
-        Plot::new("residuals").height(240.0).x_axis_label("predicted").y_axis_label("actual − predicted").show(&mut cols[1], |p| {
+        Plot::new(("residuals", run.id)).allow_scroll(false).height(240.0).x_axis_label("predicted").y_axis_label("actual − predicted").show(&mut cols[1], |p| {
             p.hline(egui_plot::HLine::new("zero", 0.0).color(Color32::GRAY));
             p.points(Points::new("residuals", PlotPoints::from(residuals)).radius(2.5).color(theme::VALID_COLOUR));
         });
@@ -194,7 +196,7 @@ fn fit_plot(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
         cx.send(Command::RequestFit { run_id: run.id, request });
     }
     let Some(view) = job_result(ui, &state.fit.view, "Drawing the fit…", "The fit could not be drawn").cloned() else { return };
-    Plot::new("fit_plot").height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
+    Plot::new(("fit_plot", run.id, feature.as_str())).allow_scroll(false).height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
         p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
         p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
     });
@@ -296,12 +298,14 @@ fn classification(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m:
         let macro_f1 = m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len().max(1) as f64;
         metric_tile(ui, "Macro F1", format!("{macro_f1:.3}"), "F1 averaged over classes: fair to small classes");
     });
-    ui.columns(2, |cols| {
-        theme::section(&mut cols[0], "Confusion matrix");
-        cols[0].label(RichText::new("Rows: actual class · columns: predicted. Click a cell to see its samples.").small().weak());
-        confusion_matrix(cx, &mut cols[0], m);
-        theme::section(&mut cols[1], "Per class");
-        egui::Grid::new("per_class").striped(true).num_columns(5).show(&mut cols[1], |ui| {
+    let matrix = |cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui| {
+        theme::section(ui, "Confusion matrix");
+        ui.label(RichText::new("Rows: actual class · columns: predicted. Click a cell to see its samples.").small().weak());
+        confusion_matrix(cx, ui, m);
+    };
+    let per_class = |ui: &mut egui::Ui| {
+        theme::section(ui, "Per class");
+        egui::Grid::new("per_class").striped(true).num_columns(5).show(ui, |ui| {
             for h in ["Class", "Precision", "Recall", "F1", "Samples"] {
                 ui.label(RichText::new(h).small().strong());
             }
@@ -315,15 +319,38 @@ fn classification(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m:
                 ui.end_row();
             }
         });
-    });
+    };
+    // Side by side only where both fit: a 10-class matrix beside the table overlapped it in a
+    // 1,000 px window.
+    if ui.available_width() >= 2.0 * (confusion_width(m) + 24.0) {
+        ui.columns(2, |cols| {
+            matrix(cx, &mut cols[0]);
+            per_class(&mut cols[1]);
+        });
+    } else {
+        matrix(cx, ui);
+        per_class(ui);
+    }
     samples(cx, ui, run, m);
+}
+
+/// The confusion matrix's cell size for `k` classes.
+fn confusion_cell(k: usize) -> f32 {
+    (300.0 / k.max(1) as f32).clamp(26.0, 64.0)
+}
+
+/// About how wide the confusion matrix is drawn: the row labels and one cell per class.
+fn confusion_width(m: &ClassificationMetrics) -> f32 {
+    let k = m.confusion.len();
+    let label_chars = m.per_class.iter().map(|c| c.label.chars().count()).max().unwrap_or(1) as f32;
+    label_chars * 7.0 + 12.0 + k as f32 * (confusion_cell(k) + 2.0)
 }
 
 fn confusion_matrix(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, m: &ClassificationMetrics) {
     let k = m.confusion.len();
     let max = m.confusion.iter().flatten().copied().max().unwrap_or(1).max(1);
     let labels: Vec<String> = m.per_class.iter().map(|c| c.label.clone()).collect();
-    let cell = (300.0 / k.max(1) as f32).clamp(26.0, 64.0);
+    let cell = confusion_cell(k);
     egui::Grid::new("confusion").spacing([2.0, 2.0]).show(ui, |ui| {
         ui.label("");
         for l in &labels {
@@ -397,7 +424,14 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Class
             .iter()
             .take(120)
             .map(|s| {
-                let caption = format!("{} {:.0}%", labels.get(predicted_of(s)).cloned().unwrap_or_default(), s.predicted.confidence().unwrap_or(0.0) * 100.0);
+                let said = labels.get(predicted_of(s)).cloned().unwrap_or_default();
+                let sure = s.predicted.confidence().unwrap_or(0.0) * 100.0;
+                // A mistake says what the image really is, too.
+                let caption = if class_of(s) == predicted_of(s) {
+                    format!("{said} {sure:.0}%")
+                } else {
+                    format!("{said} {sure:.0}% (is {})", labels.get(class_of(s)).cloned().unwrap_or_default())
+                };
                 (std::path::PathBuf::from(&s.source), caption, Some(class_of(s) == predicted_of(s)))
             })
             .collect();
@@ -483,15 +517,21 @@ fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                     ui.label("or drop an image file onto the window to see what the model says.");
                 });
             }
-            Some(LoadedData::Table { summary, .. }) => {
+            Some(LoadedData::Table { summary, df, .. }) => {
                 if cx.view.try_fields_for_run != Some(run.id) {
+                    // A real row to start from, the run's first test row, so every field holds a
+                    // value the data has (a mean month of 6.523 beside a January date is none);
+                    // the typical values only where the run has no test rows.
+                    let test_row = run.test_samples.first().and_then(|s| crate::requests::row_index(&s.source));
                     let typical = typical_row(&summary);
                     let features = state.features();
                     cx.view.try_fields = features
                         .iter()
                         .map(|f| {
-                            let v = match typical.get(f) {
-                                Some(Value::Number(n)) => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+                            let real = test_row.and_then(|r| df.column(f).ok()?.get(r).ok().map(|v| wick_core::explain::any_value_json(&v)));
+                            let v = match real.as_ref().or(typical.get(f)) {
+                                Some(Value::Number(n)) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+                                Some(Value::Number(n)) => n.to_string(),
                                 Some(Value::String(s)) => s.clone(),
                                 _ => String::new(),
                             };

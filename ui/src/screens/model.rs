@@ -84,6 +84,7 @@ fn find_best_button(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
     if ui.add_enabled(state.training.is_none(), button).on_hover_text(hover).clicked() {
         cx.send(Command::FindBestModel);
     }
+    ui.label("within");
     ui.add(egui::DragValue::new(&mut draft.model.search_budget_secs).range(5.0..=3600.0).suffix(" s")).on_hover_text("How long to try models");
 }
 
@@ -150,6 +151,14 @@ fn missing_name(p: MissingPolicy) -> &'static str {
 fn task_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, task: Option<Task>, draft: &mut Draft) {
     let state = cx.state;
     let Some(task) = task else { return };
+    // An image folder's sub-folders are its classes: there is no number to predict.
+    if state.loaded().is_some_and(LoadedData::is_images) {
+        ui.horizontal(|ui| {
+            ui.label("Task");
+            ui.label(RichText::new("Classification (one class per sub-folder)").strong());
+        });
+        return;
+    }
     let detected = state.detected_task();
     ui.horizontal(|ui| {
         ui.label("Task");

@@ -72,7 +72,125 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     if let Some(report) = report {
         figures(ui, m, report);
     }
+    label_queue(cx, ui, report.is_some_and(|r| r.log_sample > 0.0));
     improve_with_live_data(cx, ui, &published);
+}
+
+/// The label queue: logged requests without a true outcome, the least sure first; a person picks or
+/// types the outcome, and it goes to the endpoint as that request's feedback.
+fn label_queue(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, logging: bool) {
+    let state = cx.state;
+    let queue = &state.monitor.queue;
+    theme::section(ui, "Label queue");
+    ui.label(
+        RichText::new("Logged requests without a true outcome, the ones the model was least sure of first. A label you send is the request's feedback: it counts in the live metric above and becomes a training row below.")
+            .small()
+            .weak(),
+    );
+    if !logging {
+        ui.label(RichText::new("Only logged requests can be labelled: choose a share under Log requests above.").small());
+    }
+    ui.horizontal(|ui| {
+        if ui.add_enabled(!queue.busy, egui::Button::new("Get requests to label")).clicked() {
+            cx.send(Command::FetchLabelQueue);
+        }
+        if queue.busy {
+            ui.spinner();
+        }
+    });
+    let q = match &queue.result {
+        None => return,
+        Some(Err(e)) => return error_label(ui, e),
+        Some(Ok(q)) => q,
+    };
+    if q.requests.is_empty() {
+        ui.label("Nothing waits for a label: every logged request has its outcome, or none is logged yet.");
+        return;
+    }
+    let features: Vec<&String> = q.requests[0].values.keys().take(4).collect();
+    let mut send = None;
+    egui::ScrollArea::horizontal().id_salt("label_queue").show(ui, |ui| {
+        egui::Grid::new("label_queue_grid").striped(true).spacing([12.0, 6.0]).show(ui, |ui| {
+            for h in features.iter().map(|f| f.as_str()).chain(["Model said", "True outcome", ""]) {
+                ui.label(RichText::new(h).small().strong());
+            }
+            ui.end_row();
+            for r in &q.requests {
+                for f in &features {
+                    ui.label(r.values.get(*f).map(short_value).unwrap_or_default());
+                }
+                let said = match r.confidence {
+                    Some(c) => format!("{} ({:.0}% sure)", short_value(&r.predicted), c * 100.0),
+                    None => short_value(&r.predicted),
+                };
+                ui.label(said);
+                match queue.sent.get(&r.id) {
+                    Some(Some(Ok(v))) => {
+                        ui.colored_label(theme::GOOD, format!("✓ {}", short_value(v)));
+                        ui.label("");
+                    }
+                    Some(None) => {
+                        ui.spinner();
+                        ui.label("");
+                    }
+                    sent => {
+                        let answer = cx.view.label_answers.entry(r.id.clone()).or_insert_with(|| short_value(&r.predicted));
+                        if q.labels.is_empty() {
+                            ui.add(egui::TextEdit::singleline(answer).desired_width(90.0));
+                        } else {
+                            egui::ComboBox::from_id_salt(("label", &r.id)).selected_text(answer.as_str()).show_ui(ui, |ui| {
+                                for label in &q.labels {
+                                    ui.selectable_value(answer, label.clone(), label);
+                                }
+                            });
+                        }
+                        ui.horizontal(|ui| {
+                            if ui.button("Send label").clicked() {
+                                send = Some((r.id.clone(), answer.clone(), q.labels.is_empty()));
+                            }
+                            if let Some(Some(Err(e))) = sent {
+                                error_label(ui, e);
+                            }
+                        });
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    });
+    if let Some((id, answer, number)) = send {
+        let outcome = if number {
+            match answer.trim().parse::<f64>() {
+                Ok(v) => serde_json::json!(v),
+                Err(_) => {
+                    cx.view.label_answers.insert(id, answer);
+                    return error_label(ui, "Type the true outcome as a number.");
+                }
+            }
+        } else {
+            serde_json::Value::String(answer)
+        };
+        cx.send(Command::SendFeedback { id, outcome });
+    }
+}
+
+/// "1 answer", "2 answers".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A JSON value as a short cell: numbers to at most four decimals, text as it is.
+fn short_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().map(|x| format!("{}", (x * 1e4).round() / 1e4)).unwrap_or_else(|| n.to_string()),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "–".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Each version's figures, newest first, after the requests and latency charts.
@@ -101,9 +219,9 @@ fn figures(ui: &mut egui::Ui, m: &crate::state::MonitorState, report: &wick_core
                 ui.end_row();
                 ui.label("Live metric");
                 let metric = match (f.live_accuracy, f.live_mae) {
-                    (Some(a), _) => format!("accuracy {:.1} % on {} answers with feedback", a * 100.0, f.feedback),
-                    (_, Some(e)) => format!("mean absolute error {e:.3} on {} answers with feedback", f.feedback),
-                    _ => "no feedback yet (POST …/feedback with an answer's id and the true outcome)".into(),
+                    (Some(a), _) => format!("accuracy {:.1} % on {} with feedback", a * 100.0, plural(f.feedback, "answer")),
+                    (_, Some(e)) => format!("mean absolute error {e:.3} on {} with feedback", plural(f.feedback, "answer")),
+                    _ => "no feedback yet: label requests in the label queue below".into(),
                 };
                 ui.label(metric);
                 ui.end_row();
@@ -124,6 +242,12 @@ fn figures(ui: &mut egui::Ui, m: &crate::state::MonitorState, report: &wick_core
                 for d in f.prediction_drift.iter().chain(&f.drift) {
                     ui.horizontal(|ui| {
                         ui.add_sized([140.0, 18.0], egui::Label::new(&d.feature));
+                        if d.rows < wick_core::drift::MIN_DRIFT_ROWS {
+                            // A few values give a large index whatever the traffic: don't score them.
+                            let needed = wick_core::drift::MIN_DRIFT_ROWS;
+                            ui.label(RichText::new(format!("not judged yet: {} of the {needed} live values needed", d.rows)).weak());
+                            return;
+                        }
                         let colour = if d.drifting { theme::BAD } else { theme::GOOD };
                         // The bar's full width is a PSI of 0.5, so the 0.2 threshold sits at 40 %.
                         ui.add(egui::ProgressBar::new((d.psi / 0.5).clamp(0.0, 1.0) as f32).desired_width(240.0).desired_height(10.0).fill(colour).corner_radius(2.0));
@@ -229,7 +353,7 @@ fn comparison(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, published: &crate::proj
                 ui.label(RichText::new(run.name.as_str()).small().strong());
                 ui.end_row();
                 for ((name, old), (_, new)) in before.scalars().into_iter().zip(after.scalars()) {
-                    ui.label(name);
+                    ui.label(crate::screens::common::metric_title(name));
                     ui.label(format!("{old:.4}"));
                     ui.label(format!("{new:.4}"));
                     ui.end_row();
@@ -271,13 +395,13 @@ fn history_plot(ui: &mut egui::Ui, m: &crate::state::MonitorState) {
     versions.sort_unstable();
     versions.dedup();
     ui.columns(2, |cols| {
-        Plot::new("monitor_requests").height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("requests in window").show(&mut cols[0], |plot| {
+        Plot::new("monitor_requests").allow_scroll(false).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("requests in window").show(&mut cols[0], |plot| {
             for v in &versions {
                 let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).map(|p| [p.secs, p.requests as f64]).collect();
                 plot.line(Line::new(format!("v{v}"), points));
             }
         });
-        Plot::new("monitor_latency").height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("p50 ms").show(&mut cols[1], |plot| {
+        Plot::new("monitor_latency").allow_scroll(false).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("p50 ms").show(&mut cols[1], |plot| {
             for v in &versions {
                 let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).filter_map(|p| Some([p.secs, p.p50_ms?])).collect();
                 plot.line(Line::new(format!("v{v}"), points));

@@ -51,6 +51,16 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             ui.label("Notes");
             ui.add(egui::TextEdit::singleline(&mut form.notes).hint_text("what changed in this version").desired_width(420.0));
             ui.end_row();
+            // A canary needs a version already serving under this name, and no canary running.
+            let serving = serving_under(state, &form.model_name);
+            if let Some(serving) = serving {
+                ui.label("");
+                ui.checkbox(&mut form.canary, format!("Publish as a canary: {}% of calls, v{serving} keeps the rest", crate::app::CANARY_PERCENT))
+                    .on_hover_text("Watch both on Monitor, then Promote the canary or End it on this screen");
+                ui.end_row();
+            } else {
+                form.canary = false;
+            }
             if form != state.project.publish {
                 cx.send(Command::SetPublishForm(form));
             }
@@ -173,10 +183,9 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 ui.label(RichText::new(format!("Nothing is published as {name} yet.")).weak());
                 return;
             };
-            let default = model.default_version;
+            let roles = version_roles(model);
             let mut rollback = None;
             let mut canary = None;
-            let split = model.traffic.as_ref();
             egui::Grid::new("versions").striped(true).num_columns(6).show(ui, |ui| {
                 for h in ["Version", "Published", "Size", "Notes", "", ""] {
                     ui.label(RichText::new(h).small().strong());
@@ -187,29 +196,30 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     ui.label(published_ago(v.created_at, chrono::Utc::now())).on_hover_text(v.created_at.to_rfc3339());
                     ui.label(format!("{:.1} kB", v.size_bytes as f64 / 1024.0));
                     ui.label(&v.notes);
-                    let share = split.and_then(|s| s.get(&v.version));
-                    match (share, Some(v.version) == default) {
-                        (Some(p), true) => ui.colored_label(theme::GOOD, format!("serving {p}%")),
-                        (Some(p), false) => ui.colored_label(theme::VALID_COLOUR, format!("canary {p}%")),
-                        (None, true) if split.is_none() => ui.colored_label(theme::GOOD, "serving"),
-                        _ => ui.label(""),
+                    let role = roles.role(v.version);
+                    match role {
+                        Role::Serving { percent: Some(p) } => ui.colored_label(theme::GOOD, format!("serving {p}%")),
+                        Role::Serving { percent: None } => ui.colored_label(theme::GOOD, "serving"),
+                        Role::Canary { percent } => ui.colored_label(theme::VALID_COLOUR, format!("canary {percent}%")),
+                        Role::Idle => ui.label(""),
                     };
                     ui.horizontal(|ui| {
-                        if Some(v.version) != default || split.is_some() {
-                            let older = default.is_some_and(|d| v.version < d);
-                            let text = match (share.is_some() && Some(v.version) != default, older, Some(v.version) == default) {
-                                (true, _, _) => format!("Promote v{}", v.version),
-                                (_, _, true) => format!("End canary, serve v{}", v.version),
-                                (_, true, _) => format!("Roll back to v{}", v.version),
-                                _ => format!("Serve v{}", v.version),
-                            };
-                            if ui.button(text).on_hover_text("Make this the default for every call (ends a canary)").clicked() {
+                        let (text, hover) = match role {
+                            Role::Serving { percent: None } => (None, ""),
+                            Role::Serving { percent: Some(_) } => (Some(format!("End canary, serve v{}", v.version)), "Send every call to this version again; the canary stops answering"),
+                            Role::Canary { .. } => (Some(format!("Promote v{}", v.version)), "Send every call to the canary: it becomes the serving version"),
+                            Role::Idle if roles.stable.is_some_and(|s| v.version < s) => (Some(format!("Roll back to v{}", v.version)), "Make this the version every call goes to (ends a canary)"),
+                            Role::Idle => (Some(format!("Serve v{}", v.version)), "Make this the version every call goes to (ends a canary)"),
+                        };
+                        if let Some(text) = text {
+                            if ui.button(text).on_hover_text(hover).clicked() {
                                 rollback = Some(v.version);
                             }
                         }
-                        if let (Some(d), None, true) = (default, split, Some(v.version) != default) {
-                            if ui.button(format!("Canary v{} at 10%", v.version)).on_hover_text(format!("Send 10% of calls to v{} and 90% to v{d}; watch both, then promote or end it", v.version)).clicked() {
-                                canary = Some((d, v.version));
+                        if let (Some(stable), false, Role::Idle) = (roles.stable, roles.split, role) {
+                            let percent = crate::app::CANARY_PERCENT;
+                            if ui.button(format!("Canary v{} at {percent}%", v.version)).on_hover_text(format!("Send {percent}% of calls to v{} and {}% to v{stable}; watch both, then promote or end it", v.version, 100 - percent)).clicked() {
+                                canary = Some((stable, v.version, percent));
                             }
                         }
                     });
@@ -219,10 +229,60 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             if let Some(version) = rollback {
                 cx.send(Command::Rollback { name: name.clone(), version });
             }
-            if let Some((serving, new)) = canary {
-                cx.send(Command::SetTraffic { name, split: [(serving, 90), (new, 10)].into_iter().collect() });
+            if let Some((serving, new, percent)) = canary {
+                cx.send(Command::SetTraffic { name, split: [(serving, 100 - percent), (new, percent)].into_iter().collect() });
             }
         }
+    }
+}
+
+/// The version the endpoint serves under `name`, by the last version list, while no canary runs.
+fn serving_under(state: &AppState, name: &str) -> Option<u64> {
+    let name = crate::project::sanitize_model_name(name);
+    let models = state.publish.versions.as_ref()?.as_ref().ok()?;
+    let model = models.iter().find(|m| m.name == name)?;
+    let roles = version_roles(model);
+    (!roles.split).then_some(roles.stable).flatten()
+}
+
+/// What a version does for the model's unversioned calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Answers every call (`percent` is `None`), or the largest share of a split.
+    Serving { percent: Option<u32> },
+    /// Answers a smaller share of a split beside the serving version.
+    Canary { percent: u32 },
+    Idle,
+}
+
+/// Every version's role. In a split the serving version is the one with the largest share (the
+/// older on a tie), whichever the default is: the endpoint draws split calls by share alone, and
+/// an older Wick left the canary as the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRoles {
+    pub stable: Option<u64>,
+    pub split: bool,
+    shares: std::collections::BTreeMap<u64, u32>,
+}
+
+impl VersionRoles {
+    pub fn role(&self, version: u64) -> Role {
+        match (self.shares.get(&version), Some(version) == self.stable) {
+            (Some(&p), true) => Role::Serving { percent: Some(p) },
+            (None, true) => Role::Serving { percent: None },
+            (Some(&p), false) => Role::Canary { percent: p },
+            (None, false) => Role::Idle,
+        }
+    }
+}
+
+pub fn version_roles(model: &wick_core::publish::ModelListing) -> VersionRoles {
+    match model.traffic.as_ref().filter(|t| !t.is_empty()) {
+        Some(split) => {
+            let stable = split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v);
+            VersionRoles { stable, split: true, shares: split.clone() }
+        }
+        None => VersionRoles { stable: model.default_version, split: false, shares: Default::default() },
     }
 }
 
@@ -240,6 +300,36 @@ pub fn published_ago(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listing(default_version: Option<u64>, traffic: Option<&[(u64, u32)]>) -> wick_core::publish::ModelListing {
+        serde_json::from_value(serde_json::json!({
+            "name": "m",
+            "default_version": default_version,
+            "public": false,
+            "versions": [],
+            "traffic": traffic.map(|t| t.iter().map(|(v, p)| (v.to_string(), *p)).collect::<std::collections::BTreeMap<_, _>>()),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_largest_share_serves_and_the_smaller_is_the_canary_whatever_the_default() {
+        // What an older Wick left after "Publish as a canary": default v3, split {2: 90, 3: 10}.
+        // The screen called v3 "serving 10%" and v2 "canary 90%".
+        let roles = version_roles(&listing(Some(3), Some(&[(2, 90), (3, 10)])));
+        assert_eq!(roles.role(2), Role::Serving { percent: Some(90) });
+        assert_eq!(roles.role(3), Role::Canary { percent: 10 });
+        assert_eq!(roles.role(1), Role::Idle);
+        assert_eq!(roles.stable, Some(2));
+        // What this Wick leaves: the serving version stays the default.
+        let roles = version_roles(&listing(Some(2), Some(&[(2, 90), (3, 10)])));
+        assert_eq!((roles.role(2), roles.role(3)), (Role::Serving { percent: Some(90) }, Role::Canary { percent: 10 }));
+        // A 50/50 split: the older serves.
+        assert_eq!(version_roles(&listing(Some(3), Some(&[(2, 50), (3, 50)]))).stable, Some(2));
+        // No split: the default serves everything.
+        let roles = version_roles(&listing(Some(3), None));
+        assert_eq!((roles.role(3), roles.role(2), roles.split), (Role::Serving { percent: None }, Role::Idle, false));
+    }
 
     #[test]
     fn versions_show_how_long_ago_they_were_published() {

@@ -118,18 +118,30 @@ fn leaderboard(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, board: &[wick_core::tr
     let metric = if cx.state.task() == Some(wick_core::data::Task::Regression) { "R²" } else { "accuracy" };
     ui.label(RichText::new(format!("{} models, ranked on the validation rows ({metric}); the run's own model is the best, scored once on the test rows.", board.len())).small().weak());
     let mut rows: Vec<(usize, &wick_core::train::Candidate)> = board.iter().enumerate().collect();
-    match cx.view.leaderboard_sort {
+    let (sort, reversed) = cx.view.leaderboard_sort;
+    // Each column's first click puts what people look for on top: the best score, the fastest
+    // model, names A to Z. A second click reverses it.
+    match sort {
         LeaderboardSort::Score => rows.sort_by(|a, b| b.1.valid_score.total_cmp(&a.1.valid_score)),
         LeaderboardSort::Time => rows.sort_by(|a, b| a.1.duration_secs.total_cmp(&b.1.duration_secs)),
-        LeaderboardSort::Name => rows.sort_by(|a, b| a.1.name.cmp(&b.1.name)),
+        LeaderboardSort::Name => rows.sort_by_cached_key(|r| r.1.name.to_lowercase()),
+    }
+    if reversed {
+        rows.reverse();
     }
     let training = cx.state.training.is_some();
     egui::ScrollArea::vertical().id_salt("leaderboard").max_height(220.0).show(ui, |ui| {
         egui::Grid::new("leaderboard_grid").striped(true).num_columns(4).spacing([18.0, 4.0]).show(ui, |ui| {
             for (label, sort) in [("Model", LeaderboardSort::Name), ("Validation", LeaderboardSort::Score), ("Seconds", LeaderboardSort::Time)] {
-                let marker = if cx.view.leaderboard_sort == sort { " ▼" } else { "" };
-                if ui.add(egui::Button::new(RichText::new(format!("{label}{marker}")).strong()).frame(false)).clicked() {
-                    cx.view.leaderboard_sort = sort;
+                let (current, reversed) = cx.view.leaderboard_sort;
+                // The arrow points the way the values grow down the column.
+                let marker = match (current == sort, sort.ascending() != reversed) {
+                    (false, _) => "",
+                    (true, true) => " ▲",
+                    (true, false) => " ▼",
+                };
+                if ui.add(egui::Button::new(RichText::new(format!("{label}{marker}")).strong()).frame(false)).on_hover_text("Click to sort; click again to reverse").clicked() {
+                    cx.view.leaderboard_sort = (sort, current == sort && !reversed);
                 }
             }
             ui.label("");
@@ -156,8 +168,16 @@ pub enum LeaderboardSort {
     Name,
 }
 
+impl LeaderboardSort {
+    /// Whether the column's first sort puts the smallest value on top.
+    fn ascending(self) -> bool {
+        !matches!(self, Self::Score)
+    }
+}
+
 fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
-    ui.horizontal(|ui| {
+    // Wrapped: in a 1,000 px window a long run name pushed *Evaluate →* off the screen.
+    ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new(&run.name).strong().size(16.0));
         if !run.device.is_empty() {
             ui.label(RichText::new(format!("on {}", run.device)).weak());
@@ -170,7 +190,7 @@ fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                 ui.colored_label(theme::GOOD, format!("✓ finished in {}", format_secs(run.duration_secs)));
                 if let Some(m) = &run.test_metrics {
                     let (name, value) = m.headline();
-                    ui.label(RichText::new(format!("test {name} {value:.3}")).strong());
+                    ui.label(RichText::new(format!("test {} {value:.3}", crate::screens::common::metric_title(name))).strong());
                 }
                 if ui.button("Evaluate  →").clicked() {
                     cx.send(Command::GoTo(Screen::Evaluate));
@@ -180,7 +200,7 @@ fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                 ui.label("Stopped");
             }
             RunStatus::Interrupted => {
-                ui.label("Interrupted (the cx closed while it ran)");
+                ui.label("Interrupted (the app closed while it ran)");
             }
             RunStatus::Failed(_) => {}
         }
@@ -257,7 +277,7 @@ fn plot_with_legend(ui: &mut egui::Ui, id: &str, run: &RunRecord, series: Vec<Se
         }
     });
     let (x0, x1) = epoch_axis(run);
-    Plot::new(id).id(egui::Id::unique(id)).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+    Plot::new(id).id(egui::Id::unique(id)).allow_scroll(false).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
         for s in series {
             // A metric measured once (a tree model's, after its fit) is a dot, not an invisible line.
             if s.points.len() == 1 {
@@ -327,7 +347,7 @@ fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             };
             let metric = r.test_metrics.as_ref().map(|m| {
                 let (n, v) = m.headline();
-                format!("{n} {v:.3}")
+                format!("{} {v:.3}", crate::screens::common::metric_title(n))
             });
             (r.id, r.name.clone(), status, metric.unwrap_or_default())
         })

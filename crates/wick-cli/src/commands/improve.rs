@@ -77,9 +77,10 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
                 .and_then(|m| m.default_version)
                 .with_context(|| format!("`{}` has no default version on {} to release a canary beside", args.name, args.endpoint.endpoint))?;
             let notes = format!("retrained with {} live rows", new.frame.height());
-            let published = endpoint.publish(&args.out, Some(&args.name), &notes)?;
-            let split: std::collections::BTreeMap<u64, u32> = if percent == 100 { [(published.version, 100)].into() } else { [(current, 100 - percent), (published.version, percent)].into() };
-            endpoint.set_traffic(&args.name, &split)?;
+            // A canary goes out in one step: the serving version keeps the default and the rest
+            // of the calls; 100 % is an ordinary publish.
+            let options = wick_core::publish::PublishOptions { canary_percent: (percent < 100).then_some(percent), replace_inputs: false };
+            let published = endpoint.publish_with(&args.out, Some(&args.name), &notes, &options)?;
             Some((current, published.version, percent))
         }
     };

@@ -32,12 +32,21 @@ pub struct PublishArgs {
     /// Let anyone call the model without a token.
     #[arg(long)]
     pub public: bool,
+    /// Publish as a canary: the new version answers this percent of the calls (1-99) and the
+    /// serving version, which stays the default, the rest.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub canary: Option<u32>,
+    /// Let the new version take other inputs than the serving one (its callers must change too);
+    /// without it such a version is refused.
+    #[arg(long)]
+    pub replace_inputs: bool,
 }
 
 pub fn publish(args: &PublishArgs, json: bool) -> Result<()> {
     let manifest = read_manifest(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let endpoint = Endpoint::new(&args.endpoint.endpoint, &args.endpoint.token)?;
-    let published = endpoint.publish(&args.model, args.name.as_deref(), &args.notes)?;
+    let options = wick_core::publish::PublishOptions { canary_percent: args.canary, replace_inputs: args.replace_inputs };
+    let published = endpoint.publish_with(&args.model, args.name.as_deref(), &args.notes, &options)?;
     if args.public {
         endpoint.set_public(&published.name, true)?;
     }
@@ -50,7 +59,7 @@ pub fn publish(args: &PublishArgs, json: bool) -> Result<()> {
     println!("{} {what} `{}` version {} (sha256 {})", args.model.display(), published.name, published.version, &published.sha256[..16]);
     println!("inference URL: {infer_url}");
     println!("\ncurl:\n{}", curl_example(&infer_url, &example));
-    println!("\nPython (pip install 'tritonclient[http]'):\n{}", python_example(endpoint.base_url(), &published.name, published.version, &manifest));
+    println!("\nPython (pip install 'tritonclient[http]'):\n{}", python_example(endpoint.base_url(), &published.name, published.version, &manifest, None));
     Ok(())
 }
 

@@ -88,7 +88,7 @@ impl FeatureAdvice {
             Self::Constant => Some(format!("`{name}` has the same value in every row, so it is left out")),
             Self::Empty => Some(format!("`{name}` is empty (no value in any row), so it is left out")),
             Self::IdLike { distinct, rows } => Some(format!(
-                "`{name}` looks like an ID or free text ({distinct} distinct values in {rows} rows), which can't carry over to new rows, so it is left out; tick it on the Model screen or name it in --features to use it anyway"
+                "`{name}` looks like an ID or free text ({distinct} distinct values in {rows} rows), which can't carry over to new rows, so it is left out unless you choose it as a feature"
             )),
         }
     }

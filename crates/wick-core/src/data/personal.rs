@@ -263,12 +263,16 @@ fn looks_like_date(v: &str) -> bool {
     FORMATS.iter().any(|f| chrono::NaiveDate::parse_from_str(v, f).is_ok())
 }
 
-/// One to four words, each starting with a capital letter, of letters and name punctuation.
+/// One to eight words of letters and name punctuation, each starting with a capital letter or a
+/// particle (de, van, …). Commas, brackets and quotes may stand between them, as in passenger
+/// lists: "Cumings, Mrs. John Bradley (Florence Briggs Thayer)".
 fn looks_like_name(v: &str) -> bool {
-    let words: Vec<&str> = v.split_whitespace().collect();
-    (1..=4).contains(&words.len())
+    const PARTICLES: [&str; 12] = ["de", "van", "von", "der", "den", "da", "del", "della", "di", "du", "la", "y"];
+    let cleaned: String = v.chars().map(|c| if ",()\"".contains(c) { ' ' } else { c }).collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    (1..=8).contains(&words.len())
         && words.iter().all(|w| {
-            w.chars().next().is_some_and(char::is_uppercase) && w.chars().all(|c| c.is_alphabetic() || "'-.".contains(c))
+            (w.chars().next().is_some_and(char::is_uppercase) || PARTICLES.contains(w)) && w.chars().all(|c| c.is_alphabetic() || "'-.".contains(c))
         })
 }
 
@@ -295,6 +299,10 @@ mod tests {
     #[test]
     fn ordinary_columns_are_not_flagged() {
         assert_eq!(kind("city", &["Seattle", "New York", "Paris"]), None, "names need a name-like column");
+        // The Titanic passenger list's `name` column.
+        let passengers = ["Braund, Mr. Owen Harris", "Cumings, Mrs. John Bradley (Florence Briggs Thayer)", "Heikkinen, Miss. Laina", "Palsson, Master. Gosta Leonard", "Johnson, Mrs. Oscar W (Elisabeth Vilhelmina Berg)"];
+        assert_eq!(kind("name", &passengers), Some(PersonalKind::PersonName));
+        assert_eq!(kind("Name", &["van der Berg, Mr. Jan", "de la Cruz, Ms. Ana", "O'Brien, Mr. Timothy"]), Some(PersonalKind::PersonName));
         assert_eq!(kind("name", &["rain", "sun", "fog"]), None, "a column called name of lower-case words");
         assert_eq!(kind("weather", &["rain", "sun", "drizzle"]), None);
         assert_eq!(kind("code", &["1234567", "7654321"]), None, "bare numbers are not phones without the name");
