@@ -94,12 +94,13 @@ pub fn show(parent: Option<&gtk::ApplicationWindow>, spec: DialogSpec, answer: i
     }
     let answer = std::cell::Cell::new(Some(answer));
     dialog.connect_response(move |dialog, response| {
+        // `close()` below sends the dialog a delete event, which answers once more: only the first
+        // answer counts.
+        let Some(f) = answer.take() else { return };
         let path = (response == ResponseType::Accept).then(|| dialog.filename()).flatten();
         tracing::info!(chosen = ?path, "file dialog answered");
         dialog.close();
-        if let Some(f) = answer.take() {
-            f(path);
-        }
+        f(path);
     });
     tracing::info!(title = %spec.title, "file dialog shown");
     dialog.show();

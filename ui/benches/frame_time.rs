@@ -153,6 +153,7 @@ fn main() {
             leaderboard: None,
             rows_used: None,
             live_rows: None,
+            dataset: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

@@ -517,7 +517,10 @@ impl WickApp {
                     tracing::info!(path = %path.display(), "model exported");
                     self.state.notices.push(format!("Model exported to {}", path.display()));
                 }
-                Err(e) => self.state.notices.push(format!("Export failed: {e}")),
+                Err(e) => {
+                    tracing::info!(path = %path.display(), error = %e, "export failed");
+                    self.state.notices.push(format!("Export failed: {e}"));
+                }
             },
         }
     }
@@ -881,6 +884,7 @@ impl WickApp {
                 RunKind::LiveRows { base_run, rows } => Some(crate::project::LiveRowsRun { base_run: *base_run, rows: rows.height() }),
                 _ => None,
             },
+            dataset: self.state.project.dataset.as_ref().map(|d| d.path.clone()),
         });
         let cv_folds = if matches!(data, LoadedData::Table { .. }) && !matches!(kind, RunKind::LiveRows { .. }) { self.state.project.model.cv_folds } else { 0 };
         let cancel = CancelToken::new();

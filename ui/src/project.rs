@@ -317,6 +317,9 @@ pub struct RunRecord {
     /// rows were added. Its test rows are that run's.
     #[serde(default)]
     pub live_rows: Option<LiveRowsRun>,
+    /// The dataset it trained on (runs of other datasets say so instead of showing this one's rows).
+    #[serde(default)]
+    pub dataset: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -553,6 +556,7 @@ mod tests {
             leaderboard: None,
             rows_used: None,
             live_rows: None,
+            dataset: None,
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

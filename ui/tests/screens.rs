@@ -418,6 +418,23 @@ fn versions_roll_back_from_the_publish_screen() {
     h.get_by_role_and_label(Role::Button, "End canary, serve v2").click();
     wait_for(&mut h, "the canary's end", |a| listing(a).is_some_and(|m| m.default_version == Some(2) && m.traffic.is_none()));
     h.get_by_role_and_label(Role::Button, "Roll back to v1");
+
+    // A restart (a new app on the same project and endpoint) finds what was published: Publish
+    // offers the test request again and Monitor watches the model.
+    settle(&mut h);
+    drop(h);
+    let mut h = harness(WickApp::new(env.config()));
+    h.run_steps(3);
+    assert_eq!(h.state().state.publish.last.as_ref().map(|p| (p.name.as_str(), p.version)), Some(("seattle-weather", 2)));
+    wait_for(&mut h, "the versions after the restart", |a| !a.state.publish.versions_busy && a.state.publish.versions.is_some());
+    assert!(h.state().state.publish.last.is_some(), "the endpoint still has v2: {:?}", h.state().state.notices);
+    h.get_by_role_and_label(Role::Button, "Publish").click();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Send test request");
+    h.get_by_role_and_label(Role::Button, "Monitor").click();
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("Publish a model first").is_none(), "Monitor forgot the published model");
+    h.get_by_label("Label queue");
 }
 
 #[test]

@@ -42,17 +42,17 @@ pub fn shots_dir() -> PathBuf {
 /// An X server, a session bus with the accessibility bus, and the app, which can be quit and
 /// started again on the same home folder (a restart).
 pub struct Desktop {
+    // Fields drop in order: the app first, then its home folder, the buses and the X server.
+    app: Option<Killed>,
     pub display: String,
     pub home: tempfile::TempDir,
     /// The endpoint port the app is asked to keep.
     pub port: u16,
     session_bus: String,
     a11y_bus: String,
-    app: Option<Killed>,
     pub log: PathBuf,
     pub window: String,
     launches: u32,
-    // Dropped last: the app first, then the buses, then the X server.
     _launcher: Killed,
     _dbus: Killed,
     _xvfb: Killed,
@@ -126,8 +126,11 @@ impl Desktop {
         self.launches += 1;
         self.log = self.home.path().join(format!("app-{}.log", self.launches));
         let log_file = std::fs::File::create(&self.log).unwrap();
+        // WICK_JOURNEY_BIN runs the journeys against another build (an older one, to show a
+        // journey fails without its fix).
+        let binary = std::env::var_os("WICK_JOURNEY_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wick-desktop")));
         self.app = Some(Killed(
-            Command::new(env!("CARGO_BIN_EXE_wick-desktop"))
+            Command::new(binary)
                 .env("DISPLAY", &self.display)
                 .env("DBUS_SESSION_BUS_ADDRESS", &self.session_bus)
                 .env("WICK_HOME", self.home.path())

@@ -48,6 +48,23 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             ui.label(RichText::new(format!("⚠ {w}")).small().color(theme::VALID_COLOUR));
         }
     }
+    // Another dataset's run: its test rows and images are not in the open table or folder.
+    if let (Some(trained_on), Some(open)) = (&run.dataset, state.project.dataset.as_ref().map(|d| &d.path)) {
+        if trained_on != open {
+            let name = trained_on.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            ui.label(RichText::new(format!("{} trained on {name}, not on the dataset open now: open {name} to see its test samples and try it.", run.name)).color(theme::VALID_COLOUR));
+            match &run.test_metrics {
+                Some(Metrics::Regression(m)) => {
+                    ui.label(format!("R² {:.3} · RMSE {:.3} · MAE {:.3}", m.r2, m.rmse, m.mae));
+                }
+                Some(Metrics::Classification(m)) => {
+                    ui.label(format!("accuracy {:.1}%", m.accuracy * 100.0));
+                }
+                None => {}
+            }
+            return;
+        }
+    }
     match run.test_metrics.clone() {
         Some(Metrics::Regression(m)) => regression(cx, ui, &run, &m),
         Some(Metrics::Classification(m)) => classification(cx, ui, &run, &m),

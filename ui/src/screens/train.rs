@@ -332,7 +332,7 @@ fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     let state = cx.state;
     theme::section(ui, "Runs");
     ui.label(RichText::new("Tick runs to overlay their validation curves.").small().weak());
-    let runs: Vec<(u32, String, String, String)> = state
+    let runs: Vec<(u32, String, String, String, String)> = state
         .project
         .runs
         .iter()
@@ -349,11 +349,12 @@ fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 let (n, v) = m.headline();
                 format!("{} {v:.3}", crate::screens::common::metric_title(n))
             });
-            (r.id, r.name.clone(), status, metric.unwrap_or_default())
+            let data = r.dataset.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            (r.id, r.name.clone(), data, status, metric.unwrap_or_default())
         })
         .collect();
-    egui::Grid::new("runs").striped(true).num_columns(4).show(ui, |ui| {
-        for (id, name, status, metric) in runs {
+    egui::Grid::new("runs").striped(true).num_columns(5).show(ui, |ui| {
+        for (id, name, data, status, metric) in runs {
             let mut compare = state.compare_runs.contains(&id);
             if ui.checkbox(&mut compare, "").on_hover_text("Overlay on the plots").changed() {
                 cx.send(Command::SetCompared { run_id: id, compared: compare });
@@ -361,6 +362,7 @@ fn runs_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             if ui.selectable_label(state.selected_run == Some(id), name).clicked() {
                 cx.send(Command::SelectRun(id));
             }
+            ui.label(RichText::new(data).small().weak()).on_hover_text("The dataset it trained on");
             ui.label(status);
             ui.label(metric);
             ui.end_row();
@@ -404,6 +406,7 @@ mod tests {
             leaderboard: None,
             rows_used: None,
             live_rows: None,
+            dataset: None,
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint { epoch: 1, split: SplitName::Valid, name: "loss".into(), value: 0.5 });
