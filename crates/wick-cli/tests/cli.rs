@@ -452,8 +452,19 @@ fn improve_with_live_data_from_the_cli() {
     }
     let monitor = remote(&["--json", "monitor", "weather"]);
     assert_eq!(monitor["versions"]["1"]["feedback"], live.len(), "{monitor}");
-    // The log reaches the store within a second or so.
+    // The log reaches the store within a second or so (later under load): wait until every
+    // labelled request is readable, so `improve` publishes once, with all of them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let labelled: serde_json::Value = client.get(format!("{endpoint}/v2/wick/models/weather/labelled")).bearer_auth(&token).send().unwrap().json().unwrap();
+        if labelled["rows"].as_array().is_some_and(|r| r.len() == live.len()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the store holds {} of {} labelled requests", labelled["rows"].as_array().map_or(0, Vec::len), live.len());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let mut improved = None;
+    let mut last_error = String::new();
     for _ in 0..50 {
         let out = Command::new(env!("CARGO_BIN_EXE_wick"))
             .args(["--json", "improve", "weather", "--model", s(&v1), "--data", s(&data), "--out", s(&v2), "--canary", "10", "--endpoint", &endpoint])
@@ -465,9 +476,10 @@ fn improve_with_live_data_from_the_cli() {
             improved = Some(answer);
             break;
         }
+        last_error = format!("{answer} {}", String::from_utf8_lossy(&out.stderr));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let improved = improved.expect("every live row with feedback comes back as a new row");
+    let improved = improved.unwrap_or_else(|| panic!("every live row with feedback comes back as a new row; the last try said: {last_error}"));
     // Two 2015 days may agree in every column the log has: the second is a duplicate.
     let new_rows = improved["new_rows"].as_u64().unwrap();
     assert_eq!(new_rows + improved["duplicates"].as_u64().unwrap(), live.len() as u64, "{improved}");

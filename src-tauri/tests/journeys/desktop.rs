@@ -242,6 +242,16 @@ impl Desktop {
         wait_until(&format!("the dialog {title:?} to close"), Duration::from_secs(15), || self.xdotool(&["search", "--onlyvisible", "--name", &pattern]).is_empty());
     }
 
+    /// Mouse-wheel steps down over the screen's middle, as a person scrolls to what is below.
+    pub fn scroll_down(&self, steps: u32) {
+        self.xdotool(&["mousemove", "--window", &self.window, "640", "500"]);
+        for _ in 0..steps {
+            self.xdotool(&["click", "5"]);
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     /// The whole screen (dialogs included) as a PNG under `target/journeys/`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let path = shots_dir().join(format!("{name}.png"));

@@ -82,6 +82,7 @@ fn journey_publish_restart_canary_and_label() {
     assert_eq!(listing.traffic, Some([(1, 90), (2, 10)].into_iter().collect()), "{listing:?}");
     d.wait_text("serving 90%", 20);
     d.wait_text("canary 10%", 20);
+    d.scroll_down(15);
     d.screenshot("journey-canary");
     d.press("Promote v2");
     desktop::wait_until("the promotion", Duration::from_secs(20), || {
@@ -115,6 +116,7 @@ fn journey_publish_restart_canary_and_label() {
         d.wait_log("feedback sent", i, Duration::from_secs(20));
     }
     assert!(!read(&d.log).contains("ok=false"), "a label was refused:\n{}", read(&d.log));
+    d.scroll_down(15);
     d.screenshot("journey-labelled");
     d.press("Get live rows with feedback");
     d.wait_log("live rows fetched received=3", 1, Duration::from_secs(30));

@@ -60,7 +60,7 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     // The samples stay one click away once a dataset is open.
                     let samples = cx.state.samples();
                     if !samples.is_empty() {
-                        ui.menu_button("Samples ▾", |ui| {
+                        ui.menu_button("Samples", |ui| {
                             for (sample, _) in samples {
                                 if ui.button(format!("Open {}", sample.title)).on_hover_text(sample.blurb).clicked() {
                                     cx.send(Command::OpenSample(sample.id));
