@@ -297,9 +297,10 @@ fn boosted_trees_and_forests_train_on_each_sample_table_and_explain_themselves()
     let out = wick(&["train", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--cv", "1", "--out", s(&model)]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 2 folds"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // The leaderboard: every fitting template tried within the budget, the best saved.
+    // The leaderboard: every fitting template tried within the budget, the best saved. Six seconds:
+    // beside this binary's other tests on two cores, two seconds fitted only two models.
     let best = dir.path().join("best.wick");
-    let v = ok_json(&["--json", "search", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--budget-secs", "2", "--out", s(&best)]);
+    let v = ok_json(&["--json", "search", s(&sample("breast-cancer.csv")), "--target", "diagnosis", "--budget-secs", "6", "--out", s(&best)]);
     assert!(v["leaderboard"].as_array().unwrap().len() >= 5, "{v}");
     assert!(v["test"]["accuracy"].as_f64().unwrap() > 0.9, "{v}");
     assert!(best.join("wick.json").exists());

@@ -91,7 +91,7 @@ fn id_like_and_constant_columns_are_left_out_with_a_note_and_can_be_named() {
     let auto = prepare_tabular(&df, &TabularRequest { target: "y".into(), ..Default::default() }).unwrap();
     assert_eq!(auto.features.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x"]);
     for column in ["id", "name"] {
-        assert!(auto.warnings.iter().any(|w| w.contains(&format!("`{column}` looks like an ID")) && w.contains("--features")), "{:?}", auto.warnings);
+        assert!(auto.warnings.iter().any(|w| w.contains(&format!("`{column}` looks like an ID")) && w.contains("unless you choose it as a feature")), "{:?}", auto.warnings);
     }
     assert!(auto.warnings.iter().any(|w| w.contains("`same` has the same value in every row")), "{:?}", auto.warnings);
     // Named explicitly, an ID-like text column is used: its 50 most frequent values, the rest "other".

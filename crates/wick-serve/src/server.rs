@@ -474,7 +474,11 @@ async fn publish(
     let options = wick_core::publish::PublishOptions { canary_percent: query.canary, replace_inputs: query.replace_inputs };
     let published = state.registry.publish_with(&name, body, expected, &query.notes, &options).await?;
     if !published.existing {
-        audit(&state, token.as_ref(), "publish", &name, serde_json::json!({ "version": published.version, "sha256": published.sha256, "canary_percent": query.canary })).await;
+        let mut details = serde_json::json!({ "version": published.version, "sha256": published.sha256 });
+        if let Some(p) = query.canary {
+            details["canary_percent"] = serde_json::json!(p);
+        }
+        audit(&state, token.as_ref(), "publish", &name, details).await;
     }
     let status = if published.existing { StatusCode::OK } else { StatusCode::CREATED };
     tracing::info!(model = %name, version = published.version, existing = published.existing, "published");
