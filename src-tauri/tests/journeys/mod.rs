@@ -50,6 +50,11 @@ fn journey_publish_restart_canary_and_label() {
     d.launch();
     d.press("Open Seattle weather");
     d.wait_log("rows=1461", 1, Duration::from_secs(60));
+    // The samples stay one click away once a dataset is open.
+    d.press("Data");
+    d.wait_text("Samples", 10);
+    d.screenshot("journey-data");
+    d.press("Model");
     d.press("▶  Train");
     d.wait_log("run finished run=1", 1, Duration::from_secs(240));
     d.press("Publish");
