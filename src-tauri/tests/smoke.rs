@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use journeys::desktop::{need, read as log_of, wait_until, Killed};
+use journeys::desktop::{need, read as log_of, start_xvfb, wait_until, Killed};
 
 fn xdotool(display: &str, args: &[&str]) -> String {
     let out = Command::new("xdotool").args(args).env("DISPLAY", display).output().unwrap();
@@ -29,7 +29,7 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
         need(tool);
     }
     let home = tempfile::tempdir().unwrap();
-    let (_xvfb, display) = start_xvfb(90);
+    let (_xvfb, display) = start_xvfb(0);
 
     let log = home.path().join("app.log");
     let log_file = std::fs::File::create(&log).unwrap();
@@ -147,24 +147,6 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     assert!(home.path().join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
 }
 
-/// Starts Xvfb on a display of its own: `first` + a number from the process id, below `first` + 400
-/// (the two tests run in parallel, with `first` 400 apart).
-fn start_xvfb(first: u32) -> (Killed, String) {
-    let display = format!(":{}", first + std::process::id() % 400);
-    let xvfb = Killed(
-        Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("Xvfb", Duration::from_secs(10), || {
-        Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
-    });
-    (xvfb, display)
-}
-
 /// A screen reader's path through the app: the AT-SPI tree (what Orca reads) holds the screen's
 /// buttons with their labels, and pressing one through AT-SPI's Action interface does what a click
 /// does: here it opens the Seattle weather sample.
@@ -173,7 +155,7 @@ fn a_screen_reader_sees_the_buttons_and_can_press_one() {
     for tool in ["Xvfb", "xdotool", "dbus-run-session", "gdbus"] {
         need(tool);
     }
-    let (_xvfb, display) = start_xvfb(500);
+    let (_xvfb, display) = start_xvfb(1);
     let home = tempfile::tempdir().unwrap();
     let log = home.path().join("app.log");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y/session.sh");

@@ -58,26 +58,34 @@ pub struct Desktop {
     _xvfb: Killed,
 }
 
+/// Starts Xvfb on a display of its own and waits for it. The tests of one binary run at once, each
+/// with its own `slot` (0 to 3); the process id keeps two test runs on one machine apart.
+pub fn start_xvfb(slot: u32) -> (Killed, String) {
+    assert!(slot < 4, "slots 0 to 3");
+    let display = format!(":{}", 1000 + (std::process::id() % 2000) * 4 + slot);
+    let xvfb = Killed(
+        Command::new("Xvfb")
+            .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("Xvfb", Duration::from_secs(10), || {
+        Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
+    });
+    (xvfb, display)
+}
+
 impl Desktop {
-    /// `display_base` keeps tests that run at once apart (each adds the process id, below +100).
-    pub fn new(display_base: u32) -> Self {
+    /// `slot`: the test's own X display (see [`start_xvfb`]).
+    pub fn new(slot: u32) -> Self {
         for tool in ["Xvfb", "xdotool", "import", "dbus-daemon", "gdbus"] {
             need(tool);
         }
         let launcher_bin = "/usr/libexec/at-spi-bus-launcher";
         assert!(Path::new(launcher_bin).exists(), "at-spi2-core is missing: run scripts/setup.sh");
-        let display = format!(":{}", display_base + std::process::id() % 100);
-        let xvfb = Killed(
-            Command::new("Xvfb")
-                .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_until("Xvfb", Duration::from_secs(10), || {
-            Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
-        });
+        let (xvfb, display) = start_xvfb(slot);
         let home = tempfile::tempdir().unwrap();
         let address_file = home.path().join("session-bus");
         let dbus = Killed(

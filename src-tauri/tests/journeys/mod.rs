@@ -18,7 +18,7 @@ fn sample(name: &str) -> std::path::PathBuf {
 /// through the save dialog.
 #[test]
 fn journey_open_through_the_file_dialog_train_and_export_onnx() {
-    let mut d = Desktop::new(700);
+    let mut d = Desktop::new(2);
     d.launch();
     d.key("ctrl+o");
     // A table without dates: ONNX has no date parsing, so a model that reads one does not export.
@@ -46,7 +46,7 @@ fn journey_open_through_the_file_dialog_train_and_export_onnx() {
 /// on Monitor and the model retrains on them.
 #[test]
 fn journey_publish_restart_canary_and_label() {
-    let mut d = Desktop::new(800);
+    let mut d = Desktop::new(3);
     d.launch();
     d.press("Open Seattle weather");
     d.wait_log("rows=1461", 1, Duration::from_secs(60));

@@ -89,8 +89,14 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
 fn published(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, last: &crate::project::PublishedRecord) {
     let state = cx.state;
     theme::section(ui, "Live");
+    // A canary answers only its share of the unversioned calls: say so.
+    let role = state.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|models| models.iter().find(|m| m.name == last.name)).map(|m| version_roles(m).role(last.version));
+    let live = match role {
+        Some(Role::Canary { percent }) => format!("✓ {} version {} is live as a canary: {percent}% of calls", last.name, last.version),
+        _ => format!("✓ {} version {} is live", last.name, last.version),
+    };
     ui.horizontal(|ui| {
-        ui.colored_label(theme::GOOD, RichText::new(format!("✓ {} version {} is live", last.name, last.version)).strong());
+        ui.colored_label(theme::GOOD, RichText::new(live).strong());
     });
     ui.horizontal(|ui| {
         ui.label(RichText::new(&last.infer_url).monospace());
