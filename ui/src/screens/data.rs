@@ -321,7 +321,9 @@ fn preview_table(ui: &mut egui::Ui, df: &DataFrame) {
             .striped(true)
             .max_scroll_height(320.0)
             .column(Column::auto().at_least(44.0))
-            .columns(Column::auto().at_least(70.0).clip(true), columns.len())
+            // Inter's digits differ in width: a column sized on the first rows cut later dates
+            // ("2012-02-…"), so every column starts wide enough for an ISO date.
+            .columns(Column::auto().at_least(86.0).clip(true), columns.len())
             .header(row_height, |mut header| {
                 header.col(|ui| {
                     ui.label(RichText::new("#").small().strong());

@@ -485,14 +485,27 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Class
             thumbnail_grid(cx, ui, items.into_iter());
         }
     } else {
-        egui::Grid::new("sample_rows").striped(true).num_columns(4).show(ui, |ui| {
-            for h in ["Row", "Actual", "Predicted", "Confidence"] {
+        // The row's first few inputs, so a mistake can be read, not only counted.
+        let df = match state.loaded() {
+            Some(LoadedData::Table { df, .. }) => Some(df.clone()),
+            _ => None,
+        };
+        let features: Vec<String> = if df.is_some() { state.features().into_iter().take(4).collect() } else { Vec::new() };
+        let value = |feature: &str, source: &str| -> String {
+            let cell = crate::requests::row_index(source).and_then(|r| df.as_ref()?.column(feature).ok()?.get(r).ok().map(|v| v.str_value().to_string()));
+            cell.unwrap_or_default()
+        };
+        egui::Grid::new("sample_rows").striped(true).num_columns(4 + features.len()).show(ui, |ui| {
+            for h in ["Row"].into_iter().chain(features.iter().map(String::as_str)).chain(["Actual", "Predicted", "Confidence"]) {
                 ui.label(RichText::new(h).small().strong());
             }
             ui.end_row();
             for s in shown.iter().take(200) {
                 let right = class_of(s) == predicted_of(s);
                 ui.label(&s.source);
+                for f in &features {
+                    ui.label(RichText::new(value(f, &s.source)).small());
+                }
                 ui.label(labels.get(class_of(s)).cloned().unwrap_or_default());
                 ui.colored_label(if right { theme::GOOD } else { theme::BAD }, labels.get(predicted_of(s)).cloned().unwrap_or_default());
                 ui.label(format!("{:.0}%", s.predicted.confidence().unwrap_or(0.0) * 100.0));
