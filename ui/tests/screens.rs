@@ -515,6 +515,13 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     let run = h.state().state.project.runs.last().unwrap().clone();
     assert_eq!(run.status, RunStatus::Finished, "{:?}", run.status);
     assert!(!run.step_losses.is_empty());
+    // At 1,000 px the run's header wraps: *Evaluate →* stays in the window.
+    h.set_size(egui::vec2(1000.0, 860.0));
+    h.run_steps(3);
+    let evaluate = h.get_by_role_and_label(Role::Button, "Evaluate  →").rect();
+    assert!(evaluate.right() <= 1000.0, "{evaluate:?}");
+    h.set_size(egui::vec2(1280.0, 860.0));
+    h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Evaluate").click();
     h.run_steps(3);
     h.get_by_label("Mistakes only").scroll_to_me();
@@ -523,6 +530,16 @@ fn images_show_thumbnails_and_a_cnn_trains_on_them() {
     h.run_steps(3);
     assert!(h.state().view.mistakes_only);
     h.get_by_label("Accuracy");
+    // Side by side at 1,280 px; at 1,000 px the per-class table goes under the 10-class matrix
+    // (it was drawn over it).
+    let (matrix, table) = (h.get_by_label("Confusion matrix").rect(), h.get_by_label("Per class").rect());
+    assert!((matrix.top() - table.top()).abs() < 1.0, "{matrix:?} {table:?}");
+    h.set_size(egui::vec2(1000.0, 860.0));
+    h.run_steps(3);
+    let (matrix, table) = (h.get_by_label("Confusion matrix").rect(), h.get_by_label("Per class").rect());
+    assert!(table.top() > matrix.top() + 200.0, "the table starts below the matrix: {matrix:?} {table:?}");
+    h.set_size(egui::vec2(1280.0, 860.0));
+    h.run_steps(3);
     // Where the model looked, on every shown test image: overlays computed in the background.
     h.get_by_label("Where the model looked, on each image").click();
     h.run_steps(2);

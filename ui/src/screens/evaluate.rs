@@ -339,7 +339,7 @@ fn classification(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m:
     };
     // Side by side only where both fit: a 10-class matrix beside the table overlapped it in a
     // 1,000 px window.
-    if ui.available_width() >= 2.0 * (confusion_width(m) + 24.0) {
+    if ui.available_width() >= 2.0 * confusion_width(m) + 160.0 {
         ui.columns(2, |cols| {
             matrix(cx, &mut cols[0]);
             per_class(&mut cols[1]);
