@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use journeys::desktop::{need, read as log_of, start_xvfb, wait_until, Killed};
+use journeys::desktop::{need, read as log_of, start_xvfb, wait_until, Desktop, Killed};
 
 fn xdotool(display: &str, args: &[&str]) -> String {
     let out = Command::new("xdotool").args(args).env("DISPLAY", display).output().unwrap();
@@ -28,30 +28,9 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     for tool in ["Xvfb", "xdotool", "convert", "import", "compare"] {
         need(tool);
     }
-    let home = tempfile::tempdir().unwrap();
-    let (_xvfb, display) = start_xvfb(0);
-
-    let log = home.path().join("app.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    let mut app = Killed(
-        Command::new(env!("CARGO_BIN_EXE_wick-desktop"))
-            .env("DISPLAY", &display)
-            .env("WICK_HOME", home.path())
-            .env("WICK_LOG", "info")
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap(),
-    );
-    let mut window = String::new();
-    wait_until("the Wick window", Duration::from_secs(60), || {
-        window = xdotool(&display, &["search", "--name", "^Wick$"]).lines().next().unwrap_or("").to_string();
-        !window.is_empty() && log_of(&log).contains("drawing with wgpu")
-    });
-    xdotool(&display, &["windowmove", &window, "0", "0"]);
-    std::thread::sleep(Duration::from_secs(2));
+    let mut d = Desktop::new(0);
+    d.launch();
+    let (display, window, log) = (d.display.clone(), d.window.clone(), d.log.clone());
 
     // A click on the step list reaches egui: the Model screen opens (it says a dataset is needed).
     let geometry = xdotool(&display, &["getwindowgeometry", "--shell", &window]);
@@ -133,18 +112,12 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     assert!(changed > 20_000.0, "the wheel moved nothing: {changed} pixels changed; see {} and {}", before.display(), after.display());
 
     // Ctrl+Q quits cleanly: the project and the window geometry are on disk, the exit code is 0.
-    xdotool(&display, &["windowfocus", "--sync", &window]);
-    xdotool(&display, &["key", "--window", &window, "ctrl+q"]);
-    let mut status = None;
-    wait_until("the app to quit", Duration::from_secs(20), || {
-        status = app.0.try_wait().ok().flatten();
-        status.is_some()
-    });
-    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}\n{}", log_of(&log));
-    let project = std::fs::read_to_string(home.path().join("data/projects/default/project.json")).unwrap();
+    d.quit();
+    let home = d.home.path();
+    let project = std::fs::read_to_string(home.join("data/projects/default/project.json")).unwrap();
     assert!(project.contains("seattle-weather.csv") && project.contains("temp_max"), "{project}");
-    assert!(home.path().join("config/window.json").is_file());
-    assert!(home.path().join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
+    assert!(home.join("config/window.json").is_file());
+    assert!(home.join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
 }
 
 /// A screen reader's path through the app: the AT-SPI tree (what Orca reads) holds the screen's
