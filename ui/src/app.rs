@@ -587,7 +587,8 @@ impl WickApp {
             self.state.project.model.template = Template::default_for(images, task);
             self.state.project.train = default_train_config(images, self.state.project.model.template);
             self.state.project.publish.model_name = self.state.publish_name_default();
-            self.state.screen = Screen::Model;
+            // The new data stays on screen (its table, statistics and warnings come first); *Next:
+            // choose a model* leads on.
         }
     }
 

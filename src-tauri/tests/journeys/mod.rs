@@ -26,6 +26,7 @@ fn journey_open_through_the_file_dialog_train_and_export_onnx() {
     d.answer_dialog("Open a dataset", &csv, "journey-open-dialog");
     d.wait_log("rows=569", 1, Duration::from_secs(60));
     assert!(read(&d.log).contains("breast-cancer.csv"), "{}", read(&d.log));
+    d.press("Next: choose a model  →");
     d.press("▶  Train");
     d.wait_log("run finished run=1", 1, Duration::from_secs(240));
     // The UI draws the File menu itself on Linux (GTK's menu bar would paint over wgpu's surface).
@@ -50,11 +51,10 @@ fn journey_publish_restart_canary_and_label() {
     d.launch();
     d.press("Open Seattle weather");
     d.wait_log("rows=1461", 1, Duration::from_secs(60));
-    // The samples stay one click away once a dataset is open.
-    d.press("Data");
+    // The data is shown first, and the samples stay one click away.
     d.wait_text("Samples", 10);
     d.screenshot("journey-data");
-    d.press("Model");
+    d.press("Next: choose a model  →");
     d.press("▶  Train");
     d.wait_log("run finished run=1", 1, Duration::from_secs(240));
     d.press("Publish");
