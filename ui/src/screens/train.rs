@@ -76,7 +76,9 @@ fn controls(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             format!("Trying models: {} tried · {:.0} of {:.0} s · now {}", p.tried, elapsed, p.budget_secs, p.current)
         };
         let fraction = if p.finalising { 1.0 } else { (elapsed / p.budget_secs.max(1.0)) as f32 };
-        ui.add(egui::ProgressBar::new(fraction.clamp(0.0, 1.0)).text(text).animate(true));
+        // No spinner: the bar's own spinner sat over the end of this long line. The bar fills with
+        // the budget and the count of models tried changes, which show it is working.
+        ui.add(egui::ProgressBar::new(fraction.clamp(0.0, 1.0)).text(text));
         ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
     } else if let Some((fold, folds)) = state.training.as_ref().and_then(|t| t.cv_fold).filter(|_| state.training.as_ref().is_some_and(|t| t.done_steps == 0)) {
         ui.add(egui::ProgressBar::new(fold as f32 / folds.max(1) as f32).text(format!("Cross-validating: fold {fold} of {folds}")).animate(true));
