@@ -13,7 +13,7 @@ use crate::state::Screen;
 use crate::host::HostRequest;
 use crate::jobs::{FitRequest, LoadedData};
 use crate::project::RunRecord;
-use crate::screens::common::{empty_state, error_label, thumbnail_grid, thumbnail_grid_with, ScreenCtx};
+use crate::screens::common::{empty_state, error_label, grid_label, readable_grid, thumbnail_grid, thumbnail_grid_with, ScreenCtx};
 use crate::theme;
 
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
@@ -155,7 +155,7 @@ fn regression(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Re
         theme::section(&mut cols[0], "Predicted vs actual");
         let (lo, hi) = pairs.iter().flat_map(|p| [p[0], p[1]]).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         // Per run: a plot keeps its zoom, and the next run's data may lie outside the last one's.
-        Plot::new(("pred_vs_actual", run.id)).allow_scroll(false).height(240.0).data_aspect(1.0).x_axis_label("actual").y_axis_label("predicted").legend(Legend::default()).show(&mut cols[0], |p| {
+        Plot::new(("pred_vs_actual", run.id)).allow_scroll(false).x_grid_spacer(readable_grid()).y_grid_spacer(readable_grid()).x_axis_formatter(grid_label).y_axis_formatter(grid_label).height(240.0).data_aspect(1.0).x_axis_label("actual").y_axis_label("predicted").legend(Legend::default()).show(&mut cols[0], |p| {
             if lo.is_finite() {
                 p.line(Line::new("y = x", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY));
             }
@@ -163,7 +163,7 @@ fn regression(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Re
         });
         theme::section(&mut cols[1], "Residuals");
         let residuals: Vec<[f64; 2]> = pairs.iter().map(|p| [p[1], p[0] - p[1]]).collect();
-        Plot::new(("residuals", run.id)).allow_scroll(false).height(240.0).x_axis_label("predicted").y_axis_label("actual − predicted").show(&mut cols[1], |p| {
+        Plot::new(("residuals", run.id)).allow_scroll(false).x_grid_spacer(readable_grid()).y_grid_spacer(readable_grid()).x_axis_formatter(grid_label).y_axis_formatter(grid_label).height(240.0).x_axis_label("predicted").y_axis_label("actual − predicted").show(&mut cols[1], |p| {
             p.hline(egui_plot::HLine::new("zero", 0.0).color(Color32::GRAY));
             p.points(Points::new("residuals", PlotPoints::from(residuals)).radius(2.5).color(theme::VALID_COLOUR));
         });
@@ -213,7 +213,7 @@ fn fit_plot(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
         cx.send(Command::RequestFit { run_id: run.id, request });
     }
     let Some(view) = job_result(ui, &state.fit.view, "Drawing the fit…", "The fit could not be drawn").cloned() else { return };
-    Plot::new(("fit_plot", run.id, feature.as_str())).allow_scroll(false).height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
+    Plot::new(("fit_plot", run.id, feature.as_str())).allow_scroll(false).x_grid_spacer(readable_grid()).y_grid_spacer(readable_grid()).x_axis_formatter(grid_label).y_axis_formatter(grid_label).height(240.0).x_axis_label(feature.clone()).y_axis_label(run.target.clone().unwrap_or_default()).legend(Legend::default()).show(ui, |p| {
         p.points(Points::new("test data", PlotPoints::from(view.points)).radius(2.5).color(theme::TRAIN_COLOUR.gamma_multiply(0.7)));
         p.line(Line::new("model", PlotPoints::from(view.curve)).color(theme::ACCENT).width(2.5));
     });

@@ -395,13 +395,13 @@ fn history_plot(ui: &mut egui::Ui, m: &crate::state::MonitorState) {
     versions.sort_unstable();
     versions.dedup();
     ui.columns(2, |cols| {
-        Plot::new("monitor_requests").allow_scroll(false).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("requests in window").show(&mut cols[0], |plot| {
+        Plot::new("monitor_requests").allow_scroll(false).y_grid_spacer(crate::screens::common::readable_grid()).y_axis_formatter(crate::screens::common::grid_label).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("requests in window").show(&mut cols[0], |plot| {
             for v in &versions {
                 let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).map(|p| [p.secs, p.requests as f64]).collect();
                 plot.line(Line::new(format!("v{v}"), points));
             }
         });
-        Plot::new("monitor_latency").allow_scroll(false).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("p50 ms").show(&mut cols[1], |plot| {
+        Plot::new("monitor_latency").allow_scroll(false).y_grid_spacer(crate::screens::common::readable_grid()).y_axis_formatter(crate::screens::common::grid_label).height(150.0).legend(Legend::default()).x_axis_label("seconds").y_axis_label("p50 ms").show(&mut cols[1], |plot| {
             for v in &versions {
                 let points: PlotPoints = m.history.iter().filter(|p| p.version == *v).filter_map(|p| Some([p.secs, p.p50_ms?])).collect();
                 plot.line(Line::new(format!("v{v}"), points));

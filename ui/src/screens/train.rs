@@ -279,7 +279,7 @@ fn plot_with_legend(ui: &mut egui::Ui, id: &str, run: &RunRecord, series: Vec<Se
         }
     });
     let (x0, x1) = epoch_axis(run);
-    Plot::new(id).id(egui::Id::unique(id)).allow_scroll(false).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
+    Plot::new(id).id(egui::Id::unique(id)).allow_scroll(false).y_grid_spacer(crate::screens::common::readable_grid()).y_axis_formatter(crate::screens::common::grid_label).height(260.0).x_axis_label("epoch").include_x(x0).include_x(x1).show(ui, |p| {
         for s in series {
             // A metric measured once (a tree model's, after its fit) is a dot, not an invisible line.
             if s.points.len() == 1 {
