@@ -119,6 +119,8 @@ fn importance(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
             .height(height)
             .y_axis_formatter(y_labels.clone())
             .y_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
+            .x_grid_spacer(readable_grid())
+            .x_axis_formatter(grid_label)
             .allow_scroll(false)
             .allow_drag(false)
             .show(ui, |p| p.bar_chart(chart));
@@ -560,8 +562,12 @@ fn try_it(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {
                         .map(|f| {
                             let real = test_row.and_then(|r| df.column(f).ok()?.get(r).ok().map(|v| wick_core::explain::any_value_json(&v)));
                             let v = match real.as_ref().or(typical.get(f)) {
-                                Some(Value::Number(n)) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
-                                Some(Value::Number(n)) => n.to_string(),
+                                // Whole numbers (a month, a count) without decimals, others to three.
+                                Some(Value::Number(n)) => match n.as_f64() {
+                                    Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+                                    Some(x) => format!("{x:.3}"),
+                                    None => n.to_string(),
+                                },
                                 Some(Value::String(s)) => s.clone(),
                                 _ => String::new(),
                             };
