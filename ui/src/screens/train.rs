@@ -305,10 +305,21 @@ fn loss_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
         Series::solid("train loss", epoch_series(run, SplitName::Train, "loss"), theme::TRAIN_COLOUR, 2.0),
         Series::solid("validation loss", epoch_series(run, SplitName::Valid, "loss"), theme::VALID_COLOUR, 2.0),
     ];
+    // Losses of different model kinds are on different scales (a network's regression loss is on
+    // the standardised target, a linear model's in the target's units; trees count their own):
+    // only runs of the same kind share this plot. The metrics beside it compare every run.
+    let mut elsewhere = Vec::new();
     for (i, other) in overlay.iter().enumerate() {
-        series.push(Series::overlay(format!("{} (validation)", other.name), epoch_series(other, SplitName::Valid, "loss"), overlay_colour(ui, i)));
+        if other.template == run.template {
+            series.push(Series::overlay(format!("{} (validation)", other.name), epoch_series(other, SplitName::Valid, "loss"), overlay_colour(ui, i)));
+        } else {
+            elsewhere.push(other.name.as_str());
+        }
     }
     plot_with_legend(ui, "loss_plot", run, series);
+    if !elsewhere.is_empty() {
+        ui.label(RichText::new(format!("Not overlaid here: {} (another kind of model, whose loss is on another scale); see the metrics.", elsewhere.join(", "))).small().weak());
+    }
 }
 
 fn metric_plot(ui: &mut egui::Ui, run: &RunRecord, overlay: &[RunRecord]) {
