@@ -128,7 +128,7 @@ impl WickApp {
         // The record names the endpoint it was published to; the app's own endpoint keeps its port,
         // but an older project may have been published while the port changed with each launch.
         if record.endpoint != endpoint.url && self.state.config.embedded_endpoint.as_ref().is_some_and(|e| e.url == endpoint.url) {
-            record.infer_url = format!("{}/v2/models/{}/versions/{}/infer", endpoint.url, record.name, record.version);
+            record.infer_url = wick_core::publish::infer_url(&endpoint.url, &record.name, record.version);
             record.endpoint = endpoint.url.clone();
         }
         tracing::info!(model = %record.name, version = record.version, "published version restored");

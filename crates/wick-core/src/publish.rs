@@ -66,6 +66,29 @@ pub struct ModelListing {
     pub log_sample: Option<f64>,
 }
 
+impl ModelListing {
+    /// The version that answers most unversioned calls (see [`serving_version`]).
+    pub fn serving_version(&self) -> Option<u64> {
+        serving_version(self.traffic.as_ref(), self.default_version)
+    }
+}
+
+/// The version that answers most of a model's unversioned calls: the largest share of a traffic
+/// split (the older on a tie), whichever the default is, else the default. The one rule the
+/// server (what a canary runs beside, whose inputs a new version must take) and the app (which
+/// row says "serving") share.
+pub fn serving_version(split: Option<&std::collections::BTreeMap<u64, u32>>, default_version: Option<u64>) -> Option<u64> {
+    match split.filter(|s| !s.is_empty()) {
+        Some(split) => split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v),
+        None => default_version,
+    }
+}
+
+/// The inference URL of `version` of `name` on the endpoint at `base_url`.
+pub fn infer_url(base_url: &str, name: &str, version: u64) -> String {
+    format!("{}/v2/models/{name}/versions/{version}/infer", base_url.trim_end_matches('/'))
+}
+
 /// An endpoint's live figures of one model (`GET /v2/wick/models/{name}/monitor`): per version,
 /// over the last `window_secs`, as the answering server saw them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -279,7 +302,7 @@ impl Endpoint {
 
     /// The inference URL of a published version.
     pub fn infer_url(&self, published: &Published) -> String {
-        format!("{}/v2/models/{}/versions/{}/infer", self.base, published.name, published.version)
+        infer_url(&self.base, &published.name, published.version)
     }
 
     pub fn models(&self) -> Result<Vec<ModelListing>, PublishError> {

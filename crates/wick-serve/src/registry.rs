@@ -393,15 +393,11 @@ impl Registry {
         .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?
     }
 
-    /// The version that answers most unversioned calls: the largest share of a traffic split
-    /// (the older on a tie), else the default.
+    /// The loaded version that answers most unversioned calls ([`wick_core::publish::serving_version`]).
     pub async fn serving_version(&self, name: &str) -> Option<Arc<LoadedVersion>> {
         let models = self.models.read().await;
         let state = models.get(name)?;
-        let v = match &state.settings.traffic {
-            Some(split) => split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v),
-            None => state.settings.default_version,
-        }?;
+        let v = wick_core::publish::serving_version(state.settings.traffic.as_ref(), state.settings.default_version)?;
         state.versions.get(&v).cloned()
     }
 

@@ -606,19 +606,23 @@ async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<Stri
 /// their true outcome, read from the store (so every replica's logs count): what *Improve with live
 /// data* adds to the dataset.
 async fn labelled(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    use crate::request_log::{read_entries, Feedback, LoggedRequest};
+    use crate::request_log::{Feedback, LoggedRequest};
     state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let Some(versions) = state.registry.versions_of(&name).await else {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     };
-    let store = state.registry.store();
-    let read_error = |e: object_store::Error| ApiError::Internal(format!("reading the request log of `{name}` from the store: {e}"));
-    let feedback: Vec<Feedback> = read_entries(store.as_ref(), &format!("feedback/{name}")).await.map_err(read_error)?;
-    let logged: Vec<LoggedRequest> =
-        if feedback.is_empty() { Vec::new() } else { read_entries(store.as_ref(), &format!("logs/{name}")).await.map_err(read_error)? };
+    let feedback: Vec<Feedback> = read_log(&state, "feedback", &name).await?;
+    let logged: Vec<LoggedRequest> = if feedback.is_empty() { Vec::new() } else { read_log(&state, "logs", &name).await? };
     let features = table_features(&state, &name, versions).await?;
     let rows = crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
     Ok(Json(serde_json::json!(rows)))
+}
+
+/// Every entry under `folder/name/` of the store (request logs or feedback, from every replica).
+async fn read_log<T: serde::de::DeserializeOwned>(state: &AppState, folder: &str, name: &str) -> Result<Vec<T>, ApiError> {
+    crate::request_log::read_entries(state.registry.store().as_ref(), &format!("{folder}/{name}"))
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the {folder} of `{name}` from the store: {e}; check the store is reachable, then retry")))
 }
 
 /// Each version's features in order and those it hashes; an image model is a 400 (live rows and
@@ -658,16 +662,14 @@ async fn label_queue(
     Path(name): Path<String>,
     axum::extract::Query(query): axum::extract::Query<QueueQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use crate::request_log::{read_entries, Feedback, LoggedRequest};
+    use crate::request_log::{Feedback, LoggedRequest};
     state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let Some(versions) = state.registry.versions_of(&name).await else {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     };
     let features = table_features(&state, &name, versions).await?;
-    let store = state.registry.store();
-    let read_error = |e: object_store::Error| ApiError::Internal(format!("reading the request log of `{name}` from the store: {e}"));
-    let feedback: Vec<Feedback> = read_entries(store.as_ref(), &format!("feedback/{name}")).await.map_err(read_error)?;
-    let logged: Vec<LoggedRequest> = read_entries(store.as_ref(), &format!("logs/{name}")).await.map_err(read_error)?;
+    let feedback: Vec<Feedback> = read_log(&state, "feedback", &name).await?;
+    let logged: Vec<LoggedRequest> = read_log(&state, "logs", &name).await?;
     let requests = crate::request_log::label_queue(&logged, &feedback, |v| features.get(&v).cloned(), query.limit);
     let labels = state.registry.serving_version(&name).await.map(|v| v.manifest.target.labels.clone()).unwrap_or_default();
     Ok(Json(serde_json::json!(wick_core::publish::LabelQueue { model: name, requests, labels })))

@@ -195,9 +195,10 @@ impl Desktop {
         }
     }
 
-    /// Every named node on the screen, one "role: name" a line.
+    /// Every named node on the screen, one "role: name" a line. A failed read panics: an error text
+    /// would pass every "does not contain" check.
     pub fn screen_text(&self) -> String {
-        self.atspi("dump", "-", 10).unwrap_or_else(|e| e)
+        self.atspi("dump", "-", 10).unwrap_or_else(|e| panic!("the screen could not be read over AT-SPI: {e}"))
     }
 
     /// Waits until the app's log holds `text` `times` times; fails at once if the app exits.

@@ -283,13 +283,8 @@ impl VersionRoles {
 }
 
 pub fn version_roles(model: &wick_core::publish::ModelListing) -> VersionRoles {
-    match model.traffic.as_ref().filter(|t| !t.is_empty()) {
-        Some(split) => {
-            let stable = split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v);
-            VersionRoles { stable, split: true, shares: split.clone() }
-        }
-        None => VersionRoles { stable: model.default_version, split: false, shares: Default::default() },
-    }
+    let shares = model.traffic.clone().unwrap_or_default();
+    VersionRoles { stable: model.serving_version(), split: !shares.is_empty(), shares }
 }
 
 /// "just now", "5 min ago", "3 h ago", or the date for older versions.
