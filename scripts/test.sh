@@ -7,6 +7,8 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/cache/wick-target ]; then
   export CARGO_TARGET_DIR=/var/cache/wick-target
 fi
 start=$(date +%s)
+# Formatting first: it takes a second and says what to run (`cargo fmt --all`).
+cargo fmt --all --check || { echo "the code is not formatted: run cargo fmt --all"; exit 1; }
 # Python for the tests that need a reference implementation: the stock tritonclient (OIP
 # compatibility, with Pillow to prepare a photo as a client would), moto (an S3-compatible store), and
 # onnx + onnxruntime (ONNX export).

@@ -28,7 +28,9 @@ impl EventHandler for Handler {
                     actions.push(request);
                 }
             }
-            WindowEvent::AccessibilityDeactivated => shared.listening.store(false, Ordering::Relaxed),
+            WindowEvent::AccessibilityDeactivated => {
+                shared.listening.store(false, Ordering::Relaxed)
+            }
         }
         (shared.wake)();
     }
@@ -44,8 +46,15 @@ pub struct Accessibility {
 impl Accessibility {
     /// Creates the platform adapter for `window`; on macOS and Windows this must happen before the
     /// window is first shown. `wake` asks the event loop for a frame.
-    pub fn new(window: raw_window_handle::RawWindowHandle, wake: impl Fn() + Send + Sync + 'static) -> Self {
-        let shared = Arc::new(Shared { listening: AtomicBool::new(false), actions: Mutex::default(), wake: Box::new(wake) });
+    pub fn new(
+        window: raw_window_handle::RawWindowHandle,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            listening: AtomicBool::new(false),
+            actions: Mutex::default(),
+            wake: Box::new(wake),
+        });
         let adapter = Adapter::with_combined_handler(window, Arc::new(Handler(shared.clone())));
         Self { adapter, shared }
     }
@@ -80,7 +89,9 @@ fn take_actions(shared: &Shared, ctx: &egui::Context, input: &mut egui::RawInput
         ctx.disable_accesskit();
     }
     if let Ok(mut actions) = shared.actions.lock() {
-        input.events.extend(actions.drain(..).map(egui::Event::AccessKitActionRequest));
+        input
+            .events
+            .extend(actions.drain(..).map(egui::Event::AccessKitActionRequest));
     }
 }
 
@@ -118,27 +129,44 @@ mod tests {
             output.textures_delta.clear(); // no GPU here to upload the font atlas to
             output.platform_output.accesskit_update
         };
-        assert!(frame(&ctx, &shared).is_none(), "no tree while nobody listens");
+        assert!(
+            frame(&ctx, &shared).is_none(),
+            "no tree while nobody listens"
+        );
         handler.handle_accesskit_event(WindowEvent::InitialTreeRequested);
         let tree = frame(&ctx, &shared).expect("a tree once a screen reader asks");
         assert!(
-            tree.nodes.iter().any(|(_, node)| node.role() == Role::Button && node.label() == Some("Train")),
+            tree.nodes
+                .iter()
+                .any(|(_, node)| node.role() == Role::Button && node.label() == Some("Train")),
             "the button is in the tree with its label"
         );
         handler.handle_accesskit_event(WindowEvent::AccessibilityDeactivated);
         assert!(frame(&ctx, &shared).is_none());
-        assert_eq!(wakes.load(Ordering::Relaxed), 2, "each report asks for a frame");
+        assert_eq!(
+            wakes.load(Ordering::Relaxed),
+            2,
+            "each report asks for a frame"
+        );
     }
 
     #[test]
     fn screen_reader_actions_become_egui_events() {
         let shared = shared(Arc::default());
         let handler = Handler(shared.clone());
-        let request = ActionRequest { action: Action::Click, target_tree: TreeId::ROOT, target_node: NodeId(7), data: None };
+        let request = ActionRequest {
+            action: Action::Click,
+            target_tree: TreeId::ROOT,
+            target_node: NodeId(7),
+            data: None,
+        };
         handler.handle_accesskit_event(WindowEvent::ActionRequested(request.clone()));
         let mut input = egui::RawInput::default();
         take_actions(&shared, &egui::Context::default(), &mut input);
-        assert_eq!(input.events, vec![egui::Event::AccessKitActionRequest(request)]);
+        assert_eq!(
+            input.events,
+            vec![egui::Event::AccessKitActionRequest(request)]
+        );
         let mut again = egui::RawInput::default();
         take_actions(&shared, &egui::Context::default(), &mut again);
         assert!(again.events.is_empty(), "each action is delivered once");

@@ -22,24 +22,43 @@ pub enum DialogKind {
     OpenFile,
     OpenFolder,
     /// A save dialog with this file name filled in; it asks before overwriting.
-    Save { suggested_name: String },
+    Save {
+        suggested_name: String,
+    },
 }
 
 impl DialogSpec {
     pub fn open_file(title: &str) -> Self {
-        Self { title: title.into(), kind: DialogKind::OpenFile, filters: Vec::new() }
+        Self {
+            title: title.into(),
+            kind: DialogKind::OpenFile,
+            filters: Vec::new(),
+        }
     }
 
     pub fn open_folder(title: &str) -> Self {
-        Self { title: title.into(), kind: DialogKind::OpenFolder, filters: Vec::new() }
+        Self {
+            title: title.into(),
+            kind: DialogKind::OpenFolder,
+            filters: Vec::new(),
+        }
     }
 
     pub fn save(title: &str, suggested_name: &str) -> Self {
-        Self { title: title.into(), kind: DialogKind::Save { suggested_name: suggested_name.into() }, filters: Vec::new() }
+        Self {
+            title: title.into(),
+            kind: DialogKind::Save {
+                suggested_name: suggested_name.into(),
+            },
+            filters: Vec::new(),
+        }
     }
 
     pub fn filter(mut self, name: &str, extensions: &[&str]) -> Self {
-        self.filters.push((name.into(), extensions.iter().map(|e| e.to_string()).collect()));
+        self.filters.push((
+            name.into(),
+            extensions.iter().map(|e| e.to_string()).collect(),
+        ));
         self
     }
 }
@@ -48,7 +67,10 @@ impl DialogSpec {
 pub fn patterns(extensions: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for e in extensions {
-        for p in [format!("*.{}", e.to_lowercase()), format!("*.{}", e.to_uppercase())] {
+        for p in [
+            format!("*.{}", e.to_lowercase()),
+            format!("*.{}", e.to_uppercase()),
+        ] {
             if !out.contains(&p) {
                 out.push(p);
             }
@@ -60,7 +82,11 @@ pub fn patterns(extensions: &[String]) -> Vec<String> {
 /// Shows the dialog over `parent` and returns at once; `answer` gets the chosen path (or `None` when
 /// the person cancels) later, on the main thread.
 #[cfg(target_os = "linux")]
-pub fn show(parent: Option<&gtk::ApplicationWindow>, spec: DialogSpec, answer: impl FnOnce(Option<PathBuf>) + 'static) {
+pub fn show(
+    parent: Option<&gtk::ApplicationWindow>,
+    spec: DialogSpec,
+    answer: impl FnOnce(Option<PathBuf>) + 'static,
+) {
     use gtk::prelude::*;
     use gtk::{FileChooserAction, FileChooserDialog, FileFilter, ResponseType};
 
@@ -70,7 +96,10 @@ pub fn show(parent: Option<&gtk::ApplicationWindow>, spec: DialogSpec, answer: i
         DialogKind::Save { .. } => (FileChooserAction::Save, "_Save"),
     };
     let dialog = FileChooserDialog::new(Some(&spec.title), parent, action);
-    dialog.add_buttons(&[("_Cancel", ResponseType::Cancel), (accept, ResponseType::Accept)]);
+    dialog.add_buttons(&[
+        ("_Cancel", ResponseType::Cancel),
+        (accept, ResponseType::Accept),
+    ]);
     dialog.set_default_response(ResponseType::Accept);
     dialog.set_modal(true);
     dialog.set_local_only(true);
@@ -97,7 +126,9 @@ pub fn show(parent: Option<&gtk::ApplicationWindow>, spec: DialogSpec, answer: i
         // `close()` below sends the dialog a delete event, which answers once more: only the first
         // answer counts.
         let Some(f) = answer.take() else { return };
-        let path = (response == ResponseType::Accept).then(|| dialog.filename()).flatten();
+        let path = (response == ResponseType::Accept)
+            .then(|| dialog.filename())
+            .flatten();
         tracing::info!(chosen = ?path, "file dialog answered");
         dialog.close();
         f(path);
@@ -134,7 +165,15 @@ mod tests {
     #[test]
     fn specs_say_what_they_ask_for() {
         let s = DialogSpec::save("Export", "model.onnx").filter("ONNX model", &["onnx"]);
-        assert_eq!(s.kind, DialogKind::Save { suggested_name: "model.onnx".into() });
-        assert_eq!(s.filters, vec![("ONNX model".to_string(), vec!["onnx".to_string()])]);
+        assert_eq!(
+            s.kind,
+            DialogKind::Save {
+                suggested_name: "model.onnx".into()
+            }
+        );
+        assert_eq!(
+            s.filters,
+            vec![("ONNX model".to_string(), vec!["onnx".to_string()])]
+        );
     }
 }

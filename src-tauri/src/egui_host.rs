@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use tauri_runtime_wry::tao::event::{ElementState, Event, WindowEvent};
 use tauri_runtime_wry::tao::event_loop::{ControlFlow, EventLoopProxy, EventLoopWindowTarget};
-use tauri_runtime_wry::{Context, EventLoopIterationContext, Message, Plugin, PluginBuilder, WebContextStore, WindowMessage};
+use tauri_runtime_wry::{
+    Context, EventLoopIterationContext, Message, Plugin, PluginBuilder, WebContextStore,
+    WindowMessage,
+};
 use wick_ui::{HostEvent, HostRequest, WickApp};
 
 use crate::accessibility::Accessibility;
@@ -79,7 +82,9 @@ impl Host {
         server: Option<wick_serve::EmbeddedServer>,
     ) -> anyhow::Result<Self> {
         let pixels_per_point = window.scale_factor()? as f32;
-        let clipboard = arboard::Clipboard::new().map_err(|e| tracing::warn!("no clipboard: {e}")).ok();
+        let clipboard = arboard::Clipboard::new()
+            .map_err(|e| tracing::warn!("no clipboard: {e}"))
+            .ok();
         Ok(Self {
             window,
             gpu,
@@ -116,7 +121,10 @@ impl Host {
                 self.input.events.extend(events);
                 true
             }
-            WindowEvent::ScaleFactorChanged { scale_factor, new_inner_size } => {
+            WindowEvent::ScaleFactorChanged {
+                scale_factor,
+                new_inner_size,
+            } => {
                 self.tracker.pixels_per_point = *scale_factor as f32;
                 self.gpu.resize(new_inner_size.width, new_inner_size.height);
                 true
@@ -141,7 +149,10 @@ impl Host {
             }
             // Windows and macOS report drops through tao; Linux through GTK (see linux_dnd).
             WindowEvent::HoveredFile(path) => {
-                self.input.hovered_files.push(egui::HoveredFile { path: Some(path.clone()), mime: String::new() });
+                self.input.hovered_files.push(egui::HoveredFile {
+                    path: Some(path.clone()),
+                    mime: String::new(),
+                });
                 true
             }
             WindowEvent::HoveredFileCancelled => {
@@ -150,7 +161,9 @@ impl Host {
             }
             WindowEvent::DroppedFile(path) => {
                 self.input.hovered_files.clear();
-                self.input.dropped_files.push(Arc::new(PathFile(path.clone())));
+                self.input
+                    .dropped_files
+                    .push(Arc::new(PathFile(path.clone())));
                 true
             }
             other => {
@@ -163,13 +176,24 @@ impl Host {
     }
 
     fn remember_geometry(&mut self) {
-        if let (Ok(outer), Ok(size), Ok(inner), Ok(inner_size)) =
-            (self.window.outer_position(), self.window.outer_size(), self.window.inner_position(), self.window.inner_size())
-        {
+        if let (Ok(outer), Ok(size), Ok(inner), Ok(inner_size)) = (
+            self.window.outer_position(),
+            self.window.outer_size(),
+            self.window.inner_position(),
+            self.window.inner_size(),
+        ) {
             let rect = |x: i32, y: i32, w: u32, h: u32| {
-                egui::accesskit::Rect::new(x as f64, y as f64, x as f64 + w as f64, y as f64 + h as f64)
+                egui::accesskit::Rect::new(
+                    x as f64,
+                    y as f64,
+                    x as f64 + w as f64,
+                    y as f64 + h as f64,
+                )
             };
-            self.accessibility.set_bounds(rect(outer.x, outer.y, size.width, size.height), rect(inner.x, inner.y, inner_size.width, inner_size.height));
+            self.accessibility.set_bounds(
+                rect(outer.x, outer.y, size.width, size.height),
+                rect(inner.x, inner.y, inner_size.width, inner_size.height),
+            );
         }
         let scale = self.window.scale_factor().unwrap_or(1.0);
         if let Ok(size) = self.window.inner_size() {
@@ -200,8 +224,17 @@ impl Host {
         if std::mem::take(&mut i.hover_changed) {
             self.input.hovered_files = match &i.hovered {
                 None => Vec::new(),
-                Some(paths) if paths.is_empty() => vec![egui::HoveredFile { path: None, mime: "text/uri-list".into() }],
-                Some(paths) => paths.iter().map(|p| egui::HoveredFile { path: Some(p.clone()), mime: String::new() }).collect(),
+                Some(paths) if paths.is_empty() => vec![egui::HoveredFile {
+                    path: None,
+                    mime: "text/uri-list".into(),
+                }],
+                Some(paths) => paths
+                    .iter()
+                    .map(|p| egui::HoveredFile {
+                        path: Some(p.clone()),
+                        mime: String::new(),
+                    })
+                    .collect(),
             };
         }
         for p in i.dropped.drain(..) {
@@ -230,7 +263,11 @@ impl Host {
         input.time = Some(self.start.elapsed().as_secs_f64());
         input.screen_rect = Some(screen_rect(tauri::PhysicalSize::new(w, h), ppp));
         input.max_texture_side = Some(self.gpu.max_texture_side());
-        input.viewports.entry(egui::ViewportId::ROOT).or_default().native_pixels_per_point = Some(ppp);
+        input
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .native_pixels_per_point = Some(ppp);
         input.focused = self.window.is_focused().unwrap_or(true);
         // hovered_files is a state, not an event: keep it across frames until the drag ends.
         self.input.hovered_files = input.hovered_files.clone();
@@ -238,13 +275,25 @@ impl Host {
 
         let app = &mut self.app;
         let mut output = self.ctx.run_ui(input, |ui| app.ui(ui));
-        let jobs = self.ctx.tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point);
+        let jobs = self
+            .ctx
+            .tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point);
         let clear = self.ctx.global_style().visuals.panel_fill;
-        let painted = self.gpu.paint(&jobs, &mut output.textures_delta, output.pixels_per_point, clear);
-        self.accessibility.after_frame(output.platform_output.accesskit_update.take());
+        let painted = self.gpu.paint(
+            &jobs,
+            &mut output.textures_delta,
+            output.pixels_per_point,
+            clear,
+        );
+        self.accessibility
+            .after_frame(output.platform_output.accesskit_update.take());
         self.platform_output(output.platform_output);
 
-        let mut next = output.viewport_output.get(&egui::ViewportId::ROOT).map(|v| v.repaint_delay).filter(|d| *d < Duration::from_secs(3600));
+        let mut next = output
+            .viewport_output
+            .get(&egui::ViewportId::ROOT)
+            .map(|v| v.repaint_delay)
+            .filter(|d| *d < Duration::from_secs(3600));
         if !painted || !self.input.hovered_files.is_empty() {
             // Surface not ready, or a drag in progress (its icon leaves trails without repaints).
             next = Some(Duration::from_millis(16));
@@ -300,37 +349,39 @@ impl RepaintScheduler {
     pub fn start() -> Self {
         let s = Self::default();
         let state = s.state.clone();
-        let spawned = std::thread::Builder::new().name("wick-repaint".into()).spawn(move || {
-            let (lock, cvar) = &*state;
-            let Ok(mut guard) = lock.lock() else { return };
-            loop {
-                match guard.due {
-                    None => match cvar.wait(guard) {
-                        Ok(g) => guard = g,
-                        Err(_) => return,
-                    },
-                    Some(due) => {
-                        let now = Instant::now();
-                        if due <= now {
-                            guard.due = None;
-                            if let Some(wake) = guard.wake.clone() {
-                                drop(guard);
-                                wake();
-                                match lock.lock() {
-                                    Ok(g) => guard = g,
+        let spawned = std::thread::Builder::new()
+            .name("wick-repaint".into())
+            .spawn(move || {
+                let (lock, cvar) = &*state;
+                let Ok(mut guard) = lock.lock() else { return };
+                loop {
+                    match guard.due {
+                        None => match cvar.wait(guard) {
+                            Ok(g) => guard = g,
+                            Err(_) => return,
+                        },
+                        Some(due) => {
+                            let now = Instant::now();
+                            if due <= now {
+                                guard.due = None;
+                                if let Some(wake) = guard.wake.clone() {
+                                    drop(guard);
+                                    wake();
+                                    match lock.lock() {
+                                        Ok(g) => guard = g,
+                                        Err(_) => return,
+                                    }
+                                }
+                            } else {
+                                match cvar.wait_timeout(guard, due - now) {
+                                    Ok((g, _)) => guard = g,
                                     Err(_) => return,
                                 }
-                            }
-                        } else {
-                            match cvar.wait_timeout(guard, due - now) {
-                                Ok((g, _)) => guard = g,
-                                Err(_) => return,
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::error!("could not start the repaint timer: {e}");
         }
@@ -356,7 +407,11 @@ impl RepaintScheduler {
     }
 
     fn has_wake(&self) -> bool {
-        self.state.0.lock().map(|s| s.wake.is_some()).unwrap_or(false)
+        self.state
+            .0
+            .lock()
+            .map(|s| s.wake.is_some())
+            .unwrap_or(false)
     }
 }
 
@@ -390,12 +445,21 @@ impl<T: tauri_runtime::UserEvent> Plugin<T> for EguiPlugin {
         _: &WebContextStore,
     ) -> bool {
         let (tao_id, window_event) = match event {
-            Event::WindowEvent { window_id, event, .. } => (window_id, Some(event)),
+            Event::WindowEvent {
+                window_id, event, ..
+            } => (window_id, Some(event)),
             Event::RedrawRequested(window_id) => (window_id, None),
             _ => return false,
         };
-        let Some(id) = cx.window_id_map.get(tao_id) else { return false };
-        let is_main = cx.windows.0.borrow().get(&id).is_some_and(|w| w.label() == MAIN_WINDOW);
+        let Some(id) = cx.window_id_map.get(tao_id) else {
+            return false;
+        };
+        let is_main = cx
+            .windows
+            .0
+            .borrow()
+            .get(&id)
+            .is_some_and(|w| w.label() == MAIN_WINDOW);
         if !is_main {
             return false;
         }
@@ -407,8 +471,12 @@ impl<T: tauri_runtime::UserEvent> Plugin<T> for EguiPlugin {
             }));
         }
         // A native dialog runs a nested GTK loop that can call back in here: skip rather than deadlock.
-        let Ok(mut guard) = self.0.host.try_lock() else { return false };
-        let Some(host) = guard.as_mut() else { return false };
+        let Ok(mut guard) = self.0.host.try_lock() else {
+            return false;
+        };
+        let Some(host) = guard.as_mut() else {
+            return false;
+        };
         match window_event {
             Some(ev) => {
                 if host.on_window_event(ev) {

@@ -49,18 +49,25 @@ pub fn to_points(p: PhysicalPosition<f64>, pixels_per_point: f32) -> egui::Pos2 
 
 /// The whole window in egui points.
 pub fn screen_rect(size: PhysicalSize<u32>, pixels_per_point: f32) -> egui::Rect {
-    egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(size.width as f32, size.height as f32) / pixels_per_point)
+    egui::Rect::from_min_size(
+        egui::Pos2::ZERO,
+        egui::vec2(size.width as f32, size.height as f32) / pixels_per_point,
+    )
 }
 
 /// A tao wheel event in egui's units. A zero delta is dropped: on Linux that is a discrete wheel step
 /// whose direction tao lost, and the host reports it from GTK instead (`linux_wheel`).
-pub fn wheel(delta: MouseScrollDelta, pixels_per_point: f32) -> Option<(egui::MouseWheelUnit, egui::Vec2)> {
+pub fn wheel(
+    delta: MouseScrollDelta,
+    pixels_per_point: f32,
+) -> Option<(egui::MouseWheelUnit, egui::Vec2)> {
     match delta {
         MouseScrollDelta::LineDelta(x, y) if x == 0.0 && y == 0.0 => None,
         MouseScrollDelta::LineDelta(x, y) => Some((egui::MouseWheelUnit::Line, egui::vec2(x, y))),
-        MouseScrollDelta::PixelDelta(p) => {
-            Some((egui::MouseWheelUnit::Point, egui::vec2(p.x as f32, p.y as f32) / pixels_per_point))
-        }
+        MouseScrollDelta::PixelDelta(p) => Some((
+            egui::MouseWheelUnit::Point,
+            egui::vec2(p.x as f32, p.y as f32) / pixels_per_point,
+        )),
         _ => None,
     }
 }
@@ -76,7 +83,9 @@ pub fn key_events(
     paste: impl FnOnce() -> Option<String>,
 ) -> Vec<egui::Event> {
     let physical_key = key_from_code(physical);
-    let Some(key) = key_from_logical(logical).or(physical_key) else { return Vec::new() };
+    let Some(key) = key_from_logical(logical).or(physical_key) else {
+        return Vec::new();
+    };
     let mut out = Vec::with_capacity(2);
     if pressed && mods.command && !mods.alt {
         match key {
@@ -90,7 +99,13 @@ pub fn key_events(
             _ => {}
         }
     }
-    out.push(egui::Event::Key { key, physical_key, pressed, repeat, modifiers: mods });
+    out.push(egui::Event::Key {
+        key,
+        physical_key,
+        pressed,
+        repeat,
+        modifiers: mods,
+    });
     out
 }
 
@@ -114,7 +129,11 @@ pub struct InputTracker {
 
 impl InputTracker {
     pub fn new(pixels_per_point: f32) -> Self {
-        Self { pointer: egui::Pos2::ZERO, modifiers: egui::Modifiers::default(), pixels_per_point }
+        Self {
+            pointer: egui::Pos2::ZERO,
+            modifiers: egui::Modifiers::default(),
+            pixels_per_point,
+        }
     }
 
     /// egui events for one tao window event (keyboard handled by [`key_events`], which needs the
@@ -151,7 +170,9 @@ impl InputTracker {
                 self.modifiers = modifiers(*m);
                 vec![egui::Event::ModifiersChanged(self.modifiers)]
             }
-            WindowEvent::ReceivedImeText(text) => text_event(text, self.modifiers).into_iter().collect(),
+            WindowEvent::ReceivedImeText(text) => {
+                text_event(text, self.modifiers).into_iter().collect()
+            }
             WindowEvent::ScaleFactorChanged { scale_factor, .. } => {
                 self.pixels_per_point = *scale_factor as f32;
                 Vec::new()
@@ -214,9 +235,15 @@ mod tests {
         assert_eq!(key_from_code(KeyCode::Digit7), Some(egui::Key::Num7));
         assert_eq!(key_from_code(KeyCode::NumpadEnter), Some(egui::Key::Enter));
         assert_eq!(key_from_code(KeyCode::F5), Some(egui::Key::F5));
-        assert_eq!(key_from_code(KeyCode::ArrowLeft), Some(egui::Key::ArrowLeft));
+        assert_eq!(
+            key_from_code(KeyCode::ArrowLeft),
+            Some(egui::Key::ArrowLeft)
+        );
         assert_eq!(key_from_code(KeyCode::PageDown), Some(egui::Key::PageDown));
-        assert_eq!(key_from_code(KeyCode::BracketLeft), Some(egui::Key::OpenBracket));
+        assert_eq!(
+            key_from_code(KeyCode::BracketLeft),
+            Some(egui::Key::OpenBracket)
+        );
         assert_eq!(key_from_code(KeyCode::Backquote), Some(egui::Key::Backtick));
     }
 
@@ -233,13 +260,30 @@ mod tests {
     #[test]
     fn ctrl_v_pastes_and_still_reports_the_key_with_repeat() {
         let ctrl = modifiers(ModifiersState::CONTROL);
-        let events = key_events(KeyCode::KeyV, &Key::Character("v"), true, false, ctrl, || Some("12.5".into()));
+        let events = key_events(
+            KeyCode::KeyV,
+            &Key::Character("v"),
+            true,
+            false,
+            ctrl,
+            || Some("12.5".into()),
+        );
         if cfg!(target_os = "macos") {
-            assert!(!events.contains(&egui::Event::Paste("12.5".into())), "Cmd, not Ctrl, pastes on macOS");
+            assert!(
+                !events.contains(&egui::Event::Paste("12.5".into())),
+                "Cmd, not Ctrl, pastes on macOS"
+            );
         } else {
             assert_eq!(events[0], egui::Event::Paste("12.5".into()));
         }
-        let held = key_events(KeyCode::Backspace, &Key::Backspace, true, true, egui::Modifiers::NONE, || None);
+        let held = key_events(
+            KeyCode::Backspace,
+            &Key::Backspace,
+            true,
+            true,
+            egui::Modifiers::NONE,
+            || None,
+        );
         assert_eq!(
             held,
             vec![egui::Event::Key {
@@ -250,38 +294,76 @@ mod tests {
                 modifiers: egui::Modifiers::NONE
             }]
         );
-        let copy = key_events(KeyCode::KeyC, &Key::Character("c"), true, false, egui::Modifiers::COMMAND, || None);
+        let copy = key_events(
+            KeyCode::KeyC,
+            &Key::Character("c"),
+            true,
+            false,
+            egui::Modifiers::COMMAND,
+            || None,
+        );
         assert_eq!(copy[0], egui::Event::Copy);
     }
 
     #[test]
     fn paste_is_not_read_for_other_keys() {
-        let events = key_events(KeyCode::KeyA, &Key::Character("a"), true, false, egui::Modifiers::NONE, || {
-            panic!("the clipboard must not be read for plain typing")
-        });
+        let events = key_events(
+            KeyCode::KeyA,
+            &Key::Character("a"),
+            true,
+            false,
+            egui::Modifiers::NONE,
+            || panic!("the clipboard must not be read for plain typing"),
+        );
         assert_eq!(events.len(), 1);
     }
 
     #[test]
     fn text_skips_controls_and_shortcuts_but_keeps_altgr() {
-        assert_eq!(text_event("é", egui::Modifiers::NONE), Some(egui::Event::Text("é".into())));
+        assert_eq!(
+            text_event("é", egui::Modifiers::NONE),
+            Some(egui::Event::Text("é".into()))
+        );
         assert_eq!(text_event("\u{8}", egui::Modifiers::NONE), None);
         assert_eq!(text_event("c", egui::Modifiers::COMMAND), None);
-        let altgr = egui::Modifiers { alt: true, ctrl: true, ..Default::default() };
-        assert_eq!(text_event("@", altgr), Some(egui::Event::Text("@".into())), "AltGr is Ctrl+Alt on Windows");
+        let altgr = egui::Modifiers {
+            alt: true,
+            ctrl: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            text_event("@", altgr),
+            Some(egui::Event::Text("@".into())),
+            "AltGr is Ctrl+Alt on Windows"
+        );
     }
 
     #[test]
     fn positions_and_wheel_are_scaled_to_points() {
-        assert_eq!(to_points(PhysicalPosition::new(200.0, 100.0), 2.0), egui::pos2(100.0, 50.0));
+        assert_eq!(
+            to_points(PhysicalPosition::new(200.0, 100.0), 2.0),
+            egui::pos2(100.0, 50.0)
+        );
         let rect = screen_rect(PhysicalSize::new(1600, 1000), 2.0);
         assert_eq!(rect.size(), egui::vec2(800.0, 500.0));
-        let (unit, d) = wheel(MouseScrollDelta::PixelDelta(PhysicalPosition::new(0.0, 40.0)), 2.0).unwrap_or((egui::MouseWheelUnit::Page, egui::Vec2::ZERO));
+        let (unit, d) = wheel(
+            MouseScrollDelta::PixelDelta(PhysicalPosition::new(0.0, 40.0)),
+            2.0,
+        )
+        .unwrap_or((egui::MouseWheelUnit::Page, egui::Vec2::ZERO));
         assert_eq!(unit, egui::MouseWheelUnit::Point);
         assert_eq!(d, egui::vec2(0.0, 20.0));
-        let (unit, d) = wheel(MouseScrollDelta::LineDelta(0.0, -1.0), 2.0).unwrap_or((egui::MouseWheelUnit::Page, egui::Vec2::ZERO));
-        assert_eq!((unit, d), (egui::MouseWheelUnit::Line, egui::vec2(0.0, -1.0)));
-        assert_eq!(wheel(MouseScrollDelta::LineDelta(0.0, 0.0), 1.0), None, "tao's direction-less discrete step");
+        let (unit, d) = wheel(MouseScrollDelta::LineDelta(0.0, -1.0), 2.0)
+            .unwrap_or((egui::MouseWheelUnit::Page, egui::Vec2::ZERO));
+        assert_eq!(
+            (unit, d),
+            (egui::MouseWheelUnit::Line, egui::vec2(0.0, -1.0))
+        );
+        assert_eq!(
+            wheel(MouseScrollDelta::LineDelta(0.0, 0.0), 1.0),
+            None,
+            "tao's direction-less discrete step"
+        );
     }
 
     #[test]
@@ -293,10 +375,19 @@ mod tests {
 
     #[test]
     fn buttons_and_cursors_map() {
-        assert_eq!(pointer_button(MouseButton::Left), Some(egui::PointerButton::Primary));
+        assert_eq!(
+            pointer_button(MouseButton::Left),
+            Some(egui::PointerButton::Primary)
+        );
         assert_eq!(pointer_button(MouseButton::Other(9)), None);
         assert_eq!(cursor_icon(egui::CursorIcon::None), None);
-        assert!(matches!(cursor_icon(egui::CursorIcon::Text), Some(tauri::CursorIcon::Text)));
-        assert!(matches!(cursor_icon(egui::CursorIcon::PointingHand), Some(tauri::CursorIcon::Hand)));
+        assert!(matches!(
+            cursor_icon(egui::CursorIcon::Text),
+            Some(tauri::CursorIcon::Text)
+        ));
+        assert!(matches!(
+            cursor_icon(egui::CursorIcon::PointingHand),
+            Some(tauri::CursorIcon::Hand)
+        ));
     }
 }

@@ -30,7 +30,10 @@ fn update(inbox: &SharedInbox, wake: &(dyn Fn() + 'static), f: impl FnOnce(&mut 
 }
 
 fn paths_of(data: &gtk::SelectionData) -> Vec<PathBuf> {
-    data.uris().iter().filter_map(|uri| glib::filename_from_uri(uri).ok().map(|(path, _host)| path)).collect()
+    data.uris()
+        .iter()
+        .filter_map(|uri| glib::filename_from_uri(uri).ok().map(|(path, _host)| path))
+        .collect()
 }
 
 /// Makes `widget` a drop target. `wake` asks the event loop for a frame.
@@ -41,7 +44,11 @@ pub fn install(widget: &impl IsA<gtk::Widget>, inbox: SharedInbox, wake: impl Fn
     // MOTION only: GTK answers position messages for us. Not HIGHLIGHT (GTK would paint with cairo into
     // the window wgpu presents to) and not DROP (GTK would finish the drag after every data-received,
     // which ends the drag when the URIs are read during hover).
-    widget.drag_dest_set(DestDefaults::MOTION, &[TargetEntry::new("text/uri-list", TargetFlags::OTHER_APP, 0)], gdk::DragAction::COPY);
+    widget.drag_dest_set(
+        DestDefaults::MOTION,
+        &[TargetEntry::new("text/uri-list", TargetFlags::OTHER_APP, 0)],
+        gdk::DragAction::COPY,
+    );
     let dropping = Rc::new(Cell::new(false));
     let peeked = Rc::new(Cell::new(false));
 

@@ -39,9 +39,17 @@ mod tests {
 
     #[test]
     fn discrete_directions_become_one_line_steps() {
-        assert_eq!(step(ScrollDirection::Down), Some(egui::vec2(0.0, -1.0)), "wheel towards the user scrolls down");
+        assert_eq!(
+            step(ScrollDirection::Down),
+            Some(egui::vec2(0.0, -1.0)),
+            "wheel towards the user scrolls down"
+        );
         assert_eq!(step(ScrollDirection::Up), Some(egui::vec2(0.0, 1.0)));
         assert_eq!(step(ScrollDirection::Right), Some(egui::vec2(-1.0, 0.0)));
-        assert_eq!(step(ScrollDirection::Smooth), None, "smooth scrolling comes through tao");
+        assert_eq!(
+            step(ScrollDirection::Smooth),
+            None,
+            "smooth scrolling comes through tao"
+        );
     }
 }

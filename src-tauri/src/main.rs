@@ -37,7 +37,10 @@ fn main() -> ExitCode {
     wick_core::train::keep_freed_memory_for_reuse();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WICK_LOG")
+                .unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()),
+        )
         .init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,7 +57,8 @@ fn run() -> anyhow::Result<()> {
     let inbox: SharedInbox = Arc::default();
     let scheduler = RepaintScheduler::start();
 
-    let (setup_host, setup_inbox, setup_scheduler) = (host.clone(), inbox.clone(), scheduler.clone());
+    let (setup_host, setup_inbox, setup_scheduler) =
+        (host.clone(), inbox.clone(), scheduler.clone());
     let (menu_inbox, menu_scheduler, menu_host) = (inbox.clone(), scheduler.clone(), host.clone());
     let app = tauri::Builder::default()
         .setup(move |app| {
@@ -65,8 +69,20 @@ fn run() -> anyhow::Result<()> {
         })
         .on_menu_event(move |app, event| match menu::action(event.id().as_ref()) {
             Some(MenuAction::Ui(e)) => deliver(&menu_inbox, &menu_scheduler, e),
-            Some(MenuAction::OpenProjectDialog) => handle_request(app, &menu_host, &menu_inbox, &menu_scheduler, HostRequest::PickProject),
-            Some(MenuAction::Quit) => handle_request(app, &menu_host, &menu_inbox, &menu_scheduler, HostRequest::Quit),
+            Some(MenuAction::OpenProjectDialog) => handle_request(
+                app,
+                &menu_host,
+                &menu_inbox,
+                &menu_scheduler,
+                HostRequest::PickProject,
+            ),
+            Some(MenuAction::Quit) => handle_request(
+                app,
+                &menu_host,
+                &menu_inbox,
+                &menu_scheduler,
+                HostRequest::Quit,
+            ),
             None => {}
         })
         .build(tauri::generate_context!())
@@ -85,14 +101,22 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: SharedInbox, scheduler: RepaintScheduler) -> anyhow::Result<()> {
+fn setup(
+    app: &mut tauri::App,
+    paths: &AppPaths,
+    host: SharedHost,
+    inbox: SharedInbox,
+    scheduler: RepaintScheduler,
+) -> anyhow::Result<()> {
     let handle = app.handle().clone();
     let (req_host, req_inbox, req_scheduler) = (host.clone(), inbox.clone(), scheduler.clone());
     app.wry_plugin(EguiPluginBuilder {
         host: host.clone(),
         inbox: inbox.clone(),
         scheduler: scheduler.clone(),
-        requests: Arc::new(move |r| handle_request(&handle, &req_host, &req_inbox, &req_scheduler, r)),
+        requests: Arc::new(move |r| {
+            handle_request(&handle, &req_host, &req_inbox, &req_scheduler, r)
+        }),
     });
 
     let state = WindowState::load(&paths.window_state);
@@ -113,7 +137,10 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
     let window = builder.build().context("opening the main window")?;
     let accessibility = {
         use raw_window_handle::HasWindowHandle;
-        let handle = window.window_handle().map_err(|e| anyhow!("no window handle: {e}"))?.as_raw();
+        let handle = window
+            .window_handle()
+            .map_err(|e| anyhow!("no window handle: {e}"))?
+            .as_raw();
         let wake = scheduler.clone();
         accessibility::Accessibility::new(handle, move || wake.schedule(std::time::Duration::ZERO))
     };
@@ -159,10 +186,17 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
 
     let mut startup_notices = Vec::new();
     let port = match std::env::var("WICK_ENDPOINT_PORT") {
-        Ok(v) => v.trim().parse::<u16>().with_context(|| format!("WICK_ENDPOINT_PORT={v} is not a port number (0 to 65535)"))?,
+        Ok(v) => v
+            .trim()
+            .parse::<u16>()
+            .with_context(|| format!("WICK_ENDPOINT_PORT={v} is not a port number (0 to 65535)"))?,
         Err(_) => wick_serve::embedded::DEFAULT_PORT,
     };
-    let (server, server_error) = match wick_serve::EmbeddedServer::start(&paths.serve_dir, &paths.endpoint_token, port) {
+    let (server, server_error) = match wick_serve::EmbeddedServer::start(
+        &paths.serve_dir,
+        &paths.endpoint_token,
+        port,
+    ) {
         Ok(s) => {
             if let Some(taken) = s.port_taken {
                 startup_notices.push(format!(
@@ -181,7 +215,10 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         project_dir: paths.project_dir.clone(),
         settings_path: paths.settings.clone(),
         samples_dir: paths.samples_dir(app),
-        embedded_endpoint: server.as_ref().map(|s| EndpointTarget { url: s.url.clone(), token: s.token.clone() }),
+        embedded_endpoint: server.as_ref().map(|s| EndpointTarget {
+            url: s.url.clone(),
+            token: s.token.clone(),
+        }),
         embedded_endpoint_error: server_error,
         embedded_token_file: Some(paths.endpoint_token.clone()),
         native_menu: NATIVE_MENU,
@@ -191,8 +228,19 @@ fn setup(app: &mut tauri::App, paths: &AppPaths, host: SharedHost, inbox: Shared
         startup_notices,
     };
     let wick = WickApp::new(config);
-    let new_host = Host::new(window, gpu, ctx, wick, state, paths.window_state.clone(), accessibility, server)?;
-    *host.lock().map_err(|_| anyhow!("the host lock is poisoned"))? = Some(new_host);
+    let new_host = Host::new(
+        window,
+        gpu,
+        ctx,
+        wick,
+        state,
+        paths.window_state.clone(),
+        accessibility,
+        server,
+    )?;
+    *host
+        .lock()
+        .map_err(|_| anyhow!("the host lock is poisoned"))? = Some(new_host);
     Ok(())
 }
 
@@ -204,24 +252,49 @@ fn deliver(inbox: &SharedInbox, scheduler: &RepaintScheduler, event: HostEvent) 
 }
 
 /// Native dialogs (shown without blocking the event loop, see `dialogs`) and quitting.
-fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHost, inbox: &SharedInbox, scheduler: &RepaintScheduler, request: HostRequest) {
-    let dataset_filter = ["csv", "tsv", "txt", "parquet", "pq", "ndjson", "jsonl", "json"];
-    let ask = |spec: DialogSpec, to_event: fn(std::path::PathBuf) -> HostEvent| open_dialog(app, inbox, scheduler, spec, to_event);
+fn handle_request<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    host: &SharedHost,
+    inbox: &SharedInbox,
+    scheduler: &RepaintScheduler,
+    request: HostRequest,
+) {
+    let dataset_filter = [
+        "csv", "tsv", "txt", "parquet", "pq", "ndjson", "jsonl", "json",
+    ];
+    let ask = |spec: DialogSpec, to_event: fn(std::path::PathBuf) -> HostEvent| {
+        open_dialog(app, inbox, scheduler, spec, to_event)
+    };
     match request {
-        HostRequest::PickDataset { folder: false } => ask(DialogSpec::open_file("Open a dataset").filter("Tables", &dataset_filter), HostEvent::OpenDataset),
-        HostRequest::PickDataset { folder: true } => ask(DialogSpec::open_folder("Open a folder of images (one sub-folder per class)"), HostEvent::OpenDataset),
-        HostRequest::PickProject => ask(DialogSpec::open_folder("Open a Wick project folder"), HostEvent::OpenProject),
+        HostRequest::PickDataset { folder: false } => ask(
+            DialogSpec::open_file("Open a dataset").filter("Tables", &dataset_filter),
+            HostEvent::OpenDataset,
+        ),
+        HostRequest::PickDataset { folder: true } => ask(
+            DialogSpec::open_folder("Open a folder of images (one sub-folder per class)"),
+            HostEvent::OpenDataset,
+        ),
+        HostRequest::PickProject => ask(
+            DialogSpec::open_folder("Open a Wick project folder"),
+            HostEvent::OpenProject,
+        ),
         HostRequest::PickExportPath { suggested_name } => {
             let spec = if suggested_name.ends_with(".onnx") {
-                DialogSpec::save("Export the model as ONNX", &suggested_name).filter("ONNX model", &["onnx"])
+                DialogSpec::save("Export the model as ONNX", &suggested_name)
+                    .filter("ONNX model", &["onnx"])
             } else {
                 DialogSpec::save("Export the model package", &suggested_name)
             };
             ask(spec, HostEvent::ExportTo)
         }
-        HostRequest::PickBackbone => ask(DialogSpec::open_file("Choose pretrained ResNet-18 weights").filter("safetensors", &["safetensors"]), HostEvent::BackboneChosen),
+        HostRequest::PickBackbone => ask(
+            DialogSpec::open_file("Choose pretrained ResNet-18 weights")
+                .filter("safetensors", &["safetensors"]),
+            HostEvent::BackboneChosen,
+        ),
         HostRequest::PickTryImage => ask(
-            DialogSpec::open_file("Choose an image for the model to look at").filter("Images", wick_core::data::IMAGE_EXTENSIONS),
+            DialogSpec::open_file("Choose an image for the model to look at")
+                .filter("Images", wick_core::data::IMAGE_EXTENSIONS),
             HostEvent::TryImageChosen,
         ),
         HostRequest::Quit => {
@@ -236,7 +309,13 @@ fn handle_request<R: tauri::Runtime>(app: &tauri::AppHandle<R>, host: &SharedHos
 }
 
 /// Shows a file dialog over the main window; its answer reaches the UI as `to_event(path)`.
-fn open_dialog<R: tauri::Runtime>(app: &tauri::AppHandle<R>, inbox: &SharedInbox, scheduler: &RepaintScheduler, spec: DialogSpec, to_event: fn(std::path::PathBuf) -> HostEvent) {
+fn open_dialog<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    inbox: &SharedInbox,
+    scheduler: &RepaintScheduler,
+    spec: DialogSpec,
+    to_event: fn(std::path::PathBuf) -> HostEvent,
+) {
     let (inbox, scheduler) = (inbox.clone(), scheduler.clone());
     let answer = move |path: Option<std::path::PathBuf>| {
         if let Some(path) = path {
@@ -246,7 +325,9 @@ fn open_dialog<R: tauri::Runtime>(app: &tauri::AppHandle<R>, inbox: &SharedInbox
     #[cfg(target_os = "linux")]
     {
         use tauri::Manager as _;
-        let parent = app.get_window(MAIN_WINDOW).and_then(|w| w.gtk_window().ok());
+        let parent = app
+            .get_window(MAIN_WINDOW)
+            .and_then(|w| w.gtk_window().ok());
         dialogs::show(parent.as_ref(), spec, answer);
     }
     #[cfg(not(target_os = "linux"))]

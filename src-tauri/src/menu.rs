@@ -36,14 +36,20 @@ pub fn build<R: tauri::Runtime>(app: &impl tauri::Manager<R>) -> tauri::Result<M
     };
     let file = SubmenuBuilder::new(app, "File")
         .item(&item("open_dataset", "Open dataset…", Some("CmdOrCtrl+O"))?)
-        .item(&item("open_project", "Open project…", Some("CmdOrCtrl+Shift+O"))?)
+        .item(&item(
+            "open_project",
+            "Open project…",
+            Some("CmdOrCtrl+Shift+O"),
+        )?)
         .item(&item("save", "Save", Some("CmdOrCtrl+S"))?)
         .item(&item("export_model", "Export model…", Some("CmdOrCtrl+E"))?)
         .item(&item("export_onnx", "Export model as ONNX…", None)?)
         .item(&PredefinedMenuItem::separator(app)?)
         .item(&item("quit", "Quit", Some("CmdOrCtrl+Q"))?)
         .build()?;
-    let help = SubmenuBuilder::new(app, "Help").item(&item("about", "About Wick", None)?).build()?;
+    let help = SubmenuBuilder::new(app, "Help")
+        .item(&item("about", "About Wick", None)?)
+        .build()?;
     MenuBuilder::new(app).items(&[&file, &help]).build()
 }
 
@@ -53,7 +59,14 @@ mod tests {
 
     #[test]
     fn every_item_has_an_action() {
-        for id in ["open_dataset", "open_project", "save", "export_model", "about", "quit"] {
+        for id in [
+            "open_dataset",
+            "open_project",
+            "save",
+            "export_model",
+            "about",
+            "quit",
+        ] {
             assert!(action(id).is_some(), "{id}");
         }
         assert_eq!(action("quit"), Some(MenuAction::Quit));

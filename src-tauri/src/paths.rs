@@ -27,9 +27,13 @@ impl AppPaths {
                 (home.join("data"), home.join("config"))
             }
             None => {
-                let dirs = directories::ProjectDirs::from("dev", "Wick", "wick")
-                    .context("this system has no home folder for Wick's data; set WICK_HOME to a folder")?;
-                (dirs.data_dir().to_path_buf(), dirs.config_dir().to_path_buf())
+                let dirs = directories::ProjectDirs::from("dev", "Wick", "wick").context(
+                    "this system has no home folder for Wick's data; set WICK_HOME to a folder",
+                )?;
+                (
+                    dirs.data_dir().to_path_buf(),
+                    dirs.config_dir().to_path_buf(),
+                )
             }
         };
         Ok(Self {
@@ -46,9 +50,18 @@ impl AppPaths {
     pub fn samples_dir<R: tauri::Runtime>(&self, app: &tauri::App<R>) -> Option<PathBuf> {
         let candidates = [
             std::env::var_os("WICK_SAMPLES_DIR").map(PathBuf::from),
-            app.path().resource_dir().ok().map(|d| d.join("sample-data")),
-            Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data"))),
+            app.path()
+                .resource_dir()
+                .ok()
+                .map(|d| d.join("sample-data")),
+            Some(PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../sample-data"
+            ))),
         ];
-        candidates.into_iter().flatten().find(|d| d.join("seattle-weather.csv").is_file())
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|d| d.join("seattle-weather.csv").is_file())
     }
 }

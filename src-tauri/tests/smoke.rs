@@ -13,14 +13,25 @@ use std::time::Duration;
 use journeys::desktop::{need, read as log_of, start_xvfb, wait_until, Desktop, Killed};
 
 fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("xdotool").args(args).env("DISPLAY", display).output().unwrap();
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Distinct colours in a screenshot: a blank (single-colour) window has one or two.
 fn distinct_colours(png: &Path) -> usize {
-    let out = Command::new("convert").arg(png).args(["-format", "%k", "info:"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-format", "%k", "info:"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -35,11 +46,19 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     // A click on the step list reaches egui: the Model screen opens (it says a dataset is needed).
     let geometry = xdotool(&display, &["getwindowgeometry", "--shell", &window]);
     assert!(geometry.contains("WIDTH="), "{geometry}");
-    xdotool(&display, &["mousemove", "--window", &window, "110", "103", "click", "1"]);
-    wait_until("the click to reach egui", Duration::from_secs(20), || log_of(&log).contains("screen shown screen=Model"));
+    xdotool(
+        &display,
+        &["mousemove", "--window", &window, "110", "103", "click", "1"],
+    );
+    wait_until("the click to reach egui", Duration::from_secs(20), || {
+        log_of(&log).contains("screen shown screen=Model")
+    });
 
     // Drag sample-data/seattle-weather.csv from a second program onto the window.
-    let csv: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data/seattle-weather.csv").canonicalize().unwrap();
+    let csv: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sample-data/seattle-weather.csv")
+        .canonicalize()
+        .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dnd/drag_source.py");
     let _source = Killed(
         Command::new("/usr/bin/python3")
@@ -54,7 +73,11 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
     );
     let mut source = String::new();
     wait_until("the drag source window", Duration::from_secs(20), || {
-        source = xdotool(&display, &["search", "--name", "wick drag source"]).lines().next().unwrap_or("").to_string();
+        source = xdotool(&display, &["search", "--name", "wick drag source"])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         !source.is_empty()
     });
     std::thread::sleep(Duration::from_secs(1));
@@ -83,41 +106,88 @@ fn the_app_opens_draws_takes_clicks_and_loads_a_dropped_csv() {
 
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/desktop-smoke.png");
     let _ = std::fs::create_dir_all(shot.parent().unwrap());
-    let status = Command::new("import").args(["-window", &window]).arg(&shot).env("DISPLAY", &display).status().unwrap();
+    let status = Command::new("import")
+        .args(["-window", &window])
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .status()
+        .unwrap();
     assert!(status.success());
     let colours = distinct_colours(&shot);
-    assert!(colours > 50, "the window looks blank ({colours} colours); see {}", shot.display());
+    assert!(
+        colours > 50,
+        "the window looks blank ({colours} colours); see {}",
+        shot.display()
+    );
     assert!(!log_of(&log).contains("panicked"), "{}", log_of(&log));
 
     // The mouse wheel scrolls: on the Data screen, five steps over the rows table move it (150,000
     // pixels change; without the fix, hover effects change under 1,000). xdotool's
     // clicks 4/5 are discrete scroll events, which tao forwards without their direction; the host
     // takes them from GTK (linux_wheel). tests/wheel/gtk_control.py shows what GTK delivers.
-    xdotool(&display, &["mousemove", "--window", &window, "101", "59", "click", "1"]);
-    wait_until("the Data screen", Duration::from_secs(20), || log_of(&log).contains("screen shown screen=Data"));
+    xdotool(
+        &display,
+        &["mousemove", "--window", &window, "101", "59", "click", "1"],
+    );
+    wait_until("the Data screen", Duration::from_secs(20), || {
+        log_of(&log).contains("screen shown screen=Data")
+    });
     std::thread::sleep(Duration::from_secs(1));
     let before = shot.with_file_name("desktop-smoke-before-wheel.png");
     let after = shot.with_file_name("desktop-smoke-after-wheel.png");
-    assert!(Command::new("import").args(["-window", &window]).arg(&before).env("DISPLAY", &display).status().unwrap().success());
+    assert!(Command::new("import")
+        .args(["-window", &window])
+        .arg(&before)
+        .env("DISPLAY", &display)
+        .status()
+        .unwrap()
+        .success());
     xdotool(&display, &["mousemove", "--window", &window, "480", "620"]);
     for _ in 0..5 {
         xdotool(&display, &["click", "5"]);
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(1));
-    assert!(Command::new("import").args(["-window", &window]).arg(&after).env("DISPLAY", &display).status().unwrap().success());
-    let diff = Command::new("compare").args(["-metric", "AE"]).arg(&before).arg(&after).arg("null:").output().unwrap();
-    let changed: f64 = String::from_utf8_lossy(&diff.stderr).split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(Command::new("import")
+        .args(["-window", &window])
+        .arg(&after)
+        .env("DISPLAY", &display)
+        .status()
+        .unwrap()
+        .success());
+    let diff = Command::new("compare")
+        .args(["-metric", "AE"])
+        .arg(&before)
+        .arg(&after)
+        .arg("null:")
+        .output()
+        .unwrap();
+    let changed: f64 = String::from_utf8_lossy(&diff.stderr)
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     eprintln!("wheel step: {changed} pixels changed");
-    assert!(changed > 20_000.0, "the wheel moved nothing: {changed} pixels changed; see {} and {}", before.display(), after.display());
+    assert!(
+        changed > 20_000.0,
+        "the wheel moved nothing: {changed} pixels changed; see {} and {}",
+        before.display(),
+        after.display()
+    );
 
     // Ctrl+Q quits cleanly: the project and the window geometry are on disk, the exit code is 0.
     d.quit();
     let home = d.home.path();
     let project = std::fs::read_to_string(home.join("data/projects/default/project.json")).unwrap();
-    assert!(project.contains("seattle-weather.csv") && project.contains("temp_max"), "{project}");
+    assert!(
+        project.contains("seattle-weather.csv") && project.contains("temp_max"),
+        "{project}"
+    );
     assert!(home.join("config/window.json").is_file());
-    assert!(home.join("config/endpoint-token").is_file(), "the local endpoint token lives in the config folder");
+    assert!(
+        home.join("config/endpoint-token").is_file(),
+        "the local endpoint token lives in the config folder"
+    );
 }
 
 /// A screen reader's path through the app: the AT-SPI tree (what Orca reads) holds the screen's
@@ -149,11 +219,21 @@ fn a_screen_reader_sees_the_buttons_and_can_press_one() {
         .unwrap();
     let tree = String::from_utf8_lossy(&out.stdout);
     let app_log = log_of(&log);
-    assert!(out.status.success(), "screen reader run failed:\n{tree}\n{}\n{app_log}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "screen reader run failed:\n{tree}\n{}\n{app_log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // ATSPI_ROLE_PUSH_BUTTON is 43: the buttons are buttons, with the labels a sighted user reads.
     for button in ["43: Open Seattle weather", "43: Open file…", "43: Settings"] {
-        assert!(tree.lines().any(|l| l == button), "{button} not in the tree:\n{tree}");
+        assert!(
+            tree.lines().any(|l| l == button),
+            "{button} not in the tree:\n{tree}"
+        );
     }
     assert!(tree.contains("pressed: Open Seattle weather"), "{tree}");
-    assert!(app_log.contains("dataset loaded") && app_log.contains("rows=1461"), "the press did not open the sample:\n{app_log}");
+    assert!(
+        app_log.contains("dataset loaded") && app_log.contains("rows=1461"),
+        "the press did not open the sample:\n{app_log}"
+    );
 }

@@ -16,7 +16,11 @@ use wick_ui::{AppConfig, Screen, WickApp};
 const POINTS: usize = 100_000;
 /// Frames timed by `cargo bench`; `cargo test --all-targets` runs this file too, as a quick check.
 fn frames() -> usize {
-    if full_run() { 120 } else { 5 }
+    if full_run() {
+        120
+    } else {
+        5
+    }
 }
 
 fn full_run() -> bool {
@@ -25,17 +29,25 @@ fn full_run() -> bool {
 
 fn input(t: f64) -> egui::RawInput {
     egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 860.0))),
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(1280.0, 860.0),
+        )),
         time: Some(t),
         ..Default::default()
     }
 }
 
 fn losses() -> Vec<[f64; 2]> {
-    (0..POINTS).map(|i| {
-        let x = i as f64 / 1000.0;
-        [x, (-x / 20.0).exp() + 0.05 * ((i * 7919) % 101) as f64 / 101.0]
-    }).collect()
+    (0..POINTS)
+        .map(|i| {
+            let x = i as f64 / 1000.0;
+            [
+                x,
+                (-x / 20.0).exp() + 0.05 * ((i * 7919) % 101) as f64 / 101.0,
+            ]
+        })
+        .collect()
 }
 
 /// Milliseconds per frame: (mean, p99).
@@ -107,7 +119,12 @@ fn during_training(dir: &std::path::Path) {
         frame(&mut app, &ctx, t);
         times.push(tick.elapsed().as_secs_f64() * 1000.0);
         t += 1.0 / 60.0;
-        let running = app.state.project.runs.last().is_some_and(|r| r.status == RunStatus::Running);
+        let running = app
+            .state
+            .project
+            .runs
+            .last()
+            .is_some_and(|r| r.status == RunStatus::Running);
         if !running || training_started.elapsed() > Duration::from_secs(600) {
             break;
         }
@@ -118,7 +135,10 @@ fn during_training(dir: &std::path::Path) {
     let status = run.map(|r| format!("{:?}", r.status)).unwrap_or_default();
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-    let p99 = times.get((times.len() * 99 / 100).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let p99 = times
+        .get((times.len() * 99 / 100).min(times.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN);
     let max = times.last().copied().unwrap_or(f64::NAN);
     println!(
         "During a real training run ({:.1} s, {points} step losses at the end, status {status}), {} frames paced at 60 fps:",
@@ -126,7 +146,10 @@ fn during_training(dir: &std::path::Path) {
         times.len()
     );
     println!("  wick (whole Train screen)        mean {mean:7.2} ms   p99 {p99:7.2} ms   max {max:7.2} ms");
-    println!("  60 fps budget 16.7 ms: {}", if p99 < 16.7 { "met" } else { "NOT met" });
+    println!(
+        "  60 fps budget 16.7 ms: {}",
+        if p99 < 16.7 { "met" } else { "NOT met" }
+    );
 }
 
 fn main() {
@@ -149,11 +172,11 @@ fn main() {
         test_samples: Vec::new(),
         package: None,
         duration_secs: 0.0,
-            cv: None,
-            leaderboard: None,
-            rows_used: None,
-            live_rows: None,
-            dataset: None,
+        cv: None,
+        leaderboard: None,
+        rows_used: None,
+        live_rows: None,
+        dataset: None,
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;
@@ -161,16 +184,25 @@ fn main() {
     let (raw_mean, raw_p99) = measure(|ctx, t| {
         let mut out = ctx.run_ui(input(t), |ui| {
             egui::CentralPanel::default().show(ui, |ui| {
-                Plot::new("raw").height(260.0).show(ui, |p| p.line(Line::new("loss", PlotPoints::from(points.clone()))));
+                Plot::new("raw").height(260.0).show(ui, |p| {
+                    p.line(Line::new("loss", PlotPoints::from(points.clone())))
+                });
             });
         });
         let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
         out.textures_delta.clear();
     });
-    println!("Train screen with {POINTS} loss points, {} frames (UI pass + tessellation):", frames());
+    println!(
+        "Train screen with {POINTS} loss points, {} frames (UI pass + tessellation):",
+        frames()
+    );
     println!("  wick (decimated, whole screen)   mean {wick_mean:7.2} ms   p99 {wick_p99:7.2} ms   → {:.0} fps", 1000.0 / wick_mean);
     println!("  reference (one plot, all points) mean {raw_mean:7.2} ms   p99 {raw_p99:7.2} ms   → {:.0} fps", 1000.0 / raw_mean);
-    println!("  speed-up {:.1}×; 60 fps budget 16.7 ms: {}", raw_mean / wick_mean, if wick_p99 < 16.7 { "met" } else { "NOT met" });
+    println!(
+        "  speed-up {:.1}×; 60 fps budget 16.7 ms: {}",
+        raw_mean / wick_mean,
+        if wick_p99 < 16.7 { "met" } else { "NOT met" }
+    );
     during_training(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,10 +14,16 @@ use wick_core::train::{CancelToken, SearchEvent, TrainEvent};
 pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
 use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput};
-use crate::project::{load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus, Template};
-use crate::settings::Settings;
 pub use crate::project::{default_train_config, sanitize_model_name};
-pub use crate::state::{ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, ReadingProgress, SaveStatus, Screen, SearchProgress, TryState};
+use crate::project::{
+    load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus,
+    Template,
+};
+use crate::settings::Settings;
+pub use crate::state::{
+    ActiveTraining, AppState, DataState, FitState, ImportanceState, PublishState, ReadingProgress,
+    SaveStatus, Screen, SearchProgress, TryState,
+};
 pub use crate::waker::Waker;
 use crate::{screens, theme};
 
@@ -51,7 +57,10 @@ enum RunKind {
     /// The leaderboard search; the run becomes its best model.
     Search { budget_secs: f64 },
     /// *Improve with live data*: run `base_run`'s model trained again on the dataset and these rows.
-    LiveRows { base_run: u32, rows: wick_core::polars::prelude::DataFrame },
+    LiveRows {
+        base_run: u32,
+        rows: wick_core::polars::prelude::DataFrame,
+    },
 }
 
 impl WickApp {
@@ -67,7 +76,12 @@ impl WickApp {
         let saver_waker = waker.clone();
         let saver = ProjectSaver::start(config.project_dir.clone(), move || saver_waker.wake());
         let saved_project_json = small_state_json(&project).unwrap_or_default();
-        let notices = config.startup_notices.iter().cloned().chain(problem.map(|p| p.to_string())).collect();
+        let notices = config
+            .startup_notices
+            .iter()
+            .cloned()
+            .chain(problem.map(|p| p.to_string()))
+            .collect();
         let state = AppState {
             config,
             settings,
@@ -106,13 +120,21 @@ impl WickApp {
             saver,
             generation: 0,
             sent_generation: 0,
-            last_save_sent: Instant::now().checked_sub(SAVE_DEBOUNCE).unwrap_or_else(Instant::now),
+            last_save_sent: Instant::now()
+                .checked_sub(SAVE_DEBOUNCE)
+                .unwrap_or_else(Instant::now),
             saved_project_json,
             frame_count: 0,
         };
         if let Some(dataset) = app.state.project.dataset.clone() {
             app.state.data = DataState::Loading(dataset.path.clone());
-            app.jobs.load_dataset(dataset.path, (app.state.config.stream_threshold_bytes, app.state.config.stream_sample_rows));
+            app.jobs.load_dataset(
+                dataset.path,
+                (
+                    app.state.config.stream_threshold_bytes,
+                    app.state.config.stream_sample_rows,
+                ),
+            );
         }
         app.restore_published();
         app
@@ -123,12 +145,32 @@ impl WickApp {
     /// (asked for here) confirms the version is still there or takes it back.
     fn restore_published(&mut self) {
         let runs = &self.state.project.runs;
-        let Some(mut record) = self.state.project.published.iter().rev().find(|p| runs.iter().any(|r| r.id == p.run_id)).cloned() else { return };
-        let Ok(endpoint) = self.state.endpoint() else { return };
+        let Some(mut record) = self
+            .state
+            .project
+            .published
+            .iter()
+            .rev()
+            .find(|p| runs.iter().any(|r| r.id == p.run_id))
+            .cloned()
+        else {
+            return;
+        };
+        let Ok(endpoint) = self.state.endpoint() else {
+            return;
+        };
         // The record names the endpoint it was published to; the app's own endpoint keeps its port,
         // but an older project may have been published while the port changed with each launch.
-        if record.endpoint != endpoint.url && self.state.config.embedded_endpoint.as_ref().is_some_and(|e| e.url == endpoint.url) {
-            record.infer_url = wick_core::publish::infer_url(&endpoint.url, &record.name, record.version);
+        if record.endpoint != endpoint.url
+            && self
+                .state
+                .config
+                .embedded_endpoint
+                .as_ref()
+                .is_some_and(|e| e.url == endpoint.url)
+        {
+            record.infer_url =
+                wick_core::publish::infer_url(&endpoint.url, &record.name, record.version);
             record.endpoint = endpoint.url.clone();
         }
         tracing::info!(model = %record.name, version = record.version, "published version restored");
@@ -146,8 +188,17 @@ impl WickApp {
         self.frame_count += 1;
         self.poll_jobs();
         self.handle_dropped_files(ui.ctx());
-        self.state.save_status = SaveStatus { saved: self.is_saved(), error: self.save_error().map(str::to_string) };
-        crate::shell::shell(&self.state, &mut self.view, &mut self.thumbnails, &mut self.commands, ui);
+        self.state.save_status = SaveStatus {
+            saved: self.is_saved(),
+            error: self.save_error().map(str::to_string),
+        };
+        crate::shell::shell(
+            &self.state,
+            &mut self.view,
+            &mut self.thumbnails,
+            &mut self.commands,
+            ui,
+        );
         self.apply_commands();
         self.autosave();
     }
@@ -169,7 +220,10 @@ impl WickApp {
             HostEvent::OpenProject(dir) => self.open_project(dir),
             HostEvent::ExportTo(dest) => match self.state.selected_package() {
                 Some(package) => self.jobs.export(package, dest),
-                None => self.state.notices.push("Train a model before exporting it.".into()),
+                None => self
+                    .state
+                    .notices
+                    .push("Train a model before exporting it.".into()),
             },
             HostEvent::BackboneChosen(path) => {
                 self.state.project.model.backbone = crate::project::BackboneChoice::File(path);
@@ -179,24 +233,40 @@ impl WickApp {
                 self.generation += 1;
                 self.flush();
             }
-            HostEvent::ExportModel | HostEvent::ExportOnnx => match self.state.selected_run_record() {
-                Some(run) if run.package.is_some() => {
-                    let extension = if event == HostEvent::ExportOnnx { "onnx" } else { "wick" };
-                    let suggested_name = format!("{}.{extension}", self.state.publish_name_default());
-                    self.host_requests.push(HostRequest::PickExportPath { suggested_name });
+            HostEvent::ExportModel | HostEvent::ExportOnnx => {
+                match self.state.selected_run_record() {
+                    Some(run) if run.package.is_some() => {
+                        let extension = if event == HostEvent::ExportOnnx {
+                            "onnx"
+                        } else {
+                            "wick"
+                        };
+                        let suggested_name =
+                            format!("{}.{extension}", self.state.publish_name_default());
+                        self.host_requests
+                            .push(HostRequest::PickExportPath { suggested_name });
+                    }
+                    _ => self
+                        .state
+                        .notices
+                        .push("Train a model before exporting it.".into()),
                 }
-                _ => self.state.notices.push("Train a model before exporting it.".into()),
-            },
-            HostEvent::OpenDatasetDialog => self.host_requests.push(HostRequest::PickDataset { folder: false }),
+            }
+            HostEvent::OpenDatasetDialog => self
+                .host_requests
+                .push(HostRequest::PickDataset { folder: false }),
             HostEvent::About => self.state.show_about = true,
         }
     }
 
     /// Writes pending changes and waits for them (the host calls this before quitting).
     pub fn flush(&mut self) {
-        self.last_save_sent = Instant::now().checked_sub(SAVE_DEBOUNCE).unwrap_or_else(Instant::now);
+        self.last_save_sent = Instant::now()
+            .checked_sub(SAVE_DEBOUNCE)
+            .unwrap_or_else(Instant::now);
         self.autosave();
-        self.saver.flush(self.generation, std::time::Duration::from_secs(5));
+        self.saver
+            .flush(self.generation, std::time::Duration::from_secs(5));
     }
 
     /// True when everything shown is on disk.
@@ -239,14 +309,28 @@ impl WickApp {
         self.state.data = DataState::Empty;
         if let Some(dataset) = self.state.project.dataset.clone() {
             self.state.data = DataState::Loading(dataset.path.clone());
-            self.jobs.load_dataset(dataset.path, (self.state.config.stream_threshold_bytes, self.state.config.stream_sample_rows));
+            self.jobs.load_dataset(
+                dataset.path,
+                (
+                    self.state.config.stream_threshold_bytes,
+                    self.state.config.stream_sample_rows,
+                ),
+            );
         }
         self.state.screen = Screen::Data;
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
-        let Some(path) = dropped.into_iter().next() else { return };
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        let Some(path) = dropped.into_iter().next() else {
+            return;
+        };
         // An image dropped once a model exists is something to try; anything else is a dataset.
         if is_image_file(&path) && self.state.selected_package().is_some() {
             self.state.screen = Screen::Evaluate;
@@ -287,7 +371,10 @@ impl WickApp {
                             LoadedData::Images { index } => index.len(),
                         };
                         tracing::info!(path = %path.display(), rows, "dataset loaded");
-                        self.state.data = DataState::Loaded { path: path.clone(), data };
+                        self.state.data = DataState::Loaded {
+                            path: path.clone(),
+                            data,
+                        };
                         self.after_dataset_loaded(&path);
                     }
                     Err(message) => {
@@ -298,24 +385,36 @@ impl WickApp {
             }
             JobEvent::Train { run_id, event } => self.on_train_event(run_id, event),
             JobEvent::Search { run_id, event } => {
-                let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) else { return };
-                let Some(progress) = t.search.as_mut() else { return };
+                let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) else {
+                    return;
+                };
+                let Some(progress) = t.search.as_mut() else {
+                    return;
+                };
                 match event {
                     SearchEvent::CandidateStarted { name, .. } => progress.current = name,
                     SearchEvent::CandidateDone(candidate) => {
                         progress.tried += 1;
-                        if let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) {
+                        if let Some(run) =
+                            self.state.project.runs.iter_mut().find(|r| r.id == run_id)
+                        {
                             run.leaderboard.get_or_insert_with(Vec::new).push(candidate);
                         }
                     }
-                    SearchEvent::CandidateFailed { name, message } => tracing::info!(candidate = %name, %message, "search candidate skipped"),
+                    SearchEvent::CandidateFailed { name, message } => {
+                        tracing::info!(candidate = %name, %message, "search candidate skipped")
+                    }
                     SearchEvent::FinalStarted { name } => {
                         progress.current = name;
                         progress.finalising = true;
                     }
                 }
             }
-            JobEvent::CvFold { run_id, fold, folds } => {
+            JobEvent::CvFold {
+                run_id,
+                fold,
+                folds,
+            } => {
                 if let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) {
                     t.cv_fold = Some((fold, folds));
                 }
@@ -325,10 +424,16 @@ impl WickApp {
                 self.state.refresh_downloaded_backbones();
                 self.generation += 1;
                 let active = self.state.training.take();
-                let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+                let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else {
+                    return;
+                };
                 match result {
                     Ok(done) => {
-                        tracing::info!(run = run_id, secs = done.report.duration_secs, "run finished");
+                        tracing::info!(
+                            run = run_id,
+                            secs = done.report.duration_secs,
+                            "run finished"
+                        );
                         run.status = RunStatus::Finished;
                         run.test_metrics = done.report.test.clone();
                         run.test_samples = done.report.test_samples.clone();
@@ -358,11 +463,19 @@ impl WickApp {
                     Err(message) => {
                         tracing::info!(run = run_id, %message, "run did not finish");
                         let cancelled = active.is_some_and(|a| a.cancel.is_cancelled());
-                        run.status = if cancelled { RunStatus::Cancelled } else { RunStatus::Failed(message) };
+                        run.status = if cancelled {
+                            RunStatus::Cancelled
+                        } else {
+                            RunStatus::Failed(message)
+                        };
                     }
                 }
             }
-            JobEvent::Published { run_id, endpoint, result } => {
+            JobEvent::Published {
+                run_id,
+                endpoint,
+                result,
+            } => {
                 self.state.publish.busy = false;
                 match result {
                     Ok((published, infer_url)) => {
@@ -394,22 +507,42 @@ impl WickApp {
             JobEvent::LiveRows { base_run, result } => {
                 self.state.monitor.live.busy = false;
                 if let Ok(new) = &result {
-                    tracing::info!(received = new.received, new = new.frame.height(), duplicates = new.duplicates, "live rows fetched");
+                    tracing::info!(
+                        received = new.received,
+                        new = new.frame.height(),
+                        duplicates = new.duplicates,
+                        "live rows fetched"
+                    );
                 }
-                self.state.monitor.live.result = Some(result.map(|new| crate::state::LiveRows { base_run, new }));
+                self.state.monitor.live.result =
+                    Some(result.map(|new| crate::state::LiveRows { base_run, new }));
             }
             JobEvent::LabelQueue { name, result } => {
                 let queue = &mut self.state.monitor.queue;
                 queue.busy = false;
-                if self.state.publish.last.as_ref().is_some_and(|p| p.name == name) {
+                if self
+                    .state
+                    .publish
+                    .last
+                    .as_ref()
+                    .is_some_and(|p| p.name == name)
+                {
                     // Labels already sent stay shown until the list is fetched again.
                     queue.sent.retain(|_, s| s.is_none());
                     queue.result = Some(result);
                 }
             }
-            JobEvent::FeedbackSent { id, outcome, result } => {
+            JobEvent::FeedbackSent {
+                id,
+                outcome,
+                result,
+            } => {
                 tracing::info!(%id, ok = result.is_ok(), "feedback sent");
-                self.state.monitor.queue.sent.insert(id, Some(result.map(|()| outcome)));
+                self.state
+                    .monitor
+                    .queue
+                    .sent
+                    .insert(id, Some(result.map(|()| outcome)));
             }
             JobEvent::TestResponse { result } => {
                 tracing::info!(ok = result.is_ok(), "test request answered");
@@ -419,7 +552,9 @@ impl WickApp {
             JobEvent::Versions { result } => {
                 self.state.publish.versions_busy = false;
                 if let (Ok(models), Some(last)) = (&result, &self.state.publish.last) {
-                    let there = models.iter().any(|m| m.name == last.name && m.versions.iter().any(|v| v.version == last.version));
+                    let there = models.iter().any(|m| {
+                        m.name == last.name && m.versions.iter().any(|v| v.version == last.version)
+                    });
                     if !there {
                         self.state.notices.push(format!("{} version {} is no longer on the endpoint; publish again to serve it.", last.name, last.version));
                         self.state.publish.last = None;
@@ -428,22 +563,42 @@ impl WickApp {
                 }
                 self.state.publish.versions = Some(result);
             }
-            JobEvent::RolledBack { name, version, result } => match result {
+            JobEvent::RolledBack {
+                name,
+                version,
+                result,
+            } => match result {
                 Ok(()) => {
                     self.state.notices.retain(|n| !n.starts_with("Rollback"));
                     self.command(Command::RefreshVersions);
                     tracing::info!(model = %name, version, "rolled back");
                 }
-                Err(e) => self.state.publish.error = Some(format!("Rollback of {name} to version {version} failed: {e}")),
+                Err(e) => {
+                    self.state.publish.error = Some(format!(
+                        "Rollback of {name} to version {version} failed: {e}"
+                    ))
+                }
             },
             JobEvent::Monitor { name, result } => {
                 let m = &mut self.state.monitor;
                 m.busy = false;
-                if let (Ok(report), true) = (&result, self.state.publish.last.as_ref().is_some_and(|p| p.name == name)) {
+                if let (Ok(report), true) = (
+                    &result,
+                    self.state
+                        .publish
+                        .last
+                        .as_ref()
+                        .is_some_and(|p| p.name == name),
+                ) {
                     let since = *m.since.get_or_insert_with(Instant::now);
                     let secs = since.elapsed().as_secs_f64();
                     for (version, f) in &report.versions {
-                        m.history.push(crate::state::MonitorPoint { secs, version: version.clone(), requests: f.requests, p50_ms: f.latency_p50_ms });
+                        m.history.push(crate::state::MonitorPoint {
+                            secs,
+                            version: version.clone(),
+                            requests: f.requests,
+                            p50_ms: f.latency_p50_ms,
+                        });
                     }
                     // An hour of refreshes at most.
                     let excess = m.history.len().saturating_sub(4000);
@@ -456,23 +611,38 @@ impl WickApp {
                     self.state.monitor.logging_error = None;
                     self.refresh_monitor();
                 }
-                Err(e) => self.state.monitor.logging_error = Some(format!("Logging of {name} could not be changed: {e}")),
+                Err(e) => {
+                    self.state.monitor.logging_error =
+                        Some(format!("Logging of {name} could not be changed: {e}"))
+                }
             },
             JobEvent::TrafficSet { name, result } => match result {
                 Ok(()) => {
                     tracing::info!(model = %name, "traffic split set");
                     self.command(Command::RefreshVersions);
                 }
-                Err(e) => self.state.publish.error = Some(format!("The traffic split of {name} failed: {e}")),
+                Err(e) => {
+                    self.state.publish.error =
+                        Some(format!("The traffic split of {name} failed: {e}"))
+                }
             },
-            JobEvent::TryIt { run_id, model, result, saliency } => {
+            JobEvent::TryIt {
+                run_id,
+                model,
+                result,
+                saliency,
+            } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 self.state.try_it.busy = false;
                 self.state.try_it.saliency = saliency;
                 self.state.try_it.generation += 1;
                 match result {
                     Ok((predictions, explanation)) => {
-                        self.state.try_it.result = Some(Ok(predictions.iter().map(describe_prediction).collect::<Vec<_>>().join("\n")));
+                        self.state.try_it.result = Some(Ok(predictions
+                            .iter()
+                            .map(describe_prediction)
+                            .collect::<Vec<_>>()
+                            .join("\n")));
                         self.state.try_it.explanation = explanation;
                     }
                     Err(e) => {
@@ -481,7 +651,11 @@ impl WickApp {
                     }
                 }
             }
-            JobEvent::GridSaliency { run_id, path, result } => {
+            JobEvent::GridSaliency {
+                run_id,
+                path,
+                result,
+            } => {
                 let grid = &mut self.state.grid_saliency;
                 if grid.run == Some(run_id) {
                     match result {
@@ -495,15 +669,30 @@ impl WickApp {
             JobEvent::GridSaliencyDone { run_id, model } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
             }
-            JobEvent::Importance { run_id, model, result } => {
+            JobEvent::Importance {
+                run_id,
+                model,
+                result,
+            } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 if self.state.importance.run == Some(run_id) {
                     self.state.importance.view = Some(result);
                 }
             }
-            JobEvent::FitView { run_id, feature, model, result } => {
+            JobEvent::FitView {
+                run_id,
+                feature,
+                model,
+                result,
+            } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
-                if self.state.fit.key.as_ref().is_some_and(|(r, f)| *r == run_id && *f == feature) {
+                if self
+                    .state
+                    .fit
+                    .key
+                    .as_ref()
+                    .is_some_and(|(r, f)| *r == run_id && *f == feature)
+                {
                     self.state.fit.view = Some(result);
                 }
             }
@@ -515,7 +704,9 @@ impl WickApp {
             JobEvent::Exported { path, result } => match result {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), "model exported");
-                    self.state.notices.push(format!("Model exported to {}", path.display()));
+                    self.state
+                        .notices
+                        .push(format!("Model exported to {}", path.display()));
                 }
                 Err(e) => {
                     tracing::info!(path = %path.display(), error = %e, "export failed");
@@ -526,16 +717,43 @@ impl WickApp {
     }
 
     fn on_train_event(&mut self, run_id: u32, event: TrainEvent) {
-        let Some(active) = self.state.training.as_mut().filter(|a| a.run_id == run_id) else { return };
-        let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else { return };
+        let Some(active) = self.state.training.as_mut().filter(|a| a.run_id == run_id) else {
+            return;
+        };
+        let Some(run) = self.state.project.runs.iter_mut().find(|r| r.id == run_id) else {
+            return;
+        };
         match event {
-            TrainEvent::ReadingData { pass, passes, bytes_done, bytes_total } => {
-                active.reading = Some(ReadingProgress { pass, passes, fraction: bytes_done as f32 / bytes_total.max(1) as f32 });
+            TrainEvent::ReadingData {
+                pass,
+                passes,
+                bytes_done,
+                bytes_total,
+            } => {
+                active.reading = Some(ReadingProgress {
+                    pass,
+                    passes,
+                    fraction: bytes_done as f32 / bytes_total.max(1) as f32,
+                });
             }
-            TrainEvent::Downloading { file, bytes_done, bytes_total } => {
-                active.download = Some(crate::state::DownloadProgress { file, bytes_done, bytes_total });
+            TrainEvent::Downloading {
+                file,
+                bytes_done,
+                bytes_total,
+            } => {
+                active.download = Some(crate::state::DownloadProgress {
+                    file,
+                    bytes_done,
+                    bytes_total,
+                });
             }
-            TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, .. } => {
+            TrainEvent::Started {
+                device,
+                epochs,
+                steps_per_epoch,
+                train_rows,
+                ..
+            } => {
                 active.reading = None;
                 active.download = None;
                 run.device = device;
@@ -546,15 +764,30 @@ impl WickApp {
                 active.steps_started = Some(Instant::now());
             }
             TrainEvent::Step { epoch, step, loss } => {
-                let x = (epoch.saturating_sub(1)) as f64 + step as f64 / active.steps_per_epoch as f64;
+                let x =
+                    (epoch.saturating_sub(1)) as f64 + step as f64 / active.steps_per_epoch as f64;
                 run.step_losses.push([x, loss]);
                 crate::decimate::compact_mean(&mut run.step_losses, 200_000);
                 active.done_steps = (epoch.saturating_sub(1)) * active.steps_per_epoch + step;
             }
-            TrainEvent::Metric { epoch, split, name, value } => {
-                run.history.push(wick_core::train::MetricPoint { epoch, split, name, value });
+            TrainEvent::Metric {
+                epoch,
+                split,
+                name,
+                value,
+            } => {
+                run.history.push(wick_core::train::MetricPoint {
+                    epoch,
+                    split,
+                    name,
+                    value,
+                });
             }
-            TrainEvent::EpochFinished { samples_per_sec, epoch, .. } => {
+            TrainEvent::EpochFinished {
+                samples_per_sec,
+                epoch,
+                ..
+            } => {
                 active.samples_per_sec = Some(samples_per_sec);
                 active.done_steps = epoch * active.steps_per_epoch;
                 // Save the curves once per epoch, so a crash loses at most one epoch of history.
@@ -567,10 +800,23 @@ impl WickApp {
     }
 
     fn after_dataset_loaded(&mut self, path: &Path) {
-        let sample = self.state.samples().into_iter().find(|(_, p)| p == path).map(|(s, _)| s);
-        let same_dataset = self.state.project.dataset.as_ref().is_some_and(|d| d.path == path);
+        let sample = self
+            .state
+            .samples()
+            .into_iter()
+            .find(|(_, p)| p == path)
+            .map(|(s, _)| s);
+        let same_dataset = self
+            .state
+            .project
+            .dataset
+            .as_ref()
+            .is_some_and(|d| d.path == path);
         if !same_dataset {
-            self.state.project.dataset = Some(DatasetRef { path: path.to_path_buf(), sample: sample.map(|s| s.id.to_string()) });
+            self.state.project.dataset = Some(DatasetRef {
+                path: path.to_path_buf(),
+                sample: sample.map(|s| s.id.to_string()),
+            });
             let mut model = crate::project::ModelChoice::default();
             if let Some(LoadedData::Table { summary, .. }) = self.state.loaded() {
                 // Samples know their target; for other tables the last column is the usual convention.
@@ -579,13 +825,19 @@ impl WickApp {
                     .or_else(|| summary.columns.last().map(|c| c.name.clone()));
                 // IDs, names and constant columns can't carry over to new rows: start with them left
                 // out (the Data screen says why); dates are used, as their parts.
-                model.excluded_features = summary.columns.iter().filter(|c| c.advice.excluded_by_default()).map(|c| c.name.clone()).collect();
+                model.excluded_features = summary
+                    .columns
+                    .iter()
+                    .filter(|c| c.advice.excluded_by_default())
+                    .map(|c| c.name.clone())
+                    .collect();
             }
             self.state.project.model = model;
             let images = self.state.loaded().is_some_and(LoadedData::is_images);
             let task = self.state.task().unwrap_or(Task::Regression);
             self.state.project.model.template = Template::default_for(images, task);
-            self.state.project.train = default_train_config(images, self.state.project.model.template);
+            self.state.project.train =
+                default_train_config(images, self.state.project.model.template);
             self.state.project.publish.model_name = self.state.publish_name_default();
             // The new data stays on screen (its table, statistics and warnings come first); *Next:
             // choose a model* leads on.
@@ -603,7 +855,10 @@ impl WickApp {
             Command::GoTo(screen) => {
                 tracing::info!(?screen, "screen shown");
                 self.state.screen = screen;
-                if screen == Screen::Publish && self.state.publish.versions.is_none() && !self.state.publish.versions_busy {
+                if screen == Screen::Publish
+                    && self.state.publish.versions.is_none()
+                    && !self.state.publish.versions_busy
+                {
                     self.apply(Command::RefreshVersions);
                 }
             }
@@ -612,20 +867,38 @@ impl WickApp {
                 // Live rows are rows of the table they were matched to.
                 self.state.monitor.live = Default::default();
                 self.view = screens::common::ViewState::default();
-                self.jobs.load_dataset(path, (self.state.config.stream_threshold_bytes, self.state.config.stream_sample_rows));
+                self.jobs.load_dataset(
+                    path,
+                    (
+                        self.state.config.stream_threshold_bytes,
+                        self.state.config.stream_sample_rows,
+                    ),
+                );
             }
             Command::OpenSample(id) => {
-                if let Some((_, path)) = self.state.samples().into_iter().find(|(s, _)| s.id == id) {
+                if let Some((_, path)) = self.state.samples().into_iter().find(|(s, _)| s.id == id)
+                {
                     self.apply(Command::OpenDataset(path));
                 }
             }
             Command::SetTarget(target) => {
-                self.state.project.model.excluded_features.retain(|f| *f != target);
+                self.state
+                    .project
+                    .model
+                    .excluded_features
+                    .retain(|f| *f != target);
                 self.state.project.model.target = Some(target);
                 self.state.project.model.task_override = None;
                 let images = self.state.loaded().is_some_and(LoadedData::is_images);
                 if let Some(task) = self.state.task() {
-                    if self.state.project.model.template.fits(images, task).is_err() {
+                    if self
+                        .state
+                        .project
+                        .model
+                        .template
+                        .fits(images, task)
+                        .is_err()
+                    {
                         self.state.project.model.template = Template::default_for(images, task);
                     }
                 }
@@ -636,7 +909,9 @@ impl WickApp {
                 self.state.project.train = default_train_config(images, template);
             }
             Command::StartTraining => self.start_training(),
-            Command::FindBestModel => self.start_run(RunKind::Search { budget_secs: self.state.project.model.search_budget_secs.max(1.0) }),
+            Command::FindBestModel => self.start_run(RunKind::Search {
+                budget_secs: self.state.project.model.search_budget_secs.max(1.0),
+            }),
             Command::TrainCandidate(candidate) => self.start_run(RunKind::Candidate(candidate)),
             Command::StopTraining => {
                 if let Some(t) = &self.state.training {
@@ -647,7 +922,9 @@ impl WickApp {
                 self.state.selected_run = Some(id);
                 self.state.try_it = TryState::default();
             }
-            Command::Publish => self.start_publish(self.state.project.publish.canary.then_some(CANARY_PERCENT)),
+            Command::Publish => {
+                self.start_publish(self.state.project.publish.canary.then_some(CANARY_PERCENT))
+            }
             Command::SendTestRequest => self.send_test_request(),
             Command::RefreshVersions => match self.state.endpoint() {
                 Ok(endpoint) => {
@@ -677,7 +954,9 @@ impl WickApp {
             },
             Command::FetchLiveRows => self.fetch_live_rows(),
             Command::FetchLabelQueue => {
-                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else {
+                    return;
+                };
                 match self.state.endpoint() {
                     Ok(endpoint) if !self.state.monitor.queue.busy => {
                         self.state.monitor.queue.busy = true;
@@ -688,7 +967,9 @@ impl WickApp {
                 }
             }
             Command::SendFeedback { id, outcome } => {
-                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+                let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else {
+                    return;
+                };
                 match self.state.endpoint() {
                     Ok(endpoint) => {
                         self.state.monitor.queue.sent.insert(id.clone(), None);
@@ -713,7 +994,9 @@ impl WickApp {
             }
             Command::TryRow(row) => self.try_with(TryInput::Row(row)),
             Command::TryImage(path) => self.try_with(TryInput::Image(path)),
-            Command::RequestGridSaliency { run_id, paths } => self.request_grid_saliency(run_id, paths),
+            Command::RequestGridSaliency { run_id, paths } => {
+                self.request_grid_saliency(run_id, paths)
+            }
             Command::Host(request) => self.host_requests.push(request),
             Command::SetDark(dark) => {
                 self.state.settings.dark = dark;
@@ -752,16 +1035,34 @@ impl WickApp {
             }
             Command::RequestFit { run_id, request } => self.request_fit(run_id, request),
             Command::PreviewAugment(augment) => {
-                self.state.augment_preview = crate::state::AugmentPreview { augment: Some(augment), images: None };
-                let Some(LoadedData::Images { index }) = self.state.loaded() else { return };
+                self.state.augment_preview = crate::state::AugmentPreview {
+                    augment: Some(augment),
+                    images: None,
+                };
+                let Some(LoadedData::Images { index }) = self.state.loaded() else {
+                    return;
+                };
                 match index.samples().ok().and_then(|s| s.into_iter().next()) {
-                    Some((path, _)) => self.jobs.augment_preview(path, index.default_shape(64), augment, self.state.project.train.seed),
-                    None => self.state.augment_preview.images = Some(Err("the dataset has no images to preview".into())),
+                    Some((path, _)) => self.jobs.augment_preview(
+                        path,
+                        index.default_shape(64),
+                        augment,
+                        self.state.project.train.seed,
+                    ),
+                    None => {
+                        self.state.augment_preview.images =
+                            Some(Err("the dataset has no images to preview".into()))
+                    }
                 }
             }
             Command::RequestImportance { run_id, rows } => {
-                self.state.importance = ImportanceState { run: Some(run_id), view: None };
-                let Some(LoadedData::Table { df, .. }) = self.state.loaded() else { return };
+                self.state.importance = ImportanceState {
+                    run: Some(run_id),
+                    view: None,
+                };
+                let Some(LoadedData::Table { df, .. }) = self.state.loaded() else {
+                    return;
+                };
                 // The frame is shared (polars columns are reference-counted); the job picks the rows.
                 let df = df.clone();
                 match self.model_source(run_id) {
@@ -791,22 +1092,37 @@ impl WickApp {
             self.state.notices.push("Open a dataset first.".into());
             return;
         };
-        let source = self.state.project.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+        let source = self
+            .state
+            .project
+            .dataset
+            .as_ref()
+            .map(|d| d.path.clone())
+            .unwrap_or_default();
         let base_run = match &kind {
-            RunKind::LiveRows { base_run, .. } => match self.state.project.runs.iter().find(|r| r.id == *base_run) {
-                Some(run) => Some(run.clone()),
-                None => {
-                    self.state.monitor.live.result = Some(Err(format!("run {base_run}, the published one, is no longer in this project")));
-                    return;
+            RunKind::LiveRows { base_run, .. } => {
+                match self.state.project.runs.iter().find(|r| r.id == *base_run) {
+                    Some(run) => Some(run.clone()),
+                    None => {
+                        self.state.monitor.live.result = Some(Err(format!(
+                            "run {base_run}, the published one, is no longer in this project"
+                        )));
+                        return;
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let spec = match &kind {
-            RunKind::LiveRows { .. } => Ok(base_run.as_ref().map(|r| r.spec.clone()).unwrap_or_else(ModelSpec::default_gbdt)),
+            RunKind::LiveRows { .. } => Ok(base_run
+                .as_ref()
+                .map(|r| r.spec.clone())
+                .unwrap_or_else(ModelSpec::default_gbdt)),
             RunKind::Candidate(c) => Ok(c.spec.clone()),
             // The search's run takes the best candidate's spec when it finishes.
-            RunKind::Search { .. } if data.is_images() => Err("Find the best model compares table models; this dataset is images".to_string()),
+            RunKind::Search { .. } if data.is_images() => {
+                Err("Find the best model compares table models; this dataset is images".to_string())
+            }
             RunKind::Search { .. } => Ok(ModelSpec::default_gbdt()),
             RunKind::Current => self.state.project.model.spec(self.state.image_shape()),
         };
@@ -826,9 +1142,13 @@ impl WickApp {
         let request = match &data {
             LoadedData::Table { .. } => {
                 // A retrain with live rows predicts what the run it improves on predicted.
-                let target = base_run.as_ref().and_then(|r| r.target.clone()).or_else(|| self.state.project.model.target.clone());
+                let target = base_run
+                    .as_ref()
+                    .and_then(|r| r.target.clone())
+                    .or_else(|| self.state.project.model.target.clone());
                 let Some(target) = target else {
-                    self.view.model_error = Some("Pick the column to predict (the target) first.".into());
+                    self.view.model_error =
+                        Some("Pick the column to predict (the target) first.".into());
                     self.state.screen = Screen::Model;
                     return;
                 };
@@ -836,15 +1156,31 @@ impl WickApp {
                     target,
                     features: Some(self.state.features()),
                     task: self.state.project.model.task_override,
-                    options: PreprocessOptions { missing: self.state.project.model.missing, ..PreprocessOptions::default() },
+                    options: PreprocessOptions {
+                        missing: self.state.project.model.missing,
+                        ..PreprocessOptions::default()
+                    },
                     personal: self.state.project.model.personal.clone(),
                 })
             }
             LoadedData::Images { .. } => None,
         };
         self.view.model_error = None;
-        let run_id = self.state.project.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1;
-        let package = self.state.config.project_dir.join("packages").join(format!("run-{run_id}.wick"));
+        let run_id = self
+            .state
+            .project
+            .runs
+            .iter()
+            .map(|r| r.id)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let package = self
+            .state
+            .config
+            .project_dir
+            .join("packages")
+            .join(format!("run-{run_id}.wick"));
         let config = match (&kind, &base_run) {
             (RunKind::LiveRows { .. }, Some(base)) => base.config.clone(),
             (RunKind::Candidate(c), _) => c.config(&self.state.project.train),
@@ -852,12 +1188,19 @@ impl WickApp {
         };
         let template = match &kind {
             RunKind::Current => self.state.project.model.template,
-            RunKind::LiveRows { .. } => base_run.as_ref().map(|r| r.template).unwrap_or_else(|| Template::of(&spec)),
+            RunKind::LiveRows { .. } => base_run
+                .as_ref()
+                .map(|r| r.template)
+                .unwrap_or_else(|| Template::of(&spec)),
             RunKind::Candidate(_) | RunKind::Search { .. } => Template::of(&spec),
         };
         let name = match &kind {
             RunKind::Search { .. } => format!("Run {run_id} · Find the best model"),
-            RunKind::LiveRows { rows, .. } => format!("Run {run_id} · {} + {} live rows", template.title(), rows.height()),
+            RunKind::LiveRows { rows, .. } => format!(
+                "Run {run_id} · {} + {} live rows",
+                template.title(),
+                rows.height()
+            ),
             // The leaderboard's name carries the settings it was ranked with.
             RunKind::Candidate(c) => format!("Run {run_id} · {}", c.name),
             _ => format!("Run {run_id} · {}", template.title()),
@@ -868,7 +1211,10 @@ impl WickApp {
             template,
             spec: spec.clone(),
             config: config.clone(),
-            target: request.as_ref().map(|r| r.target.clone()).or_else(|| self.state.project.model.target.clone()),
+            target: request
+                .as_ref()
+                .map(|r| r.target.clone())
+                .or_else(|| self.state.project.model.target.clone()),
             status: RunStatus::Running,
             device: String::new(),
             epochs: config.epochs,
@@ -882,12 +1228,21 @@ impl WickApp {
             leaderboard: matches!(kind, RunKind::Search { .. }).then(Vec::new),
             rows_used: None,
             live_rows: match &kind {
-                RunKind::LiveRows { base_run, rows } => Some(crate::project::LiveRowsRun { base_run: *base_run, rows: rows.height() }),
+                RunKind::LiveRows { base_run, rows } => Some(crate::project::LiveRowsRun {
+                    base_run: *base_run,
+                    rows: rows.height(),
+                }),
                 _ => None,
             },
             dataset: self.state.project.dataset.as_ref().map(|d| d.path.clone()),
         });
-        let cv_folds = if matches!(data, LoadedData::Table { .. }) && !matches!(kind, RunKind::LiveRows { .. }) { self.state.project.model.cv_folds } else { 0 };
+        let cv_folds = if matches!(data, LoadedData::Table { .. })
+            && !matches!(kind, RunKind::LiveRows { .. })
+        {
+            self.state.project.model.cv_folds
+        } else {
+            0
+        };
         let cancel = CancelToken::new();
         self.state.training = Some(ActiveTraining {
             run_id,
@@ -903,7 +1258,12 @@ impl WickApp {
             reading: None,
             download: None,
             search: match kind {
-                RunKind::Search { budget_secs } => Some(SearchProgress { budget_secs, tried: 0, current: String::new(), finalising: false }),
+                RunKind::Search { budget_secs } => Some(SearchProgress {
+                    budget_secs,
+                    tried: 0,
+                    current: String::new(),
+                    finalising: false,
+                }),
                 _ => None,
             },
         });
@@ -912,17 +1272,45 @@ impl WickApp {
         self.state.screen = Screen::Train;
         // A Hub backbone (a spec without a weights file yet) downloads in the job, before it trains.
         let download = match &spec {
-            ModelSpec::Transfer { backbone } if backbone.weights.as_os_str().is_empty() => {
-                self.state.project.model.backbone.hub().map(|b| (b, self.state.config.hub.clone()))
-            }
+            ModelSpec::Transfer { backbone } if backbone.weights.as_os_str().is_empty() => self
+                .state
+                .project
+                .model
+                .backbone
+                .hub()
+                .map(|b| (b, self.state.config.hub.clone())),
             _ => None,
         };
         match (kind, data, request) {
             (RunKind::Search { budget_secs }, LoadedData::Table { df, .. }, Some(request)) => {
-                self.jobs.search(run_id, df, source, request, config, budget_secs, package, cancel)
+                self.jobs.search(
+                    run_id,
+                    df,
+                    source,
+                    request,
+                    config,
+                    budget_secs,
+                    package,
+                    cancel,
+                )
             }
-            (RunKind::LiveRows { rows, .. }, data, request) => self.jobs.train(run_id, data, source, request, spec, config, 0, package, None, Some(rows), cancel),
-            (_, data, request) => self.jobs.train(run_id, data, source, request, spec, config, cv_folds, package, download, None, cancel),
+            (RunKind::LiveRows { rows, .. }, data, request) => self.jobs.train(
+                run_id,
+                data,
+                source,
+                request,
+                spec,
+                config,
+                0,
+                package,
+                None,
+                Some(rows),
+                cancel,
+            ),
+            (_, data, request) => self.jobs.train(
+                run_id, data, source, request, spec, config, cv_folds, package, download, None,
+                cancel,
+            ),
         }
     }
 
@@ -930,11 +1318,15 @@ impl WickApp {
     /// serving version keeps the rest.
     fn start_publish(&mut self, canary_percent: Option<u32>) {
         let Some(run) = self.state.selected_run_record() else {
-            self.state.publish.error = Some("Train a model first: there is nothing to publish yet.".into());
+            self.state.publish.error =
+                Some("Train a model first: there is nothing to publish yet.".into());
             return;
         };
         let Some(package) = run.package.clone() else {
-            self.state.publish.error = Some(format!("{} has no saved model (it did not finish); train again.", run.name));
+            self.state.publish.error = Some(format!(
+                "{} has no saved model (it did not finish); train again.",
+                run.name
+            ));
             return;
         };
         let run_id = run.id;
@@ -952,8 +1344,18 @@ impl WickApp {
         self.state.project.publish.model_name = name.clone();
         self.state.publish.busy = true;
         self.state.publish.error = None;
-        let options = wick_core::publish::PublishOptions { canary_percent, replace_inputs: false };
-        self.jobs.publish(run_id, endpoint, package, name, self.state.project.publish.notes.clone(), options);
+        let options = wick_core::publish::PublishOptions {
+            canary_percent,
+            replace_inputs: false,
+        };
+        self.jobs.publish(
+            run_id,
+            endpoint,
+            package,
+            name,
+            self.state.project.publish.notes.clone(),
+            options,
+        );
     }
 
     /// Asks the endpoint for the published model's logged requests with feedback, as rows of the
@@ -968,24 +1370,40 @@ impl WickApp {
             return;
         };
         let Some(LoadedData::Table { df, .. }) = self.state.loaded().cloned() else {
-            self.state.monitor.live.result = Some(Err("Open the table the published model was trained on; live rows are added to it.".into()));
+            self.state.monitor.live.result = Some(Err(
+                "Open the table the published model was trained on; live rows are added to it."
+                    .into(),
+            ));
             return;
         };
-        let Some(target) = self.state.project.runs.iter().find(|r| r.id == last.run_id).and_then(|r| r.target.clone()) else {
-            self.state.monitor.live.result = Some(Err(format!("run {} (the published one) is not a table model in this project", last.run_id)));
+        let Some(target) = self
+            .state
+            .project
+            .runs
+            .iter()
+            .find(|r| r.id == last.run_id)
+            .and_then(|r| r.target.clone())
+        else {
+            self.state.monitor.live.result = Some(Err(format!(
+                "run {} (the published one) is not a table model in this project",
+                last.run_id
+            )));
             return;
         };
         match self.state.endpoint() {
             Ok(endpoint) => {
                 self.state.monitor.live.busy = true;
-                self.jobs.fetch_live_rows(endpoint, last.name, last.run_id, df, target);
+                self.jobs
+                    .fetch_live_rows(endpoint, last.name, last.run_id, df, target);
             }
             Err(e) => self.state.monitor.live.result = Some(Err(e)),
         }
     }
 
     fn send_test_request(&mut self) {
-        let Some(last) = self.state.publish.last.clone() else { return };
+        let Some(last) = self.state.publish.last.clone() else {
+            return;
+        };
         let endpoint = match self.state.endpoint() {
             Ok(e) => e,
             Err(e) => {
@@ -1007,12 +1425,23 @@ impl WickApp {
     }
 
     fn snippets_for(&self, record: &PublishedRecord) -> Option<(String, String)> {
-        let run = self.state.project.runs.iter().find(|r| r.id == record.run_id)?;
+        let run = self
+            .state
+            .project
+            .runs
+            .iter()
+            .find(|r| r.id == record.run_id)?;
         let manifest = wick_core::package::read_manifest(run.package.as_ref()?).ok()?;
         let body = crate::requests::test_request_body(&self.state, record.run_id, 0)
             .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
         let curl = wick_core::publish::curl_example(&record.infer_url, &body);
-        let python = wick_core::publish::python_example(&record.endpoint, &record.name, record.version, &manifest, Some(&body));
+        let python = wick_core::publish::python_example(
+            &record.endpoint,
+            &record.name,
+            record.version,
+            &manifest,
+            Some(&body),
+        );
         Some((curl, python))
     }
 
@@ -1021,14 +1450,26 @@ impl WickApp {
         if let Some(model) = self.state.models.get(&run_id) {
             return Ok(ModelSource::Loaded(model.clone()));
         }
-        let run = self.state.project.runs.iter().find(|r| r.id == run_id).ok_or("This run is no longer in the project; pick another run on the Train screen.")?;
-        let package = run.package.clone().ok_or("This run has no saved model (it did not finish); train it again.")?;
+        let run = self
+            .state
+            .project
+            .runs
+            .iter()
+            .find(|r| r.id == run_id)
+            .ok_or("This run is no longer in the project; pick another run on the Train screen.")?;
+        let package = run
+            .package
+            .clone()
+            .ok_or("This run has no saved model (it did not finish); train it again.")?;
         Ok(ModelSource::Package(package))
     }
 
     /// Starts computing the fit plot of `run_id` over `request.feature`, replacing any earlier one.
     pub fn request_fit(&mut self, run_id: u32, request: FitRequest) {
-        self.state.fit = FitState { key: Some((run_id, request.feature.clone())), view: None };
+        self.state.fit = FitState {
+            key: Some((run_id, request.feature.clone())),
+            view: None,
+        };
         match self.model_source(run_id) {
             Ok(source) => self.jobs.fit_view(run_id, source, request),
             Err(e) => self.state.fit.view = Some(Err(e)),
@@ -1037,12 +1478,15 @@ impl WickApp {
 
     /// Asks the endpoint for the published model's live figures (one request at a time).
     fn refresh_monitor(&mut self) {
-        let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else { return };
+        let Some(name) = self.state.publish.last.as_ref().map(|p| p.name.clone()) else {
+            return;
+        };
         self.state.monitor.asked = Some(Instant::now());
         match self.state.endpoint() {
             Ok(endpoint) if !self.state.monitor.busy => {
                 self.state.monitor.busy = true;
-                self.jobs.monitor(endpoint, name, self.state.monitor.window_secs);
+                self.jobs
+                    .monitor(endpoint, name, self.state.monitor.window_secs);
             }
             Ok(_) => {}
             Err(e) => self.state.monitor.report = Some(Err(e)),
@@ -1053,9 +1497,15 @@ impl WickApp {
     fn request_grid_saliency(&mut self, run_id: u32, paths: Vec<PathBuf>) {
         let grid = &mut self.state.grid_saliency;
         if grid.run != Some(run_id) {
-            *grid = crate::state::GridSaliency { run: Some(run_id), ..Default::default() };
+            *grid = crate::state::GridSaliency {
+                run: Some(run_id),
+                ..Default::default()
+            };
         }
-        let fresh: Vec<PathBuf> = paths.into_iter().filter(|p| grid.requested.insert(p.clone())).collect();
+        let fresh: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| grid.requested.insert(p.clone()))
+            .collect();
         if fresh.is_empty() {
             return;
         }
@@ -1124,7 +1574,10 @@ pub fn describe_prediction(p: &wick_core::model::Prediction) -> String {
     match p {
         wick_core::model::Prediction::Value { value } => format!("{value:.4}"),
         wick_core::model::Prediction::Class { label, .. } => {
-            format!("{label} ({:.0}% sure)", p.confidence().unwrap_or(0.0) * 100.0)
+            format!(
+                "{label} ({:.0}% sure)",
+                p.confidence().unwrap_or(0.0) * 100.0
+            )
         }
     }
 }
@@ -1165,6 +1618,10 @@ mod tests {
         let live = t.throughput().unwrap();
         assert!((140.0..=160.0).contains(&live), "{live}");
         t.samples_per_sec = Some(321.0);
-        assert_eq!(t.throughput(), Some(321.0), "the finished epoch's figure wins");
+        assert_eq!(
+            t.throughput(),
+            Some(321.0),
+            "the finished epoch's figure wins"
+        );
     }
 }

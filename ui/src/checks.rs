@@ -36,7 +36,9 @@ pub fn shapes_with_error(
 /// Checks a spec before training, so mistakes show next to the layer instead of failing later.
 pub fn validate(state: &AppState, spec: &ModelSpec) -> Result<(), String> {
     if let ModelSpec::Cnn { input, layers } = spec {
-        if let (_, Some((bad, message))) = shapes_with_error(*input, layers, state.n_classes().max(2)) {
+        if let (_, Some((bad, message))) =
+            shapes_with_error(*input, layers, state.n_classes().max(2))
+        {
             return Err(format!("Layer {}: {message}", bad + 1));
         }
     }
@@ -47,7 +49,9 @@ pub fn validate(state: &AppState, spec: &ModelSpec) -> Result<(), String> {
     }
     if let Some(LoadedData::Table { .. }) = state.loaded() {
         if state.features().is_empty() {
-            return Err("No feature columns are selected; tick at least one under Features.".into());
+            return Err(
+                "No feature columns are selected; tick at least one under Features.".into(),
+            );
         }
     }
     Ok(())
@@ -76,4 +80,3 @@ pub fn imbalance_warning(state: &AppState) -> Option<String> {
         None
     }
 }
-

@@ -42,7 +42,10 @@ pub fn compact_mean(points: &mut Vec<[f64; 2]>, cap: usize) {
         .chunks(2)
         .map(|c| {
             let n = c.len() as f64;
-            [c.iter().map(|p| p[0]).sum::<f64>() / n, c.iter().map(|p| p[1]).sum::<f64>() / n]
+            [
+                c.iter().map(|p| p[0]).sum::<f64>() / n,
+                c.iter().map(|p| p[1]).sum::<f64>() / n,
+            ]
         })
         .collect();
     *points = halved;

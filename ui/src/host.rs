@@ -38,11 +38,15 @@ pub struct AppConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostRequest {
     /// A native file dialog for a dataset (file or folder).
-    PickDataset { folder: bool },
+    PickDataset {
+        folder: bool,
+    },
     /// A folder dialog for another project.
     PickProject,
     /// A save dialog for exporting the model; the name's extension (`.wick` or `.onnx`) is the format.
-    PickExportPath { suggested_name: String },
+    PickExportPath {
+        suggested_name: String,
+    },
     /// A file dialog for pretrained backbone weights.
     PickBackbone,
     /// A file dialog for an image to show the model (Evaluate → Try it).

@@ -7,16 +7,20 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use wick_core::data::{
-    index_image_csv, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary, TabularRequest, DEFAULT_CHUNK_BYTES,
+    index_image_csv, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary,
+    TabularRequest, DEFAULT_CHUNK_BYTES,
 };
 use wick_core::data::{Augment, ImageShape};
-use wick_core::hub::{BackboneSource, HubBackbone, HubClient};
 use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
+use wick_core::hub::{BackboneSource, HubBackbone, HubClient};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::{Endpoint, ModelListing, Published};
-use wick_core::train::{cross_validate, search, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, Candidate, CvReport, SearchEvent, TrainConfig, TrainEvent, TrainReport};
+use wick_core::train::{
+    cross_validate, search, train_csv_streamed, train_images, train_table, CancelToken, Candidate,
+    CvReport, SearchEvent, StreamOptions, TrainConfig, TrainEvent, TrainReport,
+};
 
 /// A numeric column's histogram, computed off the UI thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +35,15 @@ pub struct Histogram {
 pub enum LoadedData {
     /// `sampled_from`: the file's row count when `df` is a seeded sample of a large file (the
     /// summary still describes every row).
-    Table { df: DataFrame, summary: TableSummary, histograms: Vec<Option<Histogram>>, sampled_from: Option<usize> },
-    Images { index: ImageIndex },
+    Table {
+        df: DataFrame,
+        summary: TableSummary,
+        histograms: Vec<Option<Histogram>>,
+        sampled_from: Option<usize>,
+    },
+    Images {
+        index: ImageIndex,
+    },
 }
 
 impl LoadedData {
@@ -73,13 +84,19 @@ pub enum ModelSource {
 impl ModelSource {
     /// Runs `work` with the model, loading it first if needed. Gives back the model when it was
     /// loaded here, for the UI to keep, with the result.
-    fn with<T>(self, work: impl FnOnce(&Model) -> Result<T, String>) -> (Option<Arc<Model>>, Result<T, String>) {
+    fn with<T>(
+        self,
+        work: impl FnOnce(&Model) -> Result<T, String>,
+    ) -> (Option<Arc<Model>>, Result<T, String>) {
         let (model, loaded_here) = match self {
             Self::Loaded(model) => (model, false),
             Self::Package(path) => match wick_core::package::load_package(&path) {
                 Ok((model, _)) => (Arc::new(model), true),
                 Err(e) => {
-                    let message = format!("The saved model in {} could not be loaded ({e}); train the run again.", path.display());
+                    let message = format!(
+                        "The saved model in {} could not be loaded ({e}); train the run again.",
+                        path.display()
+                    );
                     return (None, Err(message));
                 }
             },
@@ -118,10 +135,16 @@ fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
     let column = request.df.column(&request.feature).map_err(not_numeric)?;
     let column = column.cast(&DataType::Float64).map_err(not_numeric)?;
     let xs = column.f64().map_err(not_numeric)?;
-    let points = request.test_rows.iter().filter_map(|&(row, actual)| Some([xs.get(row)?, actual])).collect();
+    let points = request
+        .test_rows
+        .iter()
+        .filter_map(|&(row, actual)| Some([xs.get(row)?, actual]))
+        .collect();
     let (lo, hi) = request.range;
     let n = FIT_CURVE_POINTS;
-    let xs: Vec<f64> = (0..n).map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64).collect();
+    let xs: Vec<f64> = (0..n)
+        .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+        .collect();
     let rows: Vec<_> = xs
         .iter()
         .map(|x| {
@@ -130,8 +153,14 @@ fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
             row
         })
         .collect();
-    let predictions = model.predict_rows(&rows).map_err(|e| format!("{e}; open the dataset this run was trained on"))?;
-    let curve = xs.iter().zip(&predictions).map(|(x, p)| [*x, p.as_f64()]).collect();
+    let predictions = model
+        .predict_rows(&rows)
+        .map_err(|e| format!("{e}; open the dataset this run was trained on"))?;
+    let curve = xs
+        .iter()
+        .zip(&predictions)
+        .map(|(x, p)| [*x, p.as_f64()])
+        .collect();
     Ok(FitView { points, curve })
 }
 
@@ -140,37 +169,114 @@ const IMPORTANCE_REPEATS: usize = 5;
 
 /// News from a background job.
 pub enum JobEvent {
-    DatasetLoaded { path: PathBuf, result: Result<LoadedData, String> },
+    DatasetLoaded {
+        path: PathBuf,
+        result: Result<LoadedData, String>,
+    },
     /// A large file streams: this share of it is read.
-    LoadProgress { path: PathBuf, fraction: f32 },
-    Train { run_id: u32, event: TrainEvent },
+    LoadProgress {
+        path: PathBuf,
+        fraction: f32,
+    },
+    Train {
+        run_id: u32,
+        event: TrainEvent,
+    },
     /// News from *Find the best model*.
-    Search { run_id: u32, event: SearchEvent },
+    Search {
+        run_id: u32,
+        event: SearchEvent,
+    },
     /// Cross-validation reached fold `fold` of `folds` (before the run's own training).
-    CvFold { run_id: u32, fold: usize, folds: usize },
-    TrainDone { run_id: u32, result: Result<Box<TrainDone>, String> },
-    Published { run_id: u32, endpoint: String, result: Result<(Published, String), String> },
-    TestResponse { result: Result<String, String> },
-    Versions { result: Result<Vec<ModelListing>, String> },
-    RolledBack { name: String, version: u64, result: Result<(), String> },
-    TrafficSet { name: String, result: Result<(), String> },
-    Monitor { name: String, result: Result<wick_core::publish::MonitorReport, String> },
-    LoggingSet { name: String, result: Result<(), String> },
-    LiveRows { base_run: u32, result: Result<wick_core::train::NewRows, String> },
-    LabelQueue { name: String, result: Result<wick_core::publish::LabelQueue, String> },
-    FeedbackSent { id: String, outcome: serde_json::Value, result: Result<(), String> },
+    CvFold {
+        run_id: u32,
+        fold: usize,
+        folds: usize,
+    },
+    TrainDone {
+        run_id: u32,
+        result: Result<Box<TrainDone>, String>,
+    },
+    Published {
+        run_id: u32,
+        endpoint: String,
+        result: Result<(Published, String), String>,
+    },
+    TestResponse {
+        result: Result<String, String>,
+    },
+    Versions {
+        result: Result<Vec<ModelListing>, String>,
+    },
+    RolledBack {
+        name: String,
+        version: u64,
+        result: Result<(), String>,
+    },
+    TrafficSet {
+        name: String,
+        result: Result<(), String>,
+    },
+    Monitor {
+        name: String,
+        result: Result<wick_core::publish::MonitorReport, String>,
+    },
+    LoggingSet {
+        name: String,
+        result: Result<(), String>,
+    },
+    LiveRows {
+        base_run: u32,
+        result: Result<wick_core::train::NewRows, String>,
+    },
+    LabelQueue {
+        name: String,
+        result: Result<wick_core::publish::LabelQueue, String>,
+    },
+    FeedbackSent {
+        id: String,
+        outcome: serde_json::Value,
+        result: Result<(), String>,
+    },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
     /// For an image, also the image and its saliency overlay (when the model passes gradients back).
-    TryIt { run_id: u32, model: Option<Arc<Model>>, result: Result<(Vec<Prediction>, Option<Explanation>), String>, saliency: Option<crate::state::TrySaliency> },
-    Importance { run_id: u32, model: Option<Arc<Model>>, result: Result<Importance, String> },
-    FitView { run_id: u32, feature: String, model: Option<Arc<Model>>, result: Result<FitView, String> },
-    Exported { path: PathBuf, result: Result<(), String> },
-    AugmentPreview { augment: Augment, result: Result<Vec<egui::ColorImage>, String> },
+    TryIt {
+        run_id: u32,
+        model: Option<Arc<Model>>,
+        result: Result<(Vec<Prediction>, Option<Explanation>), String>,
+        saliency: Option<crate::state::TrySaliency>,
+    },
+    Importance {
+        run_id: u32,
+        model: Option<Arc<Model>>,
+        result: Result<Importance, String>,
+    },
+    FitView {
+        run_id: u32,
+        feature: String,
+        model: Option<Arc<Model>>,
+        result: Result<FitView, String>,
+    },
+    Exported {
+        path: PathBuf,
+        result: Result<(), String>,
+    },
+    AugmentPreview {
+        augment: Augment,
+        result: Result<Vec<egui::ColorImage>, String>,
+    },
     /// One test image's saliency overlay for Evaluate's grid.
-    GridSaliency { run_id: u32, path: PathBuf, result: Result<egui::ColorImage, String> },
+    GridSaliency {
+        run_id: u32,
+        path: PathBuf,
+        result: Result<egui::ColorImage, String>,
+    },
     /// The grid's overlays are all made; `model` is set when the job loaded it.
-    GridSaliencyDone { run_id: u32, model: Option<Arc<Model>> },
+    GridSaliencyDone {
+        run_id: u32,
+        model: Option<Arc<Model>>,
+    },
 }
 
 /// Starts background jobs; every job gets the event channel and a way to wake the UI.
@@ -191,7 +297,9 @@ impl Jobs {
             let _ = events.send(e);
             repaint();
         };
-        let spawned = std::thread::Builder::new().name(format!("wick-{name}")).spawn(move || work(&send));
+        let spawned = std::thread::Builder::new()
+            .name(format!("wick-{name}"))
+            .spawn(move || work(&send));
         if let Err(e) = spawned {
             tracing::error!("could not start the {name} job: {e}");
         }
@@ -199,7 +307,12 @@ impl Jobs {
 
     pub fn load_dataset(&self, path: PathBuf, stream: (u64, usize)) {
         self.spawn("load", move |send| {
-            let result = load_dataset(&path, stream, &mut |fraction| send(JobEvent::LoadProgress { path: path.clone(), fraction }));
+            let result = load_dataset(&path, stream, &mut |fraction| {
+                send(JobEvent::LoadProgress {
+                    path: path.clone(),
+                    fraction,
+                })
+            });
             send(JobEvent::DatasetLoaded { path, result });
         });
     }
@@ -221,40 +334,76 @@ impl Jobs {
     ) {
         self.spawn("train", move |send| {
             let mut spec = spec;
-            if let (Some((backbone, client)), ModelSpec::Transfer { backbone: chosen }) = (download, &mut spec) {
+            if let (Some((backbone, client)), ModelSpec::Transfer { backbone: chosen }) =
+                (download, &mut spec)
+            {
                 let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
                 let fetched = client
-                    .ok_or_else(|| format!("this system has no cache folder to download {} into; set {} to one", backbone.title, wick_core::hub::CACHE_ENV))
-                    .and_then(|client| BackboneSource::Hub(backbone).resolve(&client, &mut observer).map_err(|e| e.to_string()));
+                    .ok_or_else(|| {
+                        format!(
+                            "this system has no cache folder to download {} into; set {} to one",
+                            backbone.title,
+                            wick_core::hub::CACHE_ENV
+                        )
+                    })
+                    .and_then(|client| {
+                        BackboneSource::Hub(backbone)
+                            .resolve(&client, &mut observer)
+                            .map_err(|e| e.to_string())
+                    });
                 match fetched {
                     Ok((arch, weights)) => {
                         chosen.arch = arch;
                         chosen.weights = weights;
                     }
                     Err(e) => {
-                        send(JobEvent::TrainDone { run_id, result: Err(e) });
+                        send(JobEvent::TrainDone {
+                            run_id,
+                            result: Err(e),
+                        });
                         return;
                     }
                 }
                 if cancel.is_cancelled() {
-                    send(JobEvent::TrainDone { run_id, result: Err("training was cancelled".into()) });
+                    send(JobEvent::TrainDone {
+                        run_id,
+                        result: Err("training was cancelled".into()),
+                    });
                     return;
                 }
             }
             let mut cv = None;
-            if let (LoadedData::Table { df, .. }, Some(request), true) = (&data, &request, cv_folds >= 2) {
+            if let (LoadedData::Table { df, .. }, Some(request), true) =
+                (&data, &request, cv_folds >= 2)
+            {
                 // The folds' own curves are not the run's: only their progress is shown.
                 let mut fold = 0;
                 let mut progress = |event: TrainEvent| {
                     if let TrainEvent::Started { .. } = event {
                         fold += 1;
-                        send(JobEvent::CvFold { run_id, fold, folds: cv_folds });
+                        send(JobEvent::CvFold {
+                            run_id,
+                            fold,
+                            folds: cv_folds,
+                        });
                     }
                 };
-                match cross_validate(df, &source, request, &spec, &config, cv_folds, &mut progress, &cancel) {
+                match cross_validate(
+                    df,
+                    &source,
+                    request,
+                    &spec,
+                    &config,
+                    cv_folds,
+                    &mut progress,
+                    &cancel,
+                ) {
                     Ok(report) => cv = Some(report),
                     Err(e) => {
-                        send(JobEvent::TrainDone { run_id, result: Err(format!("cross-validation: {e}")) });
+                        send(JobEvent::TrainDone {
+                            run_id,
+                            result: Err(format!("cross-validation: {e}")),
+                        });
                         return;
                     }
                 }
@@ -263,16 +412,47 @@ impl Jobs {
             let outcome = match (&data, &request, &live_rows) {
                 // Improve with live data: the run's test rows are the earlier run's.
                 (LoadedData::Table { df, .. }, Some(request), Some(rows)) => {
-                    wick_core::train::train_with_live_rows(df, rows, &source, request, &spec, &config, &mut observer, &cancel)
+                    wick_core::train::train_with_live_rows(
+                        df,
+                        rows,
+                        &source,
+                        request,
+                        &spec,
+                        &config,
+                        &mut observer,
+                        &cancel,
+                    )
                 }
                 // A large file's frame is a sample: the run reads the file itself.
-                (LoadedData::Table { df, sampled_from: Some(_), .. }, Some(request), None) => {
-                    train_csv_streamed(&source, df, request, &spec, &config, &StreamOptions::default(), &mut observer, &cancel)
+                (
+                    LoadedData::Table {
+                        df,
+                        sampled_from: Some(_),
+                        ..
+                    },
+                    Some(request),
+                    None,
+                ) => train_csv_streamed(
+                    &source,
+                    df,
+                    request,
+                    &spec,
+                    &config,
+                    &StreamOptions::default(),
+                    &mut observer,
+                    &cancel,
+                ),
+                (LoadedData::Table { df, .. }, Some(request), None) => {
+                    train_table(df, &source, request, &spec, &config, &mut observer, &cancel)
                 }
-                (LoadedData::Table { df, .. }, Some(request), None) => train_table(df, &source, request, &spec, &config, &mut observer, &cancel),
-                (LoadedData::Images { index }, _, _) => train_images(index, &spec, &config, &mut observer, &cancel),
+                (LoadedData::Images { index }, _, _) => {
+                    train_images(index, &spec, &config, &mut observer, &cancel)
+                }
                 (LoadedData::Table { .. }, None, _) => {
-                    send(JobEvent::TrainDone { run_id, result: Err("pick a target column first".into()) });
+                    send(JobEvent::TrainDone {
+                        run_id,
+                        result: Err("pick a target column first".into()),
+                    });
                     return;
                 }
             };
@@ -280,7 +460,14 @@ impl Jobs {
                 let name = format!("run-{run_id}");
                 save_package(&outcome.model, &outcome.report, &name, &package)
                     .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
-                Ok(Box::new(TrainDone { run_id, model: Arc::new(outcome.model), report: outcome.report, package: package.clone(), cv, leaderboard: None }))
+                Ok(Box::new(TrainDone {
+                    run_id,
+                    model: Arc::new(outcome.model),
+                    report: outcome.report,
+                    package: package.clone(),
+                    cv,
+                    leaderboard: None,
+                }))
             });
             send(JobEvent::TrainDone { run_id, result });
         });
@@ -288,12 +475,22 @@ impl Jobs {
 
     /// *Improve with live data*: the model's logged requests with feedback, matched to the dataset's
     /// columns and deduplicated against its rows.
-    pub fn fetch_live_rows(&self, endpoint: EndpointTarget, name: String, base_run: u32, df: DataFrame, target: String) {
+    pub fn fetch_live_rows(
+        &self,
+        endpoint: EndpointTarget,
+        name: String,
+        base_run: u32,
+        df: DataFrame,
+        target: String,
+    ) {
         self.spawn("live-rows", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.labelled_rows(&name))
                 .map_err(|e| e.to_string())
-                .and_then(|labelled| wick_core::train::live_rows_frame(&df, &target, &labelled).map_err(|e| e.to_string()));
+                .and_then(|labelled| {
+                    wick_core::train::live_rows_frame(&df, &target, &labelled)
+                        .map_err(|e| e.to_string())
+                });
             send(JobEvent::LiveRows { base_run, result });
         });
     }
@@ -301,28 +498,67 @@ impl Jobs {
     /// The published model's logged requests without feedback, the least sure first.
     pub fn label_queue(&self, endpoint: EndpointTarget, name: String) {
         self.spawn("label-queue", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.label_queue(&name, LABEL_QUEUE_LENGTH)).map_err(|e| e.to_string());
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.label_queue(&name, LABEL_QUEUE_LENGTH))
+                .map_err(|e| e.to_string());
             send(JobEvent::LabelQueue { name, result });
         });
     }
 
     /// A person's label for a logged request, sent as its feedback.
-    pub fn feedback(&self, endpoint: EndpointTarget, name: String, id: String, outcome: serde_json::Value) {
+    pub fn feedback(
+        &self,
+        endpoint: EndpointTarget,
+        name: String,
+        id: String,
+        outcome: serde_json::Value,
+    ) {
         self.spawn("feedback", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.feedback(&name, &id, &outcome)).map_err(|e| e.to_string());
-            send(JobEvent::FeedbackSent { id, outcome, result });
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.feedback(&name, &id, &outcome))
+                .map_err(|e| e.to_string());
+            send(JobEvent::FeedbackSent {
+                id,
+                outcome,
+                result,
+            });
         });
     }
 
     /// *Find the best model*: the leaderboard search on a table; the best model is saved as the
     /// run's package, as a training run's is.
     #[allow(clippy::too_many_arguments)]
-    pub fn search(&self, run_id: u32, df: DataFrame, source: PathBuf, request: TabularRequest, config: TrainConfig, budget_secs: f64, package: PathBuf, cancel: CancelToken) {
+    pub fn search(
+        &self,
+        run_id: u32,
+        df: DataFrame,
+        source: PathBuf,
+        request: TabularRequest,
+        config: TrainConfig,
+        budget_secs: f64,
+        package: PathBuf,
+        cancel: CancelToken,
+    ) {
         self.spawn("search", move |send| {
             let mut on_event = |event: SearchEvent| send(JobEvent::Search { run_id, event });
-            let result = search(&df, &source, &request, &config, budget_secs, &mut on_event, &cancel).map_err(|e| e.to_string()).and_then(|outcome| {
-                save_package(&outcome.best.model, &outcome.best.report, &format!("run-{run_id}"), &package)
-                    .map_err(|e| format!("the best model trained but could not be saved: {e}"))?;
+            let result = search(
+                &df,
+                &source,
+                &request,
+                &config,
+                budget_secs,
+                &mut on_event,
+                &cancel,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|outcome| {
+                save_package(
+                    &outcome.best.model,
+                    &outcome.best.report,
+                    &format!("run-{run_id}"),
+                    &package,
+                )
+                .map_err(|e| format!("the best model trained but could not be saved: {e}"))?;
                 Ok(Box::new(TrainDone {
                     run_id,
                     model: Arc::new(outcome.best.model),
@@ -336,7 +572,15 @@ impl Jobs {
         });
     }
 
-    pub fn publish(&self, run_id: u32, endpoint: EndpointTarget, package: PathBuf, name: String, notes: String, options: wick_core::publish::PublishOptions) {
+    pub fn publish(
+        &self,
+        run_id: u32,
+        endpoint: EndpointTarget,
+        package: PathBuf,
+        name: String,
+        notes: String,
+        options: wick_core::publish::PublishOptions,
+    ) {
         self.spawn("publish", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| {
@@ -345,7 +589,11 @@ impl Jobs {
                     Ok((published, url))
                 })
                 .map_err(|e| e.to_string());
-            send(JobEvent::Published { run_id, endpoint: endpoint.url.clone(), result });
+            send(JobEvent::Published {
+                run_id,
+                endpoint: endpoint.url.clone(),
+                result,
+            });
         });
     }
 
@@ -362,7 +610,9 @@ impl Jobs {
 
     pub fn list_versions(&self, endpoint: EndpointTarget) {
         self.spawn("versions", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.models()).map_err(|e| e.to_string());
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.models())
+                .map_err(|e| e.to_string());
             send(JobEvent::Versions { result });
         });
     }
@@ -372,14 +622,25 @@ impl Jobs {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.set_default(&name, version))
                 .map_err(|e| e.to_string());
-            send(JobEvent::RolledBack { name, version, result });
+            send(JobEvent::RolledBack {
+                name,
+                version,
+                result,
+            });
         });
     }
 
     /// Sets a traffic split (a canary) on the endpoint.
-    pub fn set_traffic(&self, endpoint: EndpointTarget, name: String, split: std::collections::BTreeMap<u64, u32>) {
+    pub fn set_traffic(
+        &self,
+        endpoint: EndpointTarget,
+        name: String,
+        split: std::collections::BTreeMap<u64, u32>,
+    ) {
         self.spawn("traffic", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.set_traffic(&name, &split)).map_err(|e| e.to_string());
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.set_traffic(&name, &split))
+                .map_err(|e| e.to_string());
             send(JobEvent::TrafficSet { name, result });
         });
     }
@@ -387,14 +648,18 @@ impl Jobs {
     /// The endpoint's live figures of `name` over the last `window_secs`.
     pub fn monitor(&self, endpoint: EndpointTarget, name: String, window_secs: f64) {
         self.spawn("monitor", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.monitor(&name, window_secs)).map_err(|e| e.to_string());
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.monitor(&name, window_secs))
+                .map_err(|e| e.to_string());
             send(JobEvent::Monitor { name, result });
         });
     }
 
     pub fn set_logging(&self, endpoint: EndpointTarget, name: String, sample: f64) {
         self.spawn("logging", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token).and_then(|e| e.set_logging(&name, sample)).map_err(|e| e.to_string());
+            let result = Endpoint::new(&endpoint.url, &endpoint.token)
+                .and_then(|e| e.set_logging(&name, sample))
+                .map_err(|e| e.to_string());
             send(JobEvent::LoggingSet { name, result });
         });
     }
@@ -406,7 +671,9 @@ impl Jobs {
             let (model, result) = source.with(|model| {
                 match input {
                     TryInput::Row(row) => {
-                        let predictions = model.predict_rows(std::slice::from_ref(&row)).map_err(|e| e.to_string())?;
+                        let predictions = model
+                            .predict_rows(std::slice::from_ref(&row))
+                            .map_err(|e| e.to_string())?;
                         // A model without contributions (or a row they can't be computed for) still predicts.
                         let explanation = explain_row(model, &row).ok().flatten();
                         Ok((predictions, explanation))
@@ -414,14 +681,21 @@ impl Jobs {
                     TryInput::Image(path) => {
                         // Decoded once, for the prediction and its saliency map.
                         let shape = model.image_shape().map_err(|e| e.to_string())?;
-                        let chw = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string())?;
-                        let predictions = model.predict_pixels(&chw, 1).map_err(|e| e.to_string())?;
+                        let chw =
+                            wick_core::data::load_image(&path, shape).map_err(|e| e.to_string())?;
+                        let predictions =
+                            model.predict_pixels(&chw, 1).map_err(|e| e.to_string())?;
                         saliency = try_saliency(model, &chw, shape);
                         Ok((predictions, None))
                     }
                 }
             });
-            send(JobEvent::TryIt { run_id, model, result, saliency });
+            send(JobEvent::TryIt {
+                run_id,
+                model,
+                result,
+                saliency,
+            });
         });
     }
 
@@ -431,15 +705,29 @@ impl Jobs {
             let (model, result) = source.with(|model| {
                 let shape = model.image_shape().map_err(|e| e.to_string())?;
                 for path in paths {
-                    let result = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string()).and_then(|chw| {
-                        let map = wick_core::explain::saliency(model, &chw).map_err(|e| e.to_string())?;
-                        // Thumbnails are 72 points a side: enlarge small inputs so the overlay stays sharp.
-                        let scale = 72usize.div_ceil(shape.width.max(shape.height).max(1)).max(1);
-                        let (w, h, rgb) = wick_core::explain::saliency_overlay(&chw, shape.channels, &map, scale);
-                        Ok(egui::ColorImage::from_rgb([w, h], &rgb))
-                    });
+                    let result = wick_core::data::load_image(&path, shape)
+                        .map_err(|e| e.to_string())
+                        .and_then(|chw| {
+                            let map = wick_core::explain::saliency(model, &chw)
+                                .map_err(|e| e.to_string())?;
+                            // Thumbnails are 72 points a side: enlarge small inputs so the overlay stays sharp.
+                            let scale = 72usize
+                                .div_ceil(shape.width.max(shape.height).max(1))
+                                .max(1);
+                            let (w, h, rgb) = wick_core::explain::saliency_overlay(
+                                &chw,
+                                shape.channels,
+                                &map,
+                                scale,
+                            );
+                            Ok(egui::ColorImage::from_rgb([w, h], &rgb))
+                        });
                     let failed = result.is_err();
-                    send(JobEvent::GridSaliency { run_id, path, result });
+                    send(JobEvent::GridSaliency {
+                        run_id,
+                        path,
+                        result,
+                    });
                     if failed {
                         break;
                     }
@@ -447,7 +735,11 @@ impl Jobs {
                 Ok(())
             });
             if let Err(e) = result {
-                send(JobEvent::GridSaliency { run_id, path: PathBuf::new(), result: Err(e) });
+                send(JobEvent::GridSaliency {
+                    run_id,
+                    path: PathBuf::new(),
+                    result: Err(e),
+                });
             }
             send(JobEvent::GridSaliencyDone { run_id, model });
         });
@@ -457,12 +749,24 @@ impl Jobs {
     /// per feature.
     pub fn importance(&self, run_id: u32, source: ModelSource, df: DataFrame, rows: Vec<usize>) {
         self.spawn("importance", move |send| {
-            let idx = wick_core::polars::prelude::IdxCa::from_vec("rows".into(), rows.iter().map(|&r| r as wick_core::polars::prelude::IdxSize).collect());
+            let idx = wick_core::polars::prelude::IdxCa::from_vec(
+                "rows".into(),
+                rows.iter()
+                    .map(|&r| r as wick_core::polars::prelude::IdxSize)
+                    .collect(),
+            );
             let (model, result) = source.with(|model| {
-                let test_rows = df.take(&idx).map_err(|e| format!("the test rows could not be read: {e}"))?;
-                permutation_importance(model, &test_rows, IMPORTANCE_REPEATS, 0).map_err(|e| e.to_string())
+                let test_rows = df
+                    .take(&idx)
+                    .map_err(|e| format!("the test rows could not be read: {e}"))?;
+                permutation_importance(model, &test_rows, IMPORTANCE_REPEATS, 0)
+                    .map_err(|e| e.to_string())
             });
-            send(JobEvent::Importance { run_id, model, result });
+            send(JobEvent::Importance {
+                run_id,
+                model,
+                result,
+            });
         });
     }
 
@@ -470,7 +774,12 @@ impl Jobs {
     pub fn fit_view(&self, run_id: u32, source: ModelSource, request: FitRequest) {
         self.spawn("fit-view", move |send| {
             let (model, result) = source.with(|model| fit_view(model, &request));
-            send(JobEvent::FitView { run_id, feature: request.feature, model, result });
+            send(JobEvent::FitView {
+                run_id,
+                feature: request.feature,
+                model,
+                result,
+            });
         });
     }
 
@@ -478,17 +787,19 @@ impl Jobs {
     /// (seeded from `seed`).
     pub fn augment_preview(&self, path: PathBuf, shape: ImageShape, augment: Augment, seed: u64) {
         self.spawn("augment-preview", move |send| {
-            let result = wick_core::data::load_image(&path, shape).map_err(|e| e.to_string()).map(|image| {
-                (0..PREVIEW_VIEWS)
-                    .map(|i| {
-                        let mut view = image.clone();
-                        if i > 0 {
-                            augment.apply_seeded(&mut view, shape, seed.wrapping_add(i as u64));
-                        }
-                        chw_to_color_image(&view, shape)
-                    })
-                    .collect()
-            });
+            let result = wick_core::data::load_image(&path, shape)
+                .map_err(|e| e.to_string())
+                .map(|image| {
+                    (0..PREVIEW_VIEWS)
+                        .map(|i| {
+                            let mut view = image.clone();
+                            if i > 0 {
+                                augment.apply_seeded(&mut view, shape, seed.wrapping_add(i as u64));
+                            }
+                            chw_to_color_image(&view, shape)
+                        })
+                        .collect()
+                });
             send(JobEvent::AugmentPreview { augment, result });
         });
     }
@@ -497,9 +808,13 @@ impl Jobs {
     /// Exports a package: as ONNX when `dest` ends in `.onnx`, else as a copy of the package.
     pub fn export(&self, package: PathBuf, dest: PathBuf) {
         self.spawn("export", move |send| {
-            let onnx = dest.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+            let onnx = dest
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
             let result = if onnx {
-                wick_core::export::export_package_onnx(&package, &dest).map(|_| ()).map_err(|e| e.to_string())
+                wick_core::export::export_package_onnx(&package, &dest)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             } else {
                 copy_package(&package, &dest)
             };
@@ -510,11 +825,20 @@ impl Jobs {
 
 /// The image at the model's input size, and its saliency overlay drawn at least 224 pixels a side;
 /// `None` when the model has no saliency map.
-fn try_saliency(model: &Model, chw: &[f32], shape: ImageShape) -> Option<crate::state::TrySaliency> {
+fn try_saliency(
+    model: &Model,
+    chw: &[f32],
+    shape: ImageShape,
+) -> Option<crate::state::TrySaliency> {
     let map = wick_core::explain::saliency(model, chw).ok()?;
-    let scale = 224usize.div_ceil(shape.width.max(shape.height).max(1)).max(1);
+    let scale = 224usize
+        .div_ceil(shape.width.max(shape.height).max(1))
+        .max(1);
     let (w, h, overlay) = wick_core::explain::saliency_overlay(chw, shape.channels, &map, scale);
-    Some(crate::state::TrySaliency { image: chw_to_color_image(chw, shape), overlay: egui::ColorImage::from_rgb([w, h], &overlay) })
+    Some(crate::state::TrySaliency {
+        image: chw_to_color_image(chw, shape),
+        overlay: egui::ColorImage::from_rgb([w, h], &overlay),
+    })
 }
 
 /// Images in the augmentation preview: the original, then augmented versions.
@@ -526,11 +850,19 @@ fn chw_to_color_image(chw: &[f32], shape: ImageShape) -> egui::ColorImage {
     let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     let pixels = (0..plane)
         .map(|i| match shape.channels {
-            3 => egui::Color32::from_rgb(byte(chw[i]), byte(chw[plane + i]), byte(chw[2 * plane + i])),
+            3 => egui::Color32::from_rgb(
+                byte(chw[i]),
+                byte(chw[plane + i]),
+                byte(chw[2 * plane + i]),
+            ),
             _ => egui::Color32::from_gray(byte(chw[i])),
         })
         .collect();
-    egui::ColorImage { size: [shape.width, shape.height], source_size: egui::vec2(shape.width as f32, shape.height as f32), pixels }
+    egui::ColorImage {
+        size: [shape.width, shape.height],
+        source_size: egui::vec2(shape.width as f32, shape.height as f32),
+        pixels,
+    }
 }
 
 pub enum TryInput {
@@ -544,7 +876,11 @@ pub const SAMPLE_ROWS: usize = 500_000;
 /// Opens a table, an image folder or an image list (`path,label` CSV). A CSV over
 /// `stream.0` bytes is read by streaming and kept as a seeded sample of at most `stream.1` rows.
 /// `progress` gets the share of the file read so far while a large file streams.
-pub fn load_dataset(path: &Path, stream: (u64, usize), progress: &mut dyn FnMut(f32)) -> Result<LoadedData, String> {
+pub fn load_dataset(
+    path: &Path,
+    stream: (u64, usize),
+    progress: &mut dyn FnMut(f32),
+) -> Result<LoadedData, String> {
     let (stream_threshold_bytes, sample_rows) = stream;
     if path.is_dir() {
         // A folder of thousands of photos takes a while to index: its share read is the progress.
@@ -559,7 +895,14 @@ pub fn load_dataset(path: &Path, stream: (u64, usize), progress: &mut dyn FnMut(
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let csv = matches!(TableFormat::from_path(path), Ok(TableFormat::Csv));
     let (df, summary, sampled_from) = if csv && size > stream_threshold_bytes {
-        let (summary, sample) = stream_csv(path, DEFAULT_CHUNK_BYTES, sample_rows, 0, &mut |done, total| progress(done as f32 / total.max(1) as f32)).map_err(|e| e.to_string())?;
+        let (summary, sample) = stream_csv(
+            path,
+            DEFAULT_CHUNK_BYTES,
+            sample_rows,
+            0,
+            &mut |done, total| progress(done as f32 / total.max(1) as f32),
+        )
+        .map_err(|e| e.to_string())?;
         let sampled_from = (sample.height() < summary.rows).then_some(summary.rows);
         (sample, summary, sampled_from)
     } else {
@@ -577,14 +920,27 @@ pub fn load_dataset(path: &Path, stream: (u64, usize), progress: &mut dyn FnMut(
         .columns
         .iter()
         .map(|c| match c.kind {
-            ColumnKind::Numeric => df.column(&c.name).ok().and_then(|col| histogram(col, c.min?, c.max?, 24)),
+            ColumnKind::Numeric => df
+                .column(&c.name)
+                .ok()
+                .and_then(|col| histogram(col, c.min?, c.max?, 24)),
             _ => None,
         })
         .collect();
-    Ok(LoadedData::Table { df, summary, histograms, sampled_from })
+    Ok(LoadedData::Table {
+        df,
+        summary,
+        histograms,
+        sampled_from,
+    })
 }
 
-fn histogram(col: &wick_core::polars::prelude::Column, min: f64, max: f64, bins: usize) -> Option<Histogram> {
+fn histogram(
+    col: &wick_core::polars::prelude::Column,
+    min: f64,
+    max: f64,
+    bins: usize,
+) -> Option<Histogram> {
     let values = col.cast(&DataType::Float64).ok()?;
     let values = values.f64().ok()?;
     let span = max - min;
@@ -595,7 +951,11 @@ fn histogram(col: &wick_core::polars::prelude::Column, min: f64, max: f64, bins:
         let i = (((v - min) / bin_width) as usize).min(bins - 1);
         counts[i] += 1;
     }
-    Some(Histogram { min, bin_width, counts })
+    Some(Histogram {
+        min,
+        bin_width,
+        counts,
+    })
 }
 
 fn copy_package(package: &Path, dest: &Path) -> Result<(), String> {
@@ -610,7 +970,10 @@ fn copy_package(package: &Path, dest: &Path) -> Result<(), String> {
         std::fs::copy(entry.path(), stage.join(entry.file_name())).map_err(io)?;
     }
     if dest.exists() {
-        return Err(format!("{} already exists; choose another name", dest.display()));
+        return Err(format!(
+            "{} already exists; choose another name",
+            dest.display()
+        ));
     }
     std::fs::rename(&stage, dest).map_err(io)
 }

@@ -52,7 +52,9 @@ impl BackboneChoice {
         match self {
             Self::Hub(name) => wick_core::hub::backbone(name)
                 .map(BackboneSource::Hub)
-                .ok_or_else(|| format!("the backbone `{name}` is not one Wick knows; pick one of the list")),
+                .ok_or_else(|| {
+                    format!("the backbone `{name}` is not one Wick knows; pick one of the list")
+                }),
             Self::File(path) => Ok(BackboneSource::File(path.clone())),
         }
     }
@@ -201,7 +203,9 @@ impl Template {
             Self::Ridge => "Linear with a penalty that tames noisy or correlated features.",
             Self::Logistic => "The classic classifier: one weight per feature and class.",
             Self::Mlp => "A small neural network for non-linear tables.",
-            Self::BoostedTrees => "The strong baseline for tables. Missing values and text are fine.",
+            Self::BoostedTrees => {
+                "The strong baseline for tables. Missing values and text are fine."
+            }
             Self::Forest => "Many deep trees, averaged. Robust with little tuning.",
             Self::Cnn => "A convolutional network for images.",
             Self::Transfer => "Reuse a pretrained network from the Hub; train a new head on it.",
@@ -219,7 +223,9 @@ impl Template {
                 Err("predicts numbers; pick Logistic or MLP for classes")
             }
             (Self::Logistic, false, Task::Classification) => Ok(()),
-            (Self::Logistic, false, Task::Regression) => Err("predicts classes; pick Linear for numbers"),
+            (Self::Logistic, false, Task::Regression) => {
+                Err("predicts classes; pick Linear for numbers")
+            }
             (Self::Mlp | Self::BoostedTrees | Self::Forest, false, _) => Ok(()),
         }
     }
@@ -236,11 +242,23 @@ impl Template {
 
 impl ModelChoice {
     /// The engine's spec for the current template. Image specs need the input shape.
-    pub fn spec(&self, image_shape: Option<wick_core::data::ImageShape>) -> Result<ModelSpec, String> {
+    pub fn spec(
+        &self,
+        image_shape: Option<wick_core::data::ImageShape>,
+    ) -> Result<ModelSpec, String> {
         Ok(match self.template {
-            Template::Linear => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
-            Template::Polynomial => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: self.poly_degree.max(1) },
-            Template::Ridge => ModelSpec::Linear { ridge_alpha: self.ridge_alpha.max(0.0), poly_degree: 1 },
+            Template::Linear => ModelSpec::Linear {
+                ridge_alpha: 0.0,
+                poly_degree: 1,
+            },
+            Template::Polynomial => ModelSpec::Linear {
+                ridge_alpha: 0.0,
+                poly_degree: self.poly_degree.max(1),
+            },
+            Template::Ridge => ModelSpec::Linear {
+                ridge_alpha: self.ridge_alpha.max(0.0),
+                poly_degree: 1,
+            },
             Template::Logistic => ModelSpec::Logistic,
             Template::Mlp => ModelSpec::Mlp {
                 hidden: self.mlp_hidden.clone(),
@@ -249,7 +267,13 @@ impl ModelChoice {
             },
             Template::BoostedTrees => {
                 let mut spec = ModelSpec::default_gbdt();
-                if let ModelSpec::Gbdt { trees, learning_rate, max_depth, .. } = &mut spec {
+                if let ModelSpec::Gbdt {
+                    trees,
+                    learning_rate,
+                    max_depth,
+                    ..
+                } = &mut spec
+                {
                     *trees = self.gbdt_trees.max(1);
                     *learning_rate = self.gbdt_learning_rate.clamp(1e-4, 1.0);
                     *max_depth = self.gbdt_max_depth.max(1);
@@ -258,7 +282,10 @@ impl ModelChoice {
             }
             Template::Forest => {
                 let mut spec = ModelSpec::default_forest();
-                if let ModelSpec::Forest { trees, max_depth, .. } = &mut spec {
+                if let ModelSpec::Forest {
+                    trees, max_depth, ..
+                } = &mut spec
+                {
                     *trees = self.forest_trees.max(1);
                     *max_depth = (self.forest_max_depth > 0).then_some(self.forest_max_depth);
                 }
@@ -266,20 +293,37 @@ impl ModelChoice {
             }
             Template::Cnn => {
                 let input = image_shape.ok_or("a CNN needs an image dataset")?;
-                ModelSpec::Cnn { input, layers: self.cnn_layers.clone() }
+                ModelSpec::Cnn {
+                    input,
+                    layers: self.cnn_layers.clone(),
+                }
             }
             Template::Transfer => {
                 image_shape.ok_or("transfer learning needs an image dataset")?;
                 let source = self.backbone.source()?;
                 // The backbone sees photos at the size it was trained on (224×224 for all of them).
                 let side = source.input_px();
-                let input = wick_core::data::ImageShape { channels: 3, height: side, width: side };
+                let input = wick_core::data::ImageShape {
+                    channels: 3,
+                    height: side,
+                    width: side,
+                };
                 let (arch, weights) = match &source {
                     // The training job downloads it (with progress) and fills in the path.
                     BackboneSource::Hub(b) => (b.arch, PathBuf::new()),
-                    BackboneSource::File(path) => (wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?, path.clone()),
+                    BackboneSource::File(path) => (
+                        wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?,
+                        path.clone(),
+                    ),
                 };
-                ModelSpec::Transfer { backbone: wick_core::model::Backbone { arch, weights, input, fine_tune: self.fine_tune } }
+                ModelSpec::Transfer {
+                    backbone: wick_core::model::Backbone {
+                        arch,
+                        weights,
+                        input,
+                        fine_tune: self.fine_tune,
+                    },
+                }
             }
         })
     }
@@ -361,11 +405,21 @@ pub struct PublishedRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("could not read the project file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the project file {path} is damaged ({source}); it was kept as {backup} and a new project was started")]
-    Damaged { path: PathBuf, backup: PathBuf, source: serde_json::Error },
+    Damaged {
+        path: PathBuf,
+        backup: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("could not save the project to {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Loads `project.json` from `dir`. A missing file is a new project; a damaged one is set aside (never
@@ -375,7 +429,12 @@ pub fn load_project(dir: &Path) -> (Project, Option<ProjectError>) {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Project::default(), None),
-        Err(source) => return (Project::default(), Some(ProjectError::Read { path, source })),
+        Err(source) => {
+            return (
+                Project::default(),
+                Some(ProjectError::Read { path, source }),
+            )
+        }
     };
     match serde_json::from_slice::<Project>(&bytes) {
         Ok(mut p) => {
@@ -389,7 +448,14 @@ pub fn load_project(dir: &Path) -> (Project, Option<ProjectError>) {
         Err(source) => {
             let backup = dir.join(format!("project.damaged-{}.json", std::process::id()));
             let _ = std::fs::rename(&path, &backup);
-            (Project::default(), Some(ProjectError::Damaged { path, backup, source }))
+            (
+                Project::default(),
+                Some(ProjectError::Damaged {
+                    path,
+                    backup,
+                    source,
+                }),
+            )
         }
     }
 }
@@ -397,12 +463,17 @@ pub fn load_project(dir: &Path) -> (Project, Option<ProjectError>) {
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
     use std::io::Write;
-    let err = |source| ProjectError::Write { path: path.to_path_buf(), source };
+    let err = |source| ProjectError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let mut file = std::fs::File::create(&tmp).map_err(err)?;
@@ -457,11 +528,19 @@ impl ProjectSaver {
             })
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("could not start the project saver: {e}"));
-        Self { requests, done, saved_generation: 0, last_error: None }
+        Self {
+            requests,
+            done,
+            saved_generation: 0,
+            last_error: None,
+        }
     }
 
     pub fn save(&self, generation: u64, project: &Project) {
-        let _ = self.requests.send(SaveRequest { generation, project: Box::new(project.clone()) });
+        let _ = self.requests.send(SaveRequest {
+            generation,
+            project: Box::new(project.clone()),
+        });
     }
 
     pub fn poll(&mut self) {
@@ -510,7 +589,11 @@ pub fn default_train_config(images: bool, template: Template) -> wick_core::trai
             c.epochs = if images { 15 } else { 30 };
             c.batch_size = 64;
         }
-        Template::Linear | Template::Polynomial | Template::Ridge | Template::BoostedTrees | Template::Forest => {}
+        Template::Linear
+        | Template::Polynomial
+        | Template::Ridge
+        | Template::BoostedTrees
+        | Template::Forest => {}
     }
     c
 }
@@ -520,11 +603,16 @@ pub fn sanitize_model_name(s: &str) -> String {
     let cleaned: String = s
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     cleaned.trim_matches(|c| c == '-' || c == '.').to_string()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -540,7 +628,10 @@ mod tests {
             id: 1,
             name: "run 1".into(),
             template: Template::Linear,
-            spec: ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
+            spec: ModelSpec::Linear {
+                ridge_alpha: 0.0,
+                poly_degree: 1,
+            },
             config: TrainConfig::default(),
             target: Some("temp_max".into()),
             status: RunStatus::Running,
@@ -567,8 +658,10 @@ mod tests {
         assert_eq!(back.model.target.as_deref(), Some("temp_max"));
         assert_eq!(back.runs[0].status, RunStatus::Interrupted);
         // No temp files are left behind.
-        let names: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
         assert_eq!(names, vec!["project.json".to_string()]);
     }
 
@@ -582,7 +675,13 @@ mod tests {
         assert!(message.contains("damaged"), "{message}");
         let kept: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("project.damaged-"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("project.damaged-")
+            })
             .collect();
         assert_eq!(kept.len(), 1);
     }
@@ -593,6 +692,9 @@ mod tests {
         assert!(Template::Linear.fits(false, Task::Classification).is_err());
         assert!(Template::Cnn.fits(false, Task::Classification).is_err());
         assert!(Template::Cnn.fits(true, Task::Classification).is_ok());
-        assert_eq!(Template::default_for(true, Task::Classification), Template::Cnn);
+        assert_eq!(
+            Template::default_for(true, Task::Classification),
+            Template::Cnn
+        );
     }
 }

@@ -4,30 +4,42 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use wick_core::package::{read_manifest, Manifest, TensorSpec};
 use wick_core::explain::any_value_json;
+use wick_core::package::{read_manifest, Manifest, TensorSpec};
 
-use crate::state::AppState;
 use crate::jobs::LoadedData;
+use crate::state::AppState;
 
 /// An Open Inference Protocol request body for one of run `run_id`'s test samples: the `which`-th,
 /// counting round (so repeated test requests send different rows, as real traffic does).
 pub fn test_request_body(state: &AppState, run_id: u32, which: usize) -> Result<Value, String> {
     let run = state.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
-    let package = run.package.as_ref().ok_or("the run has no saved model (it did not finish); train it again and publish that run")?;
+    let package = run.package.as_ref().ok_or(
+        "the run has no saved model (it did not finish); train it again and publish that run",
+    )?;
     let manifest = read_manifest(package).map_err(|e| e.to_string())?;
-    let sample = (!run.test_samples.is_empty()).then(|| &run.test_samples[which % run.test_samples.len()]);
+    let sample =
+        (!run.test_samples.is_empty()).then(|| &run.test_samples[which % run.test_samples.len()]);
     match (state.loaded(), sample) {
         (Some(LoadedData::Table { df, .. }), Some(sample)) => {
             let row = row_index(&sample.source).ok_or("the test sample has no row number")?;
-            table_body(&manifest, |name| df.column(name).ok().and_then(|c| c.get(row).ok().map(|v| any_value_json(&v))))
+            table_body(&manifest, |name| {
+                df.column(name)
+                    .ok()
+                    .and_then(|c| c.get(row).ok().map(|v| any_value_json(&v)))
+            })
         }
-        (Some(LoadedData::Images { .. }), Some(sample)) => image_body(&manifest, Path::new(&sample.source)),
+        (Some(LoadedData::Images { .. }), Some(sample)) => {
+            image_body(&manifest, Path::new(&sample.source))
+        }
         _ => Ok(wick_core::publish::example_request(&manifest)),
     }
 }
 
-fn table_body(manifest: &Manifest, value_of: impl Fn(&str) -> Option<Value>) -> Result<Value, String> {
+fn table_body(
+    manifest: &Manifest,
+    value_of: impl Fn(&str) -> Option<Value>,
+) -> Result<Value, String> {
     let inputs: Vec<Value> = manifest
         .inputs
         .iter()
@@ -49,15 +61,29 @@ fn table_body(manifest: &Manifest, value_of: impl Fn(&str) -> Option<Value>) -> 
 
 fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
     let spec = manifest.inputs.first().ok_or("the model has no input")?;
-    let [_, h, w, c] = spec.shape[..] else { return Err(format!("unexpected image input shape {:?}", spec.shape)) };
+    let [_, h, w, c] = spec.shape[..] else {
+        return Err(format!("unexpected image input shape {:?}", spec.shape));
+    };
     // Decoded, cropped and resized as training saw its images.
-    let shape = wick_core::data::ImageShape { height: h.max(1) as usize, width: w.max(1) as usize, channels: c.max(1) as usize };
+    let shape = wick_core::data::ImageShape {
+        height: h.max(1) as usize,
+        width: w.max(1) as usize,
+        channels: c.max(1) as usize,
+    };
     let img = wick_core::data::images::decode_image(path).map_err(|e| e.to_string())?;
-    let pixels = wick_core::data::images::image_to_hwc_u8(&img, shape).map_err(|e| e.to_string())?;
-    Ok(json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }))
+    let pixels =
+        wick_core::data::images::image_to_hwc_u8(&img, shape).map_err(|e| e.to_string())?;
+    Ok(
+        json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }),
+    )
 }
 
 /// The 0-based table row of a test sample's source ("row 12" is the 12th row).
 pub fn row_index(source: &str) -> Option<usize> {
-    source.strip_prefix("row ")?.trim().parse::<usize>().ok()?.checked_sub(1)
+    source
+        .strip_prefix("row ")?
+        .trim()
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
 }

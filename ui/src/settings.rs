@@ -20,7 +20,10 @@ pub struct Settings {
 impl Settings {
     /// Reads settings; a missing or unreadable file gives the defaults.
     pub fn load(path: &Path) -> Self {
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ProjectError> {

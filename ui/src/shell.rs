@@ -14,23 +14,38 @@ use crate::theme;
 use crate::thumbnails::Thumbnails;
 
 /// The whole window: a top bar, a step list on the left, the current screen in the middle.
-pub fn shell(state: &AppState, view: &mut ViewState, thumbnails: &mut Thumbnails, commands: &mut Commands, ui: &mut egui::Ui) {
-    let cx = &mut ScreenCtx { state, view, thumbnails, commands };
+pub fn shell(
+    state: &AppState,
+    view: &mut ViewState,
+    thumbnails: &mut Thumbnails,
+    commands: &mut Commands,
+    ui: &mut egui::Ui,
+) {
+    let cx = &mut ScreenCtx {
+        state,
+        view,
+        thumbnails,
+        commands,
+    };
     egui::Panel::top("top_bar").show(ui, |ui| top_bar(cx, ui));
     egui::Panel::bottom("status_bar").show(ui, |ui| status_bar(cx, ui));
-    egui::Panel::left("steps").resizable(false).default_size(176.0).show(ui, |ui| steps(cx, ui));
+    egui::Panel::left("steps")
+        .resizable(false)
+        .default_size(176.0)
+        .show(ui, |ui| steps(cx, ui));
     egui::CentralPanel::default().show(ui, |ui| {
         notices(cx, ui);
-        egui::ScrollArea::vertical().id_salt(state.screen.title()).auto_shrink([false, false]).show(ui, |ui| {
-            match state.screen {
+        egui::ScrollArea::vertical()
+            .id_salt(state.screen.title())
+            .auto_shrink([false, false])
+            .show(ui, |ui| match state.screen {
                 Screen::Data => data::ui(cx, ui),
                 Screen::Model => model::ui(cx, ui),
                 Screen::Train => train::ui(cx, ui),
                 Screen::Evaluate => evaluate::ui(cx, ui),
                 Screen::Publish => publish::ui(cx, ui),
                 Screen::Monitor => monitor::ui(cx, ui),
-            }
-        });
+            });
     });
     settings_window(cx, ui.ctx());
     about_window(cx, ui.ctx());
@@ -67,7 +82,8 @@ fn menus(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     }
     ui.menu_button("File", |ui| {
         let item = |ui: &mut egui::Ui, text: &str, s: &KeyboardShortcut| {
-            ui.add(egui::Button::new(text).shortcut_text(ui.ctx().format_shortcut(s))).clicked()
+            ui.add(egui::Button::new(text).shortcut_text(ui.ctx().format_shortcut(s)))
+                .clicked()
         };
         if item(ui, "Open dataset…", &open) {
             event = Some(HostEvent::OpenDatasetDialog);
@@ -107,25 +123,44 @@ fn top_bar(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             menus(cx, ui);
             ui.separator();
         }
-        ui.label(RichText::new("Wick").family(theme::strong_family()).size(18.0).color(theme::ACCENT));
+        ui.label(
+            RichText::new("Wick")
+                .family(theme::strong_family())
+                .size(18.0)
+                .color(theme::ACCENT),
+        );
         if let Some(d) = &state.project.dataset {
             ui.separator();
-            ui.label(RichText::new(d.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()).weak());
+            ui.label(
+                RichText::new(
+                    d.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                )
+                .weak(),
+            );
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui.button("Settings").clicked() {
                 cx.send(Command::ShowSettings(!state.show_settings));
             }
             let dark = state.settings.dark;
-            if ui.button(if dark { "Light mode" } else { "Dark mode" }).on_hover_text("Switch the colour theme").clicked() {
+            if ui
+                .button(if dark { "Light mode" } else { "Dark mode" })
+                .on_hover_text("Switch the colour theme")
+                .clicked()
+            {
                 cx.send(Command::SetDark(!dark));
             }
             match (state.save_status.error.as_deref(), state.save_status.saved) {
                 (Some(e), _) => {
-                    ui.colored_label(theme::BAD, "⚠ Not saved").on_hover_text(e.to_string());
+                    ui.colored_label(theme::BAD, "⚠ Not saved")
+                        .on_hover_text(e.to_string());
                 }
                 (None, true) => {
-                    ui.label(RichText::new("✓ Saved").weak()).on_hover_text(state.config.project_dir.display().to_string());
+                    ui.label(RichText::new("✓ Saved").weak())
+                        .on_hover_text(state.config.project_dir.display().to_string());
                 }
                 (None, false) => {
                     ui.label(RichText::new("Saving…").weak());
@@ -147,7 +182,13 @@ fn status_bar(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
             ui.separator();
             let run = state.project.runs.iter().find(|r| r.id == t.run_id);
             ui.spinner();
-            ui.label(RichText::new(format!("Training on {}", run.map(|r| r.device.as_str()).unwrap_or(""))).small());
+            ui.label(
+                RichText::new(format!(
+                    "Training on {}",
+                    run.map(|r| r.device.as_str()).unwrap_or("")
+                ))
+                .small(),
+            );
         }
     });
 }
@@ -158,39 +199,74 @@ fn steps(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     for (i, screen) in Screen::ALL.into_iter().enumerate() {
         let done = match screen {
             Screen::Data => state.loaded().is_some(),
-            Screen::Model => state.project.model.target.is_some() || state.loaded().is_some_and(|d| d.is_images()),
-            Screen::Train => state.project.runs.iter().any(|r| r.status == RunStatus::Finished),
-            Screen::Evaluate => state.selected_run_record().is_some_and(|r| r.test_metrics.is_some()),
+            Screen::Model => {
+                state.project.model.target.is_some()
+                    || state.loaded().is_some_and(|d| d.is_images())
+            }
+            Screen::Train => state
+                .project
+                .runs
+                .iter()
+                .any(|r| r.status == RunStatus::Finished),
+            Screen::Evaluate => state
+                .selected_run_record()
+                .is_some_and(|r| r.test_metrics.is_some()),
             Screen::Publish => state.publish.last.is_some(),
-            Screen::Monitor => state.monitor.report.as_ref().is_some_and(|r| r.as_ref().is_ok_and(|r| !r.versions.is_empty())),
+            Screen::Monitor => state
+                .monitor
+                .report
+                .as_ref()
+                .is_some_and(|r| r.as_ref().is_ok_and(|r| !r.versions.is_empty())),
         };
         ui.horizontal(|ui| {
-            let mark = if done { RichText::new("✓").color(theme::GOOD) } else { RichText::new(format!("{}", i + 1)).weak() };
+            let mark = if done {
+                RichText::new("✓").color(theme::GOOD)
+            } else {
+                RichText::new(format!("{}", i + 1)).weak()
+            };
             ui.add_sized([18.0, 30.0], egui::Label::new(mark));
             let text = RichText::new(screen.title()).size(15.0);
-            let text = if state.screen == screen { text.family(theme::strong_family()) } else { text };
-            if ui.add_sized([136.0, 30.0], egui::Button::selectable(state.screen == screen, text)).clicked() {
+            let text = if state.screen == screen {
+                text.family(theme::strong_family())
+            } else {
+                text
+            };
+            if ui
+                .add_sized(
+                    [136.0, 30.0],
+                    egui::Button::selectable(state.screen == screen, text),
+                )
+                .clicked()
+            {
                 cx.send(Command::GoTo(screen));
             }
         });
     }
     ui.add_space(16.0);
     ui.separator();
-    ui.label(RichText::new("Your project is saved automatically.").small().weak());
+    ui.label(
+        RichText::new("Your project is saved automatically.")
+            .small()
+            .weak(),
+    );
 }
 
 fn notices(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     let state = cx.state;
     let mut dismiss = None;
     for (i, n) in state.notices.iter().enumerate() {
-        egui::Frame::new().fill(theme::ACCENT.gamma_multiply(0.18)).corner_radius(6.0).inner_margin(8.0).show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(n);
-                if ui.small_button("Dismiss").clicked() {
-                    dismiss = Some(i);
-                }
+        egui::Frame::new()
+            .fill(theme::ACCENT.gamma_multiply(0.18))
+            .corner_radius(6.0)
+            .inner_margin(8.0)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(n);
+                    if ui.small_button("Dismiss").clicked() {
+                        dismiss = Some(i);
+                    }
+                });
             });
-        });
     }
     if let Some(i) = dismiss {
         cx.send(Command::DismissNotice(i));
@@ -204,29 +280,60 @@ fn settings_window(cx: &mut ScreenCtx<'_>, ctx: &egui::Context) {
     let mut settings = state.settings.clone();
     let mut commit = false;
     let mut pick_project = false;
-    egui::Window::new("Settings").open(&mut open).resizable(false).collapsible(false).pivot(Align2::CENTER_TOP).default_pos(window_spot(ctx)).show(ctx, |ui| {
-        ui.label(RichText::new("Publishing endpoint").strong());
-        commit |= ui.radio_value(&mut settings.use_remote, false, "Built-in endpoint on this computer").changed();
-        if let Some(e) = &state.config.embedded_endpoint {
-            ui.label(RichText::new(format!("   {}", e.url)).small().weak());
-        }
-        commit |= ui.radio_value(&mut settings.use_remote, true, "Remote endpoint").changed();
-        ui.add_enabled_ui(settings.use_remote, |ui| {
-            egui::Grid::new("remote").num_columns(2).show(ui, |ui| {
-                ui.label("URL");
-                commit |= ui.add(egui::TextEdit::singleline(&mut settings.remote_url).hint_text("https://models.example.com")).lost_focus();
-                ui.end_row();
-                ui.label("Token");
-                commit |= ui.add(egui::TextEdit::singleline(&mut settings.remote_token).password(true)).lost_focus();
-                ui.end_row();
+    egui::Window::new("Settings")
+        .open(&mut open)
+        .resizable(false)
+        .collapsible(false)
+        .pivot(Align2::CENTER_TOP)
+        .default_pos(window_spot(ctx))
+        .show(ctx, |ui| {
+            ui.label(RichText::new("Publishing endpoint").strong());
+            commit |= ui
+                .radio_value(
+                    &mut settings.use_remote,
+                    false,
+                    "Built-in endpoint on this computer",
+                )
+                .changed();
+            if let Some(e) = &state.config.embedded_endpoint {
+                ui.label(RichText::new(format!("   {}", e.url)).small().weak());
+            }
+            commit |= ui
+                .radio_value(&mut settings.use_remote, true, "Remote endpoint")
+                .changed();
+            ui.add_enabled_ui(settings.use_remote, |ui| {
+                egui::Grid::new("remote").num_columns(2).show(ui, |ui| {
+                    ui.label("URL");
+                    commit |= ui
+                        .add(
+                            egui::TextEdit::singleline(&mut settings.remote_url)
+                                .hint_text("https://models.example.com"),
+                        )
+                        .lost_focus();
+                    ui.end_row();
+                    ui.label("Token");
+                    commit |= ui
+                        .add(egui::TextEdit::singleline(&mut settings.remote_token).password(true))
+                        .lost_focus();
+                    ui.end_row();
+                });
             });
+            ui.add_space(6.0);
+            ui.label(
+                RichText::new(format!(
+                    "Project folder: {}",
+                    state.config.project_dir.display()
+                ))
+                .small()
+                .weak(),
+            );
+            pick_project = ui.button("Open another project…").clicked();
         });
-        ui.add_space(6.0);
-        ui.label(RichText::new(format!("Project folder: {}", state.config.project_dir.display())).small().weak());
-        pick_project = ui.button("Open another project…").clicked();
-    });
     if commit || settings != state.settings {
-        cx.send(Command::SetSettings { settings, save: commit });
+        cx.send(Command::SetSettings {
+            settings,
+            save: commit,
+        });
     }
     if pick_project {
         cx.send(Command::Host(HostRequest::PickProject));
@@ -261,18 +368,46 @@ fn drop_overlay(ctx: &egui::Context) {
         i.raw
             .hovered_files
             .iter()
-            .map(|f| f.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+            .map(|f| {
+                f.path
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            })
             .collect()
     });
     if hovered.is_empty() {
         return;
     }
-    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop_overlay")));
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop_overlay"),
+    ));
     let rect = ctx.content_rect();
     painter.rect_filled(rect, 0.0, Color32::from_black_alpha(160));
-    painter.rect_stroke(rect.shrink(12.0), 12.0, egui::Stroke::new(3.0, theme::ACCENT), egui::StrokeKind::Inside);
-    let names = hovered.iter().filter(|n| !n.is_empty()).cloned().collect::<Vec<_>>().join(", ");
-    let text = if names.is_empty() { "Drop to open".to_string() } else { format!("Drop to open {names}") };
-    painter.text(rect.center(), Align2::CENTER_CENTER, text, egui::FontId::proportional(24.0), Color32::WHITE);
+    painter.rect_stroke(
+        rect.shrink(12.0),
+        12.0,
+        egui::Stroke::new(3.0, theme::ACCENT),
+        egui::StrokeKind::Inside,
+    );
+    let names = hovered
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = if names.is_empty() {
+        "Drop to open".to_string()
+    } else {
+        format!("Drop to open {names}")
+    };
+    painter.text(
+        rect.center(),
+        Align2::CENTER_CENTER,
+        text,
+        egui::FontId::proportional(24.0),
+        Color32::WHITE,
+    );
 }
-

@@ -14,10 +14,10 @@ use wick_core::train::CancelToken;
 
 use crate::host::AppConfig;
 use crate::jobs::{EndpointTarget, FitView, LoadedData};
+use crate::project::sanitize_model_name;
 use crate::project::{Project, PublishedRecord, RunRecord};
 use crate::samples::{Sample, SAMPLES};
 use crate::settings::Settings;
-use crate::project::sanitize_model_name;
 
 /// The workbench's screens, in the order a user meets them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,7 +31,14 @@ pub enum Screen {
 }
 
 impl Screen {
-    pub const ALL: [Screen; 6] = [Screen::Data, Screen::Model, Screen::Train, Screen::Evaluate, Screen::Publish, Screen::Monitor];
+    pub const ALL: [Screen; 6] = [
+        Screen::Data,
+        Screen::Model,
+        Screen::Train,
+        Screen::Evaluate,
+        Screen::Publish,
+        Screen::Monitor,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -179,7 +186,17 @@ pub struct LiveRows {
 
 impl Default for MonitorState {
     fn default() -> Self {
-        Self { busy: false, report: None, asked: None, window_secs: 3600.0, history: Vec::new(), since: None, logging_error: None, live: LiveRowsState::default(), queue: LabelQueueState::default() }
+        Self {
+            busy: false,
+            report: None,
+            asked: None,
+            window_secs: 3600.0,
+            history: Vec::new(),
+            since: None,
+            logging_error: None,
+            live: LiveRowsState::default(),
+            queue: LabelQueueState::default(),
+        }
     }
 }
 
@@ -293,7 +310,11 @@ impl AppState {
     /// Re-reads which Hub backbones are in the cache.
     pub fn refresh_downloaded_backbones(&mut self) {
         self.downloaded_backbones = match &self.config.hub {
-            Some(hub) => wick_core::hub::BACKBONES.iter().filter(|b| hub.cached(b).is_some()).map(|b| b.name).collect(),
+            Some(hub) => wick_core::hub::BACKBONES
+                .iter()
+                .filter(|b| hub.cached(b).is_some())
+                .map(|b| b.name)
+                .collect(),
             None => Vec::new(),
         };
     }
@@ -313,7 +334,11 @@ impl AppState {
     /// For a large file kept as a sample: `(rows in the sample, rows in the file)`.
     pub fn sampled(&self) -> Option<(usize, usize)> {
         match self.loaded()? {
-            LoadedData::Table { df, sampled_from: Some(total), .. } => Some((df.height(), *total)),
+            LoadedData::Table {
+                df,
+                sampled_from: Some(total),
+                ..
+            } => Some((df.height(), *total)),
             _ => None,
         }
     }
@@ -352,20 +377,28 @@ impl AppState {
 
     /// Feature columns in use.
     pub fn features(&self) -> Vec<String> {
-        let Some(LoadedData::Table { summary, .. }) = self.loaded() else { return Vec::new() };
+        let Some(LoadedData::Table { summary, .. }) = self.loaded() else {
+            return Vec::new();
+        };
         let target = self.project.model.target.as_deref();
         summary
             .columns
             .iter()
             .map(|c| c.name.clone())
-            .filter(|n| Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n))
-            .filter(|n| self.project.model.personal.action(n) != Some(wick_core::data::PersonalAction::Drop))
+            .filter(|n| {
+                Some(n.as_str()) != target && !self.project.model.excluded_features.contains(n)
+            })
+            .filter(|n| {
+                self.project.model.personal.action(n) != Some(wick_core::data::PersonalAction::Drop)
+            })
             .collect()
     }
 
     /// The image input shape the CNN will use.
     pub fn image_shape(&self) -> Option<wick_core::data::ImageShape> {
-        let Some(LoadedData::Images { index }) = self.loaded() else { return None };
+        let Some(LoadedData::Images { index }) = self.loaded() else {
+            return None;
+        };
         let side = self.project.model.image_side;
         let mut shape = index.default_shape(if side == 0 { 64 } else { side });
         if side > 0 {
@@ -416,7 +449,10 @@ impl AppState {
             if self.settings.remote_url.trim().is_empty() {
                 return Err("Set the remote endpoint's URL in Settings, or switch back to the built-in endpoint.".into());
             }
-            return Ok(EndpointTarget { url: self.settings.remote_url.trim().to_string(), token: self.settings.remote_token.clone() });
+            return Ok(EndpointTarget {
+                url: self.settings.remote_url.trim().to_string(),
+                token: self.settings.remote_token.clone(),
+            });
         }
         self.config.embedded_endpoint.clone().ok_or_else(|| {
             self.config
@@ -428,7 +464,13 @@ impl AppState {
     }
 
     pub fn samples(&self) -> Vec<(&'static Sample, PathBuf)> {
-        let Some(dir) = &self.config.samples_dir else { return Vec::new() };
-        SAMPLES.iter().map(|s| (s, dir.join(s.path))).filter(|(_, p)| p.exists()).collect()
+        let Some(dir) = &self.config.samples_dir else {
+            return Vec::new();
+        };
+        SAMPLES
+            .iter()
+            .map(|s| (s, dir.join(s.path)))
+            .filter(|(_, p)| p.exists())
+            .collect()
     }
 }

@@ -20,14 +20,25 @@ pub fn strong_family() -> FontFamily {
 /// Installs fonts and both themes on a context.
 pub fn install(ctx: &egui::Context, dark: bool) {
     let mut fonts = FontDefinitions::default();
-    fonts.font_data.insert("inter".into(), FontData::from_static(INTER_REGULAR).into());
-    fonts.font_data.insert("inter-semibold".into(), FontData::from_static(INTER_SEMIBOLD).into());
+    fonts
+        .font_data
+        .insert("inter".into(), FontData::from_static(INTER_REGULAR).into());
+    fonts.font_data.insert(
+        "inter-semibold".into(),
+        FontData::from_static(INTER_SEMIBOLD).into(),
+    );
     if let Some(list) = fonts.families.get_mut(&FontFamily::Proportional) {
         list.insert(0, "inter".into());
     }
     // egui's default fonts stay behind Inter for symbols Inter lacks.
     let mut strong = vec!["inter-semibold".to_string()];
-    strong.extend(fonts.families.get(&FontFamily::Proportional).cloned().unwrap_or_default());
+    strong.extend(
+        fonts
+            .families
+            .get(&FontFamily::Proportional)
+            .cloned()
+            .unwrap_or_default(),
+    );
     fonts.families.insert(strong_family(), strong);
     ctx.set_fonts(fonts);
     for theme in [egui::Theme::Light, egui::Theme::Dark] {
@@ -35,9 +46,18 @@ pub fn install(ctx: &egui::Context, dark: bool) {
             style.text_styles = [
                 (TextStyle::Heading, FontId::new(22.0, strong_family())),
                 (TextStyle::Body, FontId::new(14.0, FontFamily::Proportional)),
-                (TextStyle::Button, FontId::new(14.0, FontFamily::Proportional)),
-                (TextStyle::Small, FontId::new(11.5, FontFamily::Proportional)),
-                (TextStyle::Monospace, FontId::new(13.0, FontFamily::Monospace)),
+                (
+                    TextStyle::Button,
+                    FontId::new(14.0, FontFamily::Proportional),
+                ),
+                (
+                    TextStyle::Small,
+                    FontId::new(11.5, FontFamily::Proportional),
+                ),
+                (
+                    TextStyle::Monospace,
+                    FontId::new(13.0, FontFamily::Monospace),
+                ),
             ]
             .into();
             style.spacing.item_spacing = egui::vec2(8.0, 6.0);
@@ -50,7 +70,11 @@ pub fn install(ctx: &egui::Context, dark: bool) {
             style.visuals.widgets.active.corner_radius = 6.into();
             // Check marks and arrows are drawn with the widget's foreground stroke: egui's 1 px made
             // a ticked box hard to tell from an empty one.
-            for w in [&mut style.visuals.widgets.inactive, &mut style.visuals.widgets.hovered, &mut style.visuals.widgets.active] {
+            for w in [
+                &mut style.visuals.widgets.inactive,
+                &mut style.visuals.widgets.hovered,
+                &mut style.visuals.widgets.active,
+            ] {
                 w.fg_stroke.width = w.fg_stroke.width.max(2.0);
             }
         });
@@ -59,16 +83,27 @@ pub fn install(ctx: &egui::Context, dark: bool) {
 }
 
 pub fn set_dark(ctx: &egui::Context, dark: bool) {
-    ctx.set_theme(if dark { egui::Theme::Dark } else { egui::Theme::Light });
+    ctx.set_theme(if dark {
+        egui::Theme::Dark
+    } else {
+        egui::Theme::Light
+    });
 }
 
 /// A rounded card frame used for template cards, the drop zone and panels.
 pub fn card(ui: &egui::Ui) -> egui::Frame {
-    egui::Frame::group(ui.style()).corner_radius(10.0).inner_margin(12.0).fill(ui.visuals().faint_bg_color)
+    egui::Frame::group(ui.style())
+        .corner_radius(10.0)
+        .inner_margin(12.0)
+        .fill(ui.visuals().faint_bg_color)
 }
 
 /// Section titles inside a screen.
 pub fn section(ui: &mut egui::Ui, title: &str) {
     ui.add_space(6.0);
-    ui.label(egui::RichText::new(title).family(strong_family()).size(16.0));
+    ui.label(
+        egui::RichText::new(title)
+            .family(strong_family())
+            .size(16.0),
+    );
 }

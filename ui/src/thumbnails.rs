@@ -24,19 +24,27 @@ impl Thumbnails {
         let (sender, paths) = std::sync::mpsc::channel::<Vec<PathBuf>>();
         let (image_tx, images) = std::sync::mpsc::channel();
         let repaint = waker.clone();
-        let _ = std::thread::Builder::new().name("wick-thumbnails".into()).spawn(move || {
-            while let Ok(batch) = paths.recv() {
-                for path in batch {
-                    if let Some(image) = decode_thumbnail(&path) {
-                        if image_tx.send((path, image)).is_err() {
-                            return;
+        let _ = std::thread::Builder::new()
+            .name("wick-thumbnails".into())
+            .spawn(move || {
+                while let Ok(batch) = paths.recv() {
+                    for path in batch {
+                        if let Some(image) = decode_thumbnail(&path) {
+                            if image_tx.send((path, image)).is_err() {
+                                return;
+                            }
+                            repaint.wake();
                         }
-                        repaint.wake();
                     }
                 }
-            }
-        });
-        Self { waker, textures: HashMap::new(), requested: HashSet::new(), sender, images }
+            });
+        Self {
+            waker,
+            textures: HashMap::new(),
+            requested: HashSet::new(),
+            sender,
+            images,
+        }
     }
 
     /// Asks for thumbnails of a dataset's first images of each class (round-robin, so every class shows).
@@ -64,7 +72,10 @@ impl Thumbnails {
     }
 
     pub fn request_paths(&mut self, paths: Vec<PathBuf>) {
-        let fresh: Vec<PathBuf> = paths.into_iter().filter(|p| self.requested.insert(p.clone())).collect();
+        let fresh: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| self.requested.insert(p.clone()))
+            .collect();
         if !fresh.is_empty() {
             let _ = self.sender.send(fresh);
         }
@@ -84,8 +95,15 @@ impl Thumbnails {
 
 fn decode_thumbnail(path: &Path) -> Option<egui::ColorImage> {
     let img = image::open(path).ok()?;
-    let img = if img.width() > THUMB_SIDE || img.height() > THUMB_SIDE { img.thumbnail(THUMB_SIDE, THUMB_SIDE) } else { img };
+    let img = if img.width() > THUMB_SIDE || img.height() > THUMB_SIDE {
+        img.thumbnail(THUMB_SIDE, THUMB_SIDE)
+    } else {
+        img
+    };
     let rgba = img.to_rgba8();
     let size = [rgba.width() as usize, rgba.height() as usize];
-    Some(egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()))
+    Some(egui::ColorImage::from_rgba_unmultiplied(
+        size,
+        rgba.as_raw(),
+    ))
 }

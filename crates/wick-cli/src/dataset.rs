@@ -3,8 +3,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use wick_core::data::{
+    index_image_csv, index_image_folder_with_progress, read_table, sample_csv, ImageIndex,
+    TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES,
+};
 use wick_core::polars::prelude::DataFrame;
-use wick_core::data::{index_image_csv, index_image_folder_with_progress, read_table, sample_csv, ImageIndex, TableFormat, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
 
 pub enum Dataset {
     Table(DataFrame),
@@ -25,7 +28,8 @@ pub fn large_csv_sample(path: &Path, force: bool, quiet: bool) -> Result<Option<
     if !quiet {
         eprintln!("{} is large ({:.1} GB): reading a sample for its columns, then training from the file in chunks", path.display(), size as f64 / 1e9);
     }
-    let sample = sample_csv(path, DEFAULT_CHUNK_BYTES, SAMPLE_ROWS, 0, &mut |_, _| {}).with_context(|| format!("reading {}", path.display()))?;
+    let sample = sample_csv(path, DEFAULT_CHUNK_BYTES, SAMPLE_ROWS, 0, &mut |_, _| {})
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok(Some(sample))
 }
 
@@ -39,7 +43,10 @@ pub fn index_folder(path: &Path) -> Result<ImageIndex> {
         let bar = bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30.green/blue} {pos}/{len} images  {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30.green/blue} {pos}/{len} images  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message(format!("indexing {}", path.display()));
             bar
@@ -62,7 +69,8 @@ pub fn open(path: &Path) -> Result<Dataset> {
     let df = read_table(path).with_context(|| format!("opening {}", path.display()))?;
     let names: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
     if names == ["path", "label"] {
-        let index = index_image_csv(path).with_context(|| format!("opening image list {}", path.display()))?;
+        let index = index_image_csv(path)
+            .with_context(|| format!("opening image list {}", path.display()))?;
         return Ok(Dataset::Images(index));
     }
     Ok(Dataset::Table(df))

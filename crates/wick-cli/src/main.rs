@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "wick", version, about = "Train, evaluate and run machine-learning models from the command line")]
+#[command(
+    name = "wick",
+    version,
+    about = "Train, evaluate and run machine-learning models from the command line"
+)]
 struct Cli {
     /// Print machine-readable JSON instead of tables and progress bars.
     #[arg(long, global = true)]
@@ -126,7 +130,10 @@ fn main() -> std::process::ExitCode {
     wick_core::train::fix_cpu_thread_count();
     wick_core::train::keep_freed_memory_for_reuse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WICK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -140,15 +147,33 @@ fn main() -> std::process::ExitCode {
         Command::Eval { model, data } => commands::eval::run(&model, &data, cli.json),
         Command::Explain(args) => commands::explain::run(&args, cli.json),
         Command::Backbones => commands::backbones::run(cli.json),
-        Command::Predict { model, inputs, out } => commands::predict::run(&model, &inputs, out.as_deref(), cli.json),
+        Command::Predict { model, inputs, out } => {
+            commands::predict::run(&model, &inputs, out.as_deref(), cli.json)
+        }
         Command::Export(args) => commands::export::run(&args, cli.json),
         Command::Search(args) => commands::search::run(&args, cli.json),
         Command::Publish(args) => commands::remote::publish(&args, cli.json),
         Command::Models(args) => commands::remote::models(&args, cli.json),
-        Command::Rollback { name, version, endpoint } => commands::remote::rollback(&endpoint, &name, version, cli.json),
-        Command::Traffic { name, split, endpoint } => commands::remote::traffic(&endpoint, &name, &split, cli.json),
-        Command::Logging { name, sample, endpoint } => commands::remote::logging(&endpoint, &name, sample, cli.json),
-        Command::Monitor { name, window_secs, endpoint } => commands::remote::monitor(&endpoint, &name, window_secs, cli.json),
+        Command::Rollback {
+            name,
+            version,
+            endpoint,
+        } => commands::remote::rollback(&endpoint, &name, version, cli.json),
+        Command::Traffic {
+            name,
+            split,
+            endpoint,
+        } => commands::remote::traffic(&endpoint, &name, &split, cli.json),
+        Command::Logging {
+            name,
+            sample,
+            endpoint,
+        } => commands::remote::logging(&endpoint, &name, sample, cli.json),
+        Command::Monitor {
+            name,
+            window_secs,
+            endpoint,
+        } => commands::remote::monitor(&endpoint, &name, window_secs, cli.json),
         Command::Improve(args) => commands::improve::run(&args, cli.json),
         Command::Serve { config } => commands::serve(config.as_deref()),
         Command::Devices => commands::devices::run(cli.json),

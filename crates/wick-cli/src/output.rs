@@ -25,7 +25,13 @@ pub fn print_metrics(metrics: &Metrics) {
     if let Metrics::Classification(m) = metrics {
         let mut t = table(&["class", "precision", "recall", "f1", "support"]);
         for c in &m.per_class {
-            t.add_row(vec![c.label.clone(), format!("{:.3}", c.precision), format!("{:.3}", c.recall), format!("{:.3}", c.f1), c.support.to_string()]);
+            t.add_row(vec![
+                c.label.clone(),
+                format!("{:.3}", c.precision),
+                format!("{:.3}", c.recall),
+                format!("{:.3}", c.f1),
+                c.support.to_string(),
+            ]);
         }
         println!("{t}");
         let mut header = vec!["actual \\ predicted".to_string()];

@@ -16,7 +16,14 @@ pub struct ProgressBars {
 
 impl ProgressBars {
     pub fn new(quiet: bool) -> Self {
-        Self { bar: None, quiet, epochs: 0, line: Vec::new(), line_epoch: 0, reading: None }
+        Self {
+            bar: None,
+            quiet,
+            epochs: 0,
+            line: Vec::new(),
+            line_epoch: 0,
+            reading: None,
+        }
     }
 }
 
@@ -26,7 +33,12 @@ impl TrainObserver for ProgressBars {
             return;
         }
         match event {
-            TrainEvent::ReadingData { pass, passes, bytes_done, bytes_total } => {
+            TrainEvent::ReadingData {
+                pass,
+                passes,
+                bytes_done,
+                bytes_total,
+            } => {
                 if self.reading != Some(pass) {
                     if let Some(bar) = self.bar.take() {
                         bar.finish_and_clear();
@@ -44,7 +56,11 @@ impl TrainObserver for ProgressBars {
                     bar.set_position(bytes_done);
                 }
             }
-            TrainEvent::Downloading { file, bytes_done, bytes_total } => {
+            TrainEvent::Downloading {
+                file,
+                bytes_done,
+                bytes_total,
+            } => {
                 if self.reading.is_some() || self.bar.is_none() {
                     if let Some(bar) = self.bar.take() {
                         bar.finish_and_clear();
@@ -67,7 +83,14 @@ impl TrainObserver for ProgressBars {
                     }
                 }
             }
-            TrainEvent::Started { device, epochs, steps_per_epoch, train_rows, valid_rows, test_rows } => {
+            TrainEvent::Started {
+                device,
+                epochs,
+                steps_per_epoch,
+                train_rows,
+                valid_rows,
+                test_rows,
+            } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
@@ -87,7 +110,12 @@ impl TrainObserver for ProgressBars {
                     bar.set_message(format!("epoch {epoch}/{}  loss {loss:.4}", self.epochs));
                 }
             }
-            TrainEvent::Metric { epoch, split, name, value } => {
+            TrainEvent::Metric {
+                epoch,
+                split,
+                name,
+                value,
+            } => {
                 // Boosted trees send every tree's losses at once, without epoch ends: keep the last.
                 if epoch != self.line_epoch {
                     self.line.clear();
@@ -100,8 +128,15 @@ impl TrainObserver for ProgressBars {
                 };
                 self.line.push(format!("{split} {name} {value:.4}"));
             }
-            TrainEvent::EpochFinished { epoch, samples_per_sec, .. } => {
-                let text = format!("epoch {epoch:>3}: {}  ({samples_per_sec:.0} samples/s)", self.line.join("  "));
+            TrainEvent::EpochFinished {
+                epoch,
+                samples_per_sec,
+                ..
+            } => {
+                let text = format!(
+                    "epoch {epoch:>3}: {}  ({samples_per_sec:.0} samples/s)",
+                    self.line.join("  ")
+                );
                 match &self.bar {
                     Some(bar) => bar.println(text),
                     None => eprintln!("{text}"),

@@ -36,9 +36,17 @@ const FLOOR: f64 = 1e-4;
 pub enum Profile {
     /// `edges` are the bins' inner bounds (a value `v` falls in the first bin whose edge exceeds it);
     /// `shares` has one more entry than `edges`.
-    Numeric { edges: Vec<f64>, shares: Vec<f64>, missing: f64 },
+    Numeric {
+        edges: Vec<f64>,
+        shares: Vec<f64>,
+        missing: f64,
+    },
     /// The most frequent values' shares; `other` for the rest.
-    Categorical { shares: BTreeMap<String, f64>, other: f64, missing: f64 },
+    Categorical {
+        shares: BTreeMap<String, f64>,
+        other: f64,
+        missing: f64,
+    },
 }
 
 /// A feature's name and training distribution.
@@ -75,12 +83,18 @@ impl TrainingProfile {
                     RawColumn::Text(v) => categorical(rows.iter().map(|&r| v[r].as_deref())),
                     RawColumn::Date(_) => return None,
                 };
-                Some(FeatureProfile { name: name.clone(), profile })
+                Some(FeatureProfile {
+                    name: name.clone(),
+                    profile,
+                })
             })
             .collect();
         let target = match target {
             TargetValues::Regression(y) => numeric(rows.iter().map(|&r| Some(y[r]))),
-            TargetValues::Classification { labels, classes } => categorical(rows.iter().map(|&r| labels.get(classes[r]).map(String::as_str))),
+            TargetValues::Classification { labels, classes } => categorical(
+                rows.iter()
+                    .map(|&r| labels.get(classes[r]).map(String::as_str)),
+            ),
         };
         Self { features, target }
     }
@@ -96,14 +110,20 @@ fn numeric(values: impl Iterator<Item = Option<f64>>) -> Profile {
         }
     }
     finite.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = (1..BINS).filter_map(|i| finite.get(i * finite.len() / BINS).copied()).collect();
+    let mut edges: Vec<f64> = (1..BINS)
+        .filter_map(|i| finite.get(i * finite.len() / BINS).copied())
+        .collect();
     edges.dedup();
     let mut counts = vec![0usize; edges.len() + 1];
     for &x in &finite {
         counts[bin_of(&edges, x)] += 1;
     }
     let n = seen.max(1) as f64;
-    Profile::Numeric { shares: counts.iter().map(|&c| c as f64 / n).collect(), missing: (seen - finite.len()) as f64 / n, edges }
+    Profile::Numeric {
+        shares: counts.iter().map(|&c| c as f64 / n).collect(),
+        missing: (seen - finite.len()) as f64 / n,
+        edges,
+    }
 }
 
 fn categorical<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Profile {
@@ -121,7 +141,11 @@ fn categorical<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Profile {
     let n = seen.max(1) as f64;
     let kept: usize = ranked.iter().take(TOP_VALUES).map(|(_, c)| c).sum();
     Profile::Categorical {
-        shares: ranked.iter().take(TOP_VALUES).map(|(s, c)| (s.to_string(), *c as f64 / n)).collect(),
+        shares: ranked
+            .iter()
+            .take(TOP_VALUES)
+            .map(|(s, c)| (s.to_string(), *c as f64 / n))
+            .collect(),
         other: (seen - missing - kept) as f64 / n,
         missing: missing as f64 / n,
     }
@@ -139,7 +163,11 @@ impl Profile {
         }
         let n = live.len() as f64;
         let (training, counts): (Vec<f64>, Vec<usize>) = match self {
-            Self::Numeric { edges, shares, missing } => {
+            Self::Numeric {
+                edges,
+                shares,
+                missing,
+            } => {
                 let mut counts = vec![0usize; shares.len() + 1];
                 for v in live {
                     let i = match v {
@@ -151,18 +179,30 @@ impl Profile {
                 }
                 (shares.iter().copied().chain([*missing]).collect(), counts)
             }
-            Self::Categorical { shares, other, missing } => {
+            Self::Categorical {
+                shares,
+                other,
+                missing,
+            } => {
                 let keys: Vec<&String> = shares.keys().collect();
                 let mut counts = vec![0usize; keys.len() + 2];
                 for v in live {
                     let i = match v {
                         LiveValue::Missing => keys.len() + 1,
-                        LiveValue::Text(s) => keys.iter().position(|k| *k == s).unwrap_or(keys.len()),
-                        LiveValue::Number(x) => keys.iter().position(|k| k.parse::<f64>().ok() == Some(*x)).unwrap_or(keys.len()),
+                        LiveValue::Text(s) => {
+                            keys.iter().position(|k| *k == s).unwrap_or(keys.len())
+                        }
+                        LiveValue::Number(x) => keys
+                            .iter()
+                            .position(|k| k.parse::<f64>().ok() == Some(*x))
+                            .unwrap_or(keys.len()),
                     };
                     counts[i] += 1;
                 }
-                (shares.values().copied().chain([*other, *missing]).collect(), counts)
+                (
+                    shares.values().copied().chain([*other, *missing]).collect(),
+                    counts,
+                )
             }
         };
         Some(
@@ -191,7 +231,14 @@ mod tests {
     fn psi_matches_the_formula_and_flags_a_shift() {
         let train: Vec<Option<f64>> = (0..1000).map(|i| Some(i as f64)).collect();
         let p = numeric(train.iter().copied());
-        let Profile::Numeric { edges, shares, missing } = &p else { panic!() };
+        let Profile::Numeric {
+            edges,
+            shares,
+            missing,
+        } = &p
+        else {
+            panic!()
+        };
         assert_eq!(edges.len(), 9);
         assert!(shares.iter().all(|s| (s - 0.1).abs() < 1e-12) && *missing == 0.0);
         // The same distribution: no drift.
@@ -207,9 +254,25 @@ mod tests {
 
     #[test]
     fn text_values_beyond_the_top_share_one_bin() {
-        let values: Vec<Option<String>> = (0..100).map(|i| Some(if i < 60 { "rain".to_string() } else { format!("v{i}") })).chain([None]).collect();
+        let values: Vec<Option<String>> = (0..100)
+            .map(|i| {
+                Some(if i < 60 {
+                    "rain".to_string()
+                } else {
+                    format!("v{i}")
+                })
+            })
+            .chain([None])
+            .collect();
         let p = categorical(values.iter().map(|v| v.as_deref()));
-        let Profile::Categorical { shares, other, missing } = &p else { panic!() };
+        let Profile::Categorical {
+            shares,
+            other,
+            missing,
+        } = &p
+        else {
+            panic!()
+        };
         assert_eq!(shares.len(), TOP_VALUES);
         assert!((shares["rain"] - 60.0 / 101.0).abs() < 1e-12);
         assert!((other - 21.0 / 101.0).abs() < 1e-12 && (missing - 1.0 / 101.0).abs() < 1e-12);

@@ -15,7 +15,11 @@ pub enum WickError {
 
     /// A problem with one layer of a model's layer stack.
     #[error("layer {index} ({layer}): {message}")]
-    Layer { index: usize, layer: String, message: String },
+    Layer {
+        index: usize,
+        layer: String,
+        message: String,
+    },
 
     /// A model specification or training setting that can't work.
     #[error("{0}")]
@@ -26,7 +30,12 @@ pub enum WickError {
         "training diverged at epoch {epoch}, step {step}: the loss became {loss}. \
          Lower the learning rate (it was {lr}) and train again."
     )]
-    Diverged { epoch: usize, step: usize, loss: f64, lr: f64 },
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+        lr: f64,
+    },
 
     /// The caller cancelled the run.
     #[error("training was cancelled")]
@@ -74,22 +83,37 @@ pub type Result<T, E = WickError> = std::result::Result<T, E>;
 
 impl WickError {
     pub(crate) fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Data { path: path.into(), message: message.into() }
+        Self::Data {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn column(column: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Column { column: column.into(), message: message.into() }
+        Self::Column {
+            column: column.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn package(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Package { path: path.into(), message: message.into() }
+        Self::Package {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn polars(context: impl Into<String>, source: polars::error::PolarsError) -> Self {
-        Self::Polars { context: context.into(), source }
+        Self::Polars {
+            context: context.into(),
+            source,
+        }
     }
 }

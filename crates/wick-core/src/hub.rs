@@ -96,13 +96,28 @@ pub const DEFAULT_BACKBONE: &str = "resnet18";
 
 /// A backbone by name (`resnet18`, `ResNet-18` and `resnet-18` alike).
 pub fn backbone(name: &str) -> Option<&'static HubBackbone> {
-    let key: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
-    BACKBONES.iter().find(|b| b.name == key || b.title.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().eq_ignore_ascii_case(&key))
+    let key: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    BACKBONES.iter().find(|b| {
+        b.name == key
+            || b.title
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .eq_ignore_ascii_case(&key)
+    })
 }
 
 /// The names `--backbone` takes, for messages.
 pub fn backbone_names() -> String {
-    BACKBONES.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+    BACKBONES
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where backbones come from and where they are kept.
@@ -114,12 +129,18 @@ pub struct HubClient {
 
 impl HubClient {
     pub fn new(endpoint: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
-        Self { endpoint: endpoint.into().trim_end_matches('/').to_string(), cache_dir: cache_dir.into() }
+        Self {
+            endpoint: endpoint.into().trim_end_matches('/').to_string(),
+            cache_dir: cache_dir.into(),
+        }
     }
 
     /// The Hub (or the mirror in `HF_ENDPOINT`), cached in the user's cache folder (or `WICK_HUB_CACHE`).
     pub fn from_env() -> Result<Self> {
-        let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| DEFAULT_ENDPOINT.into());
+        let endpoint = std::env::var(ENDPOINT_ENV)
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.into());
         let cache_dir = match std::env::var_os(CACHE_ENV) {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => directories::ProjectDirs::from("dev", "Wick", "wick")
@@ -142,7 +163,9 @@ impl HubClient {
 
     /// Where a person may put a backbone's file by hand (offline machines); used before the Hub.
     pub fn manual_path(&self, backbone: &HubBackbone) -> PathBuf {
-        self.cache_dir.join("manual").join(format!("{}.safetensors", backbone.name))
+        self.cache_dir
+            .join("manual")
+            .join(format!("{}.safetensors", backbone.name))
     }
 
     fn repo(&self, backbone: &HubBackbone) -> Repo {
@@ -155,14 +178,23 @@ impl HubClient {
         if manual.is_file() {
             return Some(manual);
         }
-        hf_hub::Cache::new(self.cache_dir.clone()).repo(self.repo(backbone)).get(backbone.file)
+        hf_hub::Cache::new(self.cache_dir.clone())
+            .repo(self.repo(backbone))
+            .get(backbone.file)
     }
 
     /// The backbone's weights file, downloaded first if it is not cached; `on_progress(done, total)`
     /// gets the bytes of a download as they arrive. A file in the cache that fails its check is
     /// removed and downloaded again.
-    pub fn fetch(&self, backbone: &HubBackbone, on_progress: &mut dyn FnMut(u64, u64)) -> Result<PathBuf> {
-        let what = format!("{} ({}/{} from {})", backbone.title, backbone.repo, backbone.file, self.endpoint);
+    pub fn fetch(
+        &self,
+        backbone: &HubBackbone,
+        on_progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<PathBuf> {
+        let what = format!(
+            "{} ({}/{} from {})",
+            backbone.title, backbone.repo, backbone.file, self.endpoint
+        );
         if let Some(path) = self.cached(backbone) {
             match verify(&path) {
                 Ok(()) => return Ok(path),
@@ -182,7 +214,12 @@ impl HubClient {
             .build()
             .map_err(|e| self.download_error(backbone, &what, e))?;
         let repo = api.repo(self.repo(backbone));
-        let mut progress = ProgressAdapter { on_progress, done: 0, total: 0, reported: 0 };
+        let mut progress = ProgressAdapter {
+            on_progress,
+            done: 0,
+            total: 0,
+            reported: 0,
+        };
         let mut result = repo.download_with_progress(backbone.file, &mut progress);
         if matches!(result, Err(ApiError::InvalidResume)) {
             // A partial file longer than the file itself (it changed on the Hub): start again.
@@ -201,7 +238,10 @@ impl HubClient {
     }
 
     fn remove_partial_downloads(&self, backbone: &HubBackbone) {
-        let blobs = self.cache_dir.join(self.repo(backbone).folder_name()).join("blobs");
+        let blobs = self
+            .cache_dir
+            .join(self.repo(backbone).folder_name())
+            .join("blobs");
         for entry in std::fs::read_dir(blobs).into_iter().flatten().flatten() {
             if entry.path().extension().is_some_and(|e| e == "part") {
                 let _ = std::fs::remove_file(entry.path());
@@ -233,7 +273,10 @@ impl HubClient {
             ApiError::InvalidResume => "the partial download did not match the file; run again to start it afresh".into(),
             ApiError::LockAcquisition(path) => format!("another download of it is running (lock {}); wait for it to finish", path.display()),
         };
-        WickError::Download { what: what.into(), message }
+        WickError::Download {
+            what: what.into(),
+            message,
+        }
     }
 }
 
@@ -268,11 +311,18 @@ impl hf_hub::api::Progress for &mut ProgressAdapter<'_> {
 /// the LFS object's SHA-256) and it reads as safetensors.
 fn verify(path: &Path) -> std::result::Result<(), String> {
     let blob = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let etag = blob.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let etag = blob
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if etag.len() == 64 && etag.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let sha = sha256_file(&blob).map_err(|e| format!("could not read the downloaded file ({e})"))?;
+        let sha =
+            sha256_file(&blob).map_err(|e| format!("could not read the downloaded file ({e})"))?;
         if sha != etag {
-            return Err(format!("the downloaded file's SHA-256 is {sha}, the Hub said {etag}"));
+            return Err(format!(
+                "the downloaded file's SHA-256 is {sha}, the Hub said {etag}"
+            ));
         }
     }
     check_safetensors_header(&blob)
@@ -295,26 +345,36 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// The safetensors layout: an 8-byte little-endian header length, a JSON header whose tensors'
 /// byte ranges fit in the file. An HTML page or a truncated file fails here.
 fn check_safetensors_header(path: &Path) -> std::result::Result<(), String> {
-    read_safetensors_header(path).map(|_| ()).map_err(|why| format!("the downloaded file is not a safetensors file ({why})"))
+    read_safetensors_header(path)
+        .map(|_| ())
+        .map_err(|why| format!("the downloaded file is not a safetensors file ({why})"))
 }
 
 /// A safetensors file's tensor entries by name, after checking they lie inside the file.
-fn read_safetensors_header(path: &Path) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+fn read_safetensors_header(
+    path: &Path,
+) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut size = [0u8; 8];
-    file.read_exact(&mut size).map_err(|_| "it is shorter than a header".to_string())?;
+    file.read_exact(&mut size)
+        .map_err(|_| "it is shorter than a header".to_string())?;
     let header_len = u64::from_le_bytes(size);
     if header_len == 0 || header_len > 100 << 20 || header_len + 8 > len {
         return Err("its header length does not fit the file".into());
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(|_| "its header is cut short".to_string())?;
-    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|_| "its header is not JSON".to_string())?;
+    file.read_exact(&mut header)
+        .map_err(|_| "its header is cut short".to_string())?;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|_| "its header is not JSON".to_string())?;
     header.remove("__metadata__");
     let data_len = len - 8 - header_len;
     for (name, entry) in &header {
-        let end = entry.get("data_offsets").and_then(|o| o.get(1)).and_then(|v| v.as_u64());
+        let end = entry
+            .get("data_offsets")
+            .and_then(|o| o.get(1))
+            .and_then(|v| v.as_u64());
         match end {
             Some(end) if end <= data_len => {}
             _ => return Err(format!("tensor `{name}` lies past the end of the file")),
@@ -327,7 +387,14 @@ fn read_safetensors_header(path: &Path) -> std::result::Result<serde_json::Map<S
 /// naming): MobileNetV4 has a `conv_stem`, a bottleneck ResNet a third convolution per block, and
 /// ResNet-34 a sixth block in its third stage.
 pub fn detect_arch(weights: &Path) -> Result<BackboneArch> {
-    let header = read_safetensors_header(weights).map_err(|why| WickError::data(weights, format!("is not a safetensors file ({why}); a backbone is a .safetensors file of weights")))?;
+    let header = read_safetensors_header(weights).map_err(|why| {
+        WickError::data(
+            weights,
+            format!(
+                "is not a safetensors file ({why}); a backbone is a .safetensors file of weights"
+            ),
+        )
+    })?;
     let has = |name: &str| header.contains_key(name);
     Ok(if has("conv_stem.weight") {
         BackboneArch::MobileNetV4Small
@@ -356,11 +423,18 @@ impl BackboneSource {
     /// A backbone name, or the path of a file (one that exists, or ends in `.safetensors`).
     pub fn parse(text: &str) -> Result<Self> {
         let path = Path::new(text);
-        if path.is_file() || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
+        if path.is_file()
+            || path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+        {
             return Ok(Self::File(path.to_path_buf()));
         }
         backbone(text).map(Self::Hub).ok_or_else(|| {
-            WickError::InvalidSpec(format!("`{text}` is neither a backbone Wick knows ({}) nor a .safetensors file", backbone_names()))
+            WickError::InvalidSpec(format!(
+                "`{text}` is neither a backbone Wick knows ({}) nor a .safetensors file",
+                backbone_names()
+            ))
         })
     }
 
@@ -374,18 +448,31 @@ impl BackboneSource {
 
     /// The weights on this machine and their architecture: a Hub backbone is downloaded on first
     /// use, reporting [`TrainEvent::Downloading`] to `observer`.
-    pub fn resolve(&self, client: &HubClient, observer: &mut dyn TrainObserver) -> Result<(BackboneArch, PathBuf)> {
+    pub fn resolve(
+        &self,
+        client: &HubClient,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(BackboneArch, PathBuf)> {
         match self {
             Self::File(path) => {
                 if !path.is_file() {
-                    return Err(WickError::data(path, "does not exist; pass a backbone's .safetensors file, or a name: ".to_string() + &backbone_names()));
+                    return Err(WickError::data(
+                        path,
+                        "does not exist; pass a backbone's .safetensors file, or a name: "
+                            .to_string()
+                            + &backbone_names(),
+                    ));
                 }
                 Ok((detect_arch(path)?, path.clone()))
             }
             Self::Hub(b) => {
                 let file = format!("{}/{}", b.repo, b.file);
                 let path = client.fetch(b, &mut |bytes_done, bytes_total| {
-                    observer.on_event(TrainEvent::Downloading { file: file.clone(), bytes_done, bytes_total })
+                    observer.on_event(TrainEvent::Downloading {
+                        file: file.clone(),
+                        bytes_done,
+                        bytes_total,
+                    })
                 })?;
                 Ok((b.arch, path))
             }
@@ -410,7 +497,10 @@ mod tests {
     fn backbones_are_found_by_name_or_title() {
         assert_eq!(backbone("resnet18").unwrap().arch, BackboneArch::Resnet18);
         assert_eq!(backbone("ResNet-50").unwrap().arch, BackboneArch::Resnet50);
-        assert_eq!(backbone("mobilenetv4").unwrap().arch, BackboneArch::MobileNetV4Small);
+        assert_eq!(
+            backbone("mobilenetv4").unwrap().arch,
+            BackboneArch::MobileNetV4Small
+        );
         assert!(backbone("vgg16").is_none());
         assert!(backbone(DEFAULT_BACKBONE).is_some());
     }
@@ -420,29 +510,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let html = dir.path().join("page.safetensors");
         std::fs::write(&html, "<!doctype html><html><body>Sign in</body></html>").unwrap();
-        assert!(check_safetensors_header(&html).unwrap_err().contains("not a safetensors file"));
+        assert!(check_safetensors_header(&html)
+            .unwrap_err()
+            .contains("not a safetensors file"));
         let ok = dir.path().join("ok.safetensors");
-        let t = candle_core::Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
-        candle_core::safetensors::save(&std::collections::HashMap::from([("w".to_string(), t)]), &ok).unwrap();
+        let t =
+            candle_core::Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("w".to_string(), t)]),
+            &ok,
+        )
+        .unwrap();
         check_safetensors_header(&ok).unwrap();
         // Cut short: the header says more bytes than the file has.
         let bytes = std::fs::read(&ok).unwrap();
         std::fs::write(&ok, &bytes[..bytes.len() - 4]).unwrap();
-        assert!(check_safetensors_header(&ok).unwrap_err().contains("past the end"));
-        assert!(detect_arch(&html).unwrap_err().to_string().contains("not a safetensors file"));
+        assert!(check_safetensors_header(&ok)
+            .unwrap_err()
+            .contains("past the end"));
+        assert!(detect_arch(&html)
+            .unwrap_err()
+            .to_string()
+            .contains("not a safetensors file"));
     }
 
     #[test]
     fn a_local_file_says_which_backbone_it_holds() {
         let dir = tempfile::tempdir().unwrap();
-        for arch in [BackboneArch::Resnet18, BackboneArch::Resnet50, BackboneArch::MobileNetV4Small] {
+        for arch in [
+            BackboneArch::Resnet18,
+            BackboneArch::Resnet50,
+            BackboneArch::MobileNetV4Small,
+        ] {
             let path = dir.path().join(format!("{arch:?}.safetensors"));
             crate::model::transfer::write_random_weights(arch, &path).unwrap();
             assert_eq!(detect_arch(&path).unwrap(), arch);
         }
-        assert!(matches!(BackboneSource::parse("resnet50").unwrap(), BackboneSource::Hub(b) if b.arch == BackboneArch::Resnet50));
-        assert!(matches!(BackboneSource::parse("mine.safetensors").unwrap(), BackboneSource::File(_)));
+        assert!(
+            matches!(BackboneSource::parse("resnet50").unwrap(), BackboneSource::Hub(b) if b.arch == BackboneArch::Resnet50)
+        );
+        assert!(matches!(
+            BackboneSource::parse("mine.safetensors").unwrap(),
+            BackboneSource::File(_)
+        ));
         let err = BackboneSource::parse("vgg").unwrap_err().to_string();
-        assert!(err.contains("resnet18") && err.contains("mobilenetv4"), "{err}");
+        assert!(
+            err.contains("resnet18") && err.contains("mobilenetv4"),
+            "{err}"
+        );
     }
 }

@@ -13,12 +13,31 @@ pub struct RegressionMetrics {
 
 pub fn regression_metrics(actual: &[f64], predicted: &[f64]) -> RegressionMetrics {
     let n = actual.len().max(1) as f64;
-    let mse = actual.iter().zip(predicted).map(|(a, p)| (a - p) * (a - p)).sum::<f64>() / n;
-    let mae = actual.iter().zip(predicted).map(|(a, p)| (a - p).abs()).sum::<f64>() / n;
+    let mse = actual
+        .iter()
+        .zip(predicted)
+        .map(|(a, p)| (a - p) * (a - p))
+        .sum::<f64>()
+        / n;
+    let mae = actual
+        .iter()
+        .zip(predicted)
+        .map(|(a, p)| (a - p).abs())
+        .sum::<f64>()
+        / n;
     let mean = actual.iter().sum::<f64>() / n;
     let ss_tot = actual.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>();
-    let r2 = if ss_tot > 0.0 { 1.0 - mse * n / ss_tot } else { 0.0 };
-    RegressionMetrics { mse, rmse: mse.sqrt(), mae, r2 }
+    let r2 = if ss_tot > 0.0 {
+        1.0 - mse * n / ss_tot
+    } else {
+        0.0
+    };
+    RegressionMetrics {
+        mse,
+        rmse: mse.sqrt(),
+        mae,
+        r2,
+    }
 }
 
 /// Pearson's r of (x, y) pairs; `None` when either side is constant or there are fewer than 3 pairs.
@@ -27,7 +46,10 @@ pub fn correlation(pairs: &[(f64, f64)]) -> Option<f64> {
         return None;
     }
     let n = pairs.len() as f64;
-    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for (x, y) in pairs {
         sxy += (x - mx) * (y - my);
@@ -54,7 +76,11 @@ pub struct ClassificationMetrics {
     pub confusion: Vec<Vec<usize>>,
 }
 
-pub fn classification_metrics(labels: &[String], actual: &[usize], predicted: &[usize]) -> ClassificationMetrics {
+pub fn classification_metrics(
+    labels: &[String],
+    actual: &[usize],
+    predicted: &[usize],
+) -> ClassificationMetrics {
     let k = labels.len();
     let mut confusion = vec![vec![0usize; k]; k];
     for (&a, &p) in actual.iter().zip(predicted) {
@@ -69,13 +95,35 @@ pub fn classification_metrics(labels: &[String], actual: &[usize], predicted: &[
             let tp = confusion[c][c] as f64;
             let predicted_c: usize = (0..k).map(|a| confusion[a][c]).sum();
             let support: usize = confusion[c].iter().sum();
-            let precision = if predicted_c > 0 { tp / predicted_c as f64 } else { 0.0 };
-            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-            ClassMetrics { label: labels[c].clone(), precision, recall, f1, support }
+            let precision = if predicted_c > 0 {
+                tp / predicted_c as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassMetrics {
+                label: labels[c].clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
-    ClassificationMetrics { accuracy, per_class, confusion }
+    ClassificationMetrics {
+        accuracy,
+        per_class,
+        confusion,
+    }
 }
 
 /// Metrics of one split.
@@ -98,9 +146,15 @@ impl Metrics {
     /// Flat (name, value) pairs, for events and tables.
     pub fn scalars(&self) -> Vec<(&'static str, f64)> {
         match self {
-            Self::Regression(m) => vec![("mse", m.mse), ("rmse", m.rmse), ("mae", m.mae), ("r2", m.r2)],
+            Self::Regression(m) => vec![
+                ("mse", m.mse),
+                ("rmse", m.rmse),
+                ("mae", m.mae),
+                ("r2", m.r2),
+            ],
             Self::Classification(m) => {
-                let macro_f1 = m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len().max(1) as f64;
+                let macro_f1 =
+                    m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len().max(1) as f64;
                 vec![("accuracy", m.accuracy), ("macro_f1", macro_f1)]
             }
         }

@@ -10,13 +10,13 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::data::Task;
 use crate::error::{Result, WickError};
 use crate::metrics::Metrics;
 use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
 use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
 use crate::train::{TrainConfig, TrainReport};
-use crate::data::Task;
 
 pub const MANIFEST_FILE: &str = "wick.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -86,13 +86,21 @@ pub struct Manifest {
 pub fn fingerprint_file(path: &Path, rows: usize) -> Result<DatasetFingerprint> {
     let mut hasher = Sha256::new();
     hash_file(path, &mut hasher)?;
-    Ok(DatasetFingerprint { source: file_name(path), sha256: hex::encode(hasher.finalize()), rows })
+    Ok(DatasetFingerprint {
+        source: file_name(path),
+        sha256: hex::encode(hasher.finalize()),
+        rows,
+    })
 }
 
 /// The fingerprint of a file whose SHA-256 was taken while it was read for something else (a large
 /// CSV read in chunks), so it is not read again.
 pub fn fingerprint_hashed(path: &Path, sha256: String, rows: usize) -> DatasetFingerprint {
-    DatasetFingerprint { source: file_name(path), sha256, rows }
+    DatasetFingerprint {
+        source: file_name(path),
+        sha256,
+        rows,
+    }
 }
 
 /// Hashes a set of files (an image dataset): each file's path relative to `root`, then its bytes.
@@ -106,7 +114,11 @@ pub fn fingerprint_files(root: &Path, paths: &[PathBuf]) -> Result<DatasetFinger
         hasher.update([0u8]);
         hash_file(p, &mut hasher)?;
     }
-    Ok(DatasetFingerprint { source: file_name(root), sha256: hex::encode(hasher.finalize()), rows: paths.len() })
+    Ok(DatasetFingerprint {
+        source: file_name(root),
+        sha256: hex::encode(hasher.finalize()),
+        rows: paths.len(),
+    })
 }
 
 fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<()> {
@@ -122,7 +134,9 @@ fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<()> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Input tensors as a server would expose them.
@@ -133,14 +147,23 @@ pub fn input_specs(input: &ModelInput) -> Vec<TensorSpec> {
             .iter()
             .map(|e| TensorSpec {
                 name: e.name().to_string(),
-                datatype: if e.is_text() { "BYTES".into() } else { "FP64".into() },
+                datatype: if e.is_text() {
+                    "BYTES".into()
+                } else {
+                    "FP64".into()
+                },
                 shape: vec![-1],
             })
             .collect(),
         ModelInput::Image { shape } => vec![TensorSpec {
             name: "image".into(),
             datatype: "UINT8".into(),
-            shape: vec![-1, shape.height as i64, shape.width as i64, shape.channels as i64],
+            shape: vec![
+                -1,
+                shape.height as i64,
+                shape.width as i64,
+                shape.channels as i64,
+            ],
         }],
     }
 }
@@ -148,16 +171,33 @@ pub fn input_specs(input: &ModelInput) -> Vec<TensorSpec> {
 /// Output tensors as a server would expose them.
 pub fn output_specs(target: &TargetInfo) -> Vec<TensorSpec> {
     match target.task {
-        Task::Regression => vec![TensorSpec { name: target.name.clone(), datatype: "FP64".into(), shape: vec![-1] }],
+        Task::Regression => vec![TensorSpec {
+            name: target.name.clone(),
+            datatype: "FP64".into(),
+            shape: vec![-1],
+        }],
         Task::Classification => vec![
-            TensorSpec { name: target.name.clone(), datatype: "BYTES".into(), shape: vec![-1] },
-            TensorSpec { name: "probabilities".into(), datatype: "FP32".into(), shape: vec![-1, target.labels.len() as i64] },
+            TensorSpec {
+                name: target.name.clone(),
+                datatype: "BYTES".into(),
+                shape: vec![-1],
+            },
+            TensorSpec {
+                name: "probabilities".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, target.labels.len() as i64],
+            },
         ],
     }
 }
 
 /// Writes `model` as a package directory at `path`, replacing any package already there.
-pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path) -> Result<Manifest> {
+pub fn save_package(
+    model: &Model,
+    report: &TrainReport,
+    name: &str,
+    path: &Path,
+) -> Result<Manifest> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -180,25 +220,40 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
     let weights_path = dir.join(weights_file(&spec));
     let tensors: HashMap<String, Tensor> = match &model.weights {
         Weights::Trees(ensemble) => {
-            let json = serde_json::to_vec(ensemble).map_err(|e| WickError::package(path, format!("trees: {e}")))?;
+            let json = serde_json::to_vec(ensemble)
+                .map_err(|e| WickError::package(path, format!("trees: {e}")))?;
             write_synced(&weights_path, &json)?;
             HashMap::new()
         }
         Weights::Linear(fit) => HashMap::from([
-            ("linear.coefficients".to_string(), Tensor::from_slice(&fit.coefficients, fit.coefficients.len(), &Device::Cpu)?),
-            ("linear.intercept".to_string(), Tensor::from_slice(&[fit.intercept], 1, &Device::Cpu)?),
+            (
+                "linear.coefficients".to_string(),
+                Tensor::from_slice(&fit.coefficients, fit.coefficients.len(), &Device::Cpu)?,
+            ),
+            (
+                "linear.intercept".to_string(),
+                Tensor::from_slice(&[fit.intercept], 1, &Device::Cpu)?,
+            ),
         ]),
         Weights::Network(net) => net.tensors()?,
-        Weights::Transfer { head, backbone: frozen } => {
+        Weights::Transfer {
+            head,
+            backbone: frozen,
+        } => {
             if let ModelSpec::Transfer { backbone } = &mut spec {
                 let dest = dir.join(BACKBONE_FILE);
                 if backbone.fine_tune {
                     // The pretrained tensors with the fine-tuned last stage in their place.
-                    let mut tensors = crate::model::transfer::read_weights(backbone.arch, &backbone.weights, &Device::Cpu)?;
+                    let mut tensors = crate::model::transfer::read_weights(
+                        backbone.arch,
+                        &backbone.weights,
+                        &Device::Cpu,
+                    )?;
                     tensors.extend(frozen.last_stage_tensors()?);
                     candle_core::safetensors::save(&tensors, &dest)?;
                 } else {
-                    std::fs::copy(&backbone.weights, &dest).map_err(|e| WickError::io(&backbone.weights, e))?;
+                    std::fs::copy(&backbone.weights, &dest)
+                        .map_err(|e| WickError::io(&backbone.weights, e))?;
                 }
                 backbone.weights = PathBuf::from(BACKBONE_FILE);
             }
@@ -206,7 +261,10 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
         }
     };
     if !model.spec.is_tree() {
-        let tensors: HashMap<String, Tensor> = tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
+        let tensors: HashMap<String, Tensor> = tensors
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?)))
+            .collect::<Result<_>>()?;
         candle_core::safetensors::save(&tensors, &weights_path)?;
     }
     let mut hasher = Sha256::new();
@@ -230,7 +288,8 @@ pub fn save_package(model: &Model, report: &TrainReport, name: &str, path: &Path
         weights_sha256: hex::encode(hasher.finalize()),
         training_profile: report.training_profile.clone(),
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| WickError::package(path, format!("manifest: {e}")))?;
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| WickError::package(path, format!("manifest: {e}")))?;
     write_synced(&dir.join(MANIFEST_FILE), &json)?;
     write_synced(&dir.join(CARD_FILE), model_card(&manifest).as_bytes())?;
 
@@ -263,14 +322,22 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// What a caller sends a model: named table columns, or images (any size; the model resizes them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallerInput {
-    Table { columns: std::collections::BTreeSet<String> },
+    Table {
+        columns: std::collections::BTreeSet<String>,
+    },
     Images,
 }
 
 impl CallerInput {
     pub fn of(manifest: &Manifest) -> Self {
         match &manifest.preprocessing {
-            ModelInput::Tabular { preprocessor } => Self::Table { columns: preprocessor.encoders.iter().map(|e| e.name().to_string()).collect() },
+            ModelInput::Tabular { preprocessor } => Self::Table {
+                columns: preprocessor
+                    .encoders
+                    .iter()
+                    .map(|e| e.name().to_string())
+                    .collect(),
+            },
             ModelInput::Image { .. } => Self::Images,
         }
     }
@@ -281,7 +348,11 @@ impl CallerInput {
             Self::Table { columns } => {
                 let names: Vec<&str> = columns.iter().map(String::as_str).take(6).collect();
                 let more = columns.len().saturating_sub(names.len());
-                let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
                 format!("table rows with the columns {}{tail}", names.join(", "))
             }
         }
@@ -297,9 +368,19 @@ pub fn caller_input_change(serving: &Manifest, new: &Manifest) -> Option<String>
         (CallerInput::Images, CallerInput::Images) => None,
         (CallerInput::Table { columns: sent }, CallerInput::Table { columns: needed }) => {
             let missing: Vec<&str> = needed.difference(sent).map(String::as_str).collect();
-            (!missing.is_empty()).then(|| format!("it needs the column{} {}, which callers of the serving version don't send", if missing.len() == 1 { "" } else { "s" }, missing.join(", ")))
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "it needs the column{} {}, which callers of the serving version don't send",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                )
+            })
         }
-        _ => Some(format!("it takes {}, but the serving version takes {}", now.describe(), was.describe())),
+        _ => Some(format!(
+            "it takes {}, but the serving version takes {}",
+            now.describe(),
+            was.describe()
+        )),
     }
 }
 
@@ -307,7 +388,10 @@ pub fn caller_input_change(serving: &Manifest, new: &Manifest) -> Option<String>
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let manifest_path = path.join(MANIFEST_FILE);
     if !path.is_dir() {
-        return Err(WickError::package(path, "is not a model package folder (it should contain wick.json and model.safetensors)"));
+        return Err(WickError::package(
+            path,
+            "is not a model package folder (it should contain wick.json and model.safetensors)",
+        ));
     }
     let bytes = std::fs::read(&manifest_path).map_err(|e| WickError::io(&manifest_path, e))?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
@@ -340,7 +424,9 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
     let tensors = if manifest.spec.is_tree() {
         HashMap::new()
     } else {
-        candle_core::safetensors::load(&weights_path, device).map_err(|e| WickError::package(path, format!("model.safetensors can't be read ({e})")))?
+        candle_core::safetensors::load(&weights_path, device).map_err(|e| {
+            WickError::package(path, format!("model.safetensors can't be read ({e})"))
+        })?
     };
     let n_out = match manifest.target.task {
         Task::Classification => manifest.target.labels.len(),
@@ -354,18 +440,39 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
     let weights = match &mut spec {
         ModelSpec::Linear { .. } => {
             let get = |name: &str| -> Result<Vec<f64>> {
-                let t = tensors.get(name).ok_or_else(|| WickError::package(path, format!("model.safetensors has no `{name}`")))?;
-                Ok(t.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()?)
+                let t = tensors.get(name).ok_or_else(|| {
+                    WickError::package(path, format!("model.safetensors has no `{name}`"))
+                })?;
+                Ok(t.to_dtype(DType::F64)?
+                    .to_device(&Device::Cpu)?
+                    .to_vec1::<f64>()?)
             };
-            let intercept = get("linear.intercept")?.first().copied().unwrap_or_default();
-            Weights::Linear(LinearFit { coefficients: get("linear.coefficients")?, intercept })
+            let intercept = get("linear.intercept")?
+                .first()
+                .copied()
+                .unwrap_or_default();
+            Weights::Linear(LinearFit {
+                coefficients: get("linear.coefficients")?,
+                intercept,
+            })
         }
-        ModelSpec::Logistic | ModelSpec::Mlp { .. } => {
-            Weights::Network(Network::from_tensors(&input_dims, &dense_layers(&manifest.spec), n_out, &tensors, device)?)
-        }
-        ModelSpec::Cnn { layers, .. } => Weights::Network(Network::from_tensors(&input_dims, layers, n_out, &tensors, device)?),
+        ModelSpec::Logistic | ModelSpec::Mlp { .. } => Weights::Network(Network::from_tensors(
+            &input_dims,
+            &dense_layers(&manifest.spec),
+            n_out,
+            &tensors,
+            device,
+        )?),
+        ModelSpec::Cnn { layers, .. } => Weights::Network(Network::from_tensors(
+            &input_dims,
+            layers,
+            n_out,
+            &tensors,
+            device,
+        )?),
         ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
-            let bytes = std::fs::read(&weights_path).map_err(|e| WickError::io(&weights_path, e))?;
+            let bytes =
+                std::fs::read(&weights_path).map_err(|e| WickError::io(&weights_path, e))?;
             Weights::Trees(serde_json::from_slice(&bytes).map_err(|e| {
                 WickError::package(path, format!("{TREES_FILE} can't be read ({e}); the package may be damaged: export it again"))
             })?)
@@ -373,11 +480,25 @@ pub fn load_package_on(path: &Path, device: &Device) -> Result<(Model, Manifest)
         ModelSpec::Transfer { backbone } => {
             backbone.weights = path.join(&backbone.weights);
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, device)?;
-            let head = Network::from_tensors(&[backbone.arch.feature_len()], &[], n_out, &tensors, device)?;
-            Weights::Transfer { backbone: frozen, head }
+            let head = Network::from_tensors(
+                &[backbone.arch.feature_len()],
+                &[],
+                n_out,
+                &tensors,
+                device,
+            )?;
+            Weights::Transfer {
+                backbone: frozen,
+                head,
+            }
         }
     };
-    let model = Model::new(spec, manifest.preprocessing.clone(), manifest.target.clone(), weights)?;
+    let model = Model::new(
+        spec,
+        manifest.preprocessing.clone(),
+        manifest.target.clone(),
+        weights,
+    )?;
     Ok((model, manifest))
 }
 
@@ -395,13 +516,16 @@ pub fn pack_package(path: &Path) -> Result<Vec<u8>> {
     names.sort();
     let mut builder = tar::Builder::new(Vec::new());
     for name in names {
-        let bytes = std::fs::read(path.join(&name)).map_err(|e| WickError::io(path.join(&name), e))?;
+        let bytes =
+            std::fs::read(path.join(&name)).map_err(|e| WickError::io(path.join(&name), e))?;
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        builder.append_data(&mut header, &name, bytes.as_slice()).map_err(|e| WickError::io(path, e))?;
+        builder
+            .append_data(&mut header, &name, bytes.as_slice())
+            .map_err(|e| WickError::io(path, e))?;
     }
     builder.into_inner().map_err(|e| WickError::io(path, e))
 }
@@ -411,16 +535,32 @@ pub fn pack_package(path: &Path) -> Result<Vec<u8>> {
 pub fn unpack_package(archive: &[u8], dest: &Path) -> Result<Manifest> {
     std::fs::create_dir_all(dest).map_err(|e| WickError::io(dest, e))?;
     let mut tar = tar::Archive::new(archive);
-    let entries = tar.entries().map_err(|e| WickError::package(dest, format!("is not a Wick package archive ({e})")))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| WickError::package(dest, format!("is not a Wick package archive ({e})")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| WickError::package(dest, format!("archive is damaged ({e})")))?;
-        let name = entry.path().map_err(|e| WickError::package(dest, format!("archive entry has a bad name ({e})")))?.to_path_buf();
-        let plain = entry.header().entry_type().is_file() && name.components().count() == 1 && !name.to_string_lossy().starts_with('.');
+        let mut entry =
+            entry.map_err(|e| WickError::package(dest, format!("archive is damaged ({e})")))?;
+        let name = entry
+            .path()
+            .map_err(|e| WickError::package(dest, format!("archive entry has a bad name ({e})")))?
+            .to_path_buf();
+        let plain = entry.header().entry_type().is_file()
+            && name.components().count() == 1
+            && !name.to_string_lossy().starts_with('.');
         if !plain {
-            return Err(WickError::package(dest, format!("archive entry {} is not a plain file at the top level", name.display())));
+            return Err(WickError::package(
+                dest,
+                format!(
+                    "archive entry {} is not a plain file at the top level",
+                    name.display()
+                ),
+            ));
         }
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| WickError::io(dest.join(&name), e))?;
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| WickError::io(dest.join(&name), e))?;
         write_synced(&dest.join(&name), &bytes)?;
     }
     read_manifest(dest)
@@ -428,14 +568,26 @@ pub fn unpack_package(archive: &[u8], dest: &Path) -> Result<Manifest> {
 
 /// A human-readable model card.
 fn model_card(m: &Manifest) -> String {
-    let mut s = format!("# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n", m.name, m.spec.kind_name(), m.target.name, m.target.task);
+    let mut s = format!(
+        "# {}\n\nA Wick model ({:?}) predicting `{}` ({:?}).\n\n",
+        m.name,
+        m.spec.kind_name(),
+        m.target.name,
+        m.target.task
+    );
     s.push_str("## Inputs\n\n| name | datatype | shape |\n|---|---|---|\n");
     for t in &m.inputs {
-        s.push_str(&format!("| {} | {} | {:?} |\n", t.name, t.datatype, t.shape));
+        s.push_str(&format!(
+            "| {} | {} | {:?} |\n",
+            t.name, t.datatype, t.shape
+        ));
     }
     s.push_str("\n## Outputs\n\n| name | datatype | shape |\n|---|---|---|\n");
     for t in &m.outputs {
-        s.push_str(&format!("| {} | {} | {:?} |\n", t.name, t.datatype, t.shape));
+        s.push_str(&format!(
+            "| {} | {} | {:?} |\n",
+            t.name, t.datatype, t.shape
+        ));
     }
     if !m.target.labels.is_empty() {
         s.push_str(&format!("\nClasses: {}\n", m.target.labels.join(", ")));
@@ -465,7 +617,11 @@ fn model_card(m: &Manifest) -> String {
 fn onnx_section(m: &Manifest) -> String {
     let dates = matches!(&m.preprocessing, ModelInput::Tabular { preprocessor } if preprocessor.encoders.iter().any(|e| matches!(e, crate::data::FeatureEncoder::Date { .. })));
     if m.spec.is_tree() || dates {
-        let why = if m.spec.is_tree() { "tree models" } else { "models that use a date column" };
+        let why = if m.spec.is_tree() {
+            "tree models"
+        } else {
+            "models that use a date column"
+        };
         return format!(
             "\n## Using it outside Wick\n\nONNX export does not cover {why} yet. Serve it with `wick-serve` \
              (`wick publish`), whose Open Inference Protocol routes stock clients such as `tritonclient` call{}.\n",
@@ -501,4 +657,3 @@ fn onnx_section(m: &Manifest) -> String {
         feed = feed.join("\n"),
     )
 }
-

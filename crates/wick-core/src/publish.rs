@@ -24,7 +24,11 @@ pub enum PublishError {
     #[error("{url} is not a Wick endpoint ({detail}); point --endpoint at a wick-serve server")]
     NotWick { url: String, detail: String },
     #[error("{url} answered {status}: {message}")]
-    Server { url: String, status: u16, message: String },
+    Server {
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error(transparent)]
     Package(#[from] crate::WickError),
 }
@@ -77,16 +81,25 @@ impl ModelListing {
 /// split (the older on a tie), whichever the default is, else the default. The one rule the
 /// server (what a canary runs beside, whose inputs a new version must take) and the app (which
 /// row says "serving") share.
-pub fn serving_version(split: Option<&std::collections::BTreeMap<u64, u32>>, default_version: Option<u64>) -> Option<u64> {
+pub fn serving_version(
+    split: Option<&std::collections::BTreeMap<u64, u32>>,
+    default_version: Option<u64>,
+) -> Option<u64> {
     match split.filter(|s| !s.is_empty()) {
-        Some(split) => split.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v),
+        Some(split) => split
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(v, _)| *v),
         None => default_version,
     }
 }
 
 /// The inference URL of `version` of `name` on the endpoint at `base_url`.
 pub fn infer_url(base_url: &str, name: &str, version: u64) -> String {
-    format!("{}/v2/models/{name}/versions/{version}/infer", base_url.trim_end_matches('/'))
+    format!(
+        "{}/v2/models/{name}/versions/{version}/infer",
+        base_url.trim_end_matches('/')
+    )
 }
 
 /// An endpoint's live figures of one model (`GET /v2/wick/models/{name}/monitor`): per version,
@@ -217,16 +230,29 @@ impl Endpoint {
             .timeout(Duration::from_secs(300))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| PublishError::Unreachable { url: url.into(), detail: e.to_string() })?;
-        Ok(Self { base: url.trim_end_matches('/').to_string(), token: token.to_string(), client })
+            .map_err(|e| PublishError::Unreachable {
+                url: url.into(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            base: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            client,
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<reqwest::blocking::Response, PublishError> {
-        let response = request.bearer_auth(&self.token).send().map_err(|e| self.transport_error(e))?;
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response, PublishError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(response);
@@ -241,7 +267,11 @@ impl Endpoint {
             401 => PublishError::Unauthorized { url },
             403 => PublishError::Forbidden { url, message },
             413 => PublishError::TooLarge { url },
-            _ => PublishError::Server { url, status, message },
+            _ => PublishError::Server {
+                url,
+                status,
+                message,
+            },
         })
     }
 
@@ -249,15 +279,25 @@ impl Endpoint {
         let detail = error_chain(&e);
         let lower = detail.to_lowercase();
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
-            PublishError::Tls { url: self.base.clone(), detail }
+            PublishError::Tls {
+                url: self.base.clone(),
+                detail,
+            }
         } else {
-            PublishError::Unreachable { url: self.base.clone(), detail }
+            PublishError::Unreachable {
+                url: self.base.clone(),
+                detail,
+            }
         }
     }
 
     /// Checks that the endpoint is a Wick server (an Open Inference Protocol server with Wick's registry).
     pub fn check(&self) -> Result<(), PublishError> {
-        let response = self.client.get(format!("{}/v2", self.base)).send().map_err(|e| self.transport_error(e))?;
+        let response = self
+            .client
+            .get(format!("{}/v2", self.base))
+            .send()
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
         let body: Option<serde_json::Value> = response.json().ok();
         let is_wick = body
@@ -269,20 +309,38 @@ impl Endpoint {
             Ok(())
         } else {
             let detail = match body {
-                Some(b) if b.get("name").is_some() => "an inference server without Wick's registry".to_string(),
-                _ => format!("GET /v2 answered {status} without Open Inference Protocol server metadata"),
+                Some(b) if b.get("name").is_some() => {
+                    "an inference server without Wick's registry".to_string()
+                }
+                _ => format!(
+                    "GET /v2 answered {status} without Open Inference Protocol server metadata"
+                ),
             };
-            Err(PublishError::NotWick { url: self.base.clone(), detail })
+            Err(PublishError::NotWick {
+                url: self.base.clone(),
+                detail,
+            })
         }
     }
 
     /// Uploads a package folder as a new version of `name` (default: the package's own name).
-    pub fn publish(&self, package: &Path, name: Option<&str>, notes: &str) -> Result<Published, PublishError> {
+    pub fn publish(
+        &self,
+        package: &Path,
+        name: Option<&str>,
+        notes: &str,
+    ) -> Result<Published, PublishError> {
         self.publish_with(package, name, notes, &PublishOptions::default())
     }
 
     /// [`Endpoint::publish`] as a canary, or replacing what callers send (see [`PublishOptions`]).
-    pub fn publish_with(&self, package: &Path, name: Option<&str>, notes: &str, options: &PublishOptions) -> Result<Published, PublishError> {
+    pub fn publish_with(
+        &self,
+        package: &Path,
+        name: Option<&str>,
+        notes: &str,
+        options: &PublishOptions,
+    ) -> Result<Published, PublishError> {
         let manifest = read_manifest(package)?;
         let name = name.unwrap_or(&manifest.name).to_string();
         let archive = pack_package(package)?;
@@ -296,8 +354,17 @@ impl Endpoint {
         if options.replace_inputs {
             query.push(("replace_inputs", "true".into()));
         }
-        let response = self.send(self.client.post(url).query(&query).header("x-wick-sha256", &sha256).body(archive))?;
-        response.json().map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+        let response = self.send(
+            self.client
+                .post(url)
+                .query(&query)
+                .header("x-wick-sha256", &sha256)
+                .body(archive),
+        )?;
+        response.json().map_err(|e| PublishError::NotWick {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })
     }
 
     /// The inference URL of a published version.
@@ -314,23 +381,41 @@ impl Endpoint {
         let a: Answer = self
             .send(self.client.get(format!("{}/v2/wick/models", self.base)))?
             .json()
-            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })?;
+            .map_err(|e| PublishError::NotWick {
+                url: self.base.clone(),
+                detail: e.to_string(),
+            })?;
         Ok(a.models)
     }
 
     /// Makes `version` the default of `name` (a rollback when it is older).
     pub fn set_default(&self, name: &str, version: u64) -> Result<(), PublishError> {
         self.check()?;
-        self.send(self.client.post(format!("{}/v2/wick/models/{name}/default", self.base)).json(&serde_json::json!({ "version": version })))?;
+        self.send(
+            self.client
+                .post(format!("{}/v2/wick/models/{name}/default", self.base))
+                .json(&serde_json::json!({ "version": version })),
+        )?;
         Ok(())
     }
 
     /// Splits `name`'s unversioned calls between versions by percentage (they must add up to 100), e.g.
     /// `{2: 90, 3: 10}` for a canary of version 3. Making a version the default ends the split.
-    pub fn set_traffic(&self, name: &str, percent: &std::collections::BTreeMap<u64, u32>) -> Result<(), PublishError> {
+    pub fn set_traffic(
+        &self,
+        name: &str,
+        percent: &std::collections::BTreeMap<u64, u32>,
+    ) -> Result<(), PublishError> {
         self.check()?;
-        let versions: serde_json::Map<String, serde_json::Value> = percent.iter().map(|(v, p)| (v.to_string(), serde_json::json!(p))).collect();
-        self.send(self.client.put(format!("{}/v2/wick/models/{name}/traffic", self.base)).json(&serde_json::json!({ "versions": versions })))?;
+        let versions: serde_json::Map<String, serde_json::Value> = percent
+            .iter()
+            .map(|(v, p)| (v.to_string(), serde_json::json!(p)))
+            .collect();
+        self.send(
+            self.client
+                .put(format!("{}/v2/wick/models/{name}/traffic", self.base))
+                .json(&serde_json::json!({ "versions": versions })),
+        )?;
         Ok(())
     }
 
@@ -338,61 +423,111 @@ impl Endpoint {
     /// logging off.
     pub fn set_logging(&self, name: &str, sample: f64) -> Result<(), PublishError> {
         self.check()?;
-        self.send(self.client.put(format!("{}/v2/wick/models/{name}/logging", self.base)).json(&serde_json::json!({ "sample": sample })))?;
+        self.send(
+            self.client
+                .put(format!("{}/v2/wick/models/{name}/logging", self.base))
+                .json(&serde_json::json!({ "sample": sample })),
+        )?;
         Ok(())
     }
 
     /// The endpoint's live figures of `name` per version over the last `window_secs`.
     pub fn monitor(&self, name: &str, window_secs: f64) -> Result<MonitorReport, PublishError> {
         self.check()?;
-        self.send(self.client.get(format!("{}/v2/wick/models/{name}/monitor?window_secs={window_secs}", self.base)))?
-            .json()
-            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+        self.send(self.client.get(format!(
+            "{}/v2/wick/models/{name}/monitor?window_secs={window_secs}",
+            self.base
+        )))?
+        .json()
+        .map_err(|e| PublishError::NotWick {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })
     }
 
     /// Records the true outcome of a logged request: a class label or a number.
-    pub fn feedback(&self, name: &str, id: &str, outcome: &serde_json::Value) -> Result<(), PublishError> {
+    pub fn feedback(
+        &self,
+        name: &str,
+        id: &str,
+        outcome: &serde_json::Value,
+    ) -> Result<(), PublishError> {
         let mut body = serde_json::json!({ "id": id });
         match outcome {
             serde_json::Value::Number(_) => body["value"] = outcome.clone(),
-            other => body["label"] = serde_json::Value::String(other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string())),
+            other => {
+                body["label"] = serde_json::Value::String(
+                    other
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| other.to_string()),
+                )
+            }
         }
-        self.send(self.client.post(format!("{}/v2/wick/models/{name}/feedback", self.base)).json(&body))?;
+        self.send(
+            self.client
+                .post(format!("{}/v2/wick/models/{name}/feedback", self.base))
+                .json(&body),
+        )?;
         Ok(())
     }
 
     /// Sends an Open Inference Protocol request to `name` (its default version when `version` is `None`)
     /// and returns the response body.
-    pub fn infer(&self, name: &str, version: Option<u64>, body: &serde_json::Value) -> Result<serde_json::Value, PublishError> {
+    pub fn infer(
+        &self,
+        name: &str,
+        version: Option<u64>,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, PublishError> {
         let url = match version {
             Some(v) => format!("{}/v2/models/{name}/versions/{v}/infer", self.base),
             None => format!("{}/v2/models/{name}/infer", self.base),
         };
         self.send(self.client.post(url).json(body))?
             .json()
-            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+            .map_err(|e| PublishError::NotWick {
+                url: self.base.clone(),
+                detail: e.to_string(),
+            })
     }
 
     /// The logged requests of `name` that have feedback, as rows with their true outcome (all
     /// versions; the first row of each request, the one feedback is about).
     pub fn labelled_rows(&self, name: &str) -> Result<LabelledRows, PublishError> {
         self.check()?;
-        self.send(self.client.get(format!("{}/v2/wick/models/{name}/labelled", self.base)))?
-            .json()
-            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+        self.send(
+            self.client
+                .get(format!("{}/v2/wick/models/{name}/labelled", self.base)),
+        )?
+        .json()
+        .map_err(|e| PublishError::NotWick {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })
     }
 
     /// Up to `limit` logged requests of `name` without feedback, the least sure first.
     pub fn label_queue(&self, name: &str, limit: usize) -> Result<LabelQueue, PublishError> {
         self.check()?;
-        self.send(self.client.get(format!("{}/v2/wick/models/{name}/queue?limit={limit}", self.base)))?
-            .json()
-            .map_err(|e| PublishError::NotWick { url: self.base.clone(), detail: e.to_string() })
+        self.send(self.client.get(format!(
+            "{}/v2/wick/models/{name}/queue?limit={limit}",
+            self.base
+        )))?
+        .json()
+        .map_err(|e| PublishError::NotWick {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })
     }
 
     pub fn set_public(&self, name: &str, public: bool) -> Result<(), PublishError> {
         self.check()?;
-        self.send(self.client.post(format!("{}/v2/wick/models/{name}/public", self.base)).json(&serde_json::json!({ "public": public })))?;
+        self.send(
+            self.client
+                .post(format!("{}/v2/wick/models/{name}/public", self.base))
+                .json(&serde_json::json!({ "public": public })),
+        )?;
         Ok(())
     }
 }
@@ -402,13 +537,18 @@ impl Endpoint {
 fn example_value(manifest: &Manifest, input: &crate::package::TensorSpec) -> serde_json::Value {
     use crate::data::FeatureEncoder;
     let encoder = match &manifest.preprocessing {
-        crate::model::ModelInput::Tabular { preprocessor } => preprocessor.encoders.iter().find(|e| e.name() == input.name),
+        crate::model::ModelInput::Tabular { preprocessor } => preprocessor
+            .encoders
+            .iter()
+            .find(|e| e.name() == input.name),
         crate::model::ModelInput::Image { .. } => None,
     };
     match (encoder, input.datatype.as_str()) {
         (Some(FeatureEncoder::Numeric { fill, .. }), _) => serde_json::json!(fill),
         (Some(FeatureEncoder::OneHot { fill, .. }), _) => serde_json::json!(fill),
-        (Some(FeatureEncoder::Code { categories, .. }), _) => serde_json::json!(categories.first().cloned().unwrap_or_default()),
+        (Some(FeatureEncoder::Code { categories, .. }), _) => {
+            serde_json::json!(categories.first().cloned().unwrap_or_default())
+        }
         (Some(FeatureEncoder::Date { .. }), _) => serde_json::json!("2024-01-01"),
         (_, "BYTES") => serde_json::json!("value"),
         (_, "UINT8") => serde_json::json!(0),
@@ -451,9 +591,21 @@ pub fn curl_example(infer_url: &str, body: &serde_json::Value) -> String {
 /// A `tritonclient` call of a published version. `request`, an Open Inference Protocol request body
 /// (a real test row), gives table inputs their values; without it each input takes an example
 /// value the model knows.
-pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manifest, request: Option<&serde_json::Value>) -> String {
-    let host = base_url.trim_start_matches("http://").trim_start_matches("https://");
-    let ssl = if base_url.starts_with("https://") { ", ssl=True" } else { "" };
+pub fn python_example(
+    base_url: &str,
+    name: &str,
+    version: u64,
+    manifest: &Manifest,
+    request: Option<&serde_json::Value>,
+) -> String {
+    let host = base_url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let ssl = if base_url.starts_with("https://") {
+        ", ssl=True"
+    } else {
+        ""
+    };
     let mut s = format!(
         "import os, numpy as np, tritonclient.http as http\nclient = http.InferenceServerClient(\"{host}\"{ssl})\nheaders = {{\"Authorization\": \"Bearer \" + os.environ[\"WICK_TOKEN\"]}}\ninputs = []\n"
     );
@@ -465,9 +617,19 @@ pub fn python_example(base_url: &str, name: &str, version: u64, manifest: &Manif
         };
         // JSON's numbers and strings read the same in Python.
         let from_request = request
-            .and_then(|r| r["inputs"].as_array()?.iter().find(|i| i["name"] == t.name.as_str())?["data"].as_array()?.first().cloned())
+            .and_then(|r| {
+                r["inputs"]
+                    .as_array()?
+                    .iter()
+                    .find(|i| i["name"] == t.name.as_str())?["data"]
+                    .as_array()?
+                    .first()
+                    .cloned()
+            })
             .filter(|v| (v.is_number() || v.is_string()) && t.datatype != "UINT8");
-        let value = from_request.unwrap_or_else(|| example_value(manifest, t)).to_string();
+        let value = from_request
+            .unwrap_or_else(|| example_value(manifest, t))
+            .to_string();
         let shape: Vec<String> = example_shape(&t.shape).iter().map(i64::to_string).collect();
         s.push_str(&format!(
             "x = http.InferInput(\"{}\", [{}], \"{}\")\nx.set_data_from_numpy(np.full(({},), {value}, dtype={dtype}).reshape([{}]), binary_data=False)\ninputs.append(x)\n",

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 pub fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../sample-data")
+        .join(name)
 }
 
 /// Writes `contents` to `name` inside a fresh temporary folder.

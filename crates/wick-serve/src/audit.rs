@@ -41,16 +41,33 @@ impl AuditLog {
 
     /// Appends an entry.
     pub async fn append(&self, entry: &AuditEntry) -> Result<(), ServeError> {
-        let key = StorePath::from(format!("audit/{:013}-{:016x}.json", entry.at.timestamp_millis().max(0), rand::random::<u64>()));
+        let key = StorePath::from(format!(
+            "audit/{:013}-{:016x}.json",
+            entry.at.timestamp_millis().max(0),
+            rand::random::<u64>()
+        ));
         let bytes = serde_json::to_vec(entry).map_err(|e| ServeError::Invalid(e.to_string()))?;
-        self.store.put_opts(&key, PutPayload::from(bytes), PutOptions { mode: PutMode::Create, ..Default::default() }).await?;
+        self.store
+            .put_opts(
+                &key,
+                PutPayload::from(bytes),
+                PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                },
+            )
+            .await?;
         Ok(())
     }
 
     /// The newest `limit` entries, oldest first. An entry that can't be read is skipped (and
     /// logged), so one damaged object does not hide the rest.
     pub async fn read(&self, limit: usize) -> Result<Vec<AuditEntry>, ServeError> {
-        let mut objects: Vec<_> = self.store.list(Some(&StorePath::from("audit"))).try_collect().await?;
+        let mut objects: Vec<_> = self
+            .store
+            .list(Some(&StorePath::from("audit")))
+            .try_collect()
+            .await?;
         objects.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         let start = objects.len().saturating_sub(limit);
         let mut entries = Vec::new();
@@ -58,7 +75,9 @@ impl AuditLog {
             let bytes = self.store.get(&object.location).await?.bytes().await?;
             match serde_json::from_slice::<AuditEntry>(&bytes) {
                 Ok(entry) => entries.push(entry),
-                Err(e) => tracing::warn!(key = %object.location, error = %e, "skipping an unreadable audit entry"),
+                Err(e) => {
+                    tracing::warn!(key = %object.location, error = %e, "skipping an unreadable audit entry")
+                }
             }
         }
         Ok(entries)

@@ -70,7 +70,11 @@ fn hash(token: &str) -> String {
 
 impl TokenStore {
     pub fn open(path: &Path) -> Self {
-        let store = Self { path: path.to_path_buf(), state: RwLock::new((None, Vec::new())), checked: std::sync::Mutex::new(None) };
+        let store = Self {
+            path: path.to_path_buf(),
+            state: RwLock::new((None, Vec::new())),
+            checked: std::sync::Mutex::new(None),
+        };
         store.reload_if_changed();
         store
     }
@@ -82,7 +86,9 @@ impl TokenStore {
             }
             *checked = Some(std::time::Instant::now());
         }
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let stale = self.state.read().map(|s| s.0 != modified).unwrap_or(true);
         if !stale {
             return;
@@ -108,11 +114,20 @@ impl TokenStore {
 
     /// Checks a request's `Authorization` header for `scope` on `model`. Public models need no token
     /// for inference.
-    pub fn authorize(&self, header: Option<&str>, scope: Scope, model: Option<&str>, public: bool) -> Result<Option<TokenRecord>, ApiError> {
+    pub fn authorize(
+        &self,
+        header: Option<&str>,
+        scope: Scope,
+        model: Option<&str>,
+        public: bool,
+    ) -> Result<Option<TokenRecord>, ApiError> {
         if public && scope == Scope::Infer && header.is_none() {
             return Ok(None);
         }
-        let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
         let record = self.verify(token).ok_or(ApiError::Unauthorized)?;
         if !record.allows(scope, model) {
             let what = match scope {
@@ -120,7 +135,10 @@ impl TokenStore {
                 Scope::Infer => "infer",
             };
             return Err(ApiError::Forbidden(match model {
-                Some(m) => format!("token `{}` does not have the `{what}` scope for model `{m}`", record.name),
+                Some(m) => format!(
+                    "token `{}` does not have the `{what}` scope for model `{m}`",
+                    record.name
+                ),
                 None => format!("token `{}` does not have the `{what}` scope", record.name),
             }));
         }
@@ -130,16 +148,29 @@ impl TokenStore {
 
 fn read_records(path: &Path) -> Result<Vec<TokenRecord>, ServeError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ServeError::Config(format!("{}: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| ServeError::Config(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(ServeError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(ServeError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
 fn write_records(path: &Path, records: &[TokenRecord]) -> Result<(), ServeError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ServeError::Io { path: dir.to_path_buf(), source: e })?;
-    let io = |e| ServeError::Io { path: path.to_path_buf(), source: e };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ServeError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let io = |e| ServeError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     let json = serde_json::to_vec_pretty(records).map_err(|e| ServeError::Config(e.to_string()))?;
     tmp.write_all(&json).map_err(io)?;
@@ -149,19 +180,37 @@ fn write_records(path: &Path, records: &[TokenRecord]) -> Result<(), ServeError>
 }
 
 /// Creates a token and stores its hash. The token itself is returned once and never stored.
-pub fn create_token(path: &Path, name: &str, scopes: Vec<Scope>, models: Option<Vec<String>>) -> Result<(String, TokenRecord), ServeError> {
+pub fn create_token(
+    path: &Path,
+    name: &str,
+    scopes: Vec<Scope>,
+    models: Option<Vec<String>>,
+) -> Result<(String, TokenRecord), ServeError> {
     if scopes.is_empty() {
-        return Err(ServeError::Invalid("a token needs at least one scope (publish, infer)".into()));
+        return Err(ServeError::Invalid(
+            "a token needs at least one scope (publish, infer)".into(),
+        ));
     }
     let mut records = read_records(path)?;
     if records.iter().any(|r| r.name == name) {
-        return Err(ServeError::Invalid(format!("a token named `{name}` exists; revoke it first or choose another name")));
+        return Err(ServeError::Invalid(format!(
+            "a token named `{name}` exists; revoke it first or choose another name"
+        )));
     }
     let mut rng = rand::rng();
-    let id: String = (0..8).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect();
+    let id: String = (0..8)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect();
     let secret: [u8; 24] = rng.random();
     let token = format!("wick_{id}_{}", hex::encode(secret));
-    let record = TokenRecord { id, name: name.to_string(), sha256: hash(&token), scopes, models, created_at: chrono::Utc::now() };
+    let record = TokenRecord {
+        id,
+        name: name.to_string(),
+        sha256: hash(&token),
+        scopes,
+        models,
+        created_at: chrono::Utc::now(),
+    };
     records.push(record.clone());
     write_records(path, &records)?;
     Ok((token, record))
@@ -191,24 +240,48 @@ mod tests {
     fn create_verify_scope_and_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
-        let (token, _) = create_token(&path, "ci", vec![Scope::Infer], Some(vec!["iris".into()])).unwrap();
+        let (token, _) =
+            create_token(&path, "ci", vec![Scope::Infer], Some(vec!["iris".into()])).unwrap();
         let stored = std::fs::read_to_string(&path).unwrap();
         assert!(!stored.contains(&token), "only the hash is stored");
         let store = TokenStore::open(&path);
         let header = format!("Bearer {token}");
-        assert!(store.authorize(Some(&header), Scope::Infer, Some("iris"), false).is_ok());
-        assert!(matches!(store.authorize(Some(&header), Scope::Infer, Some("other"), false), Err(ApiError::Forbidden(_))));
-        assert!(matches!(store.authorize(Some(&header), Scope::Publish, None, false), Err(ApiError::Forbidden(_))));
-        assert!(matches!(store.authorize(None, Scope::Infer, Some("iris"), false), Err(ApiError::Unauthorized)));
-        assert!(store.authorize(None, Scope::Infer, Some("iris"), true).is_ok(), "public model");
+        assert!(store
+            .authorize(Some(&header), Scope::Infer, Some("iris"), false)
+            .is_ok());
+        assert!(matches!(
+            store.authorize(Some(&header), Scope::Infer, Some("other"), false),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            store.authorize(Some(&header), Scope::Publish, None, false),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            store.authorize(None, Scope::Infer, Some("iris"), false),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(
+            store
+                .authorize(None, Scope::Infer, Some("iris"), true)
+                .is_ok(),
+            "public model"
+        );
         let forged = format!("Bearer {}x", &token[..token.len() - 1]);
-        assert!(matches!(store.authorize(Some(&forged), Scope::Infer, Some("iris"), false), Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            store.authorize(Some(&forged), Scope::Infer, Some("iris"), false),
+            Err(ApiError::Unauthorized)
+        ));
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(revoke_token(&path, "ci").unwrap());
         // Force a different mtime even on coarse file systems, and wait out the re-check interval.
         let f = std::fs::File::options().append(true).open(&path).unwrap();
-        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
         std::thread::sleep(RECHECK + std::time::Duration::from_millis(50));
-        assert!(matches!(store.authorize(Some(&header), Scope::Infer, Some("iris"), false), Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            store.authorize(Some(&header), Scope::Infer, Some("iris"), false),
+            Err(ApiError::Unauthorized)
+        ));
     }
 }

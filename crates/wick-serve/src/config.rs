@@ -77,8 +77,12 @@ impl ServeConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, ServeError> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ServeError::Io { path: path.to_path_buf(), source: e })?;
-                toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?
+                let text = std::fs::read_to_string(path).map_err(|e| ServeError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?
             }
             None => Self::default(),
         };
@@ -101,7 +105,9 @@ impl ServeConfig {
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
         fn parse<T: std::str::FromStr>(key: &str, value: String) -> Result<T, ServeError> {
-            value.parse().map_err(|_| ServeError::Config(format!("{key}={value:?} is not valid")))
+            value
+                .parse()
+                .map_err(|_| ServeError::Config(format!("{key}={value:?} is not valid")))
         }
         if let Some(v) = get("WICK_SERVE_LISTEN") {
             self.listen = parse("WICK_SERVE_LISTEN", v)?;
@@ -155,7 +161,9 @@ impl ServeConfig {
     }
 
     pub fn tokens_path(&self) -> PathBuf {
-        self.tokens_file.clone().unwrap_or_else(|| self.data_dir.join("tokens.json"))
+        self.tokens_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tokens.json"))
     }
 }
 
@@ -170,9 +178,12 @@ mod tests {
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 1000\n").unwrap();
         let mut c: ServeConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(c.listen.port(), 9000);
-        c.apply_env(|k| (k == "WICK_SERVE_MAX_BODY_BYTES").then(|| "2000".to_string())).unwrap();
+        c.apply_env(|k| (k == "WICK_SERVE_MAX_BODY_BYTES").then(|| "2000".to_string()))
+            .unwrap();
         assert_eq!(c.max_body_bytes, 2000);
-        let err = c.apply_env(|k| (k == "WICK_SERVE_LISTEN").then(|| "nope".to_string())).unwrap_err();
+        let err = c
+            .apply_env(|k| (k == "WICK_SERVE_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err();
         assert!(err.to_string().contains("WICK_SERVE_LISTEN"));
         let err = toml::from_str::<ServeConfig>("lisen = \"x\"").unwrap_err();
         assert!(err.to_string().contains("lisen"));
@@ -181,8 +192,16 @@ mod tests {
     #[test]
     fn an_inflight_budget_below_the_body_limit_is_refused() {
         assert!(ServeConfig::default().check().is_ok());
-        let c = ServeConfig { max_infer_body_bytes: 64 << 20, max_inflight_infer_bytes: 32 << 20, ..ServeConfig::default() };
+        let c = ServeConfig {
+            max_infer_body_bytes: 64 << 20,
+            max_inflight_infer_bytes: 32 << 20,
+            ..ServeConfig::default()
+        };
         let err = c.check().unwrap_err().to_string();
-        assert!(err.contains("max_inflight_infer_bytes") && err.contains("WICK_SERVE_MAX_INFLIGHT_INFER_BYTES"), "{err}");
+        assert!(
+            err.contains("max_inflight_infer_bytes")
+                && err.contains("WICK_SERVE_MAX_INFLIGHT_INFER_BYTES"),
+            "{err}"
+        );
     }
 }

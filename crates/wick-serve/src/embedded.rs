@@ -31,12 +31,19 @@ impl EmbeddedServer {
     pub fn start(data_dir: &Path, token_file: &Path, port: u16) -> Result<Self, ServeError> {
         let wanted = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         // Probed rather than retried after a failed start: a failed start may have loaded the store.
-        let port_taken = (port != 0 && std::net::TcpListener::bind(wanted).is_err()).then_some(port);
+        let port_taken =
+            (port != 0 && std::net::TcpListener::bind(wanted).is_err()).then_some(port);
         if let Some(p) = port_taken {
-            tracing::warn!(port = p, "the endpoint's usual port is taken; using a free one");
+            tracing::warn!(
+                port = p,
+                "the endpoint's usual port is taken; using a free one"
+            );
         }
         let config = ServeConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], if port_taken.is_some() { 0 } else { port })),
+            listen: std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                if port_taken.is_some() { 0 } else { port },
+            )),
             store: data_dir.join("models").to_string_lossy().to_string(),
             data_dir: data_dir.to_path_buf(),
             // Two threads are plenty for one person's requests, and a laptop should not spin.
@@ -44,11 +51,19 @@ impl EmbeddedServer {
             idle_spin_us: 0,
             ..ServeConfig::default()
         };
-        std::fs::create_dir_all(data_dir).map_err(|source| ServeError::Io { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServeError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let token = local_token(token_file, &config.tokens_path())?;
         let server = RunningServer::start(config)?;
         tracing::info!(addr = %server.addr, "embedded endpoint listening");
-        Ok(Self { url: format!("http://{}", server.addr), token, port_taken, _server: server })
+        Ok(Self {
+            url: format!("http://{}", server.addr),
+            token,
+            port_taken,
+            _server: server,
+        })
     }
 }
 
@@ -61,9 +76,17 @@ fn local_token(token_file: &Path, tokens_path: &Path) -> Result<String, ServeErr
         }
     }
     let _ = revoke_token(tokens_path, TOKEN_NAME);
-    let (token, _) = create_token(tokens_path, TOKEN_NAME, vec![Scope::Publish, Scope::Infer], None)?;
+    let (token, _) = create_token(
+        tokens_path,
+        TOKEN_NAME,
+        vec![Scope::Publish, Scope::Infer],
+        None,
+    )?;
     let dir = token_file.parent().unwrap_or(Path::new("."));
-    let io = |source| ServeError::Io { path: token_file.to_path_buf(), source };
+    let io = |source| ServeError::Io {
+        path: token_file.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(".desktop-token.tmp");
     std::fs::write(&tmp, &token).map_err(io)?;
@@ -93,7 +116,12 @@ mod tests {
         let token = first.token.clone();
         let port: u16 = first.url.rsplit(':').next().unwrap().parse().unwrap();
         // While the first holds its port, a second asking for it gets another and says so.
-        let beside = EmbeddedServer::start(&dir.path().join("beside"), &dir.path().join("beside-token"), port).unwrap();
+        let beside = EmbeddedServer::start(
+            &dir.path().join("beside"),
+            &dir.path().join("beside-token"),
+            port,
+        )
+        .unwrap();
         assert_eq!(beside.port_taken, Some(port));
         assert_ne!(beside.url, first.url);
         drop(beside);

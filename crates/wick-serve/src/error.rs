@@ -19,7 +19,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
-    #[error("the server is at its limit of requests, or of request bytes, in flight; retry shortly")]
+    #[error(
+        "the server is at its limit of requests, or of request bytes, in flight; retry shortly"
+    )]
     Overloaded,
     #[error("{0}")]
     Internal(String),
@@ -46,12 +48,20 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && !matches!(self, Self::Overloaded) {
             tracing::error!(error = %self, "request failed");
         }
-        let mut response = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
         if matches!(self, Self::Overloaded) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, Self::Unauthorized) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -65,7 +75,10 @@ pub enum ServeError {
     #[error("{0}")]
     Package(#[from] wick_core::WickError),
     #[error("{path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("{0}")]

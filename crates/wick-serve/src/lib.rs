@@ -27,11 +27,17 @@ pub fn run(config: ServeConfig) -> Result<(), error::ServeError> {
     let server = RunningServer::start(config)?;
     let scheme = if server.tls { "https" } else { "http" };
     tracing::info!(addr = %server.addr, %store, "wick-serve listening");
-    eprintln!("wick-serve listening on {scheme}://{} (store: {store})", server.addr);
+    eprintln!(
+        "wick-serve listening on {scheme}://{} (store: {store})",
+        server.addr
+    );
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| error::ServeError::Io { path: "signal handler".into(), source: e })?;
+        .map_err(|e| error::ServeError::Io {
+            path: "signal handler".into(),
+            source: e,
+        })?;
     signals.block_on(shutdown_signal());
     tracing::info!("stopping: letting requests in flight finish");
     server.stop()

@@ -8,7 +8,11 @@ use wick_serve::auth::{create_token, list_tokens, revoke_token, Scope};
 use wick_serve::ServeConfig;
 
 #[derive(Parser)]
-#[command(name = "wick-serve", version, about = "Serve Wick models over the Open Inference Protocol (KServe V2 REST)")]
+#[command(
+    name = "wick-serve",
+    version,
+    about = "Serve Wick models over the Open Inference Protocol (KServe V2 REST)"
+)]
 struct Cli {
     /// Configuration file (TOML). Environment variables WICK_SERVE_* override it.
     #[arg(long, global = true)]
@@ -41,14 +45,19 @@ enum TokenCommand {
     },
     List,
     /// Revoke a token by name or id.
-    Revoke { name_or_id: String },
+    Revoke {
+        name_or_id: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     wick_core::train::fix_cpu_thread_count();
     wick_core::train::keep_freed_memory_for_reuse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WICK_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WICK_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -71,23 +80,49 @@ fn run(cli: Cli) -> Result<()> {
 fn token(config: &ServeConfig, cmd: TokenCommand) -> Result<()> {
     let path = config.tokens_path();
     match cmd {
-        TokenCommand::Create { name, scopes, models } => {
+        TokenCommand::Create {
+            name,
+            scopes,
+            models,
+        } => {
             let (token, record) = create_token(&path, &name, scopes, models)?;
-            eprintln!("created token `{}` (id {}) with scopes {:?}; store it now, it is not shown again:", record.name, record.id, record.scopes);
+            eprintln!(
+                "created token `{}` (id {}) with scopes {:?}; store it now, it is not shown again:",
+                record.name, record.id, record.scopes
+            );
             println!("{token}");
-            audit_token_change(config, "token_create", serde_json::json!({ "id": record.id, "name": record.name, "scopes": record.scopes, "models": record.models }));
+            audit_token_change(
+                config,
+                "token_create",
+                serde_json::json!({ "id": record.id, "name": record.name, "scopes": record.scopes, "models": record.models }),
+            );
         }
         TokenCommand::List => {
             for r in list_tokens(&path)? {
-                let models = r.models.map(|m| m.join(",")).unwrap_or_else(|| "all models".into());
-                println!("{}\t{}\t{:?}\t{}\t{}", r.id, r.name, r.scopes, models, r.created_at.to_rfc3339());
+                let models = r
+                    .models
+                    .map(|m| m.join(","))
+                    .unwrap_or_else(|| "all models".into());
+                println!(
+                    "{}\t{}\t{:?}\t{}\t{}",
+                    r.id,
+                    r.name,
+                    r.scopes,
+                    models,
+                    r.created_at.to_rfc3339()
+                );
             }
         }
         TokenCommand::Revoke { name_or_id } => {
-            let record = list_tokens(&path)?.into_iter().find(|r| r.name == name_or_id || r.id == name_or_id);
+            let record = list_tokens(&path)?
+                .into_iter()
+                .find(|r| r.name == name_or_id || r.id == name_or_id);
             if revoke_token(&path, &name_or_id)? {
                 println!("revoked `{name_or_id}`");
-                let details = record.map_or_else(|| serde_json::json!({ "name_or_id": name_or_id }), |r| serde_json::json!({ "id": r.id, "name": r.name }));
+                let details = record.map_or_else(
+                    || serde_json::json!({ "name_or_id": name_or_id }),
+                    |r| serde_json::json!({ "id": r.id, "name": r.name }),
+                );
                 audit_token_change(config, "token_revoke", details);
             } else {
                 anyhow::bail!("no token named or with id `{name_or_id}`");
@@ -109,11 +144,20 @@ fn audit_token_change(config: &ServeConfig, action: &str, details: serde_json::V
         model: String::new(),
         details,
     };
-    let written = wick_serve::registry::Registry::open_store(&config.store).map_err(anyhow::Error::from).and_then(|store| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(wick_serve::audit::AuditLog::new(store).append(&entry)).map_err(anyhow::Error::from)
-    });
+    let written = wick_serve::registry::Registry::open_store(&config.store)
+        .map_err(anyhow::Error::from)
+        .and_then(|store| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(wick_serve::audit::AuditLog::new(store).append(&entry))
+                .map_err(anyhow::Error::from)
+        });
     if let Err(e) = written {
-        eprintln!("warning: the audit log in {} was not written: {e:#}", config.store);
+        eprintln!(
+            "warning: the audit log in {} was not written: {e:#}",
+            config.store
+        );
     }
 }

@@ -78,7 +78,12 @@ impl Record {
     /// The folder its object goes in: per model, version (requests) and day.
     fn folder(&self) -> String {
         match self {
-            Self::Request(r) => format!("logs/{}/v{}/{}", r.model, r.version, r.at.format("%Y-%m-%d")),
+            Self::Request(r) => format!(
+                "logs/{}/v{}/{}",
+                r.model,
+                r.version,
+                r.at.format("%Y-%m-%d")
+            ),
             Self::Feedback(f) => format!("feedback/{}/{}", f.model, f.at.format("%Y-%m-%d")),
         }
     }
@@ -179,14 +184,25 @@ impl RequestLog {
 
     /// Remembers an answered request for the live figures (every request, sampled or not), with
     /// its first input rows (a table model's features, named) for drift.
-    pub fn observe(&self, model: &str, version: u64, ok: bool, latency_secs: f64, predictions: Vec<Predicted>, inputs: Option<(Vec<String>, Vec<Vec<LiveValue>>)>) {
+    pub fn observe(
+        &self,
+        model: &str,
+        version: u64,
+        ok: bool,
+        latency_secs: f64,
+        predictions: Vec<Predicted>,
+        inputs: Option<(Vec<String>, Vec<Vec<LiveValue>>)>,
+    ) {
         let mut live = self.live();
         if let Some((names, rows)) = inputs {
             let at = now_secs();
             let kept = live.rows.entry(model.to_string()).or_default();
             if kept.names != names {
                 // A version with other features: its rows start afresh.
-                *kept = LiveRows { names, rows: VecDeque::new() };
+                *kept = LiveRows {
+                    names,
+                    rows: VecDeque::new(),
+                };
             }
             for row in rows.into_iter().take(ROWS_KEPT_PER_REQUEST) {
                 if kept.rows.len() >= LIVE_ROWS_PER_MODEL {
@@ -199,7 +215,14 @@ impl RequestLog {
             live.observations.pop_front();
         }
         let predictions = predictions.into_iter().take(PREDICTIONS_KEPT).collect();
-        live.observations.push_back(Observation { at_secs: now_secs(), model: model.to_string(), version, ok, latency_secs, predictions });
+        live.observations.push_back(Observation {
+            at_secs: now_secs(),
+            model: model.to_string(),
+            version,
+            ok,
+            latency_secs,
+            predictions,
+        });
     }
 
     /// Queues a sampled request for the store; `false` when the queue is full and it was dropped.
@@ -216,7 +239,14 @@ impl RequestLog {
                     }
                 }
                 live.logged_order.push_back(id.clone());
-                live.logged.insert(id, LoggedId { model, version, predicted: first_prediction });
+                live.logged.insert(
+                    id,
+                    LoggedId {
+                        model,
+                        version,
+                        predicted: first_prediction,
+                    },
+                );
                 true
             }
             Err(_) => {
@@ -227,7 +257,13 @@ impl RequestLog {
     }
 
     /// Records the true outcome of a logged request of `model`: a class label or a number.
-    pub fn feedback(&self, model: &str, id: &str, label: Option<String>, value: Option<f64>) -> Result<Feedback, FeedbackError> {
+    pub fn feedback(
+        &self,
+        model: &str,
+        id: &str,
+        label: Option<String>,
+        value: Option<f64>,
+    ) -> Result<Feedback, FeedbackError> {
         let (version, correct, abs_error) = {
             let live = self.live();
             let Some(logged) = live.logged.get(id).filter(|l| l.model == model) else {
@@ -237,35 +273,71 @@ impl RequestLog {
             };
             let (correct, abs_error) = match (&logged.predicted, &label, value) {
                 (Some(Predicted::Class(p)), Some(l), None) => (Some(p == l), None),
-                (Some(Predicted::Value(p)), None, Some(v)) if v.is_finite() => (None, Some((p - v).abs())),
-                (Some(Predicted::Class(_)), _, _) => return Err(FeedbackError::Invalid("this model predicts classes: send {\"id\": ..., \"label\": \"...\"}".into())),
-                (Some(Predicted::Value(_)), _, _) => return Err(FeedbackError::Invalid("this model predicts numbers: send {\"id\": ..., \"value\": <finite number>}".into())),
+                (Some(Predicted::Value(p)), None, Some(v)) if v.is_finite() => {
+                    (None, Some((p - v).abs()))
+                }
+                (Some(Predicted::Class(_)), _, _) => {
+                    return Err(FeedbackError::Invalid(
+                        "this model predicts classes: send {\"id\": ..., \"label\": \"...\"}"
+                            .into(),
+                    ))
+                }
+                (Some(Predicted::Value(_)), _, _) => return Err(FeedbackError::Invalid(
+                    "this model predicts numbers: send {\"id\": ..., \"value\": <finite number>}"
+                        .into(),
+                )),
                 (None, _, _) => (None, None),
             };
             (logged.version, correct, abs_error)
         };
-        let entry = Feedback { id: id.to_string(), at: chrono::Utc::now(), model: model.to_string(), version, label, value };
-        if self.sender.try_send(Record::Feedback(entry.clone())).is_err() {
+        let entry = Feedback {
+            id: id.to_string(),
+            at: chrono::Utc::now(),
+            model: model.to_string(),
+            version,
+            label,
+            value,
+        };
+        if self
+            .sender
+            .try_send(Record::Feedback(entry.clone()))
+            .is_err()
+        {
             self.dropped.inc();
         }
         let mut live = self.live();
         if live.feedback.len() >= LIVE_MEMORY {
             live.feedback.pop_front();
         }
-        live.feedback.push_back(FeedbackObservation { at_secs: now_secs(), model: model.to_string(), version, correct, abs_error });
+        live.feedback.push_back(FeedbackObservation {
+            at_secs: now_secs(),
+            model: model.to_string(),
+            version,
+            correct,
+            abs_error,
+        });
         Ok(entry)
     }
 
     /// Per version over the last `window_secs`: requests, errors, latency quantiles, the
     /// distribution of predictions and the live accuracy or mean absolute error from feedback.
-    pub fn monitor(&self, model: &str, window_secs: f64, profiles: &BTreeMap<u64, TrainingProfile>) -> BTreeMap<u64, VersionFigures> {
+    pub fn monitor(
+        &self,
+        model: &str,
+        window_secs: f64,
+        profiles: &BTreeMap<u64, TrainingProfile>,
+    ) -> BTreeMap<u64, VersionFigures> {
         let since = now_secs() - window_secs;
         let live = self.live();
         let mut out: BTreeMap<u64, VersionFigures> = BTreeMap::new();
         let mut latencies: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         let mut values: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         let mut judged: BTreeMap<u64, Judged> = BTreeMap::new();
-        for o in live.observations.iter().filter(|o| o.at_secs >= since && o.model == model) {
+        for o in live
+            .observations
+            .iter()
+            .filter(|o| o.at_secs >= since && o.model == model)
+        {
             let f = out.entry(o.version).or_default();
             f.requests += 1;
             if !o.ok {
@@ -287,9 +359,19 @@ impl RequestLog {
         }
         for (version, mut v) in values {
             let f = out.entry(version).or_default();
-            f.predicted_values = Some(ValueSummary { count: v.len(), mean: v.iter().sum::<f64>() / v.len().max(1) as f64, p10: quantile(&mut v, 0.1), p50: quantile(&mut v, 0.5), p90: quantile(&mut v, 0.9) });
+            f.predicted_values = Some(ValueSummary {
+                count: v.len(),
+                mean: v.iter().sum::<f64>() / v.len().max(1) as f64,
+                p10: quantile(&mut v, 0.1),
+                p50: quantile(&mut v, 0.5),
+                p90: quantile(&mut v, 0.9),
+            });
         }
-        for fb in live.feedback.iter().filter(|f| f.at_secs >= since && f.model == model) {
+        for fb in live
+            .feedback
+            .iter()
+            .filter(|f| f.at_secs >= since && f.model == model)
+        {
             out.entry(fb.version).or_default().feedback += 1;
             let j = judged.entry(fb.version).or_default();
             if let Some(c) = fb.correct {
@@ -308,14 +390,29 @@ impl RequestLog {
         }
         // Drift: each profiled feature's live values, and the predictions, against training.
         for (version, profile) in profiles {
-            let Some(f) = out.get_mut(version) else { continue };
+            let Some(f) = out.get_mut(version) else {
+                continue;
+            };
             if let Some(rows) = live.rows.get(model) {
-                let window: Vec<&Vec<LiveValue>> = rows.rows.iter().filter(|(at, v, _)| *at >= since && v == version).map(|(_, _, r)| r).collect();
+                let window: Vec<&Vec<LiveValue>> = rows
+                    .rows
+                    .iter()
+                    .filter(|(at, v, _)| *at >= since && v == version)
+                    .map(|(_, _, r)| r)
+                    .collect();
                 for feature in &profile.features {
-                    let Some(i) = rows.names.iter().position(|n| *n == feature.name) else { continue };
-                    let values: Vec<LiveValue> = window.iter().filter_map(|r| r.get(i).cloned()).collect();
+                    let Some(i) = rows.names.iter().position(|n| *n == feature.name) else {
+                        continue;
+                    };
+                    let values: Vec<LiveValue> =
+                        window.iter().filter_map(|r| r.get(i).cloned()).collect();
                     if let Some(psi) = feature.profile.psi(&values) {
-                        f.drift.push(FeatureDrift { feature: feature.name.clone(), psi, drifting: is_drifting(psi, values.len()), rows: values.len() });
+                        f.drift.push(FeatureDrift {
+                            feature: feature.name.clone(),
+                            psi,
+                            drifting: is_drifting(psi, values.len()),
+                            rows: values.len(),
+                        });
                     }
                 }
                 f.drift.sort_by(|a, b| b.psi.total_cmp(&a.psi));
@@ -324,19 +421,33 @@ impl RequestLog {
                 .observations
                 .iter()
                 .filter(|o| o.at_secs >= since && o.model == model && o.version == *version)
-                .flat_map(|o| o.predictions.iter().map(|p| match p {
-                    Predicted::Class(c) => LiveValue::Text(c.clone()),
-                    Predicted::Value(v) => LiveValue::Number(*v),
-                }))
+                .flat_map(|o| {
+                    o.predictions.iter().map(|p| match p {
+                        Predicted::Class(c) => LiveValue::Text(c.clone()),
+                        Predicted::Value(v) => LiveValue::Number(*v),
+                    })
+                })
                 .collect();
-            f.prediction_drift = profile.target.psi(&predicted).map(|psi| FeatureDrift { feature: "prediction".into(), psi, drifting: is_drifting(psi, predicted.len()), rows: predicted.len() });
+            f.prediction_drift = profile.target.psi(&predicted).map(|psi| FeatureDrift {
+                feature: "prediction".into(),
+                psi,
+                drifting: is_drifting(psi, predicted.len()),
+                rows: predicted.len(),
+            });
         }
         out
     }
 
     /// Drains the queue into the store until `stopped`, then writes what is left.
     pub async fn run_writer(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        let Some(mut receiver) = self.receiver.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        let Some(mut receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
         let mut pending: Vec<Record> = Vec::new();
         let mut tick = tokio::time::interval(FLUSH_INTERVAL);
         let mut retention = tokio::time::interval(RETENTION_CHECK);
@@ -386,17 +497,39 @@ impl RequestLog {
     }
 
     async fn put(&self, folder: &str, bytes: Vec<u8>) {
-        let key = StorePath::from(format!("{folder}/{:013}-{:016x}.ndjson", chrono::Utc::now().timestamp_millis().max(0), rand::random::<u64>()));
-        if let Err(e) = self.store.put_opts(&key, PutPayload::from(bytes), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
+        let key = StorePath::from(format!(
+            "{folder}/{:013}-{:016x}.ndjson",
+            chrono::Utc::now().timestamp_millis().max(0),
+            rand::random::<u64>()
+        ));
+        if let Err(e) = self
+            .store
+            .put_opts(
+                &key,
+                PutPayload::from(bytes),
+                PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                },
+            )
+            .await
+        {
             tracing::error!(key = %key, error = %e, "could not write request logs");
         }
     }
 
     /// Deletes log and feedback objects in day folders older than the retention.
     async fn remove_expired(&self) {
-        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).format("%Y-%m-%d").to_string();
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(self.retention_days)))
+            .format("%Y-%m-%d")
+            .to_string();
         for prefix in ["logs", "feedback"] {
-            let objects: Vec<_> = match self.store.list(Some(&StorePath::from(prefix))).try_collect().await {
+            let objects: Vec<_> = match self
+                .store
+                .list(Some(&StorePath::from(prefix)))
+                .try_collect()
+                .await
+            {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not list request logs for retention");
@@ -404,7 +537,11 @@ impl RequestLog {
                 }
             };
             for o in objects {
-                let day = o.location.parts().map(|p| p.as_ref().to_string()).find(|p| p.len() == 10 && p.as_bytes()[4] == b'-');
+                let day = o
+                    .location
+                    .parts()
+                    .map(|p| p.as_ref().to_string())
+                    .find(|p| p.len() == 10 && p.as_bytes()[4] == b'-');
                 if day.is_some_and(|d| d < cutoff) {
                     let _ = self.store.delete(&o.location).await;
                 }
@@ -434,13 +571,30 @@ fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
 /// Every entry under `prefix` (e.g. `logs/weather`), oldest object first; a line that does not
 /// parse (a server killed while writing could only leave one in a store without atomic puts) is
 /// skipped.
-pub async fn read_entries<T: serde::de::DeserializeOwned>(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<T>, object_store::Error> {
-    let mut objects: Vec<_> = store.list(Some(&StorePath::from(prefix))).try_collect().await?;
-    objects.sort_by(|a, b| a.location.as_ref().rsplit('/').next().cmp(&b.location.as_ref().rsplit('/').next()));
+pub async fn read_entries<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    prefix: &str,
+) -> Result<Vec<T>, object_store::Error> {
+    let mut objects: Vec<_> = store
+        .list(Some(&StorePath::from(prefix)))
+        .try_collect()
+        .await?;
+    objects.sort_by(|a, b| {
+        a.location
+            .as_ref()
+            .rsplit('/')
+            .next()
+            .cmp(&b.location.as_ref().rsplit('/').next())
+    });
     let mut out = Vec::new();
     for o in objects {
         let bytes = store.get(&o.location).await?.bytes().await?;
-        out.extend(bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok()));
+        out.extend(
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .filter_map(|l| serde_json::from_slice(l).ok()),
+        );
     }
     Ok(out)
 }
@@ -461,7 +615,11 @@ pub fn labelled_rows(
     let outcomes: HashMap<&str, serde_json::Value> = feedback
         .iter()
         .filter_map(|f| {
-            let outcome = f.label.clone().map(serde_json::Value::String).or_else(|| f.value.map(serde_json::Value::from))?;
+            let outcome = f
+                .label
+                .clone()
+                .map(serde_json::Value::String)
+                .or_else(|| f.value.map(serde_json::Value::from))?;
             Some((f.id.as_str(), outcome))
         })
         .collect();
@@ -469,20 +627,35 @@ pub fn labelled_rows(
     let mut seen = std::collections::HashSet::new();
     let mut rows = Vec::new();
     for request in logged {
-        let Some(outcome) = outcomes.get(request.id.as_str()) else { continue };
+        let Some(outcome) = outcomes.get(request.id.as_str()) else {
+            continue;
+        };
         if rows.len() >= LABELLED_ROWS_MAX || !seen.insert(request.id.as_str()) {
             continue;
         }
-        let (values, hashed_here) = first_row(request, features(request.version).unwrap_or_default());
+        let (values, hashed_here) =
+            first_row(request, features(request.version).unwrap_or_default());
         hashed.extend(hashed_here);
-        rows.push(wick_core::publish::LabelledRow { id: request.id.clone(), version: request.version, values, outcome: outcome.clone() });
+        rows.push(wick_core::publish::LabelledRow {
+            id: request.id.clone(),
+            version: request.version,
+            values,
+            outcome: outcome.clone(),
+        });
     }
-    wick_core::publish::LabelledRows { model: model.to_string(), rows, hashed: hashed.into_iter().collect() }
+    wick_core::publish::LabelledRows {
+        model: model.to_string(),
+        rows,
+        hashed: hashed.into_iter().collect(),
+    }
 }
 
 /// A logged request's first row by feature name, given the version's features in order and those
 /// it hashes (which come back missing, and are returned).
-fn first_row(request: &LoggedRequest, (names, hashed): (Vec<String>, Vec<String>)) -> (BTreeMap<String, serde_json::Value>, Vec<String>) {
+fn first_row(
+    request: &LoggedRequest,
+    (names, hashed): (Vec<String>, Vec<String>),
+) -> (BTreeMap<String, serde_json::Value>, Vec<String>) {
     use crate::tensor_data::TensorData;
     let first = |data: &TensorData, i: usize| match data {
         TensorData::Numbers(v) => v.get(i).map(|x| serde_json::json!(x)),
@@ -491,14 +664,21 @@ fn first_row(request: &LoggedRequest, (names, hashed): (Vec<String>, Vec<String>
     let mut values = BTreeMap::new();
     match request.inputs.as_slice() {
         // One 2-D tensor whose columns are the features in order.
-        [only] if only.shape.len() == 2 && only.shape[1] as usize == names.len() && !names.contains(&only.name) => {
+        [only]
+            if only.shape.len() == 2
+                && only.shape[1] as usize == names.len()
+                && !names.contains(&only.name) =>
+        {
             for (j, name) in names.iter().enumerate() {
                 values.insert(name.clone(), first(&only.data, j).unwrap_or_default());
             }
         }
         inputs => {
             for input in inputs {
-                values.insert(input.name.clone(), first(&input.data, 0).unwrap_or_default());
+                values.insert(
+                    input.name.clone(),
+                    first(&input.data, 0).unwrap_or_default(),
+                );
             }
         }
     }
@@ -520,21 +700,43 @@ pub fn label_queue(
     features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
     limit: usize,
 ) -> Vec<wick_core::publish::QueuedRequest> {
-    let answered: std::collections::HashSet<&str> = feedback.iter().map(|f| f.id.as_str()).collect();
+    let answered: std::collections::HashSet<&str> =
+        feedback.iter().map(|f| f.id.as_str()).collect();
     let mut seen = std::collections::HashSet::new();
     let mut queue: Vec<wick_core::publish::QueuedRequest> = logged
         .iter()
         .filter(|r| !answered.contains(r.id.as_str()) && seen.insert(r.id.as_str()))
         .map(|request| {
             let (values, _) = first_row(request, features(request.version).unwrap_or_default());
-            let predicted = request.outputs.first().and_then(|o| o.data.as_array()?.first().cloned()).unwrap_or_default();
+            let predicted = request
+                .outputs
+                .first()
+                .and_then(|o| o.data.as_array()?.first().cloned())
+                .unwrap_or_default();
             // The first row of the probabilities ([n, classes], flattened): its largest.
-            let confidence = request.outputs.iter().find(|o| o.name == "probabilities").and_then(|o| {
-                let classes = *o.shape.get(1)? as usize;
-                let row: Vec<f64> = o.data.as_array()?.iter().take(classes).filter_map(serde_json::Value::as_f64).collect();
-                row.into_iter().reduce(f64::max)
-            });
-            wick_core::publish::QueuedRequest { id: request.id.clone(), version: request.version, at: request.at, values, predicted, confidence }
+            let confidence = request
+                .outputs
+                .iter()
+                .find(|o| o.name == "probabilities")
+                .and_then(|o| {
+                    let classes = *o.shape.get(1)? as usize;
+                    let row: Vec<f64> = o
+                        .data
+                        .as_array()?
+                        .iter()
+                        .take(classes)
+                        .filter_map(serde_json::Value::as_f64)
+                        .collect();
+                    row.into_iter().reduce(f64::max)
+                });
+            wick_core::publish::QueuedRequest {
+                id: request.id.clone(),
+                version: request.version,
+                at: request.at,
+                values,
+                predicted,
+                confidence,
+            }
         })
         .collect();
     queue.sort_by(|a, b| match (a.confidence, b.confidence) {
@@ -553,28 +755,69 @@ mod labelled_tests {
     use crate::tensor_data::TensorData;
 
     fn input(name: &str, shape: Vec<i64>, data: TensorData) -> InferInput {
-        InferInput { name: name.into(), shape, datatype: "FP64".into(), parameters: None, data }
+        InferInput {
+            name: name.into(),
+            shape,
+            datatype: "FP64".into(),
+            parameters: None,
+            data,
+        }
     }
 
     fn request(id: &str, inputs: Vec<InferInput>) -> LoggedRequest {
-        LoggedRequest { id: id.into(), at: chrono::Utc::now(), model: "m".into(), version: 1, latency_ms: 1.0, inputs, outputs: vec![] }
+        LoggedRequest {
+            id: id.into(),
+            at: chrono::Utc::now(),
+            model: "m".into(),
+            version: 1,
+            latency_ms: 1.0,
+            inputs,
+            outputs: vec![],
+        }
     }
 
     fn feedback(id: &str, value: f64) -> Feedback {
-        Feedback { id: id.into(), at: chrono::Utc::now(), model: "m".into(), version: 1, label: None, value: Some(value) }
+        Feedback {
+            id: id.into(),
+            at: chrono::Utc::now(),
+            model: "m".into(),
+            version: 1,
+            label: None,
+            value: Some(value),
+        }
     }
 
     #[test]
     fn the_label_queue_puts_the_least_sure_first_and_leaves_out_answered_requests() {
         let answered = |id: &str, p: [f64; 2]| {
-            let mut r = request(id, vec![input("x", vec![1], TensorData::Numbers(vec![p[0]]))]);
+            let mut r = request(
+                id,
+                vec![input("x", vec![1], TensorData::Numbers(vec![p[0]]))],
+            );
             r.outputs = vec![
-                InferOutput { name: "y".into(), shape: vec![1], datatype: "BYTES".into(), parameters: None, data: serde_json::json!([if p[0] > p[1] { "a" } else { "b" }]) },
-                InferOutput { name: "probabilities".into(), shape: vec![1, 2], datatype: "FP32".into(), parameters: None, data: serde_json::json!(p) },
+                InferOutput {
+                    name: "y".into(),
+                    shape: vec![1],
+                    datatype: "BYTES".into(),
+                    parameters: None,
+                    data: serde_json::json!([if p[0] > p[1] { "a" } else { "b" }]),
+                },
+                InferOutput {
+                    name: "probabilities".into(),
+                    shape: vec![1, 2],
+                    datatype: "FP32".into(),
+                    parameters: None,
+                    data: serde_json::json!(p),
+                },
             ];
             r
         };
-        let logged = vec![answered("sure", [0.95, 0.05]), answered("unsure", [0.45, 0.55]), answered("middling", [0.7, 0.3]), answered("labelled", [0.5, 0.5])];
+        let logged = vec![
+            answered("sure", [0.95, 0.05]),
+            answered("unsure", [0.45, 0.55]),
+            answered("middling", [0.7, 0.3]),
+            answered("labelled", [0.5, 0.5]),
+        ];
         let mut given = feedback("labelled", 0.0);
         given.label = Some("a".into());
         let queue = label_queue(&logged, &[given], |_| Some((vec!["x".into()], vec![])), 10);
@@ -583,7 +826,11 @@ mod labelled_tests {
         assert_eq!(queue[0].confidence, Some(0.55));
         assert_eq!(queue[0].predicted, serde_json::json!("b"));
         assert_eq!(queue[0].values["x"], serde_json::json!(0.45));
-        assert_eq!(label_queue(&logged, &[], |_| None, 2).len(), 2, "the limit holds");
+        assert_eq!(
+            label_queue(&logged, &[], |_| None, 2).len(),
+            2,
+            "the limit holds"
+        );
     }
 
     /// A 2-D tensor's first row is named by the features; the latest feedback for an id wins; a
@@ -591,15 +838,42 @@ mod labelled_tests {
     #[test]
     fn logged_requests_join_their_feedback_by_id() {
         let logged = vec![
-            request("a", vec![input("x", vec![2, 2], TensorData::Numbers(vec![1.0, 2.0, 3.0, 4.0]))]),
-            request("b", vec![input("x1", vec![1], TensorData::Numbers(vec![5.0])), input("email", vec![1], TensorData::Values(vec!["3f2a".into()]))]),
-            request("c", vec![input("x1", vec![1], TensorData::Numbers(vec![7.0]))]),
+            request(
+                "a",
+                vec![input(
+                    "x",
+                    vec![2, 2],
+                    TensorData::Numbers(vec![1.0, 2.0, 3.0, 4.0]),
+                )],
+            ),
+            request(
+                "b",
+                vec![
+                    input("x1", vec![1], TensorData::Numbers(vec![5.0])),
+                    input("email", vec![1], TensorData::Values(vec!["3f2a".into()])),
+                ],
+            ),
+            request(
+                "c",
+                vec![input("x1", vec![1], TensorData::Numbers(vec![7.0]))],
+            ),
         ];
         let answers = [feedback("a", 1.0), feedback("b", 2.0), feedback("a", 10.0)];
-        let features = |_| Some((vec!["x1".to_string(), "x2".to_string()], vec!["email".to_string()]));
+        let features = |_| {
+            Some((
+                vec!["x1".to_string(), "x2".to_string()],
+                vec!["email".to_string()],
+            ))
+        };
         let rows = labelled_rows("m", &logged, &answers, features);
         assert_eq!(rows.rows.len(), 2);
-        assert_eq!((rows.rows[0].values["x1"].as_f64(), rows.rows[0].values["x2"].as_f64()), (Some(1.0), Some(2.0)));
+        assert_eq!(
+            (
+                rows.rows[0].values["x1"].as_f64(),
+                rows.rows[0].values["x2"].as_f64()
+            ),
+            (Some(1.0), Some(2.0))
+        );
         assert_eq!(rows.rows[0].outcome, serde_json::json!(10.0));
         assert!(rows.rows[1].values["email"].is_null());
         assert_eq!(rows.hashed, ["email"]);

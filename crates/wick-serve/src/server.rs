@@ -57,7 +57,16 @@ impl AppState {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
         let budget_kib = (config.max_inflight_infer_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let infer_body_budget = Arc::new(Semaphore::new(budget_kib));
-        Ok(Arc::new(Self { config, registry, audit, tokens, metrics, log, permits, infer_body_budget }))
+        Ok(Arc::new(Self {
+            config,
+            registry,
+            audit,
+            tokens,
+            metrics,
+            log,
+            permits,
+            infer_body_budget,
+        }))
     }
 }
 
@@ -68,7 +77,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let inference = Router::new()
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
-        .layer(middleware::from_fn_with_state(state.clone(), reserve_infer_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reserve_infer_body,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_infer_body_bytes));
     let oip = Router::new()
         .route("/v2", get(server_metadata))
@@ -78,15 +90,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/versions/{version}", get(model_metadata_v))
-        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_metadata_v),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready_v),
+        )
         .route("/v2/wick/models", get(list_models))
         .route("/v2/wick/models/{name}/versions", post(publish))
-        .route("/v2/wick/models/{name}/versions/{version}", delete(delete_version))
+        .route(
+            "/v2/wick/models/{name}/versions/{version}",
+            delete(delete_version),
+        )
         .route("/v2/wick/models/{name}/default", post(set_default))
         .route("/v2/wick/models/{name}/public", post(set_public))
-        .route("/v2/wick/models/{name}/traffic", axum::routing::put(set_traffic))
-        .route("/v2/wick/models/{name}/logging", axum::routing::put(set_logging))
+        .route(
+            "/v2/wick/models/{name}/traffic",
+            axum::routing::put(set_traffic),
+        )
+        .route(
+            "/v2/wick/models/{name}/logging",
+            axum::routing::put(set_logging),
+        )
         .route("/v2/wick/models/{name}/feedback", post(feedback))
         .route("/v2/wick/models/{name}/monitor", get(monitor))
         .route("/v2/wick/models/{name}/labelled", get(labelled))
@@ -99,8 +126,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(oip)
         .merge(inference)
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), limit_concurrency))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_concurrency,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -113,13 +146,23 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// and the request answered 503 with Retry-After.
 async fn reserve_infer_body(State(state): Shared, request: Request, next: Next) -> Response {
     let limit = state.config.max_infer_body_bytes;
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         // The body limit refuses it (413) before reading any of it: nothing to reserve.
         return next.run(request).await;
     }
     let kib = declared.unwrap_or(limit).div_ceil(1024).max(1);
-    let permit = u32::try_from(kib).ok().and_then(|kib| state.infer_body_budget.clone().try_acquire_many_owned(kib).ok());
+    let permit = u32::try_from(kib).ok().and_then(|kib| {
+        state
+            .infer_body_budget
+            .clone()
+            .try_acquire_many_owned(kib)
+            .ok()
+    });
     match permit {
         Some(_reserved) => next.run(request).await,
         None => {
@@ -149,13 +192,21 @@ async fn limit_concurrency(State(state): Shared, request: Request, next: Next) -
         Ok(_permit) => next.run(request).await,
         Err(_) => ApiError::Overloaded.into_response(),
     };
-    state.metrics.http_requests.get_or_create(&RouteLabels { status: response.status().as_u16() }).inc();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RouteLabels {
+            status: response.status().as_u16(),
+        })
+        .inc();
     crate::workers::note_request();
     response
 }
 
 async fn server_metadata() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "name": "wick-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["wick_registry"] }))
+    Json(
+        serde_json::json!({ "name": "wick-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["wick_registry"] }),
+    )
 }
 
 async fn live() -> Json<serde_json::Value> {
@@ -174,7 +225,9 @@ async fn metrics(State(state): Shared) -> impl IntoResponse {
     let mut models = Vec::new();
     for listing in state.registry.list().await {
         let profiles = state.registry.training_profiles(&listing.name).await;
-        let figures = state.log.monitor(&listing.name, LIVE_GAUGE_WINDOW_SECS, &profiles);
+        let figures = state
+            .log
+            .monitor(&listing.name, LIVE_GAUGE_WINDOW_SECS, &profiles);
         if !figures.is_empty() {
             models.push((listing.name, figures));
         }
@@ -184,30 +237,63 @@ async fn metrics(State(state): Shared) -> impl IntoResponse {
         Some(end) => text.insert_str(end, &gauges),
         None => text.push_str(&gauges),
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 fn auth_header(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn parse_version(version: &str) -> Result<u64, ApiError> {
-    version.parse().map_err(|_| ApiError::NotFound(format!("version {version:?} is not a version number")))
+    version
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("version {version:?} is not a version number")))
 }
 
-async fn lookup(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>) -> Result<(Arc<LoadedVersion>, Option<String>), ApiError> {
+async fn lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    version: Option<u64>,
+) -> Result<(Arc<LoadedVersion>, Option<String>), ApiError> {
     let public = state.registry.is_public(name).await;
-    let token = state.tokens.authorize(auth_header(headers), Scope::Infer, Some(name), public)?;
-    let (loaded, _) = state.registry.resolve(name, version).await.ok_or_else(|| match version {
-        Some(v) => ApiError::NotFound(format!("model `{name}` version {v} not found")),
-        None => ApiError::NotFound(format!("model `{name}` not found")),
-    })?;
+    let token = state
+        .tokens
+        .authorize(auth_header(headers), Scope::Infer, Some(name), public)?;
+    let (loaded, _) = state
+        .registry
+        .resolve(name, version)
+        .await
+        .ok_or_else(|| match version {
+            Some(v) => ApiError::NotFound(format!("model `{name}` version {v} not found")),
+            None => ApiError::NotFound(format!("model `{name}` not found")),
+        })?;
     Ok((loaded, token.map(|t| t.name)))
 }
 
-async fn metadata(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn metadata(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    version: Option<u64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (loaded, _) = lookup(state, headers, name, version).await?;
-    let versions: Vec<String> = state.registry.versions_of(name).await.unwrap_or_default().iter().map(u64::to_string).collect();
+    let versions: Vec<String> = state
+        .registry
+        .versions_of(name)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(u64::to_string)
+        .collect();
     let m = &loaded.manifest;
     Ok(Json(serde_json::json!({
         "name": name,
@@ -219,27 +305,48 @@ async fn metadata(state: &AppState, headers: &HeaderMap, name: &str, version: Op
     })))
 }
 
-async fn model_metadata(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_metadata(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     metadata(&state, &headers, &name, None).await
 }
 
-async fn model_metadata_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_metadata_v(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     metadata(&state, &headers, &name, Some(parse_version(&version)?)).await
 }
 
-async fn model_ready(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_ready(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     lookup(&state, &headers, &name, None).await?;
     Ok(Json(serde_json::json!({ "name": name, "ready": true })))
 }
 
-async fn model_ready_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_ready_v(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     lookup(&state, &headers, &name, Some(parse_version(&version)?)).await?;
     Ok(Json(serde_json::json!({ "name": name, "ready": true })))
 }
 
 type InferBody = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
-async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: InferBody) -> Response {
+async fn infer(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: InferBody,
+) -> Response {
     let result = match infer_body_bytes(&state, body) {
         Ok(body) => run_inference(&state, &headers, &name, None, body).await,
         Err(e) => Err(e),
@@ -247,9 +354,16 @@ async fn infer(State(state): Shared, headers: HeaderMap, Path(name): Path<String
     with_request_id(result)
 }
 
-async fn infer_v(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>, body: InferBody) -> Response {
+async fn infer_v(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+    body: InferBody,
+) -> Response {
     let result = match (infer_body_bytes(&state, body), parse_version(&version)) {
-        (Ok(body), Ok(version)) => run_inference(&state, &headers, &name, Some(version), body).await,
+        (Ok(body), Ok(version)) => {
+            run_inference(&state, &headers, &name, Some(version), body).await
+        }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     with_request_id(result)
@@ -265,7 +379,10 @@ struct InferAnswer {
     /// The first predictions, for the live figures.
     predicted: Vec<Predicted>,
     /// The request's tensors and the answer's, when this request is logged.
-    logged: Option<(Vec<crate::tensors::InferInput>, Vec<crate::tensors::InferOutput>)>,
+    logged: Option<(
+        Vec<crate::tensors::InferInput>,
+        Vec<crate::tensors::InferOutput>,
+    )>,
     /// A table model's first input rows, named by feature, for drift.
     inputs: Option<(Vec<String>, Vec<Vec<LiveValue>>)>,
 }
@@ -276,7 +393,11 @@ struct InferAnswer {
 fn with_request_id(result: Result<InferAnswer, ApiError>) -> Response {
     let made = || format!("wick-{:016x}", rand::random::<u64>());
     let (id, mut response) = match result {
-        Ok(InferAnswer { mut response, binary, .. }) => {
+        Ok(InferAnswer {
+            mut response,
+            binary,
+            ..
+        }) => {
             let id = response.id.get_or_insert_with(made).clone();
             match binary {
                 None => (id, Json(response).into_response()),
@@ -284,11 +405,23 @@ fn with_request_id(result: Result<InferAnswer, ApiError>) -> Response {
                     Ok(mut body) => {
                         let json_len = body.len();
                         body.extend_from_slice(&blobs);
-                        let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
-                        r.headers_mut().insert(crate::binary_data::HEADER_LENGTH, header::HeaderValue::from(json_len));
+                        let mut r = (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, "application/octet-stream")],
+                            body,
+                        )
+                            .into_response();
+                        r.headers_mut().insert(
+                            crate::binary_data::HEADER_LENGTH,
+                            header::HeaderValue::from(json_len),
+                        );
                         (id, r)
                     }
-                    Err(e) => (id, ApiError::Internal(format!("the answer could not be written: {e}")).into_response()),
+                    Err(e) => (
+                        id,
+                        ApiError::Internal(format!("the answer could not be written: {e}"))
+                            .into_response(),
+                    ),
                 },
             }
         }
@@ -314,50 +447,114 @@ fn infer_body_bytes(state: &AppState, body: InferBody) -> Result<Bytes, ApiError
     })
 }
 
-async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, version: Option<u64>, body: Bytes) -> Result<InferAnswer, ApiError> {
+async fn run_inference(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    version: Option<u64>,
+    body: Bytes,
+) -> Result<InferAnswer, ApiError> {
     let started = Instant::now();
     let (loaded, token) = lookup(state, headers, name, version).await?;
     let version_label = loaded.record.version.to_string();
     let max_elements = state.config.max_tensor_elements;
-    let json_len = headers.get(crate::binary_data::HEADER_LENGTH).map(|v| v.to_str().unwrap_or("?").to_string());
+    let json_len = headers
+        .get(crate::binary_data::HEADER_LENGTH)
+        .map(|v| v.to_str().unwrap_or("?").to_string());
     let sample = state.registry.log_sample(name).await;
     let log = sample > 0.0 && rand::random::<f64>() < sample;
     let result = if body.len() <= INLINE_MAX_BODY_BYTES {
         // Small requests take microseconds: a hop to the blocking pool would cost more than the work.
-        infer_body(&loaded, name, &version_label, &body, json_len.as_deref(), max_elements, log)
+        infer_body(
+            &loaded,
+            name,
+            &version_label,
+            &body,
+            json_len.as_deref(),
+            max_elements,
+            log,
+        )
     } else {
         // Parsing and predicting a large request takes long enough to hold up the other connections
         // of this worker: off to the blocking pool.
-        let (loaded, name, version_label) = (loaded.clone(), name.to_string(), version_label.clone());
-        tokio::task::spawn_blocking(move || infer_body(&loaded, &name, &version_label, &body, json_len.as_deref(), max_elements, log))
-            .await
-            .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+        let (loaded, name, version_label) =
+            (loaded.clone(), name.to_string(), version_label.clone());
+        tokio::task::spawn_blocking(move || {
+            infer_body(
+                &loaded,
+                &name,
+                &version_label,
+                &body,
+                json_len.as_deref(),
+                max_elements,
+                log,
+            )
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
     };
     let status = match &result {
         Ok(_) => 200,
         Err(e) => e.status().as_u16(),
     };
-    let labels = InferLabels { model: name.to_string(), version: version_label.clone(), status };
+    let labels = InferLabels {
+        model: name.to_string(),
+        version: version_label.clone(),
+        status,
+    };
     state.metrics.infer_requests.get_or_create(&labels).inc();
-    state.metrics.infer_latency.get_or_create(&ModelLabels { model: name.to_string(), version: version_label }).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .infer_latency
+        .get_or_create(&ModelLabels {
+            model: name.to_string(),
+            version: version_label,
+        })
+        .observe(started.elapsed().as_secs_f64());
     let rows = result.as_ref().map(|(_, r)| *r as u64).unwrap_or(0);
-    state.metrics.meter(token.as_deref().unwrap_or("public"), name, rows, result.is_ok());
+    state.metrics.meter(
+        token.as_deref().unwrap_or("public"),
+        name,
+        rows,
+        result.is_ok(),
+    );
     let latency_secs = started.elapsed().as_secs_f64();
     let version = loaded.record.version;
     match result {
         Ok((mut answer, _)) => {
             // The id is made here, before logging, so the log and the caller see the same one.
-            let id = answer.response.id.get_or_insert_with(|| format!("wick-{:016x}", rand::random::<u64>())).clone();
+            let id = answer
+                .response
+                .id
+                .get_or_insert_with(|| format!("wick-{:016x}", rand::random::<u64>()))
+                .clone();
             let first = answer.predicted.first().cloned();
-            state.log.observe(name, version, true, latency_secs, std::mem::take(&mut answer.predicted), answer.inputs.take());
+            state.log.observe(
+                name,
+                version,
+                true,
+                latency_secs,
+                std::mem::take(&mut answer.predicted),
+                answer.inputs.take(),
+            );
             if let Some((inputs, outputs)) = answer.logged.take() {
-                let entry = LoggedRequest { id, at: chrono::Utc::now(), model: name.to_string(), version, latency_ms: latency_secs * 1e3, inputs, outputs };
+                let entry = LoggedRequest {
+                    id,
+                    at: chrono::Utc::now(),
+                    model: name.to_string(),
+                    version,
+                    latency_ms: latency_secs * 1e3,
+                    inputs,
+                    outputs,
+                };
                 state.log.log_request(entry, first);
             }
             Ok(answer)
         }
         Err(e) => {
-            state.log.observe(name, version, false, latency_secs, Vec::new(), None);
+            state
+                .log
+                .observe(name, version, false, latency_secs, Vec::new(), None);
             Err(e)
         }
     }
@@ -366,7 +563,15 @@ async fn run_inference(state: &AppState, headers: &HeaderMap, name: &str, versio
 /// Parses an inference request (JSON, or JSON and binary tensors when `json_len` is given),
 /// predicts and builds the response; also returns the number of rows.
 #[allow(clippy::too_many_arguments)]
-fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u8], json_len: Option<&str>, max_elements: usize, log: bool) -> Result<(InferAnswer, usize), ApiError> {
+fn infer_body(
+    loaded: &LoadedVersion,
+    name: &str,
+    version_label: &str,
+    body: &[u8],
+    json_len: Option<&str>,
+    max_elements: usize,
+    log: bool,
+) -> Result<(InferAnswer, usize), ApiError> {
     let (json, blobs) = crate::binary_data::split(body, json_len)?;
     let mut request: InferRequest = crate::tensor_data::parse_with_element_limit(json, max_elements).map_err(|e| match e {
         crate::tensor_data::ParseError::TooManyElements => ApiError::TooLarge(format!(
@@ -378,7 +583,9 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
     let call = to_call(&loaded.model, &request, max_elements)?;
     let rows = call.rows();
     let inputs = live_rows(&loaded.model, &call);
-    let predictions = call.run(&loaded.model).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let predictions = call
+        .run(&loaded.model)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let mut outputs = to_outputs(&loaded.model, &predictions, request.outputs.as_deref());
     let predicted = predictions
         .iter()
@@ -388,24 +595,50 @@ fn infer_body(loaded: &LoadedVersion, name: &str, version_label: &str, body: &[u
             wick_core::model::Prediction::Value { value } => Predicted::Value(*value),
         })
         .collect();
-    let logged = log.then(|| (logged_inputs(&loaded.model, &request.inputs), outputs.clone()));
+    let logged = log.then(|| {
+        (
+            logged_inputs(&loaded.model, &request.inputs),
+            outputs.clone(),
+        )
+    });
     let mut binary: Option<Vec<u8>> = None;
     for output in &mut outputs {
         if crate::binary_data::wants_binary(&request, &output.name) {
-            binary.get_or_insert_with(Vec::new).extend(crate::binary_data::encode_output(output));
+            binary
+                .get_or_insert_with(Vec::new)
+                .extend(crate::binary_data::encode_output(output));
         }
     }
-    let response = InferResponse { model_name: name.to_string(), model_version: version_label.to_string(), id: request.id, outputs };
-    Ok((InferAnswer { response, binary, predicted, logged, inputs }, rows))
+    let response = InferResponse {
+        model_name: name.to_string(),
+        model_version: version_label.to_string(),
+        id: request.id,
+        outputs,
+    };
+    Ok((
+        InferAnswer {
+            response,
+            binary,
+            predicted,
+            logged,
+            inputs,
+        },
+        rows,
+    ))
 }
 
 /// The request's tensors as the request log keeps them: a column marked as personal data is left
 /// out when training dropped it and hashed (with the model's salt) when training hashed it, so the
 /// log never holds what the user chose not to train on, even when a caller sends it.
-fn logged_inputs(model: &wick_core::model::Model, inputs: &[crate::tensors::InferInput]) -> Vec<crate::tensors::InferInput> {
+fn logged_inputs(
+    model: &wick_core::model::Model,
+    inputs: &[crate::tensors::InferInput],
+) -> Vec<crate::tensors::InferInput> {
     use crate::tensor_data::TensorData;
     use wick_core::data::PersonalAction;
-    let wick_core::model::ModelInput::Tabular { preprocessor } = &model.input else { return inputs.to_vec() };
+    let wick_core::model::ModelInput::Tabular { preprocessor } = &model.input else {
+        return inputs.to_vec();
+    };
     let personal = &preprocessor.personal;
     inputs
         .iter()
@@ -414,22 +647,59 @@ fn logged_inputs(model: &wick_core::model::Model, inputs: &[crate::tensors::Infe
             if !personal.is_hashed(&input.name) {
                 return input.clone();
             }
-            let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            let hashed = match &input.data {
-                TensorData::Numbers(v) => v.iter().map(|&x| personal.hash_value(&crate::tensor_data::number_text(x)).into()).collect(),
-                TensorData::Values(v) => v.iter().map(|v| if v.is_null() { v.clone() } else { personal.hash_value(&text(v)).into() }).collect(),
+            let text = |v: &serde_json::Value| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
             };
-            crate::tensors::InferInput { data: TensorData::Values(hashed), datatype: "BYTES".into(), ..input.clone() }
+            let hashed = match &input.data {
+                TensorData::Numbers(v) => v
+                    .iter()
+                    .map(|&x| {
+                        personal
+                            .hash_value(&crate::tensor_data::number_text(x))
+                            .into()
+                    })
+                    .collect(),
+                TensorData::Values(v) => v
+                    .iter()
+                    .map(|v| {
+                        if v.is_null() {
+                            v.clone()
+                        } else {
+                            personal.hash_value(&text(v)).into()
+                        }
+                    })
+                    .collect(),
+            };
+            crate::tensors::InferInput {
+                data: TensorData::Values(hashed),
+                datatype: "BYTES".into(),
+                ..input.clone()
+            }
         })
         .collect()
 }
 
 /// A table call's first rows as live values, with the features' names; hashed personal columns
 /// hold their hashes, as the training rows the drift is measured against did.
-fn live_rows(model: &wick_core::model::Model, call: &crate::tensors::ModelCall) -> Option<(Vec<String>, Vec<Vec<LiveValue>>)> {
+fn live_rows(
+    model: &wick_core::model::Model,
+    call: &crate::tensors::ModelCall,
+) -> Option<(Vec<String>, Vec<Vec<LiveValue>>)> {
     use wick_core::data::RawColumn;
-    let (crate::tensors::ModelCall::Table { columns, n }, wick_core::model::ModelInput::Tabular { preprocessor }) = (call, &model.input) else { return None };
-    let names: Vec<String> = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
+    let (
+        crate::tensors::ModelCall::Table { columns, n },
+        wick_core::model::ModelInput::Tabular { preprocessor },
+    ) = (call, &model.input)
+    else {
+        return None;
+    };
+    let names: Vec<String> = preprocessor
+        .encoders
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
     let personal = &preprocessor.personal;
     let rows = (0..(*n).min(crate::request_log::ROWS_KEPT_PER_REQUEST))
         .map(|r| {
@@ -440,7 +710,9 @@ fn live_rows(model: &wick_core::model::Model, call: &crate::tensors::ModelCall) 
                     RawColumn::Numeric(v) => v[r].map_or(LiveValue::Missing, LiveValue::Number),
                     RawColumn::Text(v) | RawColumn::Date(v) => match &v[r] {
                         None => LiveValue::Missing,
-                        Some(t) if personal.is_hashed(name) => LiveValue::Text(personal.hash_value(t)),
+                        Some(t) if personal.is_hashed(name) => {
+                            LiveValue::Text(personal.hash_value(t))
+                        }
                         Some(t) => LiveValue::Text(t.clone()),
                     },
                 })
@@ -469,30 +741,60 @@ async fn publish(
     axum::extract::Query(query): axum::extract::Query<PublishQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let expected = headers.get("x-wick-sha256").and_then(|v| v.to_str().ok());
-    let options = wick_core::publish::PublishOptions { canary_percent: query.canary, replace_inputs: query.replace_inputs };
-    let published = state.registry.publish_with(&name, body, expected, &query.notes, &options).await?;
+    let options = wick_core::publish::PublishOptions {
+        canary_percent: query.canary,
+        replace_inputs: query.replace_inputs,
+    };
+    let published = state
+        .registry
+        .publish_with(&name, body, expected, &query.notes, &options)
+        .await?;
     if !published.existing {
-        let mut details = serde_json::json!({ "version": published.version, "sha256": published.sha256 });
+        let mut details =
+            serde_json::json!({ "version": published.version, "sha256": published.sha256 });
         if let Some(p) = query.canary {
             details["canary_percent"] = serde_json::json!(p);
         }
         audit(&state, token.as_ref(), "publish", &name, details).await;
     }
-    let status = if published.existing { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if published.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     tracing::info!(model = %name, version = published.version, existing = published.existing, "published");
     Ok((status, Json(published)).into_response())
 }
 
-async fn list_models(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Infer, None, false).or_else(|_| state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false))?;
+async fn list_models(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Infer, None, false)
+        .or_else(|_| {
+            state
+                .tokens
+                .authorize(auth_header(&headers), Scope::Publish, None, false)
+        })?;
     let models: Vec<_> = state
         .registry
         .list()
         .await
         .into_iter()
-        .filter(|m| token.as_ref().is_none_or(|t| t.models.as_ref().is_none_or(|allowed| allowed.contains(&m.name))))
+        .filter(|m| {
+            token.as_ref().is_none_or(|t| {
+                t.models
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.contains(&m.name))
+            })
+        })
         .collect();
     Ok(Json(serde_json::json!({ "models": models })))
 }
@@ -502,77 +804,178 @@ struct DefaultBody {
     version: u64,
 }
 
-async fn set_default(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<DefaultBody>) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
-    state.registry.set_default(&name, body.version).await.map_err(not_found_or)?;
-    audit(&state, token.as_ref(), "set_default", &name, serde_json::json!({ "version": body.version })).await;
-    Ok(Json(serde_json::json!({ "name": name, "default_version": body.version })))
+async fn set_default(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<DefaultBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    state
+        .registry
+        .set_default(&name, body.version)
+        .await
+        .map_err(not_found_or)?;
+    audit(
+        &state,
+        token.as_ref(),
+        "set_default",
+        &name,
+        serde_json::json!({ "version": body.version }),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({ "name": name, "default_version": body.version }),
+    ))
 }
 
 /// `{"versions": {"2": 90, "3": 10}}`, read by hand so a wrong shape is a 400 with a JSON error
 /// that says what to send.
-async fn set_traffic(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+async fn set_traffic(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let usage = "send {\"versions\": {\"2\": 90, \"3\": 10}}: whole percentages per version, adding up to 100";
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
     let Some(versions) = value.get("versions").and_then(|v| v.as_object()) else {
-        return Err(ApiError::BadRequest(format!("the body has no `versions` object; {usage}")));
+        return Err(ApiError::BadRequest(format!(
+            "the body has no `versions` object; {usage}"
+        )));
     };
     let mut percent = std::collections::BTreeMap::new();
     for (version, weight) in versions {
-        let v = version.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("`{version}` is not a version number; {usage}")))?;
-        let p = weight.as_u64().filter(|p| *p <= 100).ok_or_else(|| ApiError::BadRequest(format!("version {v}'s share {weight} is not a whole percentage from 0 to 100; {usage}")))?;
+        let v = version.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("`{version}` is not a version number; {usage}"))
+        })?;
+        let p = weight.as_u64().filter(|p| *p <= 100).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "version {v}'s share {weight} is not a whole percentage from 0 to 100; {usage}"
+            ))
+        })?;
         percent.insert(v, p as u32);
     }
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
-    state.registry.set_traffic(&name, percent.clone()).await.map_err(|e| match e {
-        ServeError::Invalid(m) => ApiError::BadRequest(m),
-        other => other.into(),
-    })?;
-    audit(&state, token.as_ref(), "traffic", &name, serde_json::json!({ "versions": percent })).await;
-    Ok(Json(serde_json::json!({ "name": name, "traffic": percent })))
+    state
+        .registry
+        .set_traffic(&name, percent.clone())
+        .await
+        .map_err(|e| match e {
+            ServeError::Invalid(m) => ApiError::BadRequest(m),
+            other => other.into(),
+        })?;
+    audit(
+        &state,
+        token.as_ref(),
+        "traffic",
+        &name,
+        serde_json::json!({ "versions": percent }),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({ "name": name, "traffic": percent }),
+    ))
 }
 
 /// `PUT /v2/wick/models/{name}/logging` with `{"sample": 0.1}`: log that share of the model's
 /// inference requests (0 turns logging off).
-async fn set_logging(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
-    let usage = "send {\"sample\": 0.1}: the share of inference requests to log, from 0 (off) to 1 (all)";
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+async fn set_logging(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    let usage =
+        "send {\"sample\": 0.1}: the share of inference requests to log, from 0 (off) to 1 (all)";
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
     let sample = value
         .get("sample")
         .and_then(serde_json::Value::as_f64)
         .filter(|s| (0.0..=1.0).contains(s))
-        .ok_or_else(|| ApiError::BadRequest(format!("`sample` is missing or not a number from 0 to 1; {usage}")))?;
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`sample` is missing or not a number from 0 to 1; {usage}"
+            ))
+        })?;
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
     state.registry.set_logging(&name, sample).await?;
-    audit(&state, token.as_ref(), "logging", &name, serde_json::json!({ "sample": sample })).await;
-    Ok(Json(serde_json::json!({ "name": name, "logging": { "sample": sample } })))
+    audit(
+        &state,
+        token.as_ref(),
+        "logging",
+        &name,
+        serde_json::json!({ "sample": sample }),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({ "name": name, "logging": { "sample": sample } }),
+    ))
 }
 
 /// `POST /v2/wick/models/{name}/feedback` with `{"id": ..., "label": ...}` or `{"id": ...,
 /// "value": ...}`: the true outcome of a logged request.
-async fn feedback(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+async fn feedback(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let public = state.registry.is_public(&name).await;
-    state.tokens.authorize(auth_header(&headers), Scope::Infer, Some(&name), public)?;
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Infer, Some(&name), public)?;
     let usage = "send {\"id\": \"<the answer's id>\", \"label\": \"<the true class>\"} or {\"id\": ..., \"value\": <the true number>}";
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
-    let id = value.get("id").and_then(serde_json::Value::as_str).ok_or_else(|| ApiError::BadRequest(format!("`id` is missing; {usage}")))?;
-    let label = value.get("label").map(|l| l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string()));
-    let number = value.get("value").map(|v| v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| ApiError::BadRequest(format!("`value` is {v}, not a finite number; {usage}")))).transpose()?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON ({e}); {usage}")))?;
+    let id = value
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| ApiError::BadRequest(format!("`id` is missing; {usage}")))?;
+    let label = value.get("label").map(|l| {
+        l.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| l.to_string())
+    });
+    let number = value
+        .get("value")
+        .map(|v| {
+            v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                ApiError::BadRequest(format!("`value` is {v}, not a finite number; {usage}"))
+            })
+        })
+        .transpose()?;
     if label.is_none() && number.is_none() {
-        return Err(ApiError::BadRequest(format!("neither `label` nor `value` is given; {usage}")));
+        return Err(ApiError::BadRequest(format!(
+            "neither `label` nor `value` is given; {usage}"
+        )));
     }
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
-    let recorded = state.log.feedback(&name, id, label, number).map_err(|e| match e {
-        FeedbackError::UnknownId(m) | FeedbackError::Invalid(m) => ApiError::BadRequest(m),
-    })?;
+    let recorded = state
+        .log
+        .feedback(&name, id, label, number)
+        .map_err(|e| match e {
+            FeedbackError::UnknownId(m) | FeedbackError::Invalid(m) => ApiError::BadRequest(m),
+        })?;
     Ok(Json(serde_json::json!({ "recorded": recorded })))
 }
 
@@ -583,8 +986,15 @@ struct MonitorQuery {
 
 /// `GET /v2/wick/models/{name}/monitor?window_secs=N`: this server's live figures per version over
 /// the last N seconds (default 3600).
-async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, axum::extract::Query(query): axum::extract::Query<MonitorQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+async fn monitor(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<MonitorQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let window_secs = query.window_secs.unwrap_or(3600.0);
     if !(window_secs > 0.0 && window_secs.is_finite()) {
         return Err(ApiError::BadRequest(format!("window_secs is {window_secs}; give a number of seconds above 0, e.g. ?window_secs=3600")));
@@ -592,10 +1002,17 @@ async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<Stri
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
-    let figures = state.log.monitor(&name, window_secs, &state.registry.training_profiles(&name).await);
+    let figures = state.log.monitor(
+        &name,
+        window_secs,
+        &state.registry.training_profiles(&name).await,
+    );
     let report = wick_core::publish::MonitorReport {
         log_sample: state.registry.log_sample(&name).await,
-        versions: figures.into_iter().map(|(v, f)| (v.to_string(), f)).collect(),
+        versions: figures
+            .into_iter()
+            .map(|(v, f)| (v.to_string(), f))
+            .collect(),
         model: name,
         window_secs,
     };
@@ -605,21 +1022,36 @@ async fn monitor(State(state): Shared, headers: HeaderMap, Path(name): Path<Stri
 /// `GET /v2/wick/models/{name}/labelled`: the logged requests that have feedback, as rows with
 /// their true outcome, read from the store (so every replica's logs count): what *Improve with live
 /// data* adds to the dataset.
-async fn labelled(State(state): Shared, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn labelled(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     use crate::request_log::{Feedback, LoggedRequest};
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let Some(versions) = state.registry.versions_of(&name).await else {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     };
     let feedback: Vec<Feedback> = read_log(&state, "feedback", &name).await?;
-    let logged: Vec<LoggedRequest> = if feedback.is_empty() { Vec::new() } else { read_log(&state, "logs", &name).await? };
+    let logged: Vec<LoggedRequest> = if feedback.is_empty() {
+        Vec::new()
+    } else {
+        read_log(&state, "logs", &name).await?
+    };
     let features = table_features(&state, &name, versions).await?;
-    let rows = crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
+    let rows =
+        crate::request_log::labelled_rows(&name, &logged, &feedback, |v| features.get(&v).cloned());
     Ok(Json(serde_json::json!(rows)))
 }
 
 /// Every entry under `folder/name/` of the store (request logs or feedback, from every replica).
-async fn read_log<T: serde::de::DeserializeOwned>(state: &AppState, folder: &str, name: &str) -> Result<Vec<T>, ApiError> {
+async fn read_log<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    folder: &str,
+    name: &str,
+) -> Result<Vec<T>, ApiError> {
     crate::request_log::read_entries(state.registry.store().as_ref(), &format!("{folder}/{name}"))
         .await
         .map_err(|e| ApiError::Internal(format!("reading the {folder} of `{name}` from the store: {e}; check the store is reachable, then retry")))
@@ -627,16 +1059,30 @@ async fn read_log<T: serde::de::DeserializeOwned>(state: &AppState, folder: &str
 
 /// Each version's features in order and those it hashes; an image model is a 400 (live rows and
 /// labels are for table models).
-async fn table_features(state: &AppState, name: &str, versions: Vec<u64>) -> Result<std::collections::HashMap<u64, (Vec<String>, Vec<String>)>, ApiError> {
+async fn table_features(
+    state: &AppState,
+    name: &str,
+    versions: Vec<u64>,
+) -> Result<std::collections::HashMap<u64, (Vec<String>, Vec<String>)>, ApiError> {
     let mut features = std::collections::HashMap::new();
     for version in versions {
         if let Some((loaded, _)) = state.registry.resolve(name, Some(version)).await {
             if let wick_core::model::ModelInput::Tabular { preprocessor } = &loaded.model.input {
-                let names: Vec<String> = preprocessor.encoders.iter().map(|e| e.name().to_string()).collect();
-                let hashed = names.iter().filter(|n| preprocessor.personal.is_hashed(n)).cloned().collect();
+                let names: Vec<String> = preprocessor
+                    .encoders
+                    .iter()
+                    .map(|e| e.name().to_string())
+                    .collect();
+                let hashed = names
+                    .iter()
+                    .filter(|n| preprocessor.personal.is_hashed(n))
+                    .cloned()
+                    .collect();
                 features.insert(version, (names, hashed));
             } else {
-                return Err(ApiError::BadRequest(format!("`{name}` is an image model; live rows and labels are for table models")));
+                return Err(ApiError::BadRequest(format!(
+                    "`{name}` is an image model; live rows and labels are for table models"
+                )));
             }
         }
     }
@@ -663,16 +1109,32 @@ async fn label_queue(
     axum::extract::Query(query): axum::extract::Query<QueueQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use crate::request_log::{Feedback, LoggedRequest};
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let Some(versions) = state.registry.versions_of(&name).await else {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     };
     let features = table_features(&state, &name, versions).await?;
     let feedback: Vec<Feedback> = read_log(&state, "feedback", &name).await?;
     let logged: Vec<LoggedRequest> = read_log(&state, "logs", &name).await?;
-    let requests = crate::request_log::label_queue(&logged, &feedback, |v| features.get(&v).cloned(), query.limit);
-    let labels = state.registry.serving_version(&name).await.map(|v| v.manifest.target.labels.clone()).unwrap_or_default();
-    Ok(Json(serde_json::json!(wick_core::publish::LabelQueue { model: name, requests, labels })))
+    let requests = crate::request_log::label_queue(
+        &logged,
+        &feedback,
+        |v| features.get(&v).cloned(),
+        query.limit,
+    );
+    let labels = state
+        .registry
+        .serving_version(&name)
+        .await
+        .map(|v| v.manifest.target.labels.clone())
+        .unwrap_or_default();
+    Ok(Json(serde_json::json!(wick_core::publish::LabelQueue {
+        model: name,
+        requests,
+        labels
+    })))
 }
 
 #[derive(Deserialize)]
@@ -680,35 +1142,80 @@ struct PublicBody {
     public: bool,
 }
 
-async fn set_public(State(state): Shared, headers: HeaderMap, Path(name): Path<String>, Json(body): Json<PublicBody>) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+async fn set_public(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<PublicBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
     state.registry.set_public(&name, body.public).await?;
-    audit(&state, token.as_ref(), "set_public", &name, serde_json::json!({ "public": body.public })).await;
-    Ok(Json(serde_json::json!({ "name": name, "public": body.public })))
+    audit(
+        &state,
+        token.as_ref(),
+        "set_public",
+        &name,
+        serde_json::json!({ "public": body.public }),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({ "name": name, "public": body.public }),
+    ))
 }
 
-async fn delete_version(State(state): Shared, headers: HeaderMap, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = state.tokens.authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
+async fn delete_version(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token =
+        state
+            .tokens
+            .authorize(auth_header(&headers), Scope::Publish, Some(&name), false)?;
     let version = parse_version(&version)?;
-    state.registry.delete_version(&name, version).await.map_err(not_found_or)?;
-    audit(&state, token.as_ref(), "delete_version", &name, serde_json::json!({ "version": version })).await;
-    Ok(Json(serde_json::json!({ "name": name, "deleted": version })))
+    state
+        .registry
+        .delete_version(&name, version)
+        .await
+        .map_err(not_found_or)?;
+    audit(
+        &state,
+        token.as_ref(),
+        "delete_version",
+        &name,
+        serde_json::json!({ "version": version }),
+    )
+    .await;
+    Ok(Json(
+        serde_json::json!({ "name": name, "deleted": version }),
+    ))
 }
 
 fn not_found_or(e: ServeError) -> ApiError {
     match e {
         ServeError::Invalid(m) if m.contains("has no version") => ApiError::NotFound(m),
-        ServeError::Invalid(m) if m.contains("is the default") || m.contains("traffic split") => ApiError::Conflict(m),
+        ServeError::Invalid(m) if m.contains("is the default") || m.contains("traffic split") => {
+            ApiError::Conflict(m)
+        }
         other => other.into(),
     }
 }
 
 /// Records a change in the audit log. The change has happened: a failed write is logged, not
 /// turned into an error for a request that succeeded.
-async fn audit(state: &AppState, token: Option<&TokenRecord>, action: &str, model: &str, details: serde_json::Value) {
+async fn audit(
+    state: &AppState,
+    token: Option<&TokenRecord>,
+    action: &str,
+    model: &str,
+    details: serde_json::Value,
+) {
     let entry = AuditEntry {
         at: chrono::Utc::now(),
         token_id: token.map_or_else(|| "none".to_string(), |t| t.id.clone()),
@@ -721,20 +1228,34 @@ async fn audit(state: &AppState, token: Option<&TokenRecord>, action: &str, mode
     }
 }
 
-async fn audit_log(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false)?;
-    Ok(Json(serde_json::json!({ "entries": state.audit.read(MAX_AUDIT_ENTRIES).await? })))
+async fn audit_log(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Publish, None, false)?;
+    Ok(Json(
+        serde_json::json!({ "entries": state.audit.read(MAX_AUDIT_ENTRIES).await? }),
+    ))
 }
 
-async fn usage(State(state): Shared, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    state.tokens.authorize(auth_header(&headers), Scope::Publish, None, false)?;
+async fn usage(
+    State(state): Shared,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .tokens
+        .authorize(auth_header(&headers), Scope::Publish, None, false)?;
     Ok(Json(serde_json::json!({ "usage": state.metrics.usage() })))
 }
 
 /// Re-reads the store every `refresh_interval_secs` until dropped.
 pub(crate) fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(state.config.refresh_interval_secs.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_secs(
+            state.config.refresh_interval_secs.max(1),
+        ));
         loop {
             tick.tick().await;
             if let Err(e) = state.registry.refresh().await {
@@ -745,8 +1266,15 @@ pub(crate) fn spawn_refresher(state: Arc<AppState>) -> tokio::task::JoinHandle<(
 }
 
 /// Answers HTTP connections on `listener` until `shutdown` resolves.
-pub(crate) async fn serve_connections(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(|e| ServeError::Invalid(format!("server error: {e}")))
+pub(crate) async fn serve_connections(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServeError::Invalid(format!("server error: {e}")))
 }
 
 /// Answers HTTPS (rustls) connections on `listener` until `shutdown` resolves, then lets requests in
@@ -763,6 +1291,16 @@ pub(crate) async fn serve_connections_tls(
         shutdown.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| ServeError::Io { path: "listener".into(), source: e })?;
-    server.handle(handle).serve(router(state).into_make_service()).await.map_err(|e| ServeError::Io { path: "server".into(), source: e })
+    let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| ServeError::Io {
+        path: "listener".into(),
+        source: e,
+    })?;
+    server
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
+        .map_err(|e| ServeError::Io {
+            path: "server".into(),
+            source: e,
+        })
 }

@@ -31,7 +31,10 @@ pub enum ParseError {
 }
 
 /// Parses `body` as `T`, stopping as soon as its tensors hold more than `limit` elements.
-pub fn parse_with_element_limit<T: serde::de::DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, ParseError> {
+pub fn parse_with_element_limit<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    limit: usize,
+) -> Result<T, ParseError> {
     REMAINING.with(|r| r.set(limit));
     EXCEEDED.with(|e| e.set(false));
     let result = serde_json::from_slice(body);
@@ -100,7 +103,9 @@ fn take_one<E: de::Error>() -> Result<(), E> {
     REMAINING.with(|r| match r.get() {
         0 => {
             EXCEEDED.with(|e| e.set(true));
-            Err(E::custom("the request holds more tensor elements than the server's limit"))
+            Err(E::custom(
+                "the request holds more tensor elements than the server's limit",
+            ))
         }
         n => {
             r.set(n - 1);
@@ -188,24 +193,47 @@ mod tests {
 
     #[test]
     fn nested_numbers_flatten_to_f64s() {
-        let Ok(d) = parse("[[1, 2.5], [-3, 4e2]]", 100) else { panic!("parses") };
+        let Ok(d) = parse("[[1, 2.5], [-3, 4e2]]", 100) else {
+            panic!("parses")
+        };
         assert_eq!(d, TensorData::Numbers(vec![1.0, 2.5, -3.0, 400.0]));
-        let Ok(d) = parse("7", 100) else { panic!("a scalar parses") };
+        let Ok(d) = parse("7", 100) else {
+            panic!("a scalar parses")
+        };
         assert_eq!(d, TensorData::Numbers(vec![7.0]));
     }
 
     #[test]
     fn text_and_mixed_data_keep_their_values() {
-        let Ok(d) = parse(r#"[1, "rain", true, null]"#, 100) else { panic!("parses") };
-        assert_eq!(d, TensorData::Values(vec![1.into(), "rain".into(), true.into(), serde_json::Value::Null]));
-        assert_eq!(serde_json::to_string(&d).ok().as_deref(), Some(r#"[1,"rain",true,null]"#));
+        let Ok(d) = parse(r#"[1, "rain", true, null]"#, 100) else {
+            panic!("parses")
+        };
+        assert_eq!(
+            d,
+            TensorData::Values(vec![
+                1.into(),
+                "rain".into(),
+                true.into(),
+                serde_json::Value::Null
+            ])
+        );
+        assert_eq!(
+            serde_json::to_string(&d).ok().as_deref(),
+            Some(r#"[1,"rain",true,null]"#)
+        );
     }
 
     #[test]
     fn parsing_stops_at_the_element_limit() {
         assert!(matches!(parse("[1, 2, 3]", 3), Ok(TensorData::Numbers(_))));
-        assert!(matches!(parse("[1, 2, 3, 4]", 3), Err(ParseError::TooManyElements)));
-        assert!(matches!(parse("[1, {}]", 3), Err(ParseError::Invalid(_))), "objects are not tensor data");
+        assert!(matches!(
+            parse("[1, 2, 3, 4]", 3),
+            Err(ParseError::TooManyElements)
+        ));
+        assert!(
+            matches!(parse("[1, {}]", 3), Err(ParseError::Invalid(_))),
+            "objects are not tensor data"
+        );
         // The limit is reset after each parse.
         assert!(parse_with_element_limit::<TensorData>(b"[1, 2, 3, 4]", usize::MAX).is_ok());
     }

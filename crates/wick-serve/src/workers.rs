@@ -36,7 +36,10 @@ struct Activity {
 
 impl Activity {
     fn new() -> Self {
-        Self { last: Cell::new(Instant::now()), requests: Rc::new(Notify::new()) }
+        Self {
+            last: Cell::new(Instant::now()),
+            requests: Rc::new(Notify::new()),
+        }
     }
 }
 
@@ -74,11 +77,18 @@ impl RunningServer {
     pub fn start(config: ServeConfig) -> Result<Self, ServeError> {
         config.check()?;
         let listen = config.listen.to_string();
-        let io = |e| ServeError::Io { path: listen.clone().into(), source: e };
+        let io = |e| ServeError::Io {
+            path: listen.clone().into(),
+            source: e,
+        };
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
             (None, None) => None,
-            _ => return Err(ServeError::Config("set both tls_cert and tls_key, or neither".into())),
+            _ => {
+                return Err(ServeError::Config(
+                    "set both tls_cert and tls_key, or neither".into(),
+                ))
+            }
         };
         let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
             ServeError::Config(format!("can't listen on {listen}: {e}. Is another server using it? Pick another address with `listen` or WICK_SERVE_LISTEN"))
@@ -86,12 +96,17 @@ impl RunningServer {
         listener.set_nonblocking(true).map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         let worker_count = match config.worker_threads {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
             n => n,
         };
         let spin = Duration::from_micros(config.idle_spin_us);
 
-        let runtimes = (0..worker_count).map(|_| build_runtime()).collect::<Result<Vec<_>, _>>().map_err(io)?;
+        let runtimes = (0..worker_count)
+            .map(|_| build_runtime())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
         // The first worker's runtime loads the registry (and later runs the store refresher), so the
         // store's HTTP clients live on a runtime that lives as long as the server.
         let state = runtimes[0].block_on(AppState::new(config))?;
@@ -103,9 +118,22 @@ impl RunningServer {
         let mut threads = Vec::with_capacity(worker_count);
         for (index, runtime) in runtimes.into_iter().enumerate() {
             let listener = listener.try_clone().map_err(io)?;
-            threads.push(spawn_worker(index, runtime, listener, state.clone(), rustls.clone(), stopped.clone(), spin)?);
+            threads.push(spawn_worker(
+                index,
+                runtime,
+                listener,
+                state.clone(),
+                rustls.clone(),
+                stopped.clone(),
+                spin,
+            )?);
         }
-        Ok(Self { addr, tls: tls.is_some(), stop, threads })
+        Ok(Self {
+            addr,
+            tls: tls.is_some(),
+            stop,
+            threads,
+        })
     }
 
     /// Stops accepting, lets requests in flight finish, and waits for the workers.
@@ -120,7 +148,11 @@ impl RunningServer {
             match t.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => result = Err(e),
-                Err(_) => result = Err(ServeError::Invalid("a server worker thread panicked".into())),
+                Err(_) => {
+                    result = Err(ServeError::Invalid(
+                        "a server worker thread panicked".into(),
+                    ))
+                }
             }
         }
         result
@@ -136,15 +168,26 @@ impl Drop for RunningServer {
 }
 
 fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
-async fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<axum_server::tls_rustls::RustlsConfig, ServeError> {
+async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, ServeError> {
     // Several crates could pick a rustls crypto provider; name ours once. A second call is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
         .await
-        .map_err(|e| ServeError::Config(format!("TLS certificate {} / key {}: {e}", cert.display(), key.display())))
+        .map_err(|e| {
+            ServeError::Config(format!(
+                "TLS certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })
 }
 
 fn spawn_worker(
@@ -156,7 +199,10 @@ fn spawn_worker(
     mut stopped: watch::Receiver<bool>,
     spin: Duration,
 ) -> Result<std::thread::JoinHandle<Result<(), ServeError>>, ServeError> {
-    let io = move |e| ServeError::Io { path: format!("server worker {index}").into(), source: e };
+    let io = move |e| ServeError::Io {
+        path: format!("server worker {index}").into(),
+        source: e,
+    };
     std::thread::Builder::new()
         .name(format!("wick-serve-{index}"))
         .spawn(move || {
@@ -167,7 +213,8 @@ fn spawn_worker(
                 }
                 let refresher = (index == 0).then(|| spawn_refresher(state.clone()));
                 // The request log's writer: it writes what is queued when the server stops.
-                let log_writer = (index == 0).then(|| tokio::spawn(state.log.clone().run_writer(stopped.clone())));
+                let log_writer = (index == 0)
+                    .then(|| tokio::spawn(state.log.clone().run_writer(stopped.clone())));
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -221,21 +268,34 @@ mod tests {
                 let url = url.clone();
                 std::thread::spawn(move || {
                     let client = reqwest::blocking::Client::new();
-                    (0..20).all(|_| client.get(&url).send().is_ok_and(|r| r.status().is_success()))
+                    (0..20).all(|_| {
+                        client
+                            .get(&url)
+                            .send()
+                            .is_ok_and(|r| r.status().is_success())
+                    })
                 })
             })
             .collect();
         assert!(answers.into_iter().all(|a| a.join().unwrap()));
         let addr = server.addr;
         server.stop().unwrap();
-        assert!(std::net::TcpStream::connect(addr).is_err(), "the port is closed after stop");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "the port is closed after stop"
+        );
     }
 
     #[test]
     fn a_second_server_on_a_taken_port_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let first = RunningServer::start(config(dir.path(), 1, 0)).unwrap();
-        let err = RunningServer::start(ServeConfig { listen: first.addr, ..config(dir.path(), 1, 0) }).err().unwrap();
+        let err = RunningServer::start(ServeConfig {
+            listen: first.addr,
+            ..config(dir.path(), 1, 0)
+        })
+        .err()
+        .unwrap();
         assert!(err.to_string().contains(&first.addr.to_string()), "{err}");
     }
 }

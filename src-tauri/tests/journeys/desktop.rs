@@ -16,14 +16,25 @@ impl Drop for Killed {
 }
 
 pub fn need(tool: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "{tool} is missing: run scripts/setup.sh, which installs what the GUI tests need");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: run scripts/setup.sh, which installs what the GUI tests need"
+    );
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -65,14 +76,26 @@ pub fn start_xvfb(slot: u32) -> (Killed, String) {
     let display = format!(":{}", 1000 + (std::process::id() % 2000) * 4 + slot);
     let xvfb = Killed(
         Command::new("Xvfb")
-            .args([display.as_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"])
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1600x1000x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     wait_until("Xvfb", Duration::from_secs(10), || {
-        Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &display).output().map(|o| o.status.success()).unwrap_or(false)
+        Command::new("xdotool")
+            .arg("getdisplaygeometry")
+            .env("DISPLAY", &display)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     });
     (xvfb, display)
 }
@@ -84,7 +107,10 @@ impl Desktop {
             need(tool);
         }
         let launcher_bin = "/usr/libexec/at-spi-bus-launcher";
-        assert!(Path::new(launcher_bin).exists(), "at-spi2-core is missing: run scripts/setup.sh");
+        assert!(
+            Path::new(launcher_bin).exists(),
+            "at-spi2-core is missing: run scripts/setup.sh"
+        );
         let (xvfb, display) = start_xvfb(slot);
         let home = tempfile::tempdir().unwrap();
         let address_file = home.path().join("session-bus");
@@ -112,21 +138,59 @@ impl Desktop {
                 .unwrap(),
         );
         let gdbus = |args: &[&str]| {
-            Command::new("gdbus").args(["call", "--session", "--dest", "org.a11y.Bus", "--object-path", "/org/a11y/bus"]).args(args).env("DBUS_SESSION_BUS_ADDRESS", &session_bus).output().unwrap()
+            Command::new("gdbus")
+                .args([
+                    "call",
+                    "--session",
+                    "--dest",
+                    "org.a11y.Bus",
+                    "--object-path",
+                    "/org/a11y/bus",
+                ])
+                .args(args)
+                .env("DBUS_SESSION_BUS_ADDRESS", &session_bus)
+                .output()
+                .unwrap()
         };
         let mut a11y_bus = String::new();
         wait_until("the accessibility bus", Duration::from_secs(10), || {
             let out = gdbus(&["--method", "org.a11y.Bus.GetAddress"]);
             let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            a11y_bus = text.trim_start_matches("('").trim_end_matches("',)").to_string();
+            a11y_bus = text
+                .trim_start_matches("('")
+                .trim_end_matches("',)")
+                .to_string();
             out.status.success() && !a11y_bus.is_empty()
         });
         // What a screen reader says when it starts; AccessKit exposes the tree only then.
-        let set = gdbus(&["--method", "org.freedesktop.DBus.Properties.Set", "org.a11y.Status", "ScreenReaderEnabled", "<true>"]);
-        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        let set = gdbus(&[
+            "--method",
+            "org.freedesktop.DBus.Properties.Set",
+            "org.a11y.Status",
+            "ScreenReaderEnabled",
+            "<true>",
+        ]);
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
         let port = free_port();
         let log = home.path().join("app-1.log");
-        Self { display, home, port, session_bus, a11y_bus, app: None, log, window: String::new(), launches: 0, _launcher: launcher, _dbus: dbus, _xvfb: xvfb }
+        Self {
+            display,
+            home,
+            port,
+            session_bus,
+            a11y_bus,
+            app: None,
+            log,
+            window: String::new(),
+            launches: 0,
+            _launcher: launcher,
+            _dbus: dbus,
+            _xvfb: xvfb,
+        }
     }
 
     /// Starts the app (again) and waits for its first frames.
@@ -136,7 +200,9 @@ impl Desktop {
         let log_file = std::fs::File::create(&self.log).unwrap();
         // WICK_JOURNEY_BIN runs the journeys against another build (an older one, to show a
         // journey fails without its fix).
-        let binary = std::env::var_os("WICK_JOURNEY_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wick-desktop")));
+        let binary = std::env::var_os("WICK_JOURNEY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wick-desktop")));
         self.app = Some(Killed(
             Command::new(binary)
                 .env("DISPLAY", &self.display)
@@ -155,7 +221,12 @@ impl Desktop {
         ));
         let mut window = String::new();
         wait_until("the Wick window", Duration::from_secs(60), || {
-            window = self.xdotool(&["search", "--name", "^Wick$"]).lines().next().unwrap_or("").to_string();
+            window = self
+                .xdotool(&["search", "--name", "^Wick$"])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             !window.is_empty() && read(&self.log).contains("drawing with wgpu")
         });
         self.window = window;
@@ -165,14 +236,26 @@ impl Desktop {
     }
 
     pub fn xdotool(&self, args: &[&str]) -> String {
-        let out = Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().unwrap();
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn atspi(&self, verb: &str, arg: &str, timeout_secs: u32) -> Result<String, String> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y/atspi.py");
-        let out = Command::new("/usr/bin/python3").arg(script).args([&self.a11y_bus, verb, arg, &timeout_secs.to_string()]).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([&self.a11y_bus, verb, arg, &timeout_secs.to_string()])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if out.status.success() {
             Ok(text)
         } else {
@@ -183,7 +266,10 @@ impl Desktop {
     /// Presses the widget a person reads as `name`, waiting up to 30 s for it to be shown.
     pub fn press(&self, name: &str) {
         if let Err(e) = self.atspi("press", name, 30) {
-            panic!("could not press {name:?}: {e}\n--- app log ---\n{}", read(&self.log));
+            panic!(
+                "could not press {name:?}: {e}\n--- app log ---\n{}",
+                read(&self.log)
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -191,25 +277,39 @@ impl Desktop {
     /// Waits until some text on the screen contains `text`.
     pub fn wait_text(&self, text: &str, timeout_secs: u32) {
         if let Err(e) = self.atspi("wait", text, timeout_secs) {
-            panic!("{text:?} did not appear: {e}\n--- app log ---\n{}", read(&self.log));
+            panic!(
+                "{text:?} did not appear: {e}\n--- app log ---\n{}",
+                read(&self.log)
+            );
         }
     }
 
     /// Every named node on the screen, one "role: name" a line. A failed read panics: an error text
     /// would pass every "does not contain" check.
     pub fn screen_text(&self) -> String {
-        self.atspi("dump", "-", 10).unwrap_or_else(|e| panic!("the screen could not be read over AT-SPI: {e}"))
+        self.atspi("dump", "-", 10)
+            .unwrap_or_else(|e| panic!("the screen could not be read over AT-SPI: {e}"))
     }
 
     /// Waits until the app's log holds `text` `times` times; fails at once if the app exits.
     pub fn wait_log(&mut self, text: &str, times: usize, timeout: Duration) {
         let start = Instant::now();
         while read(&self.log).matches(text).count() < times {
-            if let Some(status) = self.app.as_mut().and_then(|a| a.0.try_wait().ok().flatten()) {
-                panic!("the app exited ({status}) while waiting for {text:?}:\n{}", read(&self.log));
+            if let Some(status) = self
+                .app
+                .as_mut()
+                .and_then(|a| a.0.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the app exited ({status}) while waiting for {text:?}:\n{}",
+                    read(&self.log)
+                );
             }
             if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for {times}× {text:?} in the app log:\n{}", read(&self.log));
+                panic!(
+                    "timed out after {timeout:?} waiting for {times}× {text:?} in the app log:\n{}",
+                    read(&self.log)
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -228,10 +328,19 @@ impl Desktop {
         let pattern = format!("^{title}$");
         let start = Instant::now();
         while dialog.is_empty() {
-            dialog = self.xdotool(&["search", "--onlyvisible", "--name", &pattern]).lines().next().unwrap_or("").to_string();
+            dialog = self
+                .xdotool(&["search", "--onlyvisible", "--name", &pattern])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             if start.elapsed() > Duration::from_secs(15) {
                 let shot = self.screenshot(&format!("{shot}-no-dialog"));
-                panic!("no dialog titled {title:?} appeared within 15 s (see {}):\n{}", shot.display(), read(&self.log));
+                panic!(
+                    "no dialog titled {title:?} appeared within 15 s (see {}):\n{}",
+                    shot.display(),
+                    read(&self.log)
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -245,10 +354,24 @@ impl Desktop {
         }
         self.xdotool(&["key", "--window", &dialog, "ctrl+a"]);
         std::thread::sleep(Duration::from_millis(200));
-        self.xdotool(&["type", "--window", &dialog, "--delay", "15", &path.to_string_lossy()]);
+        self.xdotool(&[
+            "type",
+            "--window",
+            &dialog,
+            "--delay",
+            "15",
+            &path.to_string_lossy(),
+        ]);
         std::thread::sleep(Duration::from_millis(500));
         self.xdotool(&["key", "--window", &dialog, "Return"]);
-        wait_until(&format!("the dialog {title:?} to close"), Duration::from_secs(15), || self.xdotool(&["search", "--onlyvisible", "--name", &pattern]).is_empty());
+        wait_until(
+            &format!("the dialog {title:?} to close"),
+            Duration::from_secs(15),
+            || {
+                self.xdotool(&["search", "--onlyvisible", "--name", &pattern])
+                    .is_empty()
+            },
+        );
     }
 
     /// Mouse-wheel steps down over the screen's middle, as a person scrolls to what is below.
@@ -264,7 +387,13 @@ impl Desktop {
     /// The whole screen (dialogs included) as a PNG under `target/journeys/`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let path = shots_dir().join(format!("{name}.png"));
-        let ok = Command::new("import").args(["-window", "root"]).arg(&path).env("DISPLAY", &self.display).status().map(|s| s.success()).unwrap_or(false);
+        let ok = Command::new("import")
+            .args(["-window", "root"])
+            .arg(&path)
+            .env("DISPLAY", &self.display)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         assert!(ok, "screenshot {name} failed");
         path
     }
@@ -278,21 +407,37 @@ impl Desktop {
             status = app.0.try_wait().ok().flatten();
             status.is_some()
         });
-        assert!(status.is_some_and(|s| s.success()), "exit status {status:?}\n{}", read(&self.log));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit status {status:?}\n{}",
+            read(&self.log)
+        );
     }
 
     /// The built-in endpoint, as the app's own token reaches it.
     pub fn endpoint(&self) -> wick_core::publish::Endpoint {
-        let token = read(&self.home.path().join("config/endpoint-token")).trim().to_string();
-        wick_core::publish::Endpoint::new(&format!("http://127.0.0.1:{}", self.port), &token).unwrap()
+        let token = read(&self.home.path().join("config/endpoint-token"))
+            .trim()
+            .to_string();
+        wick_core::publish::Endpoint::new(&format!("http://127.0.0.1:{}", self.port), &token)
+            .unwrap()
     }
 
     pub fn listing(&self, name: &str) -> wick_core::publish::ModelListing {
-        self.endpoint().models().unwrap().into_iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name} is not on the endpoint"))
+        self.endpoint()
+            .models()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{name} is not on the endpoint"))
     }
 }
 
 /// A port nothing listens on now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use desktop::{read, Desktop};
 
 fn sample(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data").join(name).canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sample-data")
+        .join(name)
+        .canonicalize()
+        .unwrap()
 }
 
 /// Through the native dialogs: open a CSV with File → Open (Ctrl+O), typing its path into GTK's
@@ -25,7 +29,11 @@ fn journey_open_through_the_file_dialog_train_and_export_onnx() {
     let csv = sample("breast-cancer.csv");
     d.answer_dialog("Open a dataset", &csv, "journey-open-dialog");
     d.wait_log("rows=569", 1, Duration::from_secs(60));
-    assert!(read(&d.log).contains("breast-cancer.csv"), "{}", read(&d.log));
+    assert!(
+        read(&d.log).contains("breast-cancer.csv"),
+        "{}",
+        read(&d.log)
+    );
     d.press("Next: choose a model  →");
     d.press("▶  Train");
     d.wait_log("run finished run=1", 1, Duration::from_secs(240));
@@ -37,7 +45,12 @@ fn journey_open_through_the_file_dialog_train_and_export_onnx() {
     d.answer_dialog("Export the model as ONNX", &onnx, "journey-export-dialog");
     d.wait_log("model exported", 1, Duration::from_secs(60));
     let bytes = std::fs::read(&onnx).unwrap_or_default();
-    assert!(bytes.len() > 100, "{} is {} bytes", onnx.display(), bytes.len());
+    assert!(
+        bytes.len() > 100,
+        "{} is {} bytes",
+        onnx.display(),
+        bytes.len()
+    );
     d.screenshot("journey-exported");
     d.quit();
 }
@@ -59,7 +72,11 @@ fn journey_publish_restart_canary_and_label() {
     d.wait_log("run finished run=1", 1, Duration::from_secs(240));
     d.press("Publish");
     d.press("⬆  Publish");
-    d.wait_log("published model=seattle-weather version=1", 1, Duration::from_secs(60));
+    d.wait_log(
+        "published model=seattle-weather version=1",
+        1,
+        Duration::from_secs(60),
+    );
     d.wait_text("seattle-weather version 1 is live", 20);
     d.screenshot("journey-published");
     d.quit();
@@ -68,9 +85,17 @@ fn journey_publish_restart_canary_and_label() {
     d.launch();
     d.press("Monitor");
     d.wait_text("Label queue", 20);
-    assert!(!d.screen_text().contains("Publish a model first"), "Monitor forgot the published model:\n{}", d.screen_text());
+    assert!(
+        !d.screen_text().contains("Publish a model first"),
+        "Monitor forgot the published model:\n{}",
+        d.screen_text()
+    );
     let port = format!("listening addr=127.0.0.1:{}", d.port);
-    assert!(read(&d.log).contains(&port), "the endpoint did not keep its port:\n{}", read(&d.log));
+    assert!(
+        read(&d.log).contains(&port),
+        "the endpoint did not keep its port:\n{}",
+        read(&d.log)
+    );
     d.press("Publish");
     d.wait_text("Send test request", 20);
 
@@ -81,10 +106,22 @@ fn journey_publish_restart_canary_and_label() {
     d.press("Publish");
     d.press("Publish as a canary: 10% of calls, v1 keeps the rest");
     d.press("⬆  Publish");
-    d.wait_log("published model=seattle-weather version=2", 1, Duration::from_secs(60));
+    d.wait_log(
+        "published model=seattle-weather version=2",
+        1,
+        Duration::from_secs(60),
+    );
     let listing = d.listing("seattle-weather");
-    assert_eq!(listing.default_version, Some(1), "the serving version stays the default");
-    assert_eq!(listing.traffic, Some([(1, 90), (2, 10)].into_iter().collect()), "{listing:?}");
+    assert_eq!(
+        listing.default_version,
+        Some(1),
+        "the serving version stays the default"
+    );
+    assert_eq!(
+        listing.traffic,
+        Some([(1, 90), (2, 10)].into_iter().collect()),
+        "{listing:?}"
+    );
     d.wait_text("serving 90%", 20);
     d.wait_text("canary 10%", 20);
     d.scroll_down(15);
@@ -98,7 +135,9 @@ fn journey_publish_restart_canary_and_label() {
     // --- Log requests, send three test requests, label them on Monitor, retrain.
     d.press("Monitor");
     d.press("All");
-    desktop::wait_until("logging to start", Duration::from_secs(20), || d.listing("seattle-weather").log_sample == Some(1.0));
+    desktop::wait_until("logging to start", Duration::from_secs(20), || {
+        d.listing("seattle-weather").log_sample == Some(1.0)
+    });
     d.press("Publish");
     for i in 1..=3 {
         d.press("Send test request");
@@ -115,12 +154,20 @@ fn journey_publish_restart_canary_and_label() {
             break;
         }
     }
-    assert!(shown, "three requests to label did not appear:\n{}", d.screen_text());
+    assert!(
+        shown,
+        "three requests to label did not appear:\n{}",
+        d.screen_text()
+    );
     for i in 1..=3 {
         d.press("Send label");
         d.wait_log("feedback sent", i, Duration::from_secs(20));
     }
-    assert!(!read(&d.log).contains("ok=false"), "a label was refused:\n{}", read(&d.log));
+    assert!(
+        !read(&d.log).contains("ok=false"),
+        "a label was refused:\n{}",
+        read(&d.log)
+    );
     d.scroll_down(15);
     d.screenshot("journey-labelled");
     d.press("Get live rows with feedback");

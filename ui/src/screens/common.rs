@@ -34,7 +34,10 @@ pub struct ViewState {
     /// Evaluate's grid: overlay the test images' saliency maps.
     pub grid_saliency: bool,
     /// Textures of `AppState::grid_saliency`'s overlays, for the run they were made for.
-    pub grid_saliency_textures: (Option<u32>, std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>),
+    pub grid_saliency_textures: (
+        Option<u32>,
+        std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>,
+    ),
     /// The label queue's typed or picked outcomes, by request id.
     pub label_answers: std::collections::HashMap<String, String>,
     /// The augmentation preview's textures, and the settings they show.
@@ -77,7 +80,10 @@ pub fn readable_grid() -> impl Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMa
                     let value = i as f64 * step;
                     // A coarser line at the same value replaces the finer one.
                     marks.retain(|m| (m.value - value).abs() > step * 1e-6);
-                    marks.push(egui_plot::GridMark { value, step_size: step });
+                    marks.push(egui_plot::GridMark {
+                        value,
+                        step_size: step,
+                    });
                 }
             }
             step = next_nice_step(step);
@@ -89,7 +95,11 @@ pub fn readable_grid() -> impl Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMa
 /// The smallest of 1, 2 or 5 times a power of ten that is at least `x` (> 0).
 fn nice_step_at_least(x: f64) -> f64 {
     let power = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| *s >= x * (1.0 - 1e-9)).unwrap_or(10.0 * power)
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
 }
 
 /// 1 → 5 → 10 and 2 → 10, at any power of ten: always a multiple of `step`.
@@ -109,7 +119,15 @@ pub fn grid_label(mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f
     let decimals = (-mark.step_size.log10() - 1e-9).ceil().max(0.0) as usize;
     let text = format!("{:.*}", decimals, mark.value);
     // "-0.0" reads as a different number from "0.0".
-    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { text.trim_start_matches('-').to_string() } else { text }
+    if text
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        text.trim_start_matches('-').to_string()
+    } else {
+        text
+    }
 }
 
 /// A metric's name as people read it ("macro_f1" is the key in files and events).
@@ -156,13 +174,21 @@ pub fn empty_state(ui: &mut egui::Ui, message: &str, action: impl FnOnce(&mut eg
 
 /// An error message placed next to what caused it.
 pub fn error_label(ui: &mut egui::Ui, message: &str) {
-    egui::Frame::new().fill(theme::BAD.gamma_multiply(0.12)).corner_radius(6.0).inner_margin(8.0).show(ui, |ui| {
-        ui.colored_label(theme::BAD, format!("⚠ {message}"));
-    });
+    egui::Frame::new()
+        .fill(theme::BAD.gamma_multiply(0.12))
+        .corner_radius(6.0)
+        .inner_margin(8.0)
+        .show(ui, |ui| {
+            ui.colored_label(theme::BAD, format!("⚠ {message}"));
+        });
 }
 
 /// A wrapping grid of thumbnails with a caption each and an optional right/wrong mark.
-pub fn thumbnail_grid(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>) {
+pub fn thumbnail_grid(
+    cx: &mut ScreenCtx<'_>,
+    ui: &mut egui::Ui,
+    items: impl Iterator<Item = (std::path::PathBuf, String, Option<bool>)>,
+) {
     thumbnail_grid_with(cx, ui, items, &std::collections::HashMap::new());
 }
 
@@ -174,32 +200,40 @@ pub fn thumbnail_grid_with(
     overlays: &std::collections::HashMap<std::path::PathBuf, egui::TextureHandle>,
 ) {
     let items: Vec<_> = items.collect();
-    cx.thumbnails.request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
+    cx.thumbnails
+        .request_paths(items.iter().map(|(p, _, _)| p.clone()).collect());
     ui.horizontal_wrapped(|ui| {
         for (path, caption, right) in items {
-            ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| ui.vertical(|ui| {
-                ui.set_width(84.0);
-                let size = egui::vec2(72.0, 72.0);
-                let texture = match overlays.get(&path) {
-                    Some(overlay) => Some(overlay),
-                    None => cx.thumbnails.get(&path),
-                };
-                match texture {
-                    Some(texture) => {
-                        ui.add(egui::Image::new(texture).fit_to_exact_size(size).corner_radius(4.0));
+            ui.allocate_ui(egui::vec2(84.0, 96.0), |ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(84.0);
+                    let size = egui::vec2(72.0, 72.0);
+                    let texture = match overlays.get(&path) {
+                        Some(overlay) => Some(overlay),
+                        None => cx.thumbnails.get(&path),
+                    };
+                    match texture {
+                        Some(texture) => {
+                            ui.add(
+                                egui::Image::new(texture)
+                                    .fit_to_exact_size(size)
+                                    .corner_radius(4.0),
+                            );
+                        }
+                        None => {
+                            let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
+                            ui.painter()
+                                .rect_filled(rect, 4.0, ui.visuals().faint_bg_color);
+                        }
                     }
-                    None => {
-                        let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
-                        ui.painter().rect_filled(rect, 4.0, ui.visuals().faint_bg_color);
-                    }
-                }
-                let mark = match right {
-                    Some(true) => RichText::new(format!("✓ {caption}")).color(theme::GOOD),
-                    Some(false) => RichText::new(format!("✗ {caption}")).color(theme::BAD),
-                    None => RichText::new(caption),
-                };
-                ui.label(mark.small());
-            }));
+                    let mark = match right {
+                        Some(true) => RichText::new(format!("✓ {caption}")).color(theme::GOOD),
+                        Some(false) => RichText::new(format!("✗ {caption}")).color(theme::BAD),
+                        None => RichText::new(caption),
+                    };
+                    ui.label(mark.small());
+                })
+            });
         }
     });
 }
@@ -209,7 +243,13 @@ mod grid_tests {
     use super::*;
 
     fn marks(lo: f64, hi: f64, base: f64) -> Vec<(f64, f64)> {
-        let mut m: Vec<(f64, f64)> = readable_grid()(egui_plot::GridInput { bounds: (lo, hi), base_step_size: base }).into_iter().map(|m| (m.value, m.step_size)).collect();
+        let mut m: Vec<(f64, f64)> = readable_grid()(egui_plot::GridInput {
+            bounds: (lo, hi),
+            base_step_size: base,
+        })
+        .into_iter()
+        .map(|m| (m.value, m.step_size))
+        .collect();
         m.sort_by(|a, b| a.0.total_cmp(&b.0));
         m
     }
@@ -224,11 +264,18 @@ mod grid_tests {
         assert_eq!(next_nice_step(1.0), 5.0);
         // A residual axis from -8 to 9: lines every 1, labels every 5, one line per value.
         let m = marks(-8.0, 9.0, 0.8);
-        let fives: Vec<f64> = m.iter().filter(|(_, s)| *s == 5.0).map(|(v, _)| *v).collect();
+        let fives: Vec<f64> = m
+            .iter()
+            .filter(|(_, s)| *s == 5.0)
+            .map(|(v, _)| *v)
+            .collect();
         assert_eq!(fives, [-5.0, 5.0]);
         assert!(m.iter().any(|(v, s)| *v == 0.0 && *s >= 10.0), "{m:?}");
         assert_eq!(m.iter().filter(|(v, _)| *v == 0.0).count(), 1, "{m:?}");
-        assert!(m.iter().all(|(v, s)| *s != 2.0 || *v != 4.0), "no level of 2 beside a level of 5: {m:?}");
+        assert!(
+            m.iter().all(|(v, s)| *s != 2.0 || *v != 4.0),
+            "no level of 2 beside a level of 5: {m:?}"
+        );
         // A wide axis gets coarse levels too: -25 to 60 from a step of 0.5.
         let m = marks(-25.0, 60.0, 0.5);
         assert!(m.iter().any(|(v, s)| *v == 50.0 && *s >= 50.0), "{m:?}");
@@ -236,7 +283,9 @@ mod grid_tests {
 
     #[test]
     fn labels_have_the_decimals_their_step_needs() {
-        let label = |value: f64, step_size: f64| grid_label(egui_plot::GridMark { value, step_size }, &(0.0..=1.0));
+        let label = |value: f64, step_size: f64| {
+            grid_label(egui_plot::GridMark { value, step_size }, &(0.0..=1.0))
+        };
         assert_eq!(label(0.95, 0.05), "0.95");
         assert_eq!(label(0.9, 0.1), "0.9");
         assert_eq!(label(0.4, 0.2), "0.4");

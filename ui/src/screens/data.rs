@@ -7,12 +7,12 @@ use egui_plot::{Bar, BarChart, Plot};
 use wick_core::data::{ColumnKind, ImageIndex, TableSummary};
 use wick_core::polars::prelude::DataFrame;
 
+use crate::checks::imbalance_warning;
 use crate::command::Command;
-use crate::state::{AppState, DataState, Screen};
 use crate::host::HostRequest;
 use crate::jobs::{Histogram, LoadedData};
-use crate::checks::imbalance_warning;
 use crate::screens::common::{error_label, thumbnail_grid, ScreenCtx};
+use crate::state::{AppState, DataState, Screen};
 use crate::theme;
 
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
@@ -31,8 +31,20 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 // A large file streams: every row is read once for its statistics.
                 Some(fraction) => {
                     // A folder of many photos: each file's header is read to index it.
-                    let what = if path.is_dir() { "Indexing the images in" } else { "Reading" };
-                    ui.add(egui::ProgressBar::new(fraction).text(format!("{what} {} ({:.0}%)…", path.display(), fraction * 100.0)).animate(true));
+                    let what = if path.is_dir() {
+                        "Indexing the images in"
+                    } else {
+                        "Reading"
+                    };
+                    ui.add(
+                        egui::ProgressBar::new(fraction)
+                            .text(format!(
+                                "{what} {} ({:.0}%)…",
+                                path.display(),
+                                fraction * 100.0
+                            ))
+                            .animate(true),
+                    );
                 }
                 None => {
                     ui.horizontal(|ui| {
@@ -51,10 +63,20 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
         DataState::Loaded { path, data } => {
             let (path, data) = (path.clone(), data.clone());
             ui.horizontal(|ui| {
-                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                ui.label(RichText::new(name).strong().size(16.0)).on_hover_text(path.display().to_string());
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                ui.label(RichText::new(name).strong().size(16.0))
+                    .on_hover_text(path.display().to_string());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    if ui.add(egui::Button::new(RichText::new("Next: choose a model  →").strong()).fill(theme::ACCENT.gamma_multiply(0.35))).clicked() {
+                    if ui
+                        .add(
+                            egui::Button::new(RichText::new("Next: choose a model  →").strong())
+                                .fill(theme::ACCENT.gamma_multiply(0.35)),
+                        )
+                        .clicked()
+                    {
                         cx.send(Command::GoTo(Screen::Model));
                     }
                     // The samples stay one click away once a dataset is open.
@@ -62,23 +84,40 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                     if !samples.is_empty() {
                         ui.menu_button("Samples", |ui| {
                             for (sample, _) in samples {
-                                if ui.button(format!("Open {}", sample.title)).on_hover_text(sample.blurb).clicked() {
+                                if ui
+                                    .button(format!("Open {}", sample.title))
+                                    .on_hover_text(sample.blurb)
+                                    .clicked()
+                                {
                                     cx.send(Command::OpenSample(sample.id));
                                     ui.close();
                                 }
                             }
                         });
                     }
-                    if ui.button("Open folder…").on_hover_text("A folder of images, one sub-folder per class").clicked() {
+                    if ui
+                        .button("Open folder…")
+                        .on_hover_text("A folder of images, one sub-folder per class")
+                        .clicked()
+                    {
                         cx.send(Command::Host(HostRequest::PickDataset { folder: true }));
                     }
-                    if ui.button("Open file…").on_hover_text("A CSV, TSV, Parquet or NDJSON table").clicked() {
+                    if ui
+                        .button("Open file…")
+                        .on_hover_text("A CSV, TSV, Parquet or NDJSON table")
+                        .clicked()
+                    {
                         cx.send(Command::Host(HostRequest::PickDataset { folder: false }));
                     }
                 });
             });
             match &data {
-                LoadedData::Table { df, summary, histograms, .. } => table_view(cx, ui, df, summary, histograms),
+                LoadedData::Table {
+                    df,
+                    summary,
+                    histograms,
+                    ..
+                } => table_view(cx, ui, df, summary, histograms),
                 LoadedData::Images { index } => images_view(cx, ui, index),
             }
         }
@@ -90,8 +129,21 @@ fn drop_zone(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, big: bool) {
     let width = ui.available_width();
     let (rect, response) = ui.allocate_exact_size(egui::vec2(width, height), Sense::click());
     let hovered = response.hovered() || ui.ctx().input(|i| !i.raw.hovered_files.is_empty());
-    let stroke = egui::Stroke::new(2.0, if hovered { theme::ACCENT } else { ui.visuals().weak_text_color() });
-    ui.painter().rect(rect, 12.0, ui.visuals().faint_bg_color, stroke, egui::StrokeKind::Inside);
+    let stroke = egui::Stroke::new(
+        2.0,
+        if hovered {
+            theme::ACCENT
+        } else {
+            ui.visuals().weak_text_color()
+        },
+    );
+    ui.painter().rect(
+        rect,
+        12.0,
+        ui.visuals().faint_bg_color,
+        stroke,
+        egui::StrokeKind::Inside,
+    );
     ui.painter().text(
         rect.center() - egui::vec2(0.0, 18.0),
         egui::Align2::CENTER_CENTER,
@@ -106,12 +158,24 @@ fn drop_zone(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, big: bool) {
         egui::FontId::proportional(13.0),
         ui.visuals().weak_text_color(),
     );
-    let button_rect = egui::Rect::from_center_size(rect.center() + egui::vec2(-70.0, 50.0), egui::vec2(130.0, 28.0));
-    let folder_rect = egui::Rect::from_center_size(rect.center() + egui::vec2(70.0, 50.0), egui::vec2(130.0, 28.0));
-    if ui.put(button_rect, egui::Button::new("Open file…")).clicked() {
+    let button_rect = egui::Rect::from_center_size(
+        rect.center() + egui::vec2(-70.0, 50.0),
+        egui::vec2(130.0, 28.0),
+    );
+    let folder_rect = egui::Rect::from_center_size(
+        rect.center() + egui::vec2(70.0, 50.0),
+        egui::vec2(130.0, 28.0),
+    );
+    if ui
+        .put(button_rect, egui::Button::new("Open file…"))
+        .clicked()
+    {
         cx.send(Command::Host(HostRequest::PickDataset { folder: false }));
     }
-    if ui.put(folder_rect, egui::Button::new("Open folder…")).clicked() {
+    if ui
+        .put(folder_rect, egui::Button::new("Open folder…"))
+        .clicked()
+    {
         cx.send(Command::Host(HostRequest::PickDataset { folder: true }));
     }
     ui.add_space(10.0);
@@ -126,25 +190,47 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     theme::section(ui, "Try a sample dataset");
     ui.horizontal_wrapped(|ui| {
         for (sample, _) in samples {
-            ui.allocate_ui(egui::vec2(276.0, 120.0), |ui| theme::card(ui).show(ui, |ui| {
-                ui.set_width(250.0);
-                ui.vertical(|ui| {
-                    if ui.add(egui::Button::new(RichText::new(sample.title).strong().size(15.0)).frame(false)).clicked() {
-                        cx.send(Command::OpenSample(sample.id));
-                    }
-                    ui.label(RichText::new(sample.blurb).small());
-                    if ui.button(format!("Open {}", sample.title)).clicked() {
-                        cx.send(Command::OpenSample(sample.id));
-                    }
-                });
-            }));
+            ui.allocate_ui(egui::vec2(276.0, 120.0), |ui| {
+                theme::card(ui).show(ui, |ui| {
+                    ui.set_width(250.0);
+                    ui.vertical(|ui| {
+                        if ui
+                            .add(
+                                egui::Button::new(RichText::new(sample.title).strong().size(15.0))
+                                    .frame(false),
+                            )
+                            .clicked()
+                        {
+                            cx.send(Command::OpenSample(sample.id));
+                        }
+                        ui.label(RichText::new(sample.blurb).small());
+                        if ui.button(format!("Open {}", sample.title)).clicked() {
+                            cx.send(Command::OpenSample(sample.id));
+                        }
+                    });
+                })
+            });
         }
     });
 }
 
-fn table_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, df: &DataFrame, summary: &TableSummary, histograms: &[Option<Histogram>]) {
+fn table_view(
+    cx: &mut ScreenCtx<'_>,
+    ui: &mut egui::Ui,
+    df: &DataFrame,
+    summary: &TableSummary,
+    histograms: &[Option<Histogram>],
+) {
     let state = cx.state;
-    ui.label(RichText::new(format!("{} rows × {} columns · {:?}", summary.rows, summary.columns.len(), summary.format)).strong());
+    ui.label(
+        RichText::new(format!(
+            "{} rows × {} columns · {:?}",
+            summary.rows,
+            summary.columns.len(),
+            summary.format
+        ))
+        .strong(),
+    );
     let warnings = table_warnings(state, summary);
     for w in &warnings {
         ui.colored_label(theme::ACCENT, format!("⚠ {w}"));
@@ -154,10 +240,18 @@ fn table_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, df: &DataFrame, summary
     ui.columns(2, |cols| {
         theme::section(&mut cols[0], "Columns");
         column_list(cx, &mut cols[0], summary);
-        let selected = cx.view.selected_column.unwrap_or(0).min(summary.columns.len().saturating_sub(1));
+        let selected = cx
+            .view
+            .selected_column
+            .unwrap_or(0)
+            .min(summary.columns.len().saturating_sub(1));
         if let Some(col) = summary.columns.get(selected) {
             theme::section(&mut cols[1], &format!("Distribution of {}", col.name));
-            column_chart(&mut cols[1], col, histograms.get(selected).and_then(Option::as_ref));
+            column_chart(
+                &mut cols[1],
+                col,
+                histograms.get(selected).and_then(Option::as_ref),
+            );
         }
     });
     theme::section(ui, "Rows");
@@ -200,7 +294,10 @@ pub fn personal_choices(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &Tab
     let flagged: Vec<_> = summary
         .columns
         .iter()
-        .filter(|c| Some(c.name.as_str()) != target && (c.personal.is_some() || personal.action(&c.name).is_some()))
+        .filter(|c| {
+            Some(c.name.as_str()) != target
+                && (c.personal.is_some() || personal.action(&c.name).is_some())
+        })
         .collect();
     if flagged.is_empty() {
         return;
@@ -217,14 +314,24 @@ pub fn personal_choices(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &Tab
         for c in flagged {
             ui.label(RichText::new(&c.name).strong());
             match c.personal {
-                Some(kind) => ui.colored_label(theme::ACCENT, format!("⚠ looks like {}", kind.describe())),
+                Some(kind) => {
+                    ui.colored_label(theme::ACCENT, format!("⚠ looks like {}", kind.describe()))
+                }
                 None => ui.label("marked by you"),
             };
             let current = personal.action(&c.name);
             ui.horizontal(|ui| {
-                for (label, action) in [("Keep", None), ("Hash", Some(PersonalAction::Hash)), ("Drop", Some(PersonalAction::Drop))] {
-                    if ui.selectable_label(current == action, label).clicked() && current != action {
-                        cx.send(Command::SetPersonal { column: c.name.clone(), action });
+                for (label, action) in [
+                    ("Keep", None),
+                    ("Hash", Some(PersonalAction::Hash)),
+                    ("Drop", Some(PersonalAction::Drop)),
+                ] {
+                    if ui.selectable_label(current == action, label).clicked() && current != action
+                    {
+                        cx.send(Command::SetPersonal {
+                            column: c.name.clone(),
+                            action,
+                        });
                     }
                 }
             });
@@ -234,24 +341,35 @@ pub fn personal_choices(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &Tab
 }
 
 fn column_list(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, summary: &TableSummary) {
-    egui::Grid::new("columns").striped(true).num_columns(5).show(ui, |ui| {
-        for h in ["Column", "Type", "Missing", "Distinct", "Mean"] {
-            ui.label(RichText::new(h).small().strong());
-        }
-        ui.end_row();
-        for (i, c) in summary.columns.iter().enumerate() {
-            let selected = cx.view.selected_column.unwrap_or(0) == i;
-            if ui.selectable_label(selected, &c.name).clicked() {
-                cx.view.selected_column = Some(i);
+    egui::Grid::new("columns")
+        .striped(true)
+        .num_columns(5)
+        .show(ui, |ui| {
+            for h in ["Column", "Type", "Missing", "Distinct", "Mean"] {
+                ui.label(RichText::new(h).small().strong());
             }
-            let kind = if c.advice == wick_core::data::FeatureAdvice::Date { "date" } else { kind_name(c.kind) };
-            ui.label(RichText::new(kind).small());
-            ui.label(c.missing.to_string());
-            ui.label(if c.distinct_approximate { format!("≈{}", c.distinct) } else { c.distinct.to_string() });
-            ui.label(c.mean.map(|m| format!("{m:.3}")).unwrap_or_default());
             ui.end_row();
-        }
-    });
+            for (i, c) in summary.columns.iter().enumerate() {
+                let selected = cx.view.selected_column.unwrap_or(0) == i;
+                if ui.selectable_label(selected, &c.name).clicked() {
+                    cx.view.selected_column = Some(i);
+                }
+                let kind = if c.advice == wick_core::data::FeatureAdvice::Date {
+                    "date"
+                } else {
+                    kind_name(c.kind)
+                };
+                ui.label(RichText::new(kind).small());
+                ui.label(c.missing.to_string());
+                ui.label(if c.distinct_approximate {
+                    format!("≈{}", c.distinct)
+                } else {
+                    c.distinct.to_string()
+                });
+                ui.label(c.mean.map(|m| format!("{m:.3}")).unwrap_or_default());
+                ui.end_row();
+            }
+        });
 }
 
 fn kind_name(kind: ColumnKind) -> &'static str {
@@ -264,16 +382,30 @@ fn kind_name(kind: ColumnKind) -> &'static str {
     }
 }
 
-fn column_chart(ui: &mut egui::Ui, col: &wick_core::data::ColumnSummary, histogram: Option<&Histogram>) {
+fn column_chart(
+    ui: &mut egui::Ui,
+    col: &wick_core::data::ColumnSummary,
+    histogram: Option<&Histogram>,
+) {
     // Dates and IDs or free text have nearly one row per value: a few bars of count 1 say nothing.
     let spread = match col.advice {
-        wick_core::data::FeatureAdvice::Date => Some("dates: training uses their year, month, day of week, hour and days since 1970"),
-        wick_core::data::FeatureAdvice::IdLike { .. } => Some("values that nearly all differ (IDs or free text)"),
+        wick_core::data::FeatureAdvice::Date => {
+            Some("dates: training uses their year, month, day of week, hour and days since 1970")
+        }
+        wick_core::data::FeatureAdvice::IdLike { .. } => {
+            Some("values that nearly all differ (IDs or free text)")
+        }
         _ => None,
     };
     if let (None, Some(what)) = (histogram, spread) {
         ui.add_space(20.0);
-        ui.label(RichText::new(format!("{} distinct {what}; no distribution to draw.", col.distinct)).weak());
+        ui.label(
+            RichText::new(format!(
+                "{} distinct {what}; no distribution to draw.",
+                col.distinct
+            ))
+            .weak(),
+        );
         if let Some((first, _)) = col.top_values.first() {
             ui.label(RichText::new(format!("For example: {first}")).small());
         }
@@ -284,9 +416,16 @@ fn column_chart(ui: &mut egui::Ui, col: &wick_core::data::ColumnSummary, histogr
             .counts
             .iter()
             .enumerate()
-            .map(|(i, &n)| Bar::new(h.min + (i as f64 + 0.5) * h.bin_width, n as f64).width(h.bin_width * 0.95))
+            .map(|(i, &n)| {
+                Bar::new(h.min + (i as f64 + 0.5) * h.bin_width, n as f64).width(h.bin_width * 0.95)
+            })
             .collect(),
-        None => col.top_values.iter().enumerate().map(|(i, (_, n))| Bar::new(i as f64, *n as f64).width(0.7)).collect(),
+        None => col
+            .top_values
+            .iter()
+            .enumerate()
+            .map(|(i, (_, n))| Bar::new(i as f64, *n as f64).width(0.7))
+            .collect(),
     };
     let labels: Vec<String> = col.top_values.iter().map(|(v, _)| v.clone()).collect();
     let is_histogram = histogram.is_some();
@@ -297,16 +436,32 @@ fn column_chart(ui: &mut egui::Ui, col: &wick_core::data::ColumnSummary, histogr
         .allow_zoom(false)
         .x_axis_formatter(move |mark, _| {
             if is_histogram {
-                format!("{:.4}", mark.value).trim_end_matches('0').trim_end_matches('.').to_string()
+                format!("{:.4}", mark.value)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
             } else {
                 let i = mark.value.round();
-                if (mark.value - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             }
         })
-        .show(ui, |p| p.bar_chart(BarChart::new(col.name.clone(), bars).color(theme::TRAIN_COLOUR)));
+        .show(ui, |p| {
+            p.bar_chart(BarChart::new(col.name.clone(), bars).color(theme::TRAIN_COLOUR))
+        });
     let stats = match (col.min, col.max, col.mean, col.std) {
-        (Some(min), Some(max), Some(mean), Some(std)) => format!("min {min:.3} · max {max:.3} · mean {mean:.3} · std {std:.3}"),
-        _ => col.top_values.iter().map(|(v, n)| format!("{v}: {n}")).collect::<Vec<_>>().join(" · "),
+        (Some(min), Some(max), Some(mean), Some(std)) => {
+            format!("min {min:.3} · max {max:.3} · mean {mean:.3} · std {std:.3}")
+        }
+        _ => col
+            .top_values
+            .iter()
+            .map(|(v, n)| format!("{v}: {n}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
     };
     ui.label(RichText::new(stats).small());
 }
@@ -315,44 +470,46 @@ fn column_chart(ui: &mut egui::Ui, col: &wick_core::data::ColumnSummary, histogr
 fn preview_table(ui: &mut egui::Ui, df: &DataFrame) {
     let columns = df.columns();
     let row_height = 22.0;
-    egui::ScrollArea::horizontal().id_salt("rows_h").show(ui, |ui| {
-        TableBuilder::new(ui)
-            .id_salt("rows")
-            .striped(true)
-            .max_scroll_height(320.0)
-            .column(Column::auto().at_least(44.0))
-            // Inter's digits differ in width: a column sized on the first rows cut later dates
-            // ("2012-02-…"), so every column starts wide enough for an ISO date.
-            .columns(Column::auto().at_least(86.0).clip(true), columns.len())
-            .header(row_height, |mut header| {
-                header.col(|ui| {
-                    ui.label(RichText::new("#").small().strong());
-                });
-                for c in columns {
+    egui::ScrollArea::horizontal()
+        .id_salt("rows_h")
+        .show(ui, |ui| {
+            TableBuilder::new(ui)
+                .id_salt("rows")
+                .striped(true)
+                .max_scroll_height(320.0)
+                .column(Column::auto().at_least(44.0))
+                // Inter's digits differ in width: a column sized on the first rows cut later dates
+                // ("2012-02-…"), so every column starts wide enough for an ISO date.
+                .columns(Column::auto().at_least(86.0).clip(true), columns.len())
+                .header(row_height, |mut header| {
                     header.col(|ui| {
-                        ui.label(RichText::new(c.name().as_str()).small().strong());
-                    });
-                }
-            })
-            .body(|body| {
-                body.rows(row_height, df.height(), |mut row| {
-                    let i = row.index();
-                    row.col(|ui| {
-                        ui.label(RichText::new((i + 1).to_string()).weak().small());
+                        ui.label(RichText::new("#").small().strong());
                     });
                     for c in columns {
-                        row.col(|ui| {
-                            let text = match c.get(i) {
-                                Ok(v) if v.is_null() => "—".to_string(),
-                                Ok(v) => v.str_value().to_string(),
-                                Err(_) => String::new(),
-                            };
-                            ui.label(text);
+                        header.col(|ui| {
+                            ui.label(RichText::new(c.name().as_str()).small().strong());
                         });
                     }
+                })
+                .body(|body| {
+                    body.rows(row_height, df.height(), |mut row| {
+                        let i = row.index();
+                        row.col(|ui| {
+                            ui.label(RichText::new((i + 1).to_string()).weak().small());
+                        });
+                        for c in columns {
+                            row.col(|ui| {
+                                let text = match c.get(i) {
+                                    Ok(v) if v.is_null() => "—".to_string(),
+                                    Ok(v) => v.str_value().to_string(),
+                                    Err(_) => String::new(),
+                                };
+                                ui.label(text);
+                            });
+                        }
+                    });
                 });
-            });
-    });
+        });
 }
 
 fn images_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, index: &ImageIndex) {
@@ -375,15 +532,22 @@ fn images_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, index: &ImageIndex) {
         ui.colored_label(theme::ACCENT, format!("⚠ {w}"));
     }
     if !index.skipped.is_empty() {
-        egui::CollapsingHeader::new(format!("⚠ {} files were skipped", index.skipped.len())).show(ui, |ui| {
-            for s in index.skipped.iter().take(50) {
-                ui.label(RichText::new(format!("{}: {}", s.path.display(), s.reason)).small());
-            }
-        });
+        egui::CollapsingHeader::new(format!("⚠ {} files were skipped", index.skipped.len())).show(
+            ui,
+            |ui| {
+                for s in index.skipped.iter().take(50) {
+                    ui.label(RichText::new(format!("{}: {}", s.path.display(), s.reason)).small());
+                }
+            },
+        );
     }
     theme::section(ui, "Images per class");
     let labels: Vec<String> = counts.iter().map(|(c, _)| c.clone()).collect();
-    let bars: Vec<Bar> = counts.iter().enumerate().map(|(i, (c, n))| Bar::new(i as f64, *n as f64).name(c).width(0.7)).collect();
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, (c, n))| Bar::new(i as f64, *n as f64).name(c).width(0.7))
+        .collect();
     Plot::new("class_counts")
         .height(170.0)
         .allow_scroll(false)
@@ -391,14 +555,21 @@ fn images_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, index: &ImageIndex) {
         .allow_zoom(false)
         .x_axis_formatter(move |mark, _| {
             let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
-        .show(ui, |p| p.bar_chart(BarChart::new("images", bars).color(theme::TRAIN_COLOUR)));
+        .show(ui, |p| {
+            p.bar_chart(BarChart::new("images", bars).color(theme::TRAIN_COLOUR))
+        });
     theme::section(ui, "Examples");
     let samples = index.samples().unwrap_or_default();
     let mut shown: Vec<(std::path::PathBuf, usize)> = Vec::new();
     // Round-robin over classes, as the thumbnail loader does.
-    let mut per_class: Vec<Vec<&(std::path::PathBuf, usize)>> = vec![Vec::new(); index.classes.len()];
+    let mut per_class: Vec<Vec<&(std::path::PathBuf, usize)>> =
+        vec![Vec::new(); index.classes.len()];
     for s in &samples {
         if let Some(v) = per_class.get_mut(s.1) {
             v.push(s);
@@ -419,6 +590,15 @@ fn images_view(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, index: &ImageIndex) {
             break;
         }
     }
-    thumbnail_grid(cx, ui, shown.iter().map(|(p, c)| (p.clone(), index.classes.get(*c).cloned().unwrap_or_default(), None)));
+    thumbnail_grid(
+        cx,
+        ui,
+        shown.iter().map(|(p, c)| {
+            (
+                p.clone(),
+                index.classes.get(*c).cloned().unwrap_or_default(),
+                None,
+            )
+        }),
+    );
 }
-

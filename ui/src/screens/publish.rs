@@ -4,71 +4,106 @@
 use egui::RichText;
 
 use crate::command::Command;
-use crate::state::{AppState, Screen};
 use crate::project::RunStatus;
 use crate::screens::common::{empty_state, error_label, ScreenCtx};
+use crate::state::{AppState, Screen};
 use crate::theme;
 
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     let state = cx.state;
     ui.heading("Publish");
-    let Some(run) = state.selected_run_record().filter(|r| r.status == RunStatus::Finished && r.package.is_some()).cloned() else {
-        empty_state(ui, "Train a model first; then publish it here with one click.", |ui| {
-            if ui.button("Go to Model").clicked() {
-                cx.send(Command::GoTo(Screen::Model));
-            }
-        });
+    let Some(run) = state
+        .selected_run_record()
+        .filter(|r| r.status == RunStatus::Finished && r.package.is_some())
+        .cloned()
+    else {
+        empty_state(
+            ui,
+            "Train a model first; then publish it here with one click.",
+            |ui| {
+                if ui.button("Go to Model").clicked() {
+                    cx.send(Command::GoTo(Screen::Model));
+                }
+            },
+        );
         return;
     };
     let endpoint = state.endpoint();
     theme::card(ui).show(ui, |ui| {
         ui.set_width(ui.available_width());
-        egui::Grid::new("publish_form").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
-            ui.label("Model");
-            ui.label(RichText::new(&run.name).strong());
-            ui.end_row();
-            ui.label("Endpoint");
-            match &endpoint {
-                Ok(e) => {
-                    let kind = if state.settings.use_remote { "remote" } else { "built-in, on this computer" };
-                    ui.label(format!("{} ({kind})", e.url));
-                }
-                Err(e) => {
-                    ui.colored_label(theme::BAD, e);
-                }
-            }
-            ui.end_row();
-            if let Ok(e) = &endpoint {
-                ui.label("Token");
-                token_row(state, ui, &e.token);
+        egui::Grid::new("publish_form")
+            .num_columns(2)
+            .spacing([12.0, 8.0])
+            .show(ui, |ui| {
+                ui.label("Model");
+                ui.label(RichText::new(&run.name).strong());
                 ui.end_row();
-            }
-            // Edited on a copy that goes back as a command.
-            let mut form = state.project.publish.clone();
-            ui.label("Name");
-            ui.add(egui::TextEdit::singleline(&mut form.model_name).hint_text("my-model").desired_width(260.0));
-            ui.end_row();
-            ui.label("Notes");
-            ui.add(egui::TextEdit::singleline(&mut form.notes).hint_text("what changed in this version").desired_width(420.0));
-            ui.end_row();
-            // A canary needs a version already serving under this name, and no canary running.
-            let serving = serving_under(state, &form.model_name);
-            if let Some(serving) = serving {
-                ui.label("");
-                ui.checkbox(&mut form.canary, format!("Publish as a canary: {}% of calls, v{serving} keeps the rest", crate::app::CANARY_PERCENT))
-                    .on_hover_text("Watch both on Monitor, then Promote the canary or End it on this screen");
+                ui.label("Endpoint");
+                match &endpoint {
+                    Ok(e) => {
+                        let kind = if state.settings.use_remote {
+                            "remote"
+                        } else {
+                            "built-in, on this computer"
+                        };
+                        ui.label(format!("{} ({kind})", e.url));
+                    }
+                    Err(e) => {
+                        ui.colored_label(theme::BAD, e);
+                    }
+                }
                 ui.end_row();
-            } else {
-                form.canary = false;
-            }
-            if form != state.project.publish {
-                cx.send(Command::SetPublishForm(form));
-            }
-        });
+                if let Ok(e) = &endpoint {
+                    ui.label("Token");
+                    token_row(state, ui, &e.token);
+                    ui.end_row();
+                }
+                // Edited on a copy that goes back as a command.
+                let mut form = state.project.publish.clone();
+                ui.label("Name");
+                ui.add(
+                    egui::TextEdit::singleline(&mut form.model_name)
+                        .hint_text("my-model")
+                        .desired_width(260.0),
+                );
+                ui.end_row();
+                ui.label("Notes");
+                ui.add(
+                    egui::TextEdit::singleline(&mut form.notes)
+                        .hint_text("what changed in this version")
+                        .desired_width(420.0),
+                );
+                ui.end_row();
+                // A canary needs a version already serving under this name, and no canary running.
+                let serving = serving_under(state, &form.model_name);
+                if let Some(serving) = serving {
+                    ui.label("");
+                    ui.checkbox(
+                        &mut form.canary,
+                        format!(
+                            "Publish as a canary: {}% of calls, v{serving} keeps the rest",
+                            crate::app::CANARY_PERCENT
+                        ),
+                    )
+                    .on_hover_text(
+                        "Watch both on Monitor, then Promote the canary or End it on this screen",
+                    );
+                    ui.end_row();
+                } else {
+                    form.canary = false;
+                }
+                if form != state.project.publish {
+                    cx.send(Command::SetPublishForm(form));
+                }
+            });
         ui.add_space(6.0);
         ui.horizontal(|ui| {
-            let button = egui::Button::new(RichText::new("⬆  Publish").size(16.0).strong()).fill(theme::ACCENT.gamma_multiply(0.45));
-            if ui.add_enabled(!state.publish.busy && endpoint.is_ok(), button).clicked() {
+            let button = egui::Button::new(RichText::new("⬆  Publish").size(16.0).strong())
+                .fill(theme::ACCENT.gamma_multiply(0.45));
+            if ui
+                .add_enabled(!state.publish.busy && endpoint.is_ok(), button)
+                .clicked()
+            {
                 cx.send(Command::Publish);
             }
             if state.publish.busy {
@@ -90,9 +125,18 @@ fn published(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, last: &crate::project::P
     let state = cx.state;
     theme::section(ui, "Live");
     // A canary answers only its share of the unversioned calls: say so.
-    let role = state.publish.versions.as_ref().and_then(|v| v.as_ref().ok()).and_then(|models| models.iter().find(|m| m.name == last.name)).map(|m| version_roles(m).role(last.version));
+    let role = state
+        .publish
+        .versions
+        .as_ref()
+        .and_then(|v| v.as_ref().ok())
+        .and_then(|models| models.iter().find(|m| m.name == last.name))
+        .map(|m| version_roles(m).role(last.version));
     let live = match role {
-        Some(Role::Canary { percent }) => format!("✓ {} version {} is live as a canary: {percent}% of calls", last.name, last.version),
+        Some(Role::Canary { percent }) => format!(
+            "✓ {} version {} is live as a canary: {percent}% of calls",
+            last.name, last.version
+        ),
         _ => format!("✓ {} version {} is live", last.name, last.version),
     };
     ui.horizontal(|ui| {
@@ -110,7 +154,13 @@ fn published(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, last: &crate::project::P
         ui.label(RichText::new("Both read the token from the WICK_TOKEN environment variable: Copy token above, then run export WICK_TOKEN=<paste> in the terminal.").small().weak());
     }
     ui.horizontal(|ui| {
-        if ui.add_enabled(!state.publish.test_busy, egui::Button::new("Send test request")).clicked() {
+        if ui
+            .add_enabled(
+                !state.publish.test_busy,
+                egui::Button::new("Send test request"),
+            )
+            .clicked()
+        {
             cx.send(Command::SendTestRequest);
         }
         if state.publish.test_busy {
@@ -121,7 +171,13 @@ fn published(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, last: &crate::project::P
         Some(Ok(body)) => {
             ui.label(RichText::new("Response").strong());
             let mut text = body.clone();
-            ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(6).desired_width(f32::INFINITY).interactive(false));
+            ui.add(
+                egui::TextEdit::multiline(&mut text)
+                    .code_editor()
+                    .desired_rows(6)
+                    .desired_width(f32::INFINITY)
+                    .interactive(false),
+            );
         }
         Some(Err(e)) => error_label(ui, e),
         None => {}
@@ -136,11 +192,18 @@ fn token_row(state: &AppState, ui: &mut egui::Ui, token: &str) {
             return;
         }
         ui.label(RichText::new(mask_token(token)).monospace());
-        if ui.button("Copy token").on_hover_text("The snippets read it from WICK_TOKEN").clicked() {
+        if ui
+            .button("Copy token")
+            .on_hover_text("The snippets read it from WICK_TOKEN")
+            .clicked()
+        {
             ui.ctx().copy_text(token.to_string());
         }
         let kept = if state.settings.use_remote {
-            format!("kept in Settings ({})", state.config.settings_path.display())
+            format!(
+                "kept in Settings ({})",
+                state.config.settings_path.display()
+            )
         } else {
             match &state.config.embedded_token_file {
                 Some(path) => format!("kept in {}, readable only by you", path.display()),
@@ -159,12 +222,24 @@ pub fn mask_token(token: &str) -> String {
 fn snippet(ui: &mut egui::Ui, title: &str, code: &str) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(title).strong());
-        if ui.small_button(format!("Copy {}", title.split_whitespace().next().unwrap_or(title))).clicked() {
+        if ui
+            .small_button(format!(
+                "Copy {}",
+                title.split_whitespace().next().unwrap_or(title)
+            ))
+            .clicked()
+        {
             ui.ctx().copy_text(code.to_string());
         }
     });
     let mut text = code.to_string();
-    ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(3).desired_width(f32::INFINITY).interactive(false));
+    ui.add(
+        egui::TextEdit::multiline(&mut text)
+            .code_editor()
+            .desired_rows(3)
+            .desired_width(f32::INFINITY)
+            .interactive(false),
+    );
 }
 
 fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
@@ -233,10 +308,18 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                 }
             });
             if let Some(version) = rollback {
-                cx.send(Command::Rollback { name: name.clone(), version });
+                cx.send(Command::Rollback {
+                    name: name.clone(),
+                    version,
+                });
             }
             if let Some((serving, new, percent)) = canary {
-                cx.send(Command::SetTraffic { name, split: [(serving, 100 - percent), (new, percent)].into_iter().collect() });
+                cx.send(Command::SetTraffic {
+                    name,
+                    split: [(serving, 100 - percent), (new, percent)]
+                        .into_iter()
+                        .collect(),
+                });
             }
         }
     }
@@ -255,9 +338,13 @@ fn serving_under(state: &AppState, name: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Answers every call (`percent` is `None`), or the largest share of a split.
-    Serving { percent: Option<u32> },
+    Serving {
+        percent: Option<u32>,
+    },
     /// Answers a smaller share of a split beside the serving version.
-    Canary { percent: u32 },
+    Canary {
+        percent: u32,
+    },
     Idle,
 }
 
@@ -284,11 +371,18 @@ impl VersionRoles {
 
 pub fn version_roles(model: &wick_core::publish::ModelListing) -> VersionRoles {
     let shares = model.traffic.clone().unwrap_or_default();
-    VersionRoles { stable: model.serving_version(), split: !shares.is_empty(), shares }
+    VersionRoles {
+        stable: model.serving_version(),
+        split: !shares.is_empty(),
+        shares,
+    }
 }
 
 /// "just now", "5 min ago", "3 h ago", or the date for older versions.
-pub fn published_ago(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+pub fn published_ago(
+    at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
     let secs = (now - at).num_seconds().max(0);
     match secs {
         0..60 => "just now".into(),
@@ -302,7 +396,10 @@ pub fn published_ago(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<ch
 mod tests {
     use super::*;
 
-    fn listing(default_version: Option<u64>, traffic: Option<&[(u64, u32)]>) -> wick_core::publish::ModelListing {
+    fn listing(
+        default_version: Option<u64>,
+        traffic: Option<&[(u64, u32)]>,
+    ) -> wick_core::publish::ModelListing {
         serde_json::from_value(serde_json::json!({
             "name": "m",
             "default_version": default_version,
@@ -324,20 +421,41 @@ mod tests {
         assert_eq!(roles.stable, Some(2));
         // What this Wick leaves: the serving version stays the default.
         let roles = version_roles(&listing(Some(2), Some(&[(2, 90), (3, 10)])));
-        assert_eq!((roles.role(2), roles.role(3)), (Role::Serving { percent: Some(90) }, Role::Canary { percent: 10 }));
+        assert_eq!(
+            (roles.role(2), roles.role(3)),
+            (
+                Role::Serving { percent: Some(90) },
+                Role::Canary { percent: 10 }
+            )
+        );
         // A 50/50 split: the older serves.
-        assert_eq!(version_roles(&listing(Some(3), Some(&[(2, 50), (3, 50)]))).stable, Some(2));
+        assert_eq!(
+            version_roles(&listing(Some(3), Some(&[(2, 50), (3, 50)]))).stable,
+            Some(2)
+        );
         // No split: the default serves everything.
         let roles = version_roles(&listing(Some(3), None));
-        assert_eq!((roles.role(3), roles.role(2), roles.split), (Role::Serving { percent: None }, Role::Idle, false));
+        assert_eq!(
+            (roles.role(3), roles.role(2), roles.split),
+            (Role::Serving { percent: None }, Role::Idle, false)
+        );
     }
 
     #[test]
     fn versions_show_how_long_ago_they_were_published() {
         let now = chrono::Utc::now();
         assert_eq!(published_ago(now, now), "just now");
-        assert_eq!(published_ago(now - chrono::Duration::minutes(5), now), "5 min ago");
-        assert_eq!(published_ago(now - chrono::Duration::hours(3), now), "3 h ago");
-        assert_eq!(published_ago(now - chrono::Duration::days(3), now).len(), 10);
+        assert_eq!(
+            published_ago(now - chrono::Duration::minutes(5), now),
+            "5 min ago"
+        );
+        assert_eq!(
+            published_ago(now - chrono::Duration::hours(3), now),
+            "3 h ago"
+        );
+        assert_eq!(
+            published_ago(now - chrono::Duration::days(3), now).len(),
+            10
+        );
     }
 }

@@ -19,21 +19,42 @@ pub fn run(json: bool) -> Result<()> {
                 })
             })
             .collect();
-        return print_json(&serde_json::json!({ "endpoint": client.endpoint(), "cache": client.cache_dir(), "backbones": list }));
+        return print_json(
+            &serde_json::json!({ "endpoint": client.endpoint(), "cache": client.cache_dir(), "backbones": list }),
+        );
     }
-    let mut t = crate::output::table(&["name", "backbone", "parameters", "download", "input", "here"]);
+    let mut t = crate::output::table(&[
+        "name",
+        "backbone",
+        "parameters",
+        "download",
+        "input",
+        "here",
+    ]);
     for (b, cached) in &rows {
-        let name = if b.name == DEFAULT_BACKBONE { format!("{} (default)", b.name) } else { b.name.to_string() };
+        let name = if b.name == DEFAULT_BACKBONE {
+            format!("{} (default)", b.name)
+        } else {
+            b.name.to_string()
+        };
         t.add_row(vec![
             name,
             format!("{}: {}", b.title, b.summary),
             format!("{:.1} M", b.params_millions),
             format!("{} MB", b.download_mb),
             format!("{0}×{0}", b.input_px),
-            if cached.is_some() { "downloaded".into() } else { "on first use".into() },
+            if cached.is_some() {
+                "downloaded".into()
+            } else {
+                "on first use".into()
+            },
         ]);
     }
     println!("{t}");
-    println!("Downloaded from {} into {} (HF_ENDPOINT names a mirror).", client.endpoint(), client.cache_dir().display());
+    println!(
+        "Downloaded from {} into {} (HF_ENDPOINT names a mirror).",
+        client.endpoint(),
+        client.cache_dir().display()
+    );
     Ok(())
 }

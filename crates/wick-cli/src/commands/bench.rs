@@ -13,9 +13,14 @@ use serde::Serialize;
 use wick_core::data::{read_table, summarize, ImageShape, TableFormat};
 use wick_core::model::spec::dense_layers;
 use wick_core::model::trees::{BoostParams, Boosted};
-use wick_core::model::{default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec};
-use wick_core::train::throughput::{cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_fine_tune_throughput, resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork};
+use wick_core::model::{
+    default_cnn_layers, fit_least_squares, lenet_layers, Activation, ModelSpec,
+};
 use wick_core::train::parity::{device_parity, PARITY_TOLERANCE};
+use wick_core::train::throughput::{
+    cpu_peak_gflops, infer_throughput, lenet_memory_run, resnet18_fine_tune_throughput,
+    resnet18_forward_throughput, train_throughput, training_flops_per_sample, TrainWork,
+};
 use wick_core::train::{DeviceChoice, OptimizerKind};
 
 use crate::output::{print_json, table};
@@ -114,14 +119,24 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         return photos(args, n, json);
     }
     if args.serve {
-        return super::bench_serve::run(&args.samples, &args.python, args.duration_secs, args.max_requests, json);
+        return super::bench_serve::run(
+            &args.samples,
+            &args.python,
+            args.duration_secs,
+            args.max_requests,
+            json,
+        );
     }
     let (csv, script) = bench_files(&args.data_dir, args.csv_rows)?;
     let py = |a: &[&str]| reference(&args.python, &script, a);
 
     let (lstsq_rows, lstsq_cols) = (200_000usize, 20usize);
     let (x, y) = lstsq_data(lstsq_rows, lstsq_cols);
-    let shape = ImageShape { height: 28, width: 28, channels: 1 };
+    let shape = ImageShape {
+        height: 28,
+        width: 28,
+        channels: 1,
+    };
     let infer_batches = 10;
     let threads = args.torch_threads.to_string();
     // The reference runs on the kind of device Wick's rows run on (`auto` resolved here).
@@ -163,14 +178,22 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         csv_read_w = csv_read_w.min(read_secs);
         drop(df);
         if let Some(r) = py(&["csv", &csv.to_string_lossy()])? {
-            csv_p = Some(csv_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["secs"].as_f64().unwrap_or(f64::MAX))));
+            csv_p = Some(
+                csv_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| {
+                    b.min(r["secs"].as_f64().unwrap_or(f64::MAX))
+                }),
+            );
             versions.insert("pandas".into(), r["version"].clone());
         }
         let t = Instant::now();
         fit_least_squares(&x, lstsq_cols, &y, 0.0)?;
         ls_w = ls_w.min(t.elapsed().as_secs_f64());
         if let Some(r) = py(&["lstsq", &lstsq_rows.to_string(), &lstsq_cols.to_string()])? {
-            ls_p = Some(ls_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["secs"].as_f64().unwrap_or(f64::MAX))));
+            ls_p = Some(
+                ls_p.map_or(r["secs"].as_f64().unwrap_or(f64::MAX), |b: f64| {
+                    b.min(r["secs"].as_f64().unwrap_or(f64::MAX))
+                }),
+            );
             versions.insert("numpy".into(), r["version"].clone());
         }
         if let Some((x, y)) = &gbdt_data {
@@ -181,32 +204,81 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             std::hint::black_box(model.predict(x, y.len()));
             gbp_w = gbp_w.max(y.len() as f64 / t.elapsed().as_secs_f64());
             if let Some(r) = py(&["gbdt", &gbdt_csv.to_string_lossy(), &threads])? {
-                gb_p = Some(gb_p.map_or(r["fit_secs"].as_f64().unwrap_or(f64::MAX), |b: f64| b.min(r["fit_secs"].as_f64().unwrap_or(f64::MAX))));
+                gb_p = Some(
+                    gb_p.map_or(r["fit_secs"].as_f64().unwrap_or(f64::MAX), |b: f64| {
+                        b.min(r["fit_secs"].as_f64().unwrap_or(f64::MAX))
+                    }),
+                );
                 best_max(&mut gbp_p, r["predict_rows_per_sec"].as_f64());
                 versions.insert("scikit-learn".into(), r["version"].clone());
             }
         }
         for (i, t) in trainings.iter().enumerate() {
             train_w[i] = train_w[i].max(train_throughput(&t.work, args.device)?);
-            let r = py(&["train", t.reference, &t.work.steps.to_string(), &threads, &torch_device])?;
-            best_max(&mut train_p[i], r.as_ref().and_then(|r| r["train_samples_per_sec"].as_f64()));
+            let r = py(&[
+                "train",
+                t.reference,
+                &t.work.steps.to_string(),
+                &threads,
+                &torch_device,
+            ])?;
+            best_max(
+                &mut train_p[i],
+                r.as_ref().and_then(|r| r["train_samples_per_sec"].as_f64()),
+            );
             if let Some(r) = r {
                 versions.insert("torch".into(), r["version"].clone());
             }
         }
-        in_w = in_w.max(infer_throughput(&lenet_layers(), shape, 10, 256, infer_batches, args.device)?);
+        in_w = in_w.max(infer_throughput(
+            &lenet_layers(),
+            shape,
+            10,
+            256,
+            infer_batches,
+            args.device,
+        )?);
         let r = py(&["infer", &infer_batches.to_string(), &threads, &torch_device])?;
-        best_max(&mut in_p, r.as_ref().and_then(|r| r["infer_images_per_sec"].as_f64()));
+        best_max(
+            &mut in_p,
+            r.as_ref().and_then(|r| r["infer_images_per_sec"].as_f64()),
+        );
         if args.resnet_batches > 0 {
-            rn_w = rn_w.max(resnet18_forward_throughput(16, args.resnet_batches, args.device)?);
-            let r = py(&["resnet18", "16", &args.resnet_batches.to_string(), &threads, &torch_device])?;
-            best_max(&mut rn_p, r.as_ref().and_then(|r| r["images_per_sec"].as_f64()));
+            rn_w = rn_w.max(resnet18_forward_throughput(
+                16,
+                args.resnet_batches,
+                args.device,
+            )?);
+            let r = py(&[
+                "resnet18",
+                "16",
+                &args.resnet_batches.to_string(),
+                &threads,
+                &torch_device,
+            ])?;
+            best_max(
+                &mut rn_p,
+                r.as_ref().and_then(|r| r["images_per_sec"].as_f64()),
+            );
             if let Some(r) = r {
                 versions.insert("torchvision/torch".into(), r["version"].clone());
             }
-            ft_w = ft_w.max(resnet18_fine_tune_throughput(16, args.resnet_batches, args.device)?);
-            let r = py(&["resnet18-fine-tune", "16", &args.resnet_batches.to_string(), &threads, &torch_device])?;
-            best_max(&mut ft_p, r.as_ref().and_then(|r| r["images_per_sec"].as_f64()));
+            ft_w = ft_w.max(resnet18_fine_tune_throughput(
+                16,
+                args.resnet_batches,
+                args.device,
+            )?);
+            let r = py(&[
+                "resnet18-fine-tune",
+                "16",
+                &args.resnet_batches.to_string(),
+                &threads,
+                &torch_device,
+            ])?;
+            best_max(
+                &mut ft_p,
+                r.as_ref().and_then(|r| r["images_per_sec"].as_f64()),
+            );
         }
     }
     let peak_rss_mb = peak_rss_of_inspect(&csv)?;
@@ -229,33 +301,97 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         speedup: reference.map(|r| wick / r),
     };
     let mut rows = vec![
-        time_row(&format!("open {} rows × 12 CSV ({file_mb:.0} MB) + statistics", args.csv_rows), csv_w, csv_p, "pandas read_csv"),
-        time_row("  of which reading (polars)", csv_read_w, csv_p, "pandas read_csv"),
+        time_row(
+            &format!(
+                "open {} rows × 12 CSV ({file_mb:.0} MB) + statistics",
+                args.csv_rows
+            ),
+            csv_w,
+            csv_p,
+            "pandas read_csv",
+        ),
+        time_row(
+            "  of which reading (polars)",
+            csv_read_w,
+            csv_p,
+            "pandas read_csv",
+        ),
         time_row("least squares 200000 × 20 f64", ls_w, ls_p, "numpy lstsq"),
     ];
     if gbdt_data.is_some() {
-        let sk = format!("scikit-learn HistGradientBoostingRegressor, {} threads", args.torch_threads);
-        rows.push(time_row(&format!("boosted trees fit {} × {GBDT_FEATURES}, 100 trees depth 6", args.gbdt_rows), gb_w, gb_p, &sk));
-        rows.push(rate_row(&format!("boosted trees predict {} rows", args.gbdt_rows), gbp_w, gbp_p, &sk, "rows/s"));
+        let sk = format!(
+            "scikit-learn HistGradientBoostingRegressor, {} threads",
+            args.torch_threads
+        );
+        rows.push(time_row(
+            &format!(
+                "boosted trees fit {} × {GBDT_FEATURES}, 100 trees depth 6",
+                args.gbdt_rows
+            ),
+            gb_w,
+            gb_p,
+            &sk,
+        ));
+        rows.push(rate_row(
+            &format!("boosted trees predict {} rows", args.gbdt_rows),
+            gbp_w,
+            gbp_p,
+            &sk,
+            "rows/s",
+        ));
     }
     let torch_name = match device_word {
         "CPU" => format!("PyTorch CPU, {} threads", args.torch_threads),
         gpu => format!("PyTorch {gpu}"),
     };
     for (i, t) in trainings.iter().enumerate() {
-        rows.push(rate_row(t.task, train_w[i], train_p[i], &torch_name, t.unit));
+        rows.push(rate_row(
+            t.task,
+            train_w[i],
+            train_p[i],
+            &torch_name,
+            t.unit,
+        ));
     }
-    rows.push(rate_row("LeNet inference, batch 256", in_w, in_p, &torch_name, "images/s"));
+    rows.push(rate_row(
+        "LeNet inference, batch 256",
+        in_w,
+        in_p,
+        &torch_name,
+        "images/s",
+    ));
     if args.resnet_batches > 0 {
-        rows.push(rate_row("ResNet-18 forward 224×224, batch 16", rn_w, rn_p, &torch_name, "images/s"));
-        rows.push(rate_row("ResNet-18 fine-tune layer4 + head 224×224, batch 16", ft_w, ft_p, &torch_name, "images/s"));
+        rows.push(rate_row(
+            "ResNet-18 forward 224×224, batch 16",
+            rn_w,
+            rn_p,
+            &torch_name,
+            "images/s",
+        ));
+        rows.push(rate_row(
+            "ResNet-18 fine-tune layer4 + head 224×224, batch 16",
+            ft_w,
+            ft_p,
+            &torch_name,
+            "images/s",
+        ));
     }
     // How close LeNet training comes to what this CPU can do at all.
     let peak_gflops = cpu_peak_gflops();
     let lenet = &trainings[0];
-    let lenet_flops = training_flops_per_sample(&lenet.work.input, &lenet.work.layers, lenet.work.n_classes)?;
+    let lenet_flops =
+        training_flops_per_sample(&lenet.work.input, &lenet.work.layers, lenet.work.n_classes)?;
     let fraction = |rate: f64| rate * lenet_flops / 1e9 / peak_gflops;
-    let memory = if args.memory_steps > 0 { Some(peak_memory(&args.python, &script, args.memory_steps, &threads)?) } else { None };
+    let memory = if args.memory_steps > 0 {
+        Some(peak_memory(
+            &args.python,
+            &script,
+            args.memory_steps,
+            &threads,
+        )?)
+    } else {
+        None
+    };
     if json {
         return print_json(&serde_json::json!({
             "rows": rows,
@@ -269,20 +405,32 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }));
     }
-    let mut t = table(&["benchmark", "unit", "Wick", "reference", "reference value", "Wick speed ×"]);
+    let mut t = table(&[
+        "benchmark",
+        "unit",
+        "Wick",
+        "reference",
+        "reference value",
+        "Wick speed ×",
+    ]);
     for r in &rows {
         t.add_row(vec![
             r.task.clone(),
             r.unit.clone(),
             format!("{:.3}", r.wick),
             r.reference_name.clone(),
-            r.reference.map(|v| format!("{v:.3}")).unwrap_or_else(|| "not installed".into()),
+            r.reference
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "not installed".into()),
             r.speedup.map(|s| format!("{s:.2}")).unwrap_or_default(),
         ]);
     }
     println!("{t}");
     if let Some(rss) = peak_rss_mb {
-        println!("peak memory of `wick inspect` on the CSV: {rss:.0} MB = {:.2}× the file size", rss / file_mb);
+        println!(
+            "peak memory of `wick inspect` on the CSV: {rss:.0} MB = {:.2}× the file size",
+            rss / file_mb
+        );
     }
     println!(
         "LeNet training: {:.1} MFLOP per image; this CPU's f32 peak {peak_gflops:.0} GFLOP/s (FMA loop, every core); Wick reaches {:.0}% of it{}",
@@ -291,10 +439,15 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         train_p[0].map(|p| format!(", PyTorch {:.0}%", 100.0 * fraction(p))).unwrap_or_default()
     );
     if let Some((wick, reference)) = memory {
-        let reference_text = reference.map(|p| format!(", PyTorch {p:.0} MB (Wick/PyTorch = {:.2})", wick / p)).unwrap_or_else(|| ", PyTorch not installed".into());
+        let reference_text = reference
+            .map(|p| format!(", PyTorch {p:.0} MB (Wick/PyTorch = {:.2})", wick / p))
+            .unwrap_or_else(|| ", PyTorch not installed".into());
         println!("peak memory training LeNet on 60,000 28×28 images ({} steps): Wick {wick:.0} MB{reference_text}", args.memory_steps);
     }
-    println!("reference versions: {}", serde_json::Value::Object(versions));
+    println!(
+        "reference versions: {}",
+        serde_json::Value::Object(versions)
+    );
     Ok(())
 }
 
@@ -307,17 +460,33 @@ fn big(args: &BenchArgs, json: bool) -> Result<()> {
     let summary = timed_child(&["--json", "--peak-rss", "inspect", "--stream", &csv_arg])?;
     let rows = summary.json["rows"].as_f64().unwrap_or(0.0);
     let scan_reference = reference(&args.python, &script, &["big", &csv_arg])?;
-    let polars_rate = scan_reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
+    let polars_rate = scan_reference
+        .as_ref()
+        .and_then(|r| r["rows_per_sec"].as_f64());
     let wick_rate = rows / summary.secs;
     // Linear regression on every row (normal equations summed chunk by chunk), beside the same
     // fit written with pandas' chunked reader and numpy.
     let out = std::env::temp_dir().join(format!("wick-bench-big-{}.wick", std::process::id()));
-    let train = timed_child(&["--json", "--peak-rss", "train", &csv_arg, "--target", "score", "--model", "linear", "--stream", "--out", &out.to_string_lossy()]);
+    let train = timed_child(&[
+        "--json",
+        "--peak-rss",
+        "train",
+        &csv_arg,
+        "--target",
+        "score",
+        "--model",
+        "linear",
+        "--stream",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
     let _ = std::fs::remove_dir_all(&out);
     let train = train?;
     let linear_reference = reference(&args.python, &script, &["big_linear", &csv_arg])?;
     let train_rate = rows / train.secs;
-    let linear_rate = linear_reference.as_ref().and_then(|r| r["rows_per_sec"].as_f64());
+    let linear_rate = linear_reference
+        .as_ref()
+        .and_then(|r| r["rows_per_sec"].as_f64());
     if json {
         return print_json(&serde_json::json!({
             "file_gb": file_gb, "rows": rows, "wick_secs": summary.secs, "wick_rows_per_sec": wick_rate, "wick_peak_rss_mb": summary.peak_mb,
@@ -325,7 +494,10 @@ fn big(args: &BenchArgs, json: bool) -> Result<()> {
             "linear": { "wick_secs": train.secs, "wick_rows_per_sec": train_rate, "wick_peak_rss_mb": train.peak_mb, "rows_used": train.json["rows_used"], "reference": linear_reference },
         }));
     }
-    let mb = |m: Option<f64>| m.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into());
+    let mb = |m: Option<f64>| {
+        m.map(|m| format!("{m:.0} MB"))
+            .unwrap_or_else(|| "not measured".into())
+    };
     println!("streaming summary of a {file_gb:.2} GB CSV ({rows:.0} rows × 12): Wick {:.1} s = {wick_rate:.0} rows/s, peak memory {} (bound 1,500 MB)", summary.secs, mb(summary.peak_mb));
     match (&scan_reference, polars_rate) {
         (Some(r), Some(rate)) => println!(
@@ -354,31 +526,65 @@ fn big(args: &BenchArgs, json: bool) -> Result<()> {
 fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
     let dir = args.data_dir.join(format!("photos-{n}"));
     let script = args.data_dir.join("reference.py");
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::write(&script, REFERENCE_PY)
+        .with_context(|| format!("writing {}", script.display()))?;
     if !json {
         eprintln!("writing {n} photos to {} (once)…", dir.display());
     }
     let paths = wick_core::train::throughput::write_bench_photos(&dir, n)?;
     let threads = wick_core::train::throughput::pool_threads();
     let wick_rate = wick_core::train::throughput::decode_resize_throughput(&paths, 224)?;
-    let pillow = reference(&args.python, &script, &["photos", &dir.to_string_lossy(), &threads.to_string()])?;
+    let pillow = reference(
+        &args.python,
+        &script,
+        &["photos", &dir.to_string_lossy(), &threads.to_string()],
+    )?;
     let pillow_rate = pillow.as_ref().and_then(|r| r["images_per_sec"].as_f64());
     let weights = args.data_dir.join("resnet18-random.safetensors");
     if !weights.exists() {
-        wick_core::model::transfer::write_random_weights(wick_core::model::BackboneArch::Resnet18, &weights)?;
+        wick_core::model::transfer::write_random_weights(
+            wick_core::model::BackboneArch::Resnet18,
+            &weights,
+        )?;
     }
     let out = std::env::temp_dir().join(format!("wick-bench-photos-{}.wick", std::process::id()));
     let train = timed_child(&[
-        "--json", "--peak-rss", "train", &dir.to_string_lossy(), "--model", "transfer", "--backbone", &weights.to_string_lossy(),
-        "--image-size", "224", "--epochs", "1", "--out", &out.to_string_lossy(),
+        "--json",
+        "--peak-rss",
+        "train",
+        &dir.to_string_lossy(),
+        "--model",
+        "transfer",
+        "--backbone",
+        &weights.to_string_lossy(),
+        "--image-size",
+        "224",
+        "--epochs",
+        "1",
+        "--out",
+        &out.to_string_lossy(),
     ]);
     let _ = std::fs::remove_dir_all(&out);
     let train = train?;
     let fine_tune = if args.fine_tune {
         let run = timed_child(&[
-            "--json", "--peak-rss", "train", &dir.to_string_lossy(), "--model", "transfer", "--backbone", &weights.to_string_lossy(),
-            "--fine-tune", "--image-size", "224", "--epochs", "1", "--out", &out.to_string_lossy(),
+            "--json",
+            "--peak-rss",
+            "train",
+            &dir.to_string_lossy(),
+            "--model",
+            "transfer",
+            "--backbone",
+            &weights.to_string_lossy(),
+            "--fine-tune",
+            "--image-size",
+            "224",
+            "--epochs",
+            "1",
+            "--out",
+            &out.to_string_lossy(),
         ]);
         let _ = std::fs::remove_dir_all(&out);
         Some(run?)
@@ -409,7 +615,9 @@ fn photos(args: &BenchArgs, n: usize, json: bool) -> Result<()> {
         println!(
             "fine-tuning its last stage too (1 epoch): {:.0} s, peak memory {} (bound 2,000 MB)",
             run.secs,
-            run.peak_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "not measured".into())
+            run.peak_mb
+                .map(|m| format!("{m:.0} MB"))
+                .unwrap_or_else(|| "not measured".into())
         );
     }
     Ok(())
@@ -428,12 +636,25 @@ fn timed_child(args: &[&str]) -> Result<ChildRun> {
     let output = Command::new(exe).args(args).output()?;
     let secs = t.elapsed().as_secs_f64();
     if !output.status.success() {
-        anyhow::bail!("wick {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!(
+            "wick {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    let json = serde_json::from_slice(&output.stdout).with_context(|| format!("reading the output of wick {}", args.join(" ")))?;
+    let json = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the output of wick {}", args.join(" ")))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak_mb = stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1000.0);
-    Ok(ChildRun { json, secs, peak_mb })
+    let peak_mb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|kb| kb / 1000.0);
+    Ok(ChildRun {
+        json,
+        secs,
+        peak_mb,
+    })
 }
 
 /// The generated `rows`-row CSV in `dir` (written once) and the reference script (written each run).
@@ -445,7 +666,8 @@ fn bench_files(dir: &Path, rows: usize) -> Result<(PathBuf, PathBuf)> {
         write_bench_csv(&csv, rows)?;
     }
     let script = dir.join("reference.py");
-    std::fs::write(&script, REFERENCE_PY).with_context(|| format!("writing {}", script.display()))?;
+    std::fs::write(&script, REFERENCE_PY)
+        .with_context(|| format!("writing {}", script.display()))?;
     Ok((csv, script))
 }
 
@@ -458,35 +680,76 @@ struct TrainingRow {
 }
 
 fn training_rows(lenet_steps: usize) -> Vec<TrainingRow> {
-    let mlp = ModelSpec::Mlp { hidden: vec![64, 64], activation: Activation::Relu, dropout: 0.0 };
+    let mlp = ModelSpec::Mlp {
+        hidden: vec![64, 64],
+        activation: Activation::Relu,
+        dropout: 0.0,
+    };
     vec![
         TrainingRow {
             task: "LeNet training, batch 64, AdamW",
             unit: "images/s",
             reference: "lenet",
-            work: TrainWork { input: vec![1, 28, 28], layers: lenet_layers(), n_classes: 10, batch: 64, steps: lenet_steps, optimizer: OptimizerKind::AdamW },
+            work: TrainWork {
+                input: vec![1, 28, 28],
+                layers: lenet_layers(),
+                n_classes: 10,
+                batch: 64,
+                steps: lenet_steps,
+                optimizer: OptimizerKind::AdamW,
+            },
         },
         TrainingRow {
             task: "default CNN training (8×8 digits), batch 64, AdamW",
             unit: "images/s",
             reference: "cnn8",
-            work: TrainWork { input: vec![1, 8, 8], layers: default_cnn_layers(), n_classes: 10, batch: 64, steps: 5 * lenet_steps, optimizer: OptimizerKind::AdamW },
+            work: TrainWork {
+                input: vec![1, 8, 8],
+                layers: default_cnn_layers(),
+                n_classes: 10,
+                batch: 64,
+                steps: 5 * lenet_steps,
+                optimizer: OptimizerKind::AdamW,
+            },
         },
         TrainingRow {
             task: "MLP training (30 features, 64-64), batch 32, Adam",
             unit: "rows/s",
             reference: "mlp",
-            work: TrainWork { input: vec![30], layers: dense_layers(&mlp), n_classes: 2, batch: 32, steps: 25 * lenet_steps, optimizer: OptimizerKind::Adam },
+            work: TrainWork {
+                input: vec![30],
+                layers: dense_layers(&mlp),
+                n_classes: 2,
+                batch: 32,
+                steps: 25 * lenet_steps,
+                optimizer: OptimizerKind::Adam,
+            },
         },
     ]
 }
 
 /// Peak memory (MB) of training LeNet on 60,000 images: Wick in a child process, and the reference.
-fn peak_memory(python: &str, script: &Path, steps: usize, threads: &str) -> Result<(f64, Option<f64>)> {
+fn peak_memory(
+    python: &str,
+    script: &Path,
+    steps: usize,
+    threads: &str,
+) -> Result<(f64, Option<f64>)> {
     let exe = std::env::current_exe()?;
-    let child = Command::new(exe).args(["bench", "--memory-child", "--memory-steps", &steps.to_string()]).output().context("running the peak-memory child")?;
+    let child = Command::new(exe)
+        .args([
+            "bench",
+            "--memory-child",
+            "--memory-steps",
+            &steps.to_string(),
+        ])
+        .output()
+        .context("running the peak-memory child")?;
     if !child.status.success() {
-        anyhow::bail!("the peak-memory training run failed: {}", String::from_utf8_lossy(&child.stderr).trim());
+        anyhow::bail!(
+            "the peak-memory training run failed: {}",
+            String::from_utf8_lossy(&child.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&child.stderr);
     let wick = text
@@ -495,7 +758,12 @@ fn peak_memory(python: &str, script: &Path, steps: usize, threads: &str) -> Resu
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|kb| kb / 1000.0)
         .context("the peak-memory child printed no peak_rss_kb line (Linux only)")?;
-    let reference = reference(python, script, &["peak-memory", &steps.to_string(), threads])?.and_then(|r| r["peak_rss_mb"].as_f64());
+    let reference = reference(
+        python,
+        script,
+        &["peak-memory", &steps.to_string(), threads],
+    )?
+    .and_then(|r| r["peak_rss_mb"].as_f64());
     Ok((wick, reference))
 }
 
@@ -512,7 +780,10 @@ fn parity(device: DeviceChoice, json: bool) -> Result<()> {
         }
     }
     if !report.passed() {
-        anyhow::bail!("{} does not match the CPU within {PARITY_TOLERANCE:e}", report.device);
+        anyhow::bail!(
+            "{} does not match the CPU within {PARITY_TOLERANCE:e}",
+            report.device
+        );
     }
     println!("parity: ok");
     Ok(())
@@ -534,11 +805,19 @@ fn reference(python: &str, script: &Path, args: &[&str]) -> Result<Option<serde_
         Err(_) => return Ok(None),
     };
     if !output.status.success() {
-        eprintln!("reference {args:?} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        eprintln!(
+            "reference {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading the reference script's output")?;
-    Ok(if value.get("missing").is_some() { None } else { Some(value) })
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading the reference script's output")?;
+    Ok(if value.get("missing").is_some() {
+        None
+    } else {
+        Some(value)
+    })
 }
 
 /// Peak resident memory of a child `wick inspect` on the CSV, in MB (Linux only).
@@ -547,37 +826,63 @@ fn peak_rss_of_inspect(csv: &Path) -> Result<Option<f64>> {
         return Ok(None);
     }
     let exe = std::env::current_exe()?;
-    let status = Command::new(exe).args(["--json", "inspect"]).arg(csv).arg("--peak-rss").output()?;
+    let status = Command::new(exe)
+        .args(["--json", "inspect"])
+        .arg(csv)
+        .arg("--peak-rss")
+        .output()?;
     if !status.status.success() {
         return Ok(None);
     }
     let text = String::from_utf8_lossy(&status.stderr);
-    Ok(text.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1000.0))
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|kb| kb / 1000.0))
 }
 
 /// Reads this process's peak resident set size from /proc (Linux).
 pub fn own_peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 const GBDT_FEATURES: usize = 10;
 
 /// The boosted-tree rows' settings, the same as reference.py's `gbdt`.
 fn gbdt_params() -> BoostParams {
-    BoostParams { trees: 100, learning_rate: 0.1, max_depth: 6, min_leaf_weight: 20.0, l2: 0.0, early_stopping_rounds: None, seed: 0, record_train_loss: false }
+    BoostParams {
+        trees: 100,
+        learning_rate: 0.1,
+        max_depth: 6,
+        min_leaf_weight: 20.0,
+        l2: 0.0,
+        early_stopping_rounds: None,
+        seed: 0,
+        record_train_loss: false,
+    }
 }
 
 /// Friedman's regression problem #1 (as scikit-learn's `make_friedman1`): ten uniform features, of
 /// which five matter, plus noise.
 fn friedman_table(rows: usize) -> (Vec<f64>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let x: Vec<f64> = (0..rows * GBDT_FEATURES).map(|_| rng.random_range(0.0..1.0)).collect();
+    let x: Vec<f64> = (0..rows * GBDT_FEATURES)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
     let y = x
         .chunks_exact(GBDT_FEATURES)
         .map(|r| {
             let noise: f64 = (0..12).map(|_| rng.random_range(0.0..1.0)).sum::<f64>() - 6.0;
-            10.0 * (std::f64::consts::PI * r[0] * r[1]).sin() + 20.0 * (r[2] - 0.5).powi(2) + 10.0 * r[3] + 5.0 * r[4] + noise
+            10.0 * (std::f64::consts::PI * r[0] * r[1]).sin()
+                + 20.0 * (r[2] - 0.5).powi(2)
+                + 10.0 * r[3]
+                + 5.0 * r[4]
+                + noise
         })
         .collect();
     (x, y)
@@ -586,8 +891,13 @@ fn friedman_table(rows: usize) -> (Vec<f64>, Vec<f64>) {
 /// Writes features and target as a CSV whose numbers parse back to the same f64s.
 fn write_numeric_csv(path: &Path, x: &[f64], y: &[f64], cols: usize) -> Result<()> {
     let tmp = path.with_extension("csv.partial");
-    let mut w = BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?);
-    let header: Vec<String> = (0..cols).map(|j| format!("x{j}")).chain(["y".to_string()]).collect();
+    let mut w = BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
+    );
+    let header: Vec<String> = (0..cols)
+        .map(|j| format!("x{j}"))
+        .chain(["y".to_string()])
+        .collect();
     writeln!(w, "{}", header.join(","))?;
     for (row, target) in x.chunks_exact(cols).zip(y) {
         for v in row {
@@ -604,22 +914,33 @@ fn write_numeric_csv(path: &Path, x: &[f64], y: &[f64], cols: usize) -> Result<(
 fn lstsq_data(rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let w: Vec<f64> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let x: Vec<f64> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y = x.chunks_exact(cols).map(|r| r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + rng.random_range(-0.1..0.1)).collect();
+    let x: Vec<f64> = (0..rows * cols)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let y = x
+        .chunks_exact(cols)
+        .map(|r| r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + rng.random_range(-0.1..0.1))
+        .collect();
     (x, y)
 }
 
 /// A 12-column CSV like a real export: an id, a date, a category, and nine measurements.
 fn write_bench_csv(path: &Path, rows: usize) -> Result<()> {
     let tmp = path.with_extension("csv.partial");
-    let mut w = BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?);
+    let mut w = BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
+    );
     writeln!(w, "id,date,category,a,b,c,d,e,f,g,h,score")?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let cats = ["alpha", "beta", "gamma", "delta", "epsilon"];
     for i in 0..rows {
         let day = 1 + i % 28;
         let month = 1 + (i / 28) % 12;
-        write!(w, "{i},2024-{month:02}-{day:02},{}", cats[rng.random_range(0..cats.len())])?;
+        write!(
+            w,
+            "{i},2024-{month:02}-{day:02},{}",
+            cats[rng.random_range(0..cats.len())]
+        )?;
         for _ in 0..8 {
             write!(w, ",{:.7}", rng.random_range(-1000.0..1000.0f64))?;
         }

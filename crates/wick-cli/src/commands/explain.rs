@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use wick_core::data::load_image;
-use wick_core::explain::{explain_row, frame_row, permutation_importance, saliency, write_saliency_png};
+use wick_core::explain::{
+    explain_row, frame_row, permutation_importance, saliency, write_saliency_png,
+};
 use wick_core::package::load_package;
 
 use crate::dataset::{self, Dataset};
@@ -34,27 +36,45 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: &ExplainArgs, json: bool) -> Result<()> {
-    let (model, manifest) = load_package(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let (model, manifest) =
+        load_package(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     if let Ok(shape) = model.image_shape() {
-        let Some(out) = &args.out else { bail!("{} is an image model: add --out map.png for the saliency map of {}", manifest.name, args.data.display()) };
-        let chw = load_image(&args.data, shape).with_context(|| format!("reading {}", args.data.display()))?;
+        let Some(out) = &args.out else {
+            bail!(
+                "{} is an image model: add --out map.png for the saliency map of {}",
+                manifest.name,
+                args.data.display()
+            )
+        };
+        let chw = load_image(&args.data, shape)
+            .with_context(|| format!("reading {}", args.data.display()))?;
         let map = saliency(&model, &chw)?;
         write_saliency_png(&chw, shape.channels, &map, out)?;
         if json {
-            return print_json(&serde_json::json!({ "model": manifest.name, "class": map.label, "class_index": map.class_index, "out": out }));
+            return print_json(
+                &serde_json::json!({ "model": manifest.name, "class": map.label, "class_index": map.class_index, "out": out }),
+            );
         }
         println!("`{}` predicts `{}` for {}; its saliency map (red where the score depends most on the pixel) is in {}", manifest.name, map.label, args.data.display(), out.display());
         return Ok(());
     }
     let Dataset::Table(df) = dataset::open(&args.data)? else {
-        bail!("{} is images; `wick explain` explains table models on a labelled table", args.data.display());
+        bail!(
+            "{} is images; `wick explain` explains table models on a labelled table",
+            args.data.display()
+        );
     };
-    let importance = permutation_importance(&model, &df, args.repeats, args.seed).with_context(|| format!("explaining {} on {}", manifest.name, args.data.display()))?;
+    let importance = permutation_importance(&model, &df, args.repeats, args.seed)
+        .with_context(|| format!("explaining {} on {}", manifest.name, args.data.display()))?;
     let explanation = match args.row {
         None => None,
         Some(row) => {
             if row == 0 || row > df.height() {
-                bail!("--row {row} is not in {} (rows 1 to {})", args.data.display(), df.height());
+                bail!(
+                    "--row {row} is not in {} (rows 1 to {})",
+                    args.data.display(),
+                    df.height()
+                );
             }
             let record = frame_row(&df, row - 1)?;
             let explained = explain_row(&model, &record)?;
@@ -62,7 +82,9 @@ pub fn run(args: &ExplainArgs, json: bool) -> Result<()> {
         }
     };
     if json {
-        return print_json(&serde_json::json!({ "model": manifest.name, "importance": importance, "explanation": explanation }));
+        return print_json(
+            &serde_json::json!({ "model": manifest.name, "importance": importance, "explanation": explanation }),
+        );
     }
     println!(
         "model `{}` on {} ({} rows): {} {:.4}; drop when a feature is shuffled ({} times each)",
@@ -80,15 +102,30 @@ pub fn run(args: &ExplainArgs, json: bool) -> Result<()> {
     }
     let mut t = table(&header);
     for f in &importance.features {
-        let mut row = vec![f.feature.clone(), format!("{:.4}", f.permutation_mean), format!("{:.4}", f.permutation_std)];
+        let mut row = vec![
+            f.feature.clone(),
+            format!("{:.4}", f.permutation_mean),
+            format!("{:.4}", f.permutation_std),
+        ];
         if trees {
-            row.push(f.split_gain.map(|g| format!("{:.3}", g)).unwrap_or_default());
+            row.push(
+                f.split_gain
+                    .map(|g| format!("{:.3}", g))
+                    .unwrap_or_default(),
+            );
         }
         t.add_row(row);
     }
     println!("{t}");
     if let Some(e) = explanation {
-        println!("row {}: {} = {:.4} ({}, {})", args.row.unwrap_or_default(), e.output, e.base + e.parts.iter().map(|p| p.1).sum::<f64>(), e.scale, e.method);
+        println!(
+            "row {}: {} = {:.4} ({}, {})",
+            args.row.unwrap_or_default(),
+            e.output,
+            e.base + e.parts.iter().map(|p| p.1).sum::<f64>(),
+            e.scale,
+            e.method
+        );
         let mut t = table(&["feature", "contribution"]);
         t.add_row(vec!["(base)".to_string(), format!("{:+.4}", e.base)]);
         for (name, value) in &e.parts {

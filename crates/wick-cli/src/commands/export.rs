@@ -27,7 +27,8 @@ pub struct ExportArgs {
 pub fn run(args: &ExportArgs, json: bool) -> Result<()> {
     let ExportFormat::Onnx = args.format;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.model));
-    let summary = export_package_onnx(&args.model, &out).with_context(|| format!("exporting {} as ONNX", args.model.display()))?;
+    let summary = export_package_onnx(&args.model, &out)
+        .with_context(|| format!("exporting {} as ONNX", args.model.display()))?;
     if json {
         return print_json(&serde_json::json!({
             "out": out,
@@ -38,13 +39,20 @@ pub fn run(args: &ExportArgs, json: bool) -> Result<()> {
             "outputs": summary.outputs,
         }));
     }
-    println!("wrote {} ({} bytes, ONNX opset {ONNX_OPSET})", out.display(), summary.bytes);
+    println!(
+        "wrote {} ({} bytes, ONNX opset {ONNX_OPSET})",
+        out.display(),
+        summary.bytes
+    );
     println!("inputs:  {}", summary.inputs.join(", "));
     println!("outputs: {}", summary.outputs.join(", "));
     Ok(())
 }
 
 fn default_out(model: &Path) -> PathBuf {
-    let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
     model.with_file_name(format!("{stem}.onnx"))
 }

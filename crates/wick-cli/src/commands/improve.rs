@@ -36,12 +36,16 @@ pub struct ImproveArgs {
 }
 
 pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
-    let (_, manifest) = load_package(&args.model).with_context(|| format!("opening {}", args.model.display()))?;
+    let (_, manifest) =
+        load_package(&args.model).with_context(|| format!("opening {}", args.model.display()))?;
     let request = request_of(&manifest)?;
     let df = read_table(&args.data).with_context(|| format!("opening {}", args.data.display()))?;
     let endpoint = Endpoint::new(&args.endpoint.endpoint, &args.endpoint.token)?;
-    let labelled = endpoint.labelled_rows(&args.name).with_context(|| format!("reading the live rows of `{}`", args.name))?;
-    let new = live_rows_frame(&df, &request.target, &labelled).with_context(|| format!("matching the live rows to {}", args.data.display()))?;
+    let labelled = endpoint
+        .labelled_rows(&args.name)
+        .with_context(|| format!("reading the live rows of `{}`", args.name))?;
+    let new = live_rows_frame(&df, &request.target, &labelled)
+        .with_context(|| format!("matching the live rows to {}", args.data.display()))?;
     if !json {
         eprintln!(
             "{} logged requests have feedback: {} new rows, {} already in {}, {} with an outcome that does not fit `{}`",
@@ -53,7 +57,10 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
             request.target
         );
         if !new.hashed.is_empty() {
-            eprintln!("note: {} is logged only as a hash (personal data); the new rows leave it missing", new.hashed.join(", "));
+            eprintln!(
+                "note: {} is logged only as a hash (personal data); the new rows leave it missing",
+                new.hashed.join(", ")
+            );
         }
     }
     if new.frame.height() == 0 {
@@ -65,8 +72,18 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
         );
     }
     let mut bars = ProgressBars::new(json);
-    let outcome = train_with_live_rows(&df, &new.frame, &args.data, &request, &manifest.spec, &manifest.train_config, &mut bars, &CancelToken::new())?;
-    save_package(&outcome.model, &outcome.report, &manifest.name, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let outcome = train_with_live_rows(
+        &df,
+        &new.frame,
+        &args.data,
+        &request,
+        &manifest.spec,
+        &manifest.train_config,
+        &mut bars,
+        &CancelToken::new(),
+    )?;
+    save_package(&outcome.model, &outcome.report, &manifest.name, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     let published = match args.canary {
         None => None,
         Some(percent) => {
@@ -75,17 +92,34 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
                 .into_iter()
                 .find(|m| m.name == args.name)
                 .and_then(|m| m.default_version)
-                .with_context(|| format!("`{}` has no default version on {} to release a canary beside", args.name, args.endpoint.endpoint))?;
+                .with_context(|| {
+                    format!(
+                        "`{}` has no default version on {} to release a canary beside",
+                        args.name, args.endpoint.endpoint
+                    )
+                })?;
             let notes = format!("retrained with {} live rows", new.frame.height());
             // A canary goes out in one step: the serving version keeps the default and the rest
             // of the calls; 100 % is an ordinary publish.
-            let options = wick_core::publish::PublishOptions { canary_percent: (percent < 100).then_some(percent), replace_inputs: false };
+            let options = wick_core::publish::PublishOptions {
+                canary_percent: (percent < 100).then_some(percent),
+                replace_inputs: false,
+            };
             let published = endpoint.publish_with(&args.out, Some(&args.name), &notes, &options)?;
             Some((current, published.version, percent))
         }
     };
-    let before = manifest.metrics.as_ref().map(|m| m.scalars()).unwrap_or_default();
-    let after = outcome.report.test.as_ref().map(|m| m.scalars()).unwrap_or_default();
+    let before = manifest
+        .metrics
+        .as_ref()
+        .map(|m| m.scalars())
+        .unwrap_or_default();
+    let after = outcome
+        .report
+        .test
+        .as_ref()
+        .map(|m| m.scalars())
+        .unwrap_or_default();
     if json {
         return print_json(&serde_json::json!({
             "new_rows": new.frame.height(),
@@ -98,16 +132,26 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
             "canary": published.map(|(from, to, percent)| serde_json::json!({ "from": from, "version": to, "percent": percent })),
         }));
     }
-    println!("test rows held back from both ({}):", outcome.report.rows.test);
+    println!(
+        "test rows held back from both ({}):",
+        outcome.report.rows.test
+    );
     let mut t = table(&["metric", "published", "with live data"]);
     for ((name, old), (_, new)) in before.iter().zip(&after) {
-        t.add_row(vec![name.to_string(), format!("{old:.4}"), format!("{new:.4}")]);
+        t.add_row(vec![
+            name.to_string(),
+            format!("{old:.4}"),
+            format!("{new:.4}"),
+        ]);
     }
     println!("{t}");
     println!("wrote {}", args.out.display());
     if let Some((from, to, percent)) = published {
         println!("published as version {to}; it answers {percent}% of `{}`'s calls, version {from} the rest", args.name);
-        println!("promote it with `wick rollback {} {to}`, or roll back with `wick rollback {} {from}`", args.name, args.name);
+        println!(
+            "promote it with `wick rollback {} {to}`, or roll back with `wick rollback {} {from}`",
+            args.name, args.name
+        );
     }
     Ok(())
 }

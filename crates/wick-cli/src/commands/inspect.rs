@@ -2,8 +2,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::data::{
-    index_image_csv, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat, TableSummary, DEFAULT_CHUNK_BYTES,
-    STREAM_THRESHOLD_BYTES,
+    index_image_csv, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat,
+    TableSummary, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES,
 };
 
 use crate::output::{print_json, table};
@@ -25,12 +25,21 @@ pub fn run(path: &Path, stream: bool, json: bool) -> Result<()> {
                 last_percent = percent;
             }
         };
-        summarize_csv_streaming(path, DEFAULT_CHUNK_BYTES, &mut progress).with_context(|| format!("streaming {}", path.display()))?
+        summarize_csv_streaming(path, DEFAULT_CHUNK_BYTES, &mut progress)
+            .with_context(|| format!("streaming {}", path.display()))?
     } else {
-        inspect_table(path).with_context(|| format!("opening {}", path.display()))?.1
+        inspect_table(path)
+            .with_context(|| format!("opening {}", path.display()))?
+            .1
     };
-    if summary.columns.iter().map(|c| c.name.as_str()).eq(["path", "label"]) {
-        let index = index_image_csv(path).with_context(|| format!("opening image list {}", path.display()))?;
+    if summary
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .eq(["path", "label"])
+    {
+        let index = index_image_csv(path)
+            .with_context(|| format!("opening image list {}", path.display()))?;
         return print_images(path, &index, json);
     }
     if json {
@@ -41,15 +50,52 @@ pub fn run(path: &Path, stream: bool, json: bool) -> Result<()> {
 }
 
 fn print_table(path: &Path, summary: &TableSummary) {
-    println!("{}: {} rows × {} columns ({:?})", path.display(), summary.rows, summary.columns.len(), summary.format);
-    let mut t = table(&["column", "type", "missing", "distinct", "min", "max", "mean", "std", "top values"]);
+    println!(
+        "{}: {} rows × {} columns ({:?})",
+        path.display(),
+        summary.rows,
+        summary.columns.len(),
+        summary.format
+    );
+    let mut t = table(&[
+        "column",
+        "type",
+        "missing",
+        "distinct",
+        "min",
+        "max",
+        "mean",
+        "std",
+        "top values",
+    ]);
     let num = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     for c in &summary.columns {
-        let top = c.top_values.iter().map(|(v, n)| format!("{v} ({n})")).collect::<Vec<_>>().join(", ");
-        t.add_row(vec![c.name.clone(), c.dtype.clone(), c.missing.to_string(), c.distinct.to_string(), num(c.min), num(c.max), num(c.mean), num(c.std), top]);
+        let top = c
+            .top_values
+            .iter()
+            .map(|(v, n)| format!("{v} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.add_row(vec![
+            c.name.clone(),
+            c.dtype.clone(),
+            c.missing.to_string(),
+            c.distinct.to_string(),
+            num(c.min),
+            num(c.max),
+            num(c.mean),
+            num(c.std),
+            top,
+        ]);
     }
     println!("{t}");
-    let mut preview = table(&summary.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>());
+    let mut preview = table(
+        &summary
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+    );
     for row in &summary.preview {
         preview.add_row(row.clone());
     }
@@ -59,7 +105,10 @@ fn print_table(path: &Path, summary: &TableSummary) {
             println!("note: column `{}` has {} missing values", c.name, c.missing);
         }
         if c.distinct <= 1 {
-            println!("note: column `{}` is constant; it can't help a model", c.name);
+            println!(
+                "note: column `{}` is constant; it can't help a model",
+                c.name
+            );
         }
         if let Some(kind) = c.personal {
             println!(

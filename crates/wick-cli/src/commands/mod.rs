@@ -4,17 +4,18 @@ pub mod bench_serve;
 pub mod devices;
 pub mod eval;
 pub mod explain;
-pub mod improve;
 pub mod export;
+pub mod improve;
 pub mod inspect;
 pub mod predict;
-pub mod train;
 pub mod remote;
 pub mod search;
+pub mod train;
 
 /// Runs the endpoint server in the foreground.
 pub fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     use anyhow::Context;
-    let config = wick_serve::ServeConfig::load(config).context("loading the server configuration")?;
+    let config =
+        wick_serve::ServeConfig::load(config).context("loading the server configuration")?;
     wick_serve::run(config).context("serving")
 }

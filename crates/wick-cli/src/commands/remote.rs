@@ -43,23 +43,49 @@ pub struct PublishArgs {
 }
 
 pub fn publish(args: &PublishArgs, json: bool) -> Result<()> {
-    let manifest = read_manifest(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let manifest =
+        read_manifest(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let endpoint = Endpoint::new(&args.endpoint.endpoint, &args.endpoint.token)?;
-    let options = wick_core::publish::PublishOptions { canary_percent: args.canary, replace_inputs: args.replace_inputs };
-    let published = endpoint.publish_with(&args.model, args.name.as_deref(), &args.notes, &options)?;
+    let options = wick_core::publish::PublishOptions {
+        canary_percent: args.canary,
+        replace_inputs: args.replace_inputs,
+    };
+    let published =
+        endpoint.publish_with(&args.model, args.name.as_deref(), &args.notes, &options)?;
     if args.public {
         endpoint.set_public(&published.name, true)?;
     }
     let infer_url = endpoint.infer_url(&published);
     let example = example_request(&manifest);
     if json {
-        return print_json(&serde_json::json!({ "published": published, "infer_url": infer_url, "example_request": example }));
+        return print_json(
+            &serde_json::json!({ "published": published, "infer_url": infer_url, "example_request": example }),
+        );
     }
-    let what = if published.existing { "already published as" } else { "published as" };
-    println!("{} {what} `{}` version {} (sha256 {})", args.model.display(), published.name, published.version, &published.sha256[..16]);
+    let what = if published.existing {
+        "already published as"
+    } else {
+        "published as"
+    };
+    println!(
+        "{} {what} `{}` version {} (sha256 {})",
+        args.model.display(),
+        published.name,
+        published.version,
+        &published.sha256[..16]
+    );
     println!("inference URL: {infer_url}");
     println!("\ncurl:\n{}", curl_example(&infer_url, &example));
-    println!("\nPython (pip install 'tritonclient[http]'):\n{}", python_example(endpoint.base_url(), &published.name, published.version, &manifest, None));
+    println!(
+        "\nPython (pip install 'tritonclient[http]'):\n{}",
+        python_example(
+            endpoint.base_url(),
+            &published.name,
+            published.version,
+            &manifest,
+            None
+        )
+    );
     Ok(())
 }
 
@@ -70,8 +96,18 @@ pub fn models(args: &EndpointArgs, json: bool) -> Result<()> {
     }
     let mut t = table(&["model", "default", "versions", "public"]);
     for m in &models {
-        let versions = m.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ");
-        t.add_row(vec![m.name.clone(), m.default_version.map(|v| v.to_string()).unwrap_or_default(), versions, m.public.to_string()]);
+        let versions = m
+            .versions
+            .iter()
+            .map(|v| v.version.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.add_row(vec![
+            m.name.clone(),
+            m.default_version.map(|v| v.to_string()).unwrap_or_default(),
+            versions,
+            m.public.to_string(),
+        ]);
     }
     println!("{t}");
     Ok(())
@@ -80,15 +116,25 @@ pub fn models(args: &EndpointArgs, json: bool) -> Result<()> {
 pub fn traffic(args: &EndpointArgs, name: &str, split: &[String], json: bool) -> Result<()> {
     let mut percent = std::collections::BTreeMap::new();
     for part in split {
-        let parsed = part.split_once('=').and_then(|(v, p)| Some((v.trim().parse::<u64>().ok()?, p.trim().trim_end_matches('%').parse::<u32>().ok()?)));
-        let Some((version, share)) = parsed else { anyhow::bail!("`{part}` is not VERSION=PERCENT, e.g. 2=90 3=10") };
+        let parsed = part.split_once('=').and_then(|(v, p)| {
+            Some((
+                v.trim().parse::<u64>().ok()?,
+                p.trim().trim_end_matches('%').parse::<u32>().ok()?,
+            ))
+        });
+        let Some((version, share)) = parsed else {
+            anyhow::bail!("`{part}` is not VERSION=PERCENT, e.g. 2=90 3=10")
+        };
         percent.insert(version, share);
     }
     Endpoint::new(&args.endpoint, &args.token)?.set_traffic(name, &percent)?;
     if json {
         return print_json(&serde_json::json!({ "name": name, "traffic": percent }));
     }
-    let shares: Vec<String> = percent.iter().map(|(v, p)| format!("version {v} {p}%")).collect();
+    let shares: Vec<String> = percent
+        .iter()
+        .map(|(v, p)| format!("version {v} {p}%"))
+        .collect();
     println!("`{name}` now splits its unversioned calls: {}; `wick rollback {name} VERSION` ends the split", shares.join(", "));
     Ok(())
 }
@@ -116,12 +162,37 @@ pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) ->
     }
     let figures = serde_json::json!(report);
     println!("`{name}` over the last {window_secs:.0} s (this server's memory):");
-    let mut t = crate::output::table(&["version", "requests", "errors", "p50 ms", "p99 ms", "predictions", "feedback", "live metric"]);
-    let ms = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
+    let mut t = crate::output::table(&[
+        "version",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "predictions",
+        "feedback",
+        "live metric",
+    ]);
+    let ms = |v: &serde_json::Value| {
+        v.as_f64()
+            .map(|x| format!("{x:.2}"))
+            .unwrap_or_else(|| "–".into())
+    };
     for (version, f) in figures["versions"].as_object().into_iter().flatten() {
-        let predictions = match (f["predicted_classes"].as_object(), f["predicted_values"].as_object()) {
-            (Some(classes), _) => classes.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", "),
-            (_, Some(v)) => format!("mean {} (p10 {}, p90 {})", ms(&v["mean"]), ms(&v["p10"]), ms(&v["p90"])),
+        let predictions = match (
+            f["predicted_classes"].as_object(),
+            f["predicted_values"].as_object(),
+        ) {
+            (Some(classes), _) => classes
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (_, Some(v)) => format!(
+                "mean {} (p10 {}, p90 {})",
+                ms(&v["mean"]),
+                ms(&v["p10"]),
+                ms(&v["p90"])
+            ),
             _ => "–".into(),
         };
         let metric = match (f["live_accuracy"].as_f64(), f["live_mae"].as_f64()) {
@@ -129,7 +200,16 @@ pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) ->
             (_, Some(m)) => format!("MAE {m:.3}"),
             _ => "–".into(),
         };
-        t.add_row(vec![version.clone(), f["requests"].to_string(), f["errors"].to_string(), ms(&f["latency_p50_ms"]), ms(&f["latency_p99_ms"]), predictions, f["feedback"].to_string(), metric]);
+        t.add_row(vec![
+            version.clone(),
+            f["requests"].to_string(),
+            f["errors"].to_string(),
+            ms(&f["latency_p50_ms"]),
+            ms(&f["latency_p99_ms"]),
+            predictions,
+            f["feedback"].to_string(),
+            metric,
+        ]);
     }
     println!("{t}");
     Ok(())

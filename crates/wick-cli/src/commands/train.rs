@@ -2,11 +2,17 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use wick_core::data::{Augment, MissingPolicy, PersonalAction, PersonalData, PreprocessOptions, SplitFractions, TabularRequest, Task};
+use wick_core::data::{
+    Augment, MissingPolicy, PersonalAction, PersonalData, PreprocessOptions, SplitFractions,
+    TabularRequest, Task,
+};
 use wick_core::hub::{self, BackboneSource, HubClient};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, ModelSpec};
 use wick_core::package::save_package;
-use wick_core::train::{cross_validate, train_csv_streamed, train_images, train_table, CancelToken, StreamOptions, ClassWeight, TrainEvent, DeviceChoice, OptimizerKind, TrainConfig, TrainOutcome};
+use wick_core::train::{
+    cross_validate, train_csv_streamed, train_images, train_table, CancelToken, ClassWeight,
+    DeviceChoice, OptimizerKind, StreamOptions, TrainConfig, TrainEvent, TrainOutcome,
+};
 
 use crate::dataset::{self, Dataset};
 use crate::output::{print_json, print_metrics};
@@ -144,8 +150,15 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         optimizer: args.optimizer,
         device: args.device,
         early_stopping_patience: Some(args.patience.unwrap_or(5)).filter(|&p| p > 0),
-        split: SplitFractions { valid: args.valid_fraction, test: args.test_fraction },
-        class_weight: if args.class_weight == "balanced" { ClassWeight::Balanced } else { ClassWeight::None },
+        split: SplitFractions {
+            valid: args.valid_fraction,
+            test: args.test_fraction,
+        },
+        class_weight: if args.class_weight == "balanced" {
+            ClassWeight::Balanced
+        } else {
+            ClassWeight::None
+        },
         ..TrainConfig::default()
     };
     let mut bars = ProgressBars::new(json);
@@ -154,25 +167,58 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     let outcome: TrainOutcome = match &data {
         Dataset::Table(df) => {
             let Some(target) = args.target.clone() else {
-                let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-                bail!("choose the column to predict with --target; the columns are: {}", names.join(", "));
+                let names: Vec<String> = df
+                    .get_column_names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                bail!(
+                    "choose the column to predict with --target; the columns are: {}",
+                    names.join(", ")
+                );
             };
-            let task = args.task.as_deref().map(|t| if t == "regression" { Task::Regression } else { Task::Classification });
+            let task = args.task.as_deref().map(|t| {
+                if t == "regression" {
+                    Task::Regression
+                } else {
+                    Task::Classification
+                }
+            });
             let missing = match args.missing.as_str() {
                 "drop" => MissingPolicy::Drop,
                 "mean" => MissingPolicy::Mean,
                 "median" => MissingPolicy::Median,
                 "most-frequent" | "most_frequent" => MissingPolicy::MostFrequent,
-                other => bail!("--missing {other:?} is not known; use drop, mean, median or most-frequent"),
+                other => bail!(
+                    "--missing {other:?} is not known; use drop, mean, median or most-frequent"
+                ),
             };
             let personal = personal_choices(args.personal.as_deref().unwrap_or_default(), df)?;
-            let request = TabularRequest { target, features: args.features.clone(), task, options: PreprocessOptions { missing, ..Default::default() }, personal };
+            let request = TabularRequest {
+                target,
+                features: args.features.clone(),
+                task,
+                options: PreprocessOptions {
+                    missing,
+                    ..Default::default()
+                },
+                personal,
+            };
             let detected = match task {
                 Some(t) => t,
                 None => {
                     let Ok(col) = df.column(&request.target) else {
-                        let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-                        bail!("column `{}` is not in {}; the columns are: {}", request.target, args.data.display(), names.join(", "));
+                        let names: Vec<String> = df
+                            .get_column_names()
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect();
+                        bail!(
+                            "column `{}` is not in {}; the columns are: {}",
+                            request.target,
+                            args.data.display(),
+                            names.join(", ")
+                        );
                     };
                     wick_core::data::detect_task(col.as_materialized_series())
                 }
@@ -195,10 +241,28 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                         }
                     }
                 };
-                cv_report = Some(cross_validate(df, &args.data, &request, &spec, &config, k, &mut progress, &cancel)?);
+                cv_report = Some(cross_validate(
+                    df,
+                    &args.data,
+                    &request,
+                    &spec,
+                    &config,
+                    k,
+                    &mut progress,
+                    &cancel,
+                )?);
             }
             if streaming {
-                train_csv_streamed(&args.data, df, &request, &spec, &config, &StreamOptions::default(), &mut bars, &cancel)?
+                train_csv_streamed(
+                    &args.data,
+                    df,
+                    &request,
+                    &spec,
+                    &config,
+                    &StreamOptions::default(),
+                    &mut bars,
+                    &cancel,
+                )?
             } else {
                 train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
             }
@@ -221,13 +285,17 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             let spec = image_spec(args, shape, &mut bars)?;
             apply_defaults(&mut config, args, 15, 32, 2e-3);
             if let Some(names) = &args.augment {
-                config.augment = Augment::from_names(names.iter().map(String::as_str)).context("--augment")?;
+                config.augment =
+                    Augment::from_names(names.iter().map(String::as_str)).context("--augment")?;
             }
             train_images(index, &spec, &config, &mut bars, &cancel)?
         }
     };
     let name = args.name.clone().unwrap_or_else(|| {
-        args.out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into())
+        args.out
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into())
     });
     let manifest = save_package(&outcome.model, &outcome.report, &name, &args.out)
         .with_context(|| format!("saving the model to {}", args.out.display()))?;
@@ -251,11 +319,28 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         for w in &cv.warnings {
             eprintln!("note: {w}");
         }
-        println!("{}-fold cross-validation (every row tested once by a model that never saw it):", cv.folds);
+        println!(
+            "{}-fold cross-validation (every row tested once by a model that never saw it):",
+            cv.folds
+        );
         let mut t = crate::output::table(&["metric", "mean", "± sd", "folds"]);
         for s in &cv.stats {
-            let per_fold: Vec<String> = cv.fold_metrics.iter().filter_map(|m| m.scalars().iter().find(|(n, _)| *n == s.name).map(|(_, v)| format!("{v:.3}"))).collect();
-            t.add_row(vec![s.name.clone(), format!("{:.4}", s.mean), format!("{:.4}", s.sd), per_fold.join(" ")]);
+            let per_fold: Vec<String> = cv
+                .fold_metrics
+                .iter()
+                .filter_map(|m| {
+                    m.scalars()
+                        .iter()
+                        .find(|(n, _)| *n == s.name)
+                        .map(|(_, v)| format!("{v:.3}"))
+                })
+                .collect();
+            t.add_row(vec![
+                s.name.clone(),
+                format!("{:.4}", s.mean),
+                format!("{:.4}", s.sd),
+                per_fold.join(" "),
+            ]);
         }
         println!("{t}");
     }
@@ -268,7 +353,14 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     let rows = outcome.report.rows;
     println!(
         "model `{}` ({:?}, target `{}`) — {} train / {} valid / {} test rows, {} epochs on {}",
-        manifest.name, manifest.target.task, manifest.target.name, rows.train, rows.valid, rows.test, outcome.report.epochs_run, outcome.report.device
+        manifest.name,
+        manifest.target.task,
+        manifest.target.name,
+        rows.train,
+        rows.valid,
+        rows.test,
+        outcome.report.epochs_run,
+        outcome.report.device
     );
     match &outcome.report.test {
         Some(metrics) => {
@@ -281,15 +373,23 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn apply_defaults(config: &mut TrainConfig, args: &TrainArgs, epochs: usize, batch: usize, lr: f64) {
+fn apply_defaults(
+    config: &mut TrainConfig,
+    args: &TrainArgs,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+) {
     config.epochs = args.epochs.unwrap_or(epochs);
     config.batch_size = args.batch.unwrap_or(batch);
     config.lr = args.lr.unwrap_or(lr);
 }
 
 fn read_spec(path: &PathBuf) -> Result<ModelSpec> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid model spec", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid model spec", path.display()))
 }
 
 fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
@@ -301,14 +401,34 @@ fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
         Task::Classification => ModelKind::Logistic,
     });
     Ok(match kind {
-        ModelKind::Linear => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 },
-        ModelKind::Ridge => ModelSpec::Linear { ridge_alpha: args.alpha, poly_degree: 1 },
-        ModelKind::Poly => ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: args.degree },
+        ModelKind::Linear => ModelSpec::Linear {
+            ridge_alpha: 0.0,
+            poly_degree: 1,
+        },
+        ModelKind::Ridge => ModelSpec::Linear {
+            ridge_alpha: args.alpha,
+            poly_degree: 1,
+        },
+        ModelKind::Poly => ModelSpec::Linear {
+            ridge_alpha: 0.0,
+            poly_degree: args.degree,
+        },
         ModelKind::Logistic => ModelSpec::Logistic,
-        ModelKind::Mlp => ModelSpec::Mlp { hidden: args.hidden.clone(), activation: Activation::Relu, dropout: args.dropout },
+        ModelKind::Mlp => ModelSpec::Mlp {
+            hidden: args.hidden.clone(),
+            activation: Activation::Relu,
+            dropout: args.dropout,
+        },
         ModelKind::Gbdt => {
             let mut spec = ModelSpec::default_gbdt();
-            if let ModelSpec::Gbdt { trees, learning_rate, max_depth, early_stopping_rounds, .. } = &mut spec {
+            if let ModelSpec::Gbdt {
+                trees,
+                learning_rate,
+                max_depth,
+                early_stopping_rounds,
+                ..
+            } = &mut spec
+            {
                 *trees = args.trees.unwrap_or(*trees);
                 *learning_rate = args.lr.unwrap_or(*learning_rate);
                 *max_depth = args.max_depth.unwrap_or(*max_depth);
@@ -320,47 +440,88 @@ fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
         }
         ModelKind::Forest => {
             let mut spec = ModelSpec::default_forest();
-            if let ModelSpec::Forest { trees, max_depth, .. } = &mut spec {
+            if let ModelSpec::Forest {
+                trees, max_depth, ..
+            } = &mut spec
+            {
                 *trees = args.trees.unwrap_or(*trees);
                 *max_depth = args.max_depth.or(*max_depth);
             }
             spec
         }
-        ModelKind::Cnn | ModelKind::Transfer => bail!("--model cnn and transfer need an image folder, not a table"),
+        ModelKind::Cnn | ModelKind::Transfer => {
+            bail!("--model cnn and transfer need an image folder, not a table")
+        }
     })
 }
 
-fn image_spec(args: &TrainArgs, shape: wick_core::data::ImageShape, bars: &mut ProgressBars) -> Result<ModelSpec> {
+fn image_spec(
+    args: &TrainArgs,
+    shape: wick_core::data::ImageShape,
+    bars: &mut ProgressBars,
+) -> Result<ModelSpec> {
     if let Some(path) = &args.spec {
         return read_spec(path);
     }
-    let default = if args.backbone.is_some() { ModelKind::Transfer } else { ModelKind::Cnn };
+    let default = if args.backbone.is_some() {
+        ModelKind::Transfer
+    } else {
+        ModelKind::Cnn
+    };
     Ok(match args.model.unwrap_or(default) {
-        ModelKind::Cnn => ModelSpec::Cnn { input: shape, layers: default_cnn_layers() },
+        ModelKind::Cnn => ModelSpec::Cnn {
+            input: shape,
+            layers: default_cnn_layers(),
+        },
         ModelKind::Transfer => {
-            let source = BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE)).context("--backbone")?;
+            let source =
+                BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE))
+                    .context("--backbone")?;
             let client = HubClient::from_env()?;
             let (arch, weights) = source.resolve(&client, bars)?;
             // The backbone sees images at the size it was trained on unless --image-size says otherwise.
             let side = args.image_size.unwrap_or(source.input_px());
-            ModelSpec::Transfer { backbone: Backbone { arch, weights, input: wick_core::data::ImageShape { channels: 3, height: side, width: side }, fine_tune: args.fine_tune } }
+            ModelSpec::Transfer {
+                backbone: Backbone {
+                    arch,
+                    weights,
+                    input: wick_core::data::ImageShape {
+                        channels: 3,
+                        height: side,
+                        width: side,
+                    },
+                    fine_tune: args.fine_tune,
+                },
+            }
         }
         _ => bail!("an image dataset needs --model cnn or --model transfer"),
     })
 }
 
 /// Parses `--personal COLUMN=drop|hash` against the table's columns.
-fn personal_choices(items: &[String], df: &wick_core::polars::prelude::DataFrame) -> Result<PersonalData> {
+fn personal_choices(
+    items: &[String],
+    df: &wick_core::polars::prelude::DataFrame,
+) -> Result<PersonalData> {
     let mut personal = PersonalData::default();
     for item in items {
         let Some((column, action)) = item.split_once('=') else {
             bail!("--personal {item:?}: write COLUMN=drop or COLUMN=hash");
         };
         if df.column(column).is_err() {
-            let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-            bail!("--personal: column `{column}` is not in the table; the columns are: {}", names.join(", "));
+            let names: Vec<String> = df
+                .get_column_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            bail!(
+                "--personal: column `{column}` is not in the table; the columns are: {}",
+                names.join(", ")
+            );
         }
-        let action: PersonalAction = action.parse().map_err(|e: String| anyhow::anyhow!("--personal {item:?}: {e}"))?;
+        let action: PersonalAction = action
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--personal {item:?}: {e}"))?;
         personal.set(column, Some(action));
     }
     Ok(personal)

@@ -43,8 +43,15 @@ impl FeatureAdvice {
         // Counting distinct floats is dear on long columns; min == max tells a constant one.
         if kind == ColumnKind::Numeric && !series.dtype().is_integer() {
             let values = series.cast(&DataType::Float64).ok();
-            let range = values.as_ref().and_then(|v| v.f64().ok()).and_then(|v| Some(v.max()? - v.min()?));
-            return if range.is_none_or(|r| r == 0.0) { Self::Constant } else { Self::Use };
+            let range = values
+                .as_ref()
+                .and_then(|v| v.f64().ok())
+                .and_then(|v| Some(v.max()? - v.min()?));
+            return if range.is_none_or(|r| r == 0.0) {
+                Self::Constant
+            } else {
+                Self::Use
+            };
         }
         let distinct = series.drop_nulls().n_unique().unwrap_or(present);
         if distinct <= 1 {
@@ -53,20 +60,36 @@ impl FeatureAdvice {
         match kind {
             ColumnKind::Temporal => Self::Date,
             ColumnKind::Text => {
-                if series.str().is_ok_and(|t| t.iter().flatten().all(|v| parse_date(v).is_some())) {
+                if series
+                    .str()
+                    .is_ok_and(|t| t.iter().flatten().all(|v| parse_date(v).is_some()))
+                {
                     Self::Date
-                } else if present >= ID_MIN_ROWS && distinct as f64 >= ID_DISTINCT_SHARE * present as f64 {
-                    Self::IdLike { distinct, rows: present }
+                } else if present >= ID_MIN_ROWS
+                    && distinct as f64 >= ID_DISTINCT_SHARE * present as f64
+                {
+                    Self::IdLike {
+                        distinct,
+                        rows: present,
+                    }
                 } else {
                     Self::Use
                 }
             }
             // Whole numbers counting up by one (a row number or a running id).
-            ColumnKind::Numeric if series.dtype().is_integer() && present >= ID_MIN_ROWS && distinct == present => {
+            ColumnKind::Numeric
+                if series.dtype().is_integer() && present >= ID_MIN_ROWS && distinct == present =>
+            {
                 let values = series.cast(&DataType::Float64).ok();
-                let range = values.as_ref().and_then(|v| v.f64().ok()).and_then(|v| Some(v.max()? - v.min()?));
+                let range = values
+                    .as_ref()
+                    .and_then(|v| v.f64().ok())
+                    .and_then(|v| Some(v.max()? - v.min()?));
                 if range.is_some_and(|r| (r + 1.0 - present as f64).abs() < 0.5) {
-                    Self::IdLike { distinct, rows: present }
+                    Self::IdLike {
+                        distinct,
+                        rows: present,
+                    }
                 } else {
                     Self::Use
                 }
@@ -107,16 +130,27 @@ pub fn parse_date(text: &str) -> Option<NaiveDateTime> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(dt.naive_utc());
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), f).ok())
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), f).ok())
 }
 
 /// The [`DATE_PARTS`] of one value; `None` when it is not a date.
 pub fn date_parts(text: &str) -> Option<[f64; 5]> {
     let dt = parse_date(text)?;
     let days = dt.and_utc().timestamp() as f64 / 86_400.0;
-    Some([dt.year() as f64, dt.month() as f64, dt.weekday().num_days_from_monday() as f64, dt.hour() as f64, days])
+    Some([
+        dt.year() as f64,
+        dt.month() as f64,
+        dt.weekday().num_days_from_monday() as f64,
+        dt.hour() as f64,
+        days,
+    ])
 }
 
 #[cfg(test)]
@@ -125,7 +159,10 @@ mod tests {
 
     #[test]
     fn dates_and_date_times_become_parts() {
-        assert_eq!(date_parts("2024-03-01"), Some([2024.0, 3.0, 4.0, 0.0, 19783.0]));
+        assert_eq!(
+            date_parts("2024-03-01"),
+            Some([2024.0, 3.0, 4.0, 0.0, 19783.0])
+        );
         let p = date_parts("2024-03-01T18:00:00Z").unwrap();
         assert_eq!((p[3], p[4]), (18.0, 19783.75));
         assert_eq!(date_parts("2024-03-01 06:30").map(|p| p[3]), Some(6.0));
@@ -136,17 +173,39 @@ mod tests {
     #[test]
     fn ids_dates_and_constants_are_told_apart() {
         let ids = Series::new("id".into(), (0..100i64).collect::<Vec<_>>());
-        assert!(matches!(FeatureAdvice::of(&ids), FeatureAdvice::IdLike { distinct: 100, rows: 100 }));
-        let names = Series::new("name".into(), (0..100).map(|i| format!("passenger {i}")).collect::<Vec<_>>());
+        assert!(matches!(
+            FeatureAdvice::of(&ids),
+            FeatureAdvice::IdLike {
+                distinct: 100,
+                rows: 100
+            }
+        ));
+        let names = Series::new(
+            "name".into(),
+            (0..100)
+                .map(|i| format!("passenger {i}"))
+                .collect::<Vec<_>>(),
+        );
         assert!(FeatureAdvice::of(&names).excluded_by_default());
-        let measured = Series::new("x".into(), (0..100i64).map(|i| i * 3 % 17).collect::<Vec<_>>());
+        let measured = Series::new(
+            "x".into(),
+            (0..100i64).map(|i| i * 3 % 17).collect::<Vec<_>>(),
+        );
         assert_eq!(FeatureAdvice::of(&measured), FeatureAdvice::Use);
-        let dates = Series::new("d".into(), (1..=28).map(|d| format!("2024-02-{d:02}")).collect::<Vec<_>>());
+        let dates = Series::new(
+            "d".into(),
+            (1..=28)
+                .map(|d| format!("2024-02-{d:02}"))
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(FeatureAdvice::of(&dates), FeatureAdvice::Date);
         let constant = Series::new("c".into(), vec![Some("a"), None, Some("a")]);
         assert_eq!(FeatureAdvice::of(&constant), FeatureAdvice::Constant);
         let empty = Series::new("e".into(), vec![None::<f64>, None]);
         assert_eq!(FeatureAdvice::of(&empty), FeatureAdvice::Empty);
-        assert_eq!(FeatureAdvice::of(&Series::new("f".into(), vec![1.5, 1.5, 1.5])), FeatureAdvice::Constant);
+        assert_eq!(
+            FeatureAdvice::of(&Series::new("f".into(), vec![1.5, 1.5, 1.5])),
+            FeatureAdvice::Constant
+        );
     }
 }

@@ -62,7 +62,8 @@ struct Entry {
 impl ImageIndex {
     /// Images per class, in class order.
     pub fn class_counts(&self) -> Vec<(String, usize)> {
-        let mut counts: BTreeMap<String, usize> = self.classes.iter().map(|c| (c.clone(), 0)).collect();
+        let mut counts: BTreeMap<String, usize> =
+            self.classes.iter().map(|c| (c.clone(), 0)).collect();
         if let Ok(labels) = self.frame.column("label").and_then(|c| c.str().cloned()) {
             for label in labels.iter().flatten() {
                 *counts.entry(label.to_string()).or_default() += 1;
@@ -82,15 +83,26 @@ impl ImageIndex {
     /// Paths and class indices, in frame order.
     pub fn samples(&self) -> Result<Vec<(PathBuf, usize)>> {
         let ctx = |e| WickError::polars("image index", e);
-        let paths = self.frame.column("path").and_then(|c| c.str().cloned()).map_err(ctx)?;
-        let labels = self.frame.column("label").and_then(|c| c.str().cloned()).map_err(ctx)?;
+        let paths = self
+            .frame
+            .column("path")
+            .and_then(|c| c.str().cloned())
+            .map_err(ctx)?;
+        let labels = self
+            .frame
+            .column("label")
+            .and_then(|c| c.str().cloned())
+            .map_err(ctx)?;
         paths
             .iter()
             .zip(labels.iter())
             .map(|(p, l)| {
                 let (p, l) = (p.unwrap_or_default(), l.unwrap_or_default());
                 let class = self.classes.iter().position(|c| c == l).ok_or_else(|| {
-                    WickError::data(&self.root, format!("image {p} has label {l:?}, which is not one of the classes"))
+                    WickError::data(
+                        &self.root,
+                        format!("image {p} has label {l:?}, which is not one of the classes"),
+                    )
                 })?;
                 Ok((PathBuf::from(p), class))
             })
@@ -113,9 +125,17 @@ impl ImageIndex {
         for (w, h) in widths.iter().zip(heights.iter()) {
             *sizes.entry((*w, *h)).or_default() += 1;
         }
-        let (w, h) = sizes.into_iter().max_by_key(|(_, n)| *n).map(|(s, _)| s).unwrap_or((32, 32));
+        let (w, h) = sizes
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(s, _)| s)
+            .unwrap_or((32, 32));
         let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
-        let channels = if channels.iter().any(|&c| c >= 3) { 3 } else { 1 };
+        let channels = if channels.iter().any(|&c| c >= 3) {
+            3
+        } else {
+            1
+        };
         ImageShape {
             width: ((w as f64 * scale).round() as usize).max(1),
             height: ((h as f64 * scale).round() as usize).max(1),
@@ -135,7 +155,10 @@ const PROBE_CHUNK_FILES: usize = 256;
 
 /// [`index_image_folder`], reporting `(files read, files in all)` as the headers are read: a folder
 /// of 10,000 photos on a slow disk takes a while.
-pub fn index_image_folder_with_progress(root: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<ImageIndex> {
+pub fn index_image_folder_with_progress(
+    root: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImageIndex> {
     use rayon::prelude::*;
     let dirs = read_dir_sorted(root)?;
     let class_dirs: Vec<PathBuf> = dirs.iter().filter(|p| p.is_dir()).cloned().collect();
@@ -147,15 +170,24 @@ pub fn index_image_folder_with_progress(root: &Path, progress: &mut dyn FnMut(us
     }
     let mut skipped = Vec::new();
     for file in dirs.iter().filter(|p| p.is_file()) {
-        skipped.push(SkippedFile { path: file.clone(), reason: "not inside a class sub-folder".into() });
+        skipped.push(SkippedFile {
+            path: file.clone(),
+            reason: "not inside a class sub-folder".into(),
+        });
     }
     // Listing first (fast), so the progress has a total; then the headers, a chunk at a time.
     let mut files = Vec::new();
     for dir in &class_dirs {
-        let label = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let label = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         for file in read_dir_sorted(dir)? {
             if file.is_dir() {
-                skipped.push(SkippedFile { path: file, reason: "nested folder (only one level of class folders is read)".into() });
+                skipped.push(SkippedFile {
+                    path: file,
+                    reason: "nested folder (only one level of class folders is read)".into(),
+                });
             } else {
                 files.push((file, label.clone()));
             }
@@ -164,14 +196,29 @@ pub fn index_image_folder_with_progress(root: &Path, progress: &mut dyn FnMut(us
     let mut entries = Vec::new();
     progress(0, files.len());
     for (i, chunk) in files.chunks(PROBE_CHUNK_FILES).enumerate() {
-        let probed: Vec<_> = chunk.par_iter().map(|(file, _)| probe_image(file)).collect();
+        let probed: Vec<_> = chunk
+            .par_iter()
+            .map(|(file, _)| probe_image(file))
+            .collect();
         for ((file, label), probe) in chunk.iter().zip(probed) {
             match probe {
-                Ok((width, height, channels)) => entries.push(Entry { path: file.clone(), label: label.clone(), width, height, channels }),
-                Err(reason) => skipped.push(SkippedFile { path: file.clone(), reason }),
+                Ok((width, height, channels)) => entries.push(Entry {
+                    path: file.clone(),
+                    label: label.clone(),
+                    width,
+                    height,
+                    channels,
+                }),
+                Err(reason) => skipped.push(SkippedFile {
+                    path: file.clone(),
+                    reason,
+                }),
             }
         }
-        progress((i * PROBE_CHUNK_FILES + chunk.len()).min(files.len()), files.len());
+        progress(
+            (i * PROBE_CHUNK_FILES + chunk.len()).min(files.len()),
+            files.len(),
+        );
     }
     build_index(root, entries, skipped)
 }
@@ -183,19 +230,36 @@ pub fn index_image_csv(csv: &Path) -> Result<ImageIndex> {
     let get = |name: &str| {
         df.column(name)
             .and_then(|c| c.cast(&DataType::String))
-            .map_err(|_| WickError::data(csv, format!("needs a column named `{name}` (an image CSV has columns path,label)")))
+            .map_err(|_| {
+                WickError::data(
+                    csv,
+                    format!("needs a column named `{name}` (an image CSV has columns path,label)"),
+                )
+            })
     };
     let (paths, labels) = (get("path")?, get("label")?);
-    let (paths, labels) = (paths.str().map_err(|e| WickError::polars("path", e))?, labels.str().map_err(|e| WickError::polars("label", e))?);
+    let (paths, labels) = (
+        paths.str().map_err(|e| WickError::polars("path", e))?,
+        labels.str().map_err(|e| WickError::polars("label", e))?,
+    );
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
     for (row, (p, l)) in paths.iter().zip(labels.iter()).enumerate() {
         let (Some(p), Some(l)) = (p, l) else {
-            return Err(WickError::data(csv, format!("row {} has an empty path or label", row + 1)));
+            return Err(WickError::data(
+                csv,
+                format!("row {} has an empty path or label", row + 1),
+            ));
         };
         let path = base.join(p);
         match probe_image(&path) {
-            Ok((width, height, channels)) => entries.push(Entry { path, label: l.to_string(), width, height, channels }),
+            Ok((width, height, channels)) => entries.push(Entry {
+                path,
+                label: l.to_string(),
+                width,
+                height,
+                channels,
+            }),
             Err(reason) => skipped.push(SkippedFile { path, reason }),
         }
     }
@@ -210,7 +274,11 @@ fn build_index(root: &Path, entries: Vec<Entry>, skipped: Vec<SkippedFile>) -> R
     if counts.is_empty() {
         return Err(WickError::data(
             root,
-            format!("contains no readable images ({} files skipped); supported: {}", skipped.len(), IMAGE_EXTENSIONS.join(", ")),
+            format!(
+                "contains no readable images ({} files skipped); supported: {}",
+                skipped.len(),
+                IMAGE_EXTENSIONS.join(", ")
+            ),
         ));
     }
     if let Some((class, n)) = counts.iter().find(|(_, n)| **n < 2) {
@@ -220,24 +288,56 @@ fn build_index(root: &Path, entries: Vec<Entry>, skipped: Vec<SkippedFile>) -> R
         ));
     }
     if counts.len() < 2 {
-        return Err(WickError::data(root, "has only one class: a classifier needs at least 2 class folders"));
+        return Err(WickError::data(
+            root,
+            "has only one class: a classifier needs at least 2 class folders",
+        ));
     }
     let frame = DataFrame::new_infer_height(vec![
-        Column::new("path".into(), entries.iter().map(|e| e.path.to_string_lossy().to_string()).collect::<Vec<_>>()),
-        Column::new("label".into(), entries.iter().map(|e| e.label.clone()).collect::<Vec<_>>()),
-        Column::new("width".into(), entries.iter().map(|e| e.width).collect::<Vec<_>>()),
-        Column::new("height".into(), entries.iter().map(|e| e.height).collect::<Vec<_>>()),
-        Column::new("channels".into(), entries.iter().map(|e| e.channels as u32).collect::<Vec<_>>()),
+        Column::new(
+            "path".into(),
+            entries
+                .iter()
+                .map(|e| e.path.to_string_lossy().to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "label".into(),
+            entries.iter().map(|e| e.label.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "width".into(),
+            entries.iter().map(|e| e.width).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "height".into(),
+            entries.iter().map(|e| e.height).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "channels".into(),
+            entries
+                .iter()
+                .map(|e| e.channels as u32)
+                .collect::<Vec<_>>(),
+        ),
     ])
     .map_err(|e| WickError::polars("image index", e))?;
-    Ok(ImageIndex { root: root.to_path_buf(), frame, classes: counts.into_keys().collect(), skipped })
+    Ok(ImageIndex {
+        root: root.to_path_buf(),
+        frame,
+        classes: counts.into_keys().collect(),
+        skipped,
+    })
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| WickError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     paths.sort();
     Ok(paths)
@@ -245,9 +345,16 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads an image's header: (width, height, channels), or why it can't be used.
 fn probe_image(path: &Path) -> std::result::Result<(u32, u32, u8), String> {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     if !IMAGE_EXTENSIONS.contains(&ext.as_str()) {
-        return Err(format!("unsupported file type (.{ext}); supported: {}", IMAGE_EXTENSIONS.join(", ")));
+        return Err(format!(
+            "unsupported file type (.{ext}); supported: {}",
+            IMAGE_EXTENSIONS.join(", ")
+        ));
     }
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if len == 0 {
@@ -255,7 +362,9 @@ fn probe_image(path: &Path) -> std::result::Result<(u32, u32, u8), String> {
     }
     let reader = ImageReader::open(path).map_err(|e| e.to_string())?;
     let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    let decoder = reader.into_decoder().map_err(|e| format!("corrupt or unreadable image: {e}"))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("corrupt or unreadable image: {e}"))?;
     let (w, h) = decoder.dimensions();
     let channels = decoder.color_type().channel_count();
     Ok((w, h, channels))
@@ -263,7 +372,10 @@ fn probe_image(path: &Path) -> std::result::Result<(u32, u32, u8), String> {
 
 /// Decodes an image file into `shape`, as f32 in `[0, 1]`, channel-first (C, H, W).
 pub fn load_image(path: &Path, shape: ImageShape) -> Result<Vec<f32>> {
-    Ok(load_image_u8(path, shape)?.into_iter().map(|v| v as f32 / 255.0).collect())
+    Ok(load_image_u8(path, shape)?
+        .into_iter()
+        .map(|v| v as f32 / 255.0)
+        .collect())
 }
 
 /// Decodes an image file into `shape` as channel-first bytes (a quarter of the f32 pixels' memory;
@@ -281,7 +393,12 @@ pub const MAX_DECODED_IMAGE_BYTES: u64 = 512 << 20;
 /// sideways), refusing one larger than [`MAX_DECODED_IMAGE_BYTES`] decoded. (The image crate's own
 /// `max_alloc` is advisory, and its PNG decoder does not check it before allocating the image.)
 pub fn decode_image(path: &Path) -> Result<DynamicImage> {
-    let unreadable = |e: image::ImageError| WickError::data(path, format!("is not a readable image ({e}); replace or remove the file"));
+    let unreadable = |e: image::ImageError| {
+        WickError::data(
+            path,
+            format!("is not a readable image ({e}); replace or remove the file"),
+        )
+    };
     let mut decoder = ImageReader::open(path)
         .map_err(|e| WickError::io(path, e))?
         .with_guessed_format()
@@ -299,7 +416,9 @@ pub fn decode_image(path: &Path) -> Result<DynamicImage> {
             ),
         ));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     img.apply_orientation(orientation);
     Ok(img)
@@ -330,14 +449,26 @@ pub fn image_to_chw_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>>
 pub fn image_to_hwc_u8(img: &DynamicImage, shape: ImageShape) -> Result<Vec<u8>> {
     use fast_image_resize::{FilterType as Filter, ResizeAlg, ResizeOptions, Resizer};
     let (w, h) = (shape.width as u32, shape.height as u32);
-    let src = if shape.channels == 1 { DynamicImage::ImageLuma8(img.to_luma8()) } else { DynamicImage::ImageRgb8(img.to_rgb8()) };
+    let src = if shape.channels == 1 {
+        DynamicImage::ImageLuma8(img.to_luma8())
+    } else {
+        DynamicImage::ImageRgb8(img.to_rgb8())
+    };
     if src.width() == w && src.height() == h {
         return Ok(src.into_bytes());
     }
     let mut dst = DynamicImage::new(w, h, src.color());
     Resizer::new()
-        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear)).fit_into_destination(None))
-        .map_err(|e| WickError::InvalidSpec(format!("an image could not be resized to {w}×{h}: {e}")))?;
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new()
+                .resize_alg(ResizeAlg::Convolution(Filter::Bilinear))
+                .fit_into_destination(None),
+        )
+        .map_err(|e| {
+            WickError::InvalidSpec(format!("an image could not be resized to {w}×{h}: {e}"))
+        })?;
     Ok(dst.into_bytes())
 }
 

@@ -12,14 +12,19 @@ pub mod tabular;
 
 pub use augment::{Augment, AUGMENT_NAMES};
 pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
-pub use images::{index_image_csv, index_image_folder, index_image_folder_with_progress, load_image, IMAGE_EXTENSIONS, ImageIndex, ImageShape, SkippedFile};
-pub use stream::{sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES};
+pub use images::{
+    index_image_csv, index_image_folder, index_image_folder_with_progress, load_image, ImageIndex,
+    ImageShape, SkippedFile, IMAGE_EXTENSIONS,
+};
 pub use personal::{detect_personal, PersonalAction, PersonalData, PersonalKind};
 pub use split::{split_rows, Split, SplitFractions};
+pub use stream::{
+    sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES,
+    STREAM_THRESHOLD_BYTES,
+};
 pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
 pub use table::{read_table, TableFormat};
 pub use tabular::{
-    detect_task, prepare_tabular, FeatureEncoder, MissingPolicy, PreprocessOptions, Preprocessor, RawColumn,
-    TabularDataset, TabularRequest, Task, TargetValues,
+    detect_task, prepare_tabular, FeatureEncoder, MissingPolicy, PreprocessOptions, Preprocessor,
+    RawColumn, TabularDataset, TabularRequest, TargetValues, Task,
 };
-

@@ -54,7 +54,9 @@ impl std::str::FromStr for PersonalAction {
         match s {
             "drop" => Ok(Self::Drop),
             "hash" => Ok(Self::Hash),
-            other => Err(format!("`{other}` is not an action for a personal column: use drop or hash")),
+            other => Err(format!(
+                "`{other}` is not an action for a personal column: use drop or hash"
+            )),
         }
     }
 }
@@ -126,11 +128,18 @@ impl PersonalData {
             }
             match action {
                 PersonalAction::Drop => {
-                    out = out.drop(name).map_err(|e| WickError::polars(format!("dropping personal column `{name}`"), e))?;
+                    out = out.drop(name).map_err(|e| {
+                        WickError::polars(format!("dropping personal column `{name}`"), e)
+                    })?;
                 }
                 PersonalAction::Hash => {
-                    let hashed = self.hash_column(out.column(name).map_err(|e| WickError::polars(format!("column `{name}`"), e))?)?;
-                    out.with_column(hashed).map_err(|e| WickError::polars(format!("hashing personal column `{name}`"), e))?;
+                    let hashed = self.hash_column(
+                        out.column(name)
+                            .map_err(|e| WickError::polars(format!("column `{name}`"), e))?,
+                    )?;
+                    out.with_column(hashed).map_err(|e| {
+                        WickError::polars(format!("hashing personal column `{name}`"), e)
+                    })?;
                 }
             }
         }
@@ -139,8 +148,12 @@ impl PersonalData {
 
     fn hash_column(&self, column: &Column) -> Result<Column> {
         let name = column.name().clone();
-        let text = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-        let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+        let text = column
+            .cast(&DataType::String)
+            .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+        let text = text
+            .str()
+            .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
         let hashed: StringChunked = text.iter().map(|v| v.map(|v| self.hash_value(v))).collect();
         Ok(hashed.with_name(name).into_series().into())
     }
@@ -164,19 +177,41 @@ const SAMPLE_VALUES: usize = 1000;
 /// checked. Text columns are matched on values; a name-only hint (`phone`, `first_name`) needs the
 /// values to agree too, so a city column is not taken for names.
 pub fn detect_personal(series: &Series) -> Option<PersonalKind> {
-    let key: String = series.name().chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+    let key: String = series
+        .name()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let values: Vec<String> = match series.dtype() {
-        DataType::String => series.str().ok()?.iter().flatten().filter(|v| !v.trim().is_empty()).take(SAMPLE_VALUES).map(str::to_string).collect(),
+        DataType::String => series
+            .str()
+            .ok()?
+            .iter()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+            .take(SAMPLE_VALUES)
+            .map(str::to_string)
+            .collect(),
         // Phone numbers stored as integers are only recognisable by the column's name.
-        dt if dt.is_integer() && name_says_phone(&key) => {
-            series.cast(&DataType::String).ok()?.str().ok()?.iter().flatten().take(SAMPLE_VALUES).map(str::to_string).collect()
-        }
+        dt if dt.is_integer() && name_says_phone(&key) => series
+            .cast(&DataType::String)
+            .ok()?
+            .str()
+            .ok()?
+            .iter()
+            .flatten()
+            .take(SAMPLE_VALUES)
+            .map(str::to_string)
+            .collect(),
         _ => return None,
     };
     if values.is_empty() {
         return None;
     }
-    let share = |f: &dyn Fn(&str) -> bool| values.iter().filter(|v| f(v.trim())).count() as f64 / values.len() as f64;
+    let share = |f: &dyn Fn(&str) -> bool| {
+        values.iter().filter(|v| f(v.trim())).count() as f64 / values.len() as f64
+    };
     if share(&looks_like_email) >= MATCH_SHARE {
         return Some(PersonalKind::Email);
     }
@@ -196,19 +231,40 @@ pub fn detect_personal(series: &Series) -> Option<PersonalKind> {
 }
 
 fn name_says_phone(key: &str) -> bool {
-    ["phone", "mobile", "cell", "telephone", "tel", "fax"].iter().any(|k| key == *k || key.starts_with(k) || key.ends_with(k))
+    ["phone", "mobile", "cell", "telephone", "tel", "fax"]
+        .iter()
+        .any(|k| key == *k || key.starts_with(k) || key.ends_with(k))
 }
 
 fn name_says_person(key: &str) -> bool {
     const NAMES: [&str; 16] = [
-        "name", "firstname", "lastname", "surname", "fullname", "givenname", "familyname", "forename", "customer",
-        "customername", "contact", "contactname", "person", "patient", "patientname", "employee",
+        "name",
+        "firstname",
+        "lastname",
+        "surname",
+        "fullname",
+        "givenname",
+        "familyname",
+        "forename",
+        "customer",
+        "customername",
+        "contact",
+        "contactname",
+        "person",
+        "patient",
+        "patientname",
+        "employee",
     ];
-    NAMES.contains(&key) || key.ends_with("firstname") || key.ends_with("lastname") || key.ends_with("fullname")
+    NAMES.contains(&key)
+        || key.ends_with("firstname")
+        || key.ends_with("lastname")
+        || key.ends_with("fullname")
 }
 
 fn looks_like_email(v: &str) -> bool {
-    let Some((local, domain)) = v.split_once('@') else { return false };
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && !v.contains(char::is_whitespace)
@@ -221,7 +277,10 @@ fn digits(v: &str) -> Vec<u32> {
 }
 
 fn looks_like_card(v: &str) -> bool {
-    if !v.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') {
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+    {
         return false;
     }
     let d = digits(v);
@@ -233,20 +292,37 @@ fn looks_like_card(v: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &x)| if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x })
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                if x * 2 > 9 {
+                    x * 2 - 9
+                } else {
+                    x * 2
+                }
+            } else {
+                x
+            }
+        })
         .sum();
     sum.is_multiple_of(10)
 }
 
 fn looks_like_ssn(v: &str) -> bool {
     let parts: Vec<&str> = v.split('-').collect();
-    parts.len() == 3 && [3, 2, 4].iter().zip(&parts).all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3
+        && [3, 2, 4]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// 7–15 digits with the punctuation phone numbers are written with; without a name that says
 /// phone, the value must be written like one (a leading `+`, or separators), not be a bare number.
 fn looks_like_phone(v: &str, named_phone: bool) -> bool {
-    if !v.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
         return false;
     }
     let n = digits(v).len();
@@ -259,20 +335,30 @@ fn looks_like_phone(v: &str, named_phone: bool) -> bool {
 /// Dates written with digits and separators (`2012-01-01`, `01/02/2012`, `1.2.2012`), which the
 /// phone pattern would otherwise take.
 fn looks_like_date(v: &str) -> bool {
-    const FORMATS: [&str; 6] = ["%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%d.%m.%Y"];
-    FORMATS.iter().any(|f| chrono::NaiveDate::parse_from_str(v, f).is_ok())
+    const FORMATS: [&str; 6] = [
+        "%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%d.%m.%Y",
+    ];
+    FORMATS
+        .iter()
+        .any(|f| chrono::NaiveDate::parse_from_str(v, f).is_ok())
 }
 
 /// One to eight words of letters and name punctuation, each starting with a capital letter or a
 /// particle (de, van, …). Commas, brackets and quotes may stand between them, as in passenger
 /// lists: "Cumings, Mrs. John Bradley (Florence Briggs Thayer)".
 fn looks_like_name(v: &str) -> bool {
-    const PARTICLES: [&str; 12] = ["de", "van", "von", "der", "den", "da", "del", "della", "di", "du", "la", "y"];
-    let cleaned: String = v.chars().map(|c| if ",()\"".contains(c) { ' ' } else { c }).collect();
+    const PARTICLES: [&str; 12] = [
+        "de", "van", "von", "der", "den", "da", "del", "della", "di", "du", "la", "y",
+    ];
+    let cleaned: String = v
+        .chars()
+        .map(|c| if ",()\"".contains(c) { ' ' } else { c })
+        .collect();
     let words: Vec<&str> = cleaned.split_whitespace().collect();
     (1..=8).contains(&words.len())
         && words.iter().all(|w| {
-            (w.chars().next().is_some_and(char::is_uppercase) || PARTICLES.contains(w)) && w.chars().all(|c| c.is_alphabetic() || "'-.".contains(c))
+            (w.chars().next().is_some_and(char::is_uppercase) || PARTICLES.contains(w))
+                && w.chars().all(|c| c.is_alphabetic() || "'-.".contains(c))
         })
 }
 
@@ -286,29 +372,99 @@ mod tests {
 
     #[test]
     fn each_kind_is_recognised_by_its_values() {
-        assert_eq!(kind("contact", &["ann@example.com", "bo.b@mail.co.uk", "c+tag@x.org"]), Some(PersonalKind::Email));
-        assert_eq!(kind("client", &["192.168.1.20", "10.0.0.1", "2001:db8::1"]), Some(PersonalKind::IpAddress));
-        assert_eq!(kind("pan", &["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"]), Some(PersonalKind::CardOrId));
-        assert_eq!(kind("ssn", &["078-05-1120", "219-09-9999"]), Some(PersonalKind::CardOrId));
-        assert_eq!(kind("reach", &["+44 20 7946 0958", "(555) 010-4477", "555-0100 22"]), Some(PersonalKind::Phone));
-        assert_eq!(kind("customer_name", &["Ada Lovelace", "Grace Hopper", "Alan Mathison Turing"]), Some(PersonalKind::PersonName));
+        assert_eq!(
+            kind(
+                "contact",
+                &["ann@example.com", "bo.b@mail.co.uk", "c+tag@x.org"]
+            ),
+            Some(PersonalKind::Email)
+        );
+        assert_eq!(
+            kind("client", &["192.168.1.20", "10.0.0.1", "2001:db8::1"]),
+            Some(PersonalKind::IpAddress)
+        );
+        assert_eq!(
+            kind(
+                "pan",
+                &[
+                    "4111 1111 1111 1111",
+                    "5500-0000-0000-0004",
+                    "378282246310005"
+                ]
+            ),
+            Some(PersonalKind::CardOrId)
+        );
+        assert_eq!(
+            kind("ssn", &["078-05-1120", "219-09-9999"]),
+            Some(PersonalKind::CardOrId)
+        );
+        assert_eq!(
+            kind(
+                "reach",
+                &["+44 20 7946 0958", "(555) 010-4477", "555-0100 22"]
+            ),
+            Some(PersonalKind::Phone)
+        );
+        assert_eq!(
+            kind(
+                "customer_name",
+                &["Ada Lovelace", "Grace Hopper", "Alan Mathison Turing"]
+            ),
+            Some(PersonalKind::PersonName)
+        );
         let phones = Series::new("phone".into(), &[5550100i64, 2025550123]);
         assert_eq!(detect_personal(&phones), Some(PersonalKind::Phone));
     }
 
     #[test]
     fn ordinary_columns_are_not_flagged() {
-        assert_eq!(kind("city", &["Seattle", "New York", "Paris"]), None, "names need a name-like column");
+        assert_eq!(
+            kind("city", &["Seattle", "New York", "Paris"]),
+            None,
+            "names need a name-like column"
+        );
         // The Titanic passenger list's `name` column.
-        let passengers = ["Braund, Mr. Owen Harris", "Cumings, Mrs. John Bradley (Florence Briggs Thayer)", "Heikkinen, Miss. Laina", "Palsson, Master. Gosta Leonard", "Johnson, Mrs. Oscar W (Elisabeth Vilhelmina Berg)"];
+        let passengers = [
+            "Braund, Mr. Owen Harris",
+            "Cumings, Mrs. John Bradley (Florence Briggs Thayer)",
+            "Heikkinen, Miss. Laina",
+            "Palsson, Master. Gosta Leonard",
+            "Johnson, Mrs. Oscar W (Elisabeth Vilhelmina Berg)",
+        ];
         assert_eq!(kind("name", &passengers), Some(PersonalKind::PersonName));
-        assert_eq!(kind("Name", &["van der Berg, Mr. Jan", "de la Cruz, Ms. Ana", "O'Brien, Mr. Timothy"]), Some(PersonalKind::PersonName));
-        assert_eq!(kind("name", &["rain", "sun", "fog"]), None, "a column called name of lower-case words");
+        assert_eq!(
+            kind(
+                "Name",
+                &[
+                    "van der Berg, Mr. Jan",
+                    "de la Cruz, Ms. Ana",
+                    "O'Brien, Mr. Timothy"
+                ]
+            ),
+            Some(PersonalKind::PersonName)
+        );
+        assert_eq!(
+            kind("name", &["rain", "sun", "fog"]),
+            None,
+            "a column called name of lower-case words"
+        );
         assert_eq!(kind("weather", &["rain", "sun", "drizzle"]), None);
-        assert_eq!(kind("code", &["1234567", "7654321"]), None, "bare numbers are not phones without the name");
-        assert_eq!(kind("card", &["4111 1111 1111 1112"]), None, "fails the Luhn check");
+        assert_eq!(
+            kind("code", &["1234567", "7654321"]),
+            None,
+            "bare numbers are not phones without the name"
+        );
+        assert_eq!(
+            kind("card", &["4111 1111 1111 1112"]),
+            None,
+            "fails the Luhn check"
+        );
         assert_eq!(kind("date", &["2012-01-01", "2012-01-02"]), None);
-        assert_eq!(detect_personal(&Series::new("phone".into(), &[1.5f64, 2.5])), None, "floats are measurements");
+        assert_eq!(
+            detect_personal(&Series::new("phone".into(), &[1.5f64, 2.5])),
+            None,
+            "floats are measurements"
+        );
         // One value in five personal is not a personal column.
         assert_eq!(kind("note", &["a@b.co", "x", "y", "z", "w"]), None);
     }
@@ -333,10 +489,19 @@ mod tests {
         assert_eq!(first, p.hash_value("ann@example.com"));
         // sha256("<salt>\0ann@example.com")[..16], computed independently:
         // python3 -c "import hashlib; print(hashlib.sha256(b'00112233445566778899aabbccddeeff\x00ann@example.com').hexdigest()[:16])"
-        let fixed = PersonalData { salt: "00112233445566778899aabbccddeeff".into(), ..Default::default() };
+        let fixed = PersonalData {
+            salt: "00112233445566778899aabbccddeeff".into(),
+            ..Default::default()
+        };
         assert_eq!(fixed.hash_value("ann@example.com"), "cf82632e41262348");
-        let other = PersonalData { salt: "ffeeddccbbaa99887766554433221100".into(), ..Default::default() };
-        assert_ne!(other.hash_value("ann@example.com"), fixed.hash_value("ann@example.com"));
+        let other = PersonalData {
+            salt: "ffeeddccbbaa99887766554433221100".into(),
+            ..Default::default()
+        };
+        assert_ne!(
+            other.hash_value("ann@example.com"),
+            fixed.hash_value("ann@example.com")
+        );
         p.set("email", None);
         assert!(!p.is_hashed("email"));
     }

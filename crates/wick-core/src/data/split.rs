@@ -22,16 +22,28 @@ pub struct SplitFractions {
 
 impl Default for SplitFractions {
     fn default() -> Self {
-        Self { valid: 0.15, test: 0.15 }
+        Self {
+            valid: 0.15,
+            test: 0.15,
+        }
     }
 }
 
 /// Splits `n` rows. With `classes`, each class is split in the same proportions (stratified).
 /// Every class keeps at least one training row.
-pub fn split_rows(n: usize, classes: Option<&[usize]>, fractions: SplitFractions, seed: u64) -> Split {
+pub fn split_rows(
+    n: usize,
+    classes: Option<&[usize]>,
+    fractions: SplitFractions,
+    seed: u64,
+) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let groups = class_groups(n, classes);
-    let mut split = Split { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
+    let mut split = Split {
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+    };
     for mut rows in groups {
         rows.shuffle(&mut rng);
         let len = rows.len();
@@ -45,7 +57,9 @@ pub fn split_rows(n: usize, classes: Option<&[usize]>, fractions: SplitFractions
             }
         }
         split.test.extend_from_slice(&rows[..n_test]);
-        split.valid.extend_from_slice(&rows[n_test..n_test + n_valid]);
+        split
+            .valid
+            .extend_from_slice(&rows[n_test..n_test + n_valid]);
         split.train.extend_from_slice(&rows[n_test + n_valid..]);
     }
     split.train.sort_unstable();
@@ -81,7 +95,13 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!((a.train.len(), a.valid.len(), a.test.len()), (70, 15, 15));
-        let mut all: Vec<usize> = a.train.iter().chain(&a.valid).chain(&a.test).copied().collect();
+        let mut all: Vec<usize> = a
+            .train
+            .iter()
+            .chain(&a.valid)
+            .chain(&a.test)
+            .copied()
+            .collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
     }
@@ -89,11 +109,27 @@ mod tests {
     #[test]
     fn stratified_split_keeps_class_proportions() {
         let classes: Vec<usize> = (0..200).map(|i| usize::from(i % 10 == 0)).collect();
-        let s = split_rows(200, Some(&classes), SplitFractions { valid: 0.1, test: 0.2 }, 1);
+        let s = split_rows(
+            200,
+            Some(&classes),
+            SplitFractions {
+                valid: 0.1,
+                test: 0.2,
+            },
+            1,
+        );
         let minority_in_test = s.test.iter().filter(|&&r| classes[r] == 1).count();
         assert_eq!(minority_in_test, 4, "20% of the 20 minority rows");
         let tiny = [0, 0, 0, 0, 1];
-        let s = split_rows(5, Some(&tiny), SplitFractions { valid: 0.4, test: 0.4 }, 1);
+        let s = split_rows(
+            5,
+            Some(&tiny),
+            SplitFractions {
+                valid: 0.4,
+                test: 0.4,
+            },
+            1,
+        );
         assert!(s.train.contains(&4), "a one-row class stays in training");
     }
 }

@@ -16,7 +16,10 @@ use sha2::{Digest, Sha256};
 
 use super::columns::FeatureAdvice;
 use super::personal::PersonalKind;
-use super::summary::{preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS, TOP_VALUES};
+use super::summary::{
+    preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS,
+    TOP_VALUES,
+};
 use super::table::{read_head, sniff_separator, TableFormat};
 use crate::error::{Result, WickError};
 
@@ -33,25 +36,67 @@ const MAX_COUNTED_VALUES: usize = 100_000;
 
 /// Per-column statistics of the rows seen so far.
 enum Acc {
-    Numeric { n: u64, missing: u64, min: f64, max: f64, mean: f64, m2: f64, hll: Hll },
-    Text { missing: u64, counts: HashMap<String, usize, foldhash::fast::RandomState>, capped: bool, hll: Hll },
-    Other { missing: u64, hll: Hll },
+    Numeric {
+        n: u64,
+        missing: u64,
+        min: f64,
+        max: f64,
+        mean: f64,
+        m2: f64,
+        hll: Hll,
+    },
+    Text {
+        missing: u64,
+        counts: HashMap<String, usize, foldhash::fast::RandomState>,
+        capped: bool,
+        hll: Hll,
+    },
+    Other {
+        missing: u64,
+        hll: Hll,
+    },
 }
 
 impl Acc {
     fn new(dtype: &DataType) -> Self {
         match ColumnKind::of(dtype) {
-            ColumnKind::Numeric => Self::Numeric { n: 0, missing: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, mean: 0.0, m2: 0.0, hll: Hll::new() },
-            ColumnKind::Text | ColumnKind::Boolean => Self::Text { missing: 0, counts: HashMap::default(), capped: false, hll: Hll::new() },
-            ColumnKind::Temporal | ColumnKind::Other => Self::Other { missing: 0, hll: Hll::new() },
+            ColumnKind::Numeric => Self::Numeric {
+                n: 0,
+                missing: 0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                mean: 0.0,
+                m2: 0.0,
+                hll: Hll::new(),
+            },
+            ColumnKind::Text | ColumnKind::Boolean => Self::Text {
+                missing: 0,
+                counts: HashMap::default(),
+                capped: false,
+                hll: Hll::new(),
+            },
+            ColumnKind::Temporal | ColumnKind::Other => Self::Other {
+                missing: 0,
+                hll: Hll::new(),
+            },
         }
     }
 
     fn add(&mut self, column: &Column, ctx: &str) -> Result<()> {
         let series = column.as_materialized_series();
         match self {
-            Self::Numeric { n, missing, min, max, mean, m2, hll } => {
-                let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(ctx, e))?;
+            Self::Numeric {
+                n,
+                missing,
+                min,
+                max,
+                mean,
+                m2,
+                hll,
+            } => {
+                let values = series
+                    .cast(&DataType::Float64)
+                    .map_err(|e| WickError::polars(ctx, e))?;
                 let values = values.f64().map_err(|e| WickError::polars(ctx, e))?;
                 *missing += values.null_count() as u64;
                 // This chunk's moments, then Chan's merge with the running ones.
@@ -67,15 +112,27 @@ impl Acc {
                     return Ok(());
                 }
                 let cmean = csum / cn as f64;
-                let cm2: f64 = values.iter().flatten().filter(|v| !v.is_nan()).map(|v| (v - cmean) * (v - cmean)).sum();
+                let cm2: f64 = values
+                    .iter()
+                    .flatten()
+                    .filter(|v| !v.is_nan())
+                    .map(|v| (v - cmean) * (v - cmean))
+                    .sum();
                 let total = *n + cn;
                 let delta = cmean - *mean;
                 *mean += delta * cn as f64 / total as f64;
                 *m2 += cm2 + delta * delta * (*n as f64) * (cn as f64) / total as f64;
                 *n = total;
             }
-            Self::Text { missing, counts, capped, hll } => {
-                let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx, e))?;
+            Self::Text {
+                missing,
+                counts,
+                capped,
+                hll,
+            } => {
+                let text = series
+                    .cast(&DataType::String)
+                    .map_err(|e| WickError::polars(ctx, e))?;
                 let text = text.str().map_err(|e| WickError::polars(ctx, e))?;
                 *missing += text.null_count() as u64;
                 for v in text.iter().flatten() {
@@ -91,14 +148,26 @@ impl Acc {
             }
             Self::Other { missing, hll } => {
                 *missing += series.null_count() as u64;
-                let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx, e))?;
-                text.str().map_err(|e| WickError::polars(ctx, e))?.iter().flatten().for_each(|v| hll.add_str(v));
+                let text = series
+                    .cast(&DataType::String)
+                    .map_err(|e| WickError::polars(ctx, e))?;
+                text.str()
+                    .map_err(|e| WickError::polars(ctx, e))?
+                    .iter()
+                    .flatten()
+                    .for_each(|v| hll.add_str(v));
             }
         }
         Ok(())
     }
 
-    fn finish(self, name: &str, dtype: &DataType, advice: FeatureAdvice, personal: Option<PersonalKind>) -> ColumnSummary {
+    fn finish(
+        self,
+        name: &str,
+        dtype: &DataType,
+        advice: FeatureAdvice,
+        personal: Option<PersonalKind>,
+    ) -> ColumnSummary {
         let mut s = ColumnSummary {
             name: name.to_string(),
             dtype: dtype.to_string(),
@@ -115,7 +184,15 @@ impl Acc {
             personal,
         };
         match self {
-            Self::Numeric { n, missing, min, max, mean, m2, hll } => {
+            Self::Numeric {
+                n,
+                missing,
+                min,
+                max,
+                mean,
+                m2,
+                hll,
+            } => {
                 s.missing = missing as usize;
                 s.distinct = hll.estimate() + usize::from(missing > 0);
                 if n > 0 {
@@ -123,10 +200,16 @@ impl Acc {
                     s.std = (n > 1).then(|| (m2 / (n - 1) as f64).sqrt());
                 }
             }
-            Self::Text { missing, counts, capped, hll } => {
+            Self::Text {
+                missing,
+                counts,
+                capped,
+                hll,
+            } => {
                 s.missing = missing as usize;
                 s.distinct_approximate = capped;
-                s.distinct = if capped { hll.estimate() } else { counts.len() } + usize::from(missing > 0);
+                s.distinct =
+                    if capped { hll.estimate() } else { counts.len() } + usize::from(missing > 0);
                 let borrowed: FastMap<'_> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 s.top_values = top_of(borrowed, TOP_VALUES);
             }
@@ -142,19 +225,35 @@ impl Acc {
 /// Summarises a CSV in one streaming pass, `chunk_bytes` of rows at a time; `progress(done, total)`
 /// gets the bytes read after each chunk. Counts and moments are exact; distinct counts of numbers,
 /// and of text past 100,000 values, are estimates (`distinct_approximate`).
-pub fn summarize_csv_streaming(path: &Path, chunk_bytes: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<TableSummary> {
+pub fn summarize_csv_streaming(
+    path: &Path,
+    chunk_bytes: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<TableSummary> {
     Ok(stream_csv(path, chunk_bytes, 0, 0, progress)?.0)
 }
 
 /// As [`summarize_csv_streaming`], and also draws a seeded random sample of about `sample_rows`
 /// rows (every row equally likely, in file order; at most `sample_rows`), for what needs a frame.
-pub fn stream_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<(TableSummary, DataFrame)> {
+pub fn stream_csv(
+    path: &Path,
+    chunk_bytes: usize,
+    sample_rows: usize,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(TableSummary, DataFrame)> {
     stream_csv_with(path, chunk_bytes, sample_rows, seed, true, progress)
 }
 
 /// Only the seeded sample of [`stream_csv`] (the same rows), without the statistics, which are
 /// most of a pass's work.
-pub fn sample_csv(path: &Path, chunk_bytes: usize, sample_rows: usize, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<DataFrame> {
+pub fn sample_csv(
+    path: &Path,
+    chunk_bytes: usize,
+    sample_rows: usize,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<DataFrame> {
     Ok(stream_csv_with(path, chunk_bytes, sample_rows, seed, false, progress)?.1)
 }
 
@@ -175,13 +274,17 @@ fn stream_csv_with(
     let mut keep_share: Option<f64> = None;
     // Without statistics, only the sampled rows are parsed; the first chunk is parsed whole, for
     // the rows-per-byte estimate that sets the share.
-    let next = |chunks: &mut CsvChunks, share: Option<f64>, rng: &mut ChaCha8Rng| match (summarise, share) {
-        (false, Some(share)) => chunks.next_sample(share, rng),
-        _ => chunks.next_chunk(),
-    };
+    let next =
+        |chunks: &mut CsvChunks, share: Option<f64>, rng: &mut ChaCha8Rng| match (summarise, share)
+        {
+            (false, Some(share)) => chunks.next_sample(share, rng),
+            _ => chunks.next_chunk(),
+        };
     loop {
         let drawn = !summarise && keep_share.is_some();
-        let Some(chunk) = next(&mut chunks, keep_share, &mut rng)? else { break };
+        let Some(chunk) = next(&mut chunks, keep_share, &mut rng)? else {
+            break;
+        };
         if drawn {
             sampled.push(chunk);
             progress(chunks.bytes_read().min(total), total);
@@ -193,12 +296,22 @@ fn stream_csv_with(
                 // A little over, trimmed at the end, so the sample reaches its size.
                 (1.1 * sample_rows as f64 / est_rows.max(1.0)).min(1.0)
             });
-            let mask: BooleanChunked = (0..chunk.height()).map(|_| rng.random_bool(share)).collect();
-            sampled.push(chunk.filter(&mask).map_err(|e| WickError::polars("sample rows", e))?);
+            let mask: BooleanChunked = (0..chunk.height())
+                .map(|_| rng.random_bool(share))
+                .collect();
+            sampled.push(
+                chunk
+                    .filter(&mask)
+                    .map_err(|e| WickError::polars("sample rows", e))?,
+            );
         }
         // Columns fold in parallel: one column's statistics are one thread's work.
         if summarise {
-            accs.par_iter_mut().zip(chunk.columns().par_iter()).try_for_each(|(acc, column)| acc.add(column, &format!("column `{}`", column.name())))?;
+            accs.par_iter_mut()
+                .zip(chunk.columns().par_iter())
+                .try_for_each(|(acc, column)| {
+                    acc.add(column, &format!("column `{}`", column.name()))
+                })?;
         }
         progress(chunks.bytes_read().min(total), total);
     }
@@ -208,10 +321,21 @@ fn stream_csv_with(
         .map(|(acc, c)| {
             // Personal data shows in the first rows as well as in all of them.
             let series = c.as_materialized_series();
-            acc.finish(c.name(), c.dtype(), FeatureAdvice::of(series), super::detect_personal(series))
+            acc.finish(
+                c.name(),
+                c.dtype(),
+                FeatureAdvice::of(series),
+                super::detect_personal(series),
+            )
         })
         .collect();
-    let summary = TableSummary { path: path.to_path_buf(), format: TableFormat::Csv, rows: chunks.rows_read(), columns, preview: preview_rows(&head, PREVIEW_ROWS) };
+    let summary = TableSummary {
+        path: path.to_path_buf(),
+        format: TableFormat::Csv,
+        rows: chunks.rows_read(),
+        columns,
+        preview: preview_rows(&head, PREVIEW_ROWS),
+    };
     let mut sample = stack(sampled, &head)?;
     if sample.height() > sample_rows {
         // Drop the surplus uniformly, keeping file order.
@@ -219,7 +343,9 @@ fn stream_csv_with(
         keep.shuffle(&mut rng);
         keep.truncate(sample_rows);
         keep.sort_unstable();
-        sample = sample.take(&IdxCa::from_vec("rows".into(), keep)).map_err(|e| WickError::polars("sample rows", e))?;
+        sample = sample
+            .take(&IdxCa::from_vec("rows".into(), keep))
+            .map_err(|e| WickError::polars("sample rows", e))?;
     }
     Ok((summary, sample))
 }
@@ -227,9 +353,12 @@ fn stream_csv_with(
 /// The parts stacked into one frame, or `empty`'s columns with no rows when there are none.
 pub(crate) fn stack(parts: Vec<DataFrame>, empty: &DataFrame) -> Result<DataFrame> {
     let mut parts = parts.into_iter();
-    let Some(mut df) = parts.next() else { return Ok(empty.clear()) };
+    let Some(mut df) = parts.next() else {
+        return Ok(empty.clear());
+    };
     for part in parts {
-        df.vstack_mut(&part).map_err(|e| WickError::polars("sample rows", e))?;
+        df.vstack_mut(&part)
+            .map_err(|e| WickError::polars("sample rows", e))?;
     }
     df.rechunk_mut();
     Ok(df)
@@ -259,7 +388,9 @@ impl CsvChunks {
     /// Opens `path` and reads its head (the first rows, which fix the column types); the head is
     /// returned with the reader.
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<(Self, DataFrame)> {
-        let total_bytes = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?.len();
+        let total_bytes = std::fs::metadata(path)
+            .map_err(|e| WickError::io(path, e))?
+            .len();
         let separator = sniff_separator(path, &read_head(path)?);
         // The head is cut at its last row before parsing, so a row further on (which polars
         // would otherwise parse along) can't fail the open.
@@ -280,7 +411,10 @@ impl CsvChunks {
             .finish()
             .map_err(|e| WickError::data(path, format!("can't be read as CSV ({e})")))?;
         if head.width() == 0 || head.height() == 0 {
-            return Err(WickError::data(path, "has no rows of data: add rows below the header"));
+            return Err(WickError::data(
+                path,
+                "has no rows of data: add rows below the header",
+            ));
         }
         let chunks = Self {
             path: path.to_path_buf(),
@@ -303,7 +437,12 @@ impl CsvChunks {
 
     /// Parses only these columns of each chunk (the bytes are still read).
     pub fn select(mut self, columns: &[String]) -> Self {
-        self.columns = Some(columns.iter().map(|c| PlSmallStr::from(c.as_str())).collect());
+        self.columns = Some(
+            columns
+                .iter()
+                .map(|c| PlSmallStr::from(c.as_str()))
+                .collect(),
+        );
         self
     }
 
@@ -315,7 +454,9 @@ impl CsvChunks {
 
     /// The next chunk's rows, or `None` at the end of the file.
     pub fn next_chunk(&mut self) -> Result<Option<DataFrame>> {
-        let Some(end) = self.next_rows()? else { return Ok(None) };
+        let Some(end) = self.next_rows()? else {
+            return Ok(None);
+        };
         let chunk = self.parse(&self.buf[..end]);
         self.buf.drain(..end);
         let chunk = chunk?;
@@ -329,16 +470,27 @@ impl CsvChunks {
         while !self.eof {
             let before = self.buf.len();
             self.buf.resize(before + self.chunk_bytes, 0);
-            let n = read_full(&mut self.file, &mut self.buf[before..]).map_err(|e| WickError::io(&self.path, e))?;
+            let n = read_full(&mut self.file, &mut self.buf[before..])
+                .map_err(|e| WickError::io(&self.path, e))?;
             self.buf.truncate(before + n);
             if let Some(h) = &mut self.hasher {
                 h.update(&self.buf[before..]);
             }
             self.bytes_read += n as u64;
             self.eof = n == 0;
-            let Some(cut) = (if self.eof { Some(self.buf.len()) } else { last_row_end(&self.buf) }) else { continue };
+            let Some(cut) = (if self.eof {
+                Some(self.buf.len())
+            } else {
+                last_row_end(&self.buf)
+            }) else {
+                continue;
+            };
             if !self.header_skipped {
-                let end = self.buf.iter().position(|&b| b == b'\n').map_or(self.buf.len(), |p| p + 1);
+                let end = self
+                    .buf
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.buf.len(), |p| p + 1);
                 self.buf.drain(..end);
                 self.header_skipped = true;
                 continue;
@@ -390,7 +542,9 @@ impl CsvChunks {
     /// The next chunk's rows, each kept with probability `share` (drawn from `rng` row by row),
     /// parsed; only the kept rows are parsed, so a sample costs little more than reading.
     pub fn next_sample(&mut self, share: f64, rng: &mut impl Rng) -> Result<Option<DataFrame>> {
-        let Some(end) = self.next_rows()? else { return Ok(None) };
+        let Some(end) = self.next_rows()? else {
+            return Ok(None);
+        };
         let mut kept = Vec::new();
         let mut start = 0;
         let mut rows = 0;
@@ -408,7 +562,9 @@ impl CsvChunks {
             true => self.schema_frame(),
             // A bad value is named by its row in the file, from the whole chunk.
             false => self.try_parse(&kept).map_err(|e| {
-                self.parse(&self.buf[..end]).err().unwrap_or_else(|| WickError::data(&self.path, format!("can't be read as CSV ({e})")))
+                self.parse(&self.buf[..end]).err().unwrap_or_else(|| {
+                    WickError::data(&self.path, format!("can't be read as CSV ({e})"))
+                })
             }),
         };
         self.buf.drain(..end);
@@ -421,7 +577,9 @@ impl CsvChunks {
     fn schema_frame(&self) -> Result<DataFrame> {
         let df = DataFrame::empty_with_schema(&self.schema);
         match &self.columns {
-            Some(columns) => df.select(columns.iter().cloned()).map_err(|e| WickError::polars("columns", e)),
+            Some(columns) => df
+                .select(columns.iter().cloned())
+                .map_err(|e| WickError::polars("columns", e)),
             None => Ok(df),
         }
     }

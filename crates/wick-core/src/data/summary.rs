@@ -94,11 +94,21 @@ pub fn summarize(path: &Path, format: TableFormat, df: &DataFrame) -> Result<Tab
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(WickError::InvalidSpec("column statistics panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(WickError::InvalidSpec("column statistics panicked".into()))
+                })
+            })
             .collect()
     });
     let columns = summaries.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(TableSummary { path: path.to_path_buf(), format, rows: df.height(), columns, preview: preview_rows(df, PREVIEW_ROWS) })
+    Ok(TableSummary {
+        path: path.to_path_buf(),
+        format,
+        rows: df.height(),
+        columns,
+        preview: preview_rows(df, PREVIEW_ROWS),
+    })
 }
 
 fn summarize_column(series: &Series) -> Result<ColumnSummary> {
@@ -123,7 +133,9 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
     match kind {
         ColumnKind::Text | ColumnKind::Boolean => {
             // One pass gives both the exact distinct count and the most frequent values.
-            let text = series.cast(&DataType::String).map_err(|e| WickError::polars(ctx("cast"), e))?;
+            let text = series
+                .cast(&DataType::String)
+                .map_err(|e| WickError::polars(ctx("cast"), e))?;
             let text = text.str().map_err(|e| WickError::polars(ctx("text"), e))?;
             let counts = text_value_counts(text);
             summary.distinct = counts.len() + usize::from(summary.missing > 0);
@@ -131,12 +143,18 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
         }
         ColumnKind::Numeric => {
             summary.distinct_approximate = series.len() > EXACT_DISTINCT_MAX_ROWS;
-            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(ctx("cast"), e))?;
-            let values = values.f64().map_err(|e| WickError::polars(ctx("values"), e))?;
+            let values = series
+                .cast(&DataType::Float64)
+                .map_err(|e| WickError::polars(ctx("cast"), e))?;
+            let values = values
+                .f64()
+                .map_err(|e| WickError::polars(ctx("values"), e))?;
             summary.distinct = if summary.distinct_approximate {
                 approx_distinct_f64(values)
             } else {
-                series.n_unique().map_err(|e| WickError::polars(ctx("distinct"), e))?
+                series
+                    .n_unique()
+                    .map_err(|e| WickError::polars(ctx("distinct"), e))?
             };
             let moments = Moments::of(values);
             if moments.n > 0 {
@@ -147,7 +165,9 @@ fn summarize_column(series: &Series) -> Result<ColumnSummary> {
             }
         }
         ColumnKind::Temporal | ColumnKind::Other => {
-            summary.distinct = series.n_unique().map_err(|e| WickError::polars(ctx("distinct"), e))?;
+            summary.distinct = series
+                .n_unique()
+                .map_err(|e| WickError::polars(ctx("distinct"), e))?;
         }
     }
     Ok(summary)
@@ -171,9 +191,15 @@ impl Moments {
     fn of(values: &Float64Chunked) -> Self {
         // Without nulls the arrays' buffers are read in place; with nulls the present values are copied out.
         let parts: Vec<std::borrow::Cow<'_, [f64]>> = if values.null_count() == 0 {
-            values.downcast_iter().map(|a| std::borrow::Cow::Borrowed(a.values().as_slice())).collect()
+            values
+                .downcast_iter()
+                .map(|a| std::borrow::Cow::Borrowed(a.values().as_slice()))
+                .collect()
         } else {
-            values.downcast_iter().map(|a| std::borrow::Cow::Owned(a.iter().flatten().copied().collect())).collect()
+            values
+                .downcast_iter()
+                .map(|a| std::borrow::Cow::Owned(a.iter().flatten().copied().collect()))
+                .collect()
         };
         let (mut n, mut sum) = ([0u64; LANES], [0.0f64; LANES]);
         let (mut min, mut max) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
@@ -186,7 +212,11 @@ impl Moments {
             max[lane] = max[lane].max(x);
         });
         let n = n.iter().sum::<u64>() as usize;
-        let mean = if n > 0 { sum.iter().sum::<f64>() / n as f64 } else { 0.0 };
+        let mean = if n > 0 {
+            sum.iter().sum::<f64>() / n as f64
+        } else {
+            0.0
+        };
         let mut m2 = [0.0f64; LANES];
         for_each_lane(&parts, |lane, x| {
             let d = if x.is_nan() { 0.0 } else { x - mean };
@@ -247,7 +277,9 @@ impl Hll {
     const P: u32 = 14;
 
     pub(crate) fn new() -> Self {
-        Self { registers: vec![0u8; 1 << Self::P] }
+        Self {
+            registers: vec![0u8; 1 << Self::P],
+        }
     }
 
     fn add_hash(&mut self, h: u64) {
@@ -261,7 +293,13 @@ impl Hll {
     pub(crate) fn add_f64(&mut self, x: f64) {
         use std::hash::BuildHasher;
         // One bit pattern per value: -0.0 is 0.0, every NaN is the same NaN.
-        let bits = if x == 0.0 { 0u64 } else if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() };
+        let bits = if x == 0.0 {
+            0u64
+        } else if x.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            x.to_bits()
+        };
         self.add_hash(foldhash::quality::FixedState::with_seed(0x5eed).hash_one(bits));
     }
 
@@ -273,15 +311,24 @@ impl Hll {
     pub(crate) fn estimate(&self) -> usize {
         let m = self.registers.len() as f64;
         let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let sum: f64 = self.registers.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+        let sum: f64 = self
+            .registers
+            .iter()
+            .map(|&r| 2f64.powi(-i32::from(r)))
+            .sum();
         let raw = alpha * m * m / sum;
         let zeros = self.registers.iter().filter(|&&r| r == 0).count();
-        let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+        let estimate = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
         estimate.round() as usize
     }
 }
 
-pub(crate) type FastMap<'a> = std::collections::HashMap<&'a str, usize, foldhash::fast::RandomState>;
+pub(crate) type FastMap<'a> =
+    std::collections::HashMap<&'a str, usize, foldhash::fast::RandomState>;
 
 fn value_counts<'a>(values: impl Iterator<Item = &'a str>) -> FastMap<'a> {
     let mut counts = FastMap::default();
@@ -299,7 +346,8 @@ fn value_counts<'a>(values: impl Iterator<Item = &'a str>) -> FastMap<'a> {
 fn text_value_counts(text: &StringChunked) -> FastMap<'_> {
     const MAX_INLINE_LEN: u32 = 12;
     let mut counts = FastMap::default();
-    let mut by_view: std::collections::HashMap<u128, (usize, &str), foldhash::fast::RandomState> = Default::default();
+    let mut by_view: std::collections::HashMap<u128, (usize, &str), foldhash::fast::RandomState> =
+        Default::default();
     for array in text.downcast_iter() {
         for (view, value) in array.views().iter().zip(array.iter()) {
             let Some(value) = value else { continue };
@@ -320,11 +368,18 @@ fn text_value_counts(text: &StringChunked) -> FastMap<'_> {
 pub(crate) fn top_of(counts: FastMap<'_>, k: usize) -> Vec<(String, usize)> {
     let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    counts.into_iter().take(k).map(|(v, n)| (v.to_string(), n)).collect()
+    counts
+        .into_iter()
+        .take(k)
+        .map(|(v, n)| (v.to_string(), n))
+        .collect()
 }
 
 /// The `k` most frequent values of a sequence.
-pub(crate) fn top_values<'a>(values: impl Iterator<Item = &'a str>, k: usize) -> Vec<(String, usize)> {
+pub(crate) fn top_values<'a>(
+    values: impl Iterator<Item = &'a str>,
+    k: usize,
+) -> Vec<(String, usize)> {
     top_of(value_counts(values), k)
 }
 
@@ -351,10 +406,14 @@ mod tests {
 
     #[test]
     fn hyperloglog_is_close_and_exact_enough_when_small() {
-        let many = Float64Chunked::from_vec("x".into(), (0..1_000_000).map(|i| i as f64 * 0.37).collect());
+        let many = Float64Chunked::from_vec(
+            "x".into(),
+            (0..1_000_000).map(|i| i as f64 * 0.37).collect(),
+        );
         let estimate = approx_distinct_f64(&many) as f64;
         assert!((estimate / 1e6 - 1.0).abs() < 0.03, "{estimate}");
-        let few = Float64Chunked::from_vec("x".into(), (0..300_000).map(|i| (i % 12) as f64).collect());
+        let few =
+            Float64Chunked::from_vec("x".into(), (0..300_000).map(|i| (i % 12) as f64).collect());
         assert_eq!(approx_distinct_f64(&few), 12);
         let signed_zero = Float64Chunked::from_vec("x".into(), vec![0.0, -0.0, 1.0]);
         assert_eq!(approx_distinct_f64(&signed_zero), 2);
@@ -363,8 +422,15 @@ mod tests {
     #[test]
     fn text_counts_are_exact_for_short_long_and_missing_values() {
         let long = "a value longer than twelve bytes";
-        let values: Vec<Option<&str>> =
-            (0..1000).map(|i| match i % 5 { 0 => None, 1 => Some("cat"), 2 => Some(long), 3 => Some(""), _ => Some("twelve bytes") }).collect();
+        let values: Vec<Option<&str>> = (0..1000)
+            .map(|i| match i % 5 {
+                0 => None,
+                1 => Some("cat"),
+                2 => Some(long),
+                3 => Some(""),
+                _ => Some("twelve bytes"),
+            })
+            .collect();
         let ca = StringChunked::from_iter_options("t".into(), values.into_iter());
         let mut two_chunks = ca.slice(0, 400);
         two_chunks.append(&ca.slice(400, 600)).unwrap();
@@ -379,26 +445,49 @@ mod tests {
 
     #[test]
     fn moments_of_a_long_column_match_a_plain_loop() {
-        let xs: Vec<Option<f64>> =
-            (0..1003).map(|i| if i % 97 == 0 { None } else if i % 89 == 0 { Some(f64::NAN) } else { Some((i as f64 * 0.731).sin() * 100.0) }).collect();
+        let xs: Vec<Option<f64>> = (0..1003)
+            .map(|i| {
+                if i % 97 == 0 {
+                    None
+                } else if i % 89 == 0 {
+                    Some(f64::NAN)
+                } else {
+                    Some((i as f64 * 0.731).sin() * 100.0)
+                }
+            })
+            .collect();
         let v = Float64Chunked::from_slice_options("x".into(), &xs);
-        let present: Vec<f64> = xs.iter().flatten().copied().filter(|x| !x.is_nan()).collect();
+        let present: Vec<f64> = xs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .collect();
         let mean = present.iter().sum::<f64>() / present.len() as f64;
         let m2: f64 = present.iter().map(|x| (x - mean) * (x - mean)).sum();
         let m = Moments::of(&v);
         assert_eq!(m.n, present.len());
         assert_eq!(m.min, present.iter().copied().fold(f64::INFINITY, f64::min));
-        assert_eq!(m.max, present.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        assert_eq!(
+            m.max,
+            present.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        );
         assert!((m.mean - mean).abs() < 1e-12 * mean.abs().max(1.0));
         assert!((m.m2 - m2).abs() < 1e-9 * m2);
     }
 
     #[test]
     fn moments_match_the_textbook_formulas() {
-        let v = Float64Chunked::from_slice_options("x".into(), &[Some(1.0), None, Some(2.0), Some(4.0), Some(f64::NAN)]);
+        let v = Float64Chunked::from_slice_options(
+            "x".into(),
+            &[Some(1.0), None, Some(2.0), Some(4.0), Some(f64::NAN)],
+        );
         let m = Moments::of(&v);
         assert_eq!((m.n, m.min, m.max), (3, 1.0, 4.0));
         assert!((m.mean - 7.0 / 3.0).abs() < 1e-12);
-        assert!((m.m2 / 2.0 - 7.0 / 3.0).abs() < 1e-12, "sample variance of 1, 2, 4 is 7/3");
+        assert!(
+            (m.m2 / 2.0 - 7.0 / 3.0).abs() < 1e-12,
+            "sample variance of 1, 2, 4 is 7/3"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
     let format = TableFormat::from_path(path)?;
     let meta = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?;
     if meta.is_dir() {
-        return Err(WickError::data(path, "is a folder; open a table file, or open the folder as an image dataset"));
+        return Err(WickError::data(
+            path,
+            "is a folder; open a table file, or open the folder as an image dataset",
+        ));
     }
     if meta.len() == 0 {
         return Err(WickError::data(path, "is empty (0 bytes): export the data again, with a header row and at least one row of values"));
@@ -66,12 +69,18 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
         }
     };
     if df.width() == 0 {
-        return Err(WickError::data(path, "has no columns: add a header row naming each column"));
+        return Err(WickError::data(
+            path,
+            "has no columns: add a header row naming each column",
+        ));
     }
     if df.height() == 0 {
         return Err(WickError::data(
             path,
-            format!("has a header ({} columns) but no rows of data: add rows below the header", df.width()),
+            format!(
+                "has a header ({} columns) but no rows of data: add rows below the header",
+                df.width()
+            ),
         ));
     }
     Ok(df)
@@ -80,7 +89,10 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
 fn read_csv(path: &Path) -> Result<DataFrame> {
     let head = read_head(path)?;
     if head.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(WickError::data(path, "contains only blank lines: export the data again, with a header row"));
+        return Err(WickError::data(
+            path,
+            "contains only blank lines: export the data again, with a header row",
+        ));
     }
     let separator = sniff_separator(path, &head);
     let read = CsvReadOptions::default()
@@ -108,7 +120,10 @@ pub(crate) fn read_head(path: &Path) -> Result<Vec<u8>> {
 
 /// Chooses the separator from the header line: `.tsv` means tab, otherwise the most frequent of `, ; \t |`.
 pub(crate) fn sniff_separator(path: &Path, head: &[u8]) -> u8 {
-    let is_tsv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let is_tsv = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     if is_tsv {
         return b'\t';
     }
@@ -181,7 +196,10 @@ fn diagnose_csv(path: &Path, separator: u8, err: PolarsError) -> WickError {
         );
     }
     let mut lines = bytes.split(|&b| b == b'\n');
-    let header_fields = lines.next().map(|h| count_fields(h, separator)).unwrap_or(0);
+    let header_fields = lines
+        .next()
+        .map(|h| count_fields(h, separator))
+        .unwrap_or(0);
     for (i, line) in lines.enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {

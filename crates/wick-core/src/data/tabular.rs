@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::columns::{date_parts, FeatureAdvice, DATE_PARTS};
 use crate::data::summary::{top_values, ColumnKind};
 use crate::error::{Result, WickError};
-use super::columns::{date_parts, FeatureAdvice, DATE_PARTS};
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,11 @@ pub struct PreprocessOptions {
 
 impl Default for PreprocessOptions {
     fn default() -> Self {
-        Self { missing: MissingPolicy::Mean, standardize: true, max_categories: 50 }
+        Self {
+            missing: MissingPolicy::Mean,
+            standardize: true,
+            max_categories: 50,
+        }
     }
 }
 
@@ -88,7 +92,10 @@ pub enum RawColumn {
 #[derive(Debug, Clone)]
 pub enum TargetValues {
     Regression(Vec<f64>),
-    Classification { labels: Vec<String>, classes: Vec<usize> },
+    Classification {
+        labels: Vec<String>,
+        classes: Vec<usize>,
+    },
 }
 
 impl TargetValues {
@@ -141,7 +148,9 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         f.iter()
             .filter(|name| match request.personal.action(name) {
                 Some(super::PersonalAction::Drop) => {
-                    warnings.push(format!("`{name}` is left out: it is marked as personal data to drop"));
+                    warnings.push(format!(
+                        "`{name}` is left out: it is marked as personal data to drop"
+                    ));
                     false
                 }
                 _ => true,
@@ -156,15 +165,28 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         personal_frame = request.personal.apply(df)?;
         &personal_frame
     };
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let target_col = df.column(&request.target).map_err(|_| {
-        WickError::column(&request.target, format!("is not in the table; the columns are: {}", names.join(", ")))
+        WickError::column(
+            &request.target,
+            format!("is not in the table; the columns are: {}", names.join(", ")),
+        )
     })?;
     let target_series = target_col.as_materialized_series();
     if target_series.null_count() == target_series.len() {
-        return Err(WickError::column(&request.target, "is empty (every value is missing): choose another target"));
+        return Err(WickError::column(
+            &request.target,
+            "is empty (every value is missing): choose another target",
+        ));
     }
-    let distinct = target_series.drop_nulls().n_unique().map_err(|e| WickError::polars("target", e))?;
+    let distinct = target_series
+        .drop_nulls()
+        .n_unique()
+        .map_err(|e| WickError::polars("target", e))?;
     if distinct < 2 {
         return Err(WickError::column(
             &request.target,
@@ -176,24 +198,38 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
     let explicit = request.features.is_some();
     let feature_names: Vec<String> = match &request_features {
         Some(f) => f.clone(),
-        None => names.iter().filter(|n| **n != request.target).cloned().collect(),
+        None => names
+            .iter()
+            .filter(|n| **n != request.target)
+            .cloned()
+            .collect(),
     };
     if feature_names.is_empty() {
-        return Err(WickError::InvalidSpec("no feature columns: the table needs at least one column besides the target".into()));
+        return Err(WickError::InvalidSpec(
+            "no feature columns: the table needs at least one column besides the target".into(),
+        ));
     }
 
     let mut features = Vec::new();
     for name in &feature_names {
         if *name == request.target {
-            return Err(WickError::column(name, "is the target; it can't also be a feature"));
+            return Err(WickError::column(
+                name,
+                "is the target; it can't also be a feature",
+            ));
         }
         let col = df.column(name).map_err(|_| {
-            WickError::column(name, format!("is not in the table; the columns are: {}", names.join(", ")))
+            WickError::column(
+                name,
+                format!("is not in the table; the columns are: {}", names.join(", ")),
+            )
         })?;
         let series = col.as_materialized_series();
         let advice = FeatureAdvice::of(series);
         // Constant columns never help; ID-like ones are left out unless the user names them.
-        if matches!(advice, FeatureAdvice::Constant | FeatureAdvice::Empty) || (!explicit && advice.excluded_by_default()) {
+        if matches!(advice, FeatureAdvice::Constant | FeatureAdvice::Empty)
+            || (!explicit && advice.excluded_by_default())
+        {
             warnings.extend(advice.note(name));
             continue;
         }
@@ -205,7 +241,8 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         match raw_column(series) {
             Ok(raw) => {
                 if let RawColumn::Text(values) = &raw {
-                    let distinct: BTreeSet<&str> = values.iter().flatten().map(String::as_str).collect();
+                    let distinct: BTreeSet<&str> =
+                        values.iter().flatten().map(String::as_str).collect();
                     if distinct.len() > request.options.max_categories {
                         warnings.push(format!(
                             "`{name}` has {} distinct values: models that one-hot encode keep its {} most frequent as categories and count the rest as one \"other\"; tree models use them all",
@@ -228,11 +265,16 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
     }
 
     // Rows without a target can't train; rows with missing features may be dropped by policy.
-    let target_missing: Vec<bool> = (0..df.height()).map(|i| target_series.get(i).map_or(true, |v| v.is_null())).collect();
+    let target_missing: Vec<bool> = (0..df.height())
+        .map(|i| target_series.get(i).map_or(true, |v| v.is_null()))
+        .collect();
     let mut keep: Vec<bool> = target_missing.iter().map(|m| !m).collect();
     let n_missing_target = target_missing.iter().filter(|m| **m).count();
     if n_missing_target > 0 {
-        warnings.push(format!("dropped {n_missing_target} rows whose target `{}` is missing", request.target));
+        warnings.push(format!(
+            "dropped {n_missing_target} rows whose target `{}` is missing",
+            request.target
+        ));
     }
     if request.options.missing == MissingPolicy::Drop {
         let before = keep.iter().filter(|k| **k).count();
@@ -245,7 +287,9 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
         }
         let dropped = before - keep.iter().filter(|k| **k).count();
         if dropped > 0 {
-            warnings.push(format!("dropped {dropped} rows with a missing feature value"));
+            warnings.push(format!(
+                "dropped {dropped} rows with a missing feature value"
+            ));
         }
     }
     let rows: Vec<usize> = (0..df.height()).filter(|&i| keep[i]).collect();
@@ -255,7 +299,10 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
             rows.len()
         )));
     }
-    let features = features.into_iter().map(|(n, raw)| (n, raw.select(&rows))).collect();
+    let features = features
+        .into_iter()
+        .map(|(n, raw)| (n, raw.select(&rows)))
+        .collect();
     let target = target_values(target_series, task, &rows)?;
     if let TargetValues::Classification { labels, classes } = &target {
         for (c, label) in labels.iter().enumerate() {
@@ -267,7 +314,13 @@ pub fn prepare_tabular(df: &DataFrame, request: &TabularRequest) -> Result<Tabul
             }
         }
     }
-    Ok(TabularDataset { features, target_name: request.target.clone(), target, warnings, personal: request.personal.clone() })
+    Ok(TabularDataset {
+        features,
+        target_name: request.target.clone(),
+        target,
+        warnings,
+        personal: request.personal.clone(),
+    })
 }
 
 impl RawColumn {
@@ -301,8 +354,12 @@ impl RawColumn {
 /// A column's values as text (dates as ISO 8601).
 fn text_values(series: &Series) -> Result<Vec<Option<String>>> {
     let name = series.name().to_string();
-    let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-    let text = text.str().map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+    let text = series
+        .cast(&DataType::String)
+        .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+    let text = text
+        .str()
+        .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
     Ok(text.iter().map(|v| v.map(str::to_string)).collect())
 }
 
@@ -311,9 +368,18 @@ fn raw_column(series: &Series) -> Result<RawColumn> {
     let name = series.name().to_string();
     match ColumnKind::of(series.dtype()) {
         ColumnKind::Numeric | ColumnKind::Boolean => {
-            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-            let values: Vec<Option<f64>> = values.f64().map_err(|e| WickError::polars(format!("column `{name}`"), e))?.iter().collect();
-            if let Some(row) = values.iter().position(|v| v.is_some_and(|x| !x.is_finite())) {
+            let values = series
+                .cast(&DataType::Float64)
+                .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+            let values: Vec<Option<f64>> = values
+                .f64()
+                .map_err(|e| WickError::polars(format!("column `{name}`"), e))?
+                .iter()
+                .collect();
+            if let Some(row) = values
+                .iter()
+                .position(|v| v.is_some_and(|x| !x.is_finite()))
+            {
                 return Err(WickError::column(
                     &name,
                     format!(
@@ -329,7 +395,10 @@ fn raw_column(series: &Series) -> Result<RawColumn> {
         ColumnKind::Temporal => Ok(RawColumn::Date(text_values(series)?)),
         ColumnKind::Other => Err(WickError::column(
             &name,
-            format!("has type {} which can't be a feature; convert it to numbers or text", series.dtype()),
+            format!(
+                "has type {} which can't be a feature; convert it to numbers or text",
+                series.dtype()
+            ),
         )),
     }
 }
@@ -339,15 +408,25 @@ fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetVa
     match task {
         Task::Regression => {
             if ColumnKind::of(series.dtype()) != ColumnKind::Numeric {
-                return Err(WickError::column(&name, "is not numeric, so it can't be a regression target; choose classification"));
+                return Err(WickError::column(
+                    &name,
+                    "is not numeric, so it can't be a regression target; choose classification",
+                ));
             }
-            let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
-            let values = values.f64().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let values = series
+                .cast(&DataType::Float64)
+                .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let values = values
+                .f64()
+                .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
             let mut out = Vec::with_capacity(rows.len());
             for &r in rows {
                 let v = values.get(r).unwrap_or(f64::NAN);
                 if !v.is_finite() {
-                    return Err(WickError::column(&name, format!("row {} holds {v}: a target must be a finite number", r + 1)));
+                    return Err(WickError::column(
+                        &name,
+                        format!("row {} holds {v}: a target must be a finite number", r + 1),
+                    ));
                 }
                 out.push(v);
             }
@@ -355,26 +434,55 @@ fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetVa
         }
         Task::Classification => {
             if series.dtype().is_float() {
-                let values = series.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
-                let values = values.f64().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
-                if let Some(&r) = rows.iter().find(|&&r| values.get(r).is_some_and(|v| !v.is_finite())) {
+                let values = series
+                    .cast(&DataType::Float64)
+                    .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                let values = values
+                    .f64()
+                    .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+                if let Some(&r) = rows
+                    .iter()
+                    .find(|&&r| values.get(r).is_some_and(|v| !v.is_finite()))
+                {
                     return Err(WickError::column(
                         &name,
-                        format!("row {} holds {}: a class label must be a finite number or text", r + 1, values.get(r).unwrap_or_default()),
+                        format!(
+                            "row {} holds {}: a class label must be a finite number or text",
+                            r + 1,
+                            values.get(r).unwrap_or_default()
+                        ),
                     ));
                 }
             }
-            let text = series.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
-            let text = text.str().map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
-            let values: Vec<String> = rows.iter().map(|&r| text.get(r).unwrap_or_default().to_string()).collect();
-            let labels: Vec<String> = values.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+            let text = series
+                .cast(&DataType::String)
+                .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let text = text
+                .str()
+                .map_err(|e| WickError::polars(format!("target `{name}`"), e))?;
+            let values: Vec<String> = rows
+                .iter()
+                .map(|&r| text.get(r).unwrap_or_default().to_string())
+                .collect();
+            let labels: Vec<String> = values
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             if labels.len() > 1000 {
                 return Err(WickError::column(
                     &name,
-                    format!("has {} distinct values: too many classes. Did you mean regression?", labels.len()),
+                    format!(
+                        "has {} distinct values: too many classes. Did you mean regression?",
+                        labels.len()
+                    ),
                 ));
             }
-            let classes = values.iter().map(|v| labels.binary_search(v).unwrap_or(0)).collect();
+            let classes = values
+                .iter()
+                .map(|v| labels.binary_search(v).unwrap_or(0))
+                .collect();
             Ok(TargetValues::Classification { labels, classes })
         }
     }
@@ -384,12 +492,24 @@ fn target_values(series: &Series, task: Task, rows: &[usize]) -> Result<TargetVa
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "encoding", rename_all = "snake_case")]
 pub enum FeatureEncoder {
-    Numeric { name: String, fill: f64, mean: f64, std: f64 },
-    OneHot { name: String, categories: Vec<String>, fill: String },
+    Numeric {
+        name: String,
+        fill: f64,
+        mean: f64,
+        std: f64,
+    },
+    OneHot {
+        name: String,
+        categories: Vec<String>,
+        fill: String,
+    },
     /// Tree models: the number as it is; missing is NaN, which the trees route themselves.
     Raw { name: String },
     /// Tree models: the category's index in `categories`; missing or never seen in training is NaN.
-    Code { name: String, categories: Vec<String> },
+    Code {
+        name: String,
+        categories: Vec<String>,
+    },
     /// ISO dates: the [`DATE_PARTS`], each `(fill, mean, std)`-scaled as numbers are; with no
     /// `scale` (tree models) the parts as they are and NaN when missing.
     Date {
@@ -402,7 +522,11 @@ pub enum FeatureEncoder {
 impl FeatureEncoder {
     pub fn name(&self) -> &str {
         match self {
-            Self::Numeric { name, .. } | Self::OneHot { name, .. } | Self::Raw { name } | Self::Code { name, .. } | Self::Date { name, .. } => name,
+            Self::Numeric { name, .. }
+            | Self::OneHot { name, .. }
+            | Self::Raw { name }
+            | Self::Code { name, .. }
+            | Self::Date { name, .. } => name,
         }
     }
 
@@ -416,7 +540,10 @@ impl FeatureEncoder {
 
     /// Whether the column is text (sent as BYTES to a server; dates as ISO 8601 text).
     pub fn is_text(&self) -> bool {
-        matches!(self, Self::OneHot { .. } | Self::Code { .. } | Self::Date { .. })
+        matches!(
+            self,
+            Self::OneHot { .. } | Self::Code { .. } | Self::Date { .. }
+        )
     }
 }
 
@@ -432,53 +559,98 @@ pub struct Preprocessor {
 
 impl Preprocessor {
     /// Fits imputation values, categories and scaling on `rows` (the training split) only.
-    pub fn fit(dataset: &TabularDataset, rows: &[usize], options: &PreprocessOptions) -> Result<Self> {
+    pub fn fit(
+        dataset: &TabularDataset,
+        rows: &[usize],
+        options: &PreprocessOptions,
+    ) -> Result<Self> {
         let mut encoders = Vec::new();
         for (name, raw) in &dataset.features {
             match raw {
                 RawColumn::Numeric(values) => {
                     let mut present: Vec<f64> = rows.iter().filter_map(|&r| values[r]).collect();
                     if present.is_empty() {
-                        return Err(WickError::column(name, "has no values in the training rows; leave it out"));
+                        return Err(WickError::column(
+                            name,
+                            "has no values in the training rows; leave it out",
+                        ));
                     }
                     let fill = match options.missing {
                         MissingPolicy::Mean | MissingPolicy::Drop => mean(&present),
                         MissingPolicy::Median => median(&mut present),
                         MissingPolicy::MostFrequent => most_frequent_f64(&present),
                     };
-                    let filled: Vec<f64> = rows.iter().map(|&r| values[r].unwrap_or(fill)).collect();
-                    let (m, s) = if options.standardize { (mean(&filled), std_dev(&filled)) } else { (0.0, 1.0) };
+                    let filled: Vec<f64> =
+                        rows.iter().map(|&r| values[r].unwrap_or(fill)).collect();
+                    let (m, s) = if options.standardize {
+                        (mean(&filled), std_dev(&filled))
+                    } else {
+                        (0.0, 1.0)
+                    };
                     // A constant column scales by 1 so it stays finite (its value is then 0 after centring).
                     let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
-                    encoders.push(FeatureEncoder::Numeric { name: name.clone(), fill, mean: m, std: s });
+                    encoders.push(FeatureEncoder::Numeric {
+                        name: name.clone(),
+                        fill,
+                        mean: m,
+                        std: s,
+                    });
                 }
                 RawColumn::Text(values) => {
                     let present = rows.iter().filter_map(|&r| values[r].as_deref());
-                    let fill = top_values(present, 1).into_iter().next().map(|(v, _)| v).unwrap_or_default();
+                    let fill = top_values(present, 1)
+                        .into_iter()
+                        .next()
+                        .map(|(v, _)| v)
+                        .unwrap_or_default();
                     // The most frequent values (all of them up to the limit); the rest encode as all
                     // zeros, one shared "other".
                     let filled = rows.iter().map(|&r| values[r].as_deref().unwrap_or(&fill));
-                    let categories: BTreeSet<String> = top_values(filled, options.max_categories.max(1)).into_iter().map(|(v, _)| v).collect();
-                    encoders.push(FeatureEncoder::OneHot { name: name.clone(), categories: categories.into_iter().collect(), fill });
+                    let categories: BTreeSet<String> =
+                        top_values(filled, options.max_categories.max(1))
+                            .into_iter()
+                            .map(|(v, _)| v)
+                            .collect();
+                    encoders.push(FeatureEncoder::OneHot {
+                        name: name.clone(),
+                        categories: categories.into_iter().collect(),
+                        fill,
+                    });
                 }
                 RawColumn::Date(values) => {
-                    let parts: Vec<[f64; 5]> = rows.iter().filter_map(|&r| values[r].as_deref().and_then(date_parts)).collect();
+                    let parts: Vec<[f64; 5]> = rows
+                        .iter()
+                        .filter_map(|&r| values[r].as_deref().and_then(date_parts))
+                        .collect();
                     if parts.is_empty() {
-                        return Err(WickError::column(name, "has no readable dates in the training rows; leave it out"));
+                        return Err(WickError::column(
+                            name,
+                            "has no readable dates in the training rows; leave it out",
+                        ));
                     }
                     let scale = (0..DATE_PARTS.len())
                         .map(|p| {
                             let column: Vec<f64> = parts.iter().map(|v| v[p]).collect();
                             let fill = mean(&column);
-                            let (m, s) = if options.standardize { (fill, std_dev(&column)) } else { (0.0, 1.0) };
+                            let (m, s) = if options.standardize {
+                                (fill, std_dev(&column))
+                            } else {
+                                (0.0, 1.0)
+                            };
                             (fill, m, if s > 0.0 && s.is_finite() { s } else { 1.0 })
                         })
                         .collect();
-                    encoders.push(FeatureEncoder::Date { name: name.clone(), scale });
+                    encoders.push(FeatureEncoder::Date {
+                        name: name.clone(),
+                        scale,
+                    });
                 }
             }
         }
-        Ok(Self { encoders, personal: dataset.personal.clone() })
+        Ok(Self {
+            encoders,
+            personal: dataset.personal.clone(),
+        })
     }
 
     /// The tree encoding, fitted on `rows`: numbers pass through, text becomes category codes, and
@@ -491,18 +663,31 @@ impl Preprocessor {
                 RawColumn::Text(v) | RawColumn::Date(v) => rows.iter().any(|&r| v[r].is_some()),
             };
             if !present {
-                return Err(WickError::column(name, "has no values in the training rows; leave it out"));
+                return Err(WickError::column(
+                    name,
+                    "has no values in the training rows; leave it out",
+                ));
             }
             encoders.push(match raw {
                 RawColumn::Numeric(_) => FeatureEncoder::Raw { name: name.clone() },
                 RawColumn::Text(values) => {
-                    let categories: BTreeSet<String> = rows.iter().filter_map(|&r| values[r].clone()).collect();
-                    FeatureEncoder::Code { name: name.clone(), categories: categories.into_iter().collect() }
+                    let categories: BTreeSet<String> =
+                        rows.iter().filter_map(|&r| values[r].clone()).collect();
+                    FeatureEncoder::Code {
+                        name: name.clone(),
+                        categories: categories.into_iter().collect(),
+                    }
                 }
-                RawColumn::Date(_) => FeatureEncoder::Date { name: name.clone(), scale: Vec::new() },
+                RawColumn::Date(_) => FeatureEncoder::Date {
+                    name: name.clone(),
+                    scale: Vec::new(),
+                },
             });
         }
-        Ok(Self { encoders, personal: dataset.personal.clone() })
+        Ok(Self {
+            encoders,
+            personal: dataset.personal.clone(),
+        })
     }
 
     /// Number of model inputs after encoding.
@@ -515,9 +700,15 @@ impl Preprocessor {
         self.encoders
             .iter()
             .flat_map(|e| match e {
-                FeatureEncoder::Numeric { name, .. } | FeatureEncoder::Raw { name } | FeatureEncoder::Code { name, .. } => vec![name.clone()],
-                FeatureEncoder::OneHot { name, categories, .. } => categories.iter().map(|c| format!("{name}={c}")).collect(),
-                FeatureEncoder::Date { name, .. } => DATE_PARTS.iter().map(|p| format!("{name}.{p}")).collect(),
+                FeatureEncoder::Numeric { name, .. }
+                | FeatureEncoder::Raw { name }
+                | FeatureEncoder::Code { name, .. } => vec![name.clone()],
+                FeatureEncoder::OneHot {
+                    name, categories, ..
+                } => categories.iter().map(|c| format!("{name}={c}")).collect(),
+                FeatureEncoder::Date { name, .. } => {
+                    DATE_PARTS.iter().map(|p| format!("{name}.{p}")).collect()
+                }
             })
             .collect()
     }
@@ -533,14 +724,26 @@ impl Preprocessor {
         let mut columns = Vec::new();
         for enc in &self.encoders {
             let col = df.column(enc.name()).map_err(|_| {
-                WickError::column(enc.name(), "is missing from the input; the model needs every feature it was trained on")
+                WickError::column(
+                    enc.name(),
+                    "is missing from the input; the model needs every feature it was trained on",
+                )
             })?;
             let raw = match enc {
-                FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => raw_column(col.as_materialized_series())?,
-                FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } | FeatureEncoder::Date { .. } => {
-                    let text = col.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
-                    let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
-                    let mut values: Vec<Option<String>> = text.iter().map(|v| v.map(str::to_string)).collect();
+                FeatureEncoder::Numeric { .. } | FeatureEncoder::Raw { .. } => {
+                    raw_column(col.as_materialized_series())?
+                }
+                FeatureEncoder::OneHot { .. }
+                | FeatureEncoder::Code { .. }
+                | FeatureEncoder::Date { .. } => {
+                    let text = col
+                        .cast(&DataType::String)
+                        .map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
+                    let text = text
+                        .str()
+                        .map_err(|e| WickError::polars(format!("column `{}`", enc.name()), e))?;
+                    let mut values: Vec<Option<String>> =
+                        text.iter().map(|v| v.map(str::to_string)).collect();
                     self.personal.hash_values(enc.name(), &mut values);
                     RawColumn::Text(values)
                 }
@@ -555,16 +758,28 @@ impl Preprocessor {
     /// from tensors, without building a frame).
     pub fn transform_columns(&self, columns: &[RawColumn], n_rows: usize) -> Result<Vec<f64>> {
         if columns.len() != self.encoders.len() {
-            return Err(WickError::PredictInput(format!("expected {} feature columns, got {}", self.encoders.len(), columns.len())));
+            return Err(WickError::PredictInput(format!(
+                "expected {} feature columns, got {}",
+                self.encoders.len(),
+                columns.len()
+            )));
         }
         for (enc, raw) in self.encoders.iter().zip(columns) {
             let len = raw.len();
             if len != n_rows {
-                return Err(WickError::column(enc.name(), format!("has {len} values but the other features have {n_rows}")));
+                return Err(WickError::column(
+                    enc.name(),
+                    format!("has {len} values but the other features have {n_rows}"),
+                ));
             }
         }
         let hashed: Vec<RawColumn>;
-        let columns = if self.personal.columns.values().any(|a| *a == super::PersonalAction::Hash) {
+        let columns = if self
+            .personal
+            .columns
+            .values()
+            .any(|a| *a == super::PersonalAction::Hash)
+        {
             hashed = self
                 .encoders
                 .iter()
@@ -586,17 +801,32 @@ impl Preprocessor {
         self.encode(&refs, 0..n_rows, n_rows)
     }
 
-    fn encode(&self, columns: &[&RawColumn], rows: impl Iterator<Item = usize>, n_rows: usize) -> Result<Vec<f64>> {
+    fn encode(
+        &self,
+        columns: &[&RawColumn],
+        rows: impl Iterator<Item = usize>,
+        n_rows: usize,
+    ) -> Result<Vec<f64>> {
         let width = self.width();
         let mut out = vec![0.0; n_rows * width];
         for (i, row) in rows.enumerate() {
             let mut offset = i * width;
             for (enc, raw) in self.encoders.iter().zip(columns) {
                 match (enc, raw) {
-                    (FeatureEncoder::Numeric { fill, mean, std, .. }, RawColumn::Numeric(v)) => {
+                    (
+                        FeatureEncoder::Numeric {
+                            fill, mean, std, ..
+                        },
+                        RawColumn::Numeric(v),
+                    ) => {
                         out[offset] = (v[row].unwrap_or(*fill) - mean) / std;
                     }
-                    (FeatureEncoder::OneHot { categories, fill, .. }, RawColumn::Text(v)) => {
+                    (
+                        FeatureEncoder::OneHot {
+                            categories, fill, ..
+                        },
+                        RawColumn::Text(v),
+                    ) => {
                         let value = v[row].as_deref().unwrap_or(fill);
                         // Categories never seen in training encode as all zeros.
                         if let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(value)) {
@@ -606,7 +836,10 @@ impl Preprocessor {
                     (FeatureEncoder::Raw { .. }, RawColumn::Numeric(v)) => {
                         out[offset] = v[row].unwrap_or(f64::NAN);
                     }
-                    (FeatureEncoder::Date { scale, .. }, RawColumn::Text(v) | RawColumn::Date(v)) => {
+                    (
+                        FeatureEncoder::Date { scale, .. },
+                        RawColumn::Text(v) | RawColumn::Date(v),
+                    ) => {
                         let parts = v[row].as_deref().and_then(date_parts);
                         for p in 0..DATE_PARTS.len() {
                             out[offset + p] = match (parts, scale.get(p)) {
@@ -620,15 +853,15 @@ impl Preprocessor {
                     (FeatureEncoder::Code { categories, .. }, RawColumn::Text(v)) => {
                         out[offset] = v[row]
                             .as_deref()
-                            .and_then(|value| categories.binary_search_by(|c| c.as_str().cmp(value)).ok())
+                            .and_then(|value| {
+                                categories.binary_search_by(|c| c.as_str().cmp(value)).ok()
+                            })
                             .map_or(f64::NAN, |k| k as f64);
                     }
-                    (enc, _) => {
-                        return Err(WickError::column(
-                            enc.name(),
-                            "has a different type than when the model was trained (numbers vs text)",
-                        ))
-                    }
+                    (enc, _) => return Err(WickError::column(
+                        enc.name(),
+                        "has a different type than when the model was trained (numbers vs text)",
+                    )),
                 }
                 offset += enc.width();
             }
@@ -661,7 +894,10 @@ fn most_frequent_f64(v: &[f64]) -> f64 {
     sorted.sort_by(f64::total_cmp);
     let (mut best, mut best_n, mut i) = (sorted[0], 0, 0);
     while i < sorted.len() {
-        let j = sorted[i..].iter().position(|x| *x != sorted[i]).map_or(sorted.len(), |p| i + p);
+        let j = sorted[i..]
+            .iter()
+            .position(|x| *x != sorted[i])
+            .map_or(sorted.len(), |p| i + p);
         if j - i > best_n {
             best = sorted[i];
             best_n = j - i;

@@ -2,8 +2,9 @@
 //! value given a unique name, so the lowering code reads like the computation it writes.
 
 use super::onnx_proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 
 /// One dimension of a graph input or output: fixed, or the batch size chosen by the caller.
@@ -53,11 +54,18 @@ impl GraphBuilder {
 
     /// Exposes `value` as the graph output `name`.
     pub fn output(&mut self, value: &str, name: &str, elem: DataType, dims: &[Dim]) {
-        self.nodes.push(node("Identity", &[value], &[name], Vec::new()));
+        self.nodes
+            .push(node("Identity", &[value], &[name], Vec::new()));
         self.outputs.push(value_info(name, elem, dims));
     }
 
-    fn initializer(&mut self, hint: &str, dims: &[usize], elem: DataType, fill: impl FnOnce(&mut TensorProto)) -> String {
+    fn initializer(
+        &mut self,
+        hint: &str,
+        dims: &[usize],
+        elem: DataType,
+        fill: impl FnOnce(&mut TensorProto),
+    ) -> String {
         let name = self.fresh(hint);
         let mut t = TensorProto {
             name: Some(name.clone()),
@@ -91,7 +99,12 @@ impl GraphBuilder {
     }
 
     /// A node with one output; returns the output's name.
-    pub fn op(&mut self, op_type: &str, inputs: &[&str], attributes: Vec<AttributeProto>) -> String {
+    pub fn op(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attributes: Vec<AttributeProto>,
+    ) -> String {
         let out = self.fresh(&op_type.to_ascii_lowercase());
         self.nodes.push(node(op_type, inputs, &[&out], attributes));
         out
@@ -109,7 +122,12 @@ impl GraphBuilder {
     }
 }
 
-fn node(op_type: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+fn node(
+    op_type: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         op_type: Some(op_type.to_string()),
         name: outputs.first().map(|o| format!("{op_type}:{o}")),
@@ -131,22 +149,43 @@ fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
             ..Default::default()
         })
         .collect();
-    let tensor = type_proto::Tensor { elem_type: Some(elem as i32), shape: Some(TensorShapeProto { dim }) };
+    let tensor = type_proto::Tensor {
+        elem_type: Some(elem as i32),
+        shape: Some(TensorShapeProto { dim }),
+    };
     ValueInfoProto {
         name: Some(name.to_string()),
-        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 pub fn attr_int(name: &str, value: i64) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(value), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(value),
+        ..Default::default()
+    }
 }
 
 pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: values.to_vec(), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 pub fn attr_float(name: &str, value: f32) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Float as i32), f: Some(value), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(value),
+        ..Default::default()
+    }
 }

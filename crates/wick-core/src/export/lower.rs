@@ -18,7 +18,11 @@ const BN_EPS: f32 = 1e-5;
 pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
     if let ModelInput::Tabular { preprocessor } = &model.input {
         // ONNX has no SHA-256 operator: a graph fed raw values could not hash them as training did.
-        if let Some(e) = preprocessor.encoders.iter().find(|e| preprocessor.personal.is_hashed(e.name())) {
+        if let Some(e) = preprocessor
+            .encoders
+            .iter()
+            .find(|e| preprocessor.personal.is_hashed(e.name()))
+        {
             return Err(WickError::Export(format!(
                 "feature `{}` is personal data hashed before the model sees it, and ONNX has no SHA-256 operator to do that; drop the column instead of hashing it, or serve the model with wick-serve",
                 e.name()
@@ -111,7 +115,12 @@ fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> Result<String> {
 
 /// `uint8 [N, H, W, C]` pixels, as the endpoint takes them, to `float [N, C, H, W]` in `[0, 1]`.
 fn image_input(g: &mut GraphBuilder, shape: ImageShape) -> String {
-    let dims = [Dim::Batch, Dim::Fixed(shape.height), Dim::Fixed(shape.width), Dim::Fixed(shape.channels)];
+    let dims = [
+        Dim::Batch,
+        Dim::Fixed(shape.height),
+        Dim::Fixed(shape.width),
+        Dim::Fixed(shape.channels),
+    ];
     let x = g.input("image", DataType::Uint8, &dims);
     let x = g.op("Cast", &[&x], vec![attr_int("to", DataType::Float as i64)]);
     let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 3, 1, 2])]);
@@ -132,19 +141,31 @@ fn linear(g: &mut GraphBuilder, fit: &LinearFit, x: &str, degree: u32) -> String
     } else {
         x.to_string()
     };
-    let w = g.f64s("coefficients", &[fit.coefficients.len(), 1], &fit.coefficients);
+    let w = g.f64s(
+        "coefficients",
+        &[fit.coefficients.len(), 1],
+        &fit.coefficients,
+    );
     let b = g.f64s("intercept", &[1], &[fit.intercept]);
     let y = g.op("MatMul", &[&x, &w], vec![]);
     g.op("Add", &[&y, &b], vec![])
 }
 
 fn tensor_f32(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    Ok(t.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
 }
 
 /// A named tensor of the network as an initialiser of the same shape.
-fn weight(g: &mut GraphBuilder, tensors: &std::collections::HashMap<String, Tensor>, name: &str) -> Result<String> {
-    let t = tensors.get(name).ok_or_else(|| WickError::Export(format!("the network has no tensor `{name}`")))?;
+fn weight(
+    g: &mut GraphBuilder,
+    tensors: &std::collections::HashMap<String, Tensor>,
+    name: &str,
+) -> Result<String> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| WickError::Export(format!("the network has no tensor `{name}`")))?;
     Ok(g.f32s(&name.replace('.', "_"), t.dims(), &tensor_f32(t)?))
 }
 
@@ -155,41 +176,91 @@ fn network(g: &mut GraphBuilder, net: &Network, x: &str) -> Result<String> {
     for (i, layer) in net.layer_specs().iter().enumerate() {
         let p = format!("layers.{i}");
         x = match layer {
-            Layer::Conv2d { kernel, stride, padding, .. } => {
-                let (w, b) = (weight(g, &tensors, &format!("{p}.weight"))?, weight(g, &tensors, &format!("{p}.bias"))?);
-                conv(g, &x, &w, &b, *kernel, *stride, conv_padding(*kernel, *padding))
+            Layer::Conv2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let (w, b) = (
+                    weight(g, &tensors, &format!("{p}.weight"))?,
+                    weight(g, &tensors, &format!("{p}.bias"))?,
+                );
+                conv(
+                    g,
+                    &x,
+                    &w,
+                    &b,
+                    *kernel,
+                    *stride,
+                    conv_padding(*kernel, *padding),
+                )
             }
             Layer::MaxPool2d { size } => pool(g, "MaxPool", &x, *size, *size, 0),
             Layer::AvgPool2d { size } => pool(g, "AveragePool", &x, *size, *size, 0),
             Layer::BatchNorm => {
-                let names = ["weight", "bias", "running_mean", "running_var"].map(|n| format!("{p}.{n}"));
+                let names =
+                    ["weight", "bias", "running_mean", "running_var"].map(|n| format!("{p}.{n}"));
                 let [scale, bias, mean, var] = [0, 1, 2, 3].map(|k| weight(g, &tensors, &names[k]));
                 let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
-                g.op("BatchNormalization", &[&x, &scale, &bias, &mean, &var], vec![attr_float("epsilon", BN_EPS)])
+                g.op(
+                    "BatchNormalization",
+                    &[&x, &scale, &bias, &mean, &var],
+                    vec![attr_float("epsilon", BN_EPS)],
+                )
             }
             // Dropout is the identity at inference.
             Layer::Dropout { .. } => x,
             Layer::Flatten => g.op("Flatten", &[&x], vec![attr_int("axis", 1)]),
             Layer::Dense { .. } => {
-                let (w, b) = (weight(g, &tensors, &format!("{p}.weight"))?, weight(g, &tensors, &format!("{p}.bias"))?);
+                let (w, b) = (
+                    weight(g, &tensors, &format!("{p}.weight"))?,
+                    weight(g, &tensors, &format!("{p}.bias"))?,
+                );
                 g.op("Gemm", &[&x, &w, &b], vec![attr_int("transB", 1)])
             }
             Layer::Activation { function } => activation(g, &x, *function),
         };
     }
-    let (w, b) = (weight(g, &tensors, "output.weight")?, weight(g, &tensors, "output.bias")?);
+    let (w, b) = (
+        weight(g, &tensors, "output.weight")?,
+        weight(g, &tensors, "output.bias")?,
+    );
     Ok(g.op("Gemm", &[&x, &w, &b], vec![attr_int("transB", 1)]))
 }
 
-fn conv(g: &mut GraphBuilder, x: &str, w: &str, b: &str, kernel: usize, stride: usize, padding: usize) -> String {
+fn conv(
+    g: &mut GraphBuilder,
+    x: &str,
+    w: &str,
+    b: &str,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> String {
     let (k, s, p) = (kernel as i64, stride as i64, padding as i64);
-    let attrs = vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s]), attr_ints("pads", &[p, p, p, p])];
+    let attrs = vec![
+        attr_ints("kernel_shape", &[k, k]),
+        attr_ints("strides", &[s, s]),
+        attr_ints("pads", &[p, p, p, p]),
+    ];
     g.op("Conv", &[x, w, b], attrs)
 }
 
-fn pool(g: &mut GraphBuilder, op: &str, x: &str, size: usize, stride: usize, padding: usize) -> String {
+fn pool(
+    g: &mut GraphBuilder,
+    op: &str,
+    x: &str,
+    size: usize,
+    stride: usize,
+    padding: usize,
+) -> String {
     let (k, s, p) = (size as i64, stride as i64, padding as i64);
-    let attrs = vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s]), attr_ints("pads", &[p, p, p, p])];
+    let attrs = vec![
+        attr_ints("kernel_shape", &[k, k]),
+        attr_ints("strides", &[s, s]),
+        attr_ints("pads", &[p, p, p, p]),
+    ];
     g.op(op, &[x], attrs)
 }
 
@@ -231,7 +302,9 @@ fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<St
     let x = folded_conv(g, &net.stem, &x, true)?;
     let mut x = pool(g, "MaxPool", &x, 3, 2, 1);
     for block in &net.blocks {
-        let Some((last, inner)) = block.convs.split_last() else { continue };
+        let Some((last, inner)) = block.convs.split_last() else {
+            continue;
+        };
         let mut y = x.clone();
         for conv in inner {
             y = folded_conv(g, conv, &y, true)?;
@@ -270,7 +343,10 @@ fn network_output(g: &mut GraphBuilder, target: &TargetInfo, y: &str) {
     match target.task {
         Task::Regression => {
             let (mean, std) = target.scale.unwrap_or((0.0, 1.0));
-            let (mean, std) = (g.f64s("target_mean", &[1], &[mean]), g.f64s("target_std", &[1], &[std]));
+            let (mean, std) = (
+                g.f64s("target_mean", &[1], &[mean]),
+                g.f64s("target_std", &[1], &[std]),
+            );
             let y = g.op("Mul", &[&y, &std], vec![]);
             let y = g.op("Add", &[&y, &mean], vec![]);
             regression_output(g, target, &y);
@@ -279,9 +355,18 @@ fn network_output(g: &mut GraphBuilder, target: &TargetInfo, y: &str) {
             let p = g.op("Softmax", &[&y], vec![attr_int("axis", 1)]);
             let p = g.op("Cast", &[&p], vec![attr_int("to", DataType::Float as i64)]);
             let k = target.labels.len();
-            g.output(&p, "probabilities", DataType::Float, &[Dim::Batch, Dim::Fixed(k)]);
+            g.output(
+                &p,
+                "probabilities",
+                DataType::Float,
+                &[Dim::Batch, Dim::Fixed(k)],
+            );
             // ArgMax takes the first of tied maxima, as Wick does.
-            let index = g.op("ArgMax", &[&p], vec![attr_int("axis", 1), attr_int("keepdims", 0)]);
+            let index = g.op(
+                "ArgMax",
+                &[&p],
+                vec![attr_int("axis", 1), attr_int("keepdims", 0)],
+            );
             let labels = g.strings("labels", &[k], &target.labels);
             let label = g.op("Gather", &[&labels, &index], vec![attr_int("axis", 0)]);
             g.output(&label, &target.name, DataType::String, &[Dim::Batch]);

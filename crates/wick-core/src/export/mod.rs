@@ -40,7 +40,9 @@ pub struct OnnxExport {
 pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
     let (inputs, outputs) = io_names(model);
     if let Some(clash) = outputs.iter().find(|o| inputs.contains(o)) {
-        return Err(WickError::Export(format!("`{clash}` names both an input and an output; rename the column and train again")));
+        return Err(WickError::Export(format!(
+            "`{clash}` names both an input and an output; rename the column and train again"
+        )));
     }
     if outputs.len() == 2 && outputs[0] == outputs[1] {
         return Err(WickError::Export(format!(
@@ -56,12 +58,21 @@ pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
     };
     let proto = onnx_proto::ModelProto {
         ir_version: Some(ONNX_IR_VERSION),
-        opset_import: vec![onnx_proto::OperatorSetIdProto { domain: Some(String::new()), version: Some(ONNX_OPSET) }],
+        opset_import: vec![onnx_proto::OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(ONNX_OPSET),
+        }],
         producer_name: Some("wick".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: Some(doc.into()),
         graph: Some(g.finish("wick_model")),
-        metadata_props: vec![metadata("wick.target", &model.target.name), metadata("wick.task", &format!("{:?}", model.target.task).to_lowercase())],
+        metadata_props: vec![
+            metadata("wick.target", &model.target.name),
+            metadata(
+                "wick.task",
+                &format!("{:?}", model.target.task).to_lowercase(),
+            ),
+        ],
         ..Default::default()
     };
     Ok(proto.encode_to_vec())
@@ -69,12 +80,19 @@ pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
 
 /// The graph's input and output names: those of the endpoint's tensors.
 fn io_names(model: &Model) -> (Vec<String>, Vec<String>) {
-    let names = |specs: Vec<crate::package::TensorSpec>| specs.into_iter().map(|s| s.name).collect();
-    (names(input_specs(&model.input)), names(output_specs(&model.target)))
+    let names =
+        |specs: Vec<crate::package::TensorSpec>| specs.into_iter().map(|s| s.name).collect();
+    (
+        names(input_specs(&model.input)),
+        names(output_specs(&model.target)),
+    )
 }
 
 fn metadata(key: &str, value: &str) -> onnx_proto::StringStringEntryProto {
-    onnx_proto::StringStringEntryProto { key: Some(key.into()), value: Some(value.into()) }
+    onnx_proto::StringStringEntryProto {
+        key: Some(key.into()),
+        value: Some(value.into()),
+    }
 }
 
 /// Loads the package at `package` on the CPU and writes it to `dest` as an ONNX model. The file
@@ -82,11 +100,24 @@ fn metadata(key: &str, value: &str) -> onnx_proto::StringStringEntryProto {
 pub fn export_package_onnx(package: &Path, dest: &Path) -> Result<OnnxExport> {
     let (model, _) = load_package_on(package, &Device::Cpu)?;
     let bytes = onnx_bytes(&model)?;
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".wick-export").tempfile_in(dir).map_err(|e| WickError::io(dir, e))?;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wick-export")
+        .tempfile_in(dir)
+        .map_err(|e| WickError::io(dir, e))?;
     tmp.write_all(&bytes).map_err(|e| WickError::io(dest, e))?;
-    tmp.as_file().sync_all().map_err(|e| WickError::io(dest, e))?;
-    tmp.persist(dest).map_err(|e| WickError::io(dest, e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| WickError::io(dest, e))?;
+    tmp.persist(dest)
+        .map_err(|e| WickError::io(dest, e.error))?;
     let (inputs, outputs) = io_names(&model);
-    Ok(OnnxExport { bytes: bytes.len(), inputs, outputs })
+    Ok(OnnxExport {
+        bytes: bytes.len(),
+        inputs,
+        outputs,
+    })
 }

@@ -58,7 +58,12 @@ struct DotWeights {
 
 impl DotWeights {
     /// `rows[i][o]` = the weight from input `i` to output `o`.
-    fn new(n_in: usize, n_out: usize, bias: Vec<f32>, weight_at: impl Fn(usize, usize) -> f32) -> Self {
+    fn new(
+        n_in: usize,
+        n_out: usize,
+        bias: Vec<f32>,
+        weight_at: impl Fn(usize, usize) -> f32,
+    ) -> Self {
         let stride = n_out.div_ceil(LANES) * LANES;
         let mut weight = vec![0.0; n_in * stride];
         for (i, row) in weight.chunks_exact_mut(stride).enumerate() {
@@ -68,21 +73,50 @@ impl DotWeights {
         }
         let mut padded_bias = bias;
         padded_bias.resize(stride, 0.0);
-        Self { weight, bias: padded_bias, n_out, stride }
+        Self {
+            weight,
+            bias: padded_bias,
+            n_out,
+            stride,
+        }
     }
 
     /// `rows` inputs interleaved in `x` (see [`dot_rows`]) to `rows` outputs of `n_out`, one after another.
     fn apply(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        dot_rows(x, rows, &self.weight, self.stride, &self.bias, self.n_out, out);
+        dot_rows(
+            x,
+            rows,
+            &self.weight,
+            self.stride,
+            &self.bias,
+            self.n_out,
+            out,
+        );
     }
 }
 
 enum Op {
-    Conv { input: Dims, output: Dims, kernel: usize, stride: usize, pad: usize, dot: DotWeights },
-    Pool { input: Dims, size: usize, max: bool },
+    Conv {
+        input: Dims,
+        output: Dims,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        dot: DotWeights,
+    },
+    Pool {
+        input: Dims,
+        size: usize,
+        max: bool,
+    },
     /// Batch normalisation in evaluation mode, folded into `x · scale + shift` per channel.
-    ChannelAffine { scale: Vec<f32>, shift: Vec<f32> },
-    Dense { dot: DotWeights },
+    ChannelAffine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Dense {
+        dot: DotWeights,
+    },
     Activation(Activation),
     /// HWC → CHW, so that what follows sees candle's flattening order.
     ToChannelsFirst(Dims),
@@ -102,11 +136,20 @@ pub(crate) struct CpuNet {
 impl CpuNet {
     /// The plan for `layers` (then a dense output layer of `n_outputs`) taking `input_shape`
     /// (channels × height × width, or a flat width), with weights named as [`super::Network`] names them.
-    pub(crate) fn new(input_shape: &[usize], layers: &[Layer], n_outputs: usize, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+    pub(crate) fn new(
+        input_shape: &[usize],
+        layers: &[Layer],
+        n_outputs: usize,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<Self> {
         let mut dims = match *input_shape {
             [c, h, w] => Dims { h, w, c },
             [n] => Dims { h: 1, w: 1, c: n },
-            _ => return Err(WickError::InvalidSpec(format!("a network input of shape {input_shape:?} is neither an image nor a row"))),
+            _ => {
+                return Err(WickError::InvalidSpec(format!(
+                    "a network input of shape {input_shape:?} is neither an image nor a row"
+                )))
+            }
         };
         let input = dims;
         let mut ops = Vec::with_capacity(layers.len() + 1);
@@ -114,11 +157,24 @@ impl CpuNet {
         for (i, layer) in layers.iter().enumerate() {
             let name = format!("layers.{i}");
             match layer {
-                Layer::Conv2d { filters, kernel, stride, padding } => {
+                Layer::Conv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
                     let pad = conv_padding(*kernel, *padding);
-                    let output = Dims { h: (dims.h + 2 * pad - kernel) / stride + 1, w: (dims.w + 2 * pad - kernel) / stride + 1, c: *filters };
+                    let output = Dims {
+                        h: (dims.h + 2 * pad - kernel) / stride + 1,
+                        w: (dims.w + 2 * pad - kernel) / stride + 1,
+                        c: *filters,
+                    };
                     // candle: [out, in, ky, kx]; here: rows (ky, kx, in), columns out.
-                    let weight = values(tensors, &format!("{name}.weight"), filters * dims.c * kernel * kernel)?;
+                    let weight = values(
+                        tensors,
+                        &format!("{name}.weight"),
+                        filters * dims.c * kernel * kernel,
+                    )?;
                     let bias = values(tensors, &format!("{name}.bias"), *filters)?;
                     let (k, c_in) = (*kernel, dims.c);
                     let dot = DotWeights::new(k * k * c_in, *filters, bias, |row, o| {
@@ -126,20 +182,49 @@ impl CpuNet {
                         weight[((o * c_in + ci) * k + ky) * k + kx]
                     });
                     max_patch = max_patch.max(k * k * c_in);
-                    ops.push(Op::Conv { input: dims, output, kernel: k, stride: *stride, pad, dot });
+                    ops.push(Op::Conv {
+                        input: dims,
+                        output,
+                        kernel: k,
+                        stride: *stride,
+                        pad,
+                        dot,
+                    });
                     dims = output;
                 }
                 Layer::MaxPool2d { size } | Layer::AvgPool2d { size } => {
-                    ops.push(Op::Pool { input: dims, size: *size, max: matches!(layer, Layer::MaxPool2d { .. }) });
-                    dims = Dims { h: dims.h / size, w: dims.w / size, c: dims.c };
+                    ops.push(Op::Pool {
+                        input: dims,
+                        size: *size,
+                        max: matches!(layer, Layer::MaxPool2d { .. }),
+                    });
+                    dims = Dims {
+                        h: dims.h / size,
+                        w: dims.w / size,
+                        c: dims.c,
+                    };
                 }
                 Layer::BatchNorm => {
                     let c = dims.c;
                     let get = |k: &str| values(tensors, &format!("{name}.{k}"), c);
-                    let (weight, bias, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
+                    let (weight, bias, mean, var) = (
+                        get("weight")?,
+                        get("bias")?,
+                        get("running_mean")?,
+                        get("running_var")?,
+                    );
                     // candle's BatchNorm epsilon, as the network is built with.
-                    let scale: Vec<f32> = weight.iter().zip(&var).map(|(w, v)| w / (v + 1e-5).sqrt()).collect();
-                    let shift = bias.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+                    let scale: Vec<f32> = weight
+                        .iter()
+                        .zip(&var)
+                        .map(|(w, v)| w / (v + 1e-5).sqrt())
+                        .collect();
+                    let shift = bias
+                        .iter()
+                        .zip(&mean)
+                        .zip(&scale)
+                        .map(|((b, m), s)| b - m * s)
+                        .collect();
                     ops.push(Op::ChannelAffine { scale, shift });
                 }
                 Layer::Dropout { .. } => {}
@@ -147,19 +232,37 @@ impl CpuNet {
                     if dims.h * dims.w > 1 {
                         ops.push(Op::ToChannelsFirst(dims));
                     }
-                    dims = Dims { h: 1, w: 1, c: dims.len() };
+                    dims = Dims {
+                        h: 1,
+                        w: 1,
+                        c: dims.len(),
+                    };
                 }
                 Layer::Dense { units } => {
-                    ops.push(Op::Dense { dot: dense(tensors, &name, dims.len(), *units)? });
-                    dims = Dims { h: 1, w: 1, c: *units };
+                    ops.push(Op::Dense {
+                        dot: dense(tensors, &name, dims.len(), *units)?,
+                    });
+                    dims = Dims {
+                        h: 1,
+                        w: 1,
+                        c: *units,
+                    };
                 }
                 Layer::Activation { function } => ops.push(Op::Activation(*function)),
             }
             max_len = max_len.max(dims.len());
         }
-        ops.push(Op::Dense { dot: dense(tensors, "output", dims.len(), n_outputs)? });
+        ops.push(Op::Dense {
+            dot: dense(tensors, "output", dims.len(), n_outputs)?,
+        });
         max_len = max_len.max(n_outputs);
-        Ok(Self { input, ops, n_outputs, max_len, max_patch })
+        Ok(Self {
+            input,
+            ops,
+            n_outputs,
+            max_len,
+            max_patch,
+        })
     }
 
     /// Runs `n` samples given channels-first (as candle takes them); returns `n × n_outputs` values.
@@ -173,7 +276,10 @@ impl CpuNet {
             return self.forward_serial(x);
         }
         let chunk = n.div_ceil(threads);
-        x.par_chunks(chunk * per).map(|part| self.forward_serial(part)).collect::<Vec<_>>().concat()
+        x.par_chunks(chunk * per)
+            .map(|part| self.forward_serial(part))
+            .collect::<Vec<_>>()
+            .concat()
     }
 
     fn forward_serial(&self, x: &[f32]) -> Vec<f32> {
@@ -183,7 +289,11 @@ impl CpuNet {
         // Every op writes the part of its buffer it reads back, so stale values never show.
         BUFFERS.with_borrow_mut(|buffers| {
             let [a, b, scratch] = buffers;
-            for (buffer, len) in [(&mut *a, self.max_len), (&mut *b, self.max_len), (&mut *scratch, self.max_patch * (1 + TILE_ROWS))] {
+            for (buffer, len) in [
+                (&mut *a, self.max_len),
+                (&mut *b, self.max_len),
+                (&mut *scratch, self.max_patch * (1 + TILE_ROWS)),
+            ] {
                 if buffer.len() < len {
                     buffer.resize(len, 0.0);
                 }
@@ -193,7 +303,15 @@ impl CpuNet {
         out
     }
 
-    fn run_samples(&self, x: &[f32], n: usize, a: &mut Vec<f32>, b: &mut Vec<f32>, scratch: &mut [f32], out: &mut Vec<f32>) {
+    fn run_samples(
+        &self,
+        x: &[f32],
+        n: usize,
+        a: &mut Vec<f32>,
+        b: &mut Vec<f32>,
+        scratch: &mut [f32],
+        out: &mut Vec<f32>,
+    ) {
         let per = self.input.len();
         for sample in x.chunks_exact(per.max(1)).take(n) {
             to_channels_last(sample, self.input, a);
@@ -209,7 +327,14 @@ impl CpuNet {
     /// Applies `op` to `x`, writing to `y`; returns the output length.
     fn apply(&self, op: &Op, x: &[f32], y: &mut [f32], scratch: &mut [f32]) -> usize {
         match op {
-            Op::Conv { input, output, kernel, stride, pad, dot } => {
+            Op::Conv {
+                input,
+                output,
+                kernel,
+                stride,
+                pad,
+                dot,
+            } => {
                 // TILE_ROWS output positions at a time, so each weight row is read once per tile.
                 let size = kernel * kernel * input.c;
                 let (patch, tile) = scratch.split_at_mut(size);
@@ -224,7 +349,11 @@ impl CpuNet {
                             values[r] = v;
                         }
                     }
-                    dot.apply(tile, rows, &mut y[first * output.c..(first + rows) * output.c]);
+                    dot.apply(
+                        tile,
+                        rows,
+                        &mut y[first * output.c..(first + rows) * output.c],
+                    );
                 }
                 output.len()
             }
@@ -257,17 +386,35 @@ impl CpuNet {
 }
 
 /// Weights of a dense layer named `name` (candle's `[out, in]`), as input-major rows.
-fn dense(tensors: &HashMap<String, Tensor>, name: &str, n_in: usize, n_out: usize) -> Result<DotWeights> {
+fn dense(
+    tensors: &HashMap<String, Tensor>,
+    name: &str,
+    n_in: usize,
+    n_out: usize,
+) -> Result<DotWeights> {
     let weight = values(tensors, &format!("{name}.weight"), n_out * n_in)?;
     let bias = values(tensors, &format!("{name}.bias"), n_out)?;
-    Ok(DotWeights::new(n_in, n_out, bias, |i, o| weight[o * n_in + i]))
+    Ok(DotWeights::new(n_in, n_out, bias, |i, o| {
+        weight[o * n_in + i]
+    }))
 }
 
 fn values(tensors: &HashMap<String, Tensor>, name: &str, len: usize) -> Result<Vec<f32>> {
-    let t = tensors.get(name).ok_or_else(|| WickError::InvalidSpec(format!("the weights have no tensor `{name}`; the package does not match its spec")))?;
-    let v = t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+    let t = tensors.get(name).ok_or_else(|| {
+        WickError::InvalidSpec(format!(
+            "the weights have no tensor `{name}`; the package does not match its spec"
+        ))
+    })?;
+    let v = t
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     if v.len() != len {
-        return Err(WickError::InvalidSpec(format!("tensor `{name}` has {} values but the spec needs {len}", v.len())));
+        return Err(WickError::InvalidSpec(format!(
+            "tensor `{name}` has {} values but the spec needs {len}",
+            v.len()
+        )));
     }
     Ok(v)
 }
@@ -283,7 +430,15 @@ fn to_channels_last(chw: &[f32], d: Dims, hwc: &mut [f32]) {
 
 /// The receptive field of output (`y0`, `x0`) (top-left input corner before padding), zeros
 /// where it overhangs the image.
-fn gather_patch(x: &[f32], d: Dims, y0: usize, x0: usize, kernel: usize, pad: usize, patch: &mut [f32]) {
+fn gather_patch(
+    x: &[f32],
+    d: Dims,
+    y0: usize,
+    x0: usize,
+    kernel: usize,
+    pad: usize,
+    patch: &mut [f32],
+) {
     let row_len = kernel * d.c;
     for ky in 0..kernel {
         let row = &mut patch[ky * row_len..(ky + 1) * row_len];
@@ -307,7 +462,11 @@ fn gather_patch(x: &[f32], d: Dims, y0: usize, x0: usize, kernel: usize, pad: us
 
 /// Non-overlapping `size` × `size` pooling (the remainder rows/columns dropped, as candle does).
 fn pool(x: &[f32], d: Dims, size: usize, max: bool, y: &mut [f32]) -> usize {
-    let out = Dims { h: d.h / size, w: d.w / size, c: d.c };
+    let out = Dims {
+        h: d.h / size,
+        w: d.w / size,
+        c: d.c,
+    };
     let area = (size * size) as f32;
     for oy in 0..out.h {
         for ox in 0..out.w {
@@ -331,10 +490,14 @@ fn pool(x: &[f32], d: Dims, size: usize, max: bool, y: &mut [f32]) -> usize {
 
 /// One loop per function (a `match` per value would stop the loop being vectorised).
 fn activate(x: &[f32], function: Activation, y: &mut [f32]) {
-    let apply = |f: fn(f32) -> f32, y: &mut [f32]| x.iter().zip(y.iter_mut()).for_each(|(&v, o)| *o = f(v));
+    let apply =
+        |f: fn(f32) -> f32, y: &mut [f32]| x.iter().zip(y.iter_mut()).for_each(|(&v, o)| *o = f(v));
     match function {
         Activation::Relu => apply(|v| v.max(0.0), y),
-        Activation::Gelu => apply(|v| 0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2)), y),
+        Activation::Gelu => apply(
+            |v| 0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2)),
+            y,
+        ),
         Activation::Tanh => apply(f32::tanh, y),
         Activation::Sigmoid => apply(|v| 1.0 / (1.0 + (-v).exp()), y),
         Activation::Silu => apply(|v| v / (1.0 + (-v).exp()), y),
@@ -352,7 +515,15 @@ fn activate(x: &[f32], function: Activation, y: &mut [f32]) {
 /// them idle three cycles in four.
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 #[allow(clippy::too_many_arguments)]
-fn dot_rows(x: &[f32], rows: usize, weight: &[f32], stride: usize, bias: &[f32], n_out: usize, out: &mut [f32]) {
+fn dot_rows(
+    x: &[f32],
+    rows: usize,
+    weight: &[f32],
+    stride: usize,
+    bias: &[f32],
+    n_out: usize,
+    out: &mut [f32],
+) {
     let fused = multiversion::target::target_cfg_f!(target_feature = "fma");
     dot_rows_with(x, rows, weight, stride, bias, n_out, out, fused);
 }
@@ -360,10 +531,26 @@ fn dot_rows(x: &[f32], rows: usize, weight: &[f32], stride: usize, bias: &[f32],
 /// [`dot_rows`] with or without fused multiply-add; inlined into each of its CPU versions.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn dot_rows_with(x: &[f32], rows: usize, weight: &[f32], stride: usize, bias: &[f32], n_out: usize, out: &mut [f32], fused: bool) {
+fn dot_rows_with(
+    x: &[f32],
+    rows: usize,
+    weight: &[f32],
+    stride: usize,
+    bias: &[f32],
+    n_out: usize,
+    out: &mut [f32],
+    fused: bool,
+) {
     let mut col = 0;
     while col < n_out {
-        let tile = Tile { x, rows, weight, stride, col, fused };
+        let tile = Tile {
+            x,
+            rows,
+            weight,
+            stride,
+            col,
+            fused,
+        };
         let width = match ((n_out - col).div_ceil(LANES), rows) {
             (1, 1) => tile.run::<1, 1>(bias, n_out, out),
             (2, 1) => tile.run::<1, 2>(bias, n_out, out),
@@ -393,19 +580,35 @@ struct Tile<'a> {
 impl Tile<'_> {
     /// Returns the number of output columns covered.
     #[inline(always)]
-    fn run<const ROWS: usize, const GROUP: usize>(&self, bias: &[f32], n_out: usize, out: &mut [f32]) -> usize {
+    fn run<const ROWS: usize, const GROUP: usize>(
+        &self,
+        bias: &[f32],
+        n_out: usize,
+        out: &mut [f32],
+    ) -> usize {
         let width = GROUP * LANES;
         let rows = self.rows.min(ROWS);
         let mut acc = [[[0.0f32; LANES]; GROUP]; ROWS];
         // No bounds checks inside this loop: a panic path there makes the compiler keep the sums in
         // memory as well as in registers.
-        for (xs, row) in self.x.chunks_exact(ROWS).zip(self.weight.chunks_exact(self.stride)) {
-            let (Ok(xs), Some(w)) = (<&[f32; ROWS]>::try_from(xs), row.get(self.col..self.col + width)) else { break };
+        for (xs, row) in self
+            .x
+            .chunks_exact(ROWS)
+            .zip(self.weight.chunks_exact(self.stride))
+        {
+            let (Ok(xs), Some(w)) = (
+                <&[f32; ROWS]>::try_from(xs),
+                row.get(self.col..self.col + width),
+            ) else {
+                break;
+            };
             for (acc, &xv) in acc.iter_mut().zip(xs) {
                 for (acc, w) in acc.iter_mut().zip(w.chunks_exact(LANES)) {
                     // `mul_add` is one instruction where FMA exists and a slow library call where not.
                     if self.fused {
-                        acc.iter_mut().zip(w).for_each(|(a, &w)| *a = xv.mul_add(w, *a));
+                        acc.iter_mut()
+                            .zip(w)
+                            .for_each(|(a, &w)| *a = xv.mul_add(w, *a));
                     } else {
                         acc.iter_mut().zip(w).for_each(|(a, &w)| *a += xv * w);
                     }
@@ -439,29 +642,51 @@ mod tests {
         // A new batch norm is the identity (mean 0, variance 1, scale 1, shift 0): give every one
         // statistics and an affine map as training would, so that folding them is tested.
         let mut tensors = fresh.tensors().unwrap();
-        let norms: Vec<String> = tensors.keys().filter_map(|k| k.strip_suffix(".running_mean").map(str::to_string)).collect();
+        let norms: Vec<String> = tensors
+            .keys()
+            .filter_map(|k| k.strip_suffix(".running_mean").map(str::to_string))
+            .collect();
         for (i, prefix) in norms.iter().enumerate() {
-            for (suffix, low, high) in [("running_mean", -0.5, 0.5), ("running_var", 0.5, 2.0), ("weight", 0.5, 1.5), ("bias", -0.5, 0.5)] {
+            for (suffix, low, high) in [
+                ("running_mean", -0.5, 0.5),
+                ("running_var", 0.5, 2.0),
+                ("weight", 0.5, 1.5),
+                ("bias", -0.5, 0.5),
+            ] {
                 let name = format!("{prefix}.{suffix}");
                 let len = tensors[&name].elem_count();
-                let v: Vec<f32> = (0..len).map(|j| low + (high - low) * (((i + 3) * (j + 5) * 7919 % 97) as f32 / 96.0)).collect();
+                let v: Vec<f32> = (0..len)
+                    .map(|j| low + (high - low) * (((i + 3) * (j + 5) * 7919 % 97) as f32 / 96.0))
+                    .collect();
                 tensors.insert(name, Tensor::from_vec(v, len, &Device::Cpu).unwrap());
             }
         }
-        let net = Network::from_tensors(input_shape, layers, n_outputs, &tensors, &Device::Cpu).unwrap();
+        let net =
+            Network::from_tensors(input_shape, layers, n_outputs, &tensors, &Device::Cpu).unwrap();
         let plan = CpuNet::new(input_shape, layers, n_outputs, &tensors).unwrap();
         let per: usize = input_shape.iter().product();
-        let x: Vec<f32> = (0..n * per).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let x: Vec<f32> = (0..n * per)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
         let mut dims = vec![n];
         dims.extend_from_slice(input_shape);
-        let expected = net.forward(&Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap(), false, None).unwrap();
+        let expected = net
+            .forward(
+                &Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap(),
+                false,
+                None,
+            )
+            .unwrap();
         let expected = expected.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let got = plan.forward(&x, n);
         assert_eq!(got.len(), expected.len());
         // Again, on buffers the first call (and other tests' networks) left behind.
         assert_eq!(plan.forward(&x, n), got);
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "output {i}: plan {g}, candle {e} ({layers:?})");
+            assert!(
+                (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                "output {i}: plan {g}, candle {e} ({layers:?})"
+            );
         }
     }
 
@@ -480,10 +705,20 @@ mod tests {
     fn strides_valid_padding_batch_norm_average_pooling_and_every_activation_match_candle() {
         let act = |function| Layer::Activation { function };
         let layers = vec![
-            Layer::Conv2d { filters: 5, kernel: 3, stride: 2, padding: Padding::Valid },
+            Layer::Conv2d {
+                filters: 5,
+                kernel: 3,
+                stride: 2,
+                padding: Padding::Valid,
+            },
             Layer::BatchNorm,
             act(Activation::Gelu),
-            Layer::Conv2d { filters: 17, kernel: 5, stride: 1, padding: Padding::Same },
+            Layer::Conv2d {
+                filters: 17,
+                kernel: 5,
+                stride: 1,
+                padding: Padding::Same,
+            },
             act(Activation::Silu),
             Layer::AvgPool2d { size: 2 },
             Layer::Dropout { rate: 0.3 },
@@ -499,7 +734,13 @@ mod tests {
 
     #[test]
     fn a_multilayer_perceptron_on_rows_matches_candle() {
-        let layers = vec![Layer::Dense { units: 33 }, Layer::Activation { function: Activation::Relu }, Layer::Dense { units: 16 }];
+        let layers = vec![
+            Layer::Dense { units: 33 },
+            Layer::Activation {
+                function: Activation::Relu,
+            },
+            Layer::Dense { units: 16 },
+        ];
         agrees_with_candle(&[7], &layers, 1, 5);
     }
 
@@ -507,17 +748,36 @@ mod tests {
     #[test]
     fn tiles_without_fused_multiply_add_agree() {
         let (n_in, n_out) = (37, 70);
-        let dot = DotWeights::new(n_in, n_out, (0..n_out).map(|o| o as f32 * 0.01).collect(), |i, o| ((i * 31 + o * 17) % 23) as f32 / 11.0 - 1.0);
-        let x: Vec<f32> = (0..n_in * TILE_ROWS).map(|i| ((i * 13) % 19) as f32 / 9.0 - 1.0).collect();
+        let dot = DotWeights::new(
+            n_in,
+            n_out,
+            (0..n_out).map(|o| o as f32 * 0.01).collect(),
+            |i, o| ((i * 31 + o * 17) % 23) as f32 / 11.0 - 1.0,
+        );
+        let x: Vec<f32> = (0..n_in * TILE_ROWS)
+            .map(|i| ((i * 13) % 19) as f32 / 9.0 - 1.0)
+            .collect();
         let run = |fused| {
             let mut out = vec![0.0; 3 * n_out];
-            dot_rows_with(&x, 3, &dot.weight, dot.stride, &dot.bias, n_out, &mut out, fused);
+            dot_rows_with(
+                &x,
+                3,
+                &dot.weight,
+                dot.stride,
+                &dot.bias,
+                n_out,
+                &mut out,
+                fused,
+            );
             out
         };
         let expected: Vec<f32> = (0..3 * n_out)
             .map(|k| {
                 let (r, o) = (k / n_out, k % n_out);
-                dot.bias[o] + (0..n_in).map(|i| x[i * TILE_ROWS + r] * dot.weight[i * dot.stride + o]).sum::<f32>()
+                dot.bias[o]
+                    + (0..n_in)
+                        .map(|i| x[i * TILE_ROWS + r] * dot.weight[i * dot.stride + o])
+                        .sum::<f32>()
             })
             .collect();
         for fused in [false, true] {

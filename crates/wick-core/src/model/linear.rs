@@ -18,13 +18,23 @@ pub struct LinearFit {
 
 impl LinearFit {
     pub fn predict_row(&self, row: &[f64]) -> f64 {
-        self.intercept + row.iter().zip(&self.coefficients).map(|(x, c)| x * c).sum::<f64>()
+        self.intercept
+            + row
+                .iter()
+                .zip(&self.coefficients)
+                .map(|(x, c)| x * c)
+                .sum::<f64>()
     }
 }
 
 /// Fits `y ≈ X w + b` for a row-major `x` of `n_cols` columns. `ridge_alpha` penalises `‖w‖²` but not the
 /// intercept, like scikit-learn's `Ridge`.
-pub fn fit_least_squares(x: &[f64], n_cols: usize, y: &[f64], ridge_alpha: f64) -> Result<LinearFit> {
+pub fn fit_least_squares(
+    x: &[f64],
+    n_cols: usize,
+    y: &[f64],
+    ridge_alpha: f64,
+) -> Result<LinearFit> {
     let n_rows = y.len();
     if n_cols == 0 || x.len() != n_rows * n_cols {
         return Err(WickError::InvalidSpec(format!(
@@ -33,10 +43,14 @@ pub fn fit_least_squares(x: &[f64], n_cols: usize, y: &[f64], ridge_alpha: f64) 
         )));
     }
     if n_rows < 2 {
-        return Err(WickError::InvalidSpec("least squares needs at least 2 rows".into()));
+        return Err(WickError::InvalidSpec(
+            "least squares needs at least 2 rows".into(),
+        ));
     }
     if !(ridge_alpha >= 0.0 && ridge_alpha.is_finite()) {
-        return Err(WickError::InvalidSpec(format!("ridge alpha must be a finite number ≥ 0, got {ridge_alpha}")));
+        return Err(WickError::InvalidSpec(format!(
+            "ridge alpha must be a finite number ≥ 0, got {ridge_alpha}"
+        )));
     }
     let mut x_mean = vec![0.0; n_cols];
     for row in x.chunks_exact(n_cols) {
@@ -72,10 +86,21 @@ pub fn fit_least_squares(x: &[f64], n_cols: usize, y: &[f64], ridge_alpha: f64) 
         .map_err(|e| WickError::InvalidSpec(format!("least squares could not be solved: {e}")))?;
     let coefficients: Vec<f64> = w.iter().copied().collect();
     if coefficients.iter().any(|c| !c.is_finite()) {
-        return Err(WickError::InvalidSpec("least squares gave non-finite coefficients; check the features for extreme values".into()));
+        return Err(WickError::InvalidSpec(
+            "least squares gave non-finite coefficients; check the features for extreme values"
+                .into(),
+        ));
     }
-    let intercept = y_mean - coefficients.iter().zip(&x_mean).map(|(c, m)| c * m).sum::<f64>();
-    Ok(LinearFit { coefficients, intercept })
+    let intercept = y_mean
+        - coefficients
+            .iter()
+            .zip(&x_mean)
+            .map(|(c, m)| c * m)
+            .sum::<f64>();
+    Ok(LinearFit {
+        coefficients,
+        intercept,
+    })
 }
 
 /// Least squares over rows that arrive in batches (a file too large to hold): the sums
@@ -122,14 +147,20 @@ impl NormalEquations {
         use rayon::prelude::*;
         let n_cols = self.n_cols;
         if n_cols == 0 || x.len() != y.len() * n_cols {
-            return Err(WickError::InvalidSpec(format!("least squares needs a {}×{n_cols} matrix, got {} values", y.len(), x.len())));
+            return Err(WickError::InvalidSpec(format!(
+                "least squares needs a {}×{n_cols} matrix, got {} values",
+                y.len(),
+                x.len()
+            )));
         }
         if y.is_empty() {
             return Ok(());
         }
         if self.rows == 0 {
             let n = y.len() as f64;
-            self.shift_x = (0..n_cols).map(|j| x.iter().skip(j).step_by(n_cols).sum::<f64>() / n).collect();
+            self.shift_x = (0..n_cols)
+                .map(|j| x.iter().skip(j).step_by(n_cols).sum::<f64>() / n)
+                .collect();
             self.shift_y = y.iter().sum::<f64>() / n;
         }
         let (shift_x, shift_y) = (&self.shift_x, self.shift_y);
@@ -164,10 +195,14 @@ impl NormalEquations {
     /// error and R², from the same sums. Collinear columns get the minimum-norm answer, as there.
     pub fn solve(&self, ridge_alpha: f64) -> Result<(LinearFit, f64, f64)> {
         if self.rows < 2 {
-            return Err(WickError::InvalidSpec("least squares needs at least 2 rows".into()));
+            return Err(WickError::InvalidSpec(
+                "least squares needs at least 2 rows".into(),
+            ));
         }
         if !(ridge_alpha >= 0.0 && ridge_alpha.is_finite()) {
-            return Err(WickError::InvalidSpec(format!("ridge alpha must be a finite number ≥ 0, got {ridge_alpha}")));
+            return Err(WickError::InvalidSpec(format!(
+                "ridge alpha must be a finite number ≥ 0, got {ridge_alpha}"
+            )));
         }
         let n = self.rows as f64;
         let mean_x = &self.sum_x / n;
@@ -186,18 +221,38 @@ impl NormalEquations {
         let max = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let cut = max * 1e-10;
         let proj = eig.eigenvectors.transpose() * &cxy;
-        let scaled = DVector::from_iterator(self.n_cols, proj.iter().zip(eig.eigenvalues.iter()).map(|(p, l)| if *l > cut { p / l } else { 0.0 }));
+        let scaled = DVector::from_iterator(
+            self.n_cols,
+            proj.iter()
+                .zip(eig.eigenvalues.iter())
+                .map(|(p, l)| if *l > cut { p / l } else { 0.0 }),
+        );
         let w = &eig.eigenvectors * scaled;
         if w.iter().any(|c| !c.is_finite()) {
-            return Err(WickError::InvalidSpec("least squares gave non-finite coefficients; check the features for extreme values".into()));
+            return Err(WickError::InvalidSpec(
+                "least squares gave non-finite coefficients; check the features for extreme values"
+                    .into(),
+            ));
         }
         // Σ(y-ŷ)² = Σ(y-ȳ)² − 2wᵀcxy + wᵀcxx w.
         let sse = (syy - 2.0 * w.dot(&cxy) + (w.transpose() * &cxx * &w)[(0, 0)]).max(0.0);
         let mse = sse / n;
         let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 0.0 };
         let coefficients: Vec<f64> = w.iter().copied().collect();
-        let intercept = (mean_y + self.shift_y) - coefficients.iter().zip(mean_x.iter().zip(&self.shift_x)).map(|(c, (m, s))| c * (m + s)).sum::<f64>();
-        Ok((LinearFit { coefficients, intercept }, mse, r2))
+        let intercept = (mean_y + self.shift_y)
+            - coefficients
+                .iter()
+                .zip(mean_x.iter().zip(&self.shift_x))
+                .map(|(c, (m, s))| c * (m + s))
+                .sum::<f64>();
+        Ok((
+            LinearFit {
+                coefficients,
+                intercept,
+            },
+            mse,
+            r2,
+        ))
     }
 }
 
@@ -243,7 +298,9 @@ mod tests {
         let ys: Vec<f64> = xs.iter().map(|x| 1.0 - 2.0 * x + 0.5 * x * x).collect();
         let (px, cols) = polynomial_features(&xs, 1, 2);
         let fit = fit_least_squares(&px, cols, &ys, 0.0).unwrap();
-        assert!((fit.coefficients[0] + 2.0).abs() < 1e-9 && (fit.coefficients[1] - 0.5).abs() < 1e-9);
+        assert!(
+            (fit.coefficients[0] + 2.0).abs() < 1e-9 && (fit.coefficients[1] - 0.5).abs() < 1e-9
+        );
         assert!((fit.intercept - 1.0).abs() < 1e-9);
     }
 
@@ -255,7 +312,10 @@ mod tests {
         let mut x = Vec::new();
         let mut y = Vec::new();
         for i in 0..rows {
-            let (a, b) = ((i as f64 * 0.37).sin() * 3.0 + 100.0, (i as f64 * 0.11).cos());
+            let (a, b) = (
+                (i as f64 * 0.37).sin() * 3.0 + 100.0,
+                (i as f64 * 0.11).cos(),
+            );
             // Column 3 is column 1 again; the offset of 100 checks the shifted sums.
             x.extend([a, b, a]);
             y.push(2.0 * a - 4.0 * b + 0.3 * (i as f64 * 1.7).sin());
@@ -270,10 +330,20 @@ mod tests {
             for (c, e) in fit.coefficients.iter().zip(&exact.coefficients) {
                 assert!((c - e).abs() < 1e-7, "alpha {alpha}: {fit:?} vs {exact:?}");
             }
-            assert!((fit.intercept - exact.intercept).abs() < 1e-5, "alpha {alpha}: {fit:?} vs {exact:?}");
-            let residuals: Vec<f64> = x.chunks(3).zip(&y).map(|(r, v)| v - exact.predict_row(r)).collect();
+            assert!(
+                (fit.intercept - exact.intercept).abs() < 1e-5,
+                "alpha {alpha}: {fit:?} vs {exact:?}"
+            );
+            let residuals: Vec<f64> = x
+                .chunks(3)
+                .zip(&y)
+                .map(|(r, v)| v - exact.predict_row(r))
+                .collect();
             let exact_mse = residuals.iter().map(|r| r * r).sum::<f64>() / rows as f64;
-            assert!((mse - exact_mse).abs() < 1e-8 * exact_mse.max(1.0), "{mse} vs {exact_mse}");
+            assert!(
+                (mse - exact_mse).abs() < 1e-8 * exact_mse.max(1.0),
+                "{mse} vs {exact_mse}"
+            );
             assert!(r2 > 0.99 && r2 <= 1.0);
             assert_eq!(sums.rows(), rows as u64);
         }

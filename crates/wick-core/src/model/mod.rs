@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 
 pub use linear::{fit_least_squares, polynomial_features, LinearFit, NormalEquations};
 pub use network::Network;
+pub use spec::{
+    default_cnn_layers, infer_shapes, lenet_layers, Activation, Backbone, BackboneArch, Layer,
+    LayerShape, ModelSpec, Padding,
+};
 pub use trees::TreeEnsemble;
-pub use spec::{default_cnn_layers, infer_shapes, lenet_layers, Activation, Backbone, BackboneArch, Layer, LayerShape, ModelSpec, Padding};
 
 use crate::data::images::{hwc_u8_to_chw, load_image};
 use crate::data::{ImageShape, Preprocessor, RawColumn, Task};
@@ -49,7 +52,10 @@ pub struct TargetInfo {
 pub(crate) enum Weights {
     Linear(LinearFit),
     Network(Network),
-    Transfer { backbone: transfer::FrozenBackbone, head: Network },
+    Transfer {
+        backbone: transfer::FrozenBackbone,
+        head: Network,
+    },
     Trees(trees::TreeEnsemble),
 }
 
@@ -67,8 +73,14 @@ pub struct Model {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Prediction {
-    Value { value: f64 },
-    Class { label: String, class_index: usize, probabilities: Vec<f32> },
+    Value {
+        value: f64,
+    },
+    Class {
+        label: String,
+        class_index: usize,
+        probabilities: Vec<f32>,
+    },
 }
 
 impl Prediction {
@@ -82,7 +94,11 @@ impl Prediction {
 
     pub fn confidence(&self) -> Option<f32> {
         match self {
-            Self::Class { class_index, probabilities, .. } => probabilities.get(*class_index).copied(),
+            Self::Class {
+                class_index,
+                probabilities,
+                ..
+            } => probabilities.get(*class_index).copied(),
             Self::Value { .. } => None,
         }
     }
@@ -94,12 +110,23 @@ const PREDICT_BATCH: usize = 256;
 pub const BACKBONE_BATCH: usize = 16;
 
 impl Model {
-    pub(crate) fn new(spec: ModelSpec, input: ModelInput, target: TargetInfo, weights: Weights) -> Result<Self> {
+    pub(crate) fn new(
+        spec: ModelSpec,
+        input: ModelInput,
+        target: TargetInfo,
+        weights: Weights,
+    ) -> Result<Self> {
         let cpu_net = match &weights {
             Weights::Network(net) => net.cpu_net()?,
             Weights::Linear(_) | Weights::Transfer { .. } | Weights::Trees(_) => None,
         };
-        Ok(Self { spec, input, target, weights, cpu_net })
+        Ok(Self {
+            spec,
+            input,
+            target,
+            weights,
+            cpu_net,
+        })
     }
 
     pub fn task(&self) -> Task {
@@ -109,7 +136,9 @@ impl Model {
     /// Predicts every row of a frame; feature columns are read by name, extra columns ignored.
     pub fn predict_frame(&self, df: &DataFrame) -> Result<Vec<Prediction>> {
         let ModelInput::Tabular { preprocessor } = &self.input else {
-            return Err(WickError::PredictInput("this model takes images, not table rows".into()));
+            return Err(WickError::PredictInput(
+                "this model takes images, not table rows".into(),
+            ));
         };
         let x = preprocessor.transform_frame(df)?;
         self.predict_encoded(&x, df.height())
@@ -118,16 +147,23 @@ impl Model {
     /// Predicts `n` rows given as one raw column per feature, in the preprocessor's encoder order.
     pub fn predict_columns(&self, columns: &[RawColumn], n: usize) -> Result<Vec<Prediction>> {
         let ModelInput::Tabular { preprocessor } = &self.input else {
-            return Err(WickError::PredictInput("this model takes images, not table rows".into()));
+            return Err(WickError::PredictInput(
+                "this model takes images, not table rows".into(),
+            ));
         };
         let x = preprocessor.transform_columns(columns, n)?;
         self.predict_encoded(&x, n)
     }
 
     /// Predicts rows given as JSON objects keyed by column name.
-    pub fn predict_rows(&self, rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<Vec<Prediction>> {
+    pub fn predict_rows(
+        &self,
+        rows: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<Vec<Prediction>> {
         let ModelInput::Tabular { preprocessor } = &self.input else {
-            return Err(WickError::PredictInput("this model takes images, not table rows".into()));
+            return Err(WickError::PredictInput(
+                "this model takes images, not table rows".into(),
+            ));
         };
         self.predict_frame(&rows_frame(preprocessor, rows)?)
     }
@@ -147,7 +183,11 @@ impl Model {
         let shape = self.image_shape()?;
         let per = shape.len();
         if pixels.len() != n * per {
-            return Err(WickError::PredictInput(format!("expected {n} images of {} values, got {} values", per, pixels.len())));
+            return Err(WickError::PredictInput(format!(
+                "expected {n} images of {} values, got {} values",
+                per,
+                pixels.len()
+            )));
         }
         let mut chw = Vec::with_capacity(pixels.len());
         for img in pixels.chunks_exact(per.max(1)) {
@@ -160,7 +200,11 @@ impl Model {
     pub fn predict_pixels(&self, chw: &[f32], n: usize) -> Result<Vec<Prediction>> {
         let shape = self.image_shape()?;
         if chw.len() != n * shape.len() {
-            return Err(WickError::PredictInput(format!("expected {n} images of {} values, got {}", shape.len(), chw.len())));
+            return Err(WickError::PredictInput(format!(
+                "expected {n} images of {} values, got {}",
+                shape.len(),
+                chw.len()
+            )));
         }
         if let Some(cpu) = &self.cpu_net {
             return Ok(self.decode_outputs(&cpu.forward(chw, n), n));
@@ -171,7 +215,10 @@ impl Model {
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(PREDICT_BATCH) {
             let rows = PREDICT_BATCH.min(n - start);
-            let x: Vec<f64> = chw[start * per..(start + rows) * per].iter().map(|&v| v as f64).collect();
+            let x: Vec<f64> = chw[start * per..(start + rows) * per]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
             out.extend(self.predict_encoded(&x, rows)?);
         }
         Ok(out)
@@ -180,7 +227,9 @@ impl Model {
     pub fn image_shape(&self) -> Result<ImageShape> {
         match &self.input {
             ModelInput::Image { shape } => Ok(*shape),
-            ModelInput::Tabular { .. } => Err(WickError::PredictInput("this model takes table rows, not images".into())),
+            ModelInput::Tabular { .. } => Err(WickError::PredictInput(
+                "this model takes table rows, not images".into(),
+            )),
         }
     }
 
@@ -203,7 +252,13 @@ impl Model {
                 let width = self.input_width();
                 let (px, _) = polynomial_features(x, width, degree);
                 let cols = fit.coefficients.len();
-                Ok(px.chunks_exact(cols.max(1)).take(n).map(|row| Prediction::Value { value: fit.predict_row(row) }).collect())
+                Ok(px
+                    .chunks_exact(cols.max(1))
+                    .take(n)
+                    .map(|row| Prediction::Value {
+                        value: fit.predict_row(row),
+                    })
+                    .collect())
             }
             Weights::Network(net) => {
                 let outputs = match &self.cpu_net {
@@ -231,28 +286,54 @@ impl Model {
     /// Tree outputs are already values or probabilities (no softmax).
     fn decode_tree_outputs(&self, outputs: &[f64], n: usize) -> Vec<Prediction> {
         match self.target.task {
-            Task::Regression => outputs.iter().take(n).map(|&value| Prediction::Value { value }).collect(),
+            Task::Regression => outputs
+                .iter()
+                .take(n)
+                .map(|&value| Prediction::Value { value })
+                .collect(),
             Task::Classification => outputs
                 .chunks_exact(self.target.labels.len().max(1))
                 .map(|p| {
                     let probabilities: Vec<f32> = p.iter().map(|&v| v as f32).collect();
                     let class_index = argmax(&probabilities);
-                    Prediction::Class { label: self.target.labels.get(class_index).cloned().unwrap_or_default(), class_index, probabilities }
+                    Prediction::Class {
+                        label: self
+                            .target
+                            .labels
+                            .get(class_index)
+                            .cloned()
+                            .unwrap_or_default(),
+                        class_index,
+                        probabilities,
+                    }
                 })
                 .collect(),
         }
     }
 
     /// Raw network outputs (logits or standardised values), row-major.
-    fn network_outputs(&self, net: &Network, backbone: Option<&transfer::FrozenBackbone>, x: &[f64], n: usize) -> Result<Vec<f32>> {
+    fn network_outputs(
+        &self,
+        net: &Network,
+        backbone: Option<&transfer::FrozenBackbone>,
+        x: &[f64],
+        n: usize,
+    ) -> Result<Vec<f32>> {
         let width = self.input_width();
         let device = net.device().clone();
         let mut out = Vec::new();
         // A backbone's activations at photo sizes are tens of MB an image: smaller batches.
-        let batch_rows = if backbone.is_some() { BACKBONE_BATCH } else { PREDICT_BATCH };
+        let batch_rows = if backbone.is_some() {
+            BACKBONE_BATCH
+        } else {
+            PREDICT_BATCH
+        };
         for start in (0..n).step_by(batch_rows) {
             let rows = batch_rows.min(n - start);
-            let chunk: Vec<f32> = x[start * width..(start + rows) * width].iter().map(|&v| v as f32).collect();
+            let chunk: Vec<f32> = x[start * width..(start + rows) * width]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             let mut dims = vec![rows];
             let input_dims = match (&self.input, backbone) {
                 (ModelInput::Image { shape }, _) => vec![shape.channels, shape.height, shape.width],
@@ -274,7 +355,13 @@ impl Model {
         match self.target.task {
             Task::Regression => {
                 let (mean, std) = self.target.scale.unwrap_or((0.0, 1.0));
-                outputs.iter().take(n).map(|&v| Prediction::Value { value: v as f64 * std + mean }).collect()
+                outputs
+                    .iter()
+                    .take(n)
+                    .map(|&v| Prediction::Value {
+                        value: v as f64 * std + mean,
+                    })
+                    .collect()
             }
             Task::Classification => {
                 let k = self.target.labels.len().max(1);
@@ -283,7 +370,16 @@ impl Model {
                     .map(|logits| {
                         let probabilities = softmax(logits);
                         let class_index = argmax(&probabilities);
-                        Prediction::Class { label: self.target.labels.get(class_index).cloned().unwrap_or_default(), class_index, probabilities }
+                        Prediction::Class {
+                            label: self
+                                .target
+                                .labels
+                                .get(class_index)
+                                .cloned()
+                                .unwrap_or_default(),
+                            class_index,
+                            probabilities,
+                        }
                     })
                     .collect()
             }
@@ -308,12 +404,24 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 pub(crate) fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }
 
 /// JSON rows (column → value) as a frame of the preprocessor's feature columns; a missing key or
 /// `null` is a missing value.
-pub(crate) fn rows_frame(preprocessor: &Preprocessor, rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<DataFrame> {
+pub(crate) fn rows_frame(
+    preprocessor: &Preprocessor,
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<DataFrame> {
     let mut columns = Vec::new();
     for enc in &preprocessor.encoders {
         let name = enc.name();
@@ -323,7 +431,8 @@ pub(crate) fn rows_frame(preprocessor: &Preprocessor, rows: &[serde_json::Map<St
         });
         let values: Vec<Option<serde_json::Value>> = values.collect::<Result<_>>()?;
         let col = match enc {
-            crate::data::FeatureEncoder::Numeric { .. } | crate::data::FeatureEncoder::Raw { .. } => {
+            crate::data::FeatureEncoder::Numeric { .. }
+            | crate::data::FeatureEncoder::Raw { .. } => {
                 let nums = values
                     .iter()
                     .enumerate()
@@ -331,18 +440,34 @@ pub(crate) fn rows_frame(preprocessor: &Preprocessor, rows: &[serde_json::Map<St
                         None => Ok(None),
                         Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
                         Some(serde_json::Value::Bool(b)) => Ok(Some(f64::from(u8::from(*b)))),
-                        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| {
-                            WickError::PredictInput(format!("row {}: `{name}` must be a number, got {s:?}", i + 1))
-                        }),
-                        Some(other) => Err(WickError::PredictInput(format!("row {}: `{name}` must be a number, got {other}", i + 1))),
+                        Some(serde_json::Value::String(s)) => {
+                            s.trim().parse::<f64>().map(Some).map_err(|_| {
+                                WickError::PredictInput(format!(
+                                    "row {}: `{name}` must be a number, got {s:?}",
+                                    i + 1
+                                ))
+                            })
+                        }
+                        Some(other) => Err(WickError::PredictInput(format!(
+                            "row {}: `{name}` must be a number, got {other}",
+                            i + 1
+                        ))),
                     })
                     .collect::<Result<Vec<Option<f64>>>>()?;
                 Column::new(name.into(), nums)
             }
-            crate::data::FeatureEncoder::OneHot { .. } | crate::data::FeatureEncoder::Code { .. } | crate::data::FeatureEncoder::Date { .. } => {
+            crate::data::FeatureEncoder::OneHot { .. }
+            | crate::data::FeatureEncoder::Code { .. }
+            | crate::data::FeatureEncoder::Date { .. } => {
                 let texts: Vec<Option<String>> = values
                     .iter()
-                    .map(|v| v.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .map(|v| {
+                        v.as_ref().map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                    })
                     .collect();
                 Column::new(name.into(), texts)
             }

@@ -18,7 +18,10 @@ use crate::model::spec::{conv_padding, Activation, Layer};
 enum NetLayer {
     /// A convolution. On the CPU it runs as one fused op, together with the ReLU and max-pool that
     /// directly follow it (`fused`); elsewhere as candle's conv2d, with those layers after it.
-    Conv { conv: Conv2d, fused: ConvBlock },
+    Conv {
+        conv: Conv2d,
+        fused: ConvBlock,
+    },
     /// A layer computed inside the convolution before it.
     FusedIntoConv,
     MaxPool(usize),
@@ -53,14 +56,40 @@ enum Init<'a> {
 
 impl Network {
     /// A new network with weights drawn like PyTorch's defaults (uniform ±1/√fan_in) from `rng`.
-    pub fn new(input_shape: &[usize], layers: &[Layer], n_outputs: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
-        Self::build(input_shape, layers, n_outputs, Init::Random(rng), device, device.is_cpu())
+    pub fn new(
+        input_shape: &[usize],
+        layers: &[Layer],
+        n_outputs: usize,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(
+            input_shape,
+            layers,
+            n_outputs,
+            Init::Random(rng),
+            device,
+            device.is_cpu(),
+        )
     }
 
     /// As [`Network::new`], but always with candle's own ops (the reference the fused CPU ops are
     /// checked against, and what GPUs run).
-    pub(crate) fn with_candle_ops(input_shape: &[usize], layers: &[Layer], n_outputs: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
-        Self::build(input_shape, layers, n_outputs, Init::Random(rng), device, false)
+    pub(crate) fn with_candle_ops(
+        input_shape: &[usize],
+        layers: &[Layer],
+        n_outputs: usize,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(
+            input_shape,
+            layers,
+            n_outputs,
+            Init::Random(rng),
+            device,
+            false,
+        )
     }
 
     /// A network with the given weights (from a model package).
@@ -71,10 +100,24 @@ impl Network {
         tensors: &HashMap<String, Tensor>,
         device: &Device,
     ) -> Result<Self> {
-        Self::build(input_shape, layers, n_outputs, Init::Tensors(tensors), device, device.is_cpu())
+        Self::build(
+            input_shape,
+            layers,
+            n_outputs,
+            Init::Tensors(tensors),
+            device,
+            device.is_cpu(),
+        )
     }
 
-    fn build(input_shape: &[usize], layers: &[Layer], n_outputs: usize, mut init: Init, device: &Device, cpu_ops: bool) -> Result<Self> {
+    fn build(
+        input_shape: &[usize],
+        layers: &[Layer],
+        n_outputs: usize,
+        mut init: Init,
+        device: &Device,
+        cpu_ops: bool,
+    ) -> Result<Self> {
         let mut params = Vec::new();
         let mut shape = input_shape.to_vec();
         let mut built = Vec::with_capacity(layers.len());
@@ -82,23 +125,68 @@ impl Network {
         let mut fused_layers = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let name = format!("layers.{i}");
-            let layer_err = |message: String| WickError::Layer { index: i + 1, layer: layer.label(), message };
+            let layer_err = |message: String| WickError::Layer {
+                index: i + 1,
+                layer: layer.label(),
+                message,
+            };
             let net_layer = match layer {
-                Layer::Conv2d { filters, kernel, stride, padding } => {
-                    let [c, h, w] = shape[..] else { return Err(layer_err(format!("needs an image-shaped input, got {shape:?}"))) };
+                Layer::Conv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let [c, h, w] = shape[..] else {
+                        return Err(layer_err(format!(
+                            "needs an image-shaped input, got {shape:?}"
+                        )));
+                    };
                     let fan_in = c * kernel * kernel;
-                    let weight = param(&mut init, &mut params, &format!("{name}.weight"), &[*filters, c, *kernel, *kernel], fan_in, device)?;
-                    let bias = param(&mut init, &mut params, &format!("{name}.bias"), &[*filters], fan_in, device)?;
+                    let weight = param(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.weight"),
+                        &[*filters, c, *kernel, *kernel],
+                        fan_in,
+                        device,
+                    )?;
+                    let bias = param(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.bias"),
+                        &[*filters],
+                        fan_in,
+                        device,
+                    )?;
                     let pad = conv_padding(*kernel, *padding);
                     if *kernel > h + 2 * pad || *kernel > w + 2 * pad {
                         return Err(layer_err(format!("kernel larger than its {h}×{w} input")));
                     }
-                    shape = vec![*filters, (h + 2 * pad - kernel) / stride + 1, (w + 2 * pad - kernel) / stride + 1];
-                    let cfg = Conv2dConfig { padding: pad, stride: *stride, ..Default::default() };
-                    let mut fused = ConvBlock { stride: *stride, padding: pad, relu: false, max_pool: None };
+                    shape = vec![
+                        *filters,
+                        (h + 2 * pad - kernel) / stride + 1,
+                        (w + 2 * pad - kernel) / stride + 1,
+                    ];
+                    let cfg = Conv2dConfig {
+                        padding: pad,
+                        stride: *stride,
+                        ..Default::default()
+                    };
+                    let mut fused = ConvBlock {
+                        stride: *stride,
+                        padding: pad,
+                        relu: false,
+                        max_pool: None,
+                    };
                     if cpu_ops {
                         let mut next = i + 1;
-                        if matches!(layers.get(next), Some(Layer::Activation { function: Activation::Relu })) {
+                        if matches!(
+                            layers.get(next),
+                            Some(Layer::Activation {
+                                function: Activation::Relu
+                            })
+                        ) {
                             fused.relu = true;
                             fused_layers.push(next);
                             next += 1;
@@ -108,10 +196,17 @@ impl Network {
                             fused_layers.push(next);
                         }
                     }
-                    NetLayer::Conv { conv: Conv2d::new(weight, Some(bias), cfg), fused }
+                    NetLayer::Conv {
+                        conv: Conv2d::new(weight, Some(bias), cfg),
+                        fused,
+                    }
                 }
                 Layer::MaxPool2d { size } | Layer::AvgPool2d { size } => {
-                    let [c, h, w] = shape[..] else { return Err(layer_err(format!("needs an image-shaped input, got {shape:?}"))) };
+                    let [c, h, w] = shape[..] else {
+                        return Err(layer_err(format!(
+                            "needs an image-shaped input, got {shape:?}"
+                        )));
+                    };
                     shape = vec![c, h / size, w / size];
                     if matches!(layer, Layer::MaxPool2d { .. }) {
                         NetLayer::MaxPool(*size)
@@ -121,10 +216,42 @@ impl Network {
                 }
                 Layer::BatchNorm => {
                     let c = shape[0];
-                    let weight = fixed(&mut init, &mut params, &format!("{name}.weight"), c, 1.0, true, device)?;
-                    let bias = fixed(&mut init, &mut params, &format!("{name}.bias"), c, 0.0, true, device)?;
-                    let mean = fixed(&mut init, &mut params, &format!("{name}.running_mean"), c, 0.0, false, device)?;
-                    let var = fixed(&mut init, &mut params, &format!("{name}.running_var"), c, 1.0, false, device)?;
+                    let weight = fixed(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.weight"),
+                        c,
+                        1.0,
+                        true,
+                        device,
+                    )?;
+                    let bias = fixed(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.bias"),
+                        c,
+                        0.0,
+                        true,
+                        device,
+                    )?;
+                    let mean = fixed(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.running_mean"),
+                        c,
+                        0.0,
+                        false,
+                        device,
+                    )?;
+                    let var = fixed(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.running_var"),
+                        c,
+                        1.0,
+                        false,
+                        device,
+                    )?;
                     NetLayer::BatchNorm(BatchNorm::new(c, mean, var, weight, bias, 1e-5)?)
                 }
                 Layer::Dropout { rate } => NetLayer::Dropout(*rate),
@@ -133,33 +260,87 @@ impl Network {
                     NetLayer::Flatten
                 }
                 Layer::Dense { units } => {
-                    let [n] = shape[..] else { return Err(layer_err(format!("needs a flat input, got {shape:?}; add Flatten"))) };
-                    let weight = param(&mut init, &mut params, &format!("{name}.weight"), &[*units, n], n, device)?;
-                    let bias = param(&mut init, &mut params, &format!("{name}.bias"), &[*units], n, device)?;
+                    let [n] = shape[..] else {
+                        return Err(layer_err(format!(
+                            "needs a flat input, got {shape:?}; add Flatten"
+                        )));
+                    };
+                    let weight = param(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.weight"),
+                        &[*units, n],
+                        n,
+                        device,
+                    )?;
+                    let bias = param(
+                        &mut init,
+                        &mut params,
+                        &format!("{name}.bias"),
+                        &[*units],
+                        n,
+                        device,
+                    )?;
                     shape = vec![*units];
                     NetLayer::Dense(Linear::new(weight, Some(bias)))
                 }
                 Layer::Activation { function } => NetLayer::Act(*function),
             };
-            built.push(if fused_layers.contains(&i) { NetLayer::FusedIntoConv } else { net_layer });
+            built.push(if fused_layers.contains(&i) {
+                NetLayer::FusedIntoConv
+            } else {
+                net_layer
+            });
         }
         let n_in: usize = shape.iter().product();
         if shape.len() != 1 {
-            return Err(WickError::InvalidSpec(format!("the layer stack ends with shape {shape:?}; add a Flatten layer")));
+            return Err(WickError::InvalidSpec(format!(
+                "the layer stack ends with shape {shape:?}; add a Flatten layer"
+            )));
         }
-        let weight = param(&mut init, &mut params, "output.weight", &[n_outputs, n_in], n_in, device)?;
-        let bias = param(&mut init, &mut params, "output.bias", &[n_outputs], n_in, device)?;
+        let weight = param(
+            &mut init,
+            &mut params,
+            "output.weight",
+            &[n_outputs, n_in],
+            n_in,
+            device,
+        )?;
+        let bias = param(
+            &mut init,
+            &mut params,
+            "output.bias",
+            &[n_outputs],
+            n_in,
+            device,
+        )?;
         let output = Linear::new(weight, Some(bias));
-        Ok(Self { layers: built, output, params, input_shape: input_shape.to_vec(), layer_specs: layers.to_vec(), n_outputs, device: device.clone(), cpu_ops })
+        Ok(Self {
+            layers: built,
+            output,
+            params,
+            input_shape: input_shape.to_vec(),
+            layer_specs: layers.to_vec(),
+            n_outputs,
+            device: device.clone(),
+            cpu_ops,
+        })
     }
 
     /// Runs the network on a batch `(N, ...input_shape)`. `dropout_rng` is only used when `train`.
-    pub fn forward(&self, x: &Tensor, train: bool, mut dropout_rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        train: bool,
+        mut dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
             x = match layer {
                 NetLayer::Conv { conv, fused } => match conv.bias() {
-                    Some(bias) if self.cpu_ops => cpu_ops::conv_block(&x, conv.weight(), bias, *fused)?,
+                    Some(bias) if self.cpu_ops => {
+                        cpu_ops::conv_block(&x, conv.weight(), bias, *fused)?
+                    }
                     _ => conv.forward(&x)?,
                 },
                 NetLayer::FusedIntoConv => x,
@@ -183,7 +364,11 @@ impl Network {
 
     /// Trainable variables (running statistics of batch norm excluded).
     pub fn trainable_vars(&self) -> Vec<Var> {
-        self.params.iter().filter(|(n, _)| !n.contains("running_")).map(|(_, v)| v.clone()).collect()
+        self.params
+            .iter()
+            .filter(|(n, _)| !n.contains("running_"))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Every tensor needed to rebuild the network, by name (batch norm running statistics included).
@@ -195,7 +380,10 @@ impl Network {
         // BatchNorm keeps its running statistics in its own variables; read the current values there.
         for (i, layer) in self.layers.iter().enumerate() {
             if let NetLayer::BatchNorm(bn) = layer {
-                out.insert(format!("layers.{i}.running_mean"), bn.running_mean().clone());
+                out.insert(
+                    format!("layers.{i}.running_mean"),
+                    bn.running_mean().clone(),
+                );
                 out.insert(format!("layers.{i}.running_var"), bn.running_var().clone());
             }
         }
@@ -204,7 +392,10 @@ impl Network {
 
     /// A detached copy of every tensor (for keeping the best epoch's weights).
     pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
-        self.tensors()?.into_iter().map(|(k, t)| Ok((k, t.copy()?))).collect()
+        self.tensors()?
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.copy()?)))
+            .collect()
     }
 
     /// Restores a snapshot taken with [`Network::snapshot`].
@@ -217,7 +408,12 @@ impl Network {
         for (i, layer) in self.layers.iter_mut().enumerate() {
             if let NetLayer::BatchNorm(bn) = layer {
                 let get = |k: &str| snapshot.get(&format!("layers.{i}.{k}")).cloned();
-                if let (Some(m), Some(v), Some(w), Some(b)) = (get("running_mean"), get("running_var"), get("weight"), get("bias")) {
+                if let (Some(m), Some(v), Some(w), Some(b)) = (
+                    get("running_mean"),
+                    get("running_var"),
+                    get("weight"),
+                    get("bias"),
+                ) {
                     let c = m.dim(0)?;
                     // Weight and bias are shared with the trainable vars (already set); the stats are not.
                     *bn = BatchNorm::new(c, m, v, w, b, 1e-5)?;
@@ -233,7 +429,12 @@ impl Network {
         if !self.device.is_cpu() {
             return Ok(None);
         }
-        Ok(Some(CpuNet::new(&self.input_shape, &self.layer_specs, self.n_outputs, &self.tensors()?)?))
+        Ok(Some(CpuNet::new(
+            &self.input_shape,
+            &self.layer_specs,
+            self.n_outputs,
+            &self.tensors()?,
+        )?))
     }
 
     /// The layer stack as specified, without the output layer (for export).
@@ -255,7 +456,14 @@ impl Network {
     }
 }
 
-fn param(init: &mut Init, params: &mut Vec<(String, Var)>, name: &str, shape: &[usize], fan_in: usize, device: &Device) -> Result<Tensor> {
+fn param(
+    init: &mut Init,
+    params: &mut Vec<(String, Var)>,
+    name: &str,
+    shape: &[usize],
+    fan_in: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let var = match init {
         Init::Random(rng) => {
             let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
@@ -270,7 +478,15 @@ fn param(init: &mut Init, params: &mut Vec<(String, Var)>, name: &str, shape: &[
     Ok(tensor)
 }
 
-fn fixed(init: &mut Init, params: &mut Vec<(String, Var)>, name: &str, len: usize, value: f32, trainable: bool, device: &Device) -> Result<Tensor> {
+fn fixed(
+    init: &mut Init,
+    params: &mut Vec<(String, Var)>,
+    name: &str,
+    len: usize,
+    value: f32,
+    trainable: bool,
+    device: &Device,
+) -> Result<Tensor> {
     let tensor = match init {
         Init::Random(_) => Tensor::full(value, len, device)?,
         Init::Tensors(tensors) => stored(tensors, name, &[len], device)?,
@@ -285,12 +501,22 @@ fn fixed(init: &mut Init, params: &mut Vec<(String, Var)>, name: &str, len: usiz
     }
 }
 
-fn stored(tensors: &HashMap<String, Tensor>, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
-    let t = tensors
-        .get(name)
-        .ok_or_else(|| WickError::InvalidSpec(format!("the weights have no tensor `{name}`; the package does not match its spec")))?;
+fn stored(
+    tensors: &HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Tensor> {
+    let t = tensors.get(name).ok_or_else(|| {
+        WickError::InvalidSpec(format!(
+            "the weights have no tensor `{name}`; the package does not match its spec"
+        ))
+    })?;
     if t.dims() != shape {
-        return Err(WickError::InvalidSpec(format!("tensor `{name}` has shape {:?} but the spec needs {shape:?}", t.dims())));
+        return Err(WickError::InvalidSpec(format!(
+            "tensor `{name}` has shape {:?} but the spec needs {shape:?}",
+            t.dims()
+        )));
     }
     Ok(t.to_dtype(DType::F32)?.to_device(device)?)
 }
@@ -308,7 +534,15 @@ fn activate(x: &Tensor, a: Activation) -> Result<Tensor> {
 /// Inverted dropout with a mask from our seeded RNG.
 fn dropout(x: &Tensor, rate: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let keep = 1.0 - rate;
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
     Ok((x * mask)?)
 }

@@ -29,7 +29,10 @@ pub enum ModelSpec {
         dropout: f32,
     },
     /// A convolutional network for images. The output layer is added automatically.
-    Cnn { input: ImageShape, layers: Vec<Layer> },
+    Cnn {
+        input: ImageShape,
+        layers: Vec<Layer>,
+    },
     /// A frozen pretrained image backbone with a newly trained dense head.
     Transfer { backbone: Backbone },
     /// Gradient-boosted trees on a table: missing values and text categories are handled by the
@@ -109,13 +112,21 @@ impl ModelSpec {
 
     /// A forest with scikit-learn's defaults (100 fully grown trees).
     pub fn default_forest() -> Self {
-        Self::Forest { trees: forest_trees(), max_depth: None, min_samples_leaf: 1, max_features: None }
+        Self::Forest {
+            trees: forest_trees(),
+            max_depth: None,
+            min_samples_leaf: 1,
+            max_features: None,
+        }
     }
 
     /// The model's kind in words, as the model card and messages name it.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            Self::Linear { ridge_alpha, poly_degree } if *poly_degree > 1 && *ridge_alpha > 0.0 => "polynomial ridge regression",
+            Self::Linear {
+                ridge_alpha,
+                poly_degree,
+            } if *poly_degree > 1 && *ridge_alpha > 0.0 => "polynomial ridge regression",
             Self::Linear { poly_degree, .. } if *poly_degree > 1 => "polynomial regression",
             Self::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => "ridge regression",
             Self::Linear { .. } => "linear regression",
@@ -211,13 +222,23 @@ pub enum Layer {
         #[serde(default)]
         padding: Padding,
     },
-    MaxPool2d { size: usize },
-    AvgPool2d { size: usize },
+    MaxPool2d {
+        size: usize,
+    },
+    AvgPool2d {
+        size: usize,
+    },
     BatchNorm,
-    Dropout { rate: f32 },
+    Dropout {
+        rate: f32,
+    },
     Flatten,
-    Dense { units: usize },
-    Activation { function: Activation },
+    Dense {
+        units: usize,
+    },
+    Activation {
+        function: Activation,
+    },
 }
 
 fn one_usize() -> usize {
@@ -227,7 +248,9 @@ fn one_usize() -> usize {
 impl Layer {
     pub fn label(&self) -> String {
         match self {
-            Self::Conv2d { filters, kernel, .. } => format!("Conv2d {kernel}×{kernel} ×{filters}"),
+            Self::Conv2d {
+                filters, kernel, ..
+            } => format!("Conv2d {kernel}×{kernel} ×{filters}"),
             Self::MaxPool2d { size } => format!("MaxPool2d {size}×{size}"),
             Self::AvgPool2d { size } => format!("AvgPool2d {size}×{size}"),
             Self::BatchNorm => "BatchNorm".into(),
@@ -241,12 +264,24 @@ impl Layer {
 
 /// The default CNN: conv 3×3 ×32 → max-pool → conv 3×3 ×64 → max-pool → flatten → dense 64 → (output).
 pub fn default_cnn_layers() -> Vec<Layer> {
-    let relu = Layer::Activation { function: Activation::Relu };
+    let relu = Layer::Activation {
+        function: Activation::Relu,
+    };
     vec![
-        Layer::Conv2d { filters: 32, kernel: 3, stride: 1, padding: Padding::Same },
+        Layer::Conv2d {
+            filters: 32,
+            kernel: 3,
+            stride: 1,
+            padding: Padding::Same,
+        },
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
-        Layer::Conv2d { filters: 64, kernel: 3, stride: 1, padding: Padding::Same },
+        Layer::Conv2d {
+            filters: 64,
+            kernel: 3,
+            stride: 1,
+            padding: Padding::Same,
+        },
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
         Layer::Flatten,
@@ -257,12 +292,24 @@ pub fn default_cnn_layers() -> Vec<Layer> {
 
 /// The LeNet-style CNN of the benchmark: conv 5×5 ×32 → pool → conv 5×5 ×64 → pool → dense 128 → (output).
 pub fn lenet_layers() -> Vec<Layer> {
-    let relu = Layer::Activation { function: Activation::Relu };
+    let relu = Layer::Activation {
+        function: Activation::Relu,
+    };
     vec![
-        Layer::Conv2d { filters: 32, kernel: 5, stride: 1, padding: Padding::Valid },
+        Layer::Conv2d {
+            filters: 32,
+            kernel: 5,
+            stride: 1,
+            padding: Padding::Valid,
+        },
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
-        Layer::Conv2d { filters: 64, kernel: 5, stride: 1, padding: Padding::Valid },
+        Layer::Conv2d {
+            filters: 64,
+            kernel: 5,
+            stride: 1,
+            padding: Padding::Valid,
+        },
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
         Layer::Flatten,
@@ -281,7 +328,11 @@ pub struct LayerShape {
 
 /// Infers every layer's output shape for a CHW input, ending with the implicit output layer of
 /// `n_outputs` units. Errors name the first impossible layer.
-pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Result<Vec<LayerShape>> {
+pub fn infer_shapes(
+    input: ImageShape,
+    layers: &[Layer],
+    n_outputs: usize,
+) -> Result<Vec<LayerShape>> {
     if input.channels == 0 || input.height == 0 || input.width == 0 {
         return Err(WickError::InvalidSpec(format!(
             "the input shape {}×{}×{} has a zero dimension",
@@ -291,7 +342,11 @@ pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Re
     let mut shape = vec![input.channels, input.height, input.width];
     let mut out = Vec::with_capacity(layers.len() + 1);
     for (index, layer) in layers.iter().enumerate() {
-        let err = |message: String| WickError::Layer { index: index + 1, layer: layer.label(), message };
+        let err = |message: String| WickError::Layer {
+            index: index + 1,
+            layer: layer.label(),
+            message,
+        };
         let spatial = |shape: &[usize]| -> Result<(usize, usize, usize)> {
             match shape {
                 [c, h, w] => Ok((*c, *h, *w)),
@@ -299,7 +354,12 @@ pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Re
             }
         };
         let (next, params) = match layer {
-            Layer::Conv2d { filters, kernel, stride, padding } => {
+            Layer::Conv2d {
+                filters,
+                kernel,
+                stride,
+                padding,
+            } => {
                 let (c, h, w) = spatial(&shape)?;
                 if *filters == 0 {
                     return Err(err("has zero filters; use at least 1".into()));
@@ -313,7 +373,10 @@ pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Re
                 }
                 let oh = (h + 2 * pad - kernel) / stride + 1;
                 let ow = (w + 2 * pad - kernel) / stride + 1;
-                (vec![*filters, oh, ow], filters * c * kernel * kernel + filters)
+                (
+                    vec![*filters, oh, ow],
+                    filters * c * kernel * kernel + filters,
+                )
             }
             Layer::MaxPool2d { size } | Layer::AvgPool2d { size } => {
                 let (c, h, w) = spatial(&shape)?;
@@ -341,14 +404,20 @@ pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Re
                     return Err(err("has zero units; use at least 1".into()));
                 }
                 let [n] = shape[..] else {
-                    return Err(err(format!("needs a flat input but gets {shape:?}; add a Flatten layer before it")));
+                    return Err(err(format!(
+                        "needs a flat input but gets {shape:?}; add a Flatten layer before it"
+                    )));
                 };
                 (vec![*units], n * units + units)
             }
             Layer::Activation { .. } => (shape.clone(), 0),
         };
         shape = next;
-        out.push(LayerShape { label: layer.label(), output: shape.clone(), params });
+        out.push(LayerShape {
+            label: layer.label(),
+            output: shape.clone(),
+            params,
+        });
     }
     let n_in: usize = shape.iter().product();
     if shape.len() != 1 {
@@ -356,7 +425,11 @@ pub fn infer_shapes(input: ImageShape, layers: &[Layer], n_outputs: usize) -> Re
             "the layer stack ends with shape {shape:?}; add a Flatten layer so the output layer gets a flat input"
         )));
     }
-    out.push(LayerShape { label: format!("Output {n_outputs}"), output: vec![n_outputs], params: n_in * n_outputs + n_outputs });
+    out.push(LayerShape {
+        label: format!("Output {n_outputs}"),
+        output: vec![n_outputs],
+        params: n_in * n_outputs + n_outputs,
+    });
     Ok(out)
 }
 
@@ -371,10 +444,19 @@ pub fn conv_padding(kernel: usize, padding: Padding) -> usize {
 /// The dense layer stack of a tabular network (MLP or logistic regression), without the output layer.
 pub fn dense_layers(spec: &ModelSpec) -> Vec<Layer> {
     match spec {
-        ModelSpec::Mlp { hidden, activation, dropout } => hidden
+        ModelSpec::Mlp {
+            hidden,
+            activation,
+            dropout,
+        } => hidden
             .iter()
             .flat_map(|&units| {
-                let mut l = vec![Layer::Dense { units }, Layer::Activation { function: *activation }];
+                let mut l = vec![
+                    Layer::Dense { units },
+                    Layer::Activation {
+                        function: *activation,
+                    },
+                ];
                 if *dropout > 0.0 {
                     l.push(Layer::Dropout { rate: *dropout });
                 }
@@ -391,7 +473,11 @@ mod tests {
 
     #[test]
     fn default_cnn_shapes_and_params() {
-        let input = ImageShape { height: 28, width: 28, channels: 1 };
+        let input = ImageShape {
+            height: 28,
+            width: 28,
+            channels: 1,
+        };
         let shapes = infer_shapes(input, &default_cnn_layers(), 10).unwrap();
         assert_eq!(shapes[0].output, vec![32, 28, 28]);
         assert_eq!(shapes[0].params, 32 * 9 + 32);
@@ -404,24 +490,55 @@ mod tests {
     #[test]
     fn lenet_matches_pytorch_parameter_count() {
         // PyTorch 2.15: sum(p.numel() for p in net.parameters()) of the LeNet in bench/reference.py.
-        let input = ImageShape { height: 28, width: 28, channels: 1 };
-        let total: usize = infer_shapes(input, &lenet_layers(), 10).unwrap().iter().map(|s| s.params).sum();
+        let input = ImageShape {
+            height: 28,
+            width: 28,
+            channels: 1,
+        };
+        let total: usize = infer_shapes(input, &lenet_layers(), 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.params)
+            .sum();
         assert_eq!(total, 184_586);
     }
 
     #[test]
     fn impossible_stacks_name_the_layer() {
-        let input = ImageShape { height: 4, width: 4, channels: 1 };
-        let layers = vec![Layer::Conv2d { filters: 8, kernel: 5, stride: 1, padding: Padding::Valid }];
+        let input = ImageShape {
+            height: 4,
+            width: 4,
+            channels: 1,
+        };
+        let layers = vec![Layer::Conv2d {
+            filters: 8,
+            kernel: 5,
+            stride: 1,
+            padding: Padding::Valid,
+        }];
         let err = infer_shapes(input, &layers, 2).unwrap_err().to_string();
-        assert!(err.contains("layer 1 (Conv2d 5×5 ×8)") && err.contains("larger than its 4×4 input"), "{err}");
+        assert!(
+            err.contains("layer 1 (Conv2d 5×5 ×8)") && err.contains("larger than its 4×4 input"),
+            "{err}"
+        );
 
-        let layers = vec![Layer::Flatten, Layer::Conv2d { filters: 0, kernel: 3, stride: 1, padding: Padding::Same }];
+        let layers = vec![
+            Layer::Flatten,
+            Layer::Conv2d {
+                filters: 0,
+                kernel: 3,
+                stride: 1,
+                padding: Padding::Same,
+            },
+        ];
         let err = infer_shapes(input, &layers, 2).unwrap_err().to_string();
         assert!(err.contains("layer 2"), "{err}");
 
         let layers = vec![Layer::MaxPool2d { size: 2 }, Layer::Dense { units: 3 }];
         let err = infer_shapes(input, &layers, 2).unwrap_err().to_string();
-        assert!(err.contains("layer 2 (Dense 3)") && err.contains("Flatten"), "{err}");
+        assert!(
+            err.contains("layer 2 (Dense 3)") && err.contains("Flatten"),
+            "{err}"
+        );
     }
 }

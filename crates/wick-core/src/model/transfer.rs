@@ -51,22 +51,41 @@ impl FrozenBackbone {
         Self::load_with(arch, weights, device, true)
     }
 
-    fn load_with(arch: BackboneArch, weights: &Path, device: &Device, folded: bool) -> Result<Self> {
+    fn load_with(
+        arch: BackboneArch,
+        weights: &Path,
+        device: &Device,
+        folded: bool,
+    ) -> Result<Self> {
         let tensors = read_weights(arch, weights, device)?;
-        Self::from_tensors_with(arch, tensors, device, folded).map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
+        Self::from_tensors_with(arch, tensors, device, folded)
+            .map_err(|e| WickError::data(weights, format!("does not hold {arch:?} weights ({e})")))
     }
 
     /// A backbone from tensors by name (candle-transformers' naming).
-    pub fn from_tensors(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+    pub fn from_tensors(
+        arch: BackboneArch,
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
         Self::from_tensors_with(arch, tensors, device, device.is_cpu())
     }
 
     /// As [`FrozenBackbone::from_tensors`], as the folded network on every device (fine-tuning).
-    pub(crate) fn from_tensors_folded(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+    pub(crate) fn from_tensors_folded(
+        arch: BackboneArch,
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
         Self::from_tensors_with(arch, tensors, device, true)
     }
 
-    fn from_tensors_with(arch: BackboneArch, tensors: HashMap<String, Tensor>, device: &Device, folded: bool) -> Result<Self> {
+    fn from_tensors_with(
+        arch: BackboneArch,
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+        folded: bool,
+    ) -> Result<Self> {
         use candle_transformers::models::{mobilenetv4, resnet};
         let net = match arch {
             BackboneArch::Resnet18 | BackboneArch::Resnet34 | BackboneArch::Resnet50 if folded => {
@@ -80,7 +99,10 @@ impl FrozenBackbone {
                     BackboneArch::Resnet34 => resnet::resnet34_no_final_layer(vb)?,
                     BackboneArch::Resnet50 => resnet::resnet50_no_final_layer(vb)?,
                     BackboneArch::MobileNetV4Small => {
-                        let net = mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb)?;
+                        let net = mobilenetv4::mobilenetv4_no_final_layer(
+                            &mobilenetv4::Config::small(),
+                            vb,
+                        )?;
                         // It keeps the pooled 1×1 dimensions: (N, 960, 1, 1) to (N, 960).
                         Func::new(move |x| net.forward(x)?.flatten_from(1))
                     }
@@ -89,7 +111,12 @@ impl FrozenBackbone {
         };
         let mean = Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?;
         let std = Tensor::from_slice(&IMAGENET_STD, (1, 3, 1, 1), device)?;
-        Ok(Self { arch, net, mean, std })
+        Ok(Self {
+            arch,
+            net,
+            mean,
+            std,
+        })
     }
 
     pub fn arch(&self) -> BackboneArch {
@@ -107,7 +134,10 @@ impl FrozenBackbone {
     fn folded(&self) -> Result<&FoldedResNet> {
         match &self.net {
             BackboneNet::Folded(net) => Ok(net),
-            BackboneNet::Candle(_) => Err(WickError::InvalidSpec("fine-tuning needs the backbone loaded as its stages (FrozenBackbone::load_folded)".into())),
+            BackboneNet::Candle(_) => Err(WickError::InvalidSpec(
+                "fine-tuning needs the backbone loaded as its stages (FrozenBackbone::load_folded)"
+                    .into(),
+            )),
         }
     }
 
@@ -127,7 +157,10 @@ impl FrozenBackbone {
     /// What the last stage takes: the activations `(N, C, h, w)` of every block before it.
     pub(crate) fn trunk(&self, images: &Tensor) -> Result<Tensor> {
         let net = self.folded()?;
-        net.run_blocks(&net.stem_forward(&self.normalise(images)?)?, &net.blocks[..net.last_stage_start])
+        net.run_blocks(
+            &net.stem_forward(&self.normalise(images)?)?,
+            &net.blocks[..net.last_stage_start],
+        )
     }
 
     /// The blocks of the last stage (ResNet's `layer4`), which fine-tuning trains.
@@ -139,10 +172,16 @@ impl FrozenBackbone {
     /// The backbone with its last stage replaced by fine-tuned blocks of the same shapes.
     pub(crate) fn with_last_stage(mut self, stage: Vec<ResBlock>) -> Result<Self> {
         let BackboneNet::Folded(net) = &mut self.net else {
-            return Err(WickError::InvalidSpec("only a folded backbone takes a fine-tuned stage".into()));
+            return Err(WickError::InvalidSpec(
+                "only a folded backbone takes a fine-tuned stage".into(),
+            ));
         };
         if stage.len() != net.blocks.len() - net.last_stage_start {
-            return Err(WickError::InvalidSpec(format!("the fine-tuned stage has {} blocks, the backbone's last has {}", stage.len(), net.blocks.len() - net.last_stage_start)));
+            return Err(WickError::InvalidSpec(format!(
+                "the fine-tuned stage has {} blocks, the backbone's last has {}",
+                stage.len(),
+                net.blocks.len() - net.last_stage_start
+            )));
         }
         net.blocks.truncate(net.last_stage_start);
         net.blocks.extend(stage);
@@ -158,19 +197,34 @@ impl FrozenBackbone {
         let stage = &net.blocks[net.last_stage_start..];
         let mut out = HashMap::new();
         let mut put = |conv_name: String, bn_name: String, c: &FoldedConv| -> Result<()> {
-            let cpu = |t: &Tensor| -> Result<Tensor> { Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?) };
+            let cpu = |t: &Tensor| -> Result<Tensor> {
+                Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)
+            };
             let filters = c.weight.dim(0)?;
             out.insert(format!("{conv_name}.weight"), cpu(&c.weight)?);
-            out.insert(format!("{bn_name}.weight"), Tensor::ones(filters, DType::F32, &Device::Cpu)?);
+            out.insert(
+                format!("{bn_name}.weight"),
+                Tensor::ones(filters, DType::F32, &Device::Cpu)?,
+            );
             out.insert(format!("{bn_name}.bias"), cpu(&c.bias)?);
-            out.insert(format!("{bn_name}.running_mean"), Tensor::zeros(filters, DType::F32, &Device::Cpu)?);
-            out.insert(format!("{bn_name}.running_var"), Tensor::full((1.0 - BN_EPS) as f32, filters, &Device::Cpu)?);
+            out.insert(
+                format!("{bn_name}.running_mean"),
+                Tensor::zeros(filters, DType::F32, &Device::Cpu)?,
+            );
+            out.insert(
+                format!("{bn_name}.running_var"),
+                Tensor::full((1.0 - BN_EPS) as f32, filters, &Device::Cpu)?,
+            );
             Ok(())
         };
         for (index, block) in stage.iter().enumerate() {
             let p = format!("layer4.{index}");
             for (i, conv) in block.convs.iter().enumerate() {
-                put(format!("{p}.conv{}", i + 1), format!("{p}.bn{}", i + 1), conv)?;
+                put(
+                    format!("{p}.conv{}", i + 1),
+                    format!("{p}.bn{}", i + 1),
+                    conv,
+                )?;
             }
             if let Some(ds) = &block.downsample {
                 put(format!("{p}.downsample.0"), format!("{p}.downsample.1"), ds)?;
@@ -181,7 +235,11 @@ impl FrozenBackbone {
 }
 
 /// A backbone's tensors from its safetensors file, with a message that names the file.
-pub(crate) fn read_weights(arch: BackboneArch, weights: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn read_weights(
+    arch: BackboneArch,
+    weights: &Path,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(weights, device).map_err(|e| {
         WickError::data(weights, format!("is not a readable safetensors file ({e}); point the backbone at a {} .safetensors file", arch.title()))
     })
@@ -197,7 +255,10 @@ pub fn write_random_weights(arch: BackboneArch, path: &Path) -> Result<()> {
         BackboneArch::Resnet18 => drop(resnet::resnet18_no_final_layer(vb)?),
         BackboneArch::Resnet34 => drop(resnet::resnet34_no_final_layer(vb)?),
         BackboneArch::Resnet50 => drop(resnet::resnet50_no_final_layer(vb)?),
-        BackboneArch::MobileNetV4Small => drop(mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb)?),
+        BackboneArch::MobileNetV4Small => drop(mobilenetv4::mobilenetv4_no_final_layer(
+            &mobilenetv4::Config::small(),
+            vb,
+        )?),
     }
     varmap.save(path)?;
     Ok(())
@@ -205,29 +266,75 @@ pub fn write_random_weights(arch: BackboneArch, path: &Path) -> Result<()> {
 
 /// `relu?(conv(x, weight) + bias)`: the fused op of `cpu_ops` on the CPU (with gradients when an
 /// input tracks them), candle's conv2d elsewhere.
-pub(crate) fn conv_bias(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, relu: bool) -> Result<Tensor> {
+pub(crate) fn conv_bias(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
     if x.device().is_cpu() {
-        return Ok(conv_block(x, weight, bias, ConvBlock { stride, padding, relu, max_pool: None })?);
+        return Ok(conv_block(
+            x,
+            weight,
+            bias,
+            ConvBlock {
+                stride,
+                padding,
+                relu,
+                max_pool: None,
+            },
+        )?);
     }
     candle_conv_bias(x, weight, bias, stride, padding, relu)
 }
 
 /// [`conv_bias`] in candle's ops: what GPUs run (its CPU twin is checked in the tests).
-fn candle_conv_bias(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, relu: bool) -> Result<Tensor> {
-    let y = x.conv2d(weight, padding, stride, 1, 1)?.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?;
+fn candle_conv_bias(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let y = x
+        .conv2d(weight, padding, stride, 1, 1)?
+        .broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?;
     Ok(if relu { y.relu()? } else { y })
 }
 
 /// The stem's 3×3 max-pool, stride 2, padding 1, in candle's ops. After a ReLU, padding with the
 /// edge values is padding with −∞.
 fn candle_stem_pool(y: &Tensor) -> Result<Tensor> {
-    Ok(y.pad_with_same(D::Minus1, 1, 1)?.pad_with_same(D::Minus2, 1, 1)?.max_pool2d_with_stride(3, 2)?)
+    Ok(y.pad_with_same(D::Minus1, 1, 1)?
+        .pad_with_same(D::Minus2, 1, 1)?
+        .max_pool2d_with_stride(3, 2)?)
 }
 
 /// `relu(conv(x, weight) + bias + residual)`.
-fn conv_bias_residual_relu(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, padding: usize, residual: &Tensor) -> Result<Tensor> {
+fn conv_bias_residual_relu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    residual: &Tensor,
+) -> Result<Tensor> {
     if x.device().is_cpu() {
-        return Ok(conv_block_residual(x, weight, bias, ConvBlock { stride, padding, relu: true, max_pool: None }, residual)?);
+        return Ok(conv_block_residual(
+            x,
+            weight,
+            bias,
+            ConvBlock {
+                stride,
+                padding,
+                relu: true,
+                max_pool: None,
+            },
+            residual,
+        )?);
     }
     Ok((conv_bias(x, weight, bias, stride, padding, false)? + residual)?.relu()?)
 }
@@ -236,8 +343,14 @@ fn conv_bias_residual_relu(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: u
 /// added to the shortcut (`x`, or `x` through the downsampling convolution) before its ReLU. Each
 /// convolution is `(weight, bias, stride, padding)`. Frozen blocks and fine-tuned ones (whose
 /// weights are training variables) run through this one function.
-pub(crate) fn residual_block(x: &Tensor, convs: &[(&Tensor, &Tensor, usize, usize)], downsample: Option<(&Tensor, &Tensor, usize, usize)>) -> Result<Tensor> {
-    let Some(((w, b, stride, padding), inner)) = convs.split_last() else { return Ok(x.clone()) };
+pub(crate) fn residual_block(
+    x: &Tensor,
+    convs: &[(&Tensor, &Tensor, usize, usize)],
+    downsample: Option<(&Tensor, &Tensor, usize, usize)>,
+) -> Result<Tensor> {
+    let Some(((w, b, stride, padding), inner)) = convs.split_last() else {
+        return Ok(x.clone());
+    };
     let mut y = x.clone();
     for (w, b, s, p) in inner {
         y = conv_bias(&y, w, b, *s, *p, true)?;
@@ -259,22 +372,42 @@ pub(crate) struct FoldedConv {
 }
 
 impl FoldedConv {
-    fn new(tensors: &HashMap<String, Tensor>, conv: &str, bn: &str, stride: usize, padding: usize, device: &Device) -> Result<Self> {
+    fn new(
+        tensors: &HashMap<String, Tensor>,
+        conv: &str,
+        bn: &str,
+        stride: usize,
+        padding: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let get = |name: String| {
             tensors
                 .get(&name)
-                .ok_or_else(|| WickError::InvalidSpec(format!("the backbone weights have no tensor `{name}`")))
+                .ok_or_else(|| {
+                    WickError::InvalidSpec(format!("the backbone weights have no tensor `{name}`"))
+                })
                 .and_then(|t| Ok(t.to_dtype(DType::F32)?.to_device(device)?))
         };
         let weight = get(format!("{conv}.weight"))?;
         let (gamma, beta) = (get(format!("{bn}.weight"))?, get(format!("{bn}.bias"))?);
-        let (mean, var) = (get(format!("{bn}.running_mean"))?, get(format!("{bn}.running_var"))?);
+        let (mean, var) = (
+            get(format!("{bn}.running_mean"))?,
+            get(format!("{bn}.running_var"))?,
+        );
         let filters = weight.dim(0)?;
         let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
         // Detached: a frozen backbone keeps nothing for a backward pass through it.
-        let weight = weight.broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?.contiguous()?.detach();
+        let weight = weight
+            .broadcast_mul(&scale.reshape((filters, 1, 1, 1))?)?
+            .contiguous()?
+            .detach();
         let bias = (beta - (mean * &scale)?)?.detach();
-        Ok(Self { weight, bias, stride, padding })
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        })
     }
 
     pub(crate) fn as_conv(&self) -> (&Tensor, &Tensor, usize, usize) {
@@ -312,7 +445,9 @@ impl FoldedResNet {
             BackboneArch::Resnet18 => ([2, 2, 2, 2], false),
             BackboneArch::Resnet34 => ([3, 4, 6, 3], false),
             BackboneArch::Resnet50 => ([3, 4, 6, 3], true),
-            BackboneArch::MobileNetV4Small => return Err(WickError::InvalidSpec("MobileNetV4 is not a ResNet".into())),
+            BackboneArch::MobileNetV4Small => {
+                return Err(WickError::InvalidSpec("MobileNetV4 is not a ResNet".into()))
+            }
         };
         let expansion = if bottleneck { 4 } else { 1 };
         let stem = FoldedConv::new(tensors, "conv1", "bn1", 2, 3, device)?;
@@ -326,18 +461,42 @@ impl FoldedResNet {
                 let stride = if index == 0 && layer > 0 { 2 } else { 1 };
                 let p = format!("layer{}.{index}", layer + 1);
                 let downsample = if stride != 1 || c_in != c_out {
-                    Some(FoldedConv::new(tensors, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), stride, 0, device)?)
+                    Some(FoldedConv::new(
+                        tensors,
+                        &format!("{p}.downsample.0"),
+                        &format!("{p}.downsample.1"),
+                        stride,
+                        0,
+                        device,
+                    )?)
                 } else {
                     None
                 };
-                let conv = |i: usize, stride: usize, padding: usize| FoldedConv::new(tensors, &format!("{p}.conv{i}"), &format!("{p}.bn{i}"), stride, padding, device);
+                let conv = |i: usize, stride: usize, padding: usize| {
+                    FoldedConv::new(
+                        tensors,
+                        &format!("{p}.conv{i}"),
+                        &format!("{p}.bn{i}"),
+                        stride,
+                        padding,
+                        device,
+                    )
+                };
                 // torchvision's v1.5 bottleneck strides in its 3×3 convolution, as candle's does.
-                let convs = if bottleneck { vec![conv(1, 1, 0)?, conv(2, stride, 1)?, conv(3, 1, 0)?] } else { vec![conv(1, stride, 1)?, conv(2, 1, 1)?] };
+                let convs = if bottleneck {
+                    vec![conv(1, 1, 0)?, conv(2, stride, 1)?, conv(3, 1, 0)?]
+                } else {
+                    vec![conv(1, stride, 1)?, conv(2, 1, 1)?]
+                };
                 blocks.push(ResBlock { convs, downsample });
                 c_in = c_out;
             }
         }
-        Ok(Self { stem, blocks, last_stage_start })
+        Ok(Self {
+            stem,
+            blocks,
+            last_stage_start,
+        })
     }
 
     /// The stem: 7×7 convolution, stride 2, ReLU, then a 3×3 max-pool with stride 2 and padding 1.
@@ -345,10 +504,21 @@ impl FoldedResNet {
         let x = x.contiguous()?;
         let s = &self.stem;
         if x.device().is_cpu() {
-            let block = ConvBlock { stride: s.stride, padding: s.padding, relu: true, max_pool: Some(MaxPool { size: 3, stride: 2, padding: 1 }) };
+            let block = ConvBlock {
+                stride: s.stride,
+                padding: s.padding,
+                relu: true,
+                max_pool: Some(MaxPool {
+                    size: 3,
+                    stride: 2,
+                    padding: 1,
+                }),
+            };
             return Ok(conv_block(&x, &s.weight, &s.bias, block)?);
         }
-        candle_stem_pool(&candle_conv_bias(&x, &s.weight, &s.bias, s.stride, s.padding, true)?)
+        candle_stem_pool(&candle_conv_bias(
+            &x, &s.weight, &s.bias, s.stride, s.padding, true,
+        )?)
     }
 
     fn run_blocks(&self, x: &Tensor, blocks: &[ResBlock]) -> Result<Tensor> {
@@ -390,8 +560,14 @@ mod tests {
             .map(|(name, var)| {
                 let t = var.as_tensor();
                 let t = if name.contains("bn") || name.contains("downsample.1") {
-                    let (lo, hi) = if name.ends_with("running_var") { (0.5, 2.0) } else { (-0.5, 1.5) };
-                    let v: Vec<f32> = (0..t.elem_count()).map(|_| rng.random_range(lo..hi)).collect();
+                    let (lo, hi) = if name.ends_with("running_var") {
+                        (0.5, 2.0)
+                    } else {
+                        (-0.5, 1.5)
+                    };
+                    let v: Vec<f32> = (0..t.elem_count())
+                        .map(|_| rng.random_range(lo..hi))
+                        .collect();
                     Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap()
                 } else {
                     t.clone()
@@ -425,11 +601,22 @@ mod tests {
         let tensors = random_tensors(|vb| {
             mobilenetv4::mobilenetv4_no_final_layer(&mobilenetv4::Config::small(), vb).unwrap();
         });
-        let backbone = FrozenBackbone::from_tensors(BackboneArch::MobileNetV4Small, tensors, &Device::Cpu).unwrap();
+        let backbone =
+            FrozenBackbone::from_tensors(BackboneArch::MobileNetV4Small, tensors, &Device::Cpu)
+                .unwrap();
         let images = Tensor::rand(0f32, 1f32, (3, 3, 64, 64), &Device::Cpu).unwrap();
         let features = backbone.features(&images).unwrap();
-        assert_eq!(features.dims(), &[3, BackboneArch::MobileNetV4Small.feature_len()]);
-        assert!(features.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|v| v.is_finite()));
+        assert_eq!(
+            features.dims(),
+            &[3, BackboneArch::MobileNetV4Small.feature_len()]
+        );
+        assert!(features
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_finite()));
         assert!(backbone.cpu_resnet().is_none());
     }
 
@@ -441,13 +628,23 @@ mod tests {
         let v: Vec<f32> = (0..2 * 3 * 64 * 64).map(|_| rng.random::<f32>()).collect();
         let images = Tensor::from_vec(v, (2, 3, 64, 64), &Device::Cpu).unwrap();
         let ours = cpu.features(&images).unwrap();
-        let x = images.broadcast_sub(&cpu.mean).unwrap().broadcast_div(&cpu.std).unwrap();
+        let x = images
+            .broadcast_sub(&cpu.mean)
+            .unwrap()
+            .broadcast_div(&cpu.std)
+            .unwrap();
         let want = reference.forward(&x).unwrap();
         assert_eq!(ours.dims(), &[2, arch.feature_len()]);
-        let (a, b) = (ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (a, b) = (
+            ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
         let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * scale, "feature {i}: {x} vs {y} (scale {scale})");
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "feature {i}: {x} vs {y} (scale {scale})"
+            );
         }
     }
 
@@ -457,7 +654,9 @@ mod tests {
     fn candle_ops_twin_of_the_folded_convolutions() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let mut rand = |dims: &[usize]| {
-            let v: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let v: Vec<f32> = (0..dims.iter().product::<usize>())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
         };
         let x = rand(&[2, 8, 15, 15]);
@@ -466,7 +665,14 @@ mod tests {
             for relu in [false, true] {
                 let fused = conv_bias(&x, &w, &b, stride, padding, relu).unwrap();
                 let candle = candle_conv_bias(&x, &w, &b, stride, padding, relu).unwrap();
-                let diff = (fused - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let diff = (fused - candle)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(diff < 1e-4, "k{k} s{stride} p{padding} relu {relu}: {diff}");
             }
         }
@@ -474,9 +680,34 @@ mod tests {
         let pooled = candle_stem_pool(&relu).unwrap();
         let b = Tensor::zeros(6, DType::F32, &Device::Cpu).unwrap();
         // An identity 1×1 convolution: the fused op's pool on the activations themselves.
-        let eye = Tensor::eye(6, DType::F32, &Device::Cpu).unwrap().reshape((6, 6, 1, 1)).unwrap();
-        let fused = conv_block(&relu, &eye, &b, ConvBlock { stride: 1, padding: 0, relu: true, max_pool: Some(MaxPool { size: 3, stride: 2, padding: 1 }) }).unwrap();
-        let diff = (fused - pooled).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let eye = Tensor::eye(6, DType::F32, &Device::Cpu)
+            .unwrap()
+            .reshape((6, 6, 1, 1))
+            .unwrap();
+        let fused = conv_block(
+            &relu,
+            &eye,
+            &b,
+            ConvBlock {
+                stride: 1,
+                padding: 0,
+                relu: true,
+                max_pool: Some(MaxPool {
+                    size: 3,
+                    stride: 2,
+                    padding: 1,
+                }),
+            },
+        )
+        .unwrap();
+        let diff = (fused - pooled)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 1e-6, "{diff}");
     }
 
@@ -484,7 +715,10 @@ mod tests {
     fn a_missing_tensor_is_named() {
         let mut tensors = random_resnet18();
         tensors.remove("layer3.1.bn2.running_var");
-        let err = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors, &Device::Cpu).err().unwrap().to_string();
+        let err = FrozenBackbone::from_tensors(BackboneArch::Resnet18, tensors, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("layer3.1.bn2.running_var"), "{err}");
     }
 }

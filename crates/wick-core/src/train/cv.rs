@@ -71,12 +71,16 @@ pub fn cross_validate(
     cancel: &CancelToken,
 ) -> Result<CvReport> {
     if k < 2 {
-        return Err(WickError::InvalidSpec(format!("cross-validation needs at least 2 folds, got {k}")));
+        return Err(WickError::InvalidSpec(format!(
+            "cross-validation needs at least 2 folds, got {k}"
+        )));
     }
     let dataset = prepare_tabular(df, request)?;
     let n = dataset.rows();
     if n < 2 * k {
-        return Err(WickError::InvalidSpec(format!("{n} rows are too few for {k} folds; use fewer folds (at least 2 rows per fold)")));
+        return Err(WickError::InvalidSpec(format!(
+            "{n} rows are too few for {k} folds; use fewer folds (at least 2 rows per fold)"
+        )));
     }
     let mut warnings = Vec::new();
     if let TargetValues::Classification { labels, classes } = &dataset.target {
@@ -97,7 +101,12 @@ pub fn cross_validate(
             return Err(WickError::Cancelled);
         }
         // The validation rows come from the training folds, as a fraction of them.
-        let mut rest: Vec<usize> = folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.iter().copied()).collect();
+        let mut rest: Vec<usize> = folds
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(i as u64 + 1));
         rest.shuffle(&mut rng);
         let n_valid = (rest.len() as f64 * config.split.valid).round() as usize;
@@ -105,24 +114,53 @@ pub fn cross_validate(
         let mut train = rest[valid.len()..].to_vec();
         valid.sort_unstable();
         train.sort_unstable();
-        let fold_config = TrainConfig { fixed_split: Some(Split { train, valid, test: test.clone() }), ..config.clone() };
+        let fold_config = TrainConfig {
+            fixed_split: Some(Split {
+                train,
+                valid,
+                test: test.clone(),
+            }),
+            ..config.clone()
+        };
         let outcome = train_table(df, source, request, spec, &fold_config, observer, cancel)?;
-        let metrics = outcome.report.test.ok_or_else(|| WickError::InvalidSpec(format!("fold {} has no test rows", i + 1)))?;
+        let metrics = outcome
+            .report
+            .test
+            .ok_or_else(|| WickError::InvalidSpec(format!("fold {} has no test rows", i + 1)))?;
         fold_metrics.push(metrics);
     }
-    Ok(CvReport { folds: k, stats: fold_stats(&fold_metrics), fold_metrics, warnings })
+    Ok(CvReport {
+        folds: k,
+        stats: fold_stats(&fold_metrics),
+        fold_metrics,
+        warnings,
+    })
 }
 
 fn fold_stats(folds: &[Metrics]) -> Vec<FoldStat> {
-    let Some(first) = folds.first() else { return Vec::new() };
+    let Some(first) = folds.first() else {
+        return Vec::new();
+    };
     first
         .scalars()
         .iter()
         .map(|(name, _)| {
-            let values: Vec<f64> = folds.iter().filter_map(|m| m.scalars().iter().find(|(n, _)| n == name).map(|(_, v)| *v)).collect();
+            let values: Vec<f64> = folds
+                .iter()
+                .filter_map(|m| m.scalars().iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+                .collect();
             let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
-            let sd = if values.len() > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt() } else { 0.0 };
-            FoldStat { name: name.to_string(), mean, sd }
+            let sd = if values.len() > 1 {
+                (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64)
+                    .sqrt()
+            } else {
+                0.0
+            };
+            FoldStat {
+                name: name.to_string(),
+                mean,
+                sd,
+            }
         })
         .collect()
 }
@@ -141,7 +179,10 @@ mod tests {
         for f in &folds {
             assert!((20..=21).contains(&f.len()), "{}", f.len());
             let minority = f.iter().filter(|&&r| classes[r] == 1).count();
-            assert!((2..=3).contains(&minority), "each fold gets its share of the 11 minority rows: {minority}");
+            assert!(
+                (2..=3).contains(&minority),
+                "each fold gets its share of the 11 minority rows: {minority}"
+            );
         }
         assert_eq!(folds, fold_rows(103, Some(&classes), 5, 3), "seeded");
     }

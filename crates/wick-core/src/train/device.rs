@@ -28,7 +28,9 @@ impl std::str::FromStr for DeviceChoice {
             "cuda" | "gpu" => Ok(Self::Cuda(0)),
             other => match other.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
                 Some(i) => Ok(Self::Cuda(i)),
-                None => Err(WickError::Device(format!("unknown device {s:?}; use auto, cpu, cuda, cuda:N or metal"))),
+                None => Err(WickError::Device(format!(
+                    "unknown device {s:?}; use auto, cpu, cuda, cuda:N or metal"
+                ))),
             },
         }
     }
@@ -51,7 +53,9 @@ impl DeviceChoice {
             Self::Cpu => Ok(Device::Cpu),
             Self::Cuda(i) => open_cuda(i),
             Self::Metal => open_metal(),
-            Self::Auto => Ok(open_cuda(0).or_else(|_| open_metal()).unwrap_or(Device::Cpu)),
+            Self::Auto => Ok(open_cuda(0)
+                .or_else(|_| open_metal())
+                .unwrap_or(Device::Cpu)),
         }
     }
 }
@@ -67,7 +71,10 @@ impl DeviceChoice {
 /// that into a variable lookup.
 pub fn fix_cpu_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string());
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            candle_core::utils::get_num_threads().to_string(),
+        );
     }
 }
 
@@ -97,14 +104,22 @@ fn open_cuda(i: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(WickError::Device("this build of Wick has no CUDA support; rebuild with `--features cuda`, or use --device cpu".into()));
     }
-    Device::new_cuda(i).map_err(|e| WickError::Device(format!("CUDA device {i} could not be opened ({e}); use --device cpu")))
+    Device::new_cuda(i).map_err(|e| {
+        WickError::Device(format!(
+            "CUDA device {i} could not be opened ({e}); use --device cpu"
+        ))
+    })
 }
 
 fn open_metal() -> Result<Device> {
     if !cfg!(feature = "metal") {
         return Err(WickError::Device("this build of Wick has no Metal support; rebuild with `--features metal`, or use --device cpu".into()));
     }
-    Device::new_metal(0).map_err(|e| WickError::Device(format!("the Metal device could not be opened ({e}); use --device cpu")))
+    Device::new_metal(0).map_err(|e| {
+        WickError::Device(format!(
+            "the Metal device could not be opened ({e}); use --device cpu"
+        ))
+    })
 }
 
 /// A short human name for a device.

@@ -20,19 +20,57 @@ pub enum SplitName {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainEvent {
     /// Reading a file too large to load, before training on it: pass `pass` of `passes` over it.
-    ReadingData { pass: usize, passes: usize, bytes_done: u64, bytes_total: u64 },
+    ReadingData {
+        pass: usize,
+        passes: usize,
+        bytes_done: u64,
+        bytes_total: u64,
+    },
     /// Downloading pretrained weights before training (`file` is `repo/file` on the Hub).
-    Downloading { file: String, bytes_done: u64, bytes_total: u64 },
-    Started { device: String, epochs: usize, steps_per_epoch: usize, train_rows: usize, valid_rows: usize, test_rows: usize },
+    Downloading {
+        file: String,
+        bytes_done: u64,
+        bytes_total: u64,
+    },
+    Started {
+        device: String,
+        epochs: usize,
+        steps_per_epoch: usize,
+        train_rows: usize,
+        valid_rows: usize,
+        test_rows: usize,
+    },
     /// One optimiser step; `loss` is the batch's training loss.
-    Step { epoch: usize, step: usize, loss: f64 },
+    Step {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
     /// One metric of one split at the end of an epoch (`loss`, `accuracy`, `r2`, …).
-    Metric { epoch: usize, split: SplitName, name: String, value: f64 },
-    EpochFinished { epoch: usize, duration_secs: f64, samples_per_sec: f64 },
+    Metric {
+        epoch: usize,
+        split: SplitName,
+        name: String,
+        value: f64,
+    },
+    EpochFinished {
+        epoch: usize,
+        duration_secs: f64,
+        samples_per_sec: f64,
+    },
     /// Training stopped early because validation loss stopped improving; `best_epoch`'s weights are kept.
-    EarlyStopped { epoch: usize, best_epoch: usize },
-    Finished { epochs_run: usize, best_epoch: usize, duration_secs: f64 },
-    Failed { message: String },
+    EarlyStopped {
+        epoch: usize,
+        best_epoch: usize,
+    },
+    Finished {
+        epochs_run: usize,
+        best_epoch: usize,
+        duration_secs: f64,
+    },
+    Failed {
+        message: String,
+    },
     Cancelled,
 }
 

@@ -43,7 +43,9 @@ impl Samples {
         for r in rows {
             match self {
                 Self::F32(v) => x.extend_from_slice(&v[r * per..(r + 1) * per]),
-                Self::Bytes(v) => x.extend(v[r * per..(r + 1) * per].iter().map(|&b| b as f32 / 255.0)),
+                Self::Bytes(v) => {
+                    x.extend(v[r * per..(r + 1) * per].iter().map(|&b| b as f32 / 255.0))
+                }
                 Self::Files(_) => {}
             }
         }
@@ -65,8 +67,18 @@ pub(crate) struct ImageFiles {
 }
 
 impl ImageFiles {
-    pub fn new(paths: Vec<std::path::PathBuf>, shape: ImageShape, cache_budget_bytes: usize) -> Self {
-        Self { paths, shape, cache_budget_bytes, cache: Default::default(), failed: Default::default() }
+    pub fn new(
+        paths: Vec<std::path::PathBuf>,
+        shape: ImageShape,
+        cache_budget_bytes: usize,
+    ) -> Self {
+        Self {
+            paths,
+            shape,
+            cache_budget_bytes,
+            cache: Default::default(),
+            failed: Default::default(),
+        }
     }
 
     /// The rows of `rows` that decode, and their CHW bytes one after another. An image that does
@@ -75,7 +87,10 @@ impl ImageFiles {
     pub fn decode(&self, rows: &[u32]) -> (Vec<u32>, Vec<u8>) {
         use rayon::prelude::*;
         let cached: Vec<Option<Arc<Vec<u8>>>> = {
-            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             rows.iter().map(|r| cache.get(r).cloned()).collect()
         };
         let decoded: Vec<std::result::Result<Arc<Vec<u8>>, String>> = rows
@@ -83,23 +98,33 @@ impl ImageFiles {
             .zip(cached)
             .map(|(&r, hit)| match hit {
                 Some(bytes) => Ok(bytes),
-                None => crate::data::images::load_image_u8(&self.paths[r as usize], self.shape).map(Arc::new).map_err(|e| e.to_string()),
+                None => crate::data::images::load_image_u8(&self.paths[r as usize], self.shape)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
             })
             .collect();
         let mut ok = Vec::with_capacity(rows.len());
         let mut bytes = Vec::with_capacity(rows.len() * self.shape.len());
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (&r, image) in rows.iter().zip(decoded) {
             match image {
                 Ok(image) => {
                     bytes.extend_from_slice(&image);
                     ok.push(r);
-                    if !cache.contains_key(&r) && (cache.len() + 1) * self.shape.len() <= self.cache_budget_bytes {
+                    if !cache.contains_key(&r)
+                        && (cache.len() + 1) * self.shape.len() <= self.cache_budget_bytes
+                    {
                         cache.insert(r, image);
                     }
                 }
                 Err(why) => {
-                    let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut failed = self
+                        .failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let path = &self.paths[r as usize];
                     if !failed.iter().any(|(p, _)| p == path) {
                         failed.push((path.clone(), why));
@@ -125,7 +150,12 @@ pub(crate) struct NetData {
 
 /// What [`fit_network`] trains: a [`Network`], or a fine-tuned backbone stage with its head.
 pub(crate) trait Trainable {
-    fn forward(&self, x: &Tensor, train: bool, dropout_rng: Option<&mut ChaCha8Rng>) -> Result<Tensor>;
+    fn forward(
+        &self,
+        x: &Tensor,
+        train: bool,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor>;
     /// The trainable variables, each group with its learning rate as a share of the run's.
     fn param_groups(&self) -> Vec<(Vec<Var>, f64)>;
     fn snapshot(&self) -> Result<HashMap<String, Tensor>>;
@@ -135,7 +165,12 @@ pub(crate) trait Trainable {
 }
 
 impl Trainable for Network {
-    fn forward(&self, x: &Tensor, train: bool, dropout_rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        train: bool,
+        dropout_rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
         Network::forward(self, x, train, dropout_rng)
     }
 
@@ -177,13 +212,23 @@ impl NetData {
         dims.extend(&self.sample_dims);
         if self.prefix.is_some() {
             // A backbone trunk's activations are large: they are made a batch at a time (`batch`).
-            return Err(WickError::InvalidSpec("samples for a backbone's trunk are gathered batch by batch".into()));
+            return Err(WickError::InvalidSpec(
+                "samples for a backbone's trunk are gathered batch by batch".into(),
+            ));
         }
         Ok(match &self.x {
             Samples::F32(x) => Tensor::from_slice(x, dims, device)?,
-            Samples::Bytes(_) => Tensor::from_vec(self.x.gather(0..self.rows(), self.sample_len()), dims, device)?,
+            Samples::Bytes(_) => Tensor::from_vec(
+                self.x.gather(0..self.rows(), self.sample_len()),
+                dims,
+                device,
+            )?,
             // Only training splits stream; held-out ones are decoded before training.
-            Samples::Files(_) => return Err(WickError::InvalidSpec("images read from files are a training split only".into())),
+            Samples::Files(_) => {
+                return Err(WickError::InvalidSpec(
+                    "images read from files are a training split only".into(),
+                ))
+            }
         })
     }
 
@@ -200,7 +245,14 @@ impl NetData {
 
     /// The samples at `rows`, each augmented with `rng` when `augment` is given. `decoded` holds
     /// their pixels when they were read from files ([`Samples::Files`]).
-    fn batch(&self, rows: &[u32], decoded: Option<Vec<u8>>, augment: Option<(&Augment, ImageShape)>, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {
+    fn batch(
+        &self,
+        rows: &[u32],
+        decoded: Option<Vec<u8>>,
+        augment: Option<(&Augment, ImageShape)>,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Tensor> {
         let per = self.sample_len();
         let mut x = match decoded {
             Some(bytes) => bytes.iter().map(|&b| b as f32 / 255.0).collect(),
@@ -227,16 +279,25 @@ pub(crate) struct FitSummary {
 }
 
 fn loss_of(output: &Tensor, y: &Tensor, classification: bool) -> Result<Tensor> {
-    Ok(if classification { candle_nn::loss::cross_entropy(output, y)? } else { candle_nn::loss::mse(output, y)? })
+    Ok(if classification {
+        candle_nn::loss::cross_entropy(output, y)?
+    } else {
+        candle_nn::loss::mse(output, y)?
+    })
 }
 
 /// Cross entropy with per-class weights, as PyTorch's `cross_entropy(weight=…)` with mean
 /// reduction: `-Σ w[y]·log p[y] / Σ w[y]`.
-pub(crate) fn weighted_cross_entropy(logits: &Tensor, y: &Tensor, class_weights: &Tensor) -> Result<Tensor> {
+pub(crate) fn weighted_cross_entropy(
+    logits: &Tensor,
+    y: &Tensor,
+    class_weights: &Tensor,
+) -> Result<Tensor> {
     let log_p = candle_nn::ops::log_softmax(logits, 1)?;
     let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
     let w = class_weights.index_select(y, 0)?;
-    Ok((picked.mul(&w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()?.max(f32::MIN_POSITIVE) as f64)?)
+    Ok((picked.mul(&w)?.sum_all()?.neg()?
+        / w.sum_all()?.to_scalar::<f32>()?.max(f32::MIN_POSITIVE) as f64)?)
 }
 
 /// Trains `net` in place; on return it holds the weights of the best validation epoch.
@@ -250,10 +311,15 @@ pub(crate) fn fit_network(
     cancel: &CancelToken,
 ) -> Result<FitSummary> {
     if config.batch_size == 0 || config.epochs == 0 {
-        return Err(WickError::InvalidSpec("epochs and batch size must be at least 1".into()));
+        return Err(WickError::InvalidSpec(
+            "epochs and batch size must be at least 1".into(),
+        ));
     }
     if !(config.lr > 0.0 && config.lr.is_finite()) {
-        return Err(WickError::InvalidSpec(format!("learning rate must be a positive number, got {}", config.lr)));
+        return Err(WickError::InvalidSpec(format!(
+            "learning rate must be a positive number, got {}",
+            config.lr
+        )));
     }
     let device = net.device().clone();
     let classification = matches!(train.y, NetTargets::Classes(_));
@@ -267,12 +333,23 @@ pub(crate) fn fit_network(
     // Validation samples go to the device once, except images for a backbone's trunk: its
     // activations are kept for one batch at a time.
     let valid = valid.filter(|v| v.rows() > 0);
-    let valid_tensors = valid.filter(|v| v.prefix.is_none()).map(|v| v.tensors(&device)).transpose()?;
+    let valid_tensors = valid
+        .filter(|v| v.prefix.is_none())
+        .map(|v| v.tensors(&device))
+        .transpose()?;
     let valid_y = valid.map(|v| v.y_tensor(&device)).transpose()?;
     let mut optimizers = net
         .param_groups()
         .into_iter()
-        .map(|(vars, share)| Optimizer::new(config.optimizer, vars, config.lr * share, config.momentum, config.weight_decay))
+        .map(|(vars, share)| {
+            Optimizer::new(
+                config.optimizer,
+                vars,
+                config.lr * share,
+                config.momentum,
+                config.weight_decay,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     // Balanced classes weigh the training loss; validation keeps the plain loss, so early stopping
     // and the curves compare runs with and without weights alike.
@@ -280,7 +357,17 @@ pub(crate) fn fit_network(
         NetTargets::Classes(c) => {
             let classes: Vec<usize> = c.iter().map(|&v| v as usize).collect();
             let k = net.n_outputs();
-            config.class_weight.weights(&classes, k).map(|w| Tensor::from_vec(w.iter().map(|&v| v as f32).collect::<Vec<f32>>(), k, &device)).transpose()?
+            config
+                .class_weight
+                .weights(&classes, k)
+                .map(|w| {
+                    Tensor::from_vec(
+                        w.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                        k,
+                        &device,
+                    )
+                })
+                .transpose()?
         }
         NetTargets::Values(_) => None,
     };
@@ -293,7 +380,11 @@ pub(crate) fn fit_network(
         let started = Instant::now();
         order.shuffle(rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut step_on = |step: usize, batch: &[u32], decoded: Option<Vec<u8>>, rng: &mut ChaCha8Rng| -> Result<()> {
+        let mut step_on = |step: usize,
+                           batch: &[u32],
+                           decoded: Option<Vec<u8>>,
+                           rng: &mut ChaCha8Rng|
+         -> Result<()> {
             if cancel.is_cancelled() {
                 observer.on_event(TrainEvent::Cancelled);
                 return Err(WickError::Cancelled);
@@ -304,7 +395,13 @@ pub(crate) fn fit_network(
             let idx = Tensor::from_slice(batch, batch.len(), &device)?;
             let xb = match &x_train {
                 Some(x) => x.index_select(&idx, 0)?,
-                None => train.batch(batch, decoded, train.augment.as_ref().map(|(a, s)| (a, *s)), rng, &device)?,
+                None => train.batch(
+                    batch,
+                    decoded,
+                    train.augment.as_ref().map(|(a, s)| (a, *s)),
+                    rng,
+                    &device,
+                )?,
             };
             let yb = y_train.index_select(&idx, 0)?;
             let output = net.forward(&xb, true, Some(rng))?;
@@ -314,8 +411,15 @@ pub(crate) fn fit_network(
             };
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
-                let err = WickError::Diverged { epoch, step: step + 1, loss: loss_value, lr: config.lr };
-                observer.on_event(TrainEvent::Failed { message: err.to_string() });
+                let err = WickError::Diverged {
+                    epoch,
+                    step: step + 1,
+                    loss: loss_value,
+                    lr: config.lr,
+                };
+                observer.on_event(TrainEvent::Failed {
+                    message: err.to_string(),
+                });
                 return Err(err);
             }
             let grads = loss.backward()?;
@@ -327,9 +431,17 @@ pub(crate) fn fit_network(
             if classification {
                 let predicted = output.argmax(1)?.to_vec1::<u32>()?;
                 let actual = yb.to_vec1::<u32>()?;
-                correct += predicted.iter().zip(&actual).filter(|(p, a)| p == a).count();
+                correct += predicted
+                    .iter()
+                    .zip(&actual)
+                    .filter(|(p, a)| p == a)
+                    .count();
             }
-            observer.on_event(TrainEvent::Step { epoch, step: step + 1, loss: loss_value });
+            observer.on_event(TrainEvent::Step {
+                epoch,
+                step: step + 1,
+                loss: loss_value,
+            });
             Ok(())
         };
         match &train.x {
@@ -358,44 +470,84 @@ pub(crate) fn fit_network(
             }
         }
         epochs_run = epoch;
-        let metric = |split, name: &str, value| TrainEvent::Metric { epoch, split, name: name.to_string(), value };
-        observer.on_event(metric(SplitName::Train, "loss", loss_sum / seen.max(1) as f64));
+        let metric = |split, name: &str, value| TrainEvent::Metric {
+            epoch,
+            split,
+            name: name.to_string(),
+            value,
+        };
+        observer.on_event(metric(
+            SplitName::Train,
+            "loss",
+            loss_sum / seen.max(1) as f64,
+        ));
         if classification {
-            observer.on_event(metric(SplitName::Train, "accuracy", correct as f64 / seen.max(1) as f64));
+            observer.on_event(metric(
+                SplitName::Train,
+                "accuracy",
+                correct as f64 / seen.max(1) as f64,
+            ));
         }
         let scored = match (&valid_tensors, valid, &valid_y) {
             (Some((xv, yv)), _, _) => {
                 let n = xv.dim(0)?;
-                Some(evaluate(net, n, config.batch_size.max(256), classification, |start, len| Ok((xv.narrow(0, start, len)?, yv.narrow(0, start, len)?)))?)
+                Some(evaluate(
+                    net,
+                    n,
+                    config.batch_size.max(256),
+                    classification,
+                    |start, len| Ok((xv.narrow(0, start, len)?, yv.narrow(0, start, len)?)),
+                )?)
             }
             (None, Some(v), Some(yv)) => {
                 let mut no_augment = ChaCha8Rng::seed_from_u64(0);
-                Some(evaluate(net, v.rows(), crate::model::BACKBONE_BATCH, classification, |start, len| {
-                    let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
-                    Ok((v.batch(&rows, None, None, &mut no_augment, &device)?, yv.narrow(0, start, len)?))
-                })?)
+                Some(evaluate(
+                    net,
+                    v.rows(),
+                    crate::model::BACKBONE_BATCH,
+                    classification,
+                    |start, len| {
+                        let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
+                        Ok((
+                            v.batch(&rows, None, None, &mut no_augment, &device)?,
+                            yv.narrow(0, start, len)?,
+                        ))
+                    },
+                )?)
             }
             _ => None,
         };
         let valid_loss = match scored {
             Some((loss, score)) => {
                 observer.on_event(metric(SplitName::Valid, "loss", loss));
-                observer.on_event(metric(SplitName::Valid, if classification { "accuracy" } else { "r2" }, score));
+                observer.on_event(metric(
+                    SplitName::Valid,
+                    if classification { "accuracy" } else { "r2" },
+                    score,
+                ));
                 Some(loss)
             }
             None => None,
         };
         let duration_secs = started.elapsed().as_secs_f64();
-        observer.on_event(TrainEvent::EpochFinished { epoch, duration_secs, samples_per_sec: n as f64 / duration_secs.max(1e-9) });
+        observer.on_event(TrainEvent::EpochFinished {
+            epoch,
+            duration_secs,
+            samples_per_sec: n as f64 / duration_secs.max(1e-9),
+        });
 
         let tracked = valid_loss.unwrap_or(loss_sum / seen.max(1) as f64);
         let improved = best.as_ref().is_none_or(|(b, _, _)| tracked < *b);
         if improved {
             best = Some((tracked, epoch, net.snapshot()?));
         }
-        if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping_patience, &best) {
+        if let (Some(patience), Some((_, best_epoch, _))) = (config.early_stopping_patience, &best)
+        {
             if valid_loss.is_some() && epoch - best_epoch >= patience {
-                observer.on_event(TrainEvent::EarlyStopped { epoch, best_epoch: *best_epoch });
+                observer.on_event(TrainEvent::EarlyStopped {
+                    epoch,
+                    best_epoch: *best_epoch,
+                });
                 break;
             }
         }
@@ -407,7 +559,10 @@ pub(crate) fn fit_network(
         }
         None => epochs_run,
     };
-    Ok(FitSummary { epochs_run, best_epoch })
+    Ok(FitSummary {
+        epochs_run,
+        best_epoch,
+    })
 }
 
 /// Mean loss and accuracy (classification) or R² (regression) in evaluation mode, over `n` samples
@@ -431,8 +586,19 @@ fn evaluate(
             let a = yb.to_vec1::<u32>()?;
             correct += p.iter().zip(&a).filter(|(p, a)| p == a).count();
         } else {
-            actual_all.extend(yb.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
-            predicted_all.extend(output.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from));
+            actual_all.extend(
+                yb.flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(f64::from),
+            );
+            predicted_all.extend(
+                output
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(f64::from),
+            );
         }
     }
     let score = if classification {
@@ -452,10 +618,20 @@ mod tests {
         // Reference: PyTorch 2.15, torch.nn.functional.cross_entropy(logits, y, weight=w) with
         // logits [[2, .5, -1], [.1, .2, .3], [-1, 3, 0], [1, 1, 1]], y [0, 2, 1, 2], w [.5, 2, 1.5].
         let d = Device::Cpu;
-        let logits = Tensor::from_vec(vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3, -1.0, 3.0, 0.0, 1.0, 1.0, 1.0], (4, 3), &d).unwrap();
+        let logits = Tensor::from_vec(
+            vec![
+                2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3, -1.0, 3.0, 0.0, 1.0, 1.0, 1.0,
+            ],
+            (4, 3),
+            &d,
+        )
+        .unwrap();
         let y = Tensor::from_vec(vec![0u32, 2, 1, 2], 4, &d).unwrap();
         let w = Tensor::from_vec(vec![0.5f32, 2.0, 1.5], 3, &d).unwrap();
-        let loss = weighted_cross_entropy(&logits, &y, &w).unwrap().to_scalar::<f32>().unwrap();
+        let loss = weighted_cross_entropy(&logits, &y, &w)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((loss as f64 - 0.618773877620697).abs() < 1e-6, "{loss}");
     }
 }

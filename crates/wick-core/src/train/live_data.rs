@@ -19,11 +19,20 @@ use crate::publish::LabelledRows;
 /// the package do not record the missing-value policy).
 pub fn request_of(manifest: &crate::package::Manifest) -> Result<TabularRequest> {
     let crate::model::ModelInput::Tabular { preprocessor } = &manifest.preprocessing else {
-        return Err(WickError::InvalidSpec(format!("`{}` is an image model; live rows with feedback are for table models", manifest.name)));
+        return Err(WickError::InvalidSpec(format!(
+            "`{}` is an image model; live rows with feedback are for table models",
+            manifest.name
+        )));
     };
     Ok(TabularRequest {
         target: manifest.target.name.clone(),
-        features: Some(preprocessor.encoders.iter().map(|e| e.name().to_string()).collect()),
+        features: Some(
+            preprocessor
+                .encoders
+                .iter()
+                .map(|e| e.name().to_string())
+                .collect(),
+        ),
         task: Some(manifest.target.task),
         options: Default::default(),
         personal: preprocessor.personal.clone(),
@@ -50,7 +59,11 @@ pub struct NewRows {
 /// the dataset (or an earlier live row) has the same values in the columns the requests send and
 /// the target; columns the model never sees (missing in every live row) are not compared, or no
 /// live row would ever match a dataset row.
-pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRows) -> Result<NewRows> {
+pub fn live_rows_frame(
+    dataset: &DataFrame,
+    target: &str,
+    labelled: &LabelledRows,
+) -> Result<NewRows> {
     if dataset.column(target).is_err() {
         return Err(WickError::InvalidSpec(format!(
             "the model predicts `{target}`, which is not a column of this table: open the table the published model was trained on"
@@ -60,44 +73,100 @@ pub fn live_rows_frame(dataset: &DataFrame, target: &str, labelled: &LabelledRow
     let mut columns: Vec<Column> = Vec::with_capacity(dataset.width());
     for column in dataset.columns() {
         let name = column.name().as_str();
-        let values: Vec<Option<&serde_json::Value>> =
-            rows.iter().map(|r| if name == target { Some(&r.outcome) } else { r.values.get(name) }).map(|v| v.filter(|v| !v.is_null())).collect();
+        let values: Vec<Option<&serde_json::Value>> = rows
+            .iter()
+            .map(|r| {
+                if name == target {
+                    Some(&r.outcome)
+                } else {
+                    r.values.get(name)
+                }
+            })
+            .map(|v| v.filter(|v| !v.is_null()))
+            .collect();
         let series = if column.dtype().is_primitive_numeric() {
-            let numbers: Float64Chunked = values.iter().map(|v| v.and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))).collect();
+            let numbers: Float64Chunked = values
+                .iter()
+                .map(|v| {
+                    v.and_then(|v| {
+                        v.as_f64()
+                            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    })
+                })
+                .collect();
             numbers.with_name(name.into()).into_series()
         } else {
-            let text: StringChunked = values.iter().map(|v| v.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+            let text: StringChunked = values
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                })
+                .collect();
             text.with_name(name.into()).into_series()
         };
         // A value that does not fit the column's type (text in a number column) becomes missing.
-        let typed = series.cast(column.dtype()).map_err(|e| WickError::polars(format!("live values of column `{name}`"), e))?;
+        let typed = series
+            .cast(column.dtype())
+            .map_err(|e| WickError::polars(format!("live values of column `{name}`"), e))?;
         columns.push(typed.into());
     }
-    let frame = DataFrame::new(rows.len(), columns).map_err(|e| WickError::polars("live rows", e))?;
-    let usable = frame.column(target).map_err(|e| WickError::polars("target", e))?.is_not_null();
+    let frame =
+        DataFrame::new(rows.len(), columns).map_err(|e| WickError::polars("live rows", e))?;
+    let usable = frame
+        .column(target)
+        .map_err(|e| WickError::polars("target", e))?
+        .is_not_null();
     let unusable = frame.height() - usable.sum().unwrap_or(0) as usize;
-    let frame = frame.filter(&usable).map_err(|e| WickError::polars("live rows", e))?;
+    let frame = frame
+        .filter(&usable)
+        .map_err(|e| WickError::polars("live rows", e))?;
 
     let compared: Vec<&str> = dataset
         .get_column_names()
         .into_iter()
         .map(|n| n.as_str())
-        .filter(|&n| n == target || rows.iter().any(|r| r.values.get(n).is_some_and(|v| !v.is_null())))
+        .filter(|&n| {
+            n == target
+                || rows
+                    .iter()
+                    .any(|r| r.values.get(n).is_some_and(|v| !v.is_null()))
+        })
         .collect();
     let mut seen: HashSet<String> = row_keys(dataset, &compared)?.into_iter().collect();
-    let keep: BooleanChunked = row_keys(&frame, &compared)?.into_iter().map(|k| seen.insert(k)).collect();
+    let keep: BooleanChunked = row_keys(&frame, &compared)?
+        .into_iter()
+        .map(|k| seen.insert(k))
+        .collect();
     let duplicates = frame.height() - keep.sum().unwrap_or(0) as usize;
-    let frame = frame.filter(&keep).map_err(|e| WickError::polars("live rows", e))?;
-    Ok(NewRows { frame, received: rows.len(), duplicates, unusable, hashed: labelled.hashed.clone() })
+    let frame = frame
+        .filter(&keep)
+        .map_err(|e| WickError::polars("live rows", e))?;
+    Ok(NewRows {
+        frame,
+        received: rows.len(),
+        duplicates,
+        unusable,
+        hashed: labelled.hashed.clone(),
+    })
 }
 
 /// One text key per row, the values of `columns` in order (missing as a mark no value has).
 fn row_keys(df: &DataFrame, columns: &[&str]) -> Result<Vec<String>> {
     let mut keys = vec![String::new(); df.height()];
     for name in columns {
-        let column = df.column(name).map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
-        let text = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
-        let text = text.str().map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
+        let column = df
+            .column(name)
+            .map_err(|e| WickError::polars(format!("column `{name}`"), e))?;
+        let text = column
+            .cast(&DataType::String)
+            .map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
+        let text = text
+            .str()
+            .map_err(|e| WickError::polars(format!("column `{}`", column.name()), e))?;
         for (key, value) in keys.iter_mut().zip(text.iter()) {
             key.push_str(value.unwrap_or("\u{0}missing"));
             key.push('\u{1f}');
@@ -123,13 +192,22 @@ pub fn train_with_live_rows(
 ) -> Result<TrainOutcome> {
     let before = prepare_tabular(dataset, request)?;
     let old = config.split_rows(before.rows(), before.target.class_indices())?;
-    let combined = dataset.vstack(new_rows).map_err(|e| WickError::polars("adding the live rows to the dataset", e))?;
+    let combined = dataset
+        .vstack(new_rows)
+        .map_err(|e| WickError::polars("adding the live rows to the dataset", e))?;
     // Rows are prepared in order (a row dropped for a missing value is dropped in both), so the
     // dataset's rows keep their positions and the live rows follow them.
     let after = prepare_tabular(&combined, request)?;
     let added = before.rows()..after.rows();
-    let split = Split { train: old.train.iter().copied().chain(added).collect(), valid: old.valid, test: old.test };
-    let config = TrainConfig { fixed_split: Some(split), ..config.clone() };
+    let split = Split {
+        train: old.train.iter().copied().chain(added).collect(),
+        valid: old.valid,
+        test: old.test,
+    };
+    let config = TrainConfig {
+        fixed_split: Some(split),
+        ..config.clone()
+    };
     train_table(&combined, source, request, spec, &config, observer, cancel)
 }
 
@@ -139,8 +217,18 @@ mod tests {
     use crate::publish::LabelledRow;
 
     fn row(id: &str, values: serde_json::Value, outcome: serde_json::Value) -> LabelledRow {
-        let values = values.as_object().cloned().unwrap_or_default().into_iter().collect();
-        LabelledRow { id: id.into(), version: 1, values, outcome }
+        let values = values
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        LabelledRow {
+            id: id.into(),
+            version: 1,
+            values,
+            outcome,
+        }
     }
 
     #[test]
@@ -150,11 +238,27 @@ mod tests {
         let labelled = LabelledRows {
             model: "m".into(),
             rows: vec![
-                row("1", serde_json::json!({"x": 1.0, "kind": "a"}), serde_json::json!(10)), // in the dataset
-                row("2", serde_json::json!({"x": 3.0, "kind": "c"}), serde_json::json!(30)),
-                row("3", serde_json::json!({"x": 3.0, "kind": "c"}), serde_json::json!(30)), // twice live
-                row("4", serde_json::json!({"x": "4"}), serde_json::json!(40)),              // text number, no kind
-                row("5", serde_json::json!({"x": 5.0, "kind": "e"}), serde_json::json!("rain")), // a label for a number
+                row(
+                    "1",
+                    serde_json::json!({"x": 1.0, "kind": "a"}),
+                    serde_json::json!(10),
+                ), // in the dataset
+                row(
+                    "2",
+                    serde_json::json!({"x": 3.0, "kind": "c"}),
+                    serde_json::json!(30),
+                ),
+                row(
+                    "3",
+                    serde_json::json!({"x": 3.0, "kind": "c"}),
+                    serde_json::json!(30),
+                ), // twice live
+                row("4", serde_json::json!({"x": "4"}), serde_json::json!(40)), // text number, no kind
+                row(
+                    "5",
+                    serde_json::json!({"x": 5.0, "kind": "e"}),
+                    serde_json::json!("rain"),
+                ), // a label for a number
             ],
             hashed: vec![],
         };
@@ -162,8 +266,14 @@ mod tests {
         assert_eq!((new.received, new.duplicates, new.unusable), (5, 2, 1));
         assert_eq!(new.frame.height(), 2);
         assert_eq!(new.frame.column("y").unwrap().dtype(), &DataType::Int64);
-        assert_eq!(new.frame.column("x").unwrap().f64().unwrap().get(1), Some(4.0));
-        assert_eq!(new.frame.column("kind").unwrap().str().unwrap().get(1), None);
+        assert_eq!(
+            new.frame.column("x").unwrap().f64().unwrap().get(1),
+            Some(4.0)
+        );
+        assert_eq!(
+            new.frame.column("kind").unwrap().str().unwrap().get(1),
+            None
+        );
         assert!(live_rows_frame(&dataset, "z", &labelled).is_err());
     }
 }

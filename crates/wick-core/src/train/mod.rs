@@ -3,25 +3,31 @@
 pub mod cv;
 pub mod device;
 pub mod events;
-pub mod live_data;
 pub(crate) mod fit;
+pub mod live_data;
 pub mod optim;
 pub mod parity;
-pub mod search;
 mod pipeline;
+pub mod search;
 pub mod streamed;
 pub mod throughput;
 
 use serde::{Deserialize, Serialize};
 
 pub use cv::{cross_validate, CvReport, FoldStat};
-pub use device::{available_devices, describe as describe_device, fix_cpu_thread_count, keep_freed_memory_for_reuse, DeviceChoice};
+pub use device::{
+    available_devices, describe as describe_device, fix_cpu_thread_count,
+    keep_freed_memory_for_reuse, DeviceChoice,
+};
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
-pub use optim::OptimizerKind;
 pub use live_data::{live_rows_frame, request_of, train_with_live_rows, NewRows};
+pub use optim::OptimizerKind;
+pub use pipeline::{
+    train_images, train_table, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome,
+    TrainReport, AUGMENTED_VIEWS,
+};
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};
 pub use streamed::{train_csv_streamed, RowsUsed, StreamOptions};
-pub use pipeline::{train_images, train_table, AUGMENTED_VIEWS, Actual, MetricPoint, SplitSizes, TestSample, TrainOutcome, TrainReport};
 
 use crate::data::{Split, SplitFractions};
 
@@ -76,7 +82,18 @@ impl ClassWeight {
                 }
                 let n = classes.len() as f64;
                 // A class absent from the training rows gets weight 0 (it has no rows to weigh).
-                Some(counts.iter().map(|&k| if k > 0 { n / (n_classes as f64 * k as f64) } else { 0.0 }).collect())
+                Some(
+                    counts
+                        .iter()
+                        .map(|&k| {
+                            if k > 0 {
+                                n / (n_classes as f64 * k as f64)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect(),
+                )
             }
         }
     }
@@ -90,7 +107,9 @@ impl TrainConfig {
             Some(split) => {
                 let all = split.train.iter().chain(&split.valid).chain(&split.test);
                 if let Some(bad) = all.clone().find(|&&r| r >= n) {
-                    return Err(crate::WickError::InvalidSpec(format!("the fixed split names row {bad}, but the data has {n} rows")));
+                    return Err(crate::WickError::InvalidSpec(format!(
+                        "the fixed split names row {bad}, but the data has {n} rows"
+                    )));
                 }
                 Ok(split.clone())
             }

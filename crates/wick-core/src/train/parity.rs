@@ -41,18 +41,33 @@ fn relative_difference(got: &[f32], want: &[f32], floor: f32) -> f32 {
     if got.len() != want.len() {
         return f32::INFINITY;
     }
-    got.iter().zip(want).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f32::max)
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs() / scale)
+        .fold(0.0, f32::max)
 }
 
 /// Runs the parity check on `device` (`Cpu` compares candle's general ops with the fused CPU ops).
 pub fn device_parity(device: DeviceChoice) -> Result<ParityReport> {
     let device = device.open()?;
-    let relu = Layer::Activation { function: Activation::Relu };
+    let relu = Layer::Activation {
+        function: Activation::Relu,
+    };
     let layers = vec![
-        Layer::Conv2d { filters: 6, kernel: 3, stride: 1, padding: Padding::Same },
+        Layer::Conv2d {
+            filters: 6,
+            kernel: 3,
+            stride: 1,
+            padding: Padding::Same,
+        },
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
-        Layer::Conv2d { filters: 8, kernel: 3, stride: 1, padding: Padding::Valid },
+        Layer::Conv2d {
+            filters: 8,
+            kernel: 3,
+            stride: 1,
+            padding: Padding::Valid,
+        },
         Layer::BatchNorm,
         relu.clone(),
         Layer::MaxPool2d { size: 2 },
@@ -60,10 +75,24 @@ pub fn device_parity(device: DeviceChoice) -> Result<ParityReport> {
         Layer::Dense { units: 16 },
         relu,
     ];
-    let cpu = Network::new(&[1, 14, 14], &layers, 4, &mut ChaCha8Rng::seed_from_u64(31), &Device::Cpu)?;
-    let other = Network::with_candle_ops(&[1, 14, 14], &layers, 4, &mut ChaCha8Rng::seed_from_u64(31), &device)?;
+    let cpu = Network::new(
+        &[1, 14, 14],
+        &layers,
+        4,
+        &mut ChaCha8Rng::seed_from_u64(31),
+        &Device::Cpu,
+    )?;
+    let other = Network::with_candle_ops(
+        &[1, 14, 14],
+        &layers,
+        4,
+        &mut ChaCha8Rng::seed_from_u64(31),
+        &device,
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let x: Vec<f32> = (0..6 * 14 * 14).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let x: Vec<f32> = (0..6 * 14 * 14)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
     let y = [0u32, 3, 1, 2, 2, 0];
     let run = |net: &Network, device: &Device| -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         let xs = Tensor::from_vec(x.clone(), (6, 1, 14, 14), device)?;
@@ -72,10 +101,18 @@ pub fn device_parity(device: DeviceChoice) -> Result<ParityReport> {
         let grads = candle_nn::loss::cross_entropy(&logits, &ys)?.backward()?;
         let mut out = Vec::new();
         for var in net.trainable_vars() {
-            let g = grads.get(&var).ok_or_else(|| crate::WickError::InvalidSpec("a trainable tensor got no gradient".into()))?;
+            let g = grads.get(&var).ok_or_else(|| {
+                crate::WickError::InvalidSpec("a trainable tensor got no gradient".into())
+            })?;
             out.push(g.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?);
         }
-        Ok((logits.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?, out))
+        Ok((
+            logits
+                .to_device(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+            out,
+        ))
     };
     let (logits_cpu, grads_cpu) = run(&cpu, &Device::Cpu)?;
     let (logits_dev, grads_dev) = run(&other, &device)?;
@@ -83,7 +120,11 @@ pub fn device_parity(device: DeviceChoice) -> Result<ParityReport> {
     Ok(ParityReport {
         device: crate::train::describe_device(&device),
         logits: relative_difference(&logits_dev, &logits_cpu, 1e-3),
-        gradients: grads_dev.iter().zip(&grads_cpu).map(|(a, b)| relative_difference(a, b, gradient_floor)).collect(),
+        gradients: grads_dev
+            .iter()
+            .zip(&grads_cpu)
+            .map(|(a, b)| relative_difference(a, b, gradient_floor))
+            .collect(),
     })
 }
 
@@ -95,7 +136,11 @@ mod tests {
     fn check(device: DeviceChoice) {
         let report = device_parity(device).expect("the device opens");
         assert!(report.passed(), "{report:?}");
-        assert_eq!(report.gradients.len(), 10, "conv ×2, batch norm, dense, output: weight and bias each");
+        assert_eq!(
+            report.gradients.len(),
+            10,
+            "conv ×2, batch norm, dense, output: weight and bias each"
+        );
     }
 
     /// The CPU twin of the GPU checks: candle's general ops (the formulation the GPUs run) on the

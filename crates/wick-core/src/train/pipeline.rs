@@ -11,13 +11,19 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::images::load_image_u8;
-use crate::data::{prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues, Task};
+use crate::data::{
+    prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues,
+    Task,
+};
 use crate::error::{Result, WickError};
 use crate::metrics::{classification_metrics, regression_metrics, Metrics};
 use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
 use crate::model::trees::{BoostParams, Boosted, Forest, ForestParams};
-use crate::model::{TreeEnsemble, fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction, TargetInfo, Weights};
+use crate::model::{
+    fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction,
+    TargetInfo, TreeEnsemble, Weights,
+};
 use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::train::device::describe;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
@@ -85,7 +91,11 @@ pub struct SplitSizes {
 
 impl From<&Split> for SplitSizes {
     fn from(s: &Split) -> Self {
-        Self { train: s.train.len(), valid: s.valid.len(), test: s.test.len() }
+        Self {
+            train: s.train.len(),
+            valid: s.valid.len(),
+            test: s.test.len(),
+        }
     }
 }
 
@@ -102,8 +112,19 @@ struct Recorder<'a> {
 
 impl TrainObserver for Recorder<'_> {
     fn on_event(&mut self, event: TrainEvent) {
-        if let TrainEvent::Metric { epoch, split, name, value } = &event {
-            self.history.push(MetricPoint { epoch: *epoch, split: *split, name: name.clone(), value: *value });
+        if let TrainEvent::Metric {
+            epoch,
+            split,
+            name,
+            value,
+        } = &event
+        {
+            self.history.push(MetricPoint {
+                epoch: *epoch,
+                split: *split,
+                name: name.clone(),
+                value: *value,
+            });
         }
         self.inner.on_event(event);
     }
@@ -126,7 +147,9 @@ pub fn train_table(
 pub(super) fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObserver) -> Result<T> {
     match &result {
         Err(WickError::Cancelled) | Err(WickError::Diverged { .. }) | Ok(_) => {}
-        Err(e) => observer.on_event(TrainEvent::Failed { message: e.to_string() }),
+        Err(e) => observer.on_event(TrainEvent::Failed {
+            message: e.to_string(),
+        }),
     }
     result
 }
@@ -161,9 +184,14 @@ pub(super) fn train_table_with(
     } else {
         Preprocessor::fit(&dataset, &split.train, &request.options)?
     };
-    let profile = crate::drift::TrainingProfile::of(&dataset.features, &dataset.target, &split.train);
+    let profile =
+        crate::drift::TrainingProfile::of(&dataset.features, &dataset.target, &split.train);
     let encode = |rows: &[usize]| preprocessor.transform(&dataset, rows);
-    let (x_train, x_valid, x_test) = (encode(&split.train)?, encode(&split.valid)?, encode(&split.test)?);
+    let (x_train, x_valid, x_test) = (
+        encode(&split.train)?,
+        encode(&split.valid)?,
+        encode(&split.test)?,
+    );
     let fingerprint = match known {
         Some(f) => f,
         None => fingerprint_file(source, dataset.rows())?,
@@ -211,7 +239,19 @@ pub(super) fn fit_encoded(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let EncodedTable { preprocessor, target_name, target: target_values, split, x_train, x_valid, x_test, warnings, fingerprint, file_rows, profile } = table;
+    let EncodedTable {
+        preprocessor,
+        target_name,
+        target: target_values,
+        split,
+        x_train,
+        x_valid,
+        x_test,
+        warnings,
+        fingerprint,
+        file_rows,
+        profile,
+    } = table;
     let task = target_values.task();
     let width = preprocessor.width();
     let labels = match &target_values {
@@ -219,19 +259,42 @@ pub(super) fn fit_encoded(
         TargetValues::Regression(_) => Vec::new(),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut recorder = Recorder { inner: observer, history: Vec::new() };
-    let input = ModelInput::Tabular { preprocessor: preprocessor.clone() };
+    let mut recorder = Recorder {
+        inner: observer,
+        history: Vec::new(),
+    };
+    let input = ModelInput::Tabular {
+        preprocessor: preprocessor.clone(),
+    };
 
     let (model, epochs_run, best_epoch, device_name) = match spec {
-        ModelSpec::Linear { ridge_alpha, poly_degree } => {
-            let TargetValues::Regression(y) = &target_values else { unreachable_task()? };
-            recorder.on_event(started_event("CPU (f64 least squares)".into(), 1, 1, SplitSizes::from(&split)));
+        ModelSpec::Linear {
+            ridge_alpha,
+            poly_degree,
+        } => {
+            let TargetValues::Regression(y) = &target_values else {
+                unreachable_task()?
+            };
+            recorder.on_event(started_event(
+                "CPU (f64 least squares)".into(),
+                1,
+                1,
+                SplitSizes::from(&split),
+            ));
             let y_train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
             let (px, cols) = polynomial_features(&x_train, width, *poly_degree);
             let fit = fit_least_squares(&px, cols, &y_train, *ridge_alpha)?;
-            let target = TargetInfo { name: target_name.clone(), task, labels, scale: None };
+            let target = TargetInfo {
+                name: target_name.clone(),
+                task,
+                labels,
+                scale: None,
+            };
             let model = Model::new(spec.clone(), input, target, Weights::Linear(fit))?;
-            for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
+            for (split_name, x, rows) in [
+                (SplitName::Train, &x_train, &split.train),
+                (SplitName::Valid, &x_valid, &split.valid),
+            ] {
                 if rows.is_empty() {
                     continue;
                 }
@@ -239,7 +302,12 @@ pub(super) fn fit_encoded(
                 let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
                 let m = regression_metrics(&actual, &predicted);
                 for (name, value) in [("loss", m.mse), ("r2", m.r2)] {
-                    recorder.on_event(TrainEvent::Metric { epoch: 1, split: split_name, name: name.into(), value });
+                    recorder.on_event(TrainEvent::Metric {
+                        epoch: 1,
+                        split: split_name,
+                        name: name.into(),
+                        value,
+                    });
                 }
             }
             (model, 1, 1, "CPU".to_string())
@@ -247,15 +315,49 @@ pub(super) fn fit_encoded(
         ModelSpec::Logistic | ModelSpec::Mlp { .. } => {
             let device = config.device.open()?;
             let device_name = describe(&device);
-            let n_out = if task == Task::Classification { labels.len() } else { 1 };
+            let n_out = if task == Task::Classification {
+                labels.len()
+            } else {
+                1
+            };
             let (net_targets, scale) = targets_for(&target_values, &split)?;
             let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
             let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            let train = NetData { x: Samples::F32(to_f32(&x_train)), sample_dims: vec![width], y: net_targets.0, augment: None, prefix: None };
-            let valid = NetData { x: Samples::F32(to_f32(&x_valid)), sample_dims: vec![width], y: net_targets.1, augment: None, prefix: None };
-            recorder.on_event(started_event(device_name.clone(), config.epochs, split.train.len().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
-            let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
-            let target = TargetInfo { name: target_name.clone(), task, labels, scale };
+            let train = NetData {
+                x: Samples::F32(to_f32(&x_train)),
+                sample_dims: vec![width],
+                y: net_targets.0,
+                augment: None,
+                prefix: None,
+            };
+            let valid = NetData {
+                x: Samples::F32(to_f32(&x_valid)),
+                sample_dims: vec![width],
+                y: net_targets.1,
+                augment: None,
+                prefix: None,
+            };
+            recorder.on_event(started_event(
+                device_name.clone(),
+                config.epochs,
+                split.train.len().div_ceil(config.batch_size.max(1)),
+                SplitSizes::from(&split),
+            ));
+            let summary = fit_network(
+                &mut net,
+                &train,
+                Some(&valid),
+                config,
+                &mut rng,
+                &mut recorder,
+                cancel,
+            )?;
+            let target = TargetInfo {
+                name: target_name.clone(),
+                task,
+                labels,
+                scale,
+            };
             let model = Model::new(spec.clone(), input, target, Weights::Network(net))?;
             (model, summary.epochs_run, summary.best_epoch, device_name)
         }
@@ -263,31 +365,80 @@ pub(super) fn fit_encoded(
             let device = format!("CPU ({} threads)", rayon::current_num_threads());
             let (y_all, n_classes) = match &target_values {
                 TargetValues::Regression(y) => (y.clone(), 0),
-                TargetValues::Classification { classes, labels } => (classes.iter().map(|&c| c as f64).collect(), labels.len()),
+                TargetValues::Classification { classes, labels } => {
+                    (classes.iter().map(|&c| c as f64).collect(), labels.len())
+                }
             };
             let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| y_all[r]).collect() };
             let (y_train, y_valid) = (pick(&split.train), pick(&split.valid));
-            let target = TargetInfo { name: target_name.clone(), task, labels, scale: None };
-            let (ensemble, epochs_run, best_epoch) = fit_trees(spec, config, &x_train, width, &y_train, n_classes, (&x_valid, &y_valid), &device, &split, &mut recorder, cancel)?;
+            let target = TargetInfo {
+                name: target_name.clone(),
+                task,
+                labels,
+                scale: None,
+            };
+            let (ensemble, epochs_run, best_epoch) = fit_trees(
+                spec,
+                config,
+                &x_train,
+                width,
+                &y_train,
+                n_classes,
+                (&x_valid, &y_valid),
+                &device,
+                &split,
+                &mut recorder,
+                cancel,
+            )?;
             let model = Model::new(spec.clone(), input, target, Weights::Trees(ensemble))?;
-            for (split_name, x, rows) in [(SplitName::Train, &x_train, &split.train), (SplitName::Valid, &x_valid, &split.valid)] {
+            for (split_name, x, rows) in [
+                (SplitName::Train, &x_train, &split.train),
+                (SplitName::Valid, &x_valid, &split.valid),
+            ] {
                 if !rows.is_empty() {
-                    split_metrics(&model, &target_values, x, rows, epochs_run, split_name, &mut recorder)?;
+                    split_metrics(
+                        &model,
+                        &target_values,
+                        x,
+                        rows,
+                        epochs_run,
+                        split_name,
+                        &mut recorder,
+                    )?;
                 }
             }
             (model, epochs_run, best_epoch, device)
         }
-        ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => {
-            return Err(WickError::InvalidSpec("CNN and transfer-learning models take images; open an image folder instead of a table".into()))
-        }
+        ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => return Err(WickError::InvalidSpec(
+            "CNN and transfer-learning models take images; open an image folder instead of a table"
+                .into(),
+        )),
     };
 
     let predictions = model.predict_encoded(&x_test, split.test.len())?;
-    let (test, test_samples) = score_held_out(&target_values, &split.test, &predictions, &model.target.labels, |r| {
-        format!("row {}", file_rows.as_ref().and_then(|f| f.get(r)).copied().unwrap_or(r) + 1)
-    });
+    let (test, test_samples) = score_held_out(
+        &target_values,
+        &split.test,
+        &predictions,
+        &model.target.labels,
+        |r| {
+            format!(
+                "row {}",
+                file_rows
+                    .as_ref()
+                    .and_then(|f| f.get(r))
+                    .copied()
+                    .unwrap_or(r)
+                    + 1
+            )
+        },
+    );
     let duration_secs = started.elapsed().as_secs_f64();
-    recorder.on_event(TrainEvent::Finished { epochs_run, best_epoch, duration_secs });
+    recorder.on_event(TrainEvent::Finished {
+        epochs_run,
+        best_epoch,
+        duration_secs,
+    });
     let report = TrainReport {
         test,
         history: recorder.history,
@@ -326,11 +477,29 @@ fn fit_trees(
         return Err(WickError::Cancelled);
     }
     // Balanced classes, weighed from the training rows' class counts.
-    let class_weights: Option<Vec<f64>> =
-        (n_classes >= 2).then(|| config.class_weight.weights(&y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(), n_classes)).flatten();
+    let class_weights: Option<Vec<f64>> = (n_classes >= 2)
+        .then(|| {
+            config.class_weight.weights(
+                &y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(),
+                n_classes,
+            )
+        })
+        .flatten();
     match spec {
-        ModelSpec::Gbdt { trees, learning_rate, max_depth, min_leaf_weight, l2, early_stopping_rounds } => {
-            recorder.on_event(started_event(device.to_string(), *trees, 1, SplitSizes::from(split)));
+        ModelSpec::Gbdt {
+            trees,
+            learning_rate,
+            max_depth,
+            min_leaf_weight,
+            l2,
+            early_stopping_rounds,
+        } => {
+            recorder.on_event(started_event(
+                device.to_string(),
+                *trees,
+                1,
+                SplitSizes::from(split),
+            ));
             let params = BoostParams {
                 trees: *trees,
                 learning_rate: *learning_rate,
@@ -341,26 +510,74 @@ fn fit_trees(
                 seed: config.seed,
                 record_train_loss: true,
             };
-            let (boosted, history) = Boosted::fit(x_train, width, y_train, class_weights.as_deref(), n_classes, Some(valid), &params)?;
+            let (boosted, history) = Boosted::fit(
+                x_train,
+                width,
+                y_train,
+                class_weights.as_deref(),
+                n_classes,
+                Some(valid),
+                &params,
+            )?;
             // forust has no per-tree callback, so the curve is sent when the fit returns (seconds).
             for (i, loss) in history.train.iter().enumerate() {
-                recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Train, name: "loss".into(), value: *loss });
+                recorder.on_event(TrainEvent::Metric {
+                    epoch: i + 1,
+                    split: SplitName::Train,
+                    name: "loss".into(),
+                    value: *loss,
+                });
                 if let Some(v) = history.valid.get(i) {
-                    recorder.on_event(TrainEvent::Metric { epoch: i + 1, split: SplitName::Valid, name: "loss".into(), value: *v });
+                    recorder.on_event(TrainEvent::Metric {
+                        epoch: i + 1,
+                        split: SplitName::Valid,
+                        name: "loss".into(),
+                        value: *v,
+                    });
                 }
             }
             let grown = history.trees_grown.max(1);
             let kept = history.trees_kept.max(1);
             if kept < grown {
-                recorder.on_event(TrainEvent::EarlyStopped { epoch: grown, best_epoch: kept });
+                recorder.on_event(TrainEvent::EarlyStopped {
+                    epoch: grown,
+                    best_epoch: kept,
+                });
             }
             Ok((TreeEnsemble::Boosted(boosted), grown, kept))
         }
-        ModelSpec::Forest { trees, max_depth, min_samples_leaf, max_features } => {
-            recorder.on_event(started_event(device.to_string(), 1, 1, SplitSizes::from(split)));
-            let params = ForestParams { trees: *trees, max_depth: *max_depth, min_samples_leaf: *min_samples_leaf, max_features: *max_features, seed: config.seed };
+        ModelSpec::Forest {
+            trees,
+            max_depth,
+            min_samples_leaf,
+            max_features,
+        } => {
+            recorder.on_event(started_event(
+                device.to_string(),
+                1,
+                1,
+                SplitSizes::from(split),
+            ));
+            let params = ForestParams {
+                trees: *trees,
+                max_depth: *max_depth,
+                min_samples_leaf: *min_samples_leaf,
+                max_features: *max_features,
+                seed: config.seed,
+            };
             let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
-            Ok((TreeEnsemble::Forest(Forest::fit(x_train, width, y_train, class_weights.as_deref(), n_outputs, &params)?), 1, 1))
+            Ok((
+                TreeEnsemble::Forest(Forest::fit(
+                    x_train,
+                    width,
+                    y_train,
+                    class_weights.as_deref(),
+                    n_outputs,
+                    &params,
+                )?),
+                1,
+                1,
+            ))
         }
         _ => Err(WickError::InvalidSpec("not a tree model".into())),
     }
@@ -377,7 +594,14 @@ fn split_metrics(
     recorder: &mut Recorder<'_>,
 ) -> Result<()> {
     let predictions = model.predict_encoded(x, rows.len())?;
-    let mut send = |name: &str, value: f64| recorder.on_event(TrainEvent::Metric { epoch, split, name: name.into(), value });
+    let mut send = |name: &str, value: f64| {
+        recorder.on_event(TrainEvent::Metric {
+            epoch,
+            split,
+            name: name.into(),
+            value,
+        })
+    };
     match target {
         TargetValues::Regression(y) => {
             let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
@@ -392,8 +616,15 @@ fn split_metrics(
             let mut loss = 0.0;
             let mut correct = 0usize;
             for (&r, p) in rows.iter().zip(&predictions) {
-                if let Prediction::Class { class_index, probabilities, .. } = p {
-                    loss -= (probabilities.get(classes[r]).copied().unwrap_or(0.0) as f64).max(1e-15).ln();
+                if let Prediction::Class {
+                    class_index,
+                    probabilities,
+                    ..
+                } = p
+                {
+                    loss -= (probabilities.get(classes[r]).copied().unwrap_or(0.0) as f64)
+                        .max(1e-15)
+                        .ln();
                     correct += usize::from(*class_index == classes[r]);
                 }
             }
@@ -407,7 +638,9 @@ fn split_metrics(
 }
 
 fn unreachable_task<T>() -> Result<T> {
-    Err(WickError::InvalidSpec("linear regression needs a numeric target".into()))
+    Err(WickError::InvalidSpec(
+        "linear regression needs a numeric target".into(),
+    ))
 }
 
 pub(super) fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
@@ -422,8 +655,20 @@ pub(super) fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
     }
 }
 
-pub(super) fn started_event(device: String, epochs: usize, steps_per_epoch: usize, rows: SplitSizes) -> TrainEvent {
-    TrainEvent::Started { device, epochs, steps_per_epoch, train_rows: rows.train, valid_rows: rows.valid, test_rows: rows.test }
+pub(super) fn started_event(
+    device: String,
+    epochs: usize,
+    steps_per_epoch: usize,
+    rows: SplitSizes,
+) -> TrainEvent {
+    TrainEvent::Started {
+        device,
+        epochs,
+        steps_per_epoch,
+        train_rows: rows.train,
+        valid_rows: rows.valid,
+        test_rows: rows.test,
+    }
 }
 
 /// Train and validation targets, and the regression scale (mean, std) if any.
@@ -434,15 +679,21 @@ type SplitTargets = ((NetTargets, NetTargets), Option<(f64, f64)>);
 fn targets_for(target: &TargetValues, split: &Split) -> Result<SplitTargets> {
     Ok(match target {
         TargetValues::Classification { classes, .. } => {
-            let pick = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
+            let pick = |rows: &[usize]| {
+                NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect())
+            };
             ((pick(&split.train), pick(&split.valid)), None)
         }
         TargetValues::Regression(y) => {
             let train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
             let mean = train.iter().sum::<f64>() / train.len().max(1) as f64;
-            let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / train.len().max(1) as f64).sqrt();
+            let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                / train.len().max(1) as f64)
+                .sqrt();
             let std = if std > 0.0 { std } else { 1.0 };
-            let pick = |rows: &[usize]| NetTargets::Values(rows.iter().map(|&r| ((y[r] - mean) / std) as f32).collect());
+            let pick = |rows: &[usize]| {
+                NetTargets::Values(rows.iter().map(|&r| ((y[r] - mean) / std) as f32).collect())
+            };
             ((pick(&split.train), pick(&split.valid)), Some((mean, std)))
         }
     })
@@ -490,18 +741,36 @@ fn score(
             let samples = rows
                 .iter()
                 .zip(predictions)
-                .map(|(&r, p)| TestSample { source: source(r), actual: Actual::Value(y[r]), predicted: p.clone() })
+                .map(|(&r, p)| TestSample {
+                    source: source(r),
+                    actual: Actual::Value(y[r]),
+                    predicted: p.clone(),
+                })
                 .collect();
-            (Metrics::Regression(regression_metrics(&actual, &values(predictions))), samples)
+            (
+                Metrics::Regression(regression_metrics(&actual, &values(predictions))),
+                samples,
+            )
         }
         TargetValues::Classification { classes, .. } => {
             let actual: Vec<usize> = rows.iter().map(|&r| classes[r]).collect();
             let samples = rows
                 .iter()
                 .zip(predictions)
-                .map(|(&r, p)| TestSample { source: source(r), actual: Actual::Class(classes[r]), predicted: p.clone() })
+                .map(|(&r, p)| TestSample {
+                    source: source(r),
+                    actual: Actual::Class(classes[r]),
+                    predicted: p.clone(),
+                })
                 .collect();
-            (Metrics::Classification(classification_metrics(labels, &actual, &classes_of(predictions))), samples)
+            (
+                Metrics::Classification(classification_metrics(
+                    labels,
+                    &actual,
+                    &classes_of(predictions),
+                )),
+                samples,
+            )
         }
     }
 }
@@ -517,7 +786,14 @@ pub fn train_images(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_images_inner(index, spec, config, IMAGES_IN_MEMORY_MAX_BYTES, observer, cancel);
+    let result = train_images_inner(
+        index,
+        spec,
+        config,
+        IMAGES_IN_MEMORY_MAX_BYTES,
+        observer,
+        cancel,
+    );
     report_failure(result, observer)
 }
 
@@ -555,9 +831,13 @@ fn train_images_inner(
     let device = config.device.open()?;
     let device_name = describe(&device);
     let per = shape.len();
-    let targets = |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
+    let targets =
+        |rows: &[usize]| NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut recorder = Recorder { inner: observer, history: Vec::new() };
+    let mut recorder = Recorder {
+        inner: observer,
+        history: Vec::new(),
+    };
     let image_dims = vec![shape.channels, shape.height, shape.width];
     let augment = config.augment.is_active().then_some(config.augment);
     let mut undecodable: Vec<Undecodable> = Vec::new();
@@ -567,30 +847,108 @@ fn train_images_inner(
     let (weights, feature_dims, train, valid) = match spec {
         ModelSpec::Transfer { backbone } if backbone.fine_tune => {
             // The last stage trains, so every epoch runs the images through the frozen trunk.
-            let frozen = std::sync::Arc::new(FrozenBackbone::load_folded(backbone.arch, &backbone.weights, &device)?);
-            let (train_x, valid_x) = epoch_images(&paths, &mut split, shape, in_memory_max_bytes, &mut undecodable)?;
+            let frozen = std::sync::Arc::new(FrozenBackbone::load_folded(
+                backbone.arch,
+                &backbone.weights,
+                &device,
+            )?);
+            let (train_x, valid_x) = epoch_images(
+                &paths,
+                &mut split,
+                shape,
+                in_memory_max_bytes,
+                &mut undecodable,
+            )?;
             let prefix = Some(frozen.clone());
-            let train = NetData { x: train_x, sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: prefix.clone() };
-            let valid = NetData { x: valid_x, sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix };
+            let train = NetData {
+                x: train_x,
+                sample_dims: image_dims.clone(),
+                y: targets(&split.train),
+                augment: augment.map(|a| (a, shape)),
+                prefix: prefix.clone(),
+            };
+            let valid = NetData {
+                x: valid_x,
+                sample_dims: image_dims.clone(),
+                y: targets(&split.valid),
+                augment: None,
+                prefix,
+            };
             let mut net = FineTuneNet::new(frozen.last_stage()?, labels.len(), &mut rng, &device)?;
-            recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
-            let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+            recorder.on_event(started_event(
+                device_name.clone(),
+                config.epochs,
+                train.rows().div_ceil(config.batch_size.max(1)),
+                SplitSizes::from(&split),
+            ));
+            let summary = fit_network(
+                &mut net,
+                &train,
+                Some(&valid),
+                config,
+                &mut rng,
+                &mut recorder,
+                cancel,
+            )?;
             streamed_failures(&train, &mut split, &paths, &mut undecodable);
             drop((train, valid));
-            let frozen = std::sync::Arc::try_unwrap(frozen).map_err(|_| WickError::InvalidSpec("the backbone is still in use after training".into()))?;
-            let weights = Weights::Transfer { backbone: frozen.with_last_stage(net.stage_blocks()?)?, head: net.head()? };
-            return finish_image_run(FinishedImageRun { index, spec, config, shape, labels, classes, paths, split, fingerprint, device_name, started, recorder, undecodable, weights, summary });
+            let frozen = std::sync::Arc::try_unwrap(frozen).map_err(|_| {
+                WickError::InvalidSpec("the backbone is still in use after training".into())
+            })?;
+            let weights = Weights::Transfer {
+                backbone: frozen.with_last_stage(net.stage_blocks()?)?,
+                head: net.head()?,
+            };
+            return finish_image_run(FinishedImageRun {
+                index,
+                spec,
+                config,
+                shape,
+                labels,
+                classes,
+                paths,
+                split,
+                fingerprint,
+                device_name,
+                started,
+                recorder,
+                undecodable,
+                weights,
+                summary,
+            });
         }
         ModelSpec::Cnn { layers, .. } => {
             crate::model::infer_shapes(shape, layers, labels.len())?;
-            let (train_x, valid_x) = epoch_images(&paths, &mut split, shape, in_memory_max_bytes, &mut undecodable)?;
-            let train = NetData { x: train_x, sample_dims: image_dims.clone(), y: targets(&split.train), augment: augment.map(|a| (a, shape)), prefix: None };
-            let valid = NetData { x: valid_x, sample_dims: image_dims.clone(), y: targets(&split.valid), augment: None, prefix: None };
+            let (train_x, valid_x) = epoch_images(
+                &paths,
+                &mut split,
+                shape,
+                in_memory_max_bytes,
+                &mut undecodable,
+            )?;
+            let train = NetData {
+                x: train_x,
+                sample_dims: image_dims.clone(),
+                y: targets(&split.train),
+                augment: augment.map(|a| (a, shape)),
+                prefix: None,
+            };
+            let valid = NetData {
+                x: valid_x,
+                sample_dims: image_dims.clone(),
+                y: targets(&split.valid),
+                augment: None,
+                prefix: None,
+            };
             (None, image_dims.clone(), train, valid)
         }
         ModelSpec::Transfer { backbone } => {
             let frozen = FrozenBackbone::load(backbone.arch, &backbone.weights, &device)?;
-            let features = |rows: &[usize], views: usize, rng: &mut ChaCha8Rng, bad: &mut Vec<Undecodable>| -> Result<(Vec<f32>, Vec<usize>)> {
+            let features = |rows: &[usize],
+                            views: usize,
+                            rng: &mut ChaCha8Rng,
+                            bad: &mut Vec<Undecodable>|
+             -> Result<(Vec<f32>, Vec<usize>)> {
                 let mut x = Vec::new();
                 let mut kept = Vec::new();
                 for chunk in rows.chunks(FEATURE_CHUNK_IMAGES) {
@@ -600,10 +958,18 @@ fn train_images_inner(
                         let mut batch = images.clone();
                         if view > 0 {
                             if let Some(a) = augment {
-                                batch.chunks_mut(per).for_each(|image| a.apply(image, shape, rng));
+                                batch
+                                    .chunks_mut(per)
+                                    .for_each(|image| a.apply(image, shape, rng));
                             }
                         }
-                        x.extend(backbone_features(&frozen, &batch, ok.len(), &image_dims, &device)?);
+                        x.extend(backbone_features(
+                            &frozen,
+                            &batch,
+                            ok.len(),
+                            &image_dims,
+                            &device,
+                        )?);
                         kept.extend(&ok);
                     }
                 }
@@ -611,15 +977,31 @@ fn train_images_inner(
             };
             // A frozen backbone's features are computed once, so it sees each training image as
             // it is and in AUGMENTED_VIEWS augmented versions, all drawn before training.
-            let views = if augment.is_some() { 1 + AUGMENTED_VIEWS } else { 1 };
+            let views = if augment.is_some() {
+                1 + AUGMENTED_VIEWS
+            } else {
+                1
+            };
             let mut bad = Vec::new();
             let (train_x, train_rows) = features(&split.train.clone(), views, &mut rng, &mut bad)?;
             let (valid_x, valid_rows) = features(&split.valid.clone(), 1, &mut rng, &mut bad)?;
             undecodable = bad;
             drop_undecodable(&mut split, &paths, &undecodable);
             let feature_dims = vec![backbone.arch.feature_len()];
-            let train = NetData { x: Samples::F32(train_x), sample_dims: feature_dims.clone(), y: targets(&train_rows), augment: None, prefix: None };
-            let valid = NetData { x: Samples::F32(valid_x), sample_dims: feature_dims.clone(), y: targets(&valid_rows), augment: None, prefix: None };
+            let train = NetData {
+                x: Samples::F32(train_x),
+                sample_dims: feature_dims.clone(),
+                y: targets(&train_rows),
+                augment: None,
+                prefix: None,
+            };
+            let valid = NetData {
+                x: Samples::F32(valid_x),
+                sample_dims: feature_dims.clone(),
+                y: targets(&valid_rows),
+                augment: None,
+                prefix: None,
+            };
             (Some(frozen), feature_dims, train, valid)
         }
         _ => unreachable_task()?,
@@ -629,15 +1011,47 @@ fn train_images_inner(
         _ => Vec::new(),
     };
     let mut net = Network::new(&feature_dims, &layers, labels.len(), &mut rng, &device)?;
-    recorder.on_event(started_event(device_name.clone(), config.epochs, train.rows().div_ceil(config.batch_size.max(1)), SplitSizes::from(&split)));
-    let summary = fit_network(&mut net, &train, Some(&valid), config, &mut rng, &mut recorder, cancel)?;
+    recorder.on_event(started_event(
+        device_name.clone(),
+        config.epochs,
+        train.rows().div_ceil(config.batch_size.max(1)),
+        SplitSizes::from(&split),
+    ));
+    let summary = fit_network(
+        &mut net,
+        &train,
+        Some(&valid),
+        config,
+        &mut rng,
+        &mut recorder,
+        cancel,
+    )?;
     streamed_failures(&train, &mut split, &paths, &mut undecodable);
     drop((train, valid));
     let weights = match weights {
         None => Weights::Network(net),
-        Some(backbone) => Weights::Transfer { backbone, head: net },
+        Some(backbone) => Weights::Transfer {
+            backbone,
+            head: net,
+        },
     };
-    finish_image_run(FinishedImageRun { index, spec, config, shape, labels, classes, paths, split, fingerprint, device_name, started, recorder, undecodable, weights, summary })
+    finish_image_run(FinishedImageRun {
+        index,
+        spec,
+        config,
+        shape,
+        labels,
+        classes,
+        paths,
+        split,
+        fingerprint,
+        device_name,
+        started,
+        recorder,
+        undecodable,
+        weights,
+        summary,
+    })
 }
 
 /// An image run whose network has trained, for scoring on the test split and reporting.
@@ -660,8 +1074,29 @@ struct FinishedImageRun<'a, 'o> {
 }
 
 fn finish_image_run(run: FinishedImageRun<'_, '_>) -> Result<TrainOutcome> {
-    let FinishedImageRun { index, spec, config, shape, labels, classes, paths, mut split, fingerprint, device_name, started, mut recorder, mut undecodable, weights, summary } = run;
-    let target = TargetInfo { name: "label".into(), task: Task::Classification, labels: labels.clone(), scale: None };
+    let FinishedImageRun {
+        index,
+        spec,
+        config,
+        shape,
+        labels,
+        classes,
+        paths,
+        mut split,
+        fingerprint,
+        device_name,
+        started,
+        mut recorder,
+        mut undecodable,
+        weights,
+        summary,
+    } = run;
+    let target = TargetInfo {
+        name: "label".into(),
+        task: Task::Classification,
+        labels: labels.clone(),
+        scale: None,
+    };
     let model = Model::new(spec.clone(), ModelInput::Image { shape }, target, weights)?;
 
     // Test images are decoded and predicted a chunk at a time too.
@@ -673,18 +1108,35 @@ fn finish_image_run(run: FinishedImageRun<'_, '_>) -> Result<TrainOutcome> {
         test_rows.extend(ok);
     }
     split.test = test_rows;
-    let target_values = TargetValues::Classification { labels: labels.clone(), classes: classes.clone() };
-    let (test, test_samples) = score_held_out(&target_values, &split.test, &predictions, &labels, |r| paths[r].display().to_string());
+    let target_values = TargetValues::Classification {
+        labels: labels.clone(),
+        classes: classes.clone(),
+    };
+    let (test, test_samples) =
+        score_held_out(&target_values, &split.test, &predictions, &labels, |r| {
+            paths[r].display().to_string()
+        });
     let duration_secs = started.elapsed().as_secs_f64();
-    recorder.on_event(TrainEvent::Finished { epochs_run: summary.epochs_run, best_epoch: summary.best_epoch, duration_secs });
+    recorder.on_event(TrainEvent::Finished {
+        epochs_run: summary.epochs_run,
+        best_epoch: summary.best_epoch,
+        duration_secs,
+    });
     let mut warnings = Vec::new();
     if !index.skipped.is_empty() {
-        warnings.push(format!("skipped {} files that are not readable images", index.skipped.len()));
+        warnings.push(format!(
+            "skipped {} files that are not readable images",
+            index.skipped.len()
+        ));
     }
     undecodable.sort();
     undecodable.dedup();
     if let Some((first, why)) = undecodable.first() {
-        warnings.push(format!("skipped {} images that could not be decoded (the first: {}: {why})", undecodable.len(), first.display()));
+        warnings.push(format!(
+            "skipped {} images that could not be decoded (the first: {}: {why})",
+            undecodable.len(),
+            first.display()
+        ));
     }
     let report = TrainReport {
         test,
@@ -712,13 +1164,27 @@ const FEATURE_CHUNK_IMAGES: usize = 256;
 
 /// Decodes the images of `rows` (indices into `paths`) as f32 in `[0, 1]`: the pixels of those that
 /// decode, in order, and their rows. Those that don't are added to `bad`.
-fn decode_rows(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut Vec<Undecodable>) -> Result<(Vec<f32>, Vec<usize>)> {
+fn decode_rows(
+    paths: &[PathBuf],
+    rows: &[usize],
+    shape: ImageShape,
+    bad: &mut Vec<Undecodable>,
+) -> Result<(Vec<f32>, Vec<usize>)> {
     let chunk_paths: Vec<PathBuf> = rows.iter().map(|&r| paths[r].clone()).collect();
     let (pixels, failed) = load_images_parallel(&chunk_paths, shape)?;
     let failed_paths: std::collections::HashSet<&PathBuf> = failed.iter().map(|(p, _)| p).collect();
     let per = shape.len();
-    let ok: Vec<usize> = (0..rows.len()).filter(|&i| !failed_paths.contains(&chunk_paths[i])).collect();
-    let images = ok.iter().flat_map(|&i| pixels[i * per..(i + 1) * per].iter().map(|&v| v as f32 / 255.0)).collect();
+    let ok: Vec<usize> = (0..rows.len())
+        .filter(|&i| !failed_paths.contains(&chunk_paths[i]))
+        .collect();
+    let images = ok
+        .iter()
+        .flat_map(|&i| {
+            pixels[i * per..(i + 1) * per]
+                .iter()
+                .map(|&v| v as f32 / 255.0)
+        })
+        .collect();
     bad.extend(failed);
     Ok((images, ok.iter().map(|&i| rows[i]).collect()))
 }
@@ -727,7 +1193,13 @@ fn decode_rows(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut V
 /// fine-tuned backbone), as bytes in memory. Past `in_memory_max_bytes` the training split is read
 /// from its files batch by batch instead ([`Samples::Files`]); validation is decoded here either
 /// way. `split`'s rows are renumbered to those that decoded.
-fn epoch_images(paths: &[PathBuf], split: &mut Split, shape: ImageShape, in_memory_max_bytes: usize, bad: &mut Vec<Undecodable>) -> Result<(Samples, Samples)> {
+fn epoch_images(
+    paths: &[PathBuf],
+    split: &mut Split,
+    shape: ImageShape,
+    in_memory_max_bytes: usize,
+    bad: &mut Vec<Undecodable>,
+) -> Result<(Samples, Samples)> {
     let (valid, valid_rows) = decode_rows_u8(paths, &split.valid, shape, bad)?;
     split.valid = valid_rows;
     let train = if split.train.len().saturating_mul(shape.len()) <= in_memory_max_bytes {
@@ -743,16 +1215,30 @@ fn epoch_images(paths: &[PathBuf], split: &mut Split, shape: ImageShape, in_memo
 
 /// Images of a streamed training split that failed to decode while it trained: reported, and left
 /// out of the split's count.
-fn streamed_failures(train: &NetData, split: &mut Split, paths: &[PathBuf], bad: &mut Vec<Undecodable>) {
+fn streamed_failures(
+    train: &NetData,
+    split: &mut Split,
+    paths: &[PathBuf],
+    bad: &mut Vec<Undecodable>,
+) {
     if let Samples::Files(files) = &train.x {
-        let failed = files.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let failed = files
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         bad.extend(failed);
         drop_undecodable(split, paths, bad);
     }
 }
 
 /// [`decode_rows`] as bytes, all at once (an error only when none of them decodes).
-fn decode_rows_u8(paths: &[PathBuf], rows: &[usize], shape: ImageShape, bad: &mut Vec<Undecodable>) -> Result<(Vec<u8>, Vec<usize>)> {
+fn decode_rows_u8(
+    paths: &[PathBuf],
+    rows: &[usize],
+    shape: ImageShape,
+    bad: &mut Vec<Undecodable>,
+) -> Result<(Vec<u8>, Vec<usize>)> {
     let per = shape.len();
     let row_paths: Vec<PathBuf> = rows.iter().map(|&r| paths[r].clone()).collect();
     let (mut pixels, failed) = load_images_parallel(&row_paths, shape)?;
@@ -785,14 +1271,21 @@ fn drop_undecodable(split: &mut Split, paths: &[PathBuf], bad: &[Undecodable]) {
     }
 }
 
-fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usize], device: &candle_core::Device) -> Result<Vec<f32>> {
+fn backbone_features(
+    backbone: &FrozenBackbone,
+    x: &[f32],
+    n: usize,
+    dims: &[usize],
+    device: &candle_core::Device,
+) -> Result<Vec<f32>> {
     let per: usize = dims.iter().product();
     let mut out = Vec::new();
     for start in (0..n).step_by(crate::model::BACKBONE_BATCH) {
         let len = crate::model::BACKBONE_BATCH.min(n - start);
         let mut shape = vec![len];
         shape.extend(dims);
-        let batch = candle_core::Tensor::from_slice(&x[start * per..(start + len) * per], shape, device)?;
+        let batch =
+            candle_core::Tensor::from_slice(&x[start * per..(start + len) * per], shape, device)?;
         out.extend(backbone.features(&batch)?.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(out)
@@ -801,7 +1294,10 @@ fn backbone_features(backbone: &FrozenBackbone, x: &[f32], n: usize, dims: &[usi
 /// Decodes images on every core into channel-first bytes. An image that fails to decode (say a
 /// truncated JPEG) is skipped: its pixels stay zero and it is returned with the reason, so one bad
 /// file does not stop a run. It is an error only when no image decodes.
-fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>, Vec<Undecodable>)> {
+fn load_images_parallel(
+    paths: &[PathBuf],
+    shape: ImageShape,
+) -> Result<(Vec<u8>, Vec<Undecodable>)> {
     use rayon::prelude::*;
     let per = shape.len();
     let mut pixels = vec![0u8; paths.len() * per];
@@ -818,7 +1314,13 @@ fn load_images_parallel(paths: &[PathBuf], shape: ImageShape) -> Result<(Vec<u8>
         .collect();
     if !paths.is_empty() && bad.len() == paths.len() {
         let (path, why) = &bad[0];
-        return Err(WickError::data(path, format!("none of the {} images could be decoded; the first: {why}", paths.len())));
+        return Err(WickError::data(
+            path,
+            format!(
+                "none of the {} images could be decoded; the first: {why}",
+                paths.len()
+            ),
+        ));
     }
     Ok((pixels, bad))
 }
@@ -835,8 +1337,12 @@ mod tests {
             std::fs::create_dir_all(dir.join(class)).unwrap();
             for i in 0..12u8 {
                 let base = if class == "dark" { 20 } else { 200 };
-                let image = image::RgbImage::from_fn(24, 24, |x, y| image::Rgb([base + (x as u8 % 9) + i, base + (y as u8 % 7), base]));
-                image.save(dir.join(class).join(format!("{i}.png"))).unwrap();
+                let image = image::RgbImage::from_fn(24, 24, |x, y| {
+                    image::Rgb([base + (x as u8 % 9) + i, base + (y as u8 % 7), base])
+                });
+                image
+                    .save(dir.join(class).join(format!("{i}.png")))
+                    .unwrap();
             }
         }
         if truncated {
@@ -846,17 +1352,43 @@ mod tests {
         index_image_folder(dir).unwrap()
     }
 
-    fn losses(index: &ImageIndex, in_memory_max_bytes: usize, split: crate::data::SplitFractions) -> (Vec<f64>, TrainReport) {
-        let spec = ModelSpec::Cnn { input: ImageShape { height: 16, width: 16, channels: 3 }, layers: crate::model::default_cnn_layers() };
+    fn losses(
+        index: &ImageIndex,
+        in_memory_max_bytes: usize,
+        split: crate::data::SplitFractions,
+    ) -> (Vec<f64>, TrainReport) {
+        let spec = ModelSpec::Cnn {
+            input: ImageShape {
+                height: 16,
+                width: 16,
+                channels: 3,
+            },
+            layers: crate::model::default_cnn_layers(),
+        };
         let augment = crate::data::Augment::from_names(["flip", "crop"]).unwrap();
-        let config = TrainConfig { epochs: 3, batch_size: 8, augment, early_stopping_patience: None, split, ..TrainConfig::default() };
+        let config = TrainConfig {
+            epochs: 3,
+            batch_size: 8,
+            augment,
+            early_stopping_patience: None,
+            split,
+            ..TrainConfig::default()
+        };
         let mut steps = Vec::new();
         let mut observer = |e: TrainEvent| {
             if let TrainEvent::Step { loss, .. } = e {
                 steps.push(loss);
             }
         };
-        let out = train_images_inner(index, &spec, &config, in_memory_max_bytes, &mut observer, &CancelToken::new()).unwrap();
+        let out = train_images_inner(
+            index,
+            &spec,
+            &config,
+            in_memory_max_bytes,
+            &mut observer,
+            &CancelToken::new(),
+        )
+        .unwrap();
         (steps, out.report)
     }
 
@@ -872,7 +1404,15 @@ mod tests {
         assert_eq!(in_memory.len(), streamed.len());
         assert_eq!(in_memory, streamed);
         // With a cache too small for any image, every epoch decodes again: still the same.
-        let files = ImageFiles::new(vec![dir.path().join("dark/1.png"), dir.path().join("dark/2.png")], ImageShape { height: 16, width: 16, channels: 3 }, 0);
+        let files = ImageFiles::new(
+            vec![dir.path().join("dark/1.png"), dir.path().join("dark/2.png")],
+            ImageShape {
+                height: 16,
+                width: 16,
+                channels: 3,
+            },
+            0,
+        );
         assert_eq!(files.decode(&[1, 0]).0, vec![1, 0]);
         assert_eq!(files.decode(&[0]).1, files.decode(&[0]).1);
     }
@@ -883,9 +1423,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = two_classes(dir.path(), true);
         // Every image in the training split, so the bad one is met while streaming.
-        let (steps, report) = losses(&index, 0, crate::data::SplitFractions { valid: 0.0, test: 0.0 });
+        let (steps, report) = losses(
+            &index,
+            0,
+            crate::data::SplitFractions {
+                valid: 0.0,
+                test: 0.0,
+            },
+        );
         assert!(!steps.is_empty());
-        assert_eq!(report.rows.train, 24, "the truncated file is left out of the count");
-        assert!(report.warnings.iter().any(|w| w.contains("skipped 1 images that could not be decoded") && w.contains("truncated.png")), "{:?}", report.warnings);
+        assert_eq!(
+            report.rows.train, 24,
+            "the truncated file is left out of the count"
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("skipped 1 images that could not be decoded")
+                    && w.contains("truncated.png")),
+            "{:?}",
+            report.warnings
+        );
     }
 }

@@ -34,19 +34,31 @@ pub struct Candidate {
 impl Candidate {
     /// `config` with this candidate's network settings: how it was trained, and how to train it again.
     pub fn config(&self, config: &TrainConfig) -> TrainConfig {
-        TrainConfig { lr: self.lr, epochs: self.epochs, ..config.clone() }
+        TrainConfig {
+            lr: self.lr,
+            epochs: self.epochs,
+            ..config.clone()
+        }
     }
 }
 
 /// What the search tells as it goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SearchEvent {
-    CandidateStarted { index: usize, name: String },
+    CandidateStarted {
+        index: usize,
+        name: String,
+    },
     CandidateDone(Candidate),
     /// A candidate that could not be trained (it is skipped).
-    CandidateFailed { name: String, message: String },
+    CandidateFailed {
+        name: String,
+        message: String,
+    },
     /// The best candidate is being trained on the usual split, for its test score.
-    FinalStarted { name: String },
+    FinalStarted {
+        name: String,
+    },
 }
 
 /// The ranked candidates and the best one's final run.
@@ -70,18 +82,30 @@ pub fn search(
     cancel: &CancelToken,
 ) -> Result<SearchOutcome> {
     if !(budget_secs > 0.0 && budget_secs.is_finite()) {
-        return Err(WickError::InvalidSpec(format!("the search needs a time budget of more than 0 seconds, got {budget_secs}")));
+        return Err(WickError::InvalidSpec(format!(
+            "the search needs a time budget of more than 0 seconds, got {budget_secs}"
+        )));
     }
     let started = Instant::now();
     let dataset = prepare_tabular(df, request)?;
     let task = dataset.target.task();
     let split = config.split_rows(dataset.rows(), dataset.target.class_indices())?;
     if split.valid.is_empty() {
-        return Err(WickError::InvalidSpec("the search ranks models on the validation rows; set a validation fraction above 0".into()));
+        return Err(WickError::InvalidSpec(
+            "the search ranks models on the validation rows; set a validation fraction above 0"
+                .into(),
+        ));
     }
     // Candidates are scored on the validation rows (as the "test" of their run); the test rows
     // stay out of every candidate's run.
-    let ranking = TrainConfig { fixed_split: Some(Split { train: split.train.clone(), valid: split.valid.clone(), test: split.valid.clone() }), ..config.clone() };
+    let ranking = TrainConfig {
+        fixed_split: Some(Split {
+            train: split.train.clone(),
+            valid: split.valid.clone(),
+            test: split.valid.clone(),
+        }),
+        ..config.clone()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut leaderboard: Vec<Candidate> = Vec::new();
     let mut index = 0;
@@ -110,33 +134,89 @@ pub fn search(
         if cancel.is_cancelled() {
             return Err(WickError::Cancelled);
         }
-        on_event(SearchEvent::CandidateStarted { index, name: name.clone() });
+        on_event(SearchEvent::CandidateStarted {
+            index,
+            name: name.clone(),
+        });
         let t = Instant::now();
-        let run_config = TrainConfig { lr: net_config.0, epochs: net_config.1, ..ranking.clone() };
-        match train_table(df, source, request, &spec, &run_config, &mut |_: TrainEvent| {}, cancel) {
+        let run_config = TrainConfig {
+            lr: net_config.0,
+            epochs: net_config.1,
+            ..ranking.clone()
+        };
+        match train_table(
+            df,
+            source,
+            request,
+            &spec,
+            &run_config,
+            &mut |_: TrainEvent| {},
+            cancel,
+        ) {
             Ok(outcome) => {
                 let duration_secs = t.elapsed().as_secs_f64();
                 slowest = slowest.max(duration_secs);
-                let valid_score = outcome.report.test.as_ref().map_or(f64::NEG_INFINITY, score);
-                let candidate = Candidate { name, spec, valid_score, duration_secs, lr: net_config.0, epochs: net_config.1 };
+                let valid_score = outcome
+                    .report
+                    .test
+                    .as_ref()
+                    .map_or(f64::NEG_INFINITY, score);
+                let candidate = Candidate {
+                    name,
+                    spec,
+                    valid_score,
+                    duration_secs,
+                    lr: net_config.0,
+                    epochs: net_config.1,
+                };
                 on_event(SearchEvent::CandidateDone(candidate.clone()));
                 leaderboard.push(candidate);
             }
             Err(WickError::Cancelled) => return Err(WickError::Cancelled),
-            Err(e) => on_event(SearchEvent::CandidateFailed { name, message: e.to_string() }),
+            Err(e) => on_event(SearchEvent::CandidateFailed {
+                name,
+                message: e.to_string(),
+            }),
         }
         index += 1;
     }
-    leaderboard.sort_by(|a, b| b.valid_score.total_cmp(&a.valid_score).then(a.duration_secs.total_cmp(&b.duration_secs)));
+    leaderboard.sort_by(|a, b| {
+        b.valid_score
+            .total_cmp(&a.valid_score)
+            .then(a.duration_secs.total_cmp(&b.duration_secs))
+    });
     let Some(top) = leaderboard.first().cloned() else {
-        return Err(WickError::InvalidSpec("no candidate could be trained on this table; train one model to see why".into()));
+        return Err(WickError::InvalidSpec(
+            "no candidate could be trained on this table; train one model to see why".into(),
+        ));
     };
-    on_event(SearchEvent::FinalStarted { name: top.name.clone() });
+    on_event(SearchEvent::FinalStarted {
+        name: top.name.clone(),
+    });
     // Trained again exactly as it was ranked, on the usual split.
-    let final_config = TrainConfig { fixed_split: Some(split), ..top.config(config) };
-    let best = train_table(df, source, request, &top.spec, &final_config, &mut |_: TrainEvent| {}, cancel)?;
-    let metric = if task == Task::Regression { "r2" } else { "accuracy" };
-    Ok(SearchOutcome { metric: metric.into(), leaderboard, best })
+    let final_config = TrainConfig {
+        fixed_split: Some(split),
+        ..top.config(config)
+    };
+    let best = train_table(
+        df,
+        source,
+        request,
+        &top.spec,
+        &final_config,
+        &mut |_: TrainEvent| {},
+        cancel,
+    )?;
+    let metric = if task == Task::Regression {
+        "r2"
+    } else {
+        "accuracy"
+    };
+    Ok(SearchOutcome {
+        metric: metric.into(),
+        leaderboard,
+        best,
+    })
 }
 
 fn score(m: &Metrics) -> f64 {
@@ -152,17 +232,47 @@ type NetSettings = (f64, usize);
 /// Every fitting template once, with its defaults.
 fn first_round(task: Task) -> Vec<(String, ModelSpec, NetSettings)> {
     let mut out = vec![
-        ("boosted trees (defaults)".to_string(), ModelSpec::default_gbdt(), NET_DEFAULT),
-        ("random forest (defaults)".to_string(), ModelSpec::default_forest(), NET_DEFAULT),
+        (
+            "boosted trees (defaults)".to_string(),
+            ModelSpec::default_gbdt(),
+            NET_DEFAULT,
+        ),
+        (
+            "random forest (defaults)".to_string(),
+            ModelSpec::default_forest(),
+            NET_DEFAULT,
+        ),
     ];
     match task {
         Task::Regression => {
-            out.push(("linear".into(), ModelSpec::Linear { ridge_alpha: 0.0, poly_degree: 1 }, NET_DEFAULT));
-            out.push(("ridge, alpha 1".into(), ModelSpec::Linear { ridge_alpha: 1.0, poly_degree: 1 }, NET_DEFAULT));
+            out.push((
+                "linear".into(),
+                ModelSpec::Linear {
+                    ridge_alpha: 0.0,
+                    poly_degree: 1,
+                },
+                NET_DEFAULT,
+            ));
+            out.push((
+                "ridge, alpha 1".into(),
+                ModelSpec::Linear {
+                    ridge_alpha: 1.0,
+                    poly_degree: 1,
+                },
+                NET_DEFAULT,
+            ));
         }
         Task::Classification => out.push(("logistic".into(), ModelSpec::Logistic, (0.05, 60))),
     }
-    out.push(("MLP 64-32".into(), ModelSpec::Mlp { hidden: vec![64, 32], activation: Activation::Relu, dropout: 0.0 }, (3e-3, 60)));
+    out.push((
+        "MLP 64-32".into(),
+        ModelSpec::Mlp {
+            hidden: vec![64, 32],
+            activation: Activation::Relu,
+            dropout: 0.0,
+        },
+        (3e-3, 60),
+    ));
     out
 }
 
@@ -179,20 +289,47 @@ fn random_candidate(task: Task, rng: &mut ChaCha8Rng) -> (String, ModelSpec, Net
             let rate = [0.03, 0.05, 0.1, 0.2][rng.random_range(0..4)];
             let l2 = [0.0, 1.0, 5.0][rng.random_range(0..3)];
             let min_leaf = [1.0, 5.0, 20.0][rng.random_range(0..3)];
-            let spec = ModelSpec::Gbdt { trees: 600, learning_rate: rate, max_depth: depth, min_leaf_weight: min_leaf, l2, early_stopping_rounds: Some(30) };
-            (format!("boosted trees, depth {depth}, rate {rate}, l2 {l2}, min leaf {min_leaf}"), spec, NET_DEFAULT)
+            let spec = ModelSpec::Gbdt {
+                trees: 600,
+                learning_rate: rate,
+                max_depth: depth,
+                min_leaf_weight: min_leaf,
+                l2,
+                early_stopping_rounds: Some(30),
+            };
+            (
+                format!("boosted trees, depth {depth}, rate {rate}, l2 {l2}, min leaf {min_leaf}"),
+                spec,
+                NET_DEFAULT,
+            )
         }
         5..=6 => {
             let depth = [None, Some(8), Some(16)][rng.random_range(0..3)];
             let leaf = [1, 2, 5, 10][rng.random_range(0..4)];
-            let spec = ModelSpec::Forest { trees: 150, max_depth: depth, min_samples_leaf: leaf, max_features: None };
+            let spec = ModelSpec::Forest {
+                trees: 150,
+                max_depth: depth,
+                min_samples_leaf: leaf,
+                max_features: None,
+            };
             let depth_text = depth.map_or("unlimited".to_string(), |d| d.to_string());
-            (format!("random forest, depth {depth_text}, min leaf {leaf}"), spec, NET_DEFAULT)
+            (
+                format!("random forest, depth {depth_text}, min leaf {leaf}"),
+                spec,
+                NET_DEFAULT,
+            )
         }
         7 if task == Task::Regression => {
             let alpha = [0.1, 10.0, 100.0][rng.random_range(0..3)];
             let degree = rng.random_range(1..=3);
-            (format!("polynomial degree {degree}, ridge alpha {alpha}"), ModelSpec::Linear { ridge_alpha: alpha, poly_degree: degree }, NET_DEFAULT)
+            (
+                format!("polynomial degree {degree}, ridge alpha {alpha}"),
+                ModelSpec::Linear {
+                    ridge_alpha: alpha,
+                    poly_degree: degree,
+                },
+                NET_DEFAULT,
+            )
         }
         _ => {
             let width = [16, 32, 64, 128][rng.random_range(0..4)];
@@ -200,8 +337,16 @@ fn random_candidate(task: Task, rng: &mut ChaCha8Rng) -> (String, ModelSpec, Net
             let dropout = [0.0, 0.1, 0.3][rng.random_range(0..3)];
             let lr = [1e-3, 3e-3, 1e-2][rng.random_range(0..3)];
             let hidden = vec![width; layers];
-            let spec = ModelSpec::Mlp { hidden, activation: Activation::Relu, dropout };
-            (format!("MLP {layers}×{width}, dropout {dropout}, lr {lr}"), spec, (lr, 60))
+            let spec = ModelSpec::Mlp {
+                hidden,
+                activation: Activation::Relu,
+                dropout,
+            };
+            (
+                format!("MLP {layers}×{width}, dropout {dropout}, lr {lr}"),
+                spec,
+                (lr, 60),
+            )
         }
     }
 }

@@ -16,18 +16,26 @@ use std::time::Instant;
 
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::stream::stack;
-use crate::data::{prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split, SplitFractions, TabularRequest, TargetValues, Task};
+use crate::data::{
+    prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split, SplitFractions, TabularRequest,
+    TargetValues, Task,
+};
 use crate::error::{Result, WickError};
 use crate::metrics::regression_metrics;
-use crate::model::{polynomial_features, Model, ModelInput, ModelSpec, NormalEquations, TargetInfo, Weights};
+use crate::model::{
+    polynomial_features, Model, ModelInput, ModelSpec, NormalEquations, TargetInfo, Weights,
+};
 use crate::package::{fingerprint_hashed, DatasetFingerprint};
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
-use crate::train::pipeline::{check_spec_fits_task, fit_encoded, report_failure, score_held_out, started_event, train_table_with, EncodedTable};
+use crate::train::pipeline::{
+    check_spec_fits_task, fit_encoded, report_failure, score_held_out, started_event,
+    train_table_with, EncodedTable,
+};
 use crate::train::{SplitSizes, TrainConfig, TrainOutcome, TrainReport};
 
 /// Rows of each held-out split at most. Past this, rows drawn for validation or test train
@@ -61,7 +69,11 @@ impl Default for StreamOptions {
         system.refresh_memory();
         // Half of what is free now, so the app and the system keep room.
         let available = system.available_memory().max(1 << 30);
-        Self { chunk_bytes: TRAIN_CHUNK_BYTES, sample_rows: 500_000, memory_budget_bytes: available / 2 }
+        Self {
+            chunk_bytes: TRAIN_CHUNK_BYTES,
+            sample_rows: 500_000,
+            memory_budget_bytes: available / 2,
+        }
     }
 }
 
@@ -72,17 +84,35 @@ pub enum RowsUsed {
     /// Every row with a target, read from the file in chunks.
     EveryRow { rows: usize },
     /// A seeded sample of `rows` of the file's `of`; `stratified` when each class kept its share.
-    Sample { rows: usize, of: usize, stratified: bool, reason: String },
+    Sample {
+        rows: usize,
+        of: usize,
+        stratified: bool,
+        reason: String,
+    },
 }
 
 impl RowsUsed {
     /// One sentence for the Train screen and the CLI.
     pub fn describe(&self) -> String {
         match self {
-            Self::EveryRow { rows } => format!("trained on every one of the file's {rows} rows, read from disk in chunks"),
-            Self::Sample { rows, of, stratified, reason } => {
-                let kind = if *stratified { "stratified (each class keeps its share)" } else { "uniform" };
-                format!("trained on a seeded {kind} sample of {rows} of the file's {of} rows: {reason}")
+            Self::EveryRow { rows } => {
+                format!("trained on every one of the file's {rows} rows, read from disk in chunks")
+            }
+            Self::Sample {
+                rows,
+                of,
+                stratified,
+                reason,
+            } => {
+                let kind = if *stratified {
+                    "stratified (each class keeps its share)"
+                } else {
+                    "uniform"
+                };
+                format!(
+                    "trained on a seeded {kind} sample of {rows} of the file's {of} rows: {reason}"
+                )
             }
         }
     }
@@ -101,7 +131,9 @@ pub fn train_csv_streamed(
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_streamed_inner(path, sample, request, spec, config, options, observer, cancel);
+    let result = train_streamed_inner(
+        path, sample, request, spec, config, options, observer, cancel,
+    );
     report_failure(result, observer)
 }
 
@@ -125,21 +157,61 @@ fn train_streamed_inner(
     let probe = prepare_tabular(sample, request)?;
     let task = probe.target.task();
     check_spec_fits_task(spec, task)?;
-    let features: Vec<String> = probe.features.iter().map(|(name, _)| name.clone()).collect();
+    let features: Vec<String> = probe
+        .features
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
     let passes = usize::from(task == Task::Classification) + 1;
-    let mut reading = Reading { observer, pass: 0, passes };
+    let mut reading = Reading {
+        observer,
+        pass: 0,
+        passes,
+    };
     let counts = match task {
-        Task::Classification => Some(count_target(path, &request.target, true, options.chunk_bytes, &mut reading, cancel)?),
+        Task::Classification => Some(count_target(
+            path,
+            &request.target,
+            true,
+            options.chunk_bytes,
+            &mut reading,
+            cancel,
+        )?),
         Task::Regression => None,
     };
-    let ctx = FileCtx { path, request, features: &features, sample_warnings: &probe.warnings, config, options, counts: counts.as_ref(), started };
+    let ctx = FileCtx {
+        path,
+        request,
+        features: &features,
+        sample_warnings: &probe.warnings,
+        config,
+        options,
+        counts: counts.as_ref(),
+        started,
+    };
     match spec {
-        ModelSpec::Linear { ridge_alpha, poly_degree } => {
-            let preprocessor = Preprocessor::fit(&probe, &(0..probe.rows()).collect::<Vec<_>>(), &request.options)?;
-            linear_every_row(&ctx, preprocessor, *ridge_alpha, *poly_degree, spec, &mut reading, cancel)
+        ModelSpec::Linear {
+            ridge_alpha,
+            poly_degree,
+        } => {
+            let preprocessor = Preprocessor::fit(
+                &probe,
+                &(0..probe.rows()).collect::<Vec<_>>(),
+                &request.options,
+            )?;
+            linear_every_row(
+                &ctx,
+                preprocessor,
+                *ridge_alpha,
+                *poly_degree,
+                spec,
+                &mut reading,
+                cancel,
+            )
         }
         ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
-            let preprocessor = Preprocessor::fit_for_trees(&probe, &(0..probe.rows()).collect::<Vec<_>>())?;
+            let preprocessor =
+                Preprocessor::fit_for_trees(&probe, &(0..probe.rows()).collect::<Vec<_>>())?;
             let width = preprocessor.width().max(1) as u64;
             let max_rows = (options.memory_budget_bytes / (width * TREE_BYTES_PER_VALUE)) as usize;
             match trees_every_row(&ctx, preprocessor, max_rows, spec, &mut reading, cancel)? {
@@ -149,13 +221,31 @@ fn train_streamed_inner(
                         "every row would need more than the {:.1} GB this run may use",
                         options.memory_budget_bytes as f64 / 1e9
                     );
-                    train_on_sample(&ctx, sample, max_rows.min(options.sample_rows), reason, spec, &mut reading, cancel)
+                    train_on_sample(
+                        &ctx,
+                        sample,
+                        max_rows.min(options.sample_rows),
+                        reason,
+                        spec,
+                        &mut reading,
+                        cancel,
+                    )
                 }
             }
         }
         _ => {
-            let reason = "networks learn from a sample as well as from every row, in a fraction of the time".to_string();
-            train_on_sample(&ctx, sample, options.sample_rows, reason, spec, &mut reading, cancel)
+            let reason =
+                "networks learn from a sample as well as from every row, in a fraction of the time"
+                    .to_string();
+            train_on_sample(
+                &ctx,
+                sample,
+                options.sample_rows,
+                reason,
+                spec,
+                &mut reading,
+                cancel,
+            )
         }
     }
 }
@@ -182,7 +272,9 @@ impl FileCtx<'_> {
     }
 
     fn chunks(&self) -> Result<CsvChunks> {
-        Ok(CsvChunks::open(self.path, self.options.chunk_bytes)?.0.select(&self.columns()))
+        Ok(CsvChunks::open(self.path, self.options.chunk_bytes)?
+            .0
+            .select(&self.columns()))
     }
 }
 
@@ -201,7 +293,12 @@ impl Reading<'_> {
 
     fn progress(&mut self, chunks: &CsvChunks) {
         let (pass, passes) = (self.pass, self.passes);
-        self.observer.on_event(TrainEvent::ReadingData { pass, passes, bytes_done: chunks.bytes_read().min(chunks.total_bytes()), bytes_total: chunks.total_bytes() });
+        self.observer.on_event(TrainEvent::ReadingData {
+            pass,
+            passes,
+            bytes_done: chunks.bytes_read().min(chunks.total_bytes()),
+            bytes_total: chunks.total_bytes(),
+        });
     }
 }
 
@@ -218,9 +315,19 @@ struct ClassCounts {
 
 /// One pass over the target column: the rows with a target, the file's hash, and with `classes`
 /// the count of each class.
-fn count_target(path: &Path, target: &str, classes: bool, chunk_bytes: usize, reading: &mut Reading<'_>, cancel: &CancelToken) -> Result<ClassCounts> {
+fn count_target(
+    path: &Path,
+    target: &str,
+    classes: bool,
+    chunk_bytes: usize,
+    reading: &mut Reading<'_>,
+    cancel: &CancelToken,
+) -> Result<ClassCounts> {
     reading.start_pass();
-    let mut chunks = CsvChunks::open(path, chunk_bytes)?.0.select(&[target.to_string()]).hashing();
+    let mut chunks = CsvChunks::open(path, chunk_bytes)?
+        .0
+        .select(&[target.to_string()])
+        .hashing();
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut rows = 0;
     while let Some(chunk) = chunks.next_chunk()? {
@@ -251,20 +358,37 @@ fn count_target(path: &Path, target: &str, classes: bool, chunk_bytes: usize, re
     rows += pairs.iter().map(|(_, n)| n).sum::<usize>();
     let sha256 = chunks.sha256_hex().unwrap_or_default();
     let (labels, counts) = pairs.into_iter().unzip();
-    Ok(ClassCounts { labels, counts, rows, sha256 })
+    Ok(ClassCounts {
+        labels,
+        counts,
+        rows,
+        sha256,
+    })
 }
 
 /// The target column of a chunk as text (how class labels are read everywhere).
 fn target_text(chunk: &DataFrame, target: &str) -> Result<StringChunked> {
-    let column = chunk.column(target).map_err(|_| WickError::column(target, "is missing from part of the file: check that every row has the header's columns"))?;
-    let text = column.cast(&DataType::String).map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
-    Ok(text.str().map_err(|e| WickError::polars(format!("target `{target}`"), e))?.clone())
+    let column = chunk.column(target).map_err(|_| {
+        WickError::column(
+            target,
+            "is missing from part of the file: check that every row has the header's columns",
+        )
+    })?;
+    let text = column
+        .cast(&DataType::String)
+        .map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
+    Ok(text
+        .str()
+        .map_err(|e| WickError::polars(format!("target `{target}`"), e))?
+        .clone())
 }
 
 /// Where a row of the file falls: a seeded hash of its number against the fractions.
 fn split_of(row: usize, seed: u64, fractions: SplitFractions) -> SplitName {
     // splitmix64: consecutive rows get independent draws.
-    let mut z = (row as u64).wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = (row as u64)
+        .wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
@@ -289,17 +413,43 @@ struct ChunkRows {
 
 /// Encodes a chunk whose first row is file row `first_row`. Targets are numbers, or class
 /// indices into `labels`.
-fn encode_chunk(ctx: &FileCtx<'_>, preprocessor: &Preprocessor, chunk: &DataFrame, first_row: usize, held_out: &mut [usize; 2]) -> Result<ChunkRows> {
+fn encode_chunk(
+    ctx: &FileCtx<'_>,
+    preprocessor: &Preprocessor,
+    chunk: &DataFrame,
+    first_row: usize,
+    held_out: &mut [usize; 2],
+) -> Result<ChunkRows> {
     let target = &ctx.request.target;
     let n = chunk.height();
     let y: Vec<Option<f64>> = match ctx.counts {
-        Some(counts) => target_text(chunk, target)?.iter().map(|v| v.and_then(|v| counts.labels.binary_search_by(|l| l.as_str().cmp(v)).ok()).map(|c| c as f64)).collect(),
+        Some(counts) => target_text(chunk, target)?
+            .iter()
+            .map(|v| {
+                v.and_then(|v| counts.labels.binary_search_by(|l| l.as_str().cmp(v)).ok())
+                    .map(|c| c as f64)
+            })
+            .collect(),
         None => {
             let values = chunk.column(target).map_err(|_| WickError::column(target, "is missing from part of the file: check that every row has the header's columns"))?;
-            let values = values.cast(&DataType::Float64).map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
-            let values = values.f64().map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
-            if let Some((i, v)) = values.iter().enumerate().find_map(|(i, v)| v.filter(|v| !v.is_finite()).map(|v| (i, v))) {
-                return Err(WickError::column(target, format!("row {} holds {v}: a target must be a finite number", first_row + i + 1)));
+            let values = values
+                .cast(&DataType::Float64)
+                .map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
+            let values = values
+                .f64()
+                .map_err(|e| WickError::polars(format!("target `{target}`"), e))?;
+            if let Some((i, v)) = values
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| v.filter(|v| !v.is_finite()).map(|v| (i, v)))
+            {
+                return Err(WickError::column(
+                    target,
+                    format!(
+                        "row {} holds {v}: a target must be a finite number",
+                        first_row + i + 1
+                    ),
+                ));
             }
             values.iter().collect()
         }
@@ -316,13 +466,29 @@ fn encode_chunk(ctx: &FileCtx<'_>, preprocessor: &Preprocessor, chunk: &DataFram
     }
     // Encoding (date parsing, category look-ups) is per row: slices of the chunk encode in parallel.
     let slice_rows = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    let parts: Vec<Result<Vec<f64>>> = (0..n).step_by(slice_rows).collect::<Vec<_>>().into_par_iter().map(|start| preprocessor.transform_frame(&chunk.slice(start as i64, slice_rows))).collect();
+    let parts: Vec<Result<Vec<f64>>> = (0..n)
+        .step_by(slice_rows)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| preprocessor.transform_frame(&chunk.slice(start as i64, slice_rows)))
+        .collect();
     let mut x = Vec::with_capacity(n * preprocessor.width());
     for part in parts {
-        x.extend(part.map_err(|e| WickError::data(ctx.path, format!("rows {}–{}: {e}", first_row + 1, first_row + n)))?);
+        x.extend(part.map_err(|e| {
+            WickError::data(
+                ctx.path,
+                format!("rows {}–{}: {e}", first_row + 1, first_row + n),
+            )
+        })?);
     }
     let width = preprocessor.width();
-    let mut out = ChunkRows { rows: Vec::new(), x: Vec::new(), y: Vec::new(), missing_target: 0, missing_feature: 0 };
+    let mut out = ChunkRows {
+        rows: Vec::new(),
+        x: Vec::new(),
+        y: Vec::new(),
+        missing_target: 0,
+        missing_feature: 0,
+    };
     for i in 0..n {
         let Some(value) = y[i] else {
             out.missing_target += 1;
@@ -370,24 +536,41 @@ impl SplitRows {
 /// Warnings for the whole file: the sample's notes on columns, and the file's own counts.
 fn file_warnings(ctx: &FileCtx<'_>, missing_target: usize, missing_feature: usize) -> Vec<String> {
     // The sample's counts of dropped rows describe the sample, not the file.
-    let mut warnings: Vec<String> = ctx.sample_warnings.iter().filter(|w| !w.starts_with("dropped ")).cloned().collect();
+    let mut warnings: Vec<String> = ctx
+        .sample_warnings
+        .iter()
+        .filter(|w| !w.starts_with("dropped "))
+        .cloned()
+        .collect();
     if missing_target > 0 {
-        warnings.push(format!("dropped {missing_target} rows whose target `{}` is missing", ctx.request.target));
+        warnings.push(format!(
+            "dropped {missing_target} rows whose target `{}` is missing",
+            ctx.request.target
+        ));
     }
     if missing_feature > 0 {
-        warnings.push(format!("dropped {missing_feature} rows with a missing feature value"));
+        warnings.push(format!(
+            "dropped {missing_feature} rows with a missing feature value"
+        ));
     }
     if let Some(counts) = ctx.counts {
         for (label, n) in counts.labels.iter().zip(&counts.counts) {
             if *n == 1 {
-                warnings.push(format!("class `{label}` of `{}` has a single row in the file", ctx.request.target));
+                warnings.push(format!(
+                    "class `{label}` of `{}` has a single row in the file",
+                    ctx.request.target
+                ));
             }
         }
     }
     warnings
 }
 
-fn fingerprint(ctx: &FileCtx<'_>, sha256: Option<String>, rows: usize) -> Result<DatasetFingerprint> {
+fn fingerprint(
+    ctx: &FileCtx<'_>,
+    sha256: Option<String>,
+    rows: usize,
+) -> Result<DatasetFingerprint> {
     match sha256.or_else(|| ctx.counts.map(|c| c.sha256.clone())) {
         Some(sha256) => Ok(fingerprint_hashed(ctx.path, sha256, rows)),
         None => crate::package::fingerprint_file(ctx.path, rows),
@@ -432,39 +615,94 @@ fn linear_every_row(
             }
         }
         if poly_degree > 1 {
-            sums.add(&polynomial_features(&train_x, width, poly_degree).0, &train_y)?;
+            sums.add(
+                &polynomial_features(&train_x, width, poly_degree).0,
+                &train_y,
+            )?;
         } else {
             sums.add(&train_x, &train_y)?;
         }
         reading.progress(&chunks);
     }
-    let sizes = SplitSizes { train: sums.rows() as usize, valid: valid.y.len(), test: test.y.len() };
+    let sizes = SplitSizes {
+        train: sums.rows() as usize,
+        valid: valid.y.len(),
+        test: test.y.len(),
+    };
     let mut history = Vec::new();
     let mut send = |observer: &mut dyn TrainObserver, event: TrainEvent| {
-        if let TrainEvent::Metric { epoch, split, name, value } = &event {
-            history.push(crate::train::MetricPoint { epoch: *epoch, split: *split, name: name.clone(), value: *value });
+        if let TrainEvent::Metric {
+            epoch,
+            split,
+            name,
+            value,
+        } = &event
+        {
+            history.push(crate::train::MetricPoint {
+                epoch: *epoch,
+                split: *split,
+                name: name.clone(),
+                value: *value,
+            });
         }
         observer.on_event(event);
     };
-    send(reading.observer, started_event("CPU (f64 normal equations)".into(), 1, 1, sizes));
+    send(
+        reading.observer,
+        started_event("CPU (f64 normal equations)".into(), 1, 1, sizes),
+    );
     let (fit, train_mse, train_r2) = sums.solve(ridge_alpha)?;
-    let target = TargetInfo { name: ctx.request.target.clone(), task: Task::Regression, labels: Vec::new(), scale: None };
-    let model = Model::new(spec.clone(), ModelInput::Tabular { preprocessor }, target, Weights::Linear(fit))?;
-    let metric = |split: SplitName, name: &str, value: f64| TrainEvent::Metric { epoch: 1, split, name: name.into(), value };
-    send(reading.observer, metric(SplitName::Train, "loss", train_mse));
+    let target = TargetInfo {
+        name: ctx.request.target.clone(),
+        task: Task::Regression,
+        labels: Vec::new(),
+        scale: None,
+    };
+    let model = Model::new(
+        spec.clone(),
+        ModelInput::Tabular { preprocessor },
+        target,
+        Weights::Linear(fit),
+    )?;
+    let metric = |split: SplitName, name: &str, value: f64| TrainEvent::Metric {
+        epoch: 1,
+        split,
+        name: name.into(),
+        value,
+    };
+    send(
+        reading.observer,
+        metric(SplitName::Train, "loss", train_mse),
+    );
     send(reading.observer, metric(SplitName::Train, "r2", train_r2));
     if !valid.y.is_empty() {
-        let predicted: Vec<f64> = model.predict_encoded(&valid.x, valid.y.len())?.iter().map(|p| p.as_f64()).collect();
+        let predicted: Vec<f64> = model
+            .predict_encoded(&valid.x, valid.y.len())?
+            .iter()
+            .map(|p| p.as_f64())
+            .collect();
         let m = regression_metrics(&valid.y, &predicted);
         send(reading.observer, metric(SplitName::Valid, "loss", m.mse));
         send(reading.observer, metric(SplitName::Valid, "r2", m.r2));
     }
     let predictions = model.predict_encoded(&test.x, test.y.len())?;
     let test_rows: Vec<usize> = (0..test.y.len()).collect();
-    let (test_metrics, test_samples) =
-        score_held_out(&TargetValues::Regression(test.y.clone()), &test_rows, &predictions, &[], |r| format!("row {}", test.file_rows[r] + 1));
+    let (test_metrics, test_samples) = score_held_out(
+        &TargetValues::Regression(test.y.clone()),
+        &test_rows,
+        &predictions,
+        &[],
+        |r| format!("row {}", test.file_rows[r] + 1),
+    );
     let duration_secs = ctx.started.elapsed().as_secs_f64();
-    send(reading.observer, TrainEvent::Finished { epochs_run: 1, best_epoch: 1, duration_secs });
+    send(
+        reading.observer,
+        TrainEvent::Finished {
+            epochs_run: 1,
+            best_epoch: 1,
+            duration_secs,
+        },
+    );
     let rows = sizes.train + sizes.valid + sizes.test;
     let report = TrainReport {
         test: test_metrics,
@@ -529,10 +767,17 @@ fn trees_every_row(
     }
     let [train, valid, test] = splits;
     let (nt, nv, ns) = (train.y.len(), valid.y.len(), test.y.len());
-    let split = Split { train: (0..nt).collect(), valid: (nt..nt + nv).collect(), test: (nt + nv..nt + nv + ns).collect() };
+    let split = Split {
+        train: (0..nt).collect(),
+        valid: (nt..nt + nv).collect(),
+        test: (nt + nv..nt + nv + ns).collect(),
+    };
     let y: Vec<f64> = train.y.into_iter().chain(valid.y).chain(test.y).collect();
     let target = match ctx.counts {
-        Some(counts) => TargetValues::Classification { labels: counts.labels.clone(), classes: y.iter().map(|&c| c as usize).collect() },
+        Some(counts) => TargetValues::Classification {
+            labels: counts.labels.clone(),
+            classes: y.iter().map(|&c| c as usize).collect(),
+        },
         None => TargetValues::Regression(y),
     };
     let rows = nt + nv + ns;
@@ -546,10 +791,24 @@ fn trees_every_row(
         x_test: test.x,
         warnings: file_warnings(ctx, missing_target, missing_feature),
         fingerprint: fingerprint(ctx, chunks.sha256_hex(), rows)?,
-        file_rows: Some(train.file_rows.into_iter().chain(valid.file_rows).chain(test.file_rows).collect()),
+        file_rows: Some(
+            train
+                .file_rows
+                .into_iter()
+                .chain(valid.file_rows)
+                .chain(test.file_rows)
+                .collect(),
+        ),
         profile: None,
     };
-    let mut outcome = fit_encoded(table, spec, ctx.config, ctx.started, reading.observer, cancel)?;
+    let mut outcome = fit_encoded(
+        table,
+        spec,
+        ctx.config,
+        ctx.started,
+        reading.observer,
+        cancel,
+    )?;
     outcome.report.rows_used = Some(RowsUsed::EveryRow { rows });
     Ok(Some(outcome))
 }
@@ -567,26 +826,72 @@ fn train_on_sample(
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
     let (df, counted, stratified) = match ctx.counts {
-        Some(counts) => (stratified_sample(ctx, counts, rows, reading, cancel)?, None, true),
+        Some(counts) => (
+            stratified_sample(ctx, counts, rows, reading, cancel)?,
+            None,
+            true,
+        ),
         None => {
             // The file's rows and hash in the one pass its fingerprint needs anyway.
-            let counted = count_target(ctx.path, &ctx.request.target, false, ctx.options.chunk_bytes, reading, cancel)?;
-            (uniform.slice(0, uniform.height().min(rows.max(1))), Some(counted), false)
+            let counted = count_target(
+                ctx.path,
+                &ctx.request.target,
+                false,
+                ctx.options.chunk_bytes,
+                reading,
+                cancel,
+            )?;
+            (
+                uniform.slice(0, uniform.height().min(rows.max(1))),
+                Some(counted),
+                false,
+            )
         }
     };
-    let file = ctx.counts.or(counted.as_ref()).ok_or_else(|| WickError::InvalidSpec("the file's rows were not counted".into()))?;
+    let file = ctx
+        .counts
+        .or(counted.as_ref())
+        .ok_or_else(|| WickError::InvalidSpec("the file's rows were not counted".into()))?;
     let known = fingerprint_hashed(ctx.path, file.sha256.clone(), file.rows);
-    let mut outcome = train_table_with(&df, ctx.path, Some(known), ctx.request, spec, ctx.config, reading.observer, cancel)?;
-    outcome.report.rows_used = Some(RowsUsed::Sample { rows: df.height(), of: file.rows, stratified, reason });
+    let mut outcome = train_table_with(
+        &df,
+        ctx.path,
+        Some(known),
+        ctx.request,
+        spec,
+        ctx.config,
+        reading.observer,
+        cancel,
+    )?;
+    outcome.report.rows_used = Some(RowsUsed::Sample {
+        rows: df.height(),
+        of: file.rows,
+        stratified,
+        reason,
+    });
     Ok(outcome)
 }
 
 /// Draws exactly each class's quota in one pass (selection sampling: a row is kept with the
 /// chance its class still needs over the rows of it still to come), keeping file order.
-fn stratified_sample(ctx: &FileCtx<'_>, counts: &ClassCounts, rows: usize, reading: &mut Reading<'_>, cancel: &CancelToken) -> Result<DataFrame> {
+fn stratified_sample(
+    ctx: &FileCtx<'_>,
+    counts: &ClassCounts,
+    rows: usize,
+    reading: &mut Reading<'_>,
+    cancel: &CancelToken,
+) -> Result<DataFrame> {
     reading.start_pass();
     let share = rows as f64 / counts.rows.max(1) as f64;
-    let quota: Vec<usize> = counts.counts.iter().map(|&n| ((n as f64 * share).round() as usize).max(MIN_SAMPLE_ROWS_PER_CLASS).min(n)).collect();
+    let quota: Vec<usize> = counts
+        .counts
+        .iter()
+        .map(|&n| {
+            ((n as f64 * share).round() as usize)
+                .max(MIN_SAMPLE_ROWS_PER_CLASS)
+                .min(n)
+        })
+        .collect();
     let mut left: Vec<usize> = counts.counts.clone();
     let mut needed = quota;
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.config.seed ^ 0x5354_5241_5449_4659);
@@ -601,16 +906,29 @@ fn stratified_sample(ctx: &FileCtx<'_>, counts: &ClassCounts, rows: usize, readi
         let mask: BooleanChunked = text
             .iter()
             .map(|v| {
-                let Some(c) = v.and_then(|v| counts.labels.binary_search_by(|l| l.as_str().cmp(v)).ok()) else { return false };
+                let Some(c) =
+                    v.and_then(|v| counts.labels.binary_search_by(|l| l.as_str().cmp(v)).ok())
+                else {
+                    return false;
+                };
                 let keep = left[c] > 0 && rng.random_range(0..left[c]) < needed[c];
                 left[c] = left[c].saturating_sub(1);
                 needed[c] -= usize::from(keep);
                 keep
             })
             .collect();
-        parts.push(chunk.filter(&mask).map_err(|e| WickError::polars("sample rows", e))?);
+        parts.push(
+            chunk
+                .filter(&mask)
+                .map_err(|e| WickError::polars("sample rows", e))?,
+        );
         reading.progress(&chunks);
     }
     let columns = ctx.columns();
-    stack(parts, &head.select(columns.iter().map(String::as_str)).map_err(|e| WickError::polars("sample rows", e))?)
+    stack(
+        parts,
+        &head
+            .select(columns.iter().map(String::as_str))
+            .map_err(|e| WickError::polars("sample rows", e))?,
+    )
 }

@@ -40,11 +40,26 @@ pub fn serve(repo: &str, file: &str, bytes: Vec<u8>, behaviour: Behaviour) -> Fa
         let mut dropped = false;
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let Some((path, range)) = read_request(&stream) else { continue };
-            log.lock().unwrap().push(format!("{path} {}", range.clone().unwrap_or_default()));
-            let drop_now = behaviour == Behaviour::DropHalfway && !dropped && range.as_deref().is_some_and(|r| r != "bytes=0-0");
+            let Some((path, range)) = read_request(&stream) else {
+                continue;
+            };
+            log.lock()
+                .unwrap()
+                .push(format!("{path} {}", range.clone().unwrap_or_default()));
+            let drop_now = behaviour == Behaviour::DropHalfway
+                && !dropped
+                && range.as_deref().is_some_and(|r| r != "bytes=0-0");
             dropped |= drop_now;
-            answer(stream, &path, range.as_deref(), &route, &bytes, &etag, behaviour, drop_now);
+            answer(
+                stream,
+                &path,
+                range.as_deref(),
+                &route,
+                &bytes,
+                &etag,
+                behaviour,
+                drop_now,
+            );
         }
     });
     FakeHub { url, requests }
@@ -71,7 +86,16 @@ fn read_request(stream: &TcpStream) -> Option<(String, Option<String>)> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn answer(mut stream: TcpStream, path: &str, range: Option<&str>, route: &str, bytes: &[u8], etag: &str, behaviour: Behaviour, drop_now: bool) {
+fn answer(
+    mut stream: TcpStream,
+    path: &str,
+    range: Option<&str>,
+    route: &str,
+    bytes: &[u8],
+    etag: &str,
+    behaviour: Behaviour,
+    drop_now: bool,
+) {
     if behaviour == Behaviour::HtmlPage {
         let page = b"<!doctype html><html><body>Please sign in to continue</body></html>";
         let _ = write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", page.len());
@@ -84,10 +108,20 @@ fn answer(mut stream: TcpStream, path: &str, range: Option<&str>, route: &str, b
         let _ = stream.write_all(body);
         return;
     }
-    let served: Vec<u8> = if behaviour == Behaviour::WrongBytes { bytes.iter().map(|b| b ^ 0x5a).collect() } else { bytes.to_vec() };
+    let served: Vec<u8> = if behaviour == Behaviour::WrongBytes {
+        bytes.iter().map(|b| b ^ 0x5a).collect()
+    } else {
+        bytes.to_vec()
+    };
     let size = served.len();
-    let (start, end) = match range.and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.split_once('-')) {
-        Some((a, b)) => (a.parse::<usize>().unwrap_or(0), b.parse::<usize>().map(|b| b + 1).unwrap_or(size).min(size)),
+    let (start, end) = match range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+    {
+        Some((a, b)) => (
+            a.parse::<usize>().unwrap_or(0),
+            b.parse::<usize>().map(|b| b + 1).unwrap_or(size).min(size),
+        ),
         None => (0, size),
     };
     let body = &served[start..end];
@@ -97,7 +131,11 @@ fn answer(mut stream: TcpStream, path: &str, range: Option<&str>, route: &str, b
         end.saturating_sub(1),
         body.len()
     );
-    let sent = if drop_now { &body[..body.len() / 2] } else { body };
+    let sent = if drop_now {
+        &body[..body.len() / 2]
+    } else {
+        body
+    };
     let _ = stream.write_all(sent);
     let _ = stream.flush();
 }

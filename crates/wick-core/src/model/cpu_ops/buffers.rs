@@ -19,7 +19,12 @@ static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 pub(crate) fn take(len: usize) -> Vec<f32> {
     let reused = POOL.lock().ok().and_then(|mut pool| {
         // The smallest buffer that fits, so big ones stay for big requests.
-        let best = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i)?;
+        let best = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)?;
         Some(pool.swap_remove(best))
     });
     let mut buf = reused.unwrap_or_default();
@@ -35,7 +40,10 @@ pub(crate) fn give(buf: Vec<f32>) {
         return;
     }
     if let Ok(mut pool) = POOL.lock() {
-        let held: usize = pool.iter().map(|b| b.capacity() * std::mem::size_of::<f32>()).sum();
+        let held: usize = pool
+            .iter()
+            .map(|b| b.capacity() * std::mem::size_of::<f32>())
+            .sum();
         if held + buf.capacity() * std::mem::size_of::<f32>() > POOL_MAX_BYTES {
             return;
         }
@@ -63,7 +71,12 @@ mod tests {
         assert_eq!(take(400).len(), 400);
         assert_eq!(take(1500).len(), 1500);
         give(vec![0.0; POOL_MAX_BYTES / std::mem::size_of::<f32>() + 1]);
-        let held: usize = POOL.lock().unwrap().iter().map(|b| b.capacity() * std::mem::size_of::<f32>()).sum();
+        let held: usize = POOL
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.capacity() * std::mem::size_of::<f32>())
+            .sum();
         assert!(held <= POOL_MAX_BYTES, "{held} bytes held");
     }
 }

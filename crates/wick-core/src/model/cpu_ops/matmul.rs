@@ -18,12 +18,24 @@ pub(crate) struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A dense row-major `rows × cols` matrix.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose (no copy).
     pub fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 
     /// One past the largest index the view reads.
@@ -38,7 +50,13 @@ impl<'a> Mat<'a> {
 
 /// `dst = a · b`, or `dst += a · b` when `accumulate`; `dst` is dense row-major `a.rows × b.cols`.
 /// With `parallel`, the product is split over rayon's threads when it is large enough to gain from it.
-pub(crate) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool) -> Result<()> {
+pub(crate) fn matmul(
+    dst: &mut [f32],
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         bail!("matmul: inner dimensions differ ({m}×{k} · {}×{n})", b.rows);
@@ -55,8 +73,16 @@ pub(crate) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel
         }
         return Ok(());
     }
-    let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the extents checked above bound every index gemm reads (a, b) and writes (dst: rows of
     // n with column stride 1); the slices are borrowed for the call, so nothing else writes them.
     unsafe {
@@ -106,11 +132,25 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
         let want = naive(&a, &b, m, k, n);
         let mut got = vec![0.0; m * n];
-        matmul(&mut got, Mat::rows(&a, m, k), Mat::rows(&b, k, n), false, true).unwrap();
+        matmul(
+            &mut got,
+            Mat::rows(&a, m, k),
+            Mat::rows(&b, k, n),
+            false,
+            true,
+        )
+        .unwrap();
         assert_eq!(got, want);
         // aᵀ stored as k × m, read through a transposed view; accumulating doubles the result.
         let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-        matmul(&mut got, Mat::rows(&at, k, m).t(), Mat::rows(&b, k, n), true, false).unwrap();
+        matmul(
+            &mut got,
+            Mat::rows(&at, k, m).t(),
+            Mat::rows(&b, k, n),
+            true,
+            false,
+        )
+        .unwrap();
         assert_eq!(got, want.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
     }
 
@@ -118,6 +158,13 @@ mod tests {
     fn short_operands_are_refused() {
         let a = vec![0.0; 5];
         let mut dst = vec![0.0; 4];
-        assert!(matmul(&mut dst, Mat::rows(&a, 2, 3), Mat::rows(&a, 3, 2), false, false).is_err());
+        assert!(matmul(
+            &mut dst,
+            Mat::rows(&a, 2, 3),
+            Mat::rows(&a, 3, 2),
+            false,
+            false
+        )
+        .is_err());
     }
 }

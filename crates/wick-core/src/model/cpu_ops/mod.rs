@@ -20,7 +20,9 @@ pub(crate) use update::{update_in_place, UpdateRule};
 
 /// The contiguous f32 values a CPU storage holds for `layout`.
 fn cpu_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else { bail!("fused CPU ops take f32 tensors") };
+    let CpuStorage::F32(values) = storage else {
+        bail!("fused CPU ops take f32 tensors")
+    };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&values[start..end]),
         None => bail!("fused CPU ops take contiguous tensors"),
@@ -37,7 +39,9 @@ struct F32View<'a> {
 impl<'a> F32View<'a> {
     fn new(tensor: &'a Tensor) -> Result<Self> {
         let (guard, layout) = tensor.storage_and_layout();
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused CPU ops take contiguous tensors") };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            bail!("fused CPU ops take contiguous tensors")
+        };
         if !matches!(&*guard, Storage::Cpu(CpuStorage::F32(_))) {
             bail!("fused CPU ops take f32 tensors on the CPU");
         }

@@ -73,9 +73,15 @@ impl Boosted {
     ) -> Result<(Self, BoostHistory)> {
         let n_rows = y.len();
         if n_rows == 0 || n_features == 0 || x.len() != n_rows * n_features {
-            return Err(WickError::InvalidSpec(format!("boosted trees need a {n_rows}×{n_features} table, got {} values", x.len())));
+            return Err(WickError::InvalidSpec(format!(
+                "boosted trees need a {n_rows}×{n_features} table, got {} values",
+                x.len()
+            )));
         }
-        if params.trees == 0 || !(params.learning_rate > 0.0 && params.learning_rate <= 1.0) || params.max_depth == 0 {
+        if params.trees == 0
+            || !(params.learning_rate > 0.0 && params.learning_rate <= 1.0)
+            || params.max_depth == 0
+        {
             return Err(WickError::InvalidSpec(format!(
                 "boosted trees need at least 1 tree, a depth of at least 1 and a learning rate in (0, 1]; got {} trees, depth {}, rate {}",
                 params.trees, params.max_depth, params.learning_rate
@@ -85,14 +91,23 @@ impl Boosted {
         let data = Matrix::new(&xt, n_rows, n_features);
         let valid = valid.filter(|(_, vy)| !vy.is_empty());
         let vt = valid.map(|(vx, vy)| column_major(vx, vy.len(), n_features));
-        let outputs: Vec<Option<usize>> = if n_classes > 2 { (0..n_classes).map(Some).collect() } else if n_classes == 2 { vec![Some(1)] } else { vec![None] };
+        let outputs: Vec<Option<usize>> = if n_classes > 2 {
+            (0..n_classes).map(Some).collect()
+        } else if n_classes == 2 {
+            vec![Some(1)]
+        } else {
+            vec![None]
+        };
         let mut boosters = Vec::with_capacity(outputs.len());
         let mut history = BoostHistory::default();
         for class in outputs {
             // One-vs-rest target for a class; the values themselves for regression.
             let target = |ys: &[f64]| -> Vec<f64> {
                 match class {
-                    Some(c) => ys.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect(),
+                    Some(c) => ys
+                        .iter()
+                        .map(|&v| f64::from(u8::from(v as usize == c)))
+                        .collect(),
                     None => ys.to_vec(),
                 }
             };
@@ -114,7 +129,10 @@ impl Boosted {
             let y_train = target(y);
             let weigh = |ys: &[f64]| -> Vec<f64> {
                 match class_weights.filter(|_| n_classes >= 2) {
-                    Some(w) => ys.iter().map(|&c| w.get(c as usize).copied().unwrap_or(1.0)).collect(),
+                    Some(w) => ys
+                        .iter()
+                        .map(|&c| w.get(c as usize).copied().unwrap_or(1.0))
+                        .collect(),
                     None => vec![1.0; ys.len()],
                 }
             };
@@ -124,10 +142,18 @@ impl Boosted {
             // forust stops early on the last evaluation set, so the validation rows come last.
             let mut evals = Vec::new();
             if params.record_train_loss {
-                evals.push((Matrix::new(&xt, n_rows, n_features), y_train.as_slice(), ones_train.as_slice()));
+                evals.push((
+                    Matrix::new(&xt, n_rows, n_features),
+                    y_train.as_slice(),
+                    ones_train.as_slice(),
+                ));
             }
             if let (Some(vt), Some(vy)) = (&vt, &y_valid) {
-                evals.push((Matrix::new(vt, vy.len(), n_features), vy.as_slice(), ones_valid.as_slice()));
+                evals.push((
+                    Matrix::new(vt, vy.len(), n_features),
+                    vy.as_slice(),
+                    ones_valid.as_slice(),
+                ));
             }
             booster
                 .fit(&data, &y_train, &ones_train, (!evals.is_empty()).then_some(evals))
@@ -138,7 +164,10 @@ impl Boosted {
                 let train_col = params.record_train_loss.then_some(0);
                 let valid_col = vt.as_ref().map(|_| usize::from(params.record_train_loss));
                 for i in 0..h.rows {
-                    for (col, out) in [(train_col, &mut history.train), (valid_col, &mut history.valid)] {
+                    for (col, out) in [
+                        (train_col, &mut history.train),
+                        (valid_col, &mut history.valid),
+                    ] {
                         if let Some(set) = col.filter(|&c| c < h.cols) {
                             let v = *h.get(i, set);
                             let v = if square { v * v } else { v };
@@ -152,24 +181,41 @@ impl Boosted {
                 }
             }
             history.trees_grown = history.trees_grown.max(booster.trees.len());
-            let kept = booster.prediction_iteration.unwrap_or(booster.trees.len()).min(booster.trees.len());
+            let kept = booster
+                .prediction_iteration
+                .unwrap_or(booster.trees.len())
+                .min(booster.trees.len());
             history.trees_kept = history.trees_kept.max(kept);
             boosters.push(booster);
         }
-        Ok((Self { n_classes, n_features, boosters }, history))
+        Ok((
+            Self {
+                n_classes,
+                n_features,
+                boosters,
+            },
+            history,
+        ))
     }
 
     /// Predicts rows of a row-major `x`: one value per row, or class probabilities.
     pub fn predict(&self, x: &[f64], n_rows: usize) -> Vec<f64> {
         let xt = column_major(x, n_rows, self.n_features);
         let data = Matrix::new(&xt, n_rows, self.n_features);
-        let raw: Vec<Vec<f64>> = self.boosters.iter().map(|b| b.predict(&data, true)).collect();
+        let raw: Vec<Vec<f64>> = self
+            .boosters
+            .iter()
+            .map(|b| b.predict(&data, true))
+            .collect();
         match self.n_classes {
             0 | 1 => raw.into_iter().next().unwrap_or_default(),
-            2 => raw[0].iter().flat_map(|&z| {
-                let p = sigmoid(z);
-                [1.0 - p, p]
-            }).collect(),
+            2 => raw[0]
+                .iter()
+                .flat_map(|&z| {
+                    let p = sigmoid(z);
+                    [1.0 - p, p]
+                })
+                .collect(),
             k => {
                 let mut out = Vec::with_capacity(n_rows * k);
                 for r in 0..n_rows {
@@ -221,20 +267,47 @@ mod tests {
     use super::*;
 
     fn params() -> BoostParams {
-        BoostParams { trees: 50, learning_rate: 0.2, max_depth: 3, min_leaf_weight: 1.0, l2: 1.0, early_stopping_rounds: Some(5), seed: 0, record_train_loss: true }
+        BoostParams {
+            trees: 50,
+            learning_rate: 0.2,
+            max_depth: 3,
+            min_leaf_weight: 1.0,
+            l2: 1.0,
+            early_stopping_rounds: Some(5),
+            seed: 0,
+            record_train_loss: true,
+        }
     }
 
     #[test]
     fn shapley_values_add_up_to_the_raw_prediction() {
-        let x: Vec<f64> = (0..400).flat_map(|i| [(i % 13) as f64, if i % 7 == 0 { f64::NAN } else { (i % 3) as f64 }]).collect();
-        let y: Vec<f64> = x.chunks(2).map(|r| r[0] * 0.5 + if r[1].is_nan() { 3.0 } else { r[1] }).collect();
-        let (model, history) = Boosted::fit(&x, 2, &y, None, 0, Some((&x[..200], &y[..100])), &params()).unwrap();
+        let x: Vec<f64> = (0..400)
+            .flat_map(|i| {
+                [
+                    (i % 13) as f64,
+                    if i % 7 == 0 { f64::NAN } else { (i % 3) as f64 },
+                ]
+            })
+            .collect();
+        let y: Vec<f64> = x
+            .chunks(2)
+            .map(|r| r[0] * 0.5 + if r[1].is_nan() { 3.0 } else { r[1] })
+            .collect();
+        let (model, history) =
+            Boosted::fit(&x, 2, &y, None, 0, Some((&x[..200], &y[..100])), &params()).unwrap();
         assert!(history.trees_kept > 0 && !history.valid.is_empty());
         let row = [4.0, f64::NAN];
         let (bias, c) = model.contributions(&row);
         let total = bias[0] + c[0][0] + c[1][0];
-        assert!((total - model.predict(&row, 1)[0]).abs() < 1e-6, "{total} vs {:?}", model.predict(&row, 1));
-        assert!((model.predict(&row, 1)[0] - 5.0).abs() < 0.5, "missing values learn their own branch");
+        assert!(
+            (total - model.predict(&row, 1)[0]).abs() < 1e-6,
+            "{total} vs {:?}",
+            model.predict(&row, 1)
+        );
+        assert!(
+            (model.predict(&row, 1)[0] - 5.0).abs() < 0.5,
+            "missing values learn their own branch"
+        );
     }
 
     #[test]

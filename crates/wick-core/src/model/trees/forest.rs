@@ -76,18 +76,30 @@ impl Bins {
         let mut cuts = Vec::with_capacity(n_features);
         let mut bins = Vec::with_capacity(n_features);
         for f in 0..n_features {
-            let mut present: Vec<f64> = (0..n_rows).map(|r| x[r * n_features + f]).filter(|v| !v.is_nan()).collect();
+            let mut present: Vec<f64> = (0..n_rows)
+                .map(|r| x[r * n_features + f])
+                .filter(|v| !v.is_nan())
+                .collect();
             present.sort_by(f64::total_cmp);
             present.dedup();
             // Midpoints between distinct values when few, else quantiles of the distinct values.
             let c: Vec<f64> = if present.len() <= MAX_BINS {
-                present.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
+                present
+                    .windows(2)
+                    .map(|w| w[0] + (w[1] - w[0]) / 2.0)
+                    .collect()
             } else {
-                let mut c: Vec<f64> = (1..MAX_BINS - 1).map(|q| present[q * present.len() / (MAX_BINS - 1)]).collect();
+                let mut c: Vec<f64> = (1..MAX_BINS - 1)
+                    .map(|q| present[q * present.len() / (MAX_BINS - 1)])
+                    .collect();
                 c.dedup();
                 c
             };
-            bins.push((0..n_rows).map(|r| bin_of(&c, x[r * n_features + f])).collect());
+            bins.push(
+                (0..n_rows)
+                    .map(|r| bin_of(&c, x[r * n_features + f]))
+                    .collect(),
+            );
             cuts.push(c);
         }
         Self { n_rows, cuts, bins }
@@ -106,13 +118,25 @@ impl Forest {
     /// Fits on a row-major `x` (NaN = missing) and per-row targets: `y[r]` is the class index for
     /// classification (`n_outputs > 1`) or the value for regression. `class_weights` weigh each
     /// class's rows (balanced classes) on top of the bootstrap's counts.
-    pub fn fit(x: &[f64], n_features: usize, y: &[f64], class_weights: Option<&[f64]>, n_outputs: usize, params: &ForestParams) -> Result<Self> {
+    pub fn fit(
+        x: &[f64],
+        n_features: usize,
+        y: &[f64],
+        class_weights: Option<&[f64]>,
+        n_outputs: usize,
+        params: &ForestParams,
+    ) -> Result<Self> {
         let n_rows = y.len();
         if n_rows == 0 || n_features == 0 || x.len() != n_rows * n_features {
-            return Err(WickError::InvalidSpec(format!("a forest needs a {n_rows}×{n_features} table, got {} values", x.len())));
+            return Err(WickError::InvalidSpec(format!(
+                "a forest needs a {n_rows}×{n_features} table, got {} values",
+                x.len()
+            )));
         }
         if params.trees == 0 {
-            return Err(WickError::InvalidSpec("a forest needs at least 1 tree".into()));
+            return Err(WickError::InvalidSpec(
+                "a forest needs at least 1 tree".into(),
+            ));
         }
         let bins = Bins::new(x, n_rows, n_features);
         // Per-row output vector: one-hot class or the value.
@@ -127,10 +151,17 @@ impl Forest {
         };
         let max_features = params
             .max_features
-            .unwrap_or(if n_outputs > 1 { (n_features as f64).sqrt().round() as usize } else { n_features })
+            .unwrap_or(if n_outputs > 1 {
+                (n_features as f64).sqrt().round() as usize
+            } else {
+                n_features
+            })
             .clamp(1, n_features);
-        let row_weights: Option<Vec<f64>> =
-            class_weights.filter(|_| n_outputs > 1).map(|w| y.iter().map(|&c| w.get(c as usize).copied().unwrap_or(1.0)).collect());
+        let row_weights: Option<Vec<f64>> = class_weights.filter(|_| n_outputs > 1).map(|w| {
+            y.iter()
+                .map(|&c| w.get(c as usize).copied().unwrap_or(1.0))
+                .collect()
+        });
         let grower = Grower {
             row_weights: row_weights.as_deref(),
             bins: &bins,
@@ -141,15 +172,28 @@ impl Forest {
             max_features,
         };
         // Each tree has its own seed, so the forest is the same whatever the thread count.
-        let grown: Vec<(Tree, Vec<f64>)> =
-            (0..params.trees).into_par_iter().map(|t| grower.grow(params.seed.wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))).collect();
+        let grown: Vec<(Tree, Vec<f64>)> = (0..params.trees)
+            .into_par_iter()
+            .map(|t| {
+                grower.grow(
+                    params
+                        .seed
+                        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                )
+            })
+            .collect();
         let mut split_gain = vec![0.0; n_features];
         let mut trees = Vec::with_capacity(grown.len());
         for (tree, gain) in grown {
             split_gain.iter_mut().zip(&gain).for_each(|(s, g)| *s += g);
             trees.push(tree);
         }
-        Ok(Self { n_outputs, n_features, trees, split_gain })
+        Ok(Self {
+            n_outputs,
+            n_features,
+            trees,
+            split_gain,
+        })
     }
 
     /// Predicts rows of a row-major `x`: `n_outputs` values per row (class probabilities or the value).
@@ -177,11 +221,16 @@ impl Forest {
         let mut contrib = vec![vec![0.0; k]; self.n_features];
         for tree in &self.trees {
             let mut i = 0;
-            bias.iter_mut().zip(&tree.nodes[0].value).for_each(|(b, v)| *b += v);
+            bias.iter_mut()
+                .zip(&tree.nodes[0].value)
+                .for_each(|(b, v)| *b += v);
             while tree.nodes[i].feature != LEAF {
                 let node = &tree.nodes[i];
                 let next = node.child_for(row[node.feature as usize]) as usize;
-                for (c, (a, b)) in contrib[node.feature as usize].iter_mut().zip(tree.nodes[next].value.iter().zip(&node.value)) {
+                for (c, (a, b)) in contrib[node.feature as usize]
+                    .iter_mut()
+                    .zip(tree.nodes[next].value.iter().zip(&node.value))
+                {
                     *c += a - b;
                 }
                 i = next;
@@ -196,7 +245,11 @@ impl Forest {
 
 impl Node {
     fn child_for(&self, v: f64) -> u32 {
-        let left = if v.is_nan() { self.missing_left } else { v <= self.threshold };
+        let left = if v.is_nan() {
+            self.missing_left
+        } else {
+            v <= self.threshold
+        };
         if left {
             self.left
         } else {
@@ -249,7 +302,9 @@ impl Grower<'_> {
         if let Some(w) = self.row_weights {
             weight.iter_mut().zip(w).for_each(|(a, b)| *a *= b);
         }
-        let rows: Vec<u32> = (0..n as u32).filter(|&r| weight[r as usize] > 0.0).collect();
+        let rows: Vec<u32> = (0..n as u32)
+            .filter(|&r| weight[r as usize] > 0.0)
+            .collect();
         let n_features = self.bins.cuts.len();
         let mut features: Vec<usize> = (0..n_features).collect();
         let mut gain = vec![0.0; n_features];
@@ -307,12 +362,25 @@ impl Grower<'_> {
         for &r in rows {
             let w = weight[r as usize];
             total += w;
-            for (s, t) in sums.iter_mut().zip(&self.targets[r as usize * k..(r as usize + 1) * k]) {
+            for (s, t) in sums
+                .iter_mut()
+                .zip(&self.targets[r as usize * k..(r as usize + 1) * k])
+            {
                 *s += w * t;
             }
         }
-        let value = sums.iter().map(|s| s / total.max(f64::MIN_POSITIVE)).collect();
-        Node { feature: LEAF, threshold: 0.0, missing_left: true, left: 0, right: 0, value }
+        let value = sums
+            .iter()
+            .map(|s| s / total.max(f64::MIN_POSITIVE))
+            .collect();
+        Node {
+            feature: LEAF,
+            threshold: 0.0,
+            missing_left: true,
+            left: 0,
+            right: 0,
+            value,
+        }
     }
 
     /// The split of feature `f` with the largest decrease of squared error (Gini for one-hot classes).
@@ -331,7 +399,10 @@ impl Grower<'_> {
             let (b, w) = (column[r as usize] as usize, weight[r as usize]);
             rows_in[b] += drawn[r as usize];
             count[b] += w;
-            for (s, t) in sums[b * k..(b + 1) * k].iter_mut().zip(&self.targets[r as usize * k..(r as usize + 1) * k]) {
+            for (s, t) in sums[b * k..(b + 1) * k]
+                .iter_mut()
+                .zip(&self.targets[r as usize * k..(r as usize + 1) * k])
+            {
                 *s += w * t;
             }
         }
@@ -339,9 +410,17 @@ impl Grower<'_> {
         let total_rows: f64 = rows_in.iter().sum();
         let mut all = vec![0.0; k];
         for b in 0..n_bins {
-            all.iter_mut().zip(&sums[b * k..(b + 1) * k]).for_each(|(a, s)| *a += s);
+            all.iter_mut()
+                .zip(&sums[b * k..(b + 1) * k])
+                .for_each(|(a, s)| *a += s);
         }
-        let score = |s: &[f64], w: f64| if w > 0.0 { s.iter().map(|v| v * v).sum::<f64>() / w } else { 0.0 };
+        let score = |s: &[f64], w: f64| {
+            if w > 0.0 {
+                s.iter().map(|v| v * v).sum::<f64>() / w
+            } else {
+                0.0
+            }
+        };
         let parent = score(&all, total);
         let min_leaf = self.min_samples_leaf as f64;
         let (missing_w, missing_s, missing_rows) = (count[0], sums[..k].to_vec(), rows_in[0]);
@@ -354,7 +433,10 @@ impl Grower<'_> {
         for bin in 1..n_bins - 1 {
             left_w += count[bin];
             left_rows += rows_in[bin];
-            left_s.iter_mut().zip(&sums[bin * k..(bin + 1) * k]).for_each(|(l, s)| *l += s);
+            left_s
+                .iter_mut()
+                .zip(&sums[bin * k..(bin + 1) * k])
+                .for_each(|(l, s)| *l += s);
             if count[bin] == 0.0 && bin > 1 {
                 continue;
             }
@@ -363,7 +445,10 @@ impl Grower<'_> {
                     continue;
                 }
                 let (lw, ls) = if missing_left {
-                    with_missing.iter_mut().zip(left_s.iter().zip(&missing_s)).for_each(|(o, (a, b))| *o = a + b);
+                    with_missing
+                        .iter_mut()
+                        .zip(left_s.iter().zip(&missing_s))
+                        .for_each(|(o, (a, b))| *o = a + b);
                     (left_w + missing_w, &with_missing)
                 } else {
                     (left_w, &left_s)
@@ -373,10 +458,18 @@ impl Grower<'_> {
                 if l_rows < min_leaf || total_rows - l_rows < min_leaf || lw <= 0.0 || rw <= 0.0 {
                     continue;
                 }
-                right_s.iter_mut().zip(all.iter().zip(ls.iter())).for_each(|(o, (a, l))| *o = a - l);
+                right_s
+                    .iter_mut()
+                    .zip(all.iter().zip(ls.iter()))
+                    .for_each(|(o, (a, l))| *o = a - l);
                 let gain = score(ls, lw) + score(&right_s, rw) - parent;
                 if gain > 1e-12 && best.as_ref().is_none_or(|b| gain > b.gain) {
-                    best = Some(Split { feature: f, bin, missing_left, gain });
+                    best = Some(Split {
+                        feature: f,
+                        bin,
+                        missing_left,
+                        gain,
+                    });
                 }
             }
         }
@@ -389,7 +482,13 @@ mod tests {
     use super::*;
 
     fn params(trees: usize) -> ForestParams {
-        ForestParams { trees, max_depth: None, min_samples_leaf: 1, max_features: None, seed: 7 }
+        ForestParams {
+            trees,
+            max_depth: None,
+            min_samples_leaf: 1,
+            max_features: None,
+            seed: 7,
+        }
     }
 
     #[test]
@@ -409,8 +508,13 @@ mod tests {
 
     #[test]
     fn contributions_sum_to_the_prediction() {
-        let x: Vec<f64> = (0..300).flat_map(|i| [(i % 17) as f64, (i % 5) as f64, (i * 7 % 11) as f64]).collect();
-        let y: Vec<f64> = x.chunks(3).map(|r| 2.0 * r[0] - r[1] + 0.1 * r[2]).collect();
+        let x: Vec<f64> = (0..300)
+            .flat_map(|i| [(i % 17) as f64, (i % 5) as f64, (i * 7 % 11) as f64])
+            .collect();
+        let y: Vec<f64> = x
+            .chunks(3)
+            .map(|r| 2.0 * r[0] - r[1] + 0.1 * r[2])
+            .collect();
         let forest = Forest::fit(&x, 3, &y, None, 1, &params(10)).unwrap();
         let row = [3.0, f64::NAN, 4.0];
         let (bias, c) = forest.contributions(&row);
@@ -425,7 +529,18 @@ mod tests {
         let a = Forest::fit(&x, 1, &y, None, 1, &params(5)).unwrap();
         let b = Forest::fit(&x, 1, &y, None, 1, &params(5)).unwrap();
         assert_eq!(a, b);
-        let c = Forest::fit(&x, 1, &y, None, 1, &ForestParams { seed: 8, ..params(5) }).unwrap();
+        let c = Forest::fit(
+            &x,
+            1,
+            &y,
+            None,
+            1,
+            &ForestParams {
+                seed: 8,
+                ..params(5)
+            },
+        )
+        .unwrap();
         assert_ne!(a, c);
     }
 }

@@ -59,13 +59,29 @@ impl TreeEnsemble {
         match self {
             Self::Boosted(b) => {
                 let (bias, per_feature) = b.contributions(row);
-                let scale = if b.n_classes >= 2 { "log-odds" } else { "value" };
-                Contributions { scale: scale.into(), bias, per_feature }
+                let scale = if b.n_classes >= 2 {
+                    "log-odds"
+                } else {
+                    "value"
+                };
+                Contributions {
+                    scale: scale.into(),
+                    bias,
+                    per_feature,
+                }
             }
             Self::Forest(f) => {
                 let (bias, per_feature) = f.contributions(row);
-                let scale = if f.n_outputs > 1 { "probability" } else { "value" };
-                Contributions { scale: scale.into(), bias, per_feature }
+                let scale = if f.n_outputs > 1 {
+                    "probability"
+                } else {
+                    "value"
+                };
+                Contributions {
+                    scale: scale.into(),
+                    bias,
+                    per_feature,
+                }
             }
         }
     }
