@@ -9,6 +9,8 @@ fi
 start=$(date +%s)
 # Formatting first: it takes a second and says what to run (`cargo fmt --all`).
 cargo fmt --all --check || { echo "the code is not formatted: run cargo fmt --all"; exit 1; }
+# No module of a crate imports another that imports it back (see ARCHITECTURE.md, Layers).
+python3 scripts/check-imports.py
 # Python for the tests that need a reference implementation: the stock tritonclient (OIP
 # compatibility, with Pillow to prepare a photo as a client would), moto (an S3-compatible store), and
 # onnx + onnxruntime (ONNX export).

@@ -13,7 +13,8 @@ use wick_core::train::{CancelToken, SearchEvent, TrainEvent};
 
 pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
-use crate::jobs::{FitRequest, JobEvent, Jobs, LoadedData, ModelSource, TryInput};
+use crate::jobs::{FitRequest, JobEvent, Jobs, ModelSource, TryInput};
+use crate::loaded::LoadedData;
 pub use crate::project::{default_train_config, sanitize_model_name};
 use crate::project::{
     load_project, DatasetRef, Project, ProjectSaver, PublishedRecord, RunRecord, RunStatus,
@@ -170,7 +171,7 @@ impl WickApp {
                 .is_some_and(|e| e.url == endpoint.url)
         {
             record.infer_url =
-                wick_core::publish::infer_url(&endpoint.url, &record.name, record.version);
+                wick_core::wire::infer_url(&endpoint.url, &record.name, record.version);
             record.endpoint = endpoint.url.clone();
         }
         tracing::info!(model = %record.name, version = record.version, "published version restored");
@@ -922,9 +923,13 @@ impl WickApp {
                 self.state.selected_run = Some(id);
                 self.state.try_it = TryState::default();
             }
-            Command::Publish => {
-                self.start_publish(self.state.project.publish.canary.then_some(CANARY_PERCENT))
-            }
+            Command::Publish => self.start_publish(
+                self.state
+                    .project
+                    .publish
+                    .canary
+                    .then_some(crate::screens::publish::CANARY_PERCENT),
+            ),
             Command::SendTestRequest => self.send_test_request(),
             Command::RefreshVersions => match self.state.endpoint() {
                 Ok(endpoint) => {
@@ -1550,9 +1555,6 @@ impl WickApp {
         }
     }
 }
-
-/// The share of calls a canary takes when it goes out.
-pub const CANARY_PERCENT: u32 = 10;
 
 /// Typing in a field saves at most this often.
 const SAVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);

@@ -4,7 +4,7 @@
 use wick_core::data::Task;
 use wick_core::model::{infer_shapes, Layer, ModelSpec};
 
-use crate::jobs::LoadedData;
+use crate::loaded::LoadedData;
 use crate::state::AppState;
 
 /// Shapes of the layers before the first invalid one, and that layer's index and message.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::jobs::EndpointTarget;
+use crate::loaded::EndpointTarget;
 
 /// How the host sets the app up.
 #[derive(Debug, Clone)]

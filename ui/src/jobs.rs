@@ -7,8 +7,8 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use wick_core::data::{
-    index_image_csv, inspect_table, stream_csv, ColumnKind, ImageIndex, TableFormat, TableSummary,
-    TabularRequest, DEFAULT_CHUNK_BYTES,
+    index_image_csv, inspect_table, stream_csv, ColumnKind, TableFormat, TabularRequest,
+    DEFAULT_CHUNK_BYTES,
 };
 use wick_core::data::{Augment, ImageShape};
 use wick_core::explain::{explain_row, permutation_importance, Explanation, Importance};
@@ -16,51 +16,17 @@ use wick_core::hub::{BackboneSource, HubBackbone, HubClient};
 use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
-use wick_core::publish::{Endpoint, ModelListing, Published};
+use wick_core::publish::Endpoint;
 use wick_core::train::{
     cross_validate, search, train_csv_streamed, train_images, train_table, CancelToken, Candidate,
     CvReport, SearchEvent, StreamOptions, TrainConfig, TrainEvent, TrainReport,
 };
+use wick_core::wire::{ModelListing, Published};
 
-/// A numeric column's histogram, computed off the UI thread.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
-    pub min: f64,
-    pub bin_width: f64,
-    pub counts: Vec<usize>,
-}
-
-/// A dataset in memory.
-#[derive(Clone)]
-pub enum LoadedData {
-    /// `sampled_from`: the file's row count when `df` is a seeded sample of a large file (the
-    /// summary still describes every row).
-    Table {
-        df: DataFrame,
-        summary: TableSummary,
-        histograms: Vec<Option<Histogram>>,
-        sampled_from: Option<usize>,
-    },
-    Images {
-        index: ImageIndex,
-    },
-}
-
-impl LoadedData {
-    pub fn is_images(&self) -> bool {
-        matches!(self, Self::Images { .. })
-    }
-}
+use crate::loaded::{EndpointTarget, FitView, Histogram, LoadedData, TrySaliency};
 
 /// Requests the Monitor screen's label queue shows at once.
 pub const LABEL_QUEUE_LENGTH: usize = 20;
-
-/// Where to publish: the embedded server or a remote one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointTarget {
-    pub url: String,
-    pub token: String,
-}
 
 /// What a finished training hands back.
 pub struct TrainDone {
@@ -116,13 +82,6 @@ pub struct FitRequest {
     pub range: (f64, f64),
     /// (row in `df`, actual target) of each test sample.
     pub test_rows: Vec<(usize, f64)>,
-}
-
-/// The fit plot's data: test samples over the feature, and the model's curve.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FitView {
-    pub points: Vec<[f64; 2]>,
-    pub curve: Vec<[f64; 2]>,
 }
 
 /// Points along the chosen feature; enough for a smooth curve, few enough to predict in a blink.
@@ -219,7 +178,7 @@ pub enum JobEvent {
     },
     Monitor {
         name: String,
-        result: Result<wick_core::publish::MonitorReport, String>,
+        result: Result<wick_core::wire::MonitorReport, String>,
     },
     LoggingSet {
         name: String,
@@ -231,7 +190,7 @@ pub enum JobEvent {
     },
     LabelQueue {
         name: String,
-        result: Result<wick_core::publish::LabelQueue, String>,
+        result: Result<wick_core::wire::LabelQueue, String>,
     },
     FeedbackSent {
         id: String,
@@ -245,7 +204,7 @@ pub enum JobEvent {
         run_id: u32,
         model: Option<Arc<Model>>,
         result: Result<(Vec<Prediction>, Option<Explanation>), String>,
-        saliency: Option<crate::state::TrySaliency>,
+        saliency: Option<TrySaliency>,
     },
     Importance {
         run_id: u32,
@@ -825,17 +784,13 @@ impl Jobs {
 
 /// The image at the model's input size, and its saliency overlay drawn at least 224 pixels a side;
 /// `None` when the model has no saliency map.
-fn try_saliency(
-    model: &Model,
-    chw: &[f32],
-    shape: ImageShape,
-) -> Option<crate::state::TrySaliency> {
+fn try_saliency(model: &Model, chw: &[f32], shape: ImageShape) -> Option<TrySaliency> {
     let map = wick_core::explain::saliency(model, chw).ok()?;
     let scale = 224usize
         .div_ceil(shape.width.max(shape.height).max(1))
         .max(1);
     let (w, h, overlay) = wick_core::explain::saliency_overlay(chw, shape.channels, &map, scale);
-    Some(crate::state::TrySaliency {
+    Some(TrySaliency {
         image: chw_to_color_image(chw, shape),
         overlay: egui::ColorImage::from_rgb([w, h], &overlay),
     })

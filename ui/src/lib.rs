@@ -9,6 +9,7 @@ pub mod command;
 pub mod decimate;
 pub mod host;
 pub mod jobs;
+pub mod loaded;
 pub mod project;
 pub mod requests;
 pub mod samples;
@@ -22,4 +23,4 @@ pub mod waker;
 
 pub use app::{Command, Screen, WickApp};
 pub use host::{AppConfig, HostEvent, HostRequest};
-pub use jobs::EndpointTarget;
+pub use loaded::EndpointTarget;

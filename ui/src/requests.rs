@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wick_core::explain::any_value_json;
 use wick_core::package::{read_manifest, Manifest, TensorSpec};
 
-use crate::jobs::LoadedData;
+use crate::loaded::LoadedData;
 use crate::state::AppState;
 
 /// An Open Inference Protocol request body for one of run `run_id`'s test samples: the `which`-th,

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use wick_core::data::{detect_task, Task};
 use wick_core::model::Model;
-use wick_core::publish::ModelListing;
 use wick_core::train::CancelToken;
+use wick_core::wire::ModelListing;
 
 use crate::host::AppConfig;
-use crate::jobs::{EndpointTarget, FitView, LoadedData};
+use crate::loaded::{EndpointTarget, FitView, LoadedData, TrySaliency};
 use crate::project::sanitize_model_name;
 use crate::project::{Project, PublishedRecord, RunRecord};
 use crate::samples::{Sample, SAMPLES};
@@ -150,7 +150,7 @@ pub struct PublishState {
 /// seconds while the screen is shown, and their history for the charts.
 pub struct MonitorState {
     pub busy: bool,
-    pub report: Option<Result<wick_core::publish::MonitorReport, String>>,
+    pub report: Option<Result<wick_core::wire::MonitorReport, String>>,
     pub asked: Option<Instant>,
     pub window_secs: f64,
     /// One point per version per refresh.
@@ -167,7 +167,7 @@ pub struct MonitorState {
 #[derive(Default)]
 pub struct LabelQueueState {
     pub busy: bool,
-    pub result: Option<Result<wick_core::publish::LabelQueue, String>>,
+    pub result: Option<Result<wick_core::wire::LabelQueue, String>>,
     /// Per request id: the label sent (`Ok`) or why it failed; `None` while it is on its way.
     pub sent: std::collections::BTreeMap<String, Option<Result<serde_json::Value, String>>>,
 }
@@ -234,13 +234,6 @@ pub struct TryState {
     pub saliency: Option<TrySaliency>,
     /// Counts results, so views know when to replace their textures.
     pub generation: u64,
-}
-
-/// An image tried on an image model, and where the model looked.
-#[derive(Clone)]
-pub struct TrySaliency {
-    pub image: egui::ColorImage,
-    pub overlay: egui::ColorImage,
 }
 
 /// Saliency overlays of the Evaluate screen's test images, computed in the background one image at

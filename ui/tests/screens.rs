@@ -1357,14 +1357,14 @@ fn find_the_best_model_shows_a_leaderboard_and_trains_the_best() {
     h.run_steps(2);
     assert_eq!(
         h.state().view.leaderboard_sort,
-        (wick_ui::screens::train::LeaderboardSort::Time, false)
+        (wick_ui::screens::common::LeaderboardSort::Time, false)
     );
     // A second click reverses it, and the arrow turns.
     h.get_by_label("Seconds ▲").click();
     h.run_steps(2);
     assert_eq!(
         h.state().view.leaderboard_sort,
-        (wick_ui::screens::train::LeaderboardSort::Time, true)
+        (wick_ui::screens::common::LeaderboardSort::Time, true)
     );
     h.get_by_label("Seconds ▼");
     h.get_by_label("Validation").click();
@@ -1414,7 +1414,7 @@ fn a_large_csv_opens_by_streaming_and_trains_on_every_row() {
     wait_for(&mut h, "the file to load", loaded);
     assert_eq!(h.state().state.sampled(), Some((1000, 5000)));
     let DataState::Loaded {
-        data: wick_ui::jobs::LoadedData::Table { summary, .. },
+        data: wick_ui::loaded::LoadedData::Table { summary, .. },
         ..
     } = &h.state().state.data
     else {

@@ -4,6 +4,7 @@
 //! [`train::TrainEvent`]s → save a [`package`] → load it and predict with [`model::Model`].
 
 pub mod data;
+pub mod device;
 pub mod drift;
 pub mod error;
 pub mod evaluate;
@@ -14,7 +15,9 @@ pub mod metrics;
 pub mod model;
 pub mod package;
 pub mod publish;
+pub mod run;
 pub mod train;
+pub mod wire;
 
 pub use error::{Result, WickError};
 /// The polars version Wick is built with, for callers that handle frames.

@@ -10,13 +10,14 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::data::fingerprint::{file_name, hash_file, DatasetFingerprint};
 use crate::data::Task;
 use crate::error::{Result, WickError};
 use crate::metrics::Metrics;
 use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
 use crate::model::{LinearFit, Model, ModelInput, ModelSpec, Network, TargetInfo, Weights};
-use crate::train::{TrainConfig, TrainReport};
+use crate::run::{TrainConfig, TrainReport};
 
 pub const MANIFEST_FILE: &str = "wick.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -36,15 +37,6 @@ pub fn weights_file(spec: &ModelSpec) -> &'static str {
 }
 /// Bumped when the manifest changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Identifies the data a model was trained on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetFingerprint {
-    /// File or folder name (not the full path, which may hold a user name).
-    pub source: String,
-    pub sha256: String,
-    pub rows: usize,
-}
 
 /// An input or output tensor as an inference server describes it (Open Inference Protocol names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +64,7 @@ pub struct Manifest {
     /// Held-out test metrics; `null` when the model trained on every row (test fraction 0).
     #[serde(default)]
     pub metrics: Option<Metrics>,
-    pub history: Vec<crate::train::MetricPoint>,
+    pub history: Vec<crate::run::MetricPoint>,
     pub dataset: DatasetFingerprint,
     pub seed: u64,
     pub train_config: TrainConfig,
@@ -80,63 +72,6 @@ pub struct Manifest {
     /// A table model's training distributions per feature and of the target (drift monitoring).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_profile: Option<crate::drift::TrainingProfile>,
-}
-
-/// Hashes a data file.
-pub fn fingerprint_file(path: &Path, rows: usize) -> Result<DatasetFingerprint> {
-    let mut hasher = Sha256::new();
-    hash_file(path, &mut hasher)?;
-    Ok(DatasetFingerprint {
-        source: file_name(path),
-        sha256: hex::encode(hasher.finalize()),
-        rows,
-    })
-}
-
-/// The fingerprint of a file whose SHA-256 was taken while it was read for something else (a large
-/// CSV read in chunks), so it is not read again.
-pub fn fingerprint_hashed(path: &Path, sha256: String, rows: usize) -> DatasetFingerprint {
-    DatasetFingerprint {
-        source: file_name(path),
-        sha256,
-        rows,
-    }
-}
-
-/// Hashes a set of files (an image dataset): each file's path relative to `root`, then its bytes.
-pub fn fingerprint_files(root: &Path, paths: &[PathBuf]) -> Result<DatasetFingerprint> {
-    let mut sorted: Vec<&PathBuf> = paths.iter().collect();
-    sorted.sort();
-    let mut hasher = Sha256::new();
-    for p in sorted {
-        let rel = p.strip_prefix(root).unwrap_or(p);
-        hasher.update(rel.to_string_lossy().as_bytes());
-        hasher.update([0u8]);
-        hash_file(p, &mut hasher)?;
-    }
-    Ok(DatasetFingerprint {
-        source: file_name(root),
-        sha256: hex::encode(hasher.finalize()),
-        rows: paths.len(),
-    })
-}
-
-fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<()> {
-    let mut file = std::fs::File::open(path).map_err(|e| WickError::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| WickError::io(path, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Input tensors as a server would expose them.

@@ -785,9 +785,7 @@ fn linear_regression_on_every_row_of_a_streamed_file_is_the_least_squares_fit() 
     ));
     assert_eq!(
         out.report.dataset.sha256,
-        wick_core::package::fingerprint_file(&path, 0)
-            .unwrap()
-            .sha256,
+        wick_core::data::fingerprint_file(&path, 0).unwrap().sha256,
         "the hash is taken while reading"
     );
 }
@@ -919,9 +917,7 @@ fn past_the_memory_budget_trees_and_networks_train_on_a_stratified_sample() {
     let path = common::sample("seattle-weather.csv");
     assert_eq!(
         out.report.dataset.sha256,
-        wick_core::package::fingerprint_file(&path, 0)
-            .unwrap()
-            .sha256
+        wick_core::data::fingerprint_file(&path, 0).unwrap().sha256
     );
 }
 

@@ -1,6 +1,7 @@
 //! Wick's endpoint server: model packages served over the Open Inference Protocol (KServe V2 REST),
 //! with a versioned registry, bearer tokens, limits and Prometheus metrics.
 
+mod activity;
 pub mod audit;
 pub mod auth;
 pub mod binary_data;

@@ -138,7 +138,7 @@ impl Metrics {
 /// feedback count, live accuracy or mean absolute error, and the drift of each feature and of the
 /// predictions, over `window_secs`. Appended to `/metrics` before its `# EOF`.
 pub fn live_gauges(
-    models: &[(String, BTreeMap<u64, wick_core::publish::VersionFigures>)],
+    models: &[(String, BTreeMap<u64, wick_core::wire::VersionFigures>)],
     window_secs: f64,
 ) -> String {
     use std::fmt::Write;
@@ -158,12 +158,19 @@ pub fn live_gauges(
     let labels = |model: &str, version: u64| {
         format!("model=\"{}\",version=\"{version}\"", escape_label(model))
     };
-    let each = |f: &dyn Fn(&wick_core::publish::VersionFigures) -> Vec<(String, f64)>| -> Vec<(String, f64)> {
-        models
-            .iter()
-            .flat_map(|(model, versions)| versions.iter().flat_map(move |(v, figures)| f(figures).into_iter().map(move |(extra, x)| (format!("{}{extra}", labels(model, *v)), x))))
-            .collect()
-    };
+    let each =
+        |f: &dyn Fn(&wick_core::wire::VersionFigures) -> Vec<(String, f64)>| -> Vec<(String, f64)> {
+            models
+                .iter()
+                .flat_map(|(model, versions)| {
+                    versions.iter().flat_map(move |(v, figures)| {
+                        f(figures)
+                            .into_iter()
+                            .map(move |(extra, x)| (format!("{}{extra}", labels(model, *v)), x))
+                    })
+                })
+                .collect()
+        };
     family(
         "live_feedback",
         "Answers that got feedback, by model and version",

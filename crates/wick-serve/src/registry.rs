@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use wick_core::model::Model;
 use wick_core::package::{load_package, unpack_package, Manifest};
-pub use wick_core::publish::{ModelListing, PublishOptions, Published, VersionRecord};
+pub use wick_core::publish::PublishOptions;
+pub use wick_core::wire::{ModelListing, Published, VersionRecord};
 
 use crate::error::ServeError;
 
@@ -585,11 +586,11 @@ impl Registry {
         .map_err(|e| ServeError::Invalid(format!("loading failed: {e}")))?
     }
 
-    /// The loaded version that answers most unversioned calls ([`wick_core::publish::serving_version`]).
+    /// The loaded version that answers most unversioned calls ([`wick_core::wire::serving_version`]).
     pub async fn serving_version(&self, name: &str) -> Option<Arc<LoadedVersion>> {
         let models = self.models.read().await;
         let state = models.get(name)?;
-        let v = wick_core::publish::serving_version(
+        let v = wick_core::wire::serving_version(
             state.settings.traffic.as_ref(),
             state.settings.default_version,
         )?;

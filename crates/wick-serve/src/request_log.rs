@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use crate::tensors::{InferInput, InferOutput};
 pub use wick_core::drift::LiveValue;
 use wick_core::drift::{is_drifting, TrainingProfile};
-use wick_core::publish::{FeatureDrift, ValueSummary, VersionFigures};
+use wick_core::wire::{FeatureDrift, ValueSummary, VersionFigures};
 
 /// Log entries waiting for the writer at most; more are dropped and counted.
 pub const LOG_BUFFER_ENTRIES: usize = 10_000;
@@ -611,7 +611,7 @@ pub fn labelled_rows(
     logged: &[LoggedRequest],
     feedback: &[Feedback],
     features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
-) -> wick_core::publish::LabelledRows {
+) -> wick_core::wire::LabelledRows {
     let outcomes: HashMap<&str, serde_json::Value> = feedback
         .iter()
         .filter_map(|f| {
@@ -636,14 +636,14 @@ pub fn labelled_rows(
         let (values, hashed_here) =
             first_row(request, features(request.version).unwrap_or_default());
         hashed.extend(hashed_here);
-        rows.push(wick_core::publish::LabelledRow {
+        rows.push(wick_core::wire::LabelledRow {
             id: request.id.clone(),
             version: request.version,
             values,
             outcome: outcome.clone(),
         });
     }
-    wick_core::publish::LabelledRows {
+    wick_core::wire::LabelledRows {
         model: model.to_string(),
         rows,
         hashed: hashed.into_iter().collect(),
@@ -699,11 +699,11 @@ pub fn label_queue(
     feedback: &[Feedback],
     features: impl Fn(u64) -> Option<(Vec<String>, Vec<String>)>,
     limit: usize,
-) -> Vec<wick_core::publish::QueuedRequest> {
+) -> Vec<wick_core::wire::QueuedRequest> {
     let answered: std::collections::HashSet<&str> =
         feedback.iter().map(|f| f.id.as_str()).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut queue: Vec<wick_core::publish::QueuedRequest> = logged
+    let mut queue: Vec<wick_core::wire::QueuedRequest> = logged
         .iter()
         .filter(|r| !answered.contains(r.id.as_str()) && seen.insert(r.id.as_str()))
         .map(|request| {
@@ -729,7 +729,7 @@ pub fn label_queue(
                         .collect();
                     row.into_iter().reduce(f64::max)
                 });
-            wick_core::publish::QueuedRequest {
+            wick_core::wire::QueuedRequest {
                 id: request.id.clone(),
                 version: request.version,
                 at: request.at,

@@ -187,7 +187,7 @@ async fn drain_body(body: axum::body::Body, limit: usize) {
 
 /// Answers 503 with Retry-After instead of queueing without bound.
 async fn limit_concurrency(State(state): Shared, request: Request, next: Next) -> Response {
-    crate::workers::note_request();
+    crate::activity::note_request();
     let response = match state.permits.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) => ApiError::Overloaded.into_response(),
@@ -199,7 +199,7 @@ async fn limit_concurrency(State(state): Shared, request: Request, next: Next) -
             status: response.status().as_u16(),
         })
         .inc();
-    crate::workers::note_request();
+    crate::activity::note_request();
     response
 }
 
@@ -1007,7 +1007,7 @@ async fn monitor(
         window_secs,
         &state.registry.training_profiles(&name).await,
     );
-    let report = wick_core::publish::MonitorReport {
+    let report = wick_core::wire::MonitorReport {
         log_sample: state.registry.log_sample(&name).await,
         versions: figures
             .into_iter()
@@ -1130,7 +1130,7 @@ async fn label_queue(
         .await
         .map(|v| v.manifest.target.labels.clone())
         .unwrap_or_default();
-    Ok(Json(serde_json::json!(wick_core::publish::LabelQueue {
+    Ok(Json(serde_json::json!(wick_core::wire::LabelQueue {
         model: name,
         requests,
         labels

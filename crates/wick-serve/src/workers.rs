@@ -12,56 +12,16 @@
 //! ([`ServeConfig::idle_spin_us`]): a request that finds its worker awake is answered without the
 //! wake-up. The spinning is bounded by that window, so an idle server sleeps.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
+use crate::activity::spin_after_requests;
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::server::{serve_connections, serve_connections_tls, spawn_refresher, AppState};
-
-thread_local! {
-    static ACTIVITY: Activity = Activity::new();
-}
-
-/// When this worker last handled a request, and the spinner to wake when one starts.
-struct Activity {
-    last: Cell<Instant>,
-    requests: Rc<Notify>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            last: Cell::new(Instant::now()),
-            requests: Rc::new(Notify::new()),
-        }
-    }
-}
-
-/// Called by the router for every request, on the thread that handles it.
-pub(crate) fn note_request() {
-    ACTIVITY.with(|a| {
-        a.last.set(Instant::now());
-        a.requests.notify_one();
-    });
-}
-
-/// Sleeps until a request arrives, then keeps this worker polling (yielding to every other task and
-/// to the I/O driver in turn) until `window` passes with no new request.
-async fn spin_after_requests(window: Duration) {
-    let requests = ACTIVITY.with(|a| a.requests.clone());
-    loop {
-        requests.notified().await;
-        while ACTIVITY.with(|a| a.last.get().elapsed()) < window {
-            tokio::task::yield_now().await;
-        }
-    }
-}
 
 /// A server running on its own threads. Dropping it stops it.
 pub struct RunningServer {

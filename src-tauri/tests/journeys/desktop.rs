@@ -423,7 +423,7 @@ impl Desktop {
             .unwrap()
     }
 
-    pub fn listing(&self, name: &str) -> wick_core::publish::ModelListing {
+    pub fn listing(&self, name: &str) -> wick_core::wire::ModelListing {
         self.endpoint()
             .models()
             .unwrap()

@@ -12,7 +12,7 @@ use crate::thumbnails::Thumbnails;
 #[derive(Default)]
 pub struct ViewState {
     /// How the Train screen's leaderboard is sorted, and whether that order is reversed.
-    pub leaderboard_sort: (crate::screens::train::LeaderboardSort, bool),
+    pub leaderboard_sort: (LeaderboardSort, bool),
     /// The column whose histogram the Data screen shows.
     pub selected_column: Option<usize>,
     /// Why training could not start (shown on the Model screen next to the Train button).
@@ -292,5 +292,21 @@ mod grid_tests {
         assert_eq!(label(25.0, 5.0), "25");
         assert_eq!(label(-0.0, 0.5), "0.0");
         assert_eq!(label(-1.5, 0.5), "-1.5");
+    }
+}
+
+/// How the leaderboard is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeaderboardSort {
+    #[default]
+    Score,
+    Time,
+    Name,
+}
+
+impl LeaderboardSort {
+    /// Whether the column's first sort puts the smallest value on top.
+    pub fn ascending(self) -> bool {
+        !matches!(self, Self::Score)
     }
 }

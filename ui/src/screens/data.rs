@@ -10,7 +10,7 @@ use wick_core::polars::prelude::DataFrame;
 use crate::checks::imbalance_warning;
 use crate::command::Command;
 use crate::host::HostRequest;
-use crate::jobs::{Histogram, LoadedData};
+use crate::loaded::{Histogram, LoadedData};
 use crate::screens::common::{error_label, thumbnail_grid, ScreenCtx};
 use crate::state::{AppState, DataState, Screen};
 use crate::theme;

@@ -10,7 +10,8 @@ use wick_core::train::{Actual, TestSample};
 
 use crate::command::Command;
 use crate::host::HostRequest;
-use crate::jobs::{FitRequest, LoadedData};
+use crate::jobs::FitRequest;
+use crate::loaded::LoadedData;
 use crate::project::RunRecord;
 use crate::screens::common::{
     empty_state, error_label, grid_label, readable_grid, thumbnail_grid, thumbnail_grid_with,
@@ -900,7 +901,7 @@ fn samples(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord, m: &Class
 fn saliency(
     cx: &mut ScreenCtx<'_>,
     ui: &mut egui::Ui,
-    s: &crate::state::TrySaliency,
+    s: &crate::loaded::TrySaliency,
     generation: u64,
 ) {
     if cx

@@ -9,7 +9,7 @@ use wick_core::train::{available_devices, ClassWeight, DeviceChoice, OptimizerKi
 use crate::checks::shapes_with_error;
 use crate::command::Command;
 use crate::host::HostRequest;
-use crate::jobs::LoadedData;
+use crate::loaded::LoadedData;
 use crate::project::{default_train_config, ModelChoice, Template};
 use crate::screens::common::{error_label, need_data, ScreenCtx};
 use crate::state::AppState;

@@ -247,7 +247,7 @@ fn short_value(v: &serde_json::Value) -> String {
 fn figures(
     ui: &mut egui::Ui,
     m: &crate::state::MonitorState,
-    report: &wick_core::publish::MonitorReport,
+    report: &wick_core::wire::MonitorReport,
 ) {
     if report.versions.is_empty() {
         ui.add_space(20.0);

@@ -9,6 +9,9 @@ use crate::screens::common::{empty_state, error_label, ScreenCtx};
 use crate::state::{AppState, Screen};
 use crate::theme;
 
+/// The share of calls a canary takes when it goes out.
+pub const CANARY_PERCENT: u32 = 10;
+
 pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
     let state = cx.state;
     ui.heading("Publish");
@@ -82,7 +85,7 @@ pub fn ui(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                         &mut form.canary,
                         format!(
                             "Publish as a canary: {}% of calls, v{serving} keeps the rest",
-                            crate::app::CANARY_PERCENT
+                            CANARY_PERCENT
                         ),
                     )
                     .on_hover_text(
@@ -298,7 +301,7 @@ fn versions(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui) {
                             }
                         }
                         if let (Some(stable), false, Role::Idle) = (roles.stable, roles.split, role) {
-                            let percent = crate::app::CANARY_PERCENT;
+                            let percent = CANARY_PERCENT;
                             if ui.button(format!("Canary v{} at {percent}%", v.version)).on_hover_text(format!("Send {percent}% of calls to v{} and {}% to v{stable}; watch both, then promote or end it", v.version, 100 - percent)).clicked() {
                                 canary = Some((stable, v.version, percent));
                             }
@@ -369,7 +372,7 @@ impl VersionRoles {
     }
 }
 
-pub fn version_roles(model: &wick_core::publish::ModelListing) -> VersionRoles {
+pub fn version_roles(model: &wick_core::wire::ModelListing) -> VersionRoles {
     let shares = model.traffic.clone().unwrap_or_default();
     VersionRoles {
         stable: model.serving_version(),
@@ -399,7 +402,7 @@ mod tests {
     fn listing(
         default_version: Option<u64>,
         traffic: Option<&[(u64, u32)]>,
-    ) -> wick_core::publish::ModelListing {
+    ) -> wick_core::wire::ModelListing {
         serde_json::from_value(serde_json::json!({
             "name": "m",
             "default_version": default_version,

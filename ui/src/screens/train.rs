@@ -8,7 +8,7 @@ use wick_core::train::SplitName;
 use crate::command::Command;
 use crate::decimate;
 use crate::project::{RunRecord, RunStatus, Template};
-use crate::screens::common::{empty_state, error_label, ScreenCtx};
+use crate::screens::common::{empty_state, error_label, LeaderboardSort, ScreenCtx};
 use crate::state::Screen;
 use crate::theme;
 
@@ -259,22 +259,6 @@ fn leaderboard(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, board: &[wick_core::tr
                     }
                 });
         });
-}
-
-/// How the leaderboard is sorted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LeaderboardSort {
-    #[default]
-    Score,
-    Time,
-    Name,
-}
-
-impl LeaderboardSort {
-    /// Whether the column's first sort puts the smallest value on top.
-    fn ascending(self) -> bool {
-        !matches!(self, Self::Score)
-    }
 }
 
 fn run_header(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, run: &RunRecord) {

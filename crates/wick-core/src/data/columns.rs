@@ -6,7 +6,32 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::summary::ColumnKind;
+/// What kind of values a column holds, as Wick treats them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    Numeric,
+    Boolean,
+    Text,
+    Temporal,
+    Other,
+}
+
+impl ColumnKind {
+    pub fn of(dtype: &DataType) -> Self {
+        if dtype.is_primitive_numeric() {
+            Self::Numeric
+        } else if dtype.is_bool() {
+            Self::Boolean
+        } else if dtype.is_string() || dtype.is_categorical() {
+            Self::Text
+        } else if dtype.is_temporal() {
+            Self::Temporal
+        } else {
+            Self::Other
+        }
+    }
+}
 
 /// A column's verdict as a feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

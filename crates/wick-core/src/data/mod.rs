@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod columns;
+pub mod fingerprint;
 pub mod images;
 pub mod personal;
 pub mod split;
@@ -11,7 +12,10 @@ pub mod table;
 pub mod tabular;
 
 pub use augment::{Augment, AUGMENT_NAMES};
-pub use columns::{date_parts, parse_date, FeatureAdvice, DATE_PARTS};
+pub use columns::{date_parts, parse_date, ColumnKind, FeatureAdvice, DATE_PARTS};
+pub use fingerprint::{
+    fingerprint_file, fingerprint_files, fingerprint_hashed, DatasetFingerprint,
+};
 pub use images::{
     index_image_csv, index_image_folder, index_image_folder_with_progress, load_image, ImageIndex,
     ImageShape, SkippedFile, IMAGE_EXTENSIONS,
@@ -22,7 +26,7 @@ pub use stream::{
     sample_csv, stream_csv, summarize_csv_streaming, CsvChunks, DEFAULT_CHUNK_BYTES,
     STREAM_THRESHOLD_BYTES,
 };
-pub use summary::{inspect_table, summarize, ColumnKind, ColumnSummary, TableSummary};
+pub use summary::{inspect_table, summarize, ColumnSummary, TableSummary};
 pub use table::{read_table, TableFormat};
 pub use tabular::{
     detect_task, prepare_tabular, FeatureEncoder, MissingPolicy, PreprocessOptions, Preprocessor,

@@ -14,11 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::columns::FeatureAdvice;
+use super::columns::{ColumnKind, FeatureAdvice};
 use super::personal::PersonalKind;
 use super::summary::{
-    preview_rows, top_of, ColumnKind, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS,
-    TOP_VALUES,
+    preview_rows, top_of, ColumnSummary, FastMap, Hll, TableSummary, PREVIEW_ROWS, TOP_VALUES,
 };
 use super::table::{read_head, sniff_separator, TableFormat};
 use crate::error::{Result, WickError};

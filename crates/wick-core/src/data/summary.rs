@@ -5,35 +5,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::columns::ColumnKind;
 use crate::data::table::{read_table, TableFormat};
 use crate::error::{Result, WickError};
-
-/// What kind of values a column holds, as Wick treats them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnKind {
-    Numeric,
-    Boolean,
-    Text,
-    Temporal,
-    Other,
-}
-
-impl ColumnKind {
-    pub fn of(dtype: &DataType) -> Self {
-        if dtype.is_primitive_numeric() {
-            Self::Numeric
-        } else if dtype.is_bool() {
-            Self::Boolean
-        } else if dtype.is_string() || dtype.is_categorical() {
-            Self::Text
-        } else if dtype.is_temporal() {
-            Self::Temporal
-        } else {
-            Self::Other
-        }
-    }
-}
 
 /// Statistics of one column. Numeric fields are `None` for non-numeric columns.
 #[derive(Debug, Clone, Serialize, Deserialize)]

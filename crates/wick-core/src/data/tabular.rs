@@ -7,7 +7,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::columns::{date_parts, FeatureAdvice, DATE_PARTS};
-use crate::data::summary::{top_values, ColumnKind};
+use crate::data::columns::ColumnKind;
+use crate::data::summary::top_values;
 use crate::error::{Result, WickError};
 
 /// What a model predicts.

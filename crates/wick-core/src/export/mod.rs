@@ -21,11 +21,8 @@ use crate::error::{Result, WickError};
 use crate::model::{Model, ModelInput};
 use crate::package::{input_specs, load_package_on, output_specs};
 
-/// The ONNX operator set the exported graphs use: 19 is the first with `Equal` on strings (for
-/// one-hot encoding), supported by onnxruntime since 1.16.
-pub const ONNX_OPSET: i64 = 19;
-/// The ONNX IR version that goes with [`ONNX_OPSET`].
-const ONNX_IR_VERSION: i64 = 9;
+mod opset;
+pub use opset::{ONNX_IR_VERSION, ONNX_OPSET};
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

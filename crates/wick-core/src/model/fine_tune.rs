@@ -13,9 +13,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, WickError};
+use crate::model::trainable::Trainable;
 use crate::model::transfer::{residual_block, FoldedConv, ResBlock};
 use crate::model::Network;
-use crate::train::fit::Trainable;
 
 /// The stage's learning rate as a share of the run's (the head's).
 pub const STAGE_LR_SHARE: f64 = 0.1;

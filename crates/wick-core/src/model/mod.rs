@@ -6,6 +6,7 @@ pub(crate) mod fine_tune;
 pub mod linear;
 pub mod network;
 pub mod spec;
+pub(crate) mod trainable;
 pub mod transfer;
 pub mod trees;
 

@@ -6,14 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// Which part of the data a metric was measured on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SplitName {
-    Train,
-    Valid,
-    Test,
-}
+pub use crate::run::SplitName;
 
 /// Everything the trainer reports while it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Augment, ImageShape};
 use crate::error::{Result, WickError};
+use crate::model::trainable::Trainable;
 use crate::model::transfer::FrozenBackbone;
-use crate::model::Network;
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::optim::Optimizer;
 use crate::train::TrainConfig;
@@ -146,53 +146,6 @@ pub(crate) struct NetData {
     /// A frozen backbone every batch of images goes through first (its trunk, before the stage that
     /// is fine-tuned): the network trains on what it gives.
     pub prefix: Option<Arc<FrozenBackbone>>,
-}
-
-/// What [`fit_network`] trains: a [`Network`], or a fine-tuned backbone stage with its head.
-pub(crate) trait Trainable {
-    fn forward(
-        &self,
-        x: &Tensor,
-        train: bool,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<Tensor>;
-    /// The trainable variables, each group with its learning rate as a share of the run's.
-    fn param_groups(&self) -> Vec<(Vec<Var>, f64)>;
-    fn snapshot(&self) -> Result<HashMap<String, Tensor>>;
-    fn restore(&mut self, snapshot: &HashMap<String, Tensor>) -> Result<()>;
-    fn n_outputs(&self) -> usize;
-    fn device(&self) -> &Device;
-}
-
-impl Trainable for Network {
-    fn forward(
-        &self,
-        x: &Tensor,
-        train: bool,
-        dropout_rng: Option<&mut ChaCha8Rng>,
-    ) -> Result<Tensor> {
-        Network::forward(self, x, train, dropout_rng)
-    }
-
-    fn param_groups(&self) -> Vec<(Vec<Var>, f64)> {
-        vec![(self.trainable_vars(), 1.0)]
-    }
-
-    fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
-        Network::snapshot(self)
-    }
-
-    fn restore(&mut self, snapshot: &HashMap<String, Tensor>) -> Result<()> {
-        Network::restore(self, snapshot)
-    }
-
-    fn n_outputs(&self) -> usize {
-        Network::n_outputs(self)
-    }
-
-    fn device(&self) -> &Device {
-        Network::device(self)
-    }
 }
 
 impl NetData {

@@ -12,7 +12,7 @@ use super::{train_table, CancelToken, TrainConfig, TrainObserver, TrainOutcome};
 use crate::data::{prepare_tabular, Split, TabularRequest};
 use crate::error::{Result, WickError};
 use crate::model::ModelSpec;
-use crate::publish::LabelledRows;
+use crate::wire::LabelledRows;
 
 /// What a table model was asked to learn, rebuilt from its package: its target, its features, the
 /// task and its personal-data choices (preprocessing options are the defaults; the encoders in
@@ -214,7 +214,7 @@ pub fn train_with_live_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::LabelledRow;
+    use crate::wire::LabelledRow;
 
     fn row(id: &str, values: serde_json::Value, outcome: serde_json::Value) -> LabelledRow {
         let values = values

@@ -1,34 +1,12 @@
 //! Optimisers: SGD with momentum, Adam and AdamW.
 
+use crate::run::OptimizerKind;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::cpu_ops::{update_in_place, UpdateRule};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    #[default]
-    AdamW,
-}
-
-impl std::str::FromStr for OptimizerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "sgd" => Ok(Self::Sgd),
-            "adam" => Ok(Self::Adam),
-            "adamw" => Ok(Self::AdamW),
-            _ => Err(format!("unknown optimiser {s:?}; use sgd, adam or adamw")),
-        }
-    }
-}
 
 pub(crate) enum Optimizer {
     Sgd {

@@ -8,13 +8,14 @@ use std::time::Instant;
 use polars::prelude::DataFrame;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fingerprint::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::data::images::load_image_u8;
 use crate::data::{
     prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues,
     Task,
 };
+use crate::device::describe;
 use crate::error::{Result, WickError};
 use crate::metrics::{classification_metrics, regression_metrics, Metrics};
 use crate::model::spec::dense_layers;
@@ -24,85 +25,11 @@ use crate::model::{
     fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction,
     TargetInfo, TreeEnsemble, Weights,
 };
-use crate::package::{fingerprint_file, fingerprint_files, DatasetFingerprint};
-use crate::train::device::describe;
+use crate::run::{
+    Actual, MetricPoint, SplitSizes, TestSample, TrainConfig, TrainOutcome, TrainReport,
+};
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::fit::{fit_network, NetData, NetTargets, Samples};
-use crate::train::streamed::RowsUsed;
-use crate::train::TrainConfig;
-
-/// A metric's value at the end of one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricPoint {
-    pub epoch: usize,
-    pub split: SplitName,
-    pub name: String,
-    pub value: f64,
-}
-
-/// The true value of a test sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Actual {
-    Value(f64),
-    Class(usize),
-}
-
-/// One test-split sample with its prediction, kept for plots.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestSample {
-    /// The table row (1-based) or the image path.
-    pub source: String,
-    pub actual: Actual,
-    pub predicted: Prediction,
-}
-
-/// What a run measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainReport {
-    /// Metrics on the held-out test rows; `None` when the test fraction is 0 and every row trained
-    /// the model (a final refit before shipping), so no honest held-out figure exists.
-    pub test: Option<Metrics>,
-    pub history: Vec<MetricPoint>,
-    #[serde(skip)]
-    pub test_samples: Vec<TestSample>,
-    pub warnings: Vec<String>,
-    pub dataset: DatasetFingerprint,
-    pub config: TrainConfig,
-    pub device: String,
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub duration_secs: f64,
-    pub rows: SplitSizes,
-    /// For a file too large to load: whether every row trained, or a sample (and why).
-    #[serde(default)]
-    pub rows_used: Option<RowsUsed>,
-    /// A table model's training distributions, which an endpoint compares live inputs with.
-    #[serde(default)]
-    pub training_profile: Option<crate::drift::TrainingProfile>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SplitSizes {
-    pub train: usize,
-    pub valid: usize,
-    pub test: usize,
-}
-
-impl From<&Split> for SplitSizes {
-    fn from(s: &Split) -> Self {
-        Self {
-            train: s.train.len(),
-            valid: s.valid.len(),
-            test: s.test.len(),
-        }
-    }
-}
-
-pub struct TrainOutcome {
-    pub model: Model,
-    pub report: TrainReport,
-}
 
 /// Records metric events into the history while passing every event on.
 struct Recorder<'a> {

@@ -18,8 +18,8 @@ use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fingerprint::{fingerprint_hashed, DatasetFingerprint};
 use crate::data::stream::stack;
 use crate::data::{
     prepare_tabular, CsvChunks, MissingPolicy, Preprocessor, Split, SplitFractions, TabularRequest,
@@ -30,13 +30,12 @@ use crate::metrics::regression_metrics;
 use crate::model::{
     polynomial_features, Model, ModelInput, ModelSpec, NormalEquations, TargetInfo, Weights,
 };
-use crate::package::{fingerprint_hashed, DatasetFingerprint};
+use crate::run::{MetricPoint, RowsUsed, SplitSizes, TrainConfig, TrainOutcome, TrainReport};
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::pipeline::{
     check_spec_fits_task, fit_encoded, report_failure, score_held_out, started_event,
     train_table_with, EncodedTable,
 };
-use crate::train::{SplitSizes, TrainConfig, TrainOutcome, TrainReport};
 
 /// Rows of each held-out split at most. Past this, rows drawn for validation or test train
 /// instead: a score on 200,000 rows is already precise to about ±0.002.
@@ -73,47 +72,6 @@ impl Default for StreamOptions {
             chunk_bytes: TRAIN_CHUNK_BYTES,
             sample_rows: 500_000,
             memory_budget_bytes: available / 2,
-        }
-    }
-}
-
-/// How a run on a large file used its rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RowsUsed {
-    /// Every row with a target, read from the file in chunks.
-    EveryRow { rows: usize },
-    /// A seeded sample of `rows` of the file's `of`; `stratified` when each class kept its share.
-    Sample {
-        rows: usize,
-        of: usize,
-        stratified: bool,
-        reason: String,
-    },
-}
-
-impl RowsUsed {
-    /// One sentence for the Train screen and the CLI.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::EveryRow { rows } => {
-                format!("trained on every one of the file's {rows} rows, read from disk in chunks")
-            }
-            Self::Sample {
-                rows,
-                of,
-                stratified,
-                reason,
-            } => {
-                let kind = if *stratified {
-                    "stratified (each class keeps its share)"
-                } else {
-                    "uniform"
-                };
-                format!(
-                    "trained on a seeded {kind} sample of {rows} of the file's {of} rows: {reason}"
-                )
-            }
         }
     }
 }
@@ -573,7 +531,7 @@ fn fingerprint(
 ) -> Result<DatasetFingerprint> {
     match sha256.or_else(|| ctx.counts.map(|c| c.sha256.clone())) {
         Some(sha256) => Ok(fingerprint_hashed(ctx.path, sha256, rows)),
-        None => crate::package::fingerprint_file(ctx.path, rows),
+        None => crate::data::fingerprint_file(ctx.path, rows),
     }
 }
 
@@ -638,7 +596,7 @@ fn linear_every_row(
             value,
         } = &event
         {
-            history.push(crate::train::MetricPoint {
+            history.push(MetricPoint {
                 epoch: *epoch,
                 split: *split,
                 name: name.clone(),

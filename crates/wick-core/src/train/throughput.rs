@@ -13,7 +13,8 @@ use crate::data::ImageShape;
 use crate::error::Result;
 use crate::model::transfer::FrozenBackbone;
 use crate::model::{infer_shapes, BackboneArch, Layer, Network};
-use crate::train::optim::{Optimizer, OptimizerKind};
+use crate::run::OptimizerKind;
+use crate::train::optim::Optimizer;
 use crate::train::DeviceChoice;
 
 /// One training benchmark: a network, its input, and how it is trained.
@@ -165,7 +166,7 @@ pub fn resnet18_fine_tune_throughput(
     device: DeviceChoice,
 ) -> Result<f64> {
     use crate::model::fine_tune::FineTuneNet;
-    use crate::train::fit::Trainable;
+    use crate::model::trainable::Trainable;
     let device = device.open()?;
     let tensors = random_resnet18_tensors(&device)?;
     let backbone = FrozenBackbone::from_tensors_folded(BackboneArch::Resnet18, tensors, &device)?;
