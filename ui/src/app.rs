@@ -13,7 +13,7 @@ use wick_core::train::{CancelToken, SearchEvent, TrainEvent};
 
 pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
-use crate::jobs::{FitRequest, JobEvent, Jobs, ModelSource, TryInput};
+use crate::jobs::{FitRequest, JobEvent, Jobs, ModelSource, TrainOrder, TryInput};
 use crate::loaded::LoadedData;
 pub use crate::project::{default_train_config, sanitize_model_name};
 use crate::project::{
@@ -411,15 +411,6 @@ impl WickApp {
                     }
                 }
             }
-            JobEvent::CvFold {
-                run_id,
-                fold,
-                folds,
-            } => {
-                if let Some(t) = self.state.training.as_mut().filter(|t| t.run_id == run_id) {
-                    t.cv_fold = Some((fold, folds));
-                }
-            }
             JobEvent::TrainDone { run_id, result } => {
                 // A transfer run may have downloaded its backbone.
                 self.state.refresh_downloaded_backbones();
@@ -737,6 +728,7 @@ impl WickApp {
                     fraction: bytes_done as f32 / bytes_total.max(1) as f32,
                 });
             }
+            TrainEvent::CrossValidating { fold, folds } => active.cv_fold = Some((fold, folds)),
             TrainEvent::Downloading {
                 file,
                 bytes_done,
@@ -1299,23 +1291,26 @@ impl WickApp {
                     cancel,
                 )
             }
-            (RunKind::LiveRows { rows, .. }, data, request) => self.jobs.train(
-                run_id,
-                data,
-                source,
-                request,
-                spec,
-                config,
-                0,
-                package,
-                None,
-                Some(rows),
-                cancel,
-            ),
-            (_, data, request) => self.jobs.train(
-                run_id, data, source, request, spec, config, cv_folds, package, download, None,
-                cancel,
-            ),
+            (kind, data, request) => {
+                let live_rows = match kind {
+                    RunKind::LiveRows { rows, .. } => Some(rows),
+                    _ => None,
+                };
+                self.jobs.train(TrainOrder {
+                    run_id,
+                    data,
+                    source,
+                    request,
+                    spec,
+                    config,
+                    // Live rows train on the earlier run's split: no folds, nothing to download.
+                    cv_folds: if live_rows.is_some() { 0 } else { cv_folds },
+                    package,
+                    download: if live_rows.is_some() { None } else { download },
+                    live_rows,
+                    cancel,
+                })
+            }
         }
     }
 

@@ -18,8 +18,8 @@ use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::Endpoint;
 use wick_core::train::{
-    cross_validate, search, train_csv_streamed, train_images, train_table, CancelToken, Candidate,
-    CvReport, SearchEvent, StreamOptions, TrainConfig, TrainEvent, TrainReport,
+    search, CancelToken, Candidate, CvReport, JobData, SaveTo, SearchEvent, StreamOptions,
+    TableRows, TrainConfig, TrainEvent, TrainJob, TrainReport,
 };
 use wick_core::wire::{ModelListing, Published};
 
@@ -27,6 +27,26 @@ use crate::loaded::{EndpointTarget, FitView, Histogram, LoadedData, TrySaliency}
 
 /// Requests the Monitor screen's label queue shows at once.
 pub const LABEL_QUEUE_LENGTH: usize = 20;
+
+/// A run the app asks for: what `wick_core::train::run` needs, owned by the job's thread.
+pub struct TrainOrder {
+    pub run_id: u32,
+    pub data: LoadedData,
+    /// The dataset's file (its fingerprint goes into the manifest).
+    pub source: PathBuf,
+    /// The table's target and features; `None` for images.
+    pub request: Option<TabularRequest>,
+    pub spec: ModelSpec,
+    pub config: TrainConfig,
+    /// Cross-validation folds before the run (under 2: none).
+    pub cv_folds: usize,
+    pub package: PathBuf,
+    /// A Hub backbone to download first, with the client to do it (none: no cache folder).
+    pub download: Option<(&'static HubBackbone, Option<HubClient>)>,
+    /// *Improve with live data*: the endpoint's labelled rows, added to the training rows.
+    pub live_rows: Option<DataFrame>,
+    pub cancel: CancelToken,
+}
 
 /// What a finished training hands back.
 pub struct TrainDone {
@@ -145,12 +165,6 @@ pub enum JobEvent {
     Search {
         run_id: u32,
         event: SearchEvent,
-    },
-    /// Cross-validation reached fold `fold` of `folds` (before the run's own training).
-    CvFold {
-        run_id: u32,
-        fold: usize,
-        folds: usize,
     },
     TrainDone {
         run_id: u32,
@@ -276,158 +290,87 @@ impl Jobs {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn train(
-        &self,
-        run_id: u32,
-        data: LoadedData,
-        source: PathBuf,
-        request: Option<TabularRequest>,
-        spec: ModelSpec,
-        config: TrainConfig,
-        cv_folds: usize,
-        package: PathBuf,
-        download: Option<(&'static HubBackbone, Option<HubClient>)>,
-        live_rows: Option<DataFrame>,
-        cancel: CancelToken,
-    ) {
+    /// Trains a run through `wick_core::train::run`, the one entry every caller shares, and saves
+    /// its package.
+    pub fn train(&self, order: TrainOrder) {
         self.spawn("train", move |send| {
-            let mut spec = spec;
-            if let (Some((backbone, client)), ModelSpec::Transfer { backbone: chosen }) =
-                (download, &mut spec)
-            {
-                let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
-                let fetched = client
-                    .ok_or_else(|| {
-                        format!(
-                            "this system has no cache folder to download {} into; set {} to one",
-                            backbone.title,
-                            wick_core::hub::CACHE_ENV
-                        )
-                    })
-                    .and_then(|client| {
-                        BackboneSource::Hub(backbone)
-                            .resolve(&client, &mut observer)
-                            .map_err(|e| e.to_string())
-                    });
-                match fetched {
-                    Ok((arch, weights)) => {
-                        chosen.arch = arch;
-                        chosen.weights = weights;
-                    }
-                    Err(e) => {
-                        send(JobEvent::TrainDone {
-                            run_id,
-                            result: Err(e),
-                        });
-                        return;
-                    }
-                }
-                if cancel.is_cancelled() {
-                    send(JobEvent::TrainDone {
-                        run_id,
-                        result: Err("training was cancelled".into()),
-                    });
-                    return;
-                }
-            }
-            let mut cv = None;
-            if let (LoadedData::Table { df, .. }, Some(request), true) =
-                (&data, &request, cv_folds >= 2)
-            {
-                // The folds' own curves are not the run's: only their progress is shown.
-                let mut fold = 0;
-                let mut progress = |event: TrainEvent| {
-                    if let TrainEvent::Started { .. } = event {
-                        fold += 1;
-                        send(JobEvent::CvFold {
-                            run_id,
-                            fold,
-                            folds: cv_folds,
-                        });
-                    }
-                };
-                match cross_validate(
-                    df,
-                    &source,
-                    request,
-                    &spec,
-                    &config,
-                    cv_folds,
-                    &mut progress,
-                    &cancel,
-                ) {
-                    Ok(report) => cv = Some(report),
-                    Err(e) => {
-                        send(JobEvent::TrainDone {
-                            run_id,
-                            result: Err(format!("cross-validation: {e}")),
-                        });
-                        return;
-                    }
-                }
-            }
-            let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
-            let outcome = match (&data, &request, &live_rows) {
-                // Improve with live data: the run's test rows are the earlier run's.
-                (LoadedData::Table { df, .. }, Some(request), Some(rows)) => {
-                    wick_core::train::train_with_live_rows(
-                        df,
-                        rows,
-                        &source,
-                        request,
-                        &spec,
-                        &config,
-                        &mut observer,
-                        &cancel,
-                    )
-                }
-                // A large file's frame is a sample: the run reads the file itself.
-                (
-                    LoadedData::Table {
-                        df,
-                        sampled_from: Some(_),
-                        ..
-                    },
-                    Some(request),
-                    None,
-                ) => train_csv_streamed(
-                    &source,
-                    df,
-                    request,
-                    &spec,
-                    &config,
-                    &StreamOptions::default(),
-                    &mut observer,
-                    &cancel,
-                ),
-                (LoadedData::Table { df, .. }, Some(request), None) => {
-                    train_table(df, &source, request, &spec, &config, &mut observer, &cancel)
-                }
-                (LoadedData::Images { index }, _, _) => {
-                    train_images(index, &spec, &config, &mut observer, &cancel)
-                }
-                (LoadedData::Table { .. }, None, _) => {
-                    send(JobEvent::TrainDone {
-                        run_id,
-                        result: Err("pick a target column first".into()),
-                    });
-                    return;
+            let TrainOrder {
+                run_id,
+                data,
+                source,
+                request,
+                spec,
+                config,
+                cv_folds,
+                package,
+                download,
+                live_rows,
+                cancel,
+            } = order;
+            let fail = |message: String| {
+                send(JobEvent::TrainDone {
+                    run_id,
+                    result: Err(message),
+                })
+            };
+            let backbone = match download {
+                None => None,
+                Some((backbone, Some(client))) => Some((BackboneSource::Hub(backbone), client)),
+                Some((backbone, None)) => {
+                    return fail(format!(
+                        "this system has no cache folder to download {} into; set {} to one",
+                        backbone.title,
+                        wick_core::hub::CACHE_ENV
+                    ))
                 }
             };
-            let result = outcome.map_err(|e| e.to_string()).and_then(|outcome| {
-                let name = format!("run-{run_id}");
-                save_package(&outcome.model, &outcome.report, &name, &package)
-                    .map_err(|e| format!("the model trained but could not be saved: {e}"))?;
-                Ok(Box::new(TrainDone {
-                    run_id,
-                    model: Arc::new(outcome.model),
-                    report: outcome.report,
-                    package: package.clone(),
-                    cv,
-                    leaderboard: None,
-                }))
-            });
+            let data = match (&data, &request) {
+                (LoadedData::Images { index }, _) => JobData::Images { index },
+                (
+                    LoadedData::Table {
+                        df, sampled_from, ..
+                    },
+                    Some(request),
+                ) => JobData::Table {
+                    df,
+                    source: &source,
+                    request,
+                    rows: match (&live_rows, sampled_from) {
+                        // Improve with live data: the run's test rows are the earlier run's.
+                        (Some(rows), _) => TableRows::WithLiveRows(rows),
+                        // A large file's frame is a sample: the run reads the file itself.
+                        (None, Some(_)) => TableRows::Streamed(StreamOptions::default()),
+                        (None, None) => TableRows::InMemory,
+                    },
+                },
+                (LoadedData::Table { .. }, None) => {
+                    return fail("pick a target column first".into())
+                }
+            };
+            let job = TrainJob {
+                data,
+                spec,
+                config,
+                cv_folds: Some(cv_folds),
+                backbone,
+                save: Some(SaveTo {
+                    name: format!("run-{run_id}"),
+                    path: package.clone(),
+                }),
+            };
+            let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
+            let result = wick_core::train::run(job, &mut observer, &cancel)
+                .map_err(|e| e.to_string())
+                .map(|done| {
+                    Box::new(TrainDone {
+                        run_id,
+                        model: Arc::new(done.outcome.model),
+                        report: done.outcome.report,
+                        package,
+                        cv: done.cv,
+                        leaderboard: None,
+                    })
+                });
             send(JobEvent::TrainDone { run_id, result });
         });
     }

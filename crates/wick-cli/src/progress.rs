@@ -83,6 +83,9 @@ impl TrainObserver for ProgressBars {
                     }
                 }
             }
+            TrainEvent::CrossValidating { fold, folds } => {
+                eprintln!("cross-validation: fold {fold} of {folds}…");
+            }
             TrainEvent::Started {
                 device,
                 epochs,

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use wick_core::data::read_table;
-use wick_core::package::{load_package, save_package};
+use wick_core::package::load_package;
 use wick_core::publish::Endpoint;
-use wick_core::train::{live_rows_frame, request_of, train_with_live_rows, CancelToken};
+use wick_core::train::{
+    live_rows_frame, request_of, CancelToken, JobData, SaveTo, TableRows, TrainJob,
+};
 
 use crate::output::{print_json, table};
 use crate::progress::ProgressBars;
@@ -72,18 +74,23 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
         );
     }
     let mut bars = ProgressBars::new(json);
-    let outcome = train_with_live_rows(
-        &df,
-        &new.frame,
-        &args.data,
-        &request,
-        &manifest.spec,
-        &manifest.train_config,
-        &mut bars,
-        &CancelToken::new(),
-    )?;
-    save_package(&outcome.model, &outcome.report, &manifest.name, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let job = TrainJob {
+        data: JobData::Table {
+            df: &df,
+            source: &args.data,
+            request: &request,
+            rows: TableRows::WithLiveRows(&new.frame),
+        },
+        spec: manifest.spec.clone(),
+        config: manifest.train_config.clone(),
+        cv_folds: None,
+        backbone: None,
+        save: Some(SaveTo {
+            name: manifest.name.clone(),
+            path: args.out.clone(),
+        }),
+    };
+    let outcome = wick_core::train::run(job, &mut bars, &CancelToken::new())?.outcome;
     let published = match args.canary {
         None => None,
         Some(percent) => {

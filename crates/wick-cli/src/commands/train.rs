@@ -7,11 +7,10 @@ use wick_core::data::{
     TabularRequest, Task,
 };
 use wick_core::hub::{self, BackboneSource, HubClient};
-use wick_core::model::{default_cnn_layers, Activation, Backbone, ModelSpec};
-use wick_core::package::save_package;
+use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
 use wick_core::train::{
-    cross_validate, train_csv_streamed, train_images, train_table, CancelToken, ClassWeight,
-    DeviceChoice, OptimizerKind, StreamOptions, TrainConfig, TrainEvent, TrainOutcome,
+    CancelToken, ClassWeight, DeviceChoice, JobData, JobOutcome, OptimizerKind, SaveTo,
+    StreamOptions, TableRows, TrainConfig, TrainJob,
 };
 
 use crate::dataset::{self, Dataset};
@@ -163,8 +162,19 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     };
     let mut bars = ProgressBars::new(json);
     let cancel = CancelToken::new();
-    let mut cv_report = None;
-    let outcome: TrainOutcome = match &data {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into())
+    });
+    let save = Some(SaveTo {
+        name,
+        path: args.out.clone(),
+    });
+    // The table's request, which the job borrows.
+    let mut request = None;
+    let job = match &data {
         Dataset::Table(df) => {
             let Some(target) = args.target.clone() else {
                 let names: Vec<String> = df
@@ -194,7 +204,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 ),
             };
             let personal = personal_choices(args.personal.as_deref().unwrap_or_default(), df)?;
-            let request = TabularRequest {
+            let table_request = TabularRequest {
                 target,
                 features: args.features.clone(),
                 task,
@@ -207,7 +217,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             let detected = match task {
                 Some(t) => t,
                 None => {
-                    let Ok(col) = df.column(&request.target) else {
+                    let Ok(col) = df.column(&table_request.target) else {
                         let names: Vec<String> = df
                             .get_column_names()
                             .iter()
@@ -215,7 +225,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                             .collect();
                         bail!(
                             "column `{}` is not in {}; the columns are: {}",
-                            request.target,
+                            table_request.target,
                             args.data.display(),
                             names.join(", ")
                         );
@@ -231,40 +241,22 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             if let (Some(_), true) = (args.cv, streaming) {
                 bail!("--cv refits the model once per fold, which for a file this large means reading it many times; leave --cv out (the held-out rows are then up to 200,000 rows each)");
             }
-            if let Some(k) = args.cv {
-                let mut fold = 0;
-                let mut progress = |e: TrainEvent| {
-                    if let TrainEvent::Started { .. } = e {
-                        fold += 1;
-                        if !json {
-                            eprintln!("cross-validation: fold {fold} of {k}…");
-                        }
-                    }
-                };
-                cv_report = Some(cross_validate(
+            TrainJob {
+                data: JobData::Table {
                     df,
-                    &args.data,
-                    &request,
-                    &spec,
-                    &config,
-                    k,
-                    &mut progress,
-                    &cancel,
-                )?);
-            }
-            if streaming {
-                train_csv_streamed(
-                    &args.data,
-                    df,
-                    &request,
-                    &spec,
-                    &config,
-                    &StreamOptions::default(),
-                    &mut bars,
-                    &cancel,
-                )?
-            } else {
-                train_table(df, &args.data, &request, &spec, &config, &mut bars, &cancel)?
+                    source: &args.data,
+                    request: request.insert(table_request),
+                    rows: if streaming {
+                        TableRows::Streamed(StreamOptions::default())
+                    } else {
+                        TableRows::InMemory
+                    },
+                },
+                spec,
+                config,
+                cv_folds: args.cv,
+                backbone: None,
+                save,
             }
         }
         Dataset::Images(index) => {
@@ -282,23 +274,28 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 shape.height = side;
                 shape.width = side;
             }
-            let spec = image_spec(args, shape, &mut bars)?;
+            let (spec, backbone) = image_spec(args, shape)?;
             apply_defaults(&mut config, args, 15, 32, 2e-3);
             if let Some(names) = &args.augment {
                 config.augment =
                     Augment::from_names(names.iter().map(String::as_str)).context("--augment")?;
             }
-            train_images(index, &spec, &config, &mut bars, &cancel)?
+            TrainJob {
+                data: JobData::Images { index },
+                spec,
+                config,
+                cv_folds: None,
+                backbone,
+                save,
+            }
         }
     };
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.out
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "model".into())
-    });
-    let manifest = save_package(&outcome.model, &outcome.report, &name, &args.out)
-        .with_context(|| format!("saving the model to {}", args.out.display()))?;
+    let JobOutcome {
+        outcome,
+        cv: cv_report,
+        manifest,
+    } = wick_core::train::run(job, &mut bars, &cancel)?;
+    let manifest = manifest.context("the run saved no package")?;
     if json {
         return print_json(&serde_json::json!({
             "package": args.out,
@@ -458,10 +455,9 @@ fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
 fn image_spec(
     args: &TrainArgs,
     shape: wick_core::data::ImageShape,
-    bars: &mut ProgressBars,
-) -> Result<ModelSpec> {
+) -> Result<(ModelSpec, Option<(BackboneSource, HubClient)>)> {
     if let Some(path) = &args.spec {
-        return read_spec(path);
+        return Ok((read_spec(path)?, None));
     }
     let default = if args.backbone.is_some() {
         ModelKind::Transfer
@@ -469,22 +465,26 @@ fn image_spec(
         ModelKind::Cnn
     };
     Ok(match args.model.unwrap_or(default) {
-        ModelKind::Cnn => ModelSpec::Cnn {
-            input: shape,
-            layers: default_cnn_layers(),
-        },
+        ModelKind::Cnn => (
+            ModelSpec::Cnn {
+                input: shape,
+                layers: default_cnn_layers(),
+            },
+            None,
+        ),
         ModelKind::Transfer => {
             let source =
                 BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE))
                     .context("--backbone")?;
             let client = HubClient::from_env()?;
-            let (arch, weights) = source.resolve(&client, bars)?;
             // The backbone sees images at the size it was trained on unless --image-size says otherwise.
             let side = args.image_size.unwrap_or(source.input_px());
-            ModelSpec::Transfer {
+            // The job puts the weights on this machine (a download on first use), then fills in
+            // their architecture and path.
+            let spec = ModelSpec::Transfer {
                 backbone: Backbone {
-                    arch,
-                    weights,
+                    arch: BackboneArch::Resnet18,
+                    weights: PathBuf::new(),
                     input: wick_core::data::ImageShape {
                         channels: 3,
                         height: side,
@@ -492,7 +492,8 @@ fn image_spec(
                     },
                     fine_tune: args.fine_tune,
                 },
-            }
+            };
+            (spec, Some((source, client)))
         }
         _ => bail!("an image dataset needs --model cnn or --model transfer"),
     })

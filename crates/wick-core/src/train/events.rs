@@ -25,6 +25,11 @@ pub enum TrainEvent {
         bytes_done: u64,
         bytes_total: u64,
     },
+    /// Cross-validation before the run: fold `fold` (from 1) of `folds` is training.
+    CrossValidating {
+        fold: usize,
+        folds: usize,
+    },
     Started {
         device: String,
         epochs: usize,

@@ -3,6 +3,7 @@
 pub mod cv;
 pub mod events;
 pub(crate) mod fit;
+pub mod job;
 pub mod live_data;
 pub mod optim;
 pub mod parity;
@@ -23,6 +24,7 @@ pub use crate::run::{
     TrainOutcome, TrainReport,
 };
 pub use events::{CancelToken, SplitName, TrainEvent, TrainObserver};
+pub use job::{run, JobData, JobOutcome, SaveTo, TableRows, TrainJob};
 pub use live_data::{live_rows_frame, request_of, train_with_live_rows, NewRows};
 pub use pipeline::{train_images, train_table, AUGMENTED_VIEWS};
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};

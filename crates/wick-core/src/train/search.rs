@@ -15,7 +15,8 @@ use crate::error::{Result, WickError};
 use crate::metrics::Metrics;
 use crate::model::{Activation, ModelSpec};
 use crate::train::events::{CancelToken, TrainEvent};
-use crate::train::{train_table, TrainConfig, TrainOutcome};
+use crate::train::job::{run, TrainJob};
+use crate::train::{TrainConfig, TrainOutcome};
 
 /// One tried model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,15 +145,8 @@ pub fn search(
             epochs: net_config.1,
             ..ranking.clone()
         };
-        match train_table(
-            df,
-            source,
-            request,
-            &spec,
-            &run_config,
-            &mut |_: TrainEvent| {},
-            cancel,
-        ) {
+        let job = TrainJob::table(df, source, request, spec.clone(), run_config);
+        match run(job, &mut |_: TrainEvent| {}, cancel).map(|done| done.outcome) {
             Ok(outcome) => {
                 let duration_secs = t.elapsed().as_secs_f64();
                 slowest = slowest.max(duration_secs);
@@ -198,15 +192,12 @@ pub fn search(
         fixed_split: Some(split),
         ..top.config(config)
     };
-    let best = train_table(
-        df,
-        source,
-        request,
-        &top.spec,
-        &final_config,
+    let best = run(
+        TrainJob::table(df, source, request, top.spec.clone(), final_config),
         &mut |_: TrainEvent| {},
         cancel,
-    )?;
+    )?
+    .outcome;
     let metric = if task == Task::Regression {
         "r2"
     } else {
