@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use wick_core::data::{read_table, TabularRequest};
 use wick_core::model::ModelSpec;
 use wick_core::package::save_package;
+use wick_core::train::TableData;
 use wick_core::train::{train_table, CancelToken, TrainConfig};
 
 #[test]
@@ -22,9 +23,7 @@ fn linear_package_reads_as_plain_safetensors_and_json() {
         poly_degree: 1,
     };
     let out = train_table(
-        &df,
-        &data,
-        &request,
+        TableData::new(&df, &data, &request),
         &spec,
         &TrainConfig::default(),
         &mut |_| {},

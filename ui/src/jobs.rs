@@ -17,6 +17,7 @@ use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::Endpoint;
+use wick_core::train::TableData;
 use wick_core::train::{
     search, CancelToken, Candidate, CvReport, JobData, SaveTo, SearchEvent, StreamOptions,
     TableRows, TrainConfig, TrainEvent, TrainJob, TrainReport,
@@ -332,9 +333,7 @@ impl Jobs {
                     },
                     Some(request),
                 ) => JobData::Table {
-                    df,
-                    source: &source,
-                    request,
+                    table: TableData::new(df, &source, request),
                     rows: match (&live_rows, sampled_from) {
                         // Improve with live data: the run's test rows are the earlier run's.
                         (Some(rows), _) => TableRows::WithLiveRows(rows),
@@ -444,9 +443,7 @@ impl Jobs {
         self.spawn("search", move |send| {
             let mut on_event = |event: SearchEvent| send(JobEvent::Search { run_id, event });
             let result = search(
-                &df,
-                &source,
-                &request,
+                TableData::new(&df, &source, &request),
                 &config,
                 budget_secs,
                 &mut on_event,

@@ -11,6 +11,7 @@ use wick_core::data::{
     index_image_folder, load_image, prepare_tabular, read_table, ImageShape, TabularRequest,
 };
 use wick_core::model::ModelSpec;
+use wick_core::train::TableData;
 use wick_core::train::{train_table, CancelToken, TrainConfig};
 
 fn read_err(dir: &TempDir, name: &str, contents: &[u8]) -> String {
@@ -186,9 +187,7 @@ fn wrong_model_for_the_task() {
         poly_degree: 1,
     };
     let e = train_table(
-        &df,
-        &path,
-        &req,
+        TableData::new(&df, &path, &req),
         &spec,
         &TrainConfig::default(),
         &mut |_| {},
@@ -275,9 +274,7 @@ fn a_class_with_a_single_row_is_named_and_still_trains() {
         wick_core::model::ModelSpec::default_forest(),
     ] {
         let out = wick_core::train::train_table(
-            &df,
-            &path,
-            &request,
+            TableData::new(&df, &path, &request),
             &spec,
             &Default::default(),
             &mut |_| {},
@@ -323,9 +320,7 @@ fn a_streamed_run_names_the_row_that_breaks_it() {
     };
     let train = |path: &Path, spec: &ModelSpec, config: &TrainConfig| {
         wick_core::train::train_csv_streamed(
-            path,
-            &sample,
-            &request,
+            TableData::new(&sample, path, &request),
             spec,
             config,
             &options,

@@ -10,6 +10,7 @@ mod trees_reference;
 use wick_core::data::{read_table, Split, TabularRequest};
 use wick_core::metrics::Metrics;
 use wick_core::model::{fit_least_squares, ModelSpec};
+use wick_core::train::TableData;
 use wick_core::train::{train_table, CancelToken, TrainConfig, TrainEvent};
 
 fn close(actual: f64, expected: f64, rel: f64) -> bool {
@@ -119,9 +120,7 @@ fn logistic_regression_is_within_two_points_of_scikit_learn() {
     };
     let mut events = Vec::new();
     let outcome = train_table(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &ModelSpec::Logistic,
         &config,
         &mut |e: TrainEvent| events.push(e),

@@ -11,6 +11,7 @@ use wick_core::data::{index_image_folder, read_table, TabularRequest};
 use wick_core::metrics::Metrics;
 use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec, Prediction};
 use wick_core::package::{load_package, read_manifest, save_package};
+use wick_core::train::TableData;
 use wick_core::train::{
     train_csv_streamed, train_images, train_table, CancelToken, ClassWeight, RowsUsed,
     StreamOptions, TrainConfig, TrainEvent, TrainOutcome,
@@ -29,9 +30,7 @@ fn weather(
         ..Default::default()
     };
     train_table(
-        &df,
-        &path,
-        &req,
+        TableData::new(&df, &path, &req),
         spec,
         config,
         &mut |e: TrainEvent| events.push(e),
@@ -63,9 +62,7 @@ fn events_arrive_in_order_through_a_channel() {
     };
     let mut tx_observer = tx;
     train_table(
-        &df,
-        &path,
-        &req,
+        TableData::new(&df, &path, &req),
         &mlp(),
         &config,
         &mut tx_observer,
@@ -153,9 +150,7 @@ fn cancelling_stops_training() {
         seen.push(e);
     };
     let err = train_table(
-        &df,
-        &path,
-        &req,
+        TableData::new(&df, &path, &req),
         &mlp(),
         &TrainConfig::default(),
         &mut observer,
@@ -313,9 +308,7 @@ fn save_load_predict_is_identical_for_tabular_models() {
         ..Default::default()
     };
     let out = train_table(
-        &df,
-        &path,
-        &req,
+        TableData::new(&df, &path, &req),
         &ModelSpec::Logistic,
         &TrainConfig {
             epochs: 5,
@@ -568,9 +561,7 @@ fn balanced_class_weights_lift_the_recall_of_a_rare_class() {
             ..TrainConfig::default()
         };
         let out = train_table(
-            &df,
-            &path,
-            &request,
+            TableData::new(&df, &path, &request),
             spec,
             &config,
             &mut |_: TrainEvent| {},
@@ -637,9 +628,7 @@ fn cross_validation_tests_every_row_once_and_warns_about_tiny_classes() {
     };
     let config = TrainConfig::default();
     let report = wick_core::train::cross_validate(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &ModelSpec::default_forest(),
         &config,
         3,
@@ -667,9 +656,7 @@ fn cross_validation_tests_every_row_once_and_warns_about_tiny_classes() {
     let accuracy = report.stats.iter().find(|s| s.name == "accuracy").unwrap();
     assert!(accuracy.mean > 0.85, "{accuracy:?}");
     let err = wick_core::train::cross_validate(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &ModelSpec::default_forest(),
         &config,
         40,
@@ -698,9 +685,7 @@ fn streamed(
         ..Default::default()
     };
     train_csv_streamed(
-        &path,
-        &sample,
-        &req,
+        TableData::new(&sample, &path, &req),
         spec,
         config,
         options,
@@ -932,9 +917,7 @@ fn a_streamed_run_can_be_cancelled_while_it_reads() {
     let cancel = CancelToken::new();
     let mut seen = Vec::new();
     let result = train_csv_streamed(
-        &path,
-        &sample,
-        &req,
+        TableData::new(&sample, &path, &req),
         &ModelSpec::default_gbdt(),
         &TrainConfig::default(),
         &small_chunks(),
@@ -1062,9 +1045,7 @@ fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
         poly_degree: 1,
     };
     let out = train_table(
-        &df,
-        &source,
-        &request,
+        TableData::new(&df, &source, &request),
         &spec,
         &TrainConfig::default(),
         &mut |_: TrainEvent| {},
@@ -1145,9 +1126,7 @@ fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
         ..Default::default()
     };
     let Err(err) = train_table(
-        &df,
-        &source,
-        &bad,
+        TableData::new(&df, &source, &bad),
         &spec,
         &TrainConfig::default(),
         &mut |_: TrainEvent| {},

@@ -12,6 +12,7 @@ use wick_core::data::{read_table, TabularRequest};
 use wick_core::model::ModelSpec;
 use wick_core::package::save_package;
 use wick_core::publish::Endpoint;
+use wick_core::train::TableData;
 use wick_core::train::{train_table, CancelToken, TrainConfig};
 use wick_serve::auth::{create_token, Scope};
 use wick_serve::{RunningServer, ServeConfig};
@@ -89,9 +90,7 @@ fn s3_store_round_trip_and_a_second_replica() {
         ..Default::default()
     };
     let out = train_table(
-        &df,
-        &data,
-        &request,
+        TableData::new(&df, &data, &request),
         &ModelSpec::Linear {
             ridge_alpha: 0.0,
             poly_degree: 1,

@@ -12,6 +12,7 @@ use wick_core::data::{index_image_folder, read_table, TabularRequest};
 use wick_core::model::{default_cnn_layers, ModelSpec, Prediction};
 use wick_core::package::{load_package, save_package};
 use wick_core::publish::{Endpoint, PublishError};
+use wick_core::train::TableData;
 use wick_core::train::{train_images, train_table, CancelToken, TrainConfig};
 use wick_serve::auth::{create_token, Scope};
 use wick_serve::{RunningServer, ServeConfig};
@@ -56,9 +57,7 @@ fn packages() -> &'static Packages {
                 ..Default::default()
             };
             let out = train_table(
-                &df,
-                &data,
-                &request,
+                TableData::new(&df, &data, &request),
                 &linear,
                 &TrainConfig::default(),
                 &mut |_| {},
@@ -75,9 +74,7 @@ fn packages() -> &'static Packages {
             ..Default::default()
         };
         let out = train_table(
-            &df,
-            &data,
-            &request,
+            TableData::new(&df, &data, &request),
             &ModelSpec::default_gbdt(),
             &TrainConfig::default(),
             &mut |_| {},
@@ -2212,9 +2209,7 @@ fn the_request_log_never_holds_personal_data() {
     let source = dir.path().join("people.csv");
     std::fs::write(&source, "email,name,x,y\n").unwrap();
     let out = train_table(
-        &df,
-        &source,
-        &request,
+        TableData::new(&df, &source, &request),
         &spec,
         &TrainConfig::default(),
         &mut |_| {},

@@ -13,6 +13,7 @@ use wick_core::data::{index_image_folder, read_table, TabularRequest};
 use wick_core::model::{default_cnn_layers, ModelSpec};
 use wick_core::package::save_package;
 use wick_core::publish::Endpoint;
+use wick_core::train::TableData;
 use wick_core::train::{train_images, train_table, CancelToken, TrainConfig};
 use wick_serve::auth::{create_token, Scope};
 
@@ -283,9 +284,7 @@ fn train_models(samples: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
         ..Default::default()
     };
     let out = train_table(
-        &df,
-        &data,
-        &request,
+        TableData::new(&df, &data, &request),
         &ModelSpec::Linear {
             ridge_alpha: 0.0,
             poly_degree: 1,

@@ -9,6 +9,7 @@ use clap::Args;
 use wick_core::data::read_table;
 use wick_core::package::load_package;
 use wick_core::publish::Endpoint;
+use wick_core::train::TableData;
 use wick_core::train::{
     live_rows_frame, request_of, CancelToken, JobData, SaveTo, TableRows, TrainJob,
 };
@@ -76,9 +77,7 @@ pub fn run(args: &ImproveArgs, json: bool) -> Result<()> {
     let mut bars = ProgressBars::new(json);
     let job = TrainJob {
         data: JobData::Table {
-            df: &df,
-            source: &args.data,
-            request: &request,
+            table: TableData::new(&df, &args.data, &request),
             rows: TableRows::WithLiveRows(&new.frame),
         },
         spec: manifest.spec.clone(),

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use wick_core::data::{SplitFractions, TabularRequest, Task};
 use wick_core::package::save_package;
+use wick_core::train::TableData;
 use wick_core::train::{search, CancelToken, SearchEvent, TrainConfig};
 
 use crate::dataset::{self, Dataset};
@@ -98,9 +99,7 @@ pub fn run(args: &SearchArgs, json: bool) -> Result<()> {
         );
     }
     let outcome = search(
-        &df,
-        &args.data,
-        &request,
+        TableData::new(&df, &args.data, &request),
         &config,
         args.budget_secs,
         &mut on_event,

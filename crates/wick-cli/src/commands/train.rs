@@ -8,6 +8,7 @@ use wick_core::data::{
 };
 use wick_core::hub::{self, BackboneSource, HubClient};
 use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
+use wick_core::train::TableData;
 use wick_core::train::{
     CancelToken, ClassWeight, DeviceChoice, JobData, JobOutcome, OptimizerKind, SaveTo,
     StreamOptions, TableRows, TrainConfig, TrainJob,
@@ -243,9 +244,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             }
             TrainJob {
                 data: JobData::Table {
-                    df,
-                    source: &args.data,
-                    request: request.insert(table_request),
+                    table: TableData::new(df, &args.data, request.insert(table_request)),
                     rows: if streaming {
                         TableRows::Streamed(StreamOptions::default())
                     } else {

@@ -1,19 +1,17 @@
 //! k-fold cross-validation of a table model: every row is tested once, by a model that never saw
 //! it. Folds are stratified by class for classification and seeded like every split.
 
-use std::path::Path;
-
-use polars::prelude::DataFrame;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{prepare_tabular, Split, TabularRequest, TargetValues};
+use crate::data::{prepare_tabular, Split, TargetValues};
 use crate::error::{Result, WickError};
 use crate::metrics::Metrics;
 use crate::model::ModelSpec;
 use crate::train::events::{CancelToken, TrainEvent, TrainObserver};
+use crate::train::table_data::TableData;
 use crate::train::{train_table, TrainConfig};
 
 /// One metric over the folds.
@@ -59,11 +57,8 @@ pub fn fold_rows(n: usize, classes: Option<&[usize]>, k: usize, seed: u64) -> Ve
 /// Cross-validates `spec` on the table with `k` folds. Each fold's model trains on the other folds
 /// (less `config.split.valid` of them for early stopping) and is scored on its own fold. Events
 /// of every fold go to `observer`, each fold's run between its `Started` and `Finished`.
-#[allow(clippy::too_many_arguments)]
 pub fn cross_validate(
-    df: &DataFrame,
-    source: &Path,
-    request: &TabularRequest,
+    table: TableData<'_>,
     spec: &ModelSpec,
     config: &TrainConfig,
     k: usize,
@@ -75,7 +70,7 @@ pub fn cross_validate(
             "cross-validation needs at least 2 folds, got {k}"
         )));
     }
-    let dataset = prepare_tabular(df, request)?;
+    let dataset = prepare_tabular(table.df, table.request)?;
     let n = dataset.rows();
     if n < 2 * k {
         return Err(WickError::InvalidSpec(format!(
@@ -122,7 +117,7 @@ pub fn cross_validate(
             }),
             ..config.clone()
         };
-        let outcome = train_table(df, source, request, spec, &fold_config, observer, cancel)?;
+        let outcome = train_table(table, spec, &fold_config, observer, cancel)?;
         let metrics = outcome
             .report
             .test

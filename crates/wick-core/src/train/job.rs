@@ -3,11 +3,11 @@
 //! [`TrainJob`] and call [`run`]: it fetches a backbone when one is needed, cross-validates when
 //! asked, chooses in-memory, streamed, live-row or image training, and saves the package.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use polars::prelude::DataFrame;
 
-use crate::data::{ImageIndex, TabularRequest};
+use crate::data::ImageIndex;
 use crate::error::{Result, WickError};
 use crate::hub::{BackboneSource, HubClient};
 use crate::model::ModelSpec;
@@ -18,14 +18,13 @@ use crate::train::events::{CancelToken, TrainEvent, TrainObserver};
 use crate::train::live_data::train_with_live_rows;
 use crate::train::pipeline::{train_images, train_table};
 use crate::train::streamed::{train_csv_streamed, StreamOptions};
+use crate::train::table_data::TableData;
 
 /// What a run trains on.
 pub enum JobData<'a> {
-    /// A table. `source` is its file, whose fingerprint goes into the manifest.
+    /// A table, and which of its rows train.
     Table {
-        df: &'a DataFrame,
-        source: &'a Path,
-        request: &'a TabularRequest,
+        table: TableData<'a>,
         rows: TableRows<'a>,
     },
     /// An image folder or image CSV.
@@ -70,18 +69,10 @@ pub struct TrainJob<'a> {
 impl<'a> TrainJob<'a> {
     /// A run on a table in memory with nothing before or after it: the building block of
     /// cross-validation's folds and the search's candidates.
-    pub fn table(
-        df: &'a DataFrame,
-        source: &'a Path,
-        request: &'a TabularRequest,
-        spec: ModelSpec,
-        config: TrainConfig,
-    ) -> Self {
+    pub fn table(table: TableData<'a>, spec: ModelSpec, config: TrainConfig) -> Self {
         Self {
             data: JobData::Table {
-                df,
-                source,
-                request,
+                table,
                 rows: TableRows::InMemory,
             },
             spec,
@@ -136,9 +127,7 @@ pub fn run(
         (_, None) => None,
         (
             JobData::Table {
-                df,
-                source,
-                request,
+                table,
                 rows: TableRows::InMemory,
             },
             Some(k),
@@ -151,9 +140,7 @@ pub fn run(
                 }
             };
             Some(cross_validate(
-                df,
-                source,
-                request,
+                *table,
                 &spec,
                 &config,
                 k,
@@ -175,20 +162,13 @@ pub fn run(
         }
     };
     let outcome = match data {
-        JobData::Table {
-            df,
-            source,
-            request,
-            rows,
-        } => match rows {
-            TableRows::InMemory => {
-                train_table(df, source, request, &spec, &config, observer, cancel)?
+        JobData::Table { table, rows } => match rows {
+            TableRows::InMemory => train_table(table, &spec, &config, observer, cancel)?,
+            TableRows::Streamed(options) => {
+                train_csv_streamed(table, &spec, &config, &options, observer, cancel)?
             }
-            TableRows::Streamed(options) => train_csv_streamed(
-                source, df, request, &spec, &config, &options, observer, cancel,
-            )?,
             TableRows::WithLiveRows(live) => {
-                train_with_live_rows(df, live, source, request, &spec, &config, observer, cancel)?
+                train_with_live_rows(table, live, &spec, &config, observer, cancel)?
             }
         },
         JobData::Images { index } => train_images(index, &spec, &config, observer, cancel)?,

@@ -4,7 +4,6 @@
 //! the same rows and compare like for like.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use polars::prelude::*;
 
@@ -12,6 +11,7 @@ use super::{train_table, CancelToken, TrainConfig, TrainObserver, TrainOutcome};
 use crate::data::{prepare_tabular, Split, TabularRequest};
 use crate::error::{Result, WickError};
 use crate::model::ModelSpec;
+use crate::train::table_data::TableData;
 use crate::wire::LabelledRows;
 
 /// What a table model was asked to learn, rebuilt from its package: its target, its features, the
@@ -179,17 +179,19 @@ fn row_keys(df: &DataFrame, columns: &[&str]) -> Result<Vec<String>> {
 /// `dataset` rows are split as a run on `dataset` alone with `config` splits them; the new rows
 /// only train. So the new run's validation and test rows are the earlier run's, and its test
 /// figures compare with that run's.
-#[allow(clippy::too_many_arguments)]
 pub fn train_with_live_rows(
-    dataset: &DataFrame,
+    table: TableData<'_>,
     new_rows: &DataFrame,
-    source: &Path,
-    request: &TabularRequest,
     spec: &ModelSpec,
     config: &TrainConfig,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
+    let TableData {
+        df: dataset,
+        source,
+        request,
+    } = table;
     let before = prepare_tabular(dataset, request)?;
     let old = config.split_rows(before.rows(), before.target.class_indices())?;
     let combined = dataset
@@ -208,7 +210,13 @@ pub fn train_with_live_rows(
         fixed_split: Some(split),
         ..config.clone()
     };
-    train_table(&combined, source, request, spec, &config, observer, cancel)
+    train_table(
+        TableData::new(&combined, source, request),
+        spec,
+        &config,
+        observer,
+        cancel,
+    )
 }
 
 #[cfg(test)]

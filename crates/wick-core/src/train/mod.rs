@@ -10,6 +10,7 @@ pub mod parity;
 mod pipeline;
 pub mod search;
 pub mod streamed;
+mod table_data;
 pub mod throughput;
 
 pub use cv::{cross_validate, CvReport, FoldStat};
@@ -29,3 +30,4 @@ pub use live_data::{live_rows_frame, request_of, train_with_live_rows, NewRows};
 pub use pipeline::{train_images, train_table, AUGMENTED_VIEWS};
 pub use search::{search, Candidate, SearchEvent, SearchOutcome};
 pub use streamed::{train_csv_streamed, StreamOptions};
+pub use table_data::TableData;

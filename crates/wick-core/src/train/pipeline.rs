@@ -2,18 +2,16 @@
 
 use crate::model::fine_tune::FineTuneNet;
 use crate::train::fit::{FitSummary, ImageFiles};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use polars::prelude::DataFrame;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::fingerprint::{fingerprint_file, fingerprint_files, DatasetFingerprint};
 use crate::data::images::load_image_u8;
 use crate::data::{
-    prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TabularRequest, TargetValues,
-    Task,
+    prepare_tabular, ImageIndex, ImageShape, Preprocessor, Split, TargetValues, Task,
 };
 use crate::device::describe;
 use crate::error::{Result, WickError};
@@ -30,6 +28,7 @@ use crate::run::{
 };
 use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
 use crate::train::fit::{fit_network, NetData, NetTargets, Samples};
+use crate::train::table_data::TableData;
 
 /// Records metric events into the history while passing every event on.
 struct Recorder<'a> {
@@ -57,17 +56,15 @@ impl TrainObserver for Recorder<'_> {
     }
 }
 
-/// Trains a model on a table. `source` is the file the frame was read from (for the fingerprint).
+/// Trains a model on a table held in memory.
 pub fn train_table(
-    df: &DataFrame,
-    source: &Path,
-    request: &TabularRequest,
+    table: TableData<'_>,
     spec: &ModelSpec,
     config: &TrainConfig,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_table_with(df, source, None, request, spec, config, observer, cancel);
+    let result = train_table_with(table, None, spec, config, observer, cancel);
     report_failure(result, observer)
 }
 
@@ -83,17 +80,19 @@ pub(super) fn report_failure<T>(result: Result<T>, observer: &mut dyn TrainObser
 
 /// As [`train_table`], without reporting a failure as an event; `known` is the file's
 /// fingerprint when it has already been read (so the file is not hashed again).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn train_table_with(
-    df: &DataFrame,
-    source: &Path,
+    table: TableData<'_>,
     known: Option<DatasetFingerprint>,
-    request: &TabularRequest,
     spec: &ModelSpec,
     config: &TrainConfig,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
+    let TableData {
+        df,
+        source,
+        request,
+    } = table;
     let started = Instant::now();
     let dataset = prepare_tabular(df, request)?;
     let task = dataset.target.task();

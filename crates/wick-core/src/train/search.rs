@@ -2,20 +2,19 @@
 //! search inside a time budget, ranks them on the validation rows only, then trains the best once
 //! more and scores it on the test rows, the only time those are touched.
 
-use std::path::Path;
 use std::time::Instant;
 
-use polars::prelude::DataFrame;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{prepare_tabular, Split, TabularRequest, Task};
+use crate::data::{prepare_tabular, Split, Task};
 use crate::error::{Result, WickError};
 use crate::metrics::Metrics;
 use crate::model::{Activation, ModelSpec};
 use crate::train::events::{CancelToken, TrainEvent};
 use crate::train::job::{run, TrainJob};
+use crate::train::table_data::TableData;
 use crate::train::{TrainConfig, TrainOutcome};
 
 /// One tried model.
@@ -72,11 +71,8 @@ pub struct SearchOutcome {
 }
 
 /// Runs the search. `config` gives the split, the seed and the network settings.
-#[allow(clippy::too_many_arguments)]
 pub fn search(
-    df: &DataFrame,
-    source: &Path,
-    request: &TabularRequest,
+    table: TableData<'_>,
     config: &TrainConfig,
     budget_secs: f64,
     on_event: &mut dyn FnMut(SearchEvent),
@@ -88,7 +84,7 @@ pub fn search(
         )));
     }
     let started = Instant::now();
-    let dataset = prepare_tabular(df, request)?;
+    let dataset = prepare_tabular(table.df, table.request)?;
     let task = dataset.target.task();
     let split = config.split_rows(dataset.rows(), dataset.target.class_indices())?;
     if split.valid.is_empty() {
@@ -145,7 +141,7 @@ pub fn search(
             epochs: net_config.1,
             ..ranking.clone()
         };
-        let job = TrainJob::table(df, source, request, spec.clone(), run_config);
+        let job = TrainJob::table(table, spec.clone(), run_config);
         match run(job, &mut |_: TrainEvent| {}, cancel).map(|done| done.outcome) {
             Ok(outcome) => {
                 let duration_secs = t.elapsed().as_secs_f64();
@@ -193,7 +189,7 @@ pub fn search(
         ..top.config(config)
     };
     let best = run(
-        TrainJob::table(df, source, request, top.spec.clone(), final_config),
+        TrainJob::table(table, top.spec.clone(), final_config),
         &mut |_: TrainEvent| {},
         cancel,
     )?

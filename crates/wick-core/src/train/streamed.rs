@@ -36,6 +36,7 @@ use crate::train::pipeline::{
     check_spec_fits_task, fit_encoded, report_failure, score_held_out, started_event,
     train_table_with, EncodedTable,
 };
+use crate::train::table_data::TableData;
 
 /// Rows of each held-out split at most. Past this, rows drawn for validation or test train
 /// instead: a score on 200,000 rows is already precise to about ±0.002.
@@ -78,34 +79,32 @@ impl Default for StreamOptions {
 
 /// Trains `spec` on the CSV at `path`, reading it in chunks. `sample` is a seeded uniform sample of
 /// the file (as [`crate::data::stream_csv`] draws): it fixes the features and their encoding.
-#[allow(clippy::too_many_arguments)]
 pub fn train_csv_streamed(
-    path: &Path,
-    sample: &DataFrame,
-    request: &TabularRequest,
+    table: TableData<'_>,
     spec: &ModelSpec,
     config: &TrainConfig,
     options: &StreamOptions,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
-    let result = train_streamed_inner(
-        path, sample, request, spec, config, options, observer, cancel,
-    );
+    let result = train_streamed_inner(table, spec, config, options, observer, cancel);
     report_failure(result, observer)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn train_streamed_inner(
-    path: &Path,
-    sample: &DataFrame,
-    request: &TabularRequest,
+    table: TableData<'_>,
     spec: &ModelSpec,
     config: &TrainConfig,
     options: &StreamOptions,
     observer: &mut dyn TrainObserver,
     cancel: &CancelToken,
 ) -> Result<TrainOutcome> {
+    // The frame is a seeded sample of the file at `source`.
+    let TableData {
+        df: sample,
+        source: path,
+        request,
+    } = table;
     let started = Instant::now();
     if config.fixed_split.is_some() {
         return Err(WickError::InvalidSpec(
@@ -812,10 +811,8 @@ fn train_on_sample(
         .ok_or_else(|| WickError::InvalidSpec("the file's rows were not counted".into()))?;
     let known = fingerprint_hashed(ctx.path, file.sha256.clone(), file.rows);
     let mut outcome = train_table_with(
-        &df,
-        ctx.path,
+        TableData::new(&df, ctx.path, ctx.request),
         Some(known),
-        ctx.request,
         spec,
         ctx.config,
         reading.observer,

@@ -15,6 +15,7 @@ use wick_core::model::{
 };
 use wick_core::package::save_package;
 use wick_core::polars::prelude::{DataFrame, DataType};
+use wick_core::train::TableData;
 use wick_core::train::{train_images, train_table, CancelToken, TrainConfig, TrainOutcome};
 
 use crate::common;
@@ -182,9 +183,7 @@ fn table_case(
 ) -> Value {
     let df = read_table(data).unwrap();
     let out = train_table(
-        &df,
-        data,
-        request,
+        TableData::new(&df, data, request),
         &spec,
         &config(epochs),
         &mut |_| {},

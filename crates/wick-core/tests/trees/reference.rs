@@ -6,6 +6,7 @@ use wick_core::data::{read_table, Split, TabularRequest, Task};
 use wick_core::metrics::Metrics;
 use wick_core::model::ModelSpec;
 use wick_core::package::{load_package, save_package, TREES_FILE};
+use wick_core::train::TableData;
 use wick_core::train::{train_table, CancelToken, TrainConfig, TrainEvent, TrainOutcome};
 
 use super::common;
@@ -39,9 +40,7 @@ fn train(
         ..Default::default()
     };
     train_table(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         spec,
         &config,
         &mut |_: TrainEvent| {},
@@ -205,9 +204,7 @@ fn tree_models_take_missing_values_and_categories_never_seen_in_training() {
     };
     for spec in [ModelSpec::default_gbdt(), ModelSpec::default_forest()] {
         let out = train_table(
-            &df,
-            &path,
-            &request,
+            TableData::new(&df, &path, &request),
             &spec,
             &TrainConfig::default(),
             &mut |_: TrainEvent| {},
@@ -243,9 +240,7 @@ fn a_feature_missing_in_every_row_is_left_out_with_a_note() {
         ..Default::default()
     };
     let out = train_table(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &ModelSpec::default_gbdt(),
         &TrainConfig::default(),
         &mut |_: TrainEvent| {},
@@ -267,9 +262,7 @@ fn a_feature_missing_in_every_row_is_left_out_with_a_note() {
         ..Default::default()
     };
     let err = train_table(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &ModelSpec::default_gbdt(),
         &TrainConfig::default(),
         &mut |_: TrainEvent| {},
@@ -389,9 +382,7 @@ fn the_leaderboard_ranks_on_validation_rows_and_keeps_the_test_rows_for_the_best
     let config = TrainConfig::default();
     let mut done = 0;
     let outcome = search(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &config,
         3.0,
         &mut |e| done += usize::from(matches!(e, SearchEvent::CandidateDone(_))),
@@ -429,9 +420,7 @@ fn the_leaderboard_ranks_on_validation_rows_and_keeps_the_test_rows_for_the_best
             ..c.config(&config)
         };
         let replay = train_table(
-            &df,
-            &path,
-            &request,
+            TableData::new(&df, &path, &request),
             &c.spec,
             &replay_config,
             &mut |_: TrainEvent| {},
@@ -450,9 +439,7 @@ fn the_leaderboard_ranks_on_validation_rows_and_keeps_the_test_rows_for_the_best
     assert_eq!(outcome.best.report.rows.test, usual.test.len());
     assert!(score(&outcome.best) > 0.9);
     let err = search(
-        &df,
-        &path,
-        &request,
+        TableData::new(&df, &path, &request),
         &config,
         0.0,
         &mut |_| {},
