@@ -1075,6 +1075,19 @@ fn improve_with_live_data_from_the_cli() {
         live.len(),
         "{monitor}"
     );
+    // The table has the drift column too (it showed only with --json).
+    let table = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["monitor", "weather", "--endpoint", &endpoint])
+        .env("WICK_TOKEN", &token)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        // A year of live rows is enough for a verdict either way.
+        table.contains("drift (PSI)")
+            && (table.contains("drifting: ") || table.contains("none (worst ")),
+        "{table}"
+    );
     // The log reaches the store within a second or so (later under load): wait until every
     // labelled request is readable, so `improve` publishes once, with all of them.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

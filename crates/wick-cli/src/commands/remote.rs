@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use wick_core::drift::MIN_DRIFT_ROWS;
 use wick_core::package::read_manifest;
 use wick_core::publish::{curl_example, example_request, python_example, Endpoint};
+use wick_core::wire::{FeatureDrift, VersionFigures};
 
 use crate::output::{print_json, table};
 
@@ -160,7 +162,6 @@ pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) ->
     if json {
         return print_json(&report);
     }
-    let figures = serde_json::json!(report);
     println!("`{name}` over the last {window_secs:.0} s (this server's memory):");
     let mut t = crate::output::table(&[
         "version",
@@ -171,48 +172,68 @@ pub fn monitor(args: &EndpointArgs, name: &str, window_secs: f64, json: bool) ->
         "predictions",
         "feedback",
         "live metric",
+        "drift (PSI)",
     ]);
-    let ms = |v: &serde_json::Value| {
-        v.as_f64()
-            .map(|x| format!("{x:.2}"))
-            .unwrap_or_else(|| "–".into())
-    };
-    for (version, f) in figures["versions"].as_object().into_iter().flatten() {
-        let predictions = match (
-            f["predicted_classes"].as_object(),
-            f["predicted_values"].as_object(),
-        ) {
-            (Some(classes), _) => classes
+    let number = |v: Option<f64>| v.map_or_else(|| "–".into(), |x| format!("{x:.2}"));
+    for (version, f) in &report.versions {
+        let predictions = match &f.predicted_values {
+            _ if !f.predicted_classes.is_empty() => f
+                .predicted_classes
                 .iter()
                 .map(|(c, n)| format!("{c} {n}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            (_, Some(v)) => format!(
+            Some(v) => format!(
                 "mean {} (p10 {}, p90 {})",
-                ms(&v["mean"]),
-                ms(&v["p10"]),
-                ms(&v["p90"])
+                number(Some(v.mean)),
+                number(v.p10),
+                number(v.p90)
             ),
-            _ => "–".into(),
+            None => "–".into(),
         };
-        let metric = match (f["live_accuracy"].as_f64(), f["live_mae"].as_f64()) {
+        let metric = match (f.live_accuracy, f.live_mae) {
             (Some(a), _) => format!("accuracy {:.1}%", a * 100.0),
             (_, Some(m)) => format!("MAE {m:.3}"),
             _ => "–".into(),
         };
         t.add_row(vec![
             version.clone(),
-            f["requests"].to_string(),
-            f["errors"].to_string(),
-            ms(&f["latency_p50_ms"]),
-            ms(&f["latency_p99_ms"]),
+            f.requests.to_string(),
+            f.errors.to_string(),
+            number(f.latency_p50_ms),
+            number(f.latency_p99_ms),
             predictions,
-            f["feedback"].to_string(),
+            f.feedback.to_string(),
             metric,
+            drift_cell(f),
         ]);
     }
     println!("{t}");
     Ok(())
+}
+
+/// The drift column: the drifting features (worst first), else how far the worst has moved, else
+/// why there is no verdict yet. The same rule as the app's Monitor (`wick_core::drift`).
+fn drift_cell(f: &VersionFigures) -> String {
+    let all: Vec<&FeatureDrift> = f.drift.iter().chain(&f.prediction_drift).collect();
+    let Some(most_rows) = all.iter().map(|d| d.rows).max() else {
+        return "–".into();
+    };
+    let drifting: Vec<String> = all
+        .iter()
+        .filter(|d| d.drifting)
+        .map(|d| format!("{} {:.2}", d.feature, d.psi))
+        .collect();
+    if !drifting.is_empty() {
+        return format!("drifting: {}", drifting.join(", "));
+    }
+    if most_rows < MIN_DRIFT_ROWS {
+        return format!("not judged yet ({most_rows} of {MIN_DRIFT_ROWS} live values)");
+    }
+    match all.iter().max_by(|a, b| a.psi.total_cmp(&b.psi)) {
+        Some(worst) => format!("none (worst {} {:.2})", worst.feature, worst.psi),
+        None => "–".into(),
+    }
 }
 
 pub fn rollback(args: &EndpointArgs, name: &str, version: u64, json: bool) -> Result<()> {
@@ -222,4 +243,31 @@ pub fn rollback(args: &EndpointArgs, name: &str, version: u64, json: bool) -> Re
     }
     println!("`{name}` now serves version {version} by default");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drift(feature: &str, psi: f64, rows: usize) -> FeatureDrift {
+        FeatureDrift {
+            feature: feature.into(),
+            psi,
+            drifting: wick_core::drift::is_drifting(psi, rows),
+            rows,
+        }
+    }
+
+    #[test]
+    fn drift_cell_names_drifting_features_else_the_worst_else_why_not() {
+        let mut f = VersionFigures::default();
+        assert_eq!(drift_cell(&f), "–");
+        f.drift = vec![drift("wind", 0.5, 40), drift("month", 0.1, 40)];
+        assert_eq!(drift_cell(&f), "not judged yet (40 of 100 live values)");
+        f.drift = vec![drift("wind", 0.05, 150), drift("month", 0.12, 150)];
+        assert_eq!(drift_cell(&f), "none (worst month 0.12)");
+        f.drift = vec![drift("wind", 0.31, 150), drift("month", 0.12, 150)];
+        f.prediction_drift = Some(drift("prediction", 0.25, 150));
+        assert_eq!(drift_cell(&f), "drifting: wind 0.31, prediction 0.25");
+    }
 }
