@@ -1180,6 +1180,18 @@ fn improve_with_live_data_from_the_cli() {
         v2_manifest["dataset"]["rows"].as_u64().unwrap(),
         v1_manifest["dataset"]["rows"].as_u64().unwrap() + new_rows
     );
+    // Its fingerprint covers the live rows, not only the file both trained on.
+    assert_ne!(
+        v2_manifest["dataset"]["sha256"],
+        v1_manifest["dataset"]["sha256"]
+    );
+    assert_eq!(
+        v2_manifest["dataset"]["source"],
+        format!(
+            "{} + {new_rows} live rows",
+            v1_manifest["dataset"]["source"].as_str().unwrap()
+        )
+    );
     // Promote.
     remote(&["--json", "rollback", "weather", "2"]);
     assert_eq!(remote(&["--json", "models"])[0]["default_version"], 2);

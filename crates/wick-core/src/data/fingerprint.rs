@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -53,6 +54,28 @@ pub fn fingerprint_files(root: &Path, paths: &[PathBuf]) -> Result<DatasetFinger
         source: file_name(root),
         sha256: hex::encode(hasher.finalize()),
         rows: paths.len(),
+    })
+}
+
+/// The fingerprint of a file plus rows added to it in memory (*Improve with live data*): the file's
+/// bytes and the added rows as CSV text hashed together, so runs on the same file with other live
+/// rows have other fingerprints. `rows` counts both.
+pub fn fingerprint_with_rows(
+    path: &Path,
+    added: &DataFrame,
+    rows: usize,
+) -> Result<DatasetFingerprint> {
+    let mut hasher = Sha256::new();
+    hash_file(path, &mut hasher)?;
+    let mut csv = Vec::new();
+    CsvWriter::new(&mut csv)
+        .finish(&mut added.clone())
+        .map_err(|e| WickError::polars("hashing the added rows", e))?;
+    hasher.update(&csv);
+    Ok(DatasetFingerprint {
+        source: format!("{} + {} live rows", file_name(path), added.height()),
+        sha256: hex::encode(hasher.finalize()),
+        rows,
     })
 }
 

@@ -7,10 +7,12 @@ use std::collections::HashSet;
 
 use polars::prelude::*;
 
-use super::{train_table, CancelToken, TrainConfig, TrainObserver, TrainOutcome};
+use super::{CancelToken, TrainConfig, TrainObserver, TrainOutcome};
+use crate::data::fingerprint::fingerprint_with_rows;
 use crate::data::{prepare_tabular, Split, TabularRequest};
 use crate::error::{Result, WickError};
 use crate::model::ModelSpec;
+use crate::train::pipeline::{report_failure, train_table_with};
 use crate::train::table_data::TableData;
 use crate::wire::LabelledRows;
 
@@ -210,13 +212,17 @@ pub fn train_with_live_rows(
         fixed_split: Some(split),
         ..config.clone()
     };
-    train_table(
+    // The package's fingerprint covers the live rows too, not only the file.
+    let known = fingerprint_with_rows(source, new_rows, after.rows())?;
+    let result = train_table_with(
         TableData::new(&combined, source, request),
+        Some(known),
         spec,
         &config,
         observer,
         cancel,
-    )
+    );
+    report_failure(result, observer)
 }
 
 #[cfg(test)]
