@@ -90,6 +90,7 @@ impl WickApp {
             data: DataState::Empty,
             training: None,
             models: HashMap::new(),
+            gpus: Vec::new(),
             selected_run: project.runs.last().map(|r| r.id),
             compare_runs: Vec::new(),
             publish: PublishState::default(),
@@ -138,6 +139,7 @@ impl WickApp {
             );
         }
         app.restore_published();
+        app.jobs.probe_gpus();
         app
     }
 
@@ -175,7 +177,7 @@ impl WickApp {
             record.endpoint = endpoint.url.clone();
         }
         tracing::info!(model = %record.name, version = record.version, "published version restored");
-        self.state.publish.snippets = self.snippets_for(&record);
+        self.request_snippets(&record);
         self.state.publish.last = Some(record);
         self.command(Command::RefreshVersions);
     }
@@ -479,7 +481,7 @@ impl WickApp {
                             version: published.version,
                             infer_url,
                         };
-                        self.state.publish.snippets = self.snippets_for(&record);
+                        self.request_snippets(&record);
                         self.state.project.published.push(record.clone());
                         self.state.publish.last = Some(record);
                         self.state.publish.error = None;
@@ -691,6 +693,13 @@ impl WickApp {
             JobEvent::AugmentPreview { augment, result } => {
                 if self.state.augment_preview.augment == Some(augment) {
                     self.state.augment_preview.images = Some(result);
+                }
+            }
+            JobEvent::Gpus(gpus) => self.state.gpus = gpus,
+            JobEvent::Snippets { version, snippets } => {
+                // Only the version on show: an older job's answer is stale.
+                if self.state.publish.last.as_ref().map(|l| l.version) == Some(version) {
+                    self.state.publish.snippets = Some(snippets);
                 }
             }
             JobEvent::Exported { path, result } => match result {
@@ -1413,36 +1422,24 @@ impl WickApp {
         };
         let which = self.state.publish.next_test_row;
         self.state.publish.next_test_row += 1;
-        let body = match crate::requests::test_request_body(&self.state, last.run_id, which) {
-            Ok(b) => b,
+        let source = match crate::requests::request_source(&self.state, last.run_id, which) {
+            Ok(source) => source,
             Err(e) => {
                 self.state.publish.test_response = Some(Err(e));
                 return;
             }
         };
         self.state.publish.test_busy = true;
-        self.jobs.test_request(endpoint, last.name, body);
+        self.jobs.test_request(endpoint, last.name, source);
     }
 
-    fn snippets_for(&self, record: &PublishedRecord) -> Option<(String, String)> {
-        let run = self
-            .state
-            .project
-            .runs
-            .iter()
-            .find(|r| r.id == record.run_id)?;
-        let manifest = wick_core::package::read_manifest(run.package.as_ref()?).ok()?;
-        let body = crate::requests::test_request_body(&self.state, record.run_id, 0)
-            .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
-        let curl = wick_core::publish::curl_example(&record.infer_url, &body);
-        let python = wick_core::publish::python_example(
-            &record.endpoint,
-            &record.name,
-            record.version,
-            &manifest,
-            Some(&body),
-        );
-        Some((curl, python))
+    /// Asks a job for the Publish screen's curl and Python snippets of `record` (they read the
+    /// package's manifest and may decode a photo, so not on the UI thread).
+    fn request_snippets(&mut self, record: &PublishedRecord) {
+        self.state.publish.snippets = None;
+        if let Ok(source) = crate::requests::request_source(&self.state, record.run_id, 0) {
+            self.jobs.snippets(record.clone(), source);
+        }
     }
 
     /// Where a run's trained model is: in memory since training or a job loaded it, else its package.

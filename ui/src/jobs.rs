@@ -17,14 +17,15 @@ use wick_core::model::{Model, ModelSpec, Prediction};
 use wick_core::package::{read_manifest, save_package};
 use wick_core::polars::prelude::{DataFrame, DataType};
 use wick_core::publish::Endpoint;
-use wick_core::train::TableData;
 use wick_core::train::{
-    search, CancelToken, Candidate, CvReport, JobData, SaveTo, SearchEvent, StreamOptions,
-    TableRows, TrainConfig, TrainEvent, TrainJob, TrainReport,
+    search, CancelToken, Candidate, CvReport, DeviceChoice, JobData, SaveTo, SearchEvent,
+    StreamOptions, TableData, TableRows, TrainConfig, TrainEvent, TrainJob, TrainReport,
 };
 use wick_core::wire::{ModelListing, Published};
 
 use crate::loaded::{EndpointTarget, FitView, Histogram, LoadedData, TrySaliency};
+use crate::project::PublishedRecord;
+use crate::requests::{request_body, RequestSource};
 
 /// Requests the Monitor screen's label queue shows at once.
 pub const LABEL_QUEUE_LENGTH: usize = 20;
@@ -236,6 +237,13 @@ pub enum JobEvent {
         path: PathBuf,
         result: Result<(), String>,
     },
+    /// The GPUs found at start.
+    Gpus(Vec<wick_core::train::DeviceChoice>),
+    /// The Publish screen's curl and Python snippets for `version`.
+    Snippets {
+        version: u64,
+        snippets: (String, String),
+    },
     AugmentPreview {
         augment: Augment,
         result: Result<Vec<egui::ColorImage>, String>,
@@ -263,6 +271,18 @@ pub struct Jobs {
 impl Jobs {
     pub fn new(events: Sender<JobEvent>, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
         Self { events, repaint }
+    }
+
+    /// Looks for GPUs once: opening CUDA can take a second, too long for the UI thread and too
+    /// often for every frame the device list is open.
+    pub fn probe_gpus(&self) {
+        self.spawn("probe-gpus", |send| {
+            let gpus = wick_core::train::available_devices()
+                .into_iter()
+                .filter(|d| !matches!(d, DeviceChoice::Auto | DeviceChoice::Cpu))
+                .collect();
+            send(JobEvent::Gpus(gpus));
+        });
     }
 
     fn spawn(&self, name: &str, work: impl FnOnce(&dyn Fn(JobEvent)) + Send + 'static) {
@@ -497,13 +517,40 @@ impl Jobs {
     }
 
     /// Sends `body` to `name` without a version, as clients do: through the traffic split.
-    pub fn test_request(&self, endpoint: EndpointTarget, name: String, body: serde_json::Value) {
+    pub fn test_request(&self, endpoint: EndpointTarget, name: String, source: RequestSource) {
         self.spawn("test-request", move |send| {
-            let result = Endpoint::new(&endpoint.url, &endpoint.token)
-                .and_then(|e| e.infer(&name, None, &body))
-                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
-                .map_err(|e| e.to_string());
+            let result = request_body(&source).and_then(|(body, _)| {
+                Endpoint::new(&endpoint.url, &endpoint.token)
+                    .and_then(|e| e.infer(&name, None, &body))
+                    .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
+                    .map_err(|e| e.to_string())
+            });
             send(JobEvent::TestResponse { result });
+        });
+    }
+
+    /// The curl and Python snippets of a published version, with a body from one of its run's
+    /// test samples (the manifest's example request when that can't be built).
+    pub fn snippets(&self, record: PublishedRecord, source: RequestSource) {
+        self.spawn("snippets", move |send| {
+            let Ok(manifest) = read_manifest(&source.package) else {
+                return;
+            };
+            let body = request_body(&source)
+                .map(|(body, _)| body)
+                .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
+            let curl = wick_core::publish::curl_example(&record.infer_url, &body);
+            let python = wick_core::publish::python_example(
+                &record.endpoint,
+                &record.name,
+                record.version,
+                &manifest,
+                Some(&body),
+            );
+            send(JobEvent::Snippets {
+                version: record.version,
+                snippets: (curl, python),
+            });
         });
     }
 

@@ -1,7 +1,8 @@
 //! Building a real inference request for a published model from one of its own test samples, so
 //! "Send test request" shows a meaningful answer rather than a prediction for zeros.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use wick_core::explain::any_value_json;
@@ -10,30 +11,66 @@ use wick_core::package::{read_manifest, Manifest, TensorSpec};
 use crate::loaded::LoadedData;
 use crate::state::AppState;
 
-/// An Open Inference Protocol request body for one of run `run_id`'s test samples: the `which`-th,
-/// counting round (so repeated test requests send different rows, as real traffic does).
-pub fn test_request_body(state: &AppState, run_id: u32, which: usize) -> Result<Value, String> {
+/// What a test request is built from, picked on the UI thread (cheap: one row's cells, or a path)
+/// and turned into a body by [`request_body`] on a job's thread (it reads the manifest and may
+/// decode and resize a photo).
+#[derive(Debug, Clone)]
+pub struct RequestSource {
+    pub package: PathBuf,
+    pub sample: SampleInput,
+}
+
+#[derive(Debug, Clone)]
+pub enum SampleInput {
+    /// A test row of the open table: its cells by column.
+    Row(HashMap<String, Value>),
+    /// A test image.
+    Image(PathBuf),
+    /// No test sample at hand (the dataset is not open): the manifest's example request.
+    Example,
+}
+
+/// The source of a request for one of run `run_id`'s test samples: the `which`-th, counting round
+/// (so repeated test requests send different rows, as real traffic does).
+pub fn request_source(
+    state: &AppState,
+    run_id: u32,
+    which: usize,
+) -> Result<RequestSource, String> {
     let run = state.project.runs.iter().find(|r| r.id == run_id).ok_or("the run this version was published from is no longer in the project; publish a run again to get a test request built from its data")?;
-    let package = run.package.as_ref().ok_or(
+    let package = run.package.clone().ok_or(
         "the run has no saved model (it did not finish); train it again and publish that run",
     )?;
-    let manifest = read_manifest(package).map_err(|e| e.to_string())?;
     let sample =
         (!run.test_samples.is_empty()).then(|| &run.test_samples[which % run.test_samples.len()]);
-    match (state.loaded(), sample) {
+    let sample = match (state.loaded(), sample) {
         (Some(LoadedData::Table { df, .. }), Some(sample)) => {
             let row = row_index(&sample.source).ok_or("the test sample has no row number")?;
-            table_body(&manifest, |name| {
-                df.column(name)
-                    .ok()
-                    .and_then(|c| c.get(row).ok().map(|v| any_value_json(&v)))
-            })
+            SampleInput::Row(
+                df.columns()
+                    .iter()
+                    .filter_map(|c| Some((c.name().to_string(), any_value_json(&c.get(row).ok()?))))
+                    .collect(),
+            )
         }
         (Some(LoadedData::Images { .. }), Some(sample)) => {
-            image_body(&manifest, Path::new(&sample.source))
+            SampleInput::Image(PathBuf::from(&sample.source))
         }
-        _ => Ok(wick_core::publish::example_request(&manifest)),
-    }
+        _ => SampleInput::Example,
+    };
+    Ok(RequestSource { package, sample })
+}
+
+/// An Open Inference Protocol request body from `source`, with the manifest it was built for.
+/// Off the UI thread: it reads the package's manifest and may decode a photo.
+pub fn request_body(source: &RequestSource) -> Result<(Value, Manifest), String> {
+    let manifest = read_manifest(&source.package).map_err(|e| e.to_string())?;
+    let body = match &source.sample {
+        SampleInput::Row(cells) => table_body(&manifest, |name| cells.get(name).cloned())?,
+        SampleInput::Image(path) => image_body(&manifest, path)?,
+        SampleInput::Example => wick_core::publish::example_request(&manifest),
+    };
+    Ok((body, manifest))
 }
 
 fn table_body(

@@ -278,6 +278,9 @@ pub struct AppState {
     pub training: Option<ActiveTraining>,
     /// Trained models still in memory, for "Try it" (others are loaded from their package on demand).
     pub models: HashMap<u32, Arc<Model>>,
+    /// The GPUs this machine can train on, probed once off the UI thread at start (empty until
+    /// the probe answers, and on a machine without one).
+    pub gpus: Vec<wick_core::train::DeviceChoice>,
     pub selected_run: Option<u32>,
     /// Runs overlaid on the Train screen's plots.
     pub compare_runs: Vec<u32>,

@@ -4,7 +4,7 @@
 use egui::RichText;
 use wick_core::data::{MissingPolicy, Task};
 use wick_core::model::{Activation, Layer, Padding};
-use wick_core::train::{available_devices, ClassWeight, DeviceChoice, OptimizerKind};
+use wick_core::train::{ClassWeight, DeviceChoice, OptimizerKind};
 
 use crate::checks::shapes_with_error;
 use crate::command::Command;
@@ -780,13 +780,8 @@ fn hyper_parameters(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft
                 egui::ComboBox::from_id_salt("device")
                     .selected_text(device_name(c.device))
                     .show_ui(ui, |ui| {
-                        let mut choices = vec![DeviceChoice::Auto, DeviceChoice::Cpu];
-                        choices.extend(
-                            available_devices()
-                                .into_iter()
-                                .filter(|d| !matches!(d, DeviceChoice::Auto | DeviceChoice::Cpu)),
-                        );
-                        for d in choices {
+                        let choices = [DeviceChoice::Auto, DeviceChoice::Cpu];
+                        for d in choices.into_iter().chain(state.gpus.iter().copied()) {
                             ui.selectable_value(&mut c.device, d, device_name(d));
                         }
                     });
