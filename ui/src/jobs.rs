@@ -370,7 +370,7 @@ impl Jobs {
                 data,
                 spec,
                 config,
-                cv_folds: Some(cv_folds),
+                cv_folds: (cv_folds >= 2).then_some(cv_folds),
                 backbone,
                 save: Some(SaveTo {
                     name: format!("run-{run_id}"),

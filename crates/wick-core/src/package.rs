@@ -550,23 +550,24 @@ fn model_card(m: &Manifest) -> String {
 
 /// How to run the model outside Wick, from `wick export`'s ONNX file.
 fn onnx_section(m: &Manifest) -> String {
-    let dates = matches!(&m.preprocessing, ModelInput::Tabular { preprocessor } if preprocessor.encoders.iter().any(|e| matches!(e, crate::data::FeatureEncoder::Date { .. })));
-    if m.spec.is_tree() || dates {
-        let why = if m.spec.is_tree() {
-            "tree models"
-        } else {
-            "models that use a date column"
-        };
-        return format!(
-            "\n## Using it outside Wick\n\nONNX export does not cover {why} yet. Serve it with `wick-serve` \
-             (`wick publish`), whose Open Inference Protocol routes stock clients such as `tritonclient` call{}.\n",
-            if m.spec.is_tree() { ", or read `trees.json` (documented in Wick's `docs/tree-format.md`)" } else { "" }
-        );
-    }
+    // ONNX can't parse text dates: a date column's input is its time stamp.
+    let dates: Vec<&str> = match &m.preprocessing {
+        ModelInput::Tabular { preprocessor } => preprocessor
+            .encoders
+            .iter()
+            .filter(|e| matches!(e, crate::data::FeatureEncoder::Date { .. }))
+            .map(|e| e.name())
+            .collect(),
+        ModelInput::Image { .. } => Vec::new(),
+    };
     let feed: Vec<String> = m
         .inputs
         .iter()
         .map(|t| match t.datatype.as_str() {
+            _ if dates.contains(&t.name.as_str()) => format!(
+                "    {:?}: np.array([datetime(2024, 3, 1).replace(tzinfo=timezone.utc).timestamp()]),  # seconds since 1970; NaN = missing",
+                t.name
+            ),
             "BYTES" => format!("    {:?}: np.array([\"text\"], dtype=object),", t.name),
             "UINT8" => {
                 let dims: Vec<String> = t.shape.iter().skip(1).map(i64::to_string).collect();
@@ -579,9 +580,9 @@ fn onnx_section(m: &Manifest) -> String {
         "\n## Using it outside Wick (ONNX)\n\n\
          `wick export {name}.wick --format onnx --out {name}.onnx` (or *File → Export model as ONNX…* in the app) \
          writes a standard ONNX model (opset {opset}) with the preprocessing inside the graph: feed the raw \
-         columns or pixels, exactly as the endpoint takes them.\n\n\
+         columns or pixels, exactly as the endpoint takes them{date_note}.\n\n\
          In Python with onnxruntime (`pip install onnxruntime numpy`):\n\n\
-         ```python\nimport numpy as np\nimport onnxruntime as ort\n\n\
+         ```python\n{date_import}import numpy as np\nimport onnxruntime as ort\n\n\
          session = ort.InferenceSession(\"{name}.onnx\")\noutputs = session.run(None, {{\n{feed}\n}})\n\
          print(dict(zip([o.name for o in session.get_outputs()], outputs)))\n```\n\n\
          In an ONNX-speaking server, e.g. Triton's onnxruntime backend: put the file at \
@@ -590,5 +591,20 @@ fn onnx_section(m: &Manifest) -> String {
         name = m.name,
         opset = crate::export::ONNX_OPSET,
         feed = feed.join("\n"),
+        date_note = if dates.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", except {}: ONNX can't parse text dates, so the graph takes a date's time stamp, \
+                 seconds since 1970-01-01 (UTC, or the date-time as written when it has no zone), \
+                 as float64 (NaN = missing)",
+                dates.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+            )
+        },
+        date_import = if dates.is_empty() {
+            ""
+        } else {
+            "from datetime import datetime, timezone\n"
+        },
     )
 }

@@ -37,6 +37,7 @@ pub fn run(args: &ExportArgs, json: bool) -> Result<()> {
             "bytes": summary.bytes,
             "inputs": summary.inputs,
             "outputs": summary.outputs,
+            "date_inputs": summary.date_inputs,
         }));
     }
     println!(
@@ -46,6 +47,12 @@ pub fn run(args: &ExportArgs, json: bool) -> Result<()> {
     );
     println!("inputs:  {}", summary.inputs.join(", "));
     println!("outputs: {}", summary.outputs.join(", "));
+    if !summary.date_inputs.is_empty() {
+        println!(
+            "dates:   {} take the time stamp, seconds since 1970-01-01 UTC as float64 (NaN = missing): ONNX can't parse text dates",
+            summary.date_inputs.join(", ")
+        );
+    }
     Ok(())
 }
 

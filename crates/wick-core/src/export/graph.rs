@@ -110,6 +110,21 @@ impl GraphBuilder {
         out
     }
 
+    /// As [`Self::op`], for an operator of another domain than the standard one (`ai.onnx.ml`).
+    pub fn op_in(
+        &mut self,
+        domain: &str,
+        op_type: &str,
+        inputs: &[&str],
+        attributes: Vec<AttributeProto>,
+    ) -> String {
+        let out = self.fresh(&op_type.to_ascii_lowercase());
+        let mut n = node(op_type, inputs, &[&out], attributes);
+        n.domain = Some(domain.to_string());
+        self.nodes.push(n);
+        out
+    }
+
     pub fn finish(self, name: &str) -> GraphProto {
         GraphProto {
             name: Some(name.to_string()),
@@ -186,6 +201,39 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Float as i32),
         f: Some(value),
+        ..Default::default()
+    }
+}
+
+pub fn attr_string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(value.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+pub fn attr_strings(name: &str, values: &[String]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Strings as i32),
+        strings: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A one-dimensional `double` tensor as an attribute value (the `*_as_tensor` attributes).
+pub fn attr_tensor_f64(name: &str, values: &[f64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Tensor as i32),
+        t: Some(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: Some(DataType::Double as i32),
+            raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

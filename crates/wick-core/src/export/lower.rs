@@ -5,6 +5,7 @@ use candle_core::Tensor;
 
 use super::graph::{attr_float, attr_int, attr_ints, Dim, GraphBuilder};
 use super::onnx_proto::tensor_proto::DataType;
+use super::trees::{tree_ensemble, TreeOutput};
 use crate::data::{FeatureEncoder, ImageShape, Preprocessor, Task};
 use crate::error::{Result, WickError};
 use crate::model::spec::{conv_padding, Activation, BackboneArch, Layer};
@@ -30,9 +31,16 @@ pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
         }
     }
     match (&model.input, &model.weights) {
-        (_, Weights::Trees(_)) => {
+        (ModelInput::Tabular { preprocessor }, Weights::Trees(trees)) => {
+            let x = tree_input(g, preprocessor)?;
+            match tree_ensemble(g, trees, &x)? {
+                TreeOutput::Value(y) => regression_output(g, &model.target, &y),
+                TreeOutput::Probabilities(p) => class_output(g, &model.target, &p),
+            }
+        }
+        (ModelInput::Image { .. }, Weights::Trees(_)) => {
             return Err(WickError::Export(
-                "tree models (boosted trees, forests) can't be exported to ONNX yet; publish them to wick-serve, or read the package's trees.json (docs/tree-format.md)".into(),
+                "the package pairs image input with a tree model, which Wick never trains".into(),
             ))
         }
         (ModelInput::Tabular { preprocessor }, Weights::Linear(fit)) => {
@@ -61,8 +69,12 @@ pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
             let y = network(g, head, &features)?;
             network_output(g, &model.target, &y);
         }
-        (ModelInput::Tabular { .. }, Weights::Transfer { .. }) | (ModelInput::Image { .. }, Weights::Linear(_)) => {
-            return Err(WickError::Export("the package pairs an input kind with a model kind Wick never trains together".into()))
+        (ModelInput::Tabular { .. }, Weights::Transfer { .. })
+        | (ModelInput::Image { .. }, Weights::Linear(_)) => {
+            return Err(WickError::Export(
+                "the package pairs an input kind with a model kind Wick never trains together"
+                    .into(),
+            ))
         }
     }
     Ok(())
@@ -99,18 +111,165 @@ fn tabular_input(g: &mut GraphBuilder, pre: &Preprocessor) -> Result<String> {
                 let hot = g.op("Equal", &[&x, &cats], vec![]);
                 blocks.push(g.op("Cast", &[&hot], vec![attr_int("to", DataType::Double as i64)]));
             }
-            FeatureEncoder::Raw { .. } | FeatureEncoder::Code { .. } => {
-                return Err(WickError::Export("the tree encoding of a table has no ONNX lowering".into()))
-            }
-            FeatureEncoder::Date { name, .. } => {
+            FeatureEncoder::Raw { name } | FeatureEncoder::Code { name, .. } => {
                 return Err(WickError::Export(format!(
-                    "the date column `{name}` can't be exported to ONNX yet (ONNX has no date parsing); leave it out of the features to export, or serve the model with wick-serve"
+                    "`{name}` has the tree encoding in a model that is not a tree model; retrain the model"
+                )))
+            }
+            FeatureEncoder::Date { name, scale } => {
+                // Each part as a number is: missing gets the training fill, then standardised.
+                let parts = date_parts(g, name);
+                let column = |i: usize| scale.iter().map(move |s| [s.0, s.1, s.2][i]);
+                let (fill, mean, std): (Vec<f64>, Vec<f64>, Vec<f64>) =
+                    (column(0).collect(), column(1).collect(), column(2).collect());
+                let missing = g.op("IsNaN", &[&parts], vec![]);
+                let fill = g.f64s("date_fill", &[fill.len()], &fill);
+                let x = g.op("Where", &[&missing, &fill, &parts], vec![]);
+                let mean = g.f64s("date_mean", &[mean.len()], &mean);
+                let std = g.f64s("date_std", &[std.len()], &std);
+                let x = g.op("Sub", &[&x, &mean], vec![]);
+                blocks.push(g.op("Div", &[&x, &std], vec![]));
+            }
+        }
+    }
+    let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+    Ok(g.op("Concat", &refs, vec![attr_int("axis", 1)]))
+}
+
+/// The tree encoding as `double [N, F]`: numbers as they are, text as its index among the sorted
+/// categories, dates as their five parts; NaN wherever a value is missing or (text) unseen in
+/// training, as [`Preprocessor::transform`] does for trees.
+fn tree_input(g: &mut GraphBuilder, pre: &Preprocessor) -> Result<String> {
+    let axis1 = g.i64s("axis1", &[1], &[1]);
+    let mut blocks = Vec::new();
+    for enc in &pre.encoders {
+        match enc {
+            FeatureEncoder::Raw { name } => {
+                let x = g.input(name, DataType::Double, &[Dim::Batch]);
+                blocks.push(g.op("Unsqueeze", &[&x, &axis1], vec![]));
+            }
+            FeatureEncoder::Code { name, categories } => {
+                let x = g.input(name, DataType::String, &[Dim::Batch]);
+                let x = g.op("Unsqueeze", &[&x, &axis1], vec![]);
+                // [N, 1] == [K] is one-hot; its product with 0..K is the code, its sum whether
+                // the value is a category at all ("" and unseen values are not).
+                let cats = g.strings("categories", &[categories.len()], categories);
+                let hot = g.op("Equal", &[&x, &cats], vec![]);
+                let hot = g.op(
+                    "Cast",
+                    &[&hot],
+                    vec![attr_int("to", DataType::Double as i64)],
+                );
+                let codes: Vec<f64> = (0..categories.len()).map(|i| i as f64).collect();
+                let codes = g.f64s("codes", &[codes.len(), 1], &codes);
+                let code = g.op("MatMul", &[&hot, &codes], vec![]);
+                let found = g.op("ReduceSum", &[&hot, &axis1], vec![attr_int("keepdims", 1)]);
+                let half = g.f64s("half", &[1], &[0.5]);
+                let found = g.op("Greater", &[&found, &half], vec![]);
+                let nan = g.f64s("nan", &[1], &[f64::NAN]);
+                blocks.push(g.op("Where", &[&found, &code, &nan], vec![]));
+            }
+            FeatureEncoder::Date { name, .. } => blocks.push(date_parts(g, name)),
+            FeatureEncoder::Numeric { name, .. } | FeatureEncoder::OneHot { name, .. } => {
+                return Err(WickError::Export(format!(
+                    "`{name}` is encoded for a network in a tree model; retrain the model"
                 )))
             }
         }
     }
     let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
     Ok(g.op("Concat", &refs, vec![attr_int("axis", 1)]))
+}
+
+/// A date column's input, `double [N]` seconds since 1970-01-01T00:00:00 (UTC, or the date-time as
+/// written when it has no zone; NaN = missing), as its [`crate::data::DATE_PARTS`], `double [N, 5]`:
+/// year, month, day of the week (Monday 0), hour and fractional days since 1970, as
+/// [`crate::data::date_parts`] reads an ISO date. ONNX can't parse text dates, so the caller passes
+/// the time stamp (`datetime.timestamp()`); the calendar is worked out here with Howard Hinnant's
+/// days-to-civil algorithm, in exact integer arithmetic on doubles.
+fn date_parts(g: &mut GraphBuilder, name: &str) -> String {
+    let axis1 = g.i64s("axis1", &[1], &[1]);
+    let secs = g.input(name, DataType::Double, &[Dim::Batch]);
+    let secs = g.op("Unsqueeze", &[&secs, &axis1], vec![]);
+    let mut c = |v: f64| g.f64s("date_const", &[1], &[v]);
+    let (c86400, c3600, c3, c7, c719468, c146097, c1460, c36524, c146096, c365, c4, c100, c400) = (
+        c(86_400.0),
+        c(3_600.0),
+        c(3.0),
+        c(7.0),
+        c(719_468.0),
+        c(146_097.0),
+        c(1_460.0),
+        c(36_524.0),
+        c(146_096.0),
+        c(365.0),
+        c(4.0),
+        c(100.0),
+        c(400.0),
+    );
+    let (c5, c2, c153, c10, c12, c1) = (c(5.0), c(2.0), c(153.0), c(10.0), c(12.0), c(1.0));
+    let div_floor = |g: &mut GraphBuilder, a: &str, b: &str| {
+        let q = g.op("Div", &[a, b], vec![]);
+        g.op("Floor", &[&q], vec![])
+    };
+    let days = g.op("Div", &[&secs, &c86400], vec![]);
+    let day = g.op("Floor", &[&days], vec![]);
+    // Hour of the day.
+    let day_secs = g.op("Mul", &[&day, &c86400], vec![]);
+    let in_day = g.op("Sub", &[&secs, &day_secs], vec![]);
+    let hour = div_floor(g, &in_day, &c3600);
+    // 1970-01-01 was a Thursday (3 with Monday 0).
+    let shifted = g.op("Add", &[&day, &c3], vec![]);
+    let weeks = div_floor(g, &shifted, &c7);
+    let week_days = g.op("Mul", &[&weeks, &c7], vec![]);
+    let weekday = g.op("Sub", &[&shifted, &week_days], vec![]);
+    // Days to civil (year, month).
+    let z = g.op("Add", &[&day, &c719468], vec![]);
+    let era = div_floor(g, &z, &c146097);
+    let era_days = g.op("Mul", &[&era, &c146097], vec![]);
+    let doe = g.op("Sub", &[&z, &era_days], vec![]);
+    let a = div_floor(g, &doe, &c1460);
+    let b = div_floor(g, &doe, &c36524);
+    let d = div_floor(g, &doe, &c146096);
+    let t = g.op("Sub", &[&doe, &a], vec![]);
+    let t = g.op("Add", &[&t, &b], vec![]);
+    let t = g.op("Sub", &[&t, &d], vec![]);
+    let yoe = div_floor(g, &t, &c365);
+    let era_years = g.op("Mul", &[&era, &c400], vec![]);
+    let year = g.op("Add", &[&yoe, &era_years], vec![]);
+    let y365 = g.op("Mul", &[&yoe, &c365], vec![]);
+    let y4 = div_floor(g, &yoe, &c4);
+    let y100 = div_floor(g, &yoe, &c100);
+    let start = g.op("Add", &[&y365, &y4], vec![]);
+    let start = g.op("Sub", &[&start, &y100], vec![]);
+    let doy = g.op("Sub", &[&doe, &start], vec![]);
+    let mp = g.op("Mul", &[&doy, &c5], vec![]);
+    let mp = g.op("Add", &[&mp, &c2], vec![]);
+    let mp = div_floor(g, &mp, &c153);
+    // month = mp + 3, less 12 from March's 10th month on; January and February count to the
+    // next year.
+    let late = g.op("GreaterOrEqual", &[&mp, &c10], vec![]);
+    let late = g.op(
+        "Cast",
+        &[&late],
+        vec![attr_int("to", DataType::Double as i64)],
+    );
+    let minus = g.op("Mul", &[&late, &c12], vec![]);
+    let month = g.op("Add", &[&mp, &c3], vec![]);
+    let month = g.op("Sub", &[&month, &minus], vec![]);
+    let early = g.op("LessOrEqual", &[&month, &c2], vec![]);
+    let early = g.op(
+        "Cast",
+        &[&early],
+        vec![attr_int("to", DataType::Double as i64)],
+    );
+    let year = g.op("Add", &[&year, &early], vec![]);
+    let _ = c1;
+    g.op(
+        "Concat",
+        &[&year, &month, &weekday, &hour, &days],
+        vec![attr_int("axis", 1)],
+    )
 }
 
 /// `uint8 [N, H, W, C]` pixels, as the endpoint takes them, to `float [N, C, H, W]` in `[0, 1]`.
@@ -353,23 +512,29 @@ fn network_output(g: &mut GraphBuilder, target: &TargetInfo, y: &str) {
         }
         Task::Classification => {
             let p = g.op("Softmax", &[&y], vec![attr_int("axis", 1)]);
-            let p = g.op("Cast", &[&p], vec![attr_int("to", DataType::Float as i64)]);
-            let k = target.labels.len();
-            g.output(
-                &p,
-                "probabilities",
-                DataType::Float,
-                &[Dim::Batch, Dim::Fixed(k)],
-            );
-            // ArgMax takes the first of tied maxima, as Wick does.
-            let index = g.op(
-                "ArgMax",
-                &[&p],
-                vec![attr_int("axis", 1), attr_int("keepdims", 0)],
-            );
-            let labels = g.strings("labels", &[k], &target.labels);
-            let label = g.op("Gather", &[&labels, &index], vec![attr_int("axis", 0)]);
-            g.output(&label, &target.name, DataType::String, &[Dim::Batch]);
+            class_output(g, target, &p);
         }
     }
+}
+
+/// `double [N, K]` class probabilities to the outputs `probabilities` (`float [N, K]`) and the
+/// label of the largest, named as the target.
+fn class_output(g: &mut GraphBuilder, target: &TargetInfo, p: &str) {
+    let k = target.labels.len();
+    // ArgMax on the doubles, and it takes the first of tied maxima, as Wick does.
+    let index = g.op(
+        "ArgMax",
+        &[p],
+        vec![attr_int("axis", 1), attr_int("keepdims", 0)],
+    );
+    let probabilities = g.op("Cast", &[p], vec![attr_int("to", DataType::Float as i64)]);
+    g.output(
+        &probabilities,
+        "probabilities",
+        DataType::Float,
+        &[Dim::Batch, Dim::Fixed(k)],
+    );
+    let labels = g.strings("labels", &[k], &target.labels);
+    let label = g.op("Gather", &[&labels, &index], vec![attr_int("axis", 0)]);
+    g.output(&label, &target.name, DataType::String, &[Dim::Batch]);
 }

@@ -22,6 +22,7 @@ use crate::model::{Model, ModelInput};
 use crate::package::{input_specs, load_package_on, output_specs};
 
 mod opset;
+mod trees;
 pub use opset::{ONNX_IR_VERSION, ONNX_OPSET};
 
 /// What an export wrote.
@@ -30,6 +31,9 @@ pub struct OnnxExport {
     pub bytes: usize,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+    /// Inputs that are date columns: the graph takes their time stamp (seconds since 1970, as
+    /// float64), not their text, which ONNX can't parse.
+    pub date_inputs: Vec<String>,
 }
 
 /// The model as a serialised ONNX `ModelProto`. The model must compute on the CPU (as a package
@@ -50,15 +54,22 @@ pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
     let mut g = graph::GraphBuilder::new(inputs.iter().chain(&outputs).cloned());
     lower::lower_model(&mut g, model)?;
     let doc = match &model.input {
-        ModelInput::Tabular { .. } => "Feed one tensor per feature column: double [N] for numbers (NaN = missing), string [N] for text (\"\" = missing).",
+        ModelInput::Tabular { .. } => "Feed one tensor per feature column: double [N] for numbers (NaN = missing), string [N] for text (\"\" = missing), double [N] seconds since 1970-01-01 UTC for dates (NaN = missing).",
         ModelInput::Image { .. } => "Feed uint8 [N, H, W, C] pixels, resized to the model's input size.",
     };
     let proto = onnx_proto::ModelProto {
         ir_version: Some(ONNX_IR_VERSION),
-        opset_import: vec![onnx_proto::OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(ONNX_OPSET),
-        }],
+        opset_import: vec![
+            onnx_proto::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(ONNX_OPSET),
+            },
+            // The tree operators; declared for every model, used by tree models.
+            onnx_proto::OperatorSetIdProto {
+                domain: Some(trees::ML_DOMAIN.into()),
+                version: Some(trees::ML_OPSET),
+            },
+        ],
         producer_name: Some("wick".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: Some(doc.into()),
@@ -112,9 +123,19 @@ pub fn export_package_onnx(package: &Path, dest: &Path) -> Result<OnnxExport> {
     tmp.persist(dest)
         .map_err(|e| WickError::io(dest, e.error))?;
     let (inputs, outputs) = io_names(&model);
+    let date_inputs = match &model.input {
+        ModelInput::Tabular { preprocessor } => preprocessor
+            .encoders
+            .iter()
+            .filter(|e| matches!(e, crate::data::FeatureEncoder::Date { .. }))
+            .map(|e| e.name().to_string())
+            .collect(),
+        ModelInput::Image { .. } => Vec::new(),
+    };
     Ok(OnnxExport {
         bytes: bytes.len(),
         inputs,
         outputs,
+        date_inputs,
     })
 }

@@ -56,8 +56,7 @@ pub struct TrainJob<'a> {
     pub data: JobData<'a>,
     pub spec: ModelSpec,
     pub config: TrainConfig,
-    /// Cross-validate with this many folds before the run (tables in memory only); `None` or
-    /// fewer than 2 skips it.
+    /// Cross-validate with this many folds (at least 2) before the run (tables in memory only).
     pub cv_folds: Option<usize>,
     /// A backbone to put on this machine first (downloaded from the Hub on first use); its
     /// architecture and weights then fill the transfer spec.
@@ -122,7 +121,7 @@ pub fn run(
             return Err(WickError::Cancelled);
         }
     }
-    let folds = cv_folds.filter(|&k| k >= 2);
+    let folds = cv_folds;
     let cv = match (&data, folds) {
         (_, None) => None,
         (

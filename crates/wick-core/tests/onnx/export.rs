@@ -134,9 +134,21 @@ fn table_inputs(model: &Model, df: &DataFrame) -> Map<String, Value> {
                 let data: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
                 json!({ "dtype": "float64", "shape": [n], "data": data })
             }
-            FeatureEncoder::OneHot { .. }
-            | FeatureEncoder::Code { .. }
-            | FeatureEncoder::Date { .. } => {
+            // ONNX can't parse text dates: the graph takes seconds since 1970 (NaN = missing).
+            FeatureEncoder::Date { .. } => {
+                let c = col.cast(&DataType::String).unwrap();
+                let data: Vec<Option<f64>> = c
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        let date = wick_core::data::parse_date(v?)?;
+                        Some(date.and_utc().timestamp() as f64)
+                    })
+                    .collect();
+                json!({ "dtype": "float64", "shape": [n], "data": data })
+            }
+            FeatureEncoder::OneHot { .. } | FeatureEncoder::Code { .. } => {
                 let c = col.cast(&DataType::String).unwrap();
                 let data: Vec<String> = c
                     .str()
@@ -284,6 +296,70 @@ fn logistic_and_mlp_models_run_in_onnxruntime() {
             3,
         );
     }
+}
+
+/// Boosted trees and forests as `ai.onnx.ml` tree ensembles, on numbers, text codes and dates with
+/// missing values. The graph's thresholds and leaf values are doubles, so every row takes the path
+/// it takes in Wick: none falls on the other side of a split (a row that did would be off by a
+/// whole leaf, far outside `RTOL`); only the ensemble's float32 output rounds.
+#[test]
+fn boosted_trees_and_forests_run_in_onnxruntime() {
+    let dir = TempDir::new().unwrap();
+    let weather = weather_with_gaps(&dir);
+    let cancer = common::sample("breast-cancer.csv");
+    // Every column of the weather sample, the date included, for its five kinds of weather.
+    let kinds = TabularRequest {
+        target: "weather".into(),
+        ..Default::default()
+    };
+    let forest = ModelSpec::Forest {
+        trees: 25,
+        max_depth: None,
+        min_samples_leaf: 1,
+        max_features: None,
+    };
+    for (data, request) in [
+        (&weather, weather_request()),
+        (&cancer, cancer_request()),
+        (&weather, kinds),
+    ] {
+        for (kind, spec) in [
+            ("gbdt", ModelSpec::default_gbdt()),
+            ("forest", forest.clone()),
+        ] {
+            let name = format!("{kind}-{}", request.target);
+            let report = table_case(&dir, &name, data, &request, spec, 1);
+            for (output, figures) in report["outputs"].as_object().unwrap() {
+                let within = figures["max_rel"].as_f64().map_or(true, |r| r <= RTOL);
+                let labels = figures["mismatches"].as_u64().map_or(true, |m| m == 0);
+                assert!(within && labels, "{name} `{output}`: {figures}");
+            }
+        }
+    }
+}
+
+/// The README's first example: `temp_max` from every column of the Seattle sample, its date
+/// column included, as a linear model and a network.
+#[test]
+fn models_with_a_date_column_run_in_onnxruntime() {
+    let dir = TempDir::new().unwrap();
+    let weather = weather_with_gaps(&dir);
+    let every_column = TabularRequest {
+        target: "temp_max".into(),
+        ..Default::default()
+    };
+    let linear = ModelSpec::Linear {
+        ridge_alpha: 0.0,
+        poly_degree: 1,
+    };
+    let report = table_case(&dir, "linear-dated", &weather, &every_column, linear, 1);
+    assert!(report["outputs"]["temp_max"]["max_rel"].as_f64().unwrap() <= RTOL);
+    let mlp = ModelSpec::Mlp {
+        hidden: vec![8],
+        activation: Activation::Relu,
+        dropout: 0.0,
+    };
+    table_case(&dir, "mlp-dated", &weather, &every_column, mlp, 2);
 }
 
 /// `n` digits as the endpoint takes them: `uint8 [N, H, W, C]`, resized as a client would.
