@@ -157,26 +157,17 @@ fn main() {
     let mut app = app_in(&dir, None);
     let points = losses();
     app.state.project.runs.push(RunRecord {
-        id: 1,
-        name: "Run 1 · CNN".into(),
-        template: Template::Cnn,
-        spec: wick_core::model::ModelSpec::Logistic,
-        config: Default::default(),
-        target: None,
-        status: RunStatus::Running,
         device: "cpu".into(),
         epochs: 100,
         step_losses: points.clone(),
-        history: Vec::new(),
-        test_metrics: None,
-        test_samples: Vec::new(),
-        package: None,
-        duration_secs: 0.0,
-        cv: None,
-        leaderboard: None,
-        rows_used: None,
-        live_rows: None,
-        dataset: None,
+        ..RunRecord::started(
+            1,
+            "Run 1 · CNN".into(),
+            Template::Cnn,
+            wick_core::model::ModelSpec::Logistic,
+            Default::default(),
+            None,
+        )
     });
     app.state.selected_run = Some(1);
     app.state.screen = Screen::Train;

@@ -366,6 +366,41 @@ pub struct RunRecord {
     pub dataset: Option<PathBuf>,
 }
 
+impl RunRecord {
+    /// A run that has just started: nothing measured yet, its planned epochs from `config`.
+    pub fn started(
+        id: u32,
+        name: String,
+        template: Template,
+        spec: ModelSpec,
+        config: TrainConfig,
+        target: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            template,
+            spec,
+            epochs: config.epochs,
+            config,
+            target,
+            status: RunStatus::Running,
+            device: String::new(),
+            step_losses: Vec::new(),
+            history: Vec::new(),
+            test_metrics: None,
+            test_samples: Vec::new(),
+            package: None,
+            duration_secs: 0.0,
+            cv: None,
+            leaderboard: None,
+            rows_used: None,
+            live_rows: None,
+            dataset: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveRowsRun {
     pub base_run: u32,
@@ -625,29 +660,20 @@ mod tests {
         let mut p = Project::default();
         p.model.target = Some("temp_max".into());
         p.runs.push(RunRecord {
-            id: 1,
-            name: "run 1".into(),
-            template: Template::Linear,
-            spec: ModelSpec::Linear {
-                ridge_alpha: 0.0,
-                poly_degree: 1,
-            },
-            config: TrainConfig::default(),
-            target: Some("temp_max".into()),
-            status: RunStatus::Running,
             device: "cpu".into(),
             epochs: 1,
             step_losses: vec![[0.0, 1.0]],
-            history: vec![],
-            test_metrics: None,
-            test_samples: vec![],
-            package: None,
-            duration_secs: 0.0,
-            cv: None,
-            leaderboard: None,
-            rows_used: None,
-            live_rows: None,
-            dataset: None,
+            ..RunRecord::started(
+                1,
+                "run 1".into(),
+                Template::Linear,
+                ModelSpec::Linear {
+                    ridge_alpha: 0.0,
+                    poly_degree: 1,
+                },
+                TrainConfig::default(),
+                Some("temp_max".into()),
+            )
         });
         let mut saver = ProjectSaver::start(dir.path().to_path_buf(), || {});
         saver.save(1, &p);

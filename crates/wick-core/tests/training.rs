@@ -1118,7 +1118,11 @@ fn personal_columns_are_dropped_or_hashed_in_training_and_prediction() {
     let err = wick_core::export::export_package_onnx(&pkg, &dir.path().join("people.onnx"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("`email`") && err.contains("SHA-256"), "{err}");
+    // It says where the salt is, for a caller who would hash before calling.
+    assert!(
+        err.contains("`email`") && err.contains("SHA-256") && err.contains("personal.salt"),
+        "{err}"
+    );
     // The target can't be personal data.
     let bad = TabularRequest {
         target: "email".into(),

@@ -56,6 +56,17 @@ pub struct LoggedRequest {
     pub outputs: Vec<InferOutput>,
 }
 
+impl LoggedRequest {
+    /// The first row's prediction as logged: the target output's first value (a label or a
+    /// number).
+    pub fn first_prediction(&self) -> Option<Predicted> {
+        match self.outputs.first()?.data.as_array()?.first()? {
+            serde_json::Value::String(label) => Some(Predicted::Class(label.clone())),
+            value => value.as_f64().map(Predicted::Value),
+        }
+    }
+}
+
 /// The true outcome of a logged request, sent later by the caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Feedback {
@@ -232,14 +243,7 @@ impl RequestLog {
         match self.sender.try_send(Record::Request(entry)) {
             Ok(()) => {
                 self.logged.inc();
-                let mut live = self.live();
-                if live.logged_order.len() >= LIVE_MEMORY {
-                    if let Some(old) = live.logged_order.pop_front() {
-                        live.logged.remove(&old);
-                    }
-                }
-                live.logged_order.push_back(id.clone());
-                live.logged.insert(
+                self.remember(
                     id,
                     LoggedId {
                         model,
@@ -256,6 +260,34 @@ impl RequestLog {
         }
     }
 
+    /// Remembers a request that another replica logged (or this one before a restart), read back
+    /// from the store, so its feedback is checked and counted as if this replica had logged it.
+    pub fn remember_logged(&self, request: &LoggedRequest) {
+        self.remember(
+            request.id.clone(),
+            LoggedId {
+                model: request.model.clone(),
+                version: request.version,
+                predicted: request.first_prediction(),
+            },
+        );
+    }
+
+    fn remember(&self, id: String, logged: LoggedId) {
+        let mut live = self.live();
+        if live.logged.contains_key(&id) {
+            live.logged.insert(id, logged);
+            return;
+        }
+        if live.logged_order.len() >= LIVE_MEMORY {
+            if let Some(old) = live.logged_order.pop_front() {
+                live.logged.remove(&old);
+            }
+        }
+        live.logged_order.push_back(id.clone());
+        live.logged.insert(id, logged);
+    }
+
     /// Records the true outcome of a logged request of `model`: a class label or a number.
     pub fn feedback(
         &self,
@@ -268,7 +300,7 @@ impl RequestLog {
             let live = self.live();
             let Some(logged) = live.logged.get(id).filter(|l| l.model == model) else {
                 return Err(FeedbackError::UnknownId(format!(
-                    "no logged request of `{model}` has id `{id}`: feedback is for requests the server logged (turn logging on with PUT /v2/wick/models/{model}/logging; only sampled requests are logged, and this server remembers the last {LIVE_MEMORY})"
+                    "no logged request of `{model}` has id `{id}`, here or in the store: feedback is for requests the endpoint logged (turn logging on with PUT /v2/wick/models/{model}/logging; only sampled requests are logged, and a logged request reaches the store within a second or so of its answer)"
                 )));
             };
             let (correct, abs_error) = match (&logged.predicted, &label, value) {

@@ -970,12 +970,24 @@ async fn feedback(
     if state.registry.versions_of(&name).await.is_none() {
         return Err(ApiError::NotFound(format!("model `{name}` not found")));
     }
-    let recorded = state
-        .log
-        .feedback(&name, id, label, number)
-        .map_err(|e| match e {
-            FeedbackError::UnknownId(m) | FeedbackError::Invalid(m) => ApiError::BadRequest(m),
-        })?;
+    let recorded = match state.log.feedback(&name, id, label.clone(), number) {
+        // Logged by another replica sharing the store, or by this one before a restart: the
+        // store's request log has it.
+        Err(FeedbackError::UnknownId(message)) => {
+            let logged: Vec<LoggedRequest> = read_log(&state, "logs", &name).await?;
+            match logged.iter().rev().find(|r| r.id == id) {
+                Some(request) => {
+                    state.log.remember_logged(request);
+                    state.log.feedback(&name, id, label, number)
+                }
+                None => Err(FeedbackError::UnknownId(message)),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| match e {
+        FeedbackError::UnknownId(m) | FeedbackError::Invalid(m) => ApiError::BadRequest(m),
+    })?;
     Ok(Json(serde_json::json!({ "recorded": recorded })))
 }
 

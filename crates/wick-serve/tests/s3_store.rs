@@ -228,6 +228,8 @@ fn s3_store_round_trip_and_a_second_replica() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let mut ids = std::collections::HashSet::new();
+    // Which replica answered each request.
+    let mut answered_by = Vec::new();
     for url in [&a, &b].into_iter().cycle().take(20) {
         let answer: Value = http
             .post(format!("{url}/v2/models/weather/infer"))
@@ -238,6 +240,7 @@ fn s3_store_round_trip_and_a_second_replica() {
             .json()
             .unwrap();
         ids.insert(answer["id"].as_str().unwrap().to_string());
+        answered_by.push((url.clone(), answer["id"].as_str().unwrap().to_string()));
     }
     let store = wick_serve::registry::Registry::open_store("s3://wick-models/team-a").unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -263,6 +266,50 @@ fn s3_store_round_trip_and_a_second_replica() {
             std::time::Instant::now() < deadline,
             "the bucket has {} of the 20 logged requests",
             seen.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Feedback for a request goes to whichever replica the caller reaches: each request's true
+    // value is sent to the replica that did not answer it, which finds it in the bucket's log.
+    for (url, id) in &answered_by {
+        let other = if *url == a { &b } else { &a };
+        let resp = http
+            .post(format!("{other}/v2/wick/models/weather/feedback"))
+            .bearer_auth(&token)
+            .json(&json!({ "id": id, "value": 20.0 }))
+            .send()
+            .unwrap();
+        let status = resp.status();
+        assert_eq!(
+            status,
+            200,
+            "feedback for {id} through the other replica: {}",
+            resp.text().unwrap()
+        );
+    }
+    // An id no replica logged is still refused, with the reason.
+    let resp = http
+        .post(format!("{b}/v2/wick/models/weather/feedback"))
+        .bearer_auth(&token)
+        .json(&json!({ "id": "never-logged", "value": 20.0 }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().unwrap().contains("in the store"));
+    // Both replicas' feedback joins every logged request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let labelled = endpoint_a.labelled_rows("weather");
+        if labelled
+            .as_ref()
+            .is_ok_and(|l| l.rows.len() == answered_by.len())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the labelled rows are {:?}",
+            labelled.map(|l| l.rows.len())
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

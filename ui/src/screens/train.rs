@@ -622,26 +622,19 @@ mod tests {
     #[test]
     fn the_epoch_axis_spans_the_planned_run_from_the_first_epoch() {
         let mut run = crate::project::RunRecord {
-            id: 1,
-            name: "run 1".into(),
-            template: crate::project::Template::Logistic,
-            spec: wick_core::model::ModelSpec::Logistic,
-            config: wick_core::train::TrainConfig::default(),
-            target: Some("diagnosis".into()),
-            status: RunStatus::Running,
             device: "cpu".into(),
-            epochs: 15,
             step_losses: vec![[0.1, 1.0]],
-            history: vec![],
-            test_metrics: None,
-            test_samples: vec![],
-            package: None,
-            duration_secs: 0.0,
-            cv: None,
-            leaderboard: None,
-            rows_used: None,
-            live_rows: None,
-            dataset: None,
+            ..crate::project::RunRecord::started(
+                1,
+                "run 1".into(),
+                crate::project::Template::Logistic,
+                wick_core::model::ModelSpec::Logistic,
+                wick_core::train::TrainConfig {
+                    epochs: 15,
+                    ..Default::default()
+                },
+                Some("diagnosis".into()),
+            )
         };
         assert_eq!(epoch_axis(&run), (0.0, 15.0));
         run.history.push(wick_core::train::MetricPoint {

@@ -25,7 +25,7 @@ pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
             .find(|e| preprocessor.personal.is_hashed(e.name()))
         {
             return Err(WickError::Export(format!(
-                "feature `{}` is personal data hashed before the model sees it, and ONNX has no SHA-256 operator to do that; drop the column instead of hashing it, or serve the model with wick-serve",
+                "feature `{}` is personal data that the model sees hashed (the first 16 hex digits of SHA-256 over the salt, a zero byte and the value; the salt is `preprocessing.preprocessor.personal.salt` in the package's wick.json), and ONNX has no SHA-256 operator to hash it inside the graph, so the export is refused. Train without the column (or with it dropped instead of hashed) to export, or serve the model with wick-serve, which hashes as training did",
                 e.name()
             )));
         }
@@ -65,7 +65,10 @@ pub fn lower_model(g: &mut GraphBuilder, model: &Model) -> Result<()> {
         }
         (ModelInput::Image { shape }, Weights::Transfer { backbone, head }) => {
             let x = image_input(g, *shape);
-            let features = resnet(g, backbone, &x)?;
+            let features = match backbone.arch() {
+                BackboneArch::MobileNetV4Small => mobilenetv4_small(g, backbone, &x)?,
+                _ => resnet(g, backbone, &x)?,
+            };
             let y = network(g, head, &features)?;
             network_output(g, &model.target, &y);
         }
@@ -449,10 +452,9 @@ fn activation(g: &mut GraphBuilder, x: &str, function: Activation) -> String {
 /// the CPU; returns `float [N, features]`.
 fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<String> {
     let net = backbone.cpu_resnet().ok_or_else(|| {
-        WickError::Export(match backbone.arch() {
-            BackboneArch::MobileNetV4Small => "ONNX export covers ResNet backbones, not MobileNetV4 yet; the model still publishes to a Wick endpoint, or train it on a ResNet to export it".into(),
-            _ => "the backbone is loaded on a GPU; export loads the package on the CPU".into(),
-        })
+        WickError::Export(
+            "the backbone is loaded on a GPU; export loads the package on the CPU".into(),
+        )
     })?;
     let mean = g.f32s("imagenet_mean", &[1, 3, 1, 1], &IMAGENET_MEAN);
     let std = g.f32s("imagenet_std", &[1, 3, 1, 1], &IMAGENET_STD);
@@ -478,6 +480,142 @@ fn resnet(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<St
     }
     let x = g.op("GlobalAveragePool", &[&x], vec![]);
     Ok(g.op("Flatten", &[&x], vec![attr_int("axis", 1)]))
+}
+
+/// MobileNetV4-small (timm's `mobilenetv4_conv_small`) as candle-transformers runs it: the stem,
+/// then its blocks in eval mode: convolution blocks (conv, batch norm, ReLU) and universal inverted
+/// bottlenecks (an optional depthwise conv, a pointwise expansion with ReLU, an optional depthwise
+/// conv with ReLU, a pointwise projection, the optional layer scale, the residual when the shape
+/// stays), then the global average. A part is there when its weights are, as in candle.
+fn mobilenetv4_small(g: &mut GraphBuilder, backbone: &FrozenBackbone, x: &str) -> Result<String> {
+    let tensors = backbone.candle_tensors().ok_or_else(|| {
+        WickError::Export("the MobileNetV4 backbone was loaded without its weights".into())
+    })?;
+    let mean = g.f32s("imagenet_mean", &[1, 3, 1, 1], &IMAGENET_MEAN);
+    let std = g.f32s("imagenet_std", &[1, 3, 1, 1], &IMAGENET_STD);
+    let x = g.op("Sub", &[x, &mean], vec![]);
+    let x = g.op("Div", &[&x, &std], vec![]);
+    let mut x = conv_bn(g, tensors, &x, ("conv_stem", "bn1"), 2, 1)?;
+    x = g.op("Relu", &[&x], vec![]);
+    // The blocks as the weights have them (kernels and widths from their shapes); the small model
+    // halves the resolution in the first block of each of its first four stages.
+    for stage in 0..5 {
+        for block in 0.. {
+            let at = format!("blocks.{stage}.{block}");
+            let has = |part: &str| tensors.contains_key(&format!("{at}.{part}.weight"));
+            let stride = if block == 0 && stage < 4 { 2 } else { 1 };
+            if has("conv") {
+                let y = conv_bn(
+                    g,
+                    tensors,
+                    &x,
+                    (&format!("{at}.conv"), &format!("{at}.bn1")),
+                    stride,
+                    usize::MAX,
+                )?;
+                x = g.op("Relu", &[&y], vec![]);
+            } else if has("pw_exp.conv") {
+                let part = |name: &str| (format!("{at}.{name}.conv"), format!("{at}.{name}.bn"));
+                let in_channels = out_channels(tensors, &format!("{at}.pw_exp.conv"), 1)?;
+                let mid = has("dw_mid.conv");
+                let mut y = x.clone();
+                if has("dw_start.conv") {
+                    let (c, b) = part("dw_start");
+                    y = conv_bn(
+                        g,
+                        tensors,
+                        &y,
+                        (&c, &b),
+                        if mid { 1 } else { stride },
+                        usize::MAX,
+                    )?;
+                }
+                let (c, b) = part("pw_exp");
+                y = conv_bn(g, tensors, &y, (&c, &b), 1, usize::MAX)?;
+                y = g.op("Relu", &[&y], vec![]);
+                if mid {
+                    let (c, b) = part("dw_mid");
+                    y = conv_bn(g, tensors, &y, (&c, &b), stride, usize::MAX)?;
+                    y = g.op("Relu", &[&y], vec![]);
+                }
+                let (c, b) = part("pw_proj");
+                let out = out_channels(tensors, &c, 0)?;
+                y = conv_bn(g, tensors, &y, (&c, &b), 1, usize::MAX)?;
+                if let Some(t) = tensors.get(&format!("{at}.layer_scale.gamma")) {
+                    let scale = g.f32s("layer_scale", &[1, t.elem_count(), 1, 1], &tensor_f32(t)?);
+                    y = g.op("Mul", &[&y, &scale], vec![]);
+                }
+                if in_channels == out && stride == 1 {
+                    y = g.op("Add", &[&y, &x], vec![]);
+                }
+                x = y;
+            } else {
+                break;
+            }
+        }
+    }
+    let x = g.op("GlobalAveragePool", &[&x], vec![]);
+    Ok(g.op("Flatten", &[&x], vec![attr_int("axis", 1)]))
+}
+
+/// A bias-free convolution (`{conv}.weight`: square kernel, padded by half of it unless `padding`
+/// says, depthwise when its weight has one input channel per group) followed by a batch norm in
+/// eval mode (`{bn}.weight`, `.bias`, `.running_mean`, `.running_var`, epsilon 1e-5).
+fn conv_bn(
+    g: &mut GraphBuilder,
+    tensors: &std::collections::HashMap<String, Tensor>,
+    x: &str,
+    (conv, bn): (&str, &str),
+    stride: usize,
+    padding: usize,
+) -> Result<String> {
+    let name = format!("{conv}.weight");
+    let w = tensors
+        .get(&name)
+        .ok_or_else(|| WickError::Export(format!("the backbone has no tensor `{name}`")))?;
+    let (out, per_group, kernel, _) = w.dims4()?;
+    // A depthwise convolution's weight is (C, 1, k, k); the stem's 3-channel input has 3.
+    let groups = if per_group == 1 && out > 1 { out } else { 1 };
+    let padding = if padding == usize::MAX {
+        kernel / 2
+    } else {
+        padding
+    };
+    let w = weight(g, tensors, &name)?;
+    let (k, s, p) = (kernel as i64, stride as i64, padding as i64);
+    let y = g.op(
+        "Conv",
+        &[x, &w],
+        vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[s, s]),
+            attr_ints("pads", &[p, p, p, p]),
+            attr_int("group", groups as i64),
+        ],
+    );
+    let part = |p: &str| format!("{bn}.{p}");
+    let scale = weight(g, tensors, &part("weight"))?;
+    let bias = weight(g, tensors, &part("bias"))?;
+    let mean = weight(g, tensors, &part("running_mean"))?;
+    let var = weight(g, tensors, &part("running_var"))?;
+    Ok(g.op(
+        "BatchNormalization",
+        &[&y, &scale, &bias, &mean, &var],
+        vec![attr_float("epsilon", BN_EPS)],
+    ))
+}
+
+/// Dimension `dim` of the weight `{conv}.weight` (0: output channels, 1: input channels).
+fn out_channels(
+    tensors: &std::collections::HashMap<String, Tensor>,
+    conv: &str,
+    dim: usize,
+) -> Result<usize> {
+    let name = format!("{conv}.weight");
+    let w = tensors
+        .get(&name)
+        .ok_or_else(|| WickError::Export(format!("the backbone has no tensor `{name}`")))?;
+    Ok(w.dim(dim)?)
 }
 
 fn folded_conv(g: &mut GraphBuilder, c: &FoldedConv, x: &str, relu: bool) -> Result<String> {

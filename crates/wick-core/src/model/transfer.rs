@@ -34,7 +34,8 @@ pub struct FrozenBackbone {
 
 enum BackboneNet {
     Folded(FoldedResNet),
-    Candle(Func<'static>),
+    /// candle-transformers' model, with the tensors it was built from (for export).
+    Candle(Func<'static>, HashMap<String, Tensor>),
 }
 
 impl FrozenBackbone {
@@ -93,8 +94,9 @@ impl FrozenBackbone {
             }
             _ => {
                 // candle's VarBuilder names a missing tensor in its error, as FoldedResNet does.
-                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-                BackboneNet::Candle(match arch {
+                // (Tensors share their storage: the copy kept for export costs no memory.)
+                let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
+                let func = match arch {
                     BackboneArch::Resnet18 => resnet::resnet18_no_final_layer(vb)?,
                     BackboneArch::Resnet34 => resnet::resnet34_no_final_layer(vb)?,
                     BackboneArch::Resnet50 => resnet::resnet50_no_final_layer(vb)?,
@@ -106,7 +108,8 @@ impl FrozenBackbone {
                         // It keeps the pooled 1×1 dimensions: (N, 960, 1, 1) to (N, 960).
                         Func::new(move |x| net.forward(x)?.flatten_from(1))
                     }
-                })
+                };
+                BackboneNet::Candle(func, tensors)
             }
         };
         let mean = Tensor::from_slice(&IMAGENET_MEAN, (1, 3, 1, 1), device)?;
@@ -123,6 +126,14 @@ impl FrozenBackbone {
         self.arch
     }
 
+    /// The weights of a backbone that runs as candle-transformers' model (for export).
+    pub(crate) fn candle_tensors(&self) -> Option<&HashMap<String, Tensor>> {
+        match &self.net {
+            BackboneNet::Candle(_, tensors) => Some(tensors),
+            BackboneNet::Folded(_) => None,
+        }
+    }
+
     /// The folded network (for export); `None` when the backbone runs as candle's model.
     pub(crate) fn cpu_resnet(&self) -> Option<&FoldedResNet> {
         match &self.net {
@@ -134,7 +145,7 @@ impl FrozenBackbone {
     fn folded(&self) -> Result<&FoldedResNet> {
         match &self.net {
             BackboneNet::Folded(net) => Ok(net),
-            BackboneNet::Candle(_) => Err(WickError::InvalidSpec(
+            BackboneNet::Candle(..) => Err(WickError::InvalidSpec(
                 "fine-tuning needs the backbone loaded as its stages (FrozenBackbone::load_folded)"
                     .into(),
             )),
@@ -150,7 +161,7 @@ impl FrozenBackbone {
         let x = self.normalise(images)?;
         match &self.net {
             BackboneNet::Folded(net) => net.forward(&x),
-            BackboneNet::Candle(func) => Ok(func.forward(&x)?),
+            BackboneNet::Candle(func, _) => Ok(func.forward(&x)?),
         }
     }
 
@@ -260,7 +271,28 @@ pub fn write_random_weights(arch: BackboneArch, path: &Path) -> Result<()> {
             vb,
         )?),
     }
-    varmap.save(path)?;
+    // A block without one of its optional parts (MobileNetV4's kernel-0 depthwise convolutions)
+    // has no tensors for it in a real file; the VarMap made them empty. It also makes a layer
+    // scale zeros (its default), which would silence every bottleneck: ones keep the path alive.
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .map_err(|_| WickError::InvalidSpec("the random weights' map was poisoned".into()))?
+        .iter()
+        .filter(|(_, v)| v.elem_count() > 0)
+        .map(|(k, v)| {
+            let t = v.as_tensor();
+            Ok((
+                k.clone(),
+                if k.ends_with("layer_scale.gamma") {
+                    t.ones_like()?
+                } else {
+                    t.clone()
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&tensors, path)?;
     Ok(())
 }
 
