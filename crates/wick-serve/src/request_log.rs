@@ -275,8 +275,8 @@ impl RequestLog {
 
     fn remember(&self, id: String, logged: LoggedId) {
         let mut live = self.live();
-        if live.logged.contains_key(&id) {
-            live.logged.insert(id, logged);
+        if let Some(known) = live.logged.get_mut(&id) {
+            *known = logged;
             return;
         }
         if live.logged_order.len() >= LIVE_MEMORY {

@@ -330,8 +330,8 @@ fn boosted_trees_and_forests_run_in_onnxruntime() {
             let name = format!("{kind}-{}", request.target);
             let report = table_case(&dir, &name, data, &request, spec, 1);
             for (output, figures) in report["outputs"].as_object().unwrap() {
-                let within = figures["max_rel"].as_f64().map_or(true, |r| r <= RTOL);
-                let labels = figures["mismatches"].as_u64().map_or(true, |m| m == 0);
+                let within = figures["max_rel"].as_f64().is_none_or(|r| r <= RTOL);
+                let labels = figures["mismatches"].as_u64().is_none_or(|m| m == 0);
                 assert!(within && labels, "{name} `{output}`: {figures}");
             }
         }
