@@ -132,16 +132,7 @@ impl WickApp {
             saved_project_json,
             frame_count: 0,
         };
-        if let Some(dataset) = app.state.project.dataset.clone() {
-            app.state.data = DataState::Loading(dataset.path.clone());
-            app.jobs.load_dataset(
-                dataset.path,
-                (
-                    app.state.config.stream_threshold_bytes,
-                    app.state.config.stream_sample_rows,
-                ),
-            );
-        }
+        app.load_project_dataset();
         app.restore_published();
         app.jobs.probe_gpus();
         app
@@ -313,6 +304,12 @@ impl WickApp {
         self.state.try_it = TryState::default();
         self.state.notices.extend(problem.map(|p| p.to_string()));
         self.restore_published();
+        self.load_project_dataset();
+        self.state.screen = Screen::Data;
+    }
+
+    /// Starts loading the project's dataset, if it has one (at start and when a project opens).
+    fn load_project_dataset(&mut self) {
         self.state.data = DataState::Empty;
         if let Some(dataset) = self.state.project.dataset.clone() {
             self.state.data = DataState::Loading(dataset.path.clone());
@@ -324,7 +321,6 @@ impl WickApp {
                 ),
             );
         }
-        self.state.screen = Screen::Data;
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
