@@ -519,12 +519,15 @@ impl Jobs {
     /// Sends `body` to `name` without a version, as clients do: through the traffic split.
     pub fn test_request(&self, endpoint: EndpointTarget, name: String, source: RequestSource) {
         self.spawn("test-request", move |send| {
-            let result = request_body(&source).and_then(|(body, _)| {
-                Endpoint::new(&endpoint.url, &endpoint.token)
-                    .and_then(|e| e.infer(&name, None, &body))
-                    .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
-                    .map_err(|e| e.to_string())
-            });
+            let result = read_manifest(&source.package)
+                .map_err(|e| e.to_string())
+                .and_then(|manifest| request_body(&manifest, &source))
+                .and_then(|body| {
+                    Endpoint::new(&endpoint.url, &endpoint.token)
+                        .and_then(|e| e.infer(&name, None, &body))
+                        .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
+                        .map_err(|e| e.to_string())
+                });
             send(JobEvent::TestResponse { result });
         });
     }
@@ -536,8 +539,8 @@ impl Jobs {
             let Ok(manifest) = read_manifest(&source.package) else {
                 return;
             };
-            let body = request_body(&source)
-                .map(|(body, _)| body)
+            // The manifest is read once, for the body and the Python snippet alike.
+            let body = request_body(&manifest, &source)
                 .unwrap_or_else(|_| wick_core::publish::example_request(&manifest));
             let curl = wick_core::publish::curl_example(&record.infer_url, &body);
             let python = wick_core::publish::python_example(

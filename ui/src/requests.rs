@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use wick_core::explain::any_value_json;
-use wick_core::package::{read_manifest, Manifest, TensorSpec};
+use wick_core::package::{Manifest, TensorSpec};
 
 use crate::loaded::LoadedData;
 use crate::state::AppState;
@@ -61,16 +61,14 @@ pub fn request_source(
     Ok(RequestSource { package, sample })
 }
 
-/// An Open Inference Protocol request body from `source`, with the manifest it was built for.
-/// Off the UI thread: it reads the package's manifest and may decode a photo.
-pub fn request_body(source: &RequestSource) -> Result<(Value, Manifest), String> {
-    let manifest = read_manifest(&source.package).map_err(|e| e.to_string())?;
-    let body = match &source.sample {
-        SampleInput::Row(cells) => table_body(&manifest, |name| cells.get(name).cloned())?,
-        SampleInput::Image(path) => image_body(&manifest, path)?,
-        SampleInput::Example => wick_core::publish::example_request(&manifest),
-    };
-    Ok((body, manifest))
+/// An Open Inference Protocol request body from `source`, built for `manifest` (the package's,
+/// read by the caller). Off the UI thread: it may decode and resize a photo.
+pub fn request_body(manifest: &Manifest, source: &RequestSource) -> Result<Value, String> {
+    Ok(match &source.sample {
+        SampleInput::Row(cells) => table_body(manifest, |name| cells.get(name).cloned())?,
+        SampleInput::Image(path) => image_body(manifest, path)?,
+        SampleInput::Example => wick_core::publish::example_request(manifest),
+    })
 }
 
 fn table_body(

@@ -210,7 +210,7 @@ fn date_parts(g: &mut GraphBuilder, name: &str) -> String {
         c(100.0),
         c(400.0),
     );
-    let (c5, c2, c153, c10, c12, c1) = (c(5.0), c(2.0), c(153.0), c(10.0), c(12.0), c(1.0));
+    let (c5, c2, c153, c10, c12) = (c(5.0), c(2.0), c(153.0), c(10.0), c(12.0));
     let div_floor = |g: &mut GraphBuilder, a: &str, b: &str| {
         let q = g.op("Div", &[a, b], vec![]);
         g.op("Floor", &[&q], vec![])
@@ -267,7 +267,6 @@ fn date_parts(g: &mut GraphBuilder, name: &str) -> String {
         vec![attr_int("to", DataType::Double as i64)],
     );
     let year = g.op("Add", &[&year, &early], vec![]);
-    let _ = c1;
     g.op(
         "Concat",
         &[&year, &month, &weekday, &hour, &days],

@@ -121,8 +121,7 @@ pub fn run(
             return Err(WickError::Cancelled);
         }
     }
-    let folds = cv_folds;
-    let cv = match (&data, folds) {
+    let cv = match (&data, cv_folds) {
         (_, None) => None,
         (
             JobData::Table {
