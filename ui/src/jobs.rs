@@ -23,6 +23,7 @@ use wick_core::train::{
 };
 use wick_core::wire::{ModelListing, Published};
 
+use crate::job_error::JobError;
 use crate::loaded::{EndpointTarget, FitView, Histogram, LoadedData, TrySaliency};
 use crate::project::PublishedRecord;
 use crate::requests::{request_body, RequestSource};
@@ -50,6 +51,20 @@ pub struct TrainOrder {
     pub cancel: CancelToken,
 }
 
+/// *Find the best model* on a table, as the app asks for it.
+pub struct SearchOrder {
+    pub run_id: u32,
+    pub df: DataFrame,
+    /// The table's file (its fingerprint goes into the manifest).
+    pub source: PathBuf,
+    pub request: TabularRequest,
+    pub config: TrainConfig,
+    /// How long the search may take; the best model so far is kept when it runs out.
+    pub budget_secs: f64,
+    pub package: PathBuf,
+    pub cancel: CancelToken,
+}
+
 /// What a finished training hands back.
 pub struct TrainDone {
     pub run_id: u32,
@@ -74,8 +89,8 @@ impl ModelSource {
     /// loaded here, for the UI to keep, with the result.
     fn with<T>(
         self,
-        work: impl FnOnce(&Model) -> Result<T, String>,
-    ) -> (Option<Arc<Model>>, Result<T, String>) {
+        work: impl FnOnce(&Model) -> Result<T, JobError>,
+    ) -> (Option<Arc<Model>>, Result<T, JobError>) {
         let (model, loaded_here) = match self {
             Self::Loaded(model) => (model, false),
             Self::Package(path) => match wick_core::package::load_package(&path) {
@@ -85,7 +100,7 @@ impl ModelSource {
                         "The saved model in {} could not be loaded ({e}); train the run again.",
                         path.display()
                     );
-                    return (None, Err(message));
+                    return (None, Err(JobError::Message(message)));
                 }
             },
         };
@@ -109,7 +124,7 @@ pub struct FitRequest {
 /// Points along the chosen feature; enough for a smooth curve, few enough to predict in a blink.
 const FIT_CURVE_POINTS: usize = 120;
 
-fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, String> {
+fn fit_view(model: &Model, request: &FitRequest) -> Result<FitView, JobError> {
     let not_numeric = |e: wick_core::polars::prelude::PolarsError| {
         format!("column `{}` of the open dataset can't be plotted ({e}); open the dataset this run was trained on", request.feature)
     };
@@ -152,7 +167,7 @@ const IMPORTANCE_REPEATS: usize = 5;
 pub enum JobEvent {
     DatasetLoaded {
         path: PathBuf,
-        result: Result<LoadedData, String>,
+        result: Result<LoadedData, JobError>,
     },
     /// A large file streams: this share of it is read.
     LoadProgress {
@@ -170,48 +185,48 @@ pub enum JobEvent {
     },
     TrainDone {
         run_id: u32,
-        result: Result<Box<TrainDone>, String>,
+        result: Result<Box<TrainDone>, JobError>,
     },
     Published {
         run_id: u32,
         endpoint: String,
-        result: Result<(Published, String), String>,
+        result: Result<(Published, String), JobError>,
     },
     TestResponse {
-        result: Result<String, String>,
+        result: Result<String, JobError>,
     },
     Versions {
-        result: Result<Vec<ModelListing>, String>,
+        result: Result<Vec<ModelListing>, JobError>,
     },
     RolledBack {
         name: String,
         version: u64,
-        result: Result<(), String>,
+        result: Result<(), JobError>,
     },
     TrafficSet {
         name: String,
-        result: Result<(), String>,
+        result: Result<(), JobError>,
     },
     Monitor {
         name: String,
-        result: Result<wick_core::wire::MonitorReport, String>,
+        result: Result<wick_core::wire::MonitorReport, JobError>,
     },
     LoggingSet {
         name: String,
-        result: Result<(), String>,
+        result: Result<(), JobError>,
     },
     LiveRows {
         base_run: u32,
-        result: Result<wick_core::train::NewRows, String>,
+        result: Result<wick_core::train::NewRows, JobError>,
     },
     LabelQueue {
         name: String,
-        result: Result<wick_core::wire::LabelQueue, String>,
+        result: Result<wick_core::wire::LabelQueue, JobError>,
     },
     FeedbackSent {
         id: String,
         outcome: serde_json::Value,
-        result: Result<(), String>,
+        result: Result<(), JobError>,
     },
     /// `model` is set when the job loaded it from its package, for the UI to keep.
     /// The predictions, and for a table row the prediction's per-feature parts where the model has them.
@@ -219,23 +234,23 @@ pub enum JobEvent {
     TryIt {
         run_id: u32,
         model: Option<Arc<Model>>,
-        result: Result<(Vec<Prediction>, Option<Explanation>), String>,
+        result: Result<(Vec<Prediction>, Option<Explanation>), JobError>,
         saliency: Option<TrySaliency>,
     },
     Importance {
         run_id: u32,
         model: Option<Arc<Model>>,
-        result: Result<Importance, String>,
+        result: Result<Importance, JobError>,
     },
     FitView {
         run_id: u32,
         feature: String,
         model: Option<Arc<Model>>,
-        result: Result<FitView, String>,
+        result: Result<FitView, JobError>,
     },
     Exported {
         path: PathBuf,
-        result: Result<(), String>,
+        result: Result<(), JobError>,
     },
     /// The GPUs found at start.
     Gpus(Vec<wick_core::train::DeviceChoice>),
@@ -246,13 +261,13 @@ pub enum JobEvent {
     },
     AugmentPreview {
         augment: Augment,
-        result: Result<Vec<egui::ColorImage>, String>,
+        result: Result<Vec<egui::ColorImage>, JobError>,
     },
     /// One test image's saliency overlay for Evaluate's grid.
     GridSaliency {
         run_id: u32,
         path: PathBuf,
-        result: Result<egui::ColorImage, String>,
+        result: Result<egui::ColorImage, JobError>,
     },
     /// The grid's overlays are all made; `model` is set when the job loaded it.
     GridSaliencyDone {
@@ -331,7 +346,7 @@ impl Jobs {
             let fail = |message: String| {
                 send(JobEvent::TrainDone {
                     run_id,
-                    result: Err(message),
+                    result: Err(JobError::Message(message)),
                 })
             };
             let backbone = match download {
@@ -379,7 +394,7 @@ impl Jobs {
             };
             let mut observer = |event: TrainEvent| send(JobEvent::Train { run_id, event });
             let result = wick_core::train::run(job, &mut observer, &cancel)
-                .map_err(|e| e.to_string())
+                .map_err(JobError::from)
                 .map(|done| {
                     Box::new(TrainDone {
                         run_id,
@@ -407,10 +422,10 @@ impl Jobs {
         self.spawn("live-rows", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.labelled_rows(&name))
-                .map_err(|e| e.to_string())
+                .map_err(JobError::from)
                 .and_then(|labelled| {
                     wick_core::train::live_rows_frame(&df, &target, &labelled)
-                        .map_err(|e| e.to_string())
+                        .map_err(JobError::from)
                 });
             send(JobEvent::LiveRows { base_run, result });
         });
@@ -421,7 +436,7 @@ impl Jobs {
         self.spawn("label-queue", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.label_queue(&name, LABEL_QUEUE_LENGTH))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::LabelQueue { name, result });
         });
     }
@@ -437,7 +452,7 @@ impl Jobs {
         self.spawn("feedback", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.feedback(&name, &id, &outcome))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::FeedbackSent {
                 id,
                 outcome,
@@ -448,19 +463,18 @@ impl Jobs {
 
     /// *Find the best model*: the leaderboard search on a table; the best model is saved as the
     /// run's package, as a training run's is.
-    #[allow(clippy::too_many_arguments)]
-    pub fn search(
-        &self,
-        run_id: u32,
-        df: DataFrame,
-        source: PathBuf,
-        request: TabularRequest,
-        config: TrainConfig,
-        budget_secs: f64,
-        package: PathBuf,
-        cancel: CancelToken,
-    ) {
+    pub fn search(&self, order: SearchOrder) {
         self.spawn("search", move |send| {
+            let SearchOrder {
+                run_id,
+                df,
+                source,
+                request,
+                config,
+                budget_secs,
+                package,
+                cancel,
+            } = order;
             let mut on_event = |event: SearchEvent| send(JobEvent::Search { run_id, event });
             let result = search(
                 TableData::new(&df, &source, &request),
@@ -469,7 +483,7 @@ impl Jobs {
                 &mut on_event,
                 &cancel,
             )
-            .map_err(|e| e.to_string())
+            .map_err(JobError::from)
             .and_then(|outcome| {
                 save_package(
                     &outcome.best.model,
@@ -507,7 +521,7 @@ impl Jobs {
                     let url = e.infer_url(&published);
                     Ok((published, url))
                 })
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::Published {
                 run_id,
                 endpoint: endpoint.url.clone(),
@@ -520,13 +534,13 @@ impl Jobs {
     pub fn test_request(&self, endpoint: EndpointTarget, name: String, source: RequestSource) {
         self.spawn("test-request", move |send| {
             let result = read_manifest(&source.package)
-                .map_err(|e| e.to_string())
+                .map_err(JobError::from)
                 .and_then(|manifest| request_body(&manifest, &source))
                 .and_then(|body| {
                     Endpoint::new(&endpoint.url, &endpoint.token)
                         .and_then(|e| e.infer(&name, None, &body))
                         .map(|v| serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()))
-                        .map_err(|e| e.to_string())
+                        .map_err(JobError::from)
                 });
             send(JobEvent::TestResponse { result });
         });
@@ -561,7 +575,7 @@ impl Jobs {
         self.spawn("versions", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.models())
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::Versions { result });
         });
     }
@@ -570,7 +584,7 @@ impl Jobs {
         self.spawn("rollback", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.set_default(&name, version))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::RolledBack {
                 name,
                 version,
@@ -589,7 +603,7 @@ impl Jobs {
         self.spawn("traffic", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.set_traffic(&name, &split))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::TrafficSet { name, result });
         });
     }
@@ -599,7 +613,7 @@ impl Jobs {
         self.spawn("monitor", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.monitor(&name, window_secs))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::Monitor { name, result });
         });
     }
@@ -608,7 +622,7 @@ impl Jobs {
         self.spawn("logging", move |send| {
             let result = Endpoint::new(&endpoint.url, &endpoint.token)
                 .and_then(|e| e.set_logging(&name, sample))
-                .map_err(|e| e.to_string());
+                .map_err(JobError::from);
             send(JobEvent::LoggingSet { name, result });
         });
     }
@@ -622,18 +636,17 @@ impl Jobs {
                     TryInput::Row(row) => {
                         let predictions = model
                             .predict_rows(std::slice::from_ref(&row))
-                            .map_err(|e| e.to_string())?;
+                            .map_err(JobError::from)?;
                         // A model without contributions (or a row they can't be computed for) still predicts.
                         let explanation = explain_row(model, &row).ok().flatten();
                         Ok((predictions, explanation))
                     }
                     TryInput::Image(path) => {
                         // Decoded once, for the prediction and its saliency map.
-                        let shape = model.image_shape().map_err(|e| e.to_string())?;
+                        let shape = model.image_shape().map_err(JobError::from)?;
                         let chw =
-                            wick_core::data::load_image(&path, shape).map_err(|e| e.to_string())?;
-                        let predictions =
-                            model.predict_pixels(&chw, 1).map_err(|e| e.to_string())?;
+                            wick_core::data::load_image(&path, shape).map_err(JobError::from)?;
+                        let predictions = model.predict_pixels(&chw, 1).map_err(JobError::from)?;
                         saliency = try_saliency(model, &chw, shape);
                         Ok((predictions, None))
                     }
@@ -652,13 +665,13 @@ impl Jobs {
     pub fn grid_saliency(&self, run_id: u32, source: ModelSource, paths: Vec<PathBuf>) {
         self.spawn("grid-saliency", move |send| {
             let (model, result) = source.with(|model| {
-                let shape = model.image_shape().map_err(|e| e.to_string())?;
+                let shape = model.image_shape().map_err(JobError::from)?;
                 for path in paths {
                     let result = wick_core::data::load_image(&path, shape)
-                        .map_err(|e| e.to_string())
+                        .map_err(JobError::from)
                         .and_then(|chw| {
                             let map = wick_core::explain::saliency(model, &chw)
-                                .map_err(|e| e.to_string())?;
+                                .map_err(JobError::from)?;
                             // Thumbnails are 72 points a side: enlarge small inputs so the overlay stays sharp.
                             let scale = 72usize
                                 .div_ceil(shape.width.max(shape.height).max(1))
@@ -709,7 +722,7 @@ impl Jobs {
                     .take(&idx)
                     .map_err(|e| format!("the test rows could not be read: {e}"))?;
                 permutation_importance(model, &test_rows, IMPORTANCE_REPEATS, 0)
-                    .map_err(|e| e.to_string())
+                    .map_err(JobError::from)
             });
             send(JobEvent::Importance {
                 run_id,
@@ -737,7 +750,7 @@ impl Jobs {
     pub fn augment_preview(&self, path: PathBuf, shape: ImageShape, augment: Augment, seed: u64) {
         self.spawn("augment-preview", move |send| {
             let result = wick_core::data::load_image(&path, shape)
-                .map_err(|e| e.to_string())
+                .map_err(JobError::from)
                 .map(|image| {
                     (0..PREVIEW_VIEWS)
                         .map(|i| {
@@ -763,7 +776,7 @@ impl Jobs {
             let result = if onnx {
                 wick_core::export::export_package_onnx(&package, &dest)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(JobError::from)
             } else {
                 copy_package(&package, &dest)
             };
@@ -825,7 +838,7 @@ pub fn load_dataset(
     path: &Path,
     stream: (u64, usize),
     progress: &mut dyn FnMut(f32),
-) -> Result<LoadedData, String> {
+) -> Result<LoadedData, JobError> {
     let (stream_threshold_bytes, sample_rows) = stream;
     if path.is_dir() {
         // A folder of thousands of photos takes a while to index: its share read is the progress.
@@ -834,7 +847,7 @@ pub fn load_dataset(
                 progress(done as f32 / total as f32);
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
         return Ok(LoadedData::Images { index });
     }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -847,18 +860,18 @@ pub fn load_dataset(
             0,
             &mut |done, total| progress(done as f32 / total.max(1) as f32),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
         let sampled_from = (sample.height() < summary.rows).then_some(summary.rows);
         (sample, summary, sampled_from)
     } else {
-        let (df, summary) = inspect_table(path).map_err(|e| e.to_string())?;
+        let (df, summary) = inspect_table(path).map_err(JobError::from)?;
         (df, summary, None)
     };
     let is_image_list = summary.columns.len() == 2
         && summary.columns[0].name == "path"
         && summary.columns[1].name == "label";
     if is_image_list {
-        let index = index_image_csv(path).map_err(|e| e.to_string())?;
+        let index = index_image_csv(path).map_err(JobError::from)?;
         return Ok(LoadedData::Images { index });
     }
     let histograms = summary
@@ -903,11 +916,14 @@ fn histogram(
     })
 }
 
-fn copy_package(package: &Path, dest: &Path) -> Result<(), String> {
-    read_manifest(package).map_err(|e| e.to_string())?;
+fn copy_package(package: &Path, dest: &Path) -> Result<(), JobError> {
+    read_manifest(package).map_err(JobError::from)?;
     let parent = dest.parent().unwrap_or(Path::new("."));
     let stage = parent.join(format!(".wick-export-{}", std::process::id()));
-    let io = |e: std::io::Error| format!("could not write {}: {e}", dest.display());
+    let io = |source: std::io::Error| JobError::Write {
+        path: dest.to_path_buf(),
+        source,
+    };
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage).map_err(io)?;
     for entry in std::fs::read_dir(package).map_err(io)? {
@@ -915,10 +931,7 @@ fn copy_package(package: &Path, dest: &Path) -> Result<(), String> {
         std::fs::copy(entry.path(), stage.join(entry.file_name())).map_err(io)?;
     }
     if dest.exists() {
-        return Err(format!(
-            "{} already exists; choose another name",
-            dest.display()
-        ));
+        return Err(format!("{} already exists; choose another name", dest.display()).into());
     }
     std::fs::rename(&stage, dest).map_err(io)
 }

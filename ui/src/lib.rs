@@ -8,6 +8,7 @@ pub mod checks;
 pub mod command;
 pub mod decimate;
 pub mod host;
+pub mod job_error;
 pub mod jobs;
 pub mod loaded;
 pub mod project;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use wick_core::data::{MissingPolicy, Task};
 use wick_core::hub::BackboneSource;
 use wick_core::metrics::Metrics;
-use wick_core::model::{default_cnn_layers, Activation, Layer, ModelSpec};
+use wick_core::model::{default_cnn_layers, Activation, KindSettings, Layer, ModelSpec};
 use wick_core::train::{MetricPoint, TestSample, TrainConfig};
 
 /// What `project.json` holds. Unknown or missing fields fall back to defaults, so older files open.
@@ -135,110 +135,8 @@ impl Default for ModelChoice {
     }
 }
 
-/// The template cards of the Model screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Template {
-    Linear,
-    Polynomial,
-    Ridge,
-    Logistic,
-    Mlp,
-    BoostedTrees,
-    Forest,
-    Cnn,
-    Transfer,
-}
-
-impl Template {
-    pub const ALL: [Template; 9] = [
-        Self::Linear,
-        Self::Polynomial,
-        Self::Ridge,
-        Self::Logistic,
-        Self::Mlp,
-        Self::BoostedTrees,
-        Self::Forest,
-        Self::Cnn,
-        Self::Transfer,
-    ];
-
-    /// The card a spec belongs to.
-    pub fn of(spec: &ModelSpec) -> Self {
-        match spec {
-            ModelSpec::Linear { poly_degree, .. } if *poly_degree > 1 => Self::Polynomial,
-            ModelSpec::Linear { ridge_alpha, .. } if *ridge_alpha > 0.0 => Self::Ridge,
-            ModelSpec::Linear { .. } => Self::Linear,
-            ModelSpec::Logistic => Self::Logistic,
-            ModelSpec::Mlp { .. } => Self::Mlp,
-            ModelSpec::Gbdt { .. } => Self::BoostedTrees,
-            ModelSpec::Forest { .. } => Self::Forest,
-            ModelSpec::Cnn { .. } => Self::Cnn,
-            ModelSpec::Transfer { .. } => Self::Transfer,
-        }
-    }
-
-    /// Trees: no epochs, batches or learning-rate schedule to set.
-    pub fn is_tree(self) -> bool {
-        matches!(self, Self::BoostedTrees | Self::Forest)
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Linear => "Linear",
-            Self::Polynomial => "Polynomial",
-            Self::Ridge => "Ridge",
-            Self::Logistic => "Logistic",
-            Self::Mlp => "MLP",
-            Self::BoostedTrees => "Boosted trees",
-            Self::Forest => "Random forest",
-            Self::Cnn => "CNN",
-            Self::Transfer => "Transfer learning",
-        }
-    }
-
-    pub fn blurb(self) -> &'static str {
-        match self {
-            Self::Linear => "A straight-line fit, solved exactly. Fast and explainable.",
-            Self::Polynomial => "Curves: adds powers of each feature to a linear fit.",
-            Self::Ridge => "Linear with a penalty that tames noisy or correlated features.",
-            Self::Logistic => "The classic classifier: one weight per feature and class.",
-            Self::Mlp => "A small neural network for non-linear tables.",
-            Self::BoostedTrees => {
-                "The strong baseline for tables. Missing values and text are fine."
-            }
-            Self::Forest => "Many deep trees, averaged. Robust with little tuning.",
-            Self::Cnn => "A convolutional network for images.",
-            Self::Transfer => "Reuse a pretrained network from the Hub; train a new head on it.",
-        }
-    }
-
-    /// Whether the template fits the data; `Err` says why not.
-    pub fn fits(self, images: bool, task: Task) -> Result<(), &'static str> {
-        match (self, images, task) {
-            (Self::Cnn | Self::Transfer, true, _) => Ok(()),
-            (Self::Cnn | Self::Transfer, false, _) => Err("needs an image dataset"),
-            (_, true, _) => Err("needs a table; this dataset is images"),
-            (Self::Linear | Self::Polynomial | Self::Ridge, false, Task::Regression) => Ok(()),
-            (Self::Linear | Self::Polynomial | Self::Ridge, false, Task::Classification) => {
-                Err("predicts numbers; pick Logistic or MLP for classes")
-            }
-            (Self::Logistic, false, Task::Classification) => Ok(()),
-            (Self::Logistic, false, Task::Regression) => {
-                Err("predicts classes; pick Linear for numbers")
-            }
-            (Self::Mlp | Self::BoostedTrees | Self::Forest, false, _) => Ok(()),
-        }
-    }
-
-    /// The template a first-time user should get for this kind of data.
-    pub fn default_for(images: bool, task: Task) -> Self {
-        match (images, task) {
-            (true, _) => Self::Cnn,
-            (false, Task::Regression) => Self::Linear,
-            (false, Task::Classification) => Self::Logistic,
-        }
-    }
-}
+/// The template cards of the Model screen: one per kind of model the engine trains.
+pub use wick_core::model::ModelKind as Template;
 
 impl ModelChoice {
     /// The engine's spec for the current template. Image specs need the input shape.
@@ -246,85 +144,61 @@ impl ModelChoice {
         &self,
         image_shape: Option<wick_core::data::ImageShape>,
     ) -> Result<ModelSpec, String> {
-        Ok(match self.template {
-            Template::Linear => ModelSpec::Linear {
-                ridge_alpha: 0.0,
-                poly_degree: 1,
-            },
-            Template::Polynomial => ModelSpec::Linear {
-                ridge_alpha: 0.0,
-                poly_degree: self.poly_degree.max(1),
-            },
-            Template::Ridge => ModelSpec::Linear {
-                ridge_alpha: self.ridge_alpha.max(0.0),
-                poly_degree: 1,
-            },
-            Template::Logistic => ModelSpec::Logistic,
-            Template::Mlp => ModelSpec::Mlp {
-                hidden: self.mlp_hidden.clone(),
-                activation: self.mlp_activation,
-                dropout: self.mlp_dropout,
-            },
-            Template::BoostedTrees => {
-                let mut spec = ModelSpec::default_gbdt();
-                if let ModelSpec::Gbdt {
-                    trees,
-                    learning_rate,
-                    max_depth,
-                    ..
-                } = &mut spec
-                {
-                    *trees = self.gbdt_trees.max(1);
-                    *learning_rate = self.gbdt_learning_rate.clamp(1e-4, 1.0);
-                    *max_depth = self.gbdt_max_depth.max(1);
-                }
-                spec
-            }
-            Template::Forest => {
-                let mut spec = ModelSpec::default_forest();
-                if let ModelSpec::Forest {
-                    trees, max_depth, ..
-                } = &mut spec
-                {
-                    *trees = self.forest_trees.max(1);
-                    *max_depth = (self.forest_max_depth > 0).then_some(self.forest_max_depth);
-                }
-                spec
-            }
-            Template::Cnn => {
-                let input = image_shape.ok_or("a CNN needs an image dataset")?;
-                ModelSpec::Cnn {
-                    input,
-                    layers: self.cnn_layers.clone(),
-                }
-            }
-            Template::Transfer => {
-                image_shape.ok_or("transfer learning needs an image dataset")?;
-                let source = self.backbone.source()?;
-                // The backbone sees photos at the size it was trained on (224×224 for all of them).
-                let side = source.input_px();
-                let input = wick_core::data::ImageShape {
-                    channels: 3,
-                    height: side,
-                    width: side,
-                };
-                let (arch, weights) = match &source {
-                    // The training job downloads it (with progress) and fills in the path.
-                    BackboneSource::Hub(b) => (b.arch, PathBuf::new()),
-                    BackboneSource::File(path) => (
-                        wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?,
-                        path.clone(),
-                    ),
-                };
-                ModelSpec::Transfer {
-                    backbone: wick_core::model::Backbone {
-                        arch,
-                        weights,
-                        input,
-                        fine_tune: self.fine_tune,
-                    },
-                }
-            }
+        let trees = match self.template {
+            Template::Forest => Some(self.forest_trees),
+            _ => Some(self.gbdt_trees),
+        };
+        let max_depth = match self.template {
+            Template::Forest => Some(self.forest_max_depth),
+            _ => Some(self.gbdt_max_depth),
+        };
+        let backbone = match self.template {
+            Template::Transfer => Some(self.backbone_spec(image_shape)?),
+            _ => None,
+        };
+        let settings = KindSettings {
+            ridge_alpha: self.ridge_alpha,
+            poly_degree: self.poly_degree,
+            hidden: self.mlp_hidden.clone(),
+            activation: self.mlp_activation,
+            dropout: self.mlp_dropout,
+            trees,
+            learning_rate: Some(self.gbdt_learning_rate),
+            max_depth,
+            patience: None,
+            image_input: image_shape,
+            cnn_layers: self.cnn_layers.clone(),
+            backbone,
+        };
+        self.template.spec(&settings).map_err(|e| e.to_string())
+    }
+
+    /// The transfer template's backbone, at the size it was trained on (224×224 for all of them).
+    fn backbone_spec(
+        &self,
+        image_shape: Option<wick_core::data::ImageShape>,
+    ) -> Result<wick_core::model::Backbone, String> {
+        image_shape.ok_or("transfer learning needs an image dataset")?;
+        let source = self.backbone.source()?;
+        let side = source.input_px();
+        let input = wick_core::data::ImageShape {
+            channels: 3,
+            height: side,
+            width: side,
+        };
+        let (arch, weights) = match &source {
+            // The training job downloads it (with progress) and fills in the path.
+            BackboneSource::Hub(b) => (b.arch, PathBuf::new()),
+            BackboneSource::File(path) => (
+                wick_core::hub::detect_arch(path).map_err(|e| e.to_string())?,
+                path.clone(),
+            ),
+        };
+        Ok(wick_core::model::Backbone {
+            arch,
+            weights,
+            input,
+            fine_tune: self.fine_tune,
         })
     }
 }
@@ -714,12 +588,13 @@ mod tests {
 
     #[test]
     fn templates_fit_their_data() {
-        assert!(Template::Linear.fits(false, Task::Regression).is_ok());
-        assert!(Template::Linear.fits(false, Task::Classification).is_err());
-        assert!(Template::Cnn.fits(false, Task::Classification).is_err());
-        assert!(Template::Cnn.fits(true, Task::Classification).is_ok());
+        use wick_core::model::InputKind::{Images, Table};
+        assert!(Template::Linear.fits(Table, Task::Regression).is_ok());
+        assert!(Template::Linear.fits(Table, Task::Classification).is_err());
+        assert!(Template::Cnn.fits(Table, Task::Classification).is_err());
+        assert!(Template::Cnn.fits(Images, Task::Classification).is_ok());
         assert_eq!(
-            Template::default_for(true, Task::Classification),
+            Template::default_for(Images, Task::Classification),
             Template::Cnn
         );
     }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use wick_core::explain::any_value_json;
 use wick_core::package::{Manifest, TensorSpec};
 
+use crate::job_error::JobError;
 use crate::loaded::LoadedData;
 use crate::state::AppState;
 
@@ -63,7 +64,7 @@ pub fn request_source(
 
 /// An Open Inference Protocol request body from `source`, built for `manifest` (the package's,
 /// read by the caller). Off the UI thread: it may decode and resize a photo.
-pub fn request_body(manifest: &Manifest, source: &RequestSource) -> Result<Value, String> {
+pub fn request_body(manifest: &Manifest, source: &RequestSource) -> Result<Value, JobError> {
     Ok(match &source.sample {
         SampleInput::Row(cells) => table_body(manifest, |name| cells.get(name).cloned())?,
         SampleInput::Image(path) => image_body(manifest, path)?,
@@ -74,7 +75,7 @@ pub fn request_body(manifest: &Manifest, source: &RequestSource) -> Result<Value
 fn table_body(
     manifest: &Manifest,
     value_of: impl Fn(&str) -> Option<Value>,
-) -> Result<Value, String> {
+) -> Result<Value, JobError> {
     let inputs: Vec<Value> = manifest
         .inputs
         .iter()
@@ -94,10 +95,10 @@ fn table_body(
     Ok(json!({ "inputs": inputs }))
 }
 
-fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
+fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, JobError> {
     let spec = manifest.inputs.first().ok_or("the model has no input")?;
     let [_, h, w, c] = spec.shape[..] else {
-        return Err(format!("unexpected image input shape {:?}", spec.shape));
+        return Err(format!("unexpected image input shape {:?}", spec.shape).into());
     };
     // Decoded, cropped and resized as training saw its images.
     let shape = wick_core::data::ImageShape {
@@ -105,9 +106,8 @@ fn image_body(manifest: &Manifest, path: &Path) -> Result<Value, String> {
         width: w.max(1) as usize,
         channels: c.max(1) as usize,
     };
-    let img = wick_core::data::images::decode_image(path).map_err(|e| e.to_string())?;
-    let pixels =
-        wick_core::data::images::image_to_hwc_u8(&img, shape).map_err(|e| e.to_string())?;
+    let img = wick_core::data::images::decode_image(path)?;
+    let pixels = wick_core::data::images::image_to_hwc_u8(&img, shape)?;
     Ok(
         json!({ "inputs": [{ "name": spec.name, "shape": [1, h, w, c], "datatype": "UINT8", "data": pixels }] }),
     )

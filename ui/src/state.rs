@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wick_core::data::{detect_task, Task};
-use wick_core::model::Model;
+use wick_core::model::{InputKind, Model};
 use wick_core::train::CancelToken;
 use wick_core::wire::ModelListing;
 
@@ -343,6 +343,14 @@ impl AppState {
         match &self.data {
             DataState::Loaded { data, .. } => Some(data),
             _ => None,
+        }
+    }
+
+    /// What the loaded data is, as the model kinds read it (a table until something is loaded).
+    pub fn input_kind(&self) -> InputKind {
+        match self.loaded() {
+            Some(data) if data.is_images() => InputKind::Images,
+            _ => InputKind::Table,
         }
     }
 

@@ -49,17 +49,10 @@ impl WickApp {
                     .retain(|f| *f != target);
                 self.state.project.model.target = Some(target);
                 self.state.project.model.task_override = None;
-                let images = self.state.loaded().is_some_and(LoadedData::is_images);
+                let input = self.state.input_kind();
                 if let Some(task) = self.state.task() {
-                    if self
-                        .state
-                        .project
-                        .model
-                        .template
-                        .fits(images, task)
-                        .is_err()
-                    {
-                        self.state.project.model.template = Template::default_for(images, task);
+                    if self.state.project.model.template.fits(input, task).is_err() {
+                        self.state.project.model.template = Template::default_for(input, task);
                     }
                 }
             }

@@ -2,6 +2,12 @@
 //! it starts.
 
 use super::*;
+use crate::job_error::JobError;
+
+/// A job's result as the screens keep it: the error's text, which says what to do.
+fn shown<T>(result: Result<T, JobError>) -> Result<T, String> {
+    result.map_err(|e| e.to_string())
+}
 
 impl WickApp {
     pub(super) fn on_job_event(&mut self, event: JobEvent) {
@@ -31,7 +37,7 @@ impl WickApp {
                     );
                 }
                 self.state.monitor.live.result =
-                    Some(result.map(|new| crate::state::LiveRows { base_run, new }));
+                    Some(shown(result).map(|new| crate::state::LiveRows { base_run, new }));
             }
             JobEvent::LabelQueue { name, result } => {
                 let queue = &mut self.state.monitor.queue;
@@ -45,7 +51,7 @@ impl WickApp {
                 {
                     // Labels already sent stay shown until the list is fetched again.
                     queue.sent.retain(|_, s| s.is_none());
-                    queue.result = Some(result);
+                    queue.result = Some(shown(result));
                 }
             }
             JobEvent::FeedbackSent {
@@ -58,12 +64,12 @@ impl WickApp {
                     .monitor
                     .queue
                     .sent
-                    .insert(id, Some(result.map(|()| outcome)));
+                    .insert(id, Some(shown(result).map(|()| outcome)));
             }
             JobEvent::TestResponse { result } => {
                 tracing::info!(ok = result.is_ok(), "test request answered");
                 self.state.publish.test_busy = false;
-                self.state.publish.test_response = Some(result);
+                self.state.publish.test_response = Some(shown(result));
             }
             JobEvent::Versions { result } => {
                 self.state.publish.versions_busy = false;
@@ -77,7 +83,7 @@ impl WickApp {
                         self.state.publish.snippets = None;
                     }
                 }
-                self.state.publish.versions = Some(result);
+                self.state.publish.versions = Some(shown(result));
             }
             JobEvent::RolledBack {
                 name,
@@ -120,7 +126,7 @@ impl WickApp {
                     let excess = m.history.len().saturating_sub(4000);
                     m.history.drain(..excess);
                 }
-                m.report = Some(result);
+                m.report = Some(shown(result));
             }
             JobEvent::LoggingSet { name, result } => match result {
                 Ok(()) => {
@@ -162,7 +168,7 @@ impl WickApp {
                         self.state.try_it.explanation = explanation;
                     }
                     Err(e) => {
-                        self.state.try_it.result = Some(Err(e));
+                        self.state.try_it.result = Some(Err(e.to_string()));
                         self.state.try_it.explanation = None;
                     }
                 }
@@ -178,7 +184,7 @@ impl WickApp {
                         Ok(image) => {
                             grid.overlays.insert(path, image);
                         }
-                        Err(e) => grid.error = Some(e),
+                        Err(e) => grid.error = Some(e.to_string()),
                     }
                 }
             }
@@ -192,7 +198,7 @@ impl WickApp {
             } => {
                 self.state.models.extend(model.map(|m| (run_id, m)));
                 if self.state.importance.run == Some(run_id) {
-                    self.state.importance.view = Some(result);
+                    self.state.importance.view = Some(shown(result));
                 }
             }
             JobEvent::FitView {
@@ -209,12 +215,12 @@ impl WickApp {
                     .as_ref()
                     .is_some_and(|(r, f)| *r == run_id && *f == feature)
                 {
-                    self.state.fit.view = Some(result);
+                    self.state.fit.view = Some(shown(result));
                 }
             }
             JobEvent::AugmentPreview { augment, result } => {
                 if self.state.augment_preview.augment == Some(augment) {
-                    self.state.augment_preview.images = Some(result);
+                    self.state.augment_preview.images = Some(shown(result));
                 }
             }
             JobEvent::Gpus(gpus) => self.state.gpus = gpus,
@@ -240,7 +246,7 @@ impl WickApp {
     }
 
     /// A dataset finished loading (or failed); a stale load is ignored.
-    fn on_dataset_loaded(&mut self, path: PathBuf, result: Result<LoadedData, String>) {
+    fn on_dataset_loaded(&mut self, path: PathBuf, result: Result<LoadedData, JobError>) {
         // A later request wins; ignore stale loads.
         if !matches!(&self.state.data, DataState::Loading(p) if *p == path) {
             return;
@@ -263,9 +269,12 @@ impl WickApp {
                 };
                 self.after_dataset_loaded(&path);
             }
-            Err(message) => {
-                tracing::warn!(path = %path.display(), %message, "dataset not loaded");
-                self.state.data = DataState::Failed { path, message };
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "dataset not loaded");
+                self.state.data = DataState::Failed {
+                    path,
+                    message: error.to_string(),
+                };
             }
         }
     }
@@ -297,7 +306,11 @@ impl WickApp {
     }
 
     /// A run ended: its record takes the report, its model is kept, or it failed or was cancelled.
-    fn on_train_done(&mut self, run_id: u32, result: Result<Box<crate::jobs::TrainDone>, String>) {
+    fn on_train_done(
+        &mut self,
+        run_id: u32,
+        result: Result<Box<crate::jobs::TrainDone>, JobError>,
+    ) {
         // A transfer run may have downloaded its backbone.
         self.state.refresh_downloaded_backbones();
         self.generation += 1;
@@ -338,13 +351,15 @@ impl WickApp {
                 self.state.selected_run = Some(run_id);
                 self.state.try_it = TryState::default();
             }
-            Err(message) => {
-                tracing::info!(run = run_id, %message, "run did not finish");
-                let cancelled = active.is_some_and(|a| a.cancel.is_cancelled());
+            Err(error) => {
+                tracing::info!(run = run_id, %error, "run did not finish");
+                // Stop pressed during a download ends the run with the download's error.
+                let cancelled =
+                    error.is_cancelled() || active.is_some_and(|a| a.cancel.is_cancelled());
                 run.status = if cancelled {
                     RunStatus::Cancelled
                 } else {
-                    RunStatus::Failed(message)
+                    RunStatus::Failed(error.to_string())
                 };
             }
         }
@@ -355,7 +370,7 @@ impl WickApp {
         &mut self,
         run_id: u32,
         endpoint: String,
-        result: Result<(wick_core::wire::Published, String), String>,
+        result: Result<(wick_core::wire::Published, String), JobError>,
     ) {
         self.state.publish.busy = false;
         match result {
@@ -381,7 +396,7 @@ impl WickApp {
             }
             Err(e) => {
                 tracing::info!(error = %e, "publish refused");
-                self.state.publish.error = Some(e);
+                self.state.publish.error = Some(e.to_string());
             }
         }
     }
@@ -506,7 +521,8 @@ impl WickApp {
             self.state.project.model = model;
             let images = self.state.loaded().is_some_and(LoadedData::is_images);
             let task = self.state.task().unwrap_or(Task::Regression);
-            self.state.project.model.template = Template::default_for(images, task);
+            self.state.project.model.template =
+                Template::default_for(self.state.input_kind(), task);
             self.state.project.train =
                 default_train_config(images, self.state.project.model.template);
             self.state.project.publish.model_name = self.state.publish_name_default();

@@ -13,7 +13,7 @@ use wick_core::train::{CancelToken, SearchEvent, TrainEvent};
 
 pub use crate::command::{Command, Commands};
 use crate::host::{AppConfig, HostEvent, HostRequest};
-use crate::jobs::{FitRequest, JobEvent, Jobs, ModelSource, TrainOrder, TryInput};
+use crate::jobs::{FitRequest, JobEvent, Jobs, ModelSource, SearchOrder, TrainOrder, TryInput};
 use crate::loaded::LoadedData;
 pub use crate::project::{default_train_config, sanitize_model_name};
 use crate::project::{

@@ -192,7 +192,7 @@ impl WickApp {
         };
         match (kind, data, request) {
             (RunKind::Search { budget_secs }, LoadedData::Table { df, .. }, Some(request)) => {
-                self.jobs.search(
+                self.jobs.search(SearchOrder {
                     run_id,
                     df,
                     source,
@@ -201,7 +201,7 @@ impl WickApp {
                     budget_secs,
                     package,
                     cancel,
-                )
+                })
             }
             (kind, data, request) => {
                 let live_rows = match kind {

@@ -63,7 +63,7 @@ fn draw(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, draft: &mut Draft) {
     let task = state.task();
     task_picker(cx, ui, task, draft);
     theme::section(ui, "Template");
-    templates(cx, ui, images, task.unwrap_or(Task::Regression));
+    templates(cx, ui, task.unwrap_or(Task::Regression));
     template_settings(cx, ui, draft);
     theme::section(ui, "Training settings");
     hyper_parameters(cx, ui, draft);
@@ -216,9 +216,14 @@ fn task_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, task: Option<Task>, dr
                 Some(chosen)
             };
             let images = state.loaded().is_some_and(LoadedData::is_images);
-            if draft.model.template.fits(images, chosen).is_err() {
+            if draft
+                .model
+                .template
+                .fits(state.input_kind(), chosen)
+                .is_err()
+            {
                 // As Command::ChooseTemplate does, on the draft that goes back after this frame.
-                draft.model.template = Template::default_for(images, chosen);
+                draft.model.template = Template::default_for(state.input_kind(), chosen);
                 draft.train = default_train_config(images, draft.model.template);
             }
         }
@@ -228,11 +233,11 @@ fn task_picker(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, task: Option<Task>, dr
     });
 }
 
-fn templates(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, images: bool, task: Task) {
+fn templates(cx: &mut ScreenCtx<'_>, ui: &mut egui::Ui, task: Task) {
     let state = cx.state;
     ui.horizontal_wrapped(|ui| {
         for t in Template::ALL {
-            let fits = t.fits(images, task);
+            let fits = t.fits(state.input_kind(), task);
             let selected = state.project.model.template == t;
             let frame = theme::card(ui).stroke(if selected {
                 egui::Stroke::new(2.0, theme::ACCENT)

@@ -1,13 +1,16 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use wick_core::data::{
     Augment, MissingPolicy, PersonalAction, PersonalData, PreprocessOptions, SplitFractions,
     TabularRequest, Task,
 };
 use wick_core::hub::{self, BackboneSource, HubClient};
-use wick_core::model::{default_cnn_layers, Activation, Backbone, BackboneArch, ModelSpec};
+use wick_core::model::{
+    Activation, Backbone, BackboneArch, InputKind, KindSettings, ModelKind, ModelSpec,
+};
 use wick_core::train::TableData;
 use wick_core::train::{
     CancelToken, ClassWeight, DeviceChoice, JobData, JobOutcome, OptimizerKind, SaveTo,
@@ -18,19 +21,33 @@ use crate::dataset::{self, Dataset};
 use crate::output::{print_json, print_metrics};
 use crate::progress::ProgressBars;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ModelKind {
-    Linear,
-    Ridge,
-    Poly,
-    Logistic,
-    Mlp,
-    Cnn,
-    Transfer,
-    /// Gradient-boosted trees (tables).
-    Gbdt,
-    /// A random forest (tables).
-    Forest,
+/// `--model`: a kind of model by the name [`ModelKind::id`] gives it, with its blurb as help.
+#[derive(Clone, Copy)]
+pub struct KindArg(pub ModelKind);
+
+static KIND_ARGS: [KindArg; ModelKind::ALL.len()] = {
+    let k = ModelKind::ALL;
+    [
+        KindArg(k[0]),
+        KindArg(k[1]),
+        KindArg(k[2]),
+        KindArg(k[3]),
+        KindArg(k[4]),
+        KindArg(k[5]),
+        KindArg(k[6]),
+        KindArg(k[7]),
+        KindArg(k[8]),
+    ]
+};
+
+impl ValueEnum for KindArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &KIND_ARGS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.id()).help(self.0.blurb()))
+    }
 }
 
 #[derive(Args)]
@@ -48,7 +65,7 @@ pub struct TrainArgs {
     pub task: Option<String>,
     /// Model template (default: linear for numbers, logistic for classes, cnn for images).
     #[arg(long, value_enum, conflicts_with = "spec")]
-    pub model: Option<ModelKind>,
+    pub model: Option<KindArg>,
     /// A ModelSpec JSON file instead of a template.
     #[arg(long)]
     pub spec: Option<PathBuf>,
@@ -388,67 +405,47 @@ fn read_spec(path: &PathBuf) -> Result<ModelSpec> {
         .with_context(|| format!("{} is not a valid model spec", path.display()))
 }
 
+/// The settings `wick train`'s flags give a kind of model.
+fn kind_settings(args: &TrainArgs) -> KindSettings {
+    KindSettings {
+        ridge_alpha: args.alpha,
+        poly_degree: args.degree,
+        hidden: args.hidden.clone(),
+        activation: Activation::Relu,
+        dropout: args.dropout,
+        trees: args.trees,
+        learning_rate: args.lr,
+        max_depth: args.max_depth,
+        patience: args.patience,
+        ..KindSettings::default()
+    }
+}
+
 fn table_spec(args: &TrainArgs, task: Task) -> Result<ModelSpec> {
     if let Some(path) = &args.spec {
         return read_spec(path);
     }
-    let kind = args.model.unwrap_or(match task {
-        Task::Regression => ModelKind::Linear,
-        Task::Classification => ModelKind::Logistic,
-    });
-    Ok(match kind {
-        ModelKind::Linear => ModelSpec::Linear {
-            ridge_alpha: 0.0,
-            poly_degree: 1,
-        },
-        ModelKind::Ridge => ModelSpec::Linear {
-            ridge_alpha: args.alpha,
-            poly_degree: 1,
-        },
-        ModelKind::Poly => ModelSpec::Linear {
-            ridge_alpha: 0.0,
-            poly_degree: args.degree,
-        },
-        ModelKind::Logistic => ModelSpec::Logistic,
-        ModelKind::Mlp => ModelSpec::Mlp {
-            hidden: args.hidden.clone(),
-            activation: Activation::Relu,
-            dropout: args.dropout,
-        },
-        ModelKind::Gbdt => {
-            let mut spec = ModelSpec::default_gbdt();
-            if let ModelSpec::Gbdt {
-                trees,
-                learning_rate,
-                max_depth,
-                early_stopping_rounds,
-                ..
-            } = &mut spec
-            {
-                *trees = args.trees.unwrap_or(*trees);
-                *learning_rate = args.lr.unwrap_or(*learning_rate);
-                *max_depth = args.max_depth.unwrap_or(*max_depth);
-                if let Some(p) = args.patience {
-                    *early_stopping_rounds = (p > 0).then_some(p);
-                }
-            }
-            spec
-        }
-        ModelKind::Forest => {
-            let mut spec = ModelSpec::default_forest();
-            if let ModelSpec::Forest {
-                trees, max_depth, ..
-            } = &mut spec
-            {
-                *trees = args.trees.unwrap_or(*trees);
-                *max_depth = args.max_depth.or(*max_depth);
-            }
-            spec
-        }
-        ModelKind::Cnn | ModelKind::Transfer => {
-            bail!("--model cnn and transfer need an image folder, not a table")
-        }
-    })
+    let kind = args
+        .model
+        .map_or(ModelKind::default_for(InputKind::Table, task), |k| k.0);
+    if kind.input() != InputKind::Table {
+        bail!(
+            "--model {} needs an image folder, not a table; for a table, pick one of: {}",
+            kind.id(),
+            kind_ids(InputKind::Table)
+        )
+    }
+    Ok(kind.spec(&kind_settings(args))?)
+}
+
+/// The `--model` names for this kind of data, comma-separated.
+fn kind_ids(input: InputKind) -> String {
+    let ids: Vec<&str> = ModelKind::ALL
+        .into_iter()
+        .filter(|k| k.input() == input)
+        .map(ModelKind::id)
+        .collect();
+    ids.join(", ")
 }
 
 fn image_spec(
@@ -458,44 +455,44 @@ fn image_spec(
     if let Some(path) = &args.spec {
         return Ok((read_spec(path)?, None));
     }
-    let default = if args.backbone.is_some() {
-        ModelKind::Transfer
-    } else {
-        ModelKind::Cnn
+    let kind = match args.model {
+        Some(k) => k.0,
+        None if args.backbone.is_some() => ModelKind::Transfer,
+        None => ModelKind::default_for(InputKind::Images, Task::Classification),
     };
-    Ok(match args.model.unwrap_or(default) {
-        ModelKind::Cnn => (
-            ModelSpec::Cnn {
-                input: shape,
-                layers: default_cnn_layers(),
+    if kind.input() != InputKind::Images {
+        bail!(
+            "an image dataset needs --model {}",
+            kind_ids(InputKind::Images).replace(", ", " or --model ")
+        )
+    }
+    let mut settings = KindSettings {
+        image_input: Some(shape),
+        ..kind_settings(args)
+    };
+    let mut backbone = None;
+    if kind == ModelKind::Transfer {
+        let source =
+            BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE))
+                .context("--backbone")?;
+        let client = HubClient::from_env()?;
+        // The backbone sees images at the size it was trained on unless --image-size says otherwise.
+        let side = args.image_size.unwrap_or(source.input_px());
+        // The job puts the weights on this machine (a download on first use), then fills in
+        // their architecture and path.
+        settings.backbone = Some(Backbone {
+            arch: BackboneArch::Resnet18,
+            weights: PathBuf::new(),
+            input: wick_core::data::ImageShape {
+                channels: 3,
+                height: side,
+                width: side,
             },
-            None,
-        ),
-        ModelKind::Transfer => {
-            let source =
-                BackboneSource::parse(args.backbone.as_deref().unwrap_or(hub::DEFAULT_BACKBONE))
-                    .context("--backbone")?;
-            let client = HubClient::from_env()?;
-            // The backbone sees images at the size it was trained on unless --image-size says otherwise.
-            let side = args.image_size.unwrap_or(source.input_px());
-            // The job puts the weights on this machine (a download on first use), then fills in
-            // their architecture and path.
-            let spec = ModelSpec::Transfer {
-                backbone: Backbone {
-                    arch: BackboneArch::Resnet18,
-                    weights: PathBuf::new(),
-                    input: wick_core::data::ImageShape {
-                        channels: 3,
-                        height: side,
-                        width: side,
-                    },
-                    fine_tune: args.fine_tune,
-                },
-            };
-            (spec, Some((source, client)))
-        }
-        _ => bail!("an image dataset needs --model cnn or --model transfer"),
-    })
+            fine_tune: args.fine_tune,
+        });
+        backbone = Some((source, client));
+    }
+    Ok((kind.spec(&settings)?, backbone))
 }
 
 /// Parses `--personal COLUMN=drop|hash` against the table's columns.

@@ -3,6 +3,7 @@
 mod cpu_net;
 pub(crate) mod cpu_ops;
 pub(crate) mod fine_tune;
+pub mod kind;
 pub mod linear;
 pub mod network;
 pub mod spec;
@@ -16,6 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use kind::{InputKind, KindSettings, ModelKind};
 pub use linear::{fit_least_squares, polynomial_features, LinearFit, NormalEquations};
 pub use network::Network;
 pub use spec::{

@@ -11,6 +11,7 @@ mod pipeline;
 pub mod search;
 pub mod streamed;
 mod table_data;
+mod table_kinds;
 pub mod throughput;
 
 pub use cv::{cross_validate, CvReport, FoldStat};

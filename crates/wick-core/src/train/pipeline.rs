@@ -16,19 +16,17 @@ use crate::data::{
 use crate::device::describe;
 use crate::error::{Result, WickError};
 use crate::metrics::{classification_metrics, regression_metrics, Metrics};
-use crate::model::spec::dense_layers;
 use crate::model::transfer::FrozenBackbone;
-use crate::model::trees::{BoostParams, Boosted, Forest, ForestParams};
 use crate::model::{
-    fit_least_squares, polynomial_features, Model, ModelInput, ModelSpec, Network, Prediction,
-    TargetInfo, TreeEnsemble, Weights,
+    Model, ModelInput, ModelKind, ModelSpec, Network, Prediction, TargetInfo, Weights,
 };
 use crate::run::{
     Actual, MetricPoint, SplitSizes, TestSample, TrainConfig, TrainOutcome, TrainReport,
 };
-use crate::train::events::{CancelToken, SplitName, TrainEvent, TrainObserver};
+use crate::train::events::{CancelToken, TrainEvent, TrainObserver};
 use crate::train::fit::{fit_network, NetData, NetTargets, Samples};
 use crate::train::table_data::TableData;
+use crate::train::table_kinds::{self, Fitted, TableFit};
 
 /// Records metric events into the history while passing every event on.
 struct Recorder<'a> {
@@ -193,153 +191,33 @@ pub(super) fn fit_encoded(
         preprocessor: preprocessor.clone(),
     };
 
-    let (model, epochs_run, best_epoch, device_name) = match spec {
-        ModelSpec::Linear {
-            ridge_alpha,
-            poly_degree,
-        } => {
-            let TargetValues::Regression(y) = &target_values else {
-                unreachable_task()?
-            };
-            recorder.on_event(started_event(
-                "CPU (f64 least squares)".into(),
-                1,
-                1,
-                SplitSizes::from(&split),
-            ));
-            let y_train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
-            let (px, cols) = polynomial_features(&x_train, width, *poly_degree);
-            let fit = fit_least_squares(&px, cols, &y_train, *ridge_alpha)?;
-            let target = TargetInfo {
-                name: target_name.clone(),
+    let fitted = table_kinds::fit(
+        TableFit {
+            spec,
+            config,
+            target: &target_values,
+            target_info: TargetInfo {
+                name: target_name,
                 task,
                 labels,
                 scale: None,
-            };
-            let model = Model::new(spec.clone(), input, target, Weights::Linear(fit))?;
-            for (split_name, x, rows) in [
-                (SplitName::Train, &x_train, &split.train),
-                (SplitName::Valid, &x_valid, &split.valid),
-            ] {
-                if rows.is_empty() {
-                    continue;
-                }
-                let predicted = values(&model.predict_encoded(x, rows.len())?);
-                let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
-                let m = regression_metrics(&actual, &predicted);
-                for (name, value) in [("loss", m.mse), ("r2", m.r2)] {
-                    recorder.on_event(TrainEvent::Metric {
-                        epoch: 1,
-                        split: split_name,
-                        name: name.into(),
-                        value,
-                    });
-                }
-            }
-            (model, 1, 1, "CPU".to_string())
-        }
-        ModelSpec::Logistic | ModelSpec::Mlp { .. } => {
-            let device = config.device.open()?;
-            let device_name = describe(&device);
-            let n_out = if task == Task::Classification {
-                labels.len()
-            } else {
-                1
-            };
-            let (net_targets, scale) = targets_for(&target_values, &split)?;
-            let mut net = Network::new(&[width], &dense_layers(spec), n_out, &mut rng, &device)?;
-            let to_f32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            let train = NetData {
-                x: Samples::F32(to_f32(&x_train)),
-                sample_dims: vec![width],
-                y: net_targets.0,
-                augment: None,
-                prefix: None,
-            };
-            let valid = NetData {
-                x: Samples::F32(to_f32(&x_valid)),
-                sample_dims: vec![width],
-                y: net_targets.1,
-                augment: None,
-                prefix: None,
-            };
-            recorder.on_event(started_event(
-                device_name.clone(),
-                config.epochs,
-                split.train.len().div_ceil(config.batch_size.max(1)),
-                SplitSizes::from(&split),
-            ));
-            let summary = fit_network(
-                &mut net,
-                &train,
-                Some(&valid),
-                config,
-                &mut rng,
-                &mut recorder,
-                cancel,
-            )?;
-            let target = TargetInfo {
-                name: target_name.clone(),
-                task,
-                labels,
-                scale,
-            };
-            let model = Model::new(spec.clone(), input, target, Weights::Network(net))?;
-            (model, summary.epochs_run, summary.best_epoch, device_name)
-        }
-        ModelSpec::Gbdt { .. } | ModelSpec::Forest { .. } => {
-            let device = format!("CPU ({} threads)", rayon::current_num_threads());
-            let (y_all, n_classes) = match &target_values {
-                TargetValues::Regression(y) => (y.clone(), 0),
-                TargetValues::Classification { classes, labels } => {
-                    (classes.iter().map(|&c| c as f64).collect(), labels.len())
-                }
-            };
-            let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| y_all[r]).collect() };
-            let (y_train, y_valid) = (pick(&split.train), pick(&split.valid));
-            let target = TargetInfo {
-                name: target_name.clone(),
-                task,
-                labels,
-                scale: None,
-            };
-            let (ensemble, epochs_run, best_epoch) = fit_trees(
-                spec,
-                config,
-                &x_train,
-                width,
-                &y_train,
-                n_classes,
-                (&x_valid, &y_valid),
-                &device,
-                &split,
-                &mut recorder,
-                cancel,
-            )?;
-            let model = Model::new(spec.clone(), input, target, Weights::Trees(ensemble))?;
-            for (split_name, x, rows) in [
-                (SplitName::Train, &x_train, &split.train),
-                (SplitName::Valid, &x_valid, &split.valid),
-            ] {
-                if !rows.is_empty() {
-                    split_metrics(
-                        &model,
-                        &target_values,
-                        x,
-                        rows,
-                        epochs_run,
-                        split_name,
-                        &mut recorder,
-                    )?;
-                }
-            }
-            (model, epochs_run, best_epoch, device)
-        }
-        ModelSpec::Cnn { .. } | ModelSpec::Transfer { .. } => return Err(WickError::InvalidSpec(
-            "CNN and transfer-learning models take images; open an image folder instead of a table"
-                .into(),
-        )),
-    };
+            },
+            split: &split,
+            x_train: &x_train,
+            x_valid: &x_valid,
+            width,
+            input,
+        },
+        &mut rng,
+        &mut recorder,
+        cancel,
+    )?;
+    let Fitted {
+        model,
+        epochs_run,
+        best_epoch,
+        device: device_name,
+    } = fitted;
 
     let predictions = model.predict_encoded(&x_test, split.test.len())?;
     let (test, test_samples) = score_held_out(
@@ -383,202 +261,8 @@ pub(super) fn fit_encoded(
     Ok(TrainOutcome { model, report })
 }
 
-/// Fits a boosted model or a forest, sending its per-tree losses as metric events. Returns the
-/// ensemble, the number of trees grown (the run's "epochs") and the number kept.
-#[allow(clippy::too_many_arguments)]
-fn fit_trees(
-    spec: &ModelSpec,
-    config: &TrainConfig,
-    x_train: &[f64],
-    width: usize,
-    y_train: &[f64],
-    n_classes: usize,
-    valid: (&[f64], &[f64]),
-    device: &str,
-    split: &Split,
-    recorder: &mut Recorder<'_>,
-    cancel: &CancelToken,
-) -> Result<(TreeEnsemble, usize, usize)> {
-    if cancel.is_cancelled() {
-        return Err(WickError::Cancelled);
-    }
-    // Balanced classes, weighed from the training rows' class counts.
-    let class_weights: Option<Vec<f64>> = (n_classes >= 2)
-        .then(|| {
-            config.class_weight.weights(
-                &y_train.iter().map(|&c| c as usize).collect::<Vec<_>>(),
-                n_classes,
-            )
-        })
-        .flatten();
-    match spec {
-        ModelSpec::Gbdt {
-            trees,
-            learning_rate,
-            max_depth,
-            min_leaf_weight,
-            l2,
-            early_stopping_rounds,
-        } => {
-            recorder.on_event(started_event(
-                device.to_string(),
-                *trees,
-                1,
-                SplitSizes::from(split),
-            ));
-            let params = BoostParams {
-                trees: *trees,
-                learning_rate: *learning_rate,
-                max_depth: *max_depth,
-                min_leaf_weight: *min_leaf_weight,
-                l2: *l2,
-                early_stopping_rounds: *early_stopping_rounds,
-                seed: config.seed,
-                record_train_loss: true,
-            };
-            let (boosted, history) = Boosted::fit(
-                x_train,
-                width,
-                y_train,
-                class_weights.as_deref(),
-                n_classes,
-                Some(valid),
-                &params,
-            )?;
-            // forust has no per-tree callback, so the curve is sent when the fit returns (seconds).
-            for (i, loss) in history.train.iter().enumerate() {
-                recorder.on_event(TrainEvent::Metric {
-                    epoch: i + 1,
-                    split: SplitName::Train,
-                    name: "loss".into(),
-                    value: *loss,
-                });
-                if let Some(v) = history.valid.get(i) {
-                    recorder.on_event(TrainEvent::Metric {
-                        epoch: i + 1,
-                        split: SplitName::Valid,
-                        name: "loss".into(),
-                        value: *v,
-                    });
-                }
-            }
-            let grown = history.trees_grown.max(1);
-            let kept = history.trees_kept.max(1);
-            if kept < grown {
-                recorder.on_event(TrainEvent::EarlyStopped {
-                    epoch: grown,
-                    best_epoch: kept,
-                });
-            }
-            Ok((TreeEnsemble::Boosted(boosted), grown, kept))
-        }
-        ModelSpec::Forest {
-            trees,
-            max_depth,
-            min_samples_leaf,
-            max_features,
-        } => {
-            recorder.on_event(started_event(
-                device.to_string(),
-                1,
-                1,
-                SplitSizes::from(split),
-            ));
-            let params = ForestParams {
-                trees: *trees,
-                max_depth: *max_depth,
-                min_samples_leaf: *min_samples_leaf,
-                max_features: *max_features,
-                seed: config.seed,
-            };
-            let n_outputs = if n_classes >= 2 { n_classes } else { 1 };
-            Ok((
-                TreeEnsemble::Forest(Forest::fit(
-                    x_train,
-                    width,
-                    y_train,
-                    class_weights.as_deref(),
-                    n_outputs,
-                    &params,
-                )?),
-                1,
-                1,
-            ))
-        }
-        _ => Err(WickError::InvalidSpec("not a tree model".into())),
-    }
-}
-
-/// Loss and score of one split after fitting (log loss for classes, MSE for numbers).
-fn split_metrics(
-    model: &Model,
-    target: &TargetValues,
-    x: &[f64],
-    rows: &[usize],
-    epoch: usize,
-    split: SplitName,
-    recorder: &mut Recorder<'_>,
-) -> Result<()> {
-    let predictions = model.predict_encoded(x, rows.len())?;
-    let mut send = |name: &str, value: f64| {
-        recorder.on_event(TrainEvent::Metric {
-            epoch,
-            split,
-            name: name.into(),
-            value,
-        })
-    };
-    match target {
-        TargetValues::Regression(y) => {
-            let actual: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
-            let m = regression_metrics(&actual, &values(&predictions));
-            // Boosted runs already sent their per-tree loss.
-            if matches!(model.spec, ModelSpec::Forest { .. }) {
-                send("loss", m.mse);
-            }
-            send("r2", m.r2);
-        }
-        TargetValues::Classification { classes, .. } => {
-            let mut loss = 0.0;
-            let mut correct = 0usize;
-            for (&r, p) in rows.iter().zip(&predictions) {
-                if let Prediction::Class {
-                    class_index,
-                    probabilities,
-                    ..
-                } = p
-                {
-                    loss -= (probabilities.get(classes[r]).copied().unwrap_or(0.0) as f64)
-                        .max(1e-15)
-                        .ln();
-                    correct += usize::from(*class_index == classes[r]);
-                }
-            }
-            if matches!(model.spec, ModelSpec::Forest { .. }) {
-                send("loss", loss / rows.len().max(1) as f64);
-            }
-            send("accuracy", correct as f64 / rows.len().max(1) as f64);
-        }
-    }
-    Ok(())
-}
-
-fn unreachable_task<T>() -> Result<T> {
-    Err(WickError::InvalidSpec(
-        "linear regression needs a numeric target".into(),
-    ))
-}
-
 pub(super) fn check_spec_fits_task(spec: &ModelSpec, task: Task) -> Result<()> {
-    match (spec, task) {
-        (ModelSpec::Linear { .. }, Task::Classification) => Err(WickError::InvalidSpec(
-            "linear regression predicts numbers but this target has classes; choose logistic regression or an MLP".into(),
-        )),
-        (ModelSpec::Logistic, Task::Regression) => Err(WickError::InvalidSpec(
-            "logistic regression predicts classes but this target is numeric; choose linear regression or an MLP (or set the task to classification)".into(),
-        )),
-        _ => Ok(()),
-    }
+    ModelKind::of(spec).check_task(task)
 }
 
 pub(super) fn started_event(
@@ -595,34 +279,6 @@ pub(super) fn started_event(
         valid_rows: rows.valid,
         test_rows: rows.test,
     }
-}
-
-/// Train and validation targets, and the regression scale (mean, std) if any.
-type SplitTargets = ((NetTargets, NetTargets), Option<(f64, f64)>);
-
-/// Network targets for the train and validation rows; regression targets are standardised on the
-/// training rows and the scale is returned.
-fn targets_for(target: &TargetValues, split: &Split) -> Result<SplitTargets> {
-    Ok(match target {
-        TargetValues::Classification { classes, .. } => {
-            let pick = |rows: &[usize]| {
-                NetTargets::Classes(rows.iter().map(|&r| classes[r] as u32).collect())
-            };
-            ((pick(&split.train), pick(&split.valid)), None)
-        }
-        TargetValues::Regression(y) => {
-            let train: Vec<f64> = split.train.iter().map(|&r| y[r]).collect();
-            let mean = train.iter().sum::<f64>() / train.len().max(1) as f64;
-            let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-                / train.len().max(1) as f64)
-                .sqrt();
-            let std = if std > 0.0 { std } else { 1.0 };
-            let pick = |rows: &[usize]| {
-                NetTargets::Values(rows.iter().map(|&r| ((y[r] - mean) / std) as f32).collect())
-            };
-            ((pick(&split.train), pick(&split.valid)), Some((mean, std)))
-        }
-    })
 }
 
 fn values(predictions: &[Prediction]) -> Vec<f64> {
@@ -930,7 +586,12 @@ fn train_images_inner(
             };
             (Some(frozen), feature_dims, train, valid)
         }
-        _ => unreachable_task()?,
+        _ => {
+            return Err(WickError::InvalidSpec(format!(
+                "{} models take a table; only CNN and transfer-learning models train on images",
+                spec.kind_name()
+            )))
+        }
     };
     let layers = match spec {
         ModelSpec::Cnn { layers, .. } => layers.clone(),
