@@ -70,7 +70,7 @@ impl egui::DroppedFile for PathFile {
 }
 
 impl Host {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // every part the host owns, each built by `main`
     pub fn new(
         window: tauri::Window,
         gpu: Gpu,

@@ -562,7 +562,7 @@ async fn run_inference(
 
 /// Parses an inference request (JSON, or JSON and binary tensors when `json_len` is given),
 /// predicts and builds the response; also returns the number of rows.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // one request and the limits of the version that answers it
 fn infer_body(
     loaded: &LoadedVersion,
     name: &str,

@@ -514,7 +514,7 @@ fn activate(x: &[f32], function: Activation, y: &mut [f32]) {
 /// its independent sums keep the SIMD units busy where one chain of dependent additions would leave
 /// them idle three cycles in four.
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // a kernel's slices and sizes, read in its innermost loop
 fn dot_rows(
     x: &[f32],
     rows: usize,
@@ -530,7 +530,7 @@ fn dot_rows(
 
 /// [`dot_rows`] with or without fused multiply-add; inlined into each of its CPU versions.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // as `dot_rows`, and whether to fuse
 fn dot_rows_with(
     x: &[f32],
     rows: usize,

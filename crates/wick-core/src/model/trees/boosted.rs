@@ -61,7 +61,7 @@ impl Boosted {
     /// `n_classes >= 2`. `valid` is the validation split `(x, y)`, used for early stopping.
     /// `class_weights` weigh each class's rows (balanced classes), in training and in the
     /// validation loss that early stopping watches; `None` weighs every row 1.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // rows, labels, weights, validation rows and settings, as forust takes them
     pub fn fit(
         x: &[f64],
         n_features: usize,
