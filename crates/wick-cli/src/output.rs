@@ -47,3 +47,6 @@ pub fn print_metrics(metrics: &Metrics) {
         println!("{t}");
     }
 }
+
+/// Longest a table cell is printed; longer text is cut with "…" (`--json` keeps it whole).
+pub const CELL_CHARS: usize = 40;

@@ -69,6 +69,31 @@ fn inspect_a_table_and_an_image_folder() {
 }
 
 #[test]
+fn inspect_cuts_long_text_cells_and_json_keeps_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("reviews.csv");
+    let review =
+        "Arrived late and the box was crushed, but the kettle itself works well. ".repeat(20);
+    std::fs::write(
+        &csv,
+        format!("text,stars\n\"{review}\",4\n\"Great kettle — boils fast.\",5\n"),
+    )
+    .unwrap();
+    let out = wick(&["inspect", s(&csv)]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("long cells are cut to 40 characters"),
+        "{text}"
+    );
+    assert!(text.contains("Great kettle — boils fast."), "{text}");
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 200, "a line of {widest} characters:\n{text}");
+    let v = ok_json(&["--json", "inspect", s(&csv)]);
+    assert_eq!(v["preview"][0][0].as_str().unwrap().trim(), review.trim());
+}
+
+#[test]
 fn train_predict_and_eval_the_regression_sample() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("weather.wick");

@@ -4,6 +4,8 @@
 mod common;
 #[path = "onnx/export.rs"]
 mod onnx_export;
+#[path = "text/encoder.rs"]
+mod text_encoder;
 #[path = "trees/reference.rs"]
 mod trees_reference;
 

@@ -4,7 +4,7 @@
 use egui::{RichText, Sense};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Plot};
-use wick_core::data::{ColumnKind, ImageIndex, TableSummary};
+use wick_core::data::{cut_text, ColumnKind, ImageIndex, TableSummary};
 use wick_core::polars::prelude::DataFrame;
 
 use crate::checks::imbalance_warning;
@@ -467,6 +467,11 @@ fn column_chart(
 }
 
 /// Every row, virtualised: only the rows on screen are formatted.
+/// Characters a preview cell shows; longer text is cut with "…" and shown whole on hover.
+const PREVIEW_CELL_CHARS: usize = 60;
+/// Characters the hover shows of a long cell.
+const HOVER_TEXT_CHARS: usize = 2_000;
+
 fn preview_table(ui: &mut egui::Ui, df: &DataFrame) {
     let columns = df.columns();
     let row_height = 22.0;
@@ -504,7 +509,15 @@ fn preview_table(ui: &mut egui::Ui, df: &DataFrame) {
                                     Ok(v) => v.str_value().to_string(),
                                     Err(_) => String::new(),
                                 };
-                                ui.label(text);
+                                // A review or a ticket is a paragraph: the cell shows its start and
+                                // the tooltip the text (up to a screenful).
+                                if text.chars().count() > PREVIEW_CELL_CHARS {
+                                    ui.label(cut_text(&text, PREVIEW_CELL_CHARS)).on_hover_text(
+                                        text.chars().take(HOVER_TEXT_CHARS).collect::<String>(),
+                                    );
+                                } else {
+                                    ui.label(text);
+                                }
                             });
                         }
                     });

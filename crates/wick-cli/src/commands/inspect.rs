@@ -2,11 +2,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wick_core::data::{
-    index_image_csv, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex, TableFormat,
-    TableSummary, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES,
+    cut_text, index_image_csv, inspect_table, summarize_csv_streaming, ColumnKind, ImageIndex,
+    TableFormat, TableSummary, DEFAULT_CHUNK_BYTES, STREAM_THRESHOLD_BYTES,
 };
 
-use crate::output::{print_json, table};
+use crate::output::{print_json, table, CELL_CHARS};
 
 /// `stream`: summarise a CSV in one streaming pass without loading it (automatic above 1 GiB).
 pub fn run(path: &Path, stream: bool, json: bool) -> Result<()> {
@@ -73,7 +73,7 @@ fn print_table(path: &Path, summary: &TableSummary) {
         let top = c
             .top_values
             .iter()
-            .map(|(v, n)| format!("{v} ({n})"))
+            .map(|(v, n)| format!("{} ({n})", cut_text(v, CELL_CHARS)))
             .collect::<Vec<_>>()
             .join(", ");
         t.add_row(vec![
@@ -96,10 +96,21 @@ fn print_table(path: &Path, summary: &TableSummary) {
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>(),
     );
+    let mut cut_any = false;
     for row in &summary.preview {
-        preview.add_row(row.clone());
+        preview.add_row(
+            row.iter()
+                .map(|cell| {
+                    cut_any |= cell.chars().count() > CELL_CHARS;
+                    cut_text(cell, CELL_CHARS)
+                })
+                .collect::<Vec<_>>(),
+        );
     }
     println!("first rows:\n{preview}");
+    if cut_any {
+        println!("(long cells are cut to {CELL_CHARS} characters; --json prints them whole)");
+    }
     for c in &summary.columns {
         if c.missing > 0 {
             println!("note: column `{}` has {} missing values", c.name, c.missing);

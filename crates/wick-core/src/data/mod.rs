@@ -10,6 +10,7 @@ pub mod stream;
 pub mod summary;
 pub mod table;
 pub mod tabular;
+pub mod text;
 
 pub use augment::{Augment, AUGMENT_NAMES};
 pub use columns::{date_parts, parse_date, ColumnKind, FeatureAdvice, DATE_PARTS};
@@ -32,3 +33,4 @@ pub use tabular::{
     detect_task, prepare_tabular, FeatureEncoder, MissingPolicy, PreprocessOptions, Preprocessor,
     RawColumn, TabularDataset, TabularRequest, TargetValues, Task,
 };
+pub use text::cut_text;

@@ -7,6 +7,7 @@ pub mod kind;
 pub mod linear;
 pub mod network;
 pub mod spec;
+pub mod text_encoder;
 pub(crate) mod trainable;
 pub mod transfer;
 pub mod trees;
