@@ -585,17 +585,4 @@ mod tests {
             .collect();
         assert_eq!(kept.len(), 1);
     }
-
-    #[test]
-    fn templates_fit_their_data() {
-        use wick_core::model::InputKind::{Images, Table};
-        assert!(Template::Linear.fits(Table, Task::Regression).is_ok());
-        assert!(Template::Linear.fits(Table, Task::Classification).is_err());
-        assert!(Template::Cnn.fits(Table, Task::Classification).is_err());
-        assert!(Template::Cnn.fits(Images, Task::Classification).is_ok());
-        assert_eq!(
-            Template::default_for(Images, Task::Classification),
-            Template::Cnn
-        );
-    }
 }

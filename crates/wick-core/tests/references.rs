@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[path = "support/fake_hub.rs"]
+mod fake_hub;
 #[path = "onnx/export.rs"]
 mod onnx_export;
 #[path = "text/encoder.rs"]

@@ -30,12 +30,22 @@ pub struct FakeHub {
 
 /// Serves `bytes` as `/{repo}/resolve/main/{file}`; every other path is a 404.
 pub fn serve(repo: &str, file: &str, bytes: Vec<u8>, behaviour: Behaviour) -> FakeHub {
+    serve_files(repo, vec![(file.to_string(), bytes)], behaviour)
+}
+
+/// Serves each `(file, bytes)` as `/{repo}/resolve/main/{file}`; every other path is a 404.
+pub fn serve_files(repo: &str, files: Vec<(String, Vec<u8>)>, behaviour: Behaviour) -> FakeHub {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
     let log = requests.clone();
-    let route = format!("/{repo}/resolve/main/{file}");
-    let etag = hex::encode(Sha256::digest(&bytes));
+    let routes: Vec<(String, Vec<u8>, String)> = files
+        .into_iter()
+        .map(|(file, bytes)| {
+            let etag = hex::encode(Sha256::digest(&bytes));
+            (format!("/{repo}/resolve/main/{file}"), bytes, etag)
+        })
+        .collect();
     std::thread::spawn(move || {
         let mut dropped = false;
         for stream in listener.incoming() {
@@ -50,13 +60,11 @@ pub fn serve(repo: &str, file: &str, bytes: Vec<u8>, behaviour: Behaviour) -> Fa
                 && !dropped
                 && range.as_deref().is_some_and(|r| r != "bytes=0-0");
             dropped |= drop_now;
+            let served = routes.iter().find(|(route, _, _)| *route == path);
             answer(
                 stream,
-                &path,
                 range.as_deref(),
-                &route,
-                &bytes,
-                &etag,
+                served.map(|(_, bytes, etag)| (bytes.as_slice(), etag.as_str())),
                 behaviour,
                 drop_now,
             );
@@ -85,14 +93,11 @@ fn read_request(stream: &TcpStream) -> Option<(String, Option<String>)> {
     Some((path, range))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Answers one request: `served` is the file at its path, with its ETag (`None`: a 404).
 fn answer(
     mut stream: TcpStream,
-    path: &str,
     range: Option<&str>,
-    route: &str,
-    bytes: &[u8],
-    etag: &str,
+    served: Option<(&[u8], &str)>,
     behaviour: Behaviour,
     drop_now: bool,
 ) {
@@ -102,12 +107,12 @@ fn answer(
         let _ = stream.write_all(page);
         return;
     }
-    if path != route {
+    let Some((bytes, etag)) = served else {
         let body = b"Entry not found";
         let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nx-error-code: EntryNotFound\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
         let _ = stream.write_all(body);
         return;
-    }
+    };
     let served: Vec<u8> = if behaviour == Behaviour::WrongBytes {
         bytes.iter().map(|b| b ^ 0x5a).collect()
     } else {

@@ -3,9 +3,10 @@
 //! are pinned in `text/minilm-reference.json`.
 
 use candle_core::Device;
+use wick_core::hub::HubClient;
 use wick_core::model::text_encoder::{Pooling, SentenceEncoder};
 
-use crate::common;
+use crate::{common, fake_hub};
 
 /// The texts of `text/sentences.py`, in its order: short, German, accents and emoji, empty, and one
 /// past the model's 256-token limit.
@@ -90,4 +91,87 @@ fn minilm_vectors_equal_sentence_transformers_and_long_texts_are_counted_as_cut(
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst <= 1e-5, "padding changed a vector by {worst}");
+}
+
+/// The MiniLM folder's files, as a fake Hub serves them (`only`: just these).
+fn minilm_files(only: Option<&[&str]>) -> Vec<(String, Vec<u8>)> {
+    let dir = common::minilm_dir();
+    [
+        "config.json",
+        "tokenizer.json",
+        "sentence_bert_config.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "model.safetensors",
+    ]
+    .into_iter()
+    .filter(|f| only.is_none_or(|o| o.contains(f)))
+    .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
+    .collect()
+}
+
+#[test]
+fn an_encoder_downloads_from_the_hub_file_by_file_and_is_cached() {
+    let minilm = wick_core::hub::encoder("minilm").unwrap();
+    let hub = fake_hub::serve_files(minilm.repo, minilm_files(None), fake_hub::Behaviour::Normal);
+    let cache = tempfile::tempdir().unwrap();
+    let client = HubClient::new(&hub.url, cache.path());
+    assert!(client.cached_encoder(minilm).is_none());
+    let mut progress = Vec::new();
+    let dir = client
+        .fetch_encoder(minilm, &mut |done, total| progress.push((done, total)))
+        .unwrap();
+    let weights_len = std::fs::metadata(common::minilm_dir().join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert_eq!(progress.last(), Some(&(weights_len, weights_len)));
+    let from_hub = SentenceEncoder::load(&dir, &Device::Cpu).unwrap();
+    let from_folder = SentenceEncoder::load(&common::minilm_dir(), &Device::Cpu).unwrap();
+    let text = ["A man is eating food."];
+    assert_eq!(
+        from_hub.encode(&text).unwrap(),
+        from_folder.encode(&text).unwrap()
+    );
+
+    // Cached: a second fetch asks the Hub nothing.
+    let before = hub.requests.lock().unwrap().len();
+    assert_eq!(client.cached_encoder(minilm), Some(dir.clone()));
+    assert_eq!(client.fetch_encoder(minilm, &mut |_, _| {}).unwrap(), dir);
+    assert_eq!(hub.requests.lock().unwrap().len(), before);
+}
+
+#[test]
+fn a_plain_bert_repository_downloads_and_pools_by_the_mean_without_normalising() {
+    let minilm = wick_core::hub::encoder("minilm").unwrap();
+    let only: &[&str] = &["config.json", "tokenizer.json", "model.safetensors"];
+    let hub = fake_hub::serve_files(
+        minilm.repo,
+        minilm_files(Some(only)),
+        fake_hub::Behaviour::Normal,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let client = HubClient::new(&hub.url, cache.path());
+    let dir = client.fetch_encoder(minilm, &mut |_, _| {}).unwrap();
+    let encoder = SentenceEncoder::load(&dir, &Device::Cpu).unwrap();
+    assert_eq!(encoder.pooling(), Pooling::Mean);
+    assert_eq!(encoder.max_tokens(), 512, "the model's position limit");
+    let v = encoder.encode(&["A man is eating food."]).unwrap().vectors;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() > 0.01, "not normalised: norm {norm}");
+
+    // A Hub without the weights says so, naming the file.
+    let hub = fake_hub::serve_files(
+        minilm.repo,
+        minilm_files(Some(&only[..2])),
+        fake_hub::Behaviour::Normal,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let err = HubClient::new(&hub.url, cache.path())
+        .fetch_encoder(minilm, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("404"),
+        "{err}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Pretrained backbones, and their download from the Hugging Face Hub on first use.
+//! Pretrained backbones and sentence encoders, and their download from the Hugging Face Hub on
+//! first use (encoders in `encoders`).
 //!
 //! [`BACKBONES`] lists the backbones Wick runs (the architectures candle-transformers implements, with
 //! weights in its naming). [`HubClient::fetch`] downloads one with `hf-hub` into Wick's cache folder,
@@ -15,6 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Result, WickError};
 use crate::model::BackboneArch;
 use crate::train::{TrainEvent, TrainObserver};
+
+mod encoders;
+pub use encoders::{encoder, encoder_names, HubEncoder, DEFAULT_ENCODER, ENCODERS};
 
 /// The Hub, unless `HF_ENDPOINT` names a mirror.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -205,28 +209,12 @@ impl HubClient {
                 Err(_) => remove_cached(&path),
             }
         }
-        let api = ApiBuilder::new()
-            .with_endpoint(self.endpoint.clone())
-            .with_cache_dir(self.cache_dir.clone())
-            .with_token(None)
-            .with_progress(false)
-            .with_retries(DOWNLOAD_RETRIES)
-            .build()
-            .map_err(|e| self.download_error(backbone, &what, e))?;
-        let repo = api.repo(self.repo(backbone));
-        let mut progress = ProgressAdapter {
-            on_progress,
-            done: 0,
-            total: 0,
-            reported: 0,
-        };
-        let mut result = repo.download_with_progress(backbone.file, &mut progress);
-        if matches!(result, Err(ApiError::InvalidResume)) {
-            // A partial file longer than the file itself (it changed on the Hub): start again.
-            self.remove_partial_downloads(backbone);
-            result = repo.download_with_progress(backbone.file, &mut progress);
-        }
-        let path = result.map_err(|e| self.download_error(backbone, &what, e))?;
+        let mut progress = ProgressAdapter::new(on_progress);
+        let path = self
+            .download(&self.repo(backbone), backbone.file, &mut progress)
+            .map_err(|e| {
+                self.download_error(backbone.repo, &what, &self.offline_hint(backbone), e)
+            })?;
         if let Err(message) = verify(&path) {
             remove_cached(&path);
             return Err(WickError::Download {
@@ -237,11 +225,32 @@ impl HubClient {
         Ok(path)
     }
 
-    fn remove_partial_downloads(&self, backbone: &HubBackbone) {
-        let blobs = self
-            .cache_dir
-            .join(self.repo(backbone).folder_name())
-            .join("blobs");
+    /// Downloads `file` of `repo` into the cache, resuming a partial download, with progress.
+    fn download(
+        &self,
+        repo: &Repo,
+        file: &str,
+        progress: &mut ProgressAdapter<'_>,
+    ) -> std::result::Result<PathBuf, ApiError> {
+        let api = ApiBuilder::new()
+            .with_endpoint(self.endpoint.clone())
+            .with_cache_dir(self.cache_dir.clone())
+            .with_token(None)
+            .with_progress(false)
+            .with_retries(DOWNLOAD_RETRIES)
+            .build()?;
+        let handle = api.repo(repo.clone());
+        let mut result = handle.download_with_progress(file, &mut *progress);
+        if matches!(result, Err(ApiError::InvalidResume)) {
+            // A partial file longer than the file itself (it changed on the Hub): start again.
+            self.remove_partial_downloads(repo);
+            result = handle.download_with_progress(file, &mut *progress);
+        }
+        result
+    }
+
+    fn remove_partial_downloads(&self, repo: &Repo) {
+        let blobs = self.cache_dir.join(repo.folder_name()).join("blobs");
         for entry in std::fs::read_dir(blobs).into_iter().flatten().flatten() {
             if entry.path().extension().is_some_and(|e| e == "part") {
                 let _ = std::fs::remove_file(entry.path());
@@ -249,16 +258,27 @@ impl HubClient {
         }
     }
 
-    fn download_error(&self, backbone: &HubBackbone, what: &str, error: ApiError) -> WickError {
-        let offline_hint = format!(
+    /// What to do without the Hub: where to put the file by hand.
+    fn offline_hint(&self, backbone: &HubBackbone) -> String {
+        format!(
             "To train offline, download {DEFAULT_ENDPOINT}/{}/resolve/main/{} on another machine and save it as {}, or pass a local .safetensors file as the backbone",
             backbone.repo,
             backbone.file,
             self.manual_path(backbone).display(),
-        );
+        )
+    }
+
+    /// A failed download of a file of `repo`, said for the person (`what` names it).
+    fn download_error(
+        &self,
+        repo: &str,
+        what: &str,
+        offline_hint: &str,
+        error: ApiError,
+    ) -> WickError {
         let message = match error {
             ApiError::RequestError(e) => match *e {
-                ureq::Error::Status(404, _) => format!("the Hub has no such file (HTTP 404). If {ENDPOINT_ENV} points at a mirror, check that it mirrors {}", backbone.repo),
+                ureq::Error::Status(404, _) => format!("the Hub has no such file (HTTP 404). If {ENDPOINT_ENV} points at a mirror, check that it mirrors {repo}"),
                 ureq::Error::Status(code @ (401 | 403), _) => format!("the Hub refused the download (HTTP {code}). {offline_hint}"),
                 ureq::Error::Status(code, _) => format!("the Hub answered HTTP {code}; try again later. {offline_hint}"),
                 ureq::Error::Transport(t) => format!("could not reach {} ({t}). Check the connection, or set {ENDPOINT_ENV} to a mirror. {offline_hint}", self.endpoint),
@@ -286,6 +306,17 @@ struct ProgressAdapter<'a> {
     done: u64,
     total: u64,
     reported: u64,
+}
+
+impl<'a> ProgressAdapter<'a> {
+    fn new(on_progress: &'a mut dyn FnMut(u64, u64)) -> Self {
+        Self {
+            on_progress,
+            done: 0,
+            total: 0,
+            reported: 0,
+        }
+    }
 }
 
 impl hf_hub::api::Progress for &mut ProgressAdapter<'_> {
